@@ -1,0 +1,262 @@
+//! The [`Crm`] handle and its builder.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::context::TenantContext;
+use crate::error::{Error, Result};
+use crate::organizations::Organizations;
+use crate::password::Hasher;
+use crate::storage::{Backend, Pool};
+use crate::tenant::Tenant;
+
+/// The library's entry point: a cheap-to-clone handle on the database pool and shared state.
+///
+/// Cloning is shallow (an `Arc`); keep one per process and clone it where needed.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use crm_core::{Crm, NewAccount, NewOrganization, TenantContext};
+///
+/// let crm = Crm::builder().database_url("sqlite::memory:").build().await?;
+/// let org = crm.organizations().create(NewOrganization { name: "Acme".into(), ..Default::default() }).await?;
+/// let t = crm.tenant(&TenantContext::system(org.id));
+/// let account = t.accounts().create(NewAccount { name: "Globex".into(), ..Default::default() }).await?;
+/// assert_eq!(account.version, 1);
+/// # Ok::<_, crm_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Crm {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    hasher: Hasher,
+}
+
+impl fmt::Debug for Crm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Crm")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Crm {
+    /// A builder; see [`CrmBuilder`].
+    pub fn builder() -> CrmBuilder {
+        CrmBuilder::default()
+    }
+
+    /// Connects to `database_url` with default settings and applies pending migrations.
+    pub async fn connect(database_url: &str) -> Result<Self> {
+        Self::builder().database_url(database_url).build().await
+    }
+
+    /// Applies the pending migrations of the backend (idempotent).
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.inner.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => p.migrate().await,
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => {
+                crate::storage::sqlite::migrator().run(p).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The services of one tenant. Every read and write through the returned handle is confined
+    /// to `ctx`'s organization and attributed to its actor.
+    pub fn tenant(&self, ctx: &TenantContext) -> Tenant {
+        Tenant::new(self.clone(), *ctx)
+    }
+
+    /// Installation-level administration of organizations.
+    pub fn organizations(&self) -> Organizations<'_> {
+        Organizations::new(self)
+    }
+
+    /// Which backend this handle talks to.
+    pub fn backend(&self) -> Backend {
+        self.inner.pool.backend()
+    }
+
+    /// Closes the pool's connections; in-flight calls finish first.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    pub(crate) fn hasher(&self) -> &Hasher {
+        &self.inner.hasher
+    }
+}
+
+/// Connection-pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Most connections open at once (default 10).
+    pub max_connections: u32,
+    /// Connections kept open when idle (default 0).
+    pub min_connections: u32,
+    /// How long a call waits for a free connection (default 10 s); also SQLite's busy timeout.
+    pub acquire_timeout: Duration,
+    /// Idle connections are closed after this long (default 10 min).
+    pub idle_timeout: Option<Duration>,
+    /// Connections are replaced after this long (default 30 min).
+    pub max_lifetime: Option<Duration>,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_lifetime: Some(Duration::from_secs(1800)),
+        }
+    }
+}
+
+/// Builds a [`Crm`]. The backend is chosen by the URL's scheme: `postgres://…` /
+/// `postgresql://…`, or `sqlite://path`, `sqlite:path`, `sqlite::memory:`.
+#[derive(Clone)]
+pub struct CrmBuilder {
+    database_url: Option<String>,
+    pool: PoolSettings,
+    migrate: bool,
+    postgres_role: Option<String>,
+    max_concurrent_hashes: usize,
+}
+
+impl fmt::Debug for CrmBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("CrmBuilder")
+            .field("database_url", &self.database_url.as_ref().map(|_| "***"))
+            .field("pool", &self.pool)
+            .field("migrate", &self.migrate)
+            .field("postgres_role", &self.postgres_role)
+            .finish()
+    }
+}
+
+impl Default for CrmBuilder {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            pool: PoolSettings::default(),
+            migrate: true,
+            postgres_role: Some("crm_app".to_owned()),
+            max_concurrent_hashes: 4,
+        }
+    }
+}
+
+impl CrmBuilder {
+    /// The database to use (required).
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(url.into());
+        self
+    }
+
+    /// All pool settings at once.
+    pub fn pool(mut self, settings: PoolSettings) -> Self {
+        self.pool = settings;
+        self
+    }
+
+    /// Most connections open at once.
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.pool.max_connections = n.max(1);
+        self
+    }
+
+    /// Whether [`CrmBuilder::build`] applies pending migrations (default `true`).
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// The PostgreSQL role every pooled connection switches to (default `crm_app`, created by
+    /// the migrations). Row-level security binds that role even when the URL's user is a
+    /// superuser. `None` keeps the URL's role: use it only for measurements, since a superuser
+    /// or the tables' owner then bypasses row-level security.
+    pub fn postgres_role(mut self, role: Option<&str>) -> Self {
+        self.postgres_role = role.map(str::to_owned);
+        self
+    }
+
+    /// How many password hashes may run at once (default 4; each takes 19 MiB).
+    pub fn max_concurrent_hashes(mut self, n: usize) -> Self {
+        self.max_concurrent_hashes = n;
+        self
+    }
+
+    /// Connects (and migrates unless told not to).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a missing or unsupported URL (or a backend not compiled in);
+    /// [`Error::Storage`] / [`Error::Migration`] when the database cannot be reached or migrated.
+    pub async fn build(self) -> Result<Crm> {
+        let url = self
+            .database_url
+            .as_deref()
+            .ok_or_else(|| Error::Config("a database URL is required".into()))?;
+        let pool = connect(url, &self).await?;
+        let crm = Crm {
+            inner: Arc::new(Inner {
+                pool,
+                hasher: Hasher::new(self.max_concurrent_hashes),
+            }),
+        };
+        if self.migrate {
+            crm.migrate().await?;
+        }
+        Ok(crm)
+    }
+}
+
+async fn connect(url: &str, b: &CrmBuilder) -> Result<Pool> {
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        #[cfg(feature = "postgres")]
+        {
+            use std::str::FromStr as _;
+            let options = sqlx::postgres::PgConnectOptions::from_str(url)
+                .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
+            return Ok(Pool::Postgres(
+                crate::storage::postgres::PgPool::connect(
+                    options,
+                    b.postgres_role.clone(),
+                    &b.pool,
+                )
+                .await?,
+            ));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(Error::Config(
+            "PostgreSQL support is not compiled in (feature `postgres`)".into(),
+        ));
+    }
+    if url.starts_with("sqlite:") {
+        #[cfg(feature = "sqlite")]
+        return Ok(Pool::Sqlite(
+            crate::storage::sqlite::connect(url, &b.pool).await?,
+        ));
+        #[cfg(not(feature = "sqlite"))]
+        return Err(Error::Config(
+            "SQLite support is not compiled in (feature `sqlite`)".into(),
+        ));
+    }
+    Err(Error::Config(
+        "unsupported database URL: expected postgres://… or sqlite:…".into(),
+    ))
+}

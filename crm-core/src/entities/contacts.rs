@@ -1,0 +1,63 @@
+//! Contacts: the people an organization deals with.
+
+use crate::entities::AccountId;
+use crate::id::Id;
+use crate::record::Entity;
+use crate::users::UserId;
+use crate::validation::Validator;
+
+/// The id of a contact.
+pub type ContactId = Id<Contact>;
+
+crate::record_type! {
+    /// A person, usually working at an account.
+    pub struct Contact / NewContact / ContactPatch {
+        /// Given name.
+        first_name: Option<String> [sortable],
+        /// Family name.
+        last_name: Option<String> [sortable],
+        /// Email address.
+        email: Option<String> [sortable],
+        /// Phone number.
+        phone: Option<String>,
+        /// Mobile number.
+        mobile: Option<String>,
+        /// Job title.
+        title: Option<String>,
+        /// The account (company) the contact works at; must be a live account of the same
+        /// organization.
+        account_id: Option<AccountId>,
+        /// The user responsible for the contact.
+        owner_id: Option<UserId>,
+    }
+}
+
+impl Entity for Contact {
+    const TABLE: &'static str = "contacts";
+    const NAME: &'static str = "contact";
+
+    fn validate(&self, v: &mut Validator) {
+        let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
+        if blank(&self.first_name) && blank(&self.last_name) && blank(&self.email) {
+            v.push(
+                "last_name",
+                "required",
+                "a contact needs a first name, a last name or an email",
+            );
+        }
+        for (field, value) in [
+            ("first_name", &self.first_name),
+            ("last_name", &self.last_name),
+            ("phone", &self.phone),
+            ("mobile", &self.mobile),
+            ("title", &self.title),
+        ] {
+            v.opt_text(field, value.as_deref(), 200);
+        }
+        v.opt_email("email", self.email.as_deref());
+    }
+
+    fn owner(&self) -> Option<UserId> {
+        self.owner_id
+    }
+}

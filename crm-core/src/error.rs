@@ -1,0 +1,167 @@
+//! The one error type of the library, and the helpers that turn storage errors into it.
+
+use std::fmt;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a call to the library.
+///
+/// Each variant says what it means to the caller; `crm-axum` maps it to an HTTP status in one
+/// place. The text of [`Error::Storage`] and [`Error::Internal`] is for logs only: it may hold SQL
+/// or driver details and must never reach a client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The record does not exist *in the caller's organization* (or is soft-deleted and the call
+    /// did not ask for deleted records). Another organization's id answers exactly this. HTTP 404.
+    #[error("{entity} not found")]
+    NotFound {
+        /// Entity name, e.g. `"account"`.
+        entity: &'static str,
+        /// The id that was asked for, when there was one.
+        id: Option<Uuid>,
+    },
+    /// The input is invalid; one entry per offending field. HTTP 422.
+    #[error("validation failed: {}", FieldErrors(.0))]
+    Validation(Vec<FieldError>),
+    /// The write conflicts with existing state (a duplicate email, a record in the wrong state).
+    /// HTTP 409.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The caller's expected version is not the stored one: someone else wrote first. HTTP 412
+    /// when the version came from `If-Match`, 409 otherwise.
+    #[error("version mismatch: expected {expected}, found {actual}")]
+    VersionMismatch {
+        /// The version the caller expected.
+        expected: i64,
+        /// The version that is stored.
+        actual: i64,
+    },
+    /// The caller is known but may not do this. HTTP 403.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The caller is not known (bad credentials, deactivated user). HTTP 401.
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// Too many requests; retry later. HTTP 429.
+    #[error("rate limited")]
+    RateLimited,
+    /// The library was set up wrongly (bad database URL, feature not compiled in).
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// The database failed. Opaque to clients; logged by the host. HTTP 500 / 503.
+    #[error("storage error")]
+    Storage(#[source] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration error")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A bug or an unexpected state inside the library. HTTP 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A [`Error::NotFound`] for `entity` with `id`.
+    pub fn not_found(entity: &'static str, id: impl Into<Uuid>) -> Self {
+        Error::NotFound {
+            entity,
+            id: Some(id.into()),
+        }
+    }
+
+    /// A [`Error::Validation`] with a single field error.
+    pub fn invalid(
+        field: impl Into<String>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Validation(vec![FieldError::new(field, code, message)])
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    /// `RowNotFound` never escapes the storage layer as a driver error: callers get a
+    /// [`Error::NotFound`]; every other driver error is kept opaque in [`Error::Storage`].
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::RowNotFound => Error::NotFound {
+                entity: "record",
+                id: None,
+            },
+            other => Error::Storage(other),
+        }
+    }
+}
+
+/// One problem with one input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The field, as the caller named it (`"email"`, `"custom_fields.tier"`).
+    pub field: String,
+    /// A stable machine-readable code (`"required"`, `"invalid_format"`, `"unknown_field"`…).
+    pub code: &'static str,
+    /// A human-readable message.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+struct FieldErrors<'a>(&'a [FieldError]);
+
+impl fmt::Display for FieldErrors<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.field, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a unique or foreign-key violation means, mapped in one place (EXAMPLES §12).
+///
+/// SQLite reports no constraint names, so the kind of violation decides; PostgreSQL's constraint
+/// name is only a refinement.
+pub(crate) trait ResultExt<T> {
+    /// Maps a unique violation to `Conflict(message)`.
+    fn on_unique(self, message: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for std::result::Result<T, Error> {
+    fn on_unique(self, message: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| match e {
+            Error::Storage(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Error::Conflict(message())
+            }
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_not_found_becomes_not_found() {
+        assert!(matches!(
+            Error::from(sqlx::Error::RowNotFound),
+            Error::NotFound { .. }
+        ));
+    }
+}

@@ -1,0 +1,213 @@
+//! The event log: one row per write, in the same transaction as the write.
+//!
+//! It is the audit trail (who changed what, with before and after values) and the outbox that
+//! webhook delivery and other background jobs read, so an event exists if and only if its
+//! change was committed.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::context::{Actor, TenantContext};
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::organizations::OrganizationId;
+use crate::record::Page;
+use crate::storage::{Conn, Sql};
+use crate::tenant::Tenant;
+use crate::time::now;
+
+/// The id of an event.
+pub type EventId = Id<Event>;
+
+/// What happened to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Action {
+    /// It was created.
+    Created,
+    /// Some of its fields changed.
+    Updated,
+    /// It was moved to the trash.
+    Deleted,
+    /// It was taken back out of the trash.
+    Restored,
+    /// It was removed for good.
+    Purged,
+}
+
+impl Action {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Action::Created => "created",
+            Action::Updated => "updated",
+            Action::Deleted => "deleted",
+            Action::Restored => "restored",
+            Action::Purged => "purged",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for Action {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        Ok(match s.as_str() {
+            "created" => Action::Created,
+            "updated" => Action::Updated,
+            "deleted" => Action::Deleted,
+            "restored" => Action::Restored,
+            "purged" => Action::Purged,
+            other => return Err(Error::Internal(format!("unknown event action `{other}`"))),
+        })
+    }
+}
+
+/// One entry of the event log.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Event {
+    /// Its id (UUIDv7: ids order events in time).
+    pub id: EventId,
+    /// The organization.
+    pub organization_id: OrganizationId,
+    /// The entity (`"account"`).
+    pub entity: String,
+    /// The record's id.
+    pub record_id: Uuid,
+    /// What happened.
+    #[sqlx(try_from = "String")]
+    pub action: Action,
+    /// `"user"`, `"api_key"` or `"system"`.
+    pub actor_kind: String,
+    /// The user's or key's id.
+    pub actor_id: Option<Uuid>,
+    /// Changed fields: `{"field": {"before": …, "after": …}}` (only `after` on create).
+    #[sqlx(json)]
+    pub changes: Map<String, Value>,
+    /// When it was committed.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Appends an event inside the caller's transaction.
+pub(crate) async fn append(
+    conn: &mut Conn<'_>,
+    ctx: &TenantContext,
+    entity: &str,
+    record_id: Uuid,
+    action: Action,
+    changes: Map<String, Value>,
+) -> Result<()> {
+    let actor_kind = match ctx.actor() {
+        Actor::User(_) => "user",
+        Actor::ApiKey(_) => "api_key",
+        Actor::System => "system",
+    };
+    let mut q = Sql::new(
+        "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at) values (",
+    );
+    q.bind(ctx.organization_id())
+        .push(", ")
+        .bind(EventId::new())
+        .push(", ")
+        .bind(entity)
+        .push(", ")
+        .bind(record_id)
+        .push(", ")
+        .bind(action.as_str())
+        .push(", ")
+        .bind(actor_kind)
+        .push(", ")
+        .bind(ctx.actor().id())
+        .push(", ")
+        .bind(Value::Object(changes))
+        .push(", ")
+        .bind(now())
+        .push(")");
+    conn.execute(&q).await?;
+    Ok(())
+}
+
+/// Reads the event log of one organization. Reached through [`Tenant::events`].
+#[derive(Debug, Clone, Copy)]
+pub struct Events<'t> {
+    tenant: &'t Tenant,
+}
+
+impl<'t> Events<'t> {
+    pub(crate) fn new(tenant: &'t Tenant) -> Self {
+        Self { tenant }
+    }
+
+    /// The events of one record, newest first, `limit` (≤ 100) per page; pass the previous
+    /// page's `next_cursor` to continue.
+    pub async fn for_record(
+        &self,
+        entity: &str,
+        record_id: impl Into<Uuid>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Event>> {
+        self.list(Some((entity, record_id.into())), limit, cursor)
+            .await
+    }
+
+    /// All events of the organization, newest first.
+    pub async fn recent(&self, limit: u32, cursor: Option<&str>) -> Result<Page<Event>> {
+        self.list(None, limit, cursor).await
+    }
+
+    async fn list(
+        &self,
+        record: Option<(&str, Uuid)>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Event>> {
+        if !(1..=100).contains(&limit) {
+            return Err(Error::invalid(
+                "limit",
+                "out_of_range",
+                "must be between 1 and 100",
+            ));
+        }
+        let ctx = self.tenant.context();
+        let mut q = Sql::new("select * from events where organization_id = ");
+        q.bind(ctx.organization_id());
+        if let Some((entity, id)) = record {
+            q.push(" and entity = ")
+                .bind(entity)
+                .push(" and record_id = ")
+                .bind(id);
+        }
+        if let Some(c) = cursor {
+            let before: EventId = c.parse().map_err(|_| {
+                Error::invalid(
+                    "cursor",
+                    "invalid_cursor",
+                    "is not a cursor this list returned",
+                )
+            })?;
+            q.push(" and id < ").bind(before);
+        }
+        q.push(" order by id desc limit ")
+            .bind(i64::from(limit) + 1);
+        let mut s = self.tenant.session().await?;
+        let mut data: Vec<Event> = s.conn().fetch_all(&q).await?;
+        let next_cursor = if data.len() > limit as usize {
+            data.truncate(limit as usize);
+            data.last().map(|e| e.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { data, next_cursor })
+    }
+}

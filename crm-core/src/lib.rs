@@ -1,0 +1,95 @@
+//! # crm-core
+//!
+//! The domain, services, storage and tenancy of abetworks CRM, an embeddable multi-tenant CRM.
+//! No HTTP here: `crm-axum` builds the REST API on top of this crate.
+//!
+//! ## Usage
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use crm_core::{Crm, ListQuery, NewAccount, NewContact, NewOrganization, Op, TenantContext};
+//!
+//! // SQLite in memory here; `postgres://…` in production. Migrations run on build.
+//! let crm = Crm::connect("sqlite::memory:").await?;
+//! let org = crm.organizations().create(NewOrganization { name: "Acme".into(), ..Default::default() }).await?;
+//!
+//! // Every tenant read and write goes through a TenantContext.
+//! let t = crm.tenant(&TenantContext::system(org.id));
+//! let globex = t.accounts().create(NewAccount { name: "Globex".into(), ..Default::default() }).await?;
+//! t.contacts().create(NewContact {
+//!     first_name: Some("Hank".into()),
+//!     email: Some("hank@globex.com".into()),
+//!     account_id: Some(globex.id),
+//!     ..Default::default()
+//! }).await?;
+//!
+//! let page = t.contacts().list(&ListQuery::default().filter("account_id", Op::Eq, globex.id.to_string())).await?;
+//! assert_eq!(page.data[0].first_name.as_deref(), Some("Hank"));
+//!
+//! t.accounts().delete(globex.id).await?;   // soft delete: into the trash
+//! t.accounts().restore(globex.id).await?;  // and back
+//! # Ok::<_, crm_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! ## Tenancy
+//!
+//! - **Type level**: tenant services exist only on a [`Tenant`], made from a [`TenantContext`].
+//! - **Query level**: the shared record machinery filters every statement by
+//!   `organization_id`; links to other records are checked within the same organization.
+//! - **Database level** (PostgreSQL): row-level security on every tenant table, keyed on the
+//!   `crm.org_id` setting, for the non-owner role `crm_app` that every pooled connection
+//!   switches to, so even a superuser URL cannot bypass it. See `storage/postgres.rs` for how a
+//!   tenant read stays one round trip.
+//!
+//! ## Layout
+//!
+//! - `crm` — [`Crm`] handle and [`CrmBuilder`] (backend chosen by URL, pool, migrations);
+//! - `context` — [`TenantContext`], [`Role`], [`Actor`];
+//! - `tenant` — [`Tenant`]: the services of one organization;
+//! - `record/` — the shared record machinery: [`Records`], [`ListQuery`], [`Record`],
+//!   [`Entity`], [`record_type!`];
+//! - `entities/` — one file per entity ([`Account`], [`Contact`]);
+//! - `organizations`, `users`, `events`, `password` — tenants, people, the event log, hashing;
+//! - `storage/` — both backends behind one small interface; `error` — [`Error`].
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// Lets `record_type!` name this crate as `::crm_core` from inside it too.
+extern crate self as crm_core;
+
+mod context;
+mod crm;
+mod entities;
+mod error;
+mod events;
+mod id;
+mod organizations;
+mod password;
+pub mod record;
+mod storage;
+mod tenant;
+mod time;
+mod users;
+mod validation;
+
+pub use context::{Actor, Role, TenantContext};
+pub use crm::{Crm, CrmBuilder, PoolSettings};
+pub use entities::{
+    Account, AccountId, AccountPatch, Contact, ContactId, ContactPatch, NewAccount, NewContact,
+};
+pub use error::{Error, FieldError, Result};
+pub use events::{Action, Event, EventId, Events};
+pub use id::Id;
+pub use organizations::{
+    NewOrganization, Organization, OrganizationId, OrganizationStatus, Organizations,
+};
+pub use password::Password;
+pub use record::{Deleted, Direction, Entity, Filter, ListQuery, Op, Page, Record, Records, Sort};
+pub use storage::Backend;
+pub use tenant::Tenant;
+pub use users::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, User, UserId, Users};
+pub use validation::Validator;
+
+/// The sqlx crate this library is built on, for hosts that share its types.
+pub use sqlx;

@@ -1,0 +1,244 @@
+//! Organizations: the tenants. A global table, managed by the installation's operators.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::crm::Crm;
+use crate::error::{Error, Result, ResultExt as _};
+use crate::id::Id;
+use crate::storage::Sql;
+use crate::time::now;
+use crate::validation::Validator;
+
+/// The id of an organization (tenant).
+pub type OrganizationId = Id<Organization>;
+
+/// A tenant: every CRM record belongs to exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Organization {
+    /// Its id.
+    pub id: OrganizationId,
+    /// Display name.
+    pub name: String,
+    /// Unique, URL-safe short name (`acme-corp`).
+    pub slug: String,
+    /// Whether its users may work.
+    #[sqlx(try_from = "String")]
+    pub status: OrganizationStatus,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Whether an organization may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrganizationStatus {
+    /// In use.
+    Active,
+    /// Switched off by an operator: its users are refused, its data kept.
+    Suspended,
+}
+
+impl OrganizationStatus {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OrganizationStatus::Active => "active",
+            OrganizationStatus::Suspended => "suspended",
+        }
+    }
+}
+
+impl fmt::Display for OrganizationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for OrganizationStatus {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        match s.as_str() {
+            "active" => Ok(OrganizationStatus::Active),
+            "suspended" => Ok(OrganizationStatus::Suspended),
+            other => Err(Error::Internal(format!(
+                "unknown organization status `{other}`"
+            ))),
+        }
+    }
+}
+
+/// Input of [`Organizations::create`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrganization {
+    /// Display name (1–200 characters).
+    pub name: String,
+    /// Short name; derived from the name when absent.
+    #[serde(default)]
+    pub slug: Option<String>,
+}
+
+/// Creates, reads and suspends organizations. Reached through [`Crm::organizations`].
+///
+/// This is installation-level administration: the host (or `crm-axum`, for super-admins)
+/// decides who may call it.
+#[derive(Debug, Clone, Copy)]
+pub struct Organizations<'c> {
+    crm: &'c Crm,
+}
+
+const SELECT: &str = "select id, name, slug, status, created_at, updated_at from organizations";
+
+impl<'c> Organizations<'c> {
+    pub(crate) fn new(crm: &'c Crm) -> Self {
+        Self { crm }
+    }
+
+    /// Creates an organization.
+    ///
+    /// # Errors
+    /// [`Error::Validation`] for a blank name or a malformed slug, [`Error::Conflict`] when the
+    /// slug is taken.
+    pub async fn create(&self, new: NewOrganization) -> Result<Organization> {
+        let mut v = Validator::new();
+        v.text("name", &new.name, true, 200);
+        let slug = match &new.slug {
+            Some(s) => {
+                v.check(
+                    is_slug(s),
+                    "slug",
+                    "invalid_format",
+                    "must be 1-63 characters of a-z, 0-9 and '-'",
+                );
+                s.clone()
+            }
+            None => slugify(&new.name),
+        };
+        v.finish()?;
+        let id = OrganizationId::new();
+        let at = now();
+        let mut q = Sql::new(
+            "insert into organizations (id, name, slug, status, created_at, updated_at) values (",
+        );
+        q.bind(id)
+            .push(", ")
+            .bind(new.name.trim())
+            .push(", ")
+            .bind(slug.clone())
+            .push(", 'active', ")
+            .bind(at)
+            .push(", ")
+            .bind(at)
+            .push(") returning id, name, slug, status, created_at, updated_at");
+        let mut s = self.crm.pool().global().await?;
+        s.conn()
+            .fetch_one(&q)
+            .await
+            .on_unique(|| format!("an organization with slug `{slug}` already exists"))
+    }
+
+    /// The organization with `id`.
+    pub async fn get(&self, id: OrganizationId) -> Result<Organization> {
+        let mut q = Sql::new(SELECT);
+        q.push(" where id = ").bind(id);
+        let mut s = self.crm.pool().global().await?;
+        s.conn()
+            .fetch_optional(&q)
+            .await?
+            .ok_or(Error::not_found("organization", id))
+    }
+
+    /// The organization with `slug`.
+    pub async fn get_by_slug(&self, slug: &str) -> Result<Organization> {
+        let mut q = Sql::new(SELECT);
+        q.push(" where slug = ").bind(slug);
+        let mut s = self.crm.pool().global().await?;
+        s.conn().fetch_optional(&q).await?.ok_or(Error::NotFound {
+            entity: "organization",
+            id: None,
+        })
+    }
+
+    /// Up to `limit` (≤ 100) organizations in creation order, after `after` when given.
+    pub async fn list(
+        &self,
+        after: Option<OrganizationId>,
+        limit: u32,
+    ) -> Result<Vec<Organization>> {
+        let mut q = Sql::new(SELECT);
+        if let Some(after) = after {
+            q.push(" where id > ").bind(after);
+        }
+        q.push(" order by id limit ")
+            .bind(i64::from(limit.clamp(1, 100)));
+        let mut s = self.crm.pool().global().await?;
+        s.conn().fetch_all(&q).await
+    }
+
+    /// Sets the organization's status (suspend or resume it).
+    pub async fn set_status(
+        &self,
+        id: OrganizationId,
+        status: OrganizationStatus,
+    ) -> Result<Organization> {
+        let mut q = Sql::new("update organizations set status = ");
+        q.bind(status.as_str())
+            .push(", updated_at = ")
+            .bind(now())
+            .push(" where id = ")
+            .bind(id)
+            .push(" returning id, name, slug, status, created_at, updated_at");
+        let mut s = self.crm.pool().global().await?;
+        s.conn()
+            .fetch_optional(&q)
+            .await?
+            .ok_or(Error::not_found("organization", id))
+    }
+}
+
+fn is_slug(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// `"Acme Corp!"` → `"acme-corp"`; falls back to `org` for names with no ASCII letters.
+fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+        if out.len() >= 50 {
+            break;
+        }
+    }
+    let out = out.trim_end_matches('-').to_owned();
+    if out.is_empty() {
+        "org".to_owned()
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slugify("Acme Corp!"), "acme-corp");
+        assert_eq!(slugify("  Ünïcode  "), "n-code");
+        assert_eq!(slugify("!!!"), "org");
+        assert!(is_slug("acme-corp") && !is_slug("Acme") && !is_slug("-a") && !is_slug(""));
+    }
+}

@@ -1,0 +1,241 @@
+//! Column metadata derived from Rust types, and the [`record_type!`] macro that declares an
+//! entity's columns once and derives its create and patch inputs from them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use super::entity::Referable;
+use crate::id::Id;
+use crate::storage::Arg;
+
+/// How a column's values are stored, compared and bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Text.
+    Text,
+    /// A 64-bit integer (counts, money in minor units).
+    Integer,
+    /// A boolean.
+    Bool,
+    /// A UUID that is not a link.
+    Uuid,
+    /// A point in time (UTC).
+    Timestamp,
+    /// A link to a record of the same organization.
+    Ref {
+        /// The target table.
+        table: &'static str,
+        /// The target's singular name.
+        entity: &'static str,
+        /// Whether the target can be soft-deleted.
+        soft_delete: bool,
+    },
+}
+
+impl Kind {
+    /// Whether `contains` / `starts_with` apply.
+    pub fn is_text(self) -> bool {
+        matches!(self, Kind::Text)
+    }
+
+    /// What a JSON value must look like for this kind, for error messages.
+    pub(crate) fn expected(self) -> &'static str {
+        match self {
+            Kind::Text => "a string",
+            Kind::Integer => "an integer",
+            Kind::Bool => "a boolean",
+            Kind::Uuid | Kind::Ref { .. } => "a UUID string",
+            Kind::Timestamp => "an RFC 3339 date-time string",
+        }
+    }
+
+    /// The bind value for a JSON value of this kind (`null` binds a typed NULL); `None` when
+    /// the value does not fit.
+    pub(crate) fn to_arg(self, v: &Value) -> Option<Arg> {
+        Some(match (self, v) {
+            (Kind::Text, Value::Null) => Arg::Text(None),
+            (Kind::Text, Value::String(s)) => Arg::Text(Some(s.clone())),
+            (Kind::Integer, Value::Null) => Arg::Int(None),
+            (Kind::Integer, Value::Number(n)) => Arg::Int(Some(n.as_i64()?)),
+            (Kind::Bool, Value::Null) => Arg::Bool(None),
+            (Kind::Bool, Value::Bool(b)) => Arg::Bool(Some(*b)),
+            (Kind::Uuid | Kind::Ref { .. }, Value::Null) => Arg::Uuid(None),
+            (Kind::Uuid | Kind::Ref { .. }, Value::String(s)) => Arg::Uuid(Some(s.parse().ok()?)),
+            (Kind::Timestamp, Value::Null) => Arg::Time(None),
+            (Kind::Timestamp, Value::String(s)) => Arg::Time(Some(
+                DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc),
+            )),
+            _ => return None,
+        })
+    }
+}
+
+/// A column of an entity: a whitelisted identifier plus how to treat it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    /// The column (and JSON field) name.
+    pub name: &'static str,
+    /// Its kind.
+    pub kind: Kind,
+    /// Whether it may be NULL.
+    pub nullable: bool,
+    /// Whether lists may sort on it (only indexed columns are).
+    pub sortable: bool,
+}
+
+impl Column {
+    /// A column of Rust type `T`.
+    pub const fn of<T: FieldType>(name: &'static str) -> Self {
+        Self {
+            name,
+            kind: T::KIND,
+            nullable: T::NULLABLE,
+            sortable: false,
+        }
+    }
+
+    /// Marks it sortable.
+    pub const fn sortable(mut self) -> Self {
+        self.sortable = true;
+        self
+    }
+}
+
+/// A Rust type that maps to a column kind.
+pub trait FieldType {
+    /// Its kind.
+    const KIND: Kind;
+    /// Whether it is an `Option`.
+    const NULLABLE: bool = false;
+}
+
+impl FieldType for String {
+    const KIND: Kind = Kind::Text;
+}
+impl FieldType for i64 {
+    const KIND: Kind = Kind::Integer;
+}
+impl FieldType for bool {
+    const KIND: Kind = Kind::Bool;
+}
+impl FieldType for uuid::Uuid {
+    const KIND: Kind = Kind::Uuid;
+}
+impl FieldType for chrono::DateTime<chrono::Utc> {
+    const KIND: Kind = Kind::Timestamp;
+}
+impl<T: FieldType> FieldType for Option<T> {
+    const KIND: Kind = T::KIND;
+    const NULLABLE: bool = true;
+}
+impl<E: Referable> FieldType for Id<E> {
+    const KIND: Kind = Kind::Ref {
+        table: E::TABLE,
+        entity: E::NAME,
+        soft_delete: E::SOFT_DELETE,
+    };
+}
+
+/// The columns of an entity and its input types; implemented by [`record_type!`].
+pub trait Fields {
+    /// The entity's own columns, in declaration order.
+    const COLUMNS: &'static [Column];
+    /// The input of `create`: the same fields plus `custom_fields`.
+    type New: serde::Serialize + Send + Sync;
+    /// The input of `update`: every field optional; `Some(None)` clears a nullable field.
+    type Patch: serde::Serialize + Send + Sync;
+}
+
+/// Deserializes a patch field that is present: `"x": null` becomes `Some(None)` for a nullable
+/// field (clear it) and an error for a required one; an absent field stays `None` (keep it).
+pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Declares an entity's own columns once and derives from them:
+///
+/// - the entity struct (decoded from rows, serialized in responses);
+/// - its create input `New…` (the same fields plus `custom_fields`; unknown fields rejected);
+/// - its patch input `…Patch` (each field optional; for nullable fields `Some(None)` clears);
+/// - [`Fields`], with column metadata taken from the field types.
+///
+/// Append `[sortable]` to a field that lists may sort on (give it an index).
+///
+/// ```ignore
+/// crm_core::record_type! {
+///     /// A company.
+///     pub struct Account / NewAccount / AccountPatch {
+///         /// Its name.
+///         name: String [sortable],
+///         domain: Option<String>,
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! record_type {
+    (
+        $(#[doc = $doc:expr])*
+        pub struct $name:ident / $new:ident / $patch:ident {
+            $(
+                $(#[doc = $fdoc:expr])*
+                $field:ident : $ty:ty $([$($flag:ident),*])?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+        pub struct $name {
+            $(
+                $(#[doc = $fdoc])*
+                pub $field: $ty,
+            )*
+        }
+
+        #[doc = concat!("Input to create a [`", stringify!($name), "`]: its fields plus custom fields.")]
+        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $new {
+            $(
+                $(#[doc = $fdoc])*
+                #[serde(default)]
+                pub $field: $ty,
+            )*
+            /// Values of the organization's custom fields, by key.
+            #[serde(default)]
+            pub custom_fields: serde_json::Map<String, serde_json::Value>,
+        }
+
+        #[doc = concat!(
+            "A partial update of a [`", stringify!($name), "`]: absent fields are kept; for ",
+            "optional fields `Some(None)` clears the value. In `custom_fields`, a key set to ",
+            "`null` is removed and other keys are merged."
+        )]
+        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $patch {
+            $(
+                $(#[doc = $fdoc])*
+                #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "::crm_core::record::present")]
+                pub $field: Option<$ty>,
+            )*
+            /// Custom field values to merge (`null` removes a key).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub custom_fields: Option<serde_json::Map<String, serde_json::Value>>,
+        }
+
+        impl $crate::record::Fields for $name {
+            const COLUMNS: &'static [$crate::record::Column] = &[
+                $(
+                    $crate::record::Column::of::<$ty>(stringify!($field)) $($(.$flag())*)?,
+                )*
+            ];
+            type New = $new;
+            type Patch = $patch;
+        }
+    };
+}

@@ -1,0 +1,633 @@
+//! Lists: filters, sort and keyset pagination, compiled to one SQL statement.
+//!
+//! The statement always reads `where organization_id = $1` first (the tenant filter is the
+//! machinery's, never an entity's), then the trash filter, the caller's filters and the cursor,
+//! and orders by the sort column with the id as tie-break, so that pages never skip or repeat a
+//! row even when many rows share a sort value. There is no `OFFSET`: a deep page costs what the
+//! first one does.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::cursor::Cursor;
+use super::custom_fields::CustomFields;
+use super::entity::Entity;
+use super::fields::{Column, Kind};
+use crate::error::{Error, FieldError, Result};
+use crate::organizations::OrganizationId;
+use crate::storage::{Arg, Backend, Sql};
+
+/// Page size when none is asked for.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 100;
+/// Most values in one `in` filter.
+pub const MAX_IN_VALUES: usize = 100;
+/// Most filters in one query.
+pub const MAX_FILTERS: usize = 20;
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// Equal.
+    Eq,
+    /// Not equal (rows where the field is empty match too).
+    Ne,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Gte,
+    /// Equal to one of a list (at most [`MAX_IN_VALUES`]).
+    In,
+    /// Contains the text, ignoring case.
+    Contains,
+    /// Starts with the text, ignoring case.
+    StartsWith,
+    /// `true`: the field is empty; `false`: it has a value.
+    IsNull,
+}
+
+/// One condition: `field op value`. `field` is a standard field (`name`, `created_at`…) or a
+/// custom field as `custom_fields.<key>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filter {
+    /// The field.
+    pub field: String,
+    /// The operator.
+    pub op: Op,
+    /// The operand: a JSON scalar; an array for [`Op::In`]; a boolean for [`Op::IsNull`].
+    pub value: Value,
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Smallest first; empty values last.
+    #[default]
+    Asc,
+    /// Largest first; empty values first.
+    Desc,
+}
+
+/// Sort order: one sortable field, then the id in the same direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sort {
+    /// A sortable field (`id`, `created_at`, `updated_at`, or one the entity marks sortable).
+    pub field: String,
+    /// Its direction.
+    #[serde(default)]
+    pub direction: Direction,
+}
+
+/// Which rows a list sees with respect to the trash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deleted {
+    /// Live rows only.
+    #[default]
+    Exclude,
+    /// Live and soft-deleted rows.
+    Include,
+    /// Soft-deleted rows only (the trash view).
+    Only,
+}
+
+/// What to list.
+///
+/// ```
+/// use crm_core::{Direction, ListQuery, Op};
+/// let q = ListQuery::default()
+///     .filter("email", Op::Eq, "a@b.co")
+///     .filter("custom_fields.tier", Op::In, serde_json::json!(["gold", "silver"]))
+///     .sort("last_name", Direction::Asc)
+///     .limit(20);
+/// assert_eq!(q.filters.len(), 2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// Conditions, all of which must hold.
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// Sort order; by id (creation order) when absent.
+    #[serde(default)]
+    pub sort: Option<Sort>,
+    /// Page size, 1 to [`MAX_LIMIT`]; [`DEFAULT_LIMIT`] when absent.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Where to continue: the `next_cursor` of the previous page (with the same sort).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Trash handling.
+    #[serde(default)]
+    pub deleted: Deleted,
+}
+
+impl ListQuery {
+    /// Adds a condition.
+    pub fn filter(mut self, field: impl Into<String>, op: Op, value: impl Into<Value>) -> Self {
+        self.filters.push(Filter {
+            field: field.into(),
+            op,
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Sets the sort order.
+    pub fn sort(mut self, field: impl Into<String>, direction: Direction) -> Self {
+        self.sort = Some(Sort {
+            field: field.into(),
+            direction,
+        });
+        self
+    }
+
+    /// Sets the page size.
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Continues after a previous page.
+    pub fn cursor(mut self, cursor: Option<String>) -> Self {
+        self.cursor = cursor;
+        self
+    }
+
+    /// Sets trash handling.
+    pub fn deleted(mut self, deleted: Deleted) -> Self {
+        self.deleted = deleted;
+        self
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    /// The rows, in order.
+    pub data: Vec<T>,
+    /// Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The columns every record has, that lists may filter (and some sort) on.
+const COMMON: &[Column] = &[
+    Column::of::<Uuid>("id").sortable(),
+    Column::of::<DateTime<Utc>>("created_at").sortable(),
+    Column::of::<DateTime<Utc>>("updated_at").sortable(),
+    Column::of::<Option<Uuid>>("created_by"),
+    Column::of::<Option<Uuid>>("updated_by"),
+    Column::of::<i64>("version"),
+    Column::of::<Option<DateTime<Utc>>>("deleted_at"),
+    Column::of::<Option<Uuid>>("deleted_by"),
+];
+
+/// A list compiled for one entity.
+pub(crate) struct Plan {
+    pub(crate) sql: Sql,
+    /// Rows to show; the statement fetches one more to learn whether a next page exists.
+    pub(crate) limit: usize,
+    pub(crate) sort_field: &'static str,
+    pub(crate) direction: Direction,
+}
+
+/// The column of `E` (common or own) called `name`.
+fn column<E: Entity>(name: &str) -> Option<&'static Column> {
+    COMMON.iter().chain(E::COLUMNS).find(|c| c.name == name)
+}
+
+/// Compiles `q` for entity `E` in organization `org`.
+///
+/// # Errors
+/// [`Error::Validation`] listing every bad filter, sort, limit or cursor.
+pub(crate) fn plan<E: Entity>(
+    q: &ListQuery,
+    org: OrganizationId,
+    backend: Backend,
+) -> Result<Plan> {
+    let mut errors = Vec::new();
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        errors.push(FieldError::new(
+            "limit",
+            "out_of_range",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    if q.filters.len() > MAX_FILTERS {
+        errors.push(FieldError::new(
+            "filters",
+            "too_many",
+            format!("at most {MAX_FILTERS} filters"),
+        ));
+    }
+
+    let (sort_col, direction) = match &q.sort {
+        None => (&COMMON[0], Direction::Asc),
+        Some(s) => match column::<E>(&s.field).filter(|c| c.sortable) {
+            Some(c) => (c, s.direction),
+            None => {
+                errors.push(FieldError::new(
+                    "sort",
+                    "not_sortable",
+                    format!(
+                        "cannot sort on `{}`; sortable: {}",
+                        s.field,
+                        sortable_list::<E>()
+                    ),
+                ));
+                (&COMMON[0], Direction::Asc)
+            }
+        },
+    };
+
+    let mut sql = Sql::new("select * from ");
+    sql.push(E::TABLE)
+        .push(" where organization_id = ")
+        .bind(org);
+    match q.deleted {
+        Deleted::Exclude => sql.push(" and not is_deleted"),
+        Deleted::Include => &mut sql,
+        Deleted::Only => sql.push(" and is_deleted"),
+    };
+
+    for (i, f) in q.filters.iter().enumerate() {
+        sql.push(" and ");
+        if let Err(e) = push_filter::<E>(&mut sql, f, backend) {
+            errors.push(FieldError {
+                field: format!("filters[{i}].{}", e.field),
+                ..e
+            });
+        }
+    }
+
+    if let Some(c) = &q.cursor {
+        match Cursor::decode(c) {
+            Ok(cursor) if cursor.field == sort_col.name && cursor.direction == direction => {
+                if push_keyset(&mut sql, sort_col, direction, &cursor).is_none() {
+                    errors.push(cursor_mismatch());
+                }
+            }
+            Ok(_) => errors.push(cursor_mismatch()),
+            Err(Error::Validation(mut e)) => errors.append(&mut e),
+            Err(other) => return Err(other),
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(Error::Validation(errors));
+    }
+
+    let (dir, nulls) = match direction {
+        Direction::Asc => (" asc", " nulls last"),
+        Direction::Desc => (" desc", " nulls first"),
+    };
+    sql.push(" order by ");
+    if sort_col.name != "id" {
+        sql.push(sort_col.name).push(dir);
+        if sort_col.nullable {
+            sql.push(nulls);
+        }
+        sql.push(", ");
+    }
+    sql.push("id")
+        .push(dir)
+        .push(" limit ")
+        .bind(i64::from(limit) + 1);
+
+    Ok(Plan {
+        sql,
+        limit: limit as usize,
+        sort_field: sort_col.name,
+        direction,
+    })
+}
+
+impl Plan {
+    /// The cursor that continues after `last` (a serialized record).
+    pub(crate) fn cursor_after(&self, last: &serde_json::Map<String, Value>, id: Uuid) -> String {
+        Cursor {
+            field: self.sort_field.to_owned(),
+            direction: self.direction,
+            value: last.get(self.sort_field).cloned().unwrap_or(Value::Null),
+            id,
+        }
+        .encode()
+    }
+}
+
+fn cursor_mismatch() -> FieldError {
+    FieldError::new(
+        "cursor",
+        "invalid_cursor",
+        "was made for another sort order; start again without it",
+    )
+}
+
+fn sortable_list<E: Entity>() -> String {
+    COMMON
+        .iter()
+        .chain(E::COLUMNS)
+        .filter(|c| c.sortable)
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Appends the keyset condition "after the cursor's row". Empty (NULL) sort values count as
+/// larger than any other value: last in ascending order, first in descending order.
+fn push_keyset(sql: &mut Sql, col: &Column, dir: Direction, cursor: &Cursor) -> Option<()> {
+    let (gt, op) = match dir {
+        Direction::Asc => (true, " > "),
+        Direction::Desc => (false, " < "),
+    };
+    if col.name == "id" {
+        sql.push(" and id").push(op).bind(cursor.id);
+        return Some(());
+    }
+    let value = col.kind.to_arg(&cursor.value)?;
+    let name = col.name;
+    match (&cursor.value, col.nullable) {
+        (Value::Null, false) => return None,
+        (_, false) => {
+            sql.push(" and (")
+                .push(name)
+                .push(", id)")
+                .push(op)
+                .push("(");
+            sql.bind(value).push(", ").bind(cursor.id).push(")");
+        }
+        (Value::Null, true) => {
+            sql.push(" and (")
+                .push(name)
+                .push(" is null and id")
+                .push(op)
+                .bind(cursor.id);
+            if !gt {
+                sql.push(" or ").push(name).push(" is not null");
+            }
+            sql.push(")");
+        }
+        (_, true) => {
+            sql.push(" and (").push(name).push(op).bind(value.clone());
+            sql.push(" or (").push(name).push(" = ").bind(value);
+            sql.push(" and id").push(op).bind(cursor.id).push(")");
+            if gt {
+                sql.push(" or ").push(name).push(" is null");
+            }
+            sql.push(")");
+        }
+    }
+    Some(())
+}
+
+/// The field a filter names.
+enum Target {
+    Column(&'static Column),
+    Custom(String),
+}
+
+fn push_filter<E: Entity>(
+    sql: &mut Sql,
+    f: &Filter,
+    backend: Backend,
+) -> std::result::Result<(), FieldError> {
+    let target = if let Some(key) = f.field.strip_prefix("custom_fields.") {
+        if !CustomFields::is_valid_key(key) {
+            return Err(FieldError::new(
+                "field",
+                "unknown_field",
+                format!("`{key}` is not a valid custom field key"),
+            ));
+        }
+        Target::Custom(key.to_owned())
+    } else {
+        match column::<E>(&f.field) {
+            Some(c) => Target::Column(c),
+            None => {
+                return Err(FieldError::new(
+                    "field",
+                    "unknown_field",
+                    format!("`{}` is not a field of {}", f.field, E::NAME),
+                ));
+            }
+        }
+    };
+    match target {
+        Target::Column(c) => push_column_filter(sql, c, f),
+        Target::Custom(key) => push_custom_filter(sql, &key, f, backend),
+    }
+}
+
+fn value_error(expected: &str) -> FieldError {
+    FieldError::new("value", "invalid_type", format!("must be {expected}"))
+}
+
+fn comparison(op: Op) -> Option<&'static str> {
+    Some(match op {
+        Op::Eq => " = ",
+        Op::Lt => " < ",
+        Op::Lte => " <= ",
+        Op::Gt => " > ",
+        Op::Gte => " >= ",
+        _ => return None,
+    })
+}
+
+/// `%text%` (or `text%`) with LIKE's wildcards escaped, lower-cased.
+fn like_pattern(text: &str, contains: bool) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    if contains {
+        p.push('%');
+    }
+    for ch in text.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
+fn in_values(v: &Value) -> std::result::Result<&Vec<Value>, FieldError> {
+    match v {
+        Value::Array(items) if !items.is_empty() && items.len() <= MAX_IN_VALUES => Ok(items),
+        _ => Err(value_error(&format!(
+            "an array of 1 to {MAX_IN_VALUES} values"
+        ))),
+    }
+}
+
+fn push_column_filter(
+    sql: &mut Sql,
+    c: &Column,
+    f: &Filter,
+) -> std::result::Result<(), FieldError> {
+    let name = c.name;
+    let arg = |v: &Value| match v {
+        Value::Null => Err(FieldError::new(
+            "value",
+            "invalid_type",
+            "must not be null (use is_null)",
+        )),
+        v => c
+            .kind
+            .to_arg(v)
+            .ok_or_else(|| value_error(c.kind.expected())),
+    };
+    match f.op {
+        Op::Eq | Op::Lt | Op::Lte | Op::Gt | Op::Gte => {
+            let a = arg(&f.value)?;
+            sql.push(name)
+                .push(comparison(f.op).unwrap_or(" = "))
+                .bind(a);
+        }
+        Op::Ne => {
+            let a = arg(&f.value)?;
+            sql.push("(")
+                .push(name)
+                .push(" <> ")
+                .bind(a)
+                .push(" or ")
+                .push(name)
+                .push(" is null)");
+        }
+        Op::In => {
+            let args = in_values(&f.value)?
+                .iter()
+                .map(arg)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            sql.push(name).push(" in (").bind_list(args).push(")");
+        }
+        Op::Contains | Op::StartsWith => {
+            let (Kind::Text, Value::String(s)) = (c.kind, &f.value) else {
+                return Err(FieldError::new(
+                    "op",
+                    "invalid_operator",
+                    format!(
+                        "`{}` applies to text fields with a string value",
+                        op_name(f.op)
+                    ),
+                ));
+            };
+            sql.push("lower(").push(name).push(") like ");
+            sql.bind(like_pattern(s, f.op == Op::Contains))
+                .push(" escape '\\'");
+        }
+        Op::IsNull => {
+            let Value::Bool(is_null) = f.value else {
+                return Err(value_error("a boolean"));
+            };
+            sql.push(name)
+                .push(if is_null { " is null" } else { " is not null" });
+        }
+    }
+    Ok(())
+}
+
+fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Contains => "contains",
+        Op::StartsWith => "starts_with",
+        _ => "operator",
+    }
+}
+
+/// Custom fields compare as JSON on PostgreSQL (`jsonb` ordering: numbers numerically, strings
+/// as text) and as SQLite values on SQLite (`->>` yields numbers as numbers), so a number filter
+/// is numeric on both. Equality on PostgreSQL uses containment (`@>`), which the GIN index on
+/// `custom_fields` serves.
+fn push_custom_filter(
+    sql: &mut Sql,
+    key: &str,
+    f: &Filter,
+    backend: Backend,
+) -> std::result::Result<(), FieldError> {
+    // `key` is validated as [a-z][a-z0-9_]*, so it is safe inside a SQL string literal.
+    let (json_expr, text_expr) = match backend {
+        Backend::Postgres => (
+            format!("custom_fields->'{key}'"),
+            format!("custom_fields->>'{key}'"),
+        ),
+        Backend::Sqlite => (
+            format!("custom_fields->>'{key}'"),
+            format!("custom_fields->>'{key}'"),
+        ),
+    };
+    let scalar = |v: &Value| -> std::result::Result<Arg, FieldError> {
+        match (backend, v) {
+            (_, Value::Null | Value::Array(_) | Value::Object(_)) => {
+                Err(value_error("a string, number or boolean"))
+            }
+            (Backend::Postgres, v) => Ok(Arg::Json(Some(v.clone()))),
+            (Backend::Sqlite, Value::String(s)) => Ok(Arg::Text(Some(s.clone()))),
+            (Backend::Sqlite, Value::Bool(b)) => Ok(Arg::Bool(Some(*b))),
+            (Backend::Sqlite, Value::Number(n)) => Ok(match n.as_i64() {
+                Some(i) => Arg::Int(Some(i)),
+                None => Arg::Float(n.as_f64()),
+            }),
+        }
+    };
+    match f.op {
+        Op::Eq if backend == Backend::Postgres => {
+            scalar(&f.value)?;
+            let mut object = serde_json::Map::new();
+            object.insert(key.to_owned(), f.value.clone());
+            sql.push("custom_fields @> ").bind(Value::Object(object));
+        }
+        Op::Eq | Op::Lt | Op::Lte | Op::Gt | Op::Gte => {
+            let a = scalar(&f.value)?;
+            sql.push(&json_expr)
+                .push(comparison(f.op).unwrap_or(" = "))
+                .bind(a);
+        }
+        Op::Ne => {
+            let a = scalar(&f.value)?;
+            sql.push("(").push(&json_expr).push(" <> ").bind(a);
+            sql.push(" or ").push(&json_expr).push(" is null)");
+        }
+        Op::In => {
+            let args = in_values(&f.value)?
+                .iter()
+                .map(scalar)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            sql.push(&json_expr).push(" in (").bind_list(args).push(")");
+        }
+        Op::Contains | Op::StartsWith => {
+            let Value::String(s) = &f.value else {
+                return Err(value_error("a string"));
+            };
+            sql.push("lower(").push(&text_expr).push(") like ");
+            sql.bind(like_pattern(s, f.op == Op::Contains))
+                .push(" escape '\\'");
+        }
+        Op::IsNull => {
+            let Value::Bool(is_null) = f.value else {
+                return Err(value_error("a boolean"));
+            };
+            sql.push(&json_expr)
+                .push(if is_null { " is null" } else { " is not null" });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_off\\", true), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("AbC", false), "abc%");
+    }
+}

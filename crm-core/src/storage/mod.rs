@@ -1,0 +1,284 @@
+//! Storage: the connection pools of both backends behind one small interface.
+//!
+//! The record machinery writes each statement once as a [`Sql`]; this module runs it on
+//! whichever backend the [`crate::Crm`] was built with. A [`Session`] is a pooled connection
+//! already bound to one tenant (on PostgreSQL: the row-level-security setting is in place), so
+//! nothing below it can forget the tenant.
+
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+mod sql;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
+
+pub(crate) use sql::{Arg, Sql};
+
+use crate::error::Result;
+use crate::organizations::OrganizationId;
+
+/// Rows that decode on every compiled-in backend.
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+pub trait FromDbRow:
+    for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+    + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    + Send
+    + Unpin
+{
+}
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+impl<T> FromDbRow for T where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin
+{
+}
+
+/// Rows that decode on every compiled-in backend.
+#[cfg(all(feature = "postgres", not(feature = "sqlite")))]
+pub trait FromDbRow: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin {}
+#[cfg(all(feature = "postgres", not(feature = "sqlite")))]
+impl<T> FromDbRow for T where T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin {}
+
+/// Rows that decode on every compiled-in backend.
+#[cfg(all(feature = "sqlite", not(feature = "postgres")))]
+pub trait FromDbRow: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin {}
+#[cfg(all(feature = "sqlite", not(feature = "postgres")))]
+impl<T> FromDbRow for T where T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin {}
+
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!("crm-core needs at least one backend: enable the `postgres` or `sqlite` feature");
+
+/// The SQL dialect, for the few expressions that differ (JSON paths on custom fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL 15+.
+    Postgres,
+    /// SQLite 3.38+ (bundled).
+    Sqlite,
+}
+
+/// The pool of one backend.
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgPool),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl Pool {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// A connection bound to `org`: every statement on it sees only that organization's rows
+    /// (enforced by row-level security on PostgreSQL; by the machinery's filters on SQLite).
+    pub(crate) async fn tenant(&self, org: OrganizationId) -> Result<Session> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => Ok(Session::Postgres(p.tenant(Some(org.uuid())).await?)),
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => Ok(Session::Sqlite(p.acquire().await?)),
+        }
+    }
+
+    /// A connection bound to no tenant: it reaches only the global tables (organizations).
+    pub(crate) async fn global(&self) -> Result<Session> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => Ok(Session::Postgres(p.tenant(None).await?)),
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => Ok(Session::Sqlite(p.acquire().await?)),
+        }
+    }
+
+    /// Closes every connection.
+    pub(crate) async fn close(&self) {
+        match self {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(_) => {}
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+/// A pooled connection, bound to a tenant (or to none) for as long as it is held.
+pub(crate) enum Session {
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PooledConn),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+}
+
+impl Session {
+    /// Runs statements outside a transaction (single-statement reads).
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Session::Postgres(c) => postgres::conn(c),
+            #[cfg(feature = "sqlite")]
+            Session::Sqlite(c) => Conn::Sqlite(&mut *c),
+        }
+    }
+
+    /// Starts a transaction. On SQLite it is `BEGIN IMMEDIATE`, so two writers queue on the
+    /// busy timeout instead of failing when a read lock would have to be upgraded.
+    pub(crate) async fn begin(&mut self) -> Result<Tx<'_>> {
+        use sqlx::Connection as _;
+        match self {
+            #[cfg(feature = "postgres")]
+            Session::Postgres(c) => postgres::begin(c).await,
+            #[cfg(feature = "sqlite")]
+            Session::Sqlite(c) => Ok(Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?)),
+        }
+    }
+}
+
+/// An open transaction; dropped without [`Tx::commit`] it rolls back.
+pub(crate) enum Tx<'c> {
+    #[cfg(feature = "postgres")]
+    Postgres(
+        sqlx::Transaction<'c, sqlx::Postgres>,
+        &'c std::sync::atomic::AtomicBool,
+    ),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::Transaction<'c, sqlx::Sqlite>),
+}
+
+impl Tx<'_> {
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(tx, broken) => Conn::Postgres(&mut *tx, broken),
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(tx) => Conn::Sqlite(&mut *tx),
+        }
+    }
+
+    /// Commits when `out` is `Ok`, rolls back when it is an error, and returns `out`.
+    ///
+    /// Rolling back explicitly matters: a transaction merely dropped would release its row
+    /// locks only when its connection is next used.
+    pub(crate) async fn settle<T>(self, out: Result<T>) -> Result<T> {
+        match out {
+            Ok(v) => {
+                self.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                // The original error is the one to report; a failed rollback marks a broken
+                // PostgreSQL connection, and the pool discards it.
+                let _ = self.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn rollback(self) -> Result<()> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(tx, broken) => tx.rollback().await.map_err(|e| postgres::track(e, broken)),
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(tx) => Ok(tx.rollback().await?),
+        }
+    }
+
+    async fn commit(self) -> Result<()> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(tx, broken) => tx.commit().await.map_err(|e| postgres::track(e, broken)),
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(tx) => Ok(tx.commit().await?),
+        }
+    }
+}
+
+/// A borrowed connection (plain or inside a transaction) that runs [`Sql`].
+pub(crate) enum Conn<'c> {
+    #[cfg(feature = "postgres")]
+    Postgres(
+        &'c mut sqlx::PgConnection,
+        &'c std::sync::atomic::AtomicBool,
+    ),
+    #[cfg(feature = "sqlite")]
+    Sqlite(&'c mut sqlx::SqliteConnection),
+}
+
+/// Runs the same body for each backend with `$conn` bound to the driver connection and `$args`
+/// to that driver's arguments.
+macro_rules! dispatch {
+    ($self:ident, $sql:ident, |$conn:ident, $args:ident| $body:expr) => {
+        match $self {
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(c, broken) => {
+                let $args = postgres::args($sql.args())?;
+                let $conn = &mut **c;
+                let result: std::result::Result<_, sqlx::Error> = $body;
+                result.map_err(|e| postgres::track(e, broken))
+            }
+            #[cfg(feature = "sqlite")]
+            Conn::Sqlite(c) => {
+                let $args = sqlite::args($sql.args())?;
+                let $conn = &mut **c;
+                let result: std::result::Result<_, sqlx::Error> = $body;
+                Ok(result?)
+            }
+        }
+    };
+}
+
+impl Conn<'_> {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(..) => Backend::Postgres,
+            #[cfg(feature = "sqlite")]
+            Conn::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    pub(crate) async fn fetch_optional<T: FromDbRow>(&mut self, sql: &Sql) -> Result<Option<T>> {
+        let text = sqlx::AssertSqlSafe(sql.text().to_owned());
+        dispatch!(self, sql, |conn, args| {
+            sqlx::query_as_with::<_, T, _>(text, args)
+                .fetch_optional(conn)
+                .await
+        })
+    }
+
+    pub(crate) async fn fetch_one<T: FromDbRow>(&mut self, sql: &Sql) -> Result<T> {
+        let text = sqlx::AssertSqlSafe(sql.text().to_owned());
+        dispatch!(self, sql, |conn, args| {
+            sqlx::query_as_with::<_, T, _>(text, args)
+                .fetch_one(conn)
+                .await
+        })
+    }
+
+    pub(crate) async fn fetch_all<T: FromDbRow>(&mut self, sql: &Sql) -> Result<Vec<T>> {
+        let text = sqlx::AssertSqlSafe(sql.text().to_owned());
+        dispatch!(self, sql, |conn, args| {
+            sqlx::query_as_with::<_, T, _>(text, args)
+                .fetch_all(conn)
+                .await
+        })
+    }
+
+    /// Runs a statement and returns the number of rows it affected.
+    pub(crate) async fn execute(&mut self, sql: &Sql) -> Result<u64> {
+        let text = sqlx::AssertSqlSafe(sql.text().to_owned());
+        dispatch!(self, sql, |conn, args| {
+            sqlx::query_with(text, args)
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected())
+        })
+    }
+}

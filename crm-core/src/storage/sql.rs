@@ -1,0 +1,128 @@
+//! A SQL statement under construction: text with `$n` placeholders plus the values to bind.
+//!
+//! Both sqlx drivers accept `$1`-style placeholders (SQLite reads them as `?NNN`), so one text
+//! serves both backends; the values are bound per backend in `postgres.rs` / `sqlite.rs`.
+//! Identifiers are only ever pushed from the entity registry (`&'static str`) or validated
+//! custom-field keys; every value goes through [`Sql::bind`].
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::id::Id;
+
+/// A value to bind, typed so that a SQL `NULL` still carries its type (PostgreSQL needs it).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Arg {
+    Uuid(Option<Uuid>),
+    Text(Option<String>),
+    Int(Option<i64>),
+    Float(Option<f64>),
+    Bool(Option<bool>),
+    Time(Option<DateTime<Utc>>),
+    Json(Option<Value>),
+}
+
+macro_rules! arg_from {
+    ($($t:ty => $variant:ident),* $(,)?) => {$(
+        impl From<$t> for Arg {
+            fn from(v: $t) -> Self { Arg::$variant(Some(v.into())) }
+        }
+        impl From<Option<$t>> for Arg {
+            fn from(v: Option<$t>) -> Self { Arg::$variant(v.map(Into::into)) }
+        }
+    )*};
+}
+
+arg_from! {
+    Uuid => Uuid,
+    String => Text,
+    &str => Text,
+    i64 => Int,
+    f64 => Float,
+    bool => Bool,
+    DateTime<Utc> => Time,
+    Value => Json,
+}
+
+impl<E> From<Id<E>> for Arg {
+    fn from(id: Id<E>) -> Self {
+        Arg::Uuid(Some(id.uuid()))
+    }
+}
+
+impl<E> From<Option<Id<E>>> for Arg {
+    fn from(id: Option<Id<E>>) -> Self {
+        Arg::Uuid(id.map(Id::uuid))
+    }
+}
+
+/// SQL text plus its bind values.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    /// Starts a statement with `text`.
+    pub(crate) fn new(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends trusted SQL text (never user input).
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder and records its value.
+    pub(crate) fn bind(&mut self, value: impl Into<Arg>) -> &mut Self {
+        self.args.push(value.into());
+        // Writing to a String cannot fail.
+        let _ = write!(self.text, "${}", self.args.len());
+        self
+    }
+
+    /// Appends `a, b, c` with one placeholder per value.
+    pub(crate) fn bind_list(&mut self, values: impl IntoIterator<Item = Arg>) -> &mut Self {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(v);
+        }
+        self
+    }
+
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub(crate) fn args(&self) -> &[Arg] {
+        &self.args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_bind_order() {
+        let mut q = Sql::new("select * from accounts where organization_id = ");
+        q.bind(Uuid::nil()).push(" and name in (");
+        q.bind_list(["a".into(), "b".into()]).push(")");
+        assert_eq!(
+            q.text(),
+            "select * from accounts where organization_id = $1 and name in ($2, $3)"
+        );
+        assert_eq!(q.args().len(), 3);
+        assert_eq!(q.args()[2], Arg::Text(Some("b".into())));
+    }
+}

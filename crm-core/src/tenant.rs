@@ -1,0 +1,76 @@
+//! [`Tenant`]: the services of one organization, bound to one [`TenantContext`].
+
+use crate::context::TenantContext;
+use crate::crm::Crm;
+use crate::entities::{Account, Contact};
+use crate::error::Result;
+use crate::events::Events;
+use crate::record::{Entity, Records};
+use crate::storage::Session;
+use crate::users::Users;
+
+/// The services of one organization, acting as one actor. Made by [`Crm::tenant`]; cheap to
+/// make and to clone.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use crm_core::{Crm, ListQuery, NewContact, NewOrganization, Op, TenantContext};
+/// # let crm = Crm::connect("sqlite::memory:").await?;
+/// # let org = crm.organizations().create(NewOrganization { name: "Acme".into(), ..Default::default() }).await?;
+/// let t = crm.tenant(&TenantContext::system(org.id));
+/// t.contacts().create(NewContact { email: Some("ada@example.com".into()), ..Default::default() }).await?;
+/// let page = t.contacts().list(&ListQuery::default().filter("email", Op::Eq, "ada@example.com")).await?;
+/// assert_eq!(page.data.len(), 1);
+/// # Ok::<_, crm_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    crm: Crm,
+    ctx: TenantContext,
+}
+
+impl Tenant {
+    pub(crate) fn new(crm: Crm, ctx: TenantContext) -> Self {
+        Self { crm, ctx }
+    }
+
+    /// The context every call of this handle runs with.
+    pub fn context(&self) -> &TenantContext {
+        &self.ctx
+    }
+
+    /// Accounts (companies).
+    pub fn accounts(&self) -> Records<'_, Account> {
+        self.records()
+    }
+
+    /// Contacts (people).
+    pub fn contacts(&self) -> Records<'_, Contact> {
+        self.records()
+    }
+
+    /// The records of any entity.
+    pub fn records<E: Entity>(&self) -> Records<'_, E> {
+        Records::new(self)
+    }
+
+    /// Users of the organization.
+    pub fn users(&self) -> Users<'_> {
+        Users::new(self)
+    }
+
+    /// The event log (audit trail).
+    pub fn events(&self) -> Events<'_> {
+        Events::new(self)
+    }
+
+    pub(crate) fn crm(&self) -> &Crm {
+        &self.crm
+    }
+
+    /// A connection bound to this tenant.
+    pub(crate) async fn session(&self) -> Result<Session> {
+        self.crm.pool().tenant(self.ctx.organization_id()).await
+    }
+}

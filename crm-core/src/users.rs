@@ -1,0 +1,228 @@
+//! Users: the people who sign in to an organization, with a role and an argon2id password hash.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, json};
+
+use crate::context::Role;
+use crate::error::{Error, Result, ResultExt as _};
+use crate::events::{self, Action};
+use crate::id::Id;
+use crate::organizations::OrganizationId;
+use crate::password::Password;
+use crate::record::Referable;
+use crate::storage::Sql;
+use crate::tenant::Tenant;
+use crate::time::now;
+use crate::validation::Validator;
+
+/// The id of a user.
+pub type UserId = Id<User>;
+
+/// A user of one organization. The password hash is never part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// Its organization.
+    pub organization_id: OrganizationId,
+    /// Email address as entered; unique per organization, ignoring case.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    /// Deactivated users cannot sign in; their records stay.
+    pub is_active: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+impl Referable for User {
+    const TABLE: &'static str = "users";
+    const NAME: &'static str = "user";
+    const SOFT_DELETE: bool = false;
+}
+
+/// Input of [`Users::create`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// Email address (unique per organization, ignoring case).
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Initial password (8–1024 characters); `None` for a user who cannot sign in yet.
+    #[serde(default)]
+    pub password: Option<Password>,
+    /// Role; never above the creator's own.
+    pub role: Role,
+}
+
+/// Minimum password length (OWASP ASVS 2.1.1).
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// Maximum password length (argon2 takes any, but unbounded input is a denial of service).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+const COLUMNS: &str =
+    "id, organization_id, email, name, role, is_active, created_at, updated_at, version";
+
+/// The users of one organization. Reached through [`Tenant::users`].
+#[derive(Debug, Clone, Copy)]
+pub struct Users<'t> {
+    tenant: &'t Tenant,
+}
+
+impl<'t> Users<'t> {
+    pub(crate) fn new(tenant: &'t Tenant) -> Self {
+        Self { tenant }
+    }
+
+    /// Creates a user. Company admins (and the system context) may create users up to their own
+    /// role.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for plain users or a role above the caller's;
+    /// [`Error::Validation`] for a bad email, name or password; [`Error::Conflict`] when the
+    /// email is taken in this organization.
+    #[tracing::instrument(skip_all, fields(org = %self.tenant.context().organization_id()))]
+    pub async fn create(&self, new: NewUser) -> Result<User> {
+        let ctx = self.tenant.context();
+        if !ctx.role().is_admin() {
+            return Err(Error::Forbidden(
+                "only company admins may create users".into(),
+            ));
+        }
+        if new.role > ctx.role() {
+            return Err(Error::Forbidden(format!(
+                "cannot create a user with role {} above your own",
+                new.role
+            )));
+        }
+        let email = new.email.trim().to_owned();
+        let mut v = Validator::new();
+        v.email("email", &email);
+        v.text("name", &new.name, true, 200);
+        if let Some(p) = &new.password {
+            let n = p.expose().chars().count();
+            v.check(
+                (MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&n),
+                "password",
+                "invalid_length",
+                "must be between 8 and 1024 characters",
+            );
+        }
+        v.finish()?;
+        let hash = match &new.password {
+            Some(p) => Some(self.tenant.crm().hasher().hash(p).await?),
+            None => None,
+        };
+
+        let id = UserId::new();
+        let at = now();
+        let mut q = Sql::new(
+            "insert into users (organization_id, id, email, name, password_hash, role, is_active, created_at, updated_at, version) values (",
+        );
+        q.bind(ctx.organization_id()).push(", ").bind(id);
+        q.push(", ")
+            .bind(email.as_str())
+            .push(", ")
+            .bind(new.name.trim());
+        q.push(", ").bind(hash).push(", ").bind(new.role.as_str());
+        q.push(", true, ")
+            .bind(at)
+            .push(", ")
+            .bind(at)
+            .push(", 1) returning ")
+            .push(COLUMNS);
+
+        let mut changes = Map::new();
+        changes.insert("email".into(), json!({ "after": email }));
+        changes.insert("name".into(), json!({ "after": new.name.trim() }));
+        changes.insert("role".into(), json!({ "after": new.role }));
+
+        let mut s = self.tenant.session().await?;
+        let mut tx = s.begin().await?;
+        let out = async {
+            let user: User = tx.conn().fetch_one(&q).await.on_unique(|| {
+                format!("a user with email {email} already exists in this organization")
+            })?;
+            events::append(
+                &mut tx.conn(),
+                ctx,
+                "user",
+                id.uuid(),
+                Action::Created,
+                changes,
+            )
+            .await?;
+            Ok(user)
+        }
+        .await;
+        tx.settle(out).await
+    }
+
+    /// The user with `id`.
+    pub async fn get(&self, id: UserId) -> Result<User> {
+        let mut q = Sql::new("select ");
+        q.push(COLUMNS).push(" from users where organization_id = ");
+        q.bind(self.tenant.context().organization_id())
+            .push(" and id = ")
+            .bind(id);
+        let mut s = self.tenant.session().await?;
+        s.conn()
+            .fetch_optional(&q)
+            .await?
+            .ok_or(Error::not_found("user", id))
+    }
+
+    /// Up to `limit` (≤ 100) users in creation order, after `after` when given.
+    pub async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>> {
+        let mut q = Sql::new("select ");
+        q.push(COLUMNS).push(" from users where organization_id = ");
+        q.bind(self.tenant.context().organization_id());
+        if let Some(after) = after {
+            q.push(" and id > ").bind(after);
+        }
+        q.push(" order by id limit ")
+            .bind(i64::from(limit.clamp(1, 100)));
+        let mut s = self.tenant.session().await?;
+        s.conn().fetch_all(&q).await
+    }
+
+    /// The active user with `email` whose password is `password`.
+    ///
+    /// # Errors
+    /// [`Error::Unauthenticated`] for an unknown email, a wrong password, a user without a
+    /// password or a deactivated user — the same error and the same time for each.
+    pub async fn authenticate(&self, email: &str, password: &Password) -> Result<User> {
+        let mut q = Sql::new("select ");
+        q.push(COLUMNS)
+            .push(", password_hash from users where organization_id = ");
+        q.bind(self.tenant.context().organization_id());
+        q.push(" and lower(email) = lower(")
+            .bind(email.trim())
+            .push(")");
+        let mut s = self.tenant.session().await?;
+        let found: Option<UserWithHash> = s.conn().fetch_optional(&q).await?;
+        drop(s);
+        let hash = found.as_ref().and_then(|u| u.password_hash.as_deref());
+        let ok = self.tenant.crm().hasher().verify(password, hash).await?;
+        match found {
+            Some(u) if ok && u.user.is_active => Ok(u.user),
+            _ => Err(Error::Unauthenticated),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserWithHash {
+    #[sqlx(flatten)]
+    user: User,
+    password_hash: Option<String>,
+}
