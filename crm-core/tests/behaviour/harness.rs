@@ -1,0 +1,136 @@
+//! Test harness: a fresh database per test, on SQLite always and on PostgreSQL when
+//! `CRM_TEST_DATABASE_URL` is set (each test in its own schema, so tests run in parallel).
+
+use crm_core::sqlx::{self, Connection as _, Executor as _};
+use crm_core::{
+    Crm, NewOrganization, NewUser, OrganizationId, Role, Tenant, TenantContext, UserId,
+};
+use uuid::Uuid;
+
+/// A migrated in-memory SQLite database.
+pub(crate) async fn sqlite() -> Crm {
+    Crm::connect("sqlite::memory:")
+        .await
+        .expect("SQLite in memory")
+}
+
+/// The PostgreSQL URL of the test server, if any. With `CRM_TEST_REQUIRE_POSTGRES` set (CI
+/// sets it) a missing URL fails the test instead of skipping it.
+pub(crate) fn postgres_url() -> Option<String> {
+    match std::env::var("CRM_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("CRM_TEST_REQUIRE_POSTGRES").is_none(),
+                "CRM_TEST_REQUIRE_POSTGRES is set but CRM_TEST_DATABASE_URL is not: the PostgreSQL suite would be skipped"
+            );
+            eprintln!("skipped: CRM_TEST_DATABASE_URL is not set");
+            None
+        }
+    }
+}
+
+/// Creates an empty schema on the test server and returns a URL whose connections use it.
+pub(crate) async fn postgres_schema_url() -> Option<String> {
+    let url = postgres_url()?;
+    let schema = format!("crm_test_{}", Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(&url)
+        .await
+        .expect("connect to CRM_TEST_DATABASE_URL");
+    conn.execute(sqlx::AssertSqlSafe(format!("create schema {schema}")))
+        .await
+        .expect("create test schema");
+    conn.close().await.ok();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// A migrated PostgreSQL schema of its own, or `None` when PostgreSQL tests are skipped.
+pub(crate) async fn postgres() -> Option<Crm> {
+    let url = postgres_schema_url().await?;
+    Some(
+        Crm::connect(&url)
+            .await
+            .expect("connect and migrate PostgreSQL"),
+    )
+}
+
+/// An organization with a company admin and a plain user.
+pub(crate) struct Org {
+    pub(crate) id: OrganizationId,
+    pub(crate) admin: UserId,
+    pub(crate) user: UserId,
+}
+
+impl Org {
+    pub(crate) async fn new(crm: &Crm, name: &str) -> Org {
+        let org = crm
+            .organizations()
+            .create(NewOrganization {
+                name: format!("{name} {}", Uuid::now_v7().simple()),
+                slug: None,
+            })
+            .await
+            .expect("create organization");
+        let system = crm.tenant(&TenantContext::system(org.id));
+        let mk = |email: &str, role| NewUser {
+            email: email.to_owned(),
+            name: email.to_owned(),
+            password: None,
+            role,
+        };
+        let admin = system
+            .users()
+            .create(mk("admin@example.com", Role::CompanyAdmin))
+            .await
+            .expect("admin");
+        let user = system
+            .users()
+            .create(mk("user@example.com", Role::User))
+            .await
+            .expect("user");
+        Org {
+            id: org.id,
+            admin: admin.id,
+            user: user.id,
+        }
+    }
+
+    pub(crate) fn admin(&self, crm: &Crm) -> Tenant {
+        crm.tenant(&TenantContext::user(
+            self.id,
+            self.admin,
+            Role::CompanyAdmin,
+        ))
+    }
+
+    pub(crate) fn user(&self, crm: &Crm) -> Tenant {
+        crm.tenant(&TenantContext::user(self.id, self.user, Role::User))
+    }
+}
+
+/// Runs each listed `async fn(Crm)` of the calling module once per backend:
+/// `sqlite::name` always, `postgres::name` when PostgreSQL is configured.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::harness::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(crm) = $crate::harness::postgres().await {
+                        super::$name(crm).await
+                    }
+                }
+            )*
+        }
+    };
+}

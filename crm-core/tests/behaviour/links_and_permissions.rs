@@ -1,0 +1,186 @@
+//! Links between records stay inside one organization; the permission matrix for the trash.
+
+use crm_core::{AccountId, AccountPatch, ContactPatch, Error, NewAccount, NewContact, UserId};
+
+use crate::harness::Org;
+
+async fn links_only_reach_live_records_of_the_same_organization(crm: crm_core::Crm) {
+    let acme = Org::new(&crm, "Acme").await;
+    let other = Org::new(&crm, "Other").await;
+    let t = acme.admin(&crm);
+    let mine = t
+        .accounts()
+        .create(NewAccount {
+            name: "Mine".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let theirs = other
+        .admin(&crm)
+        .accounts()
+        .create(NewAccount {
+            name: "Theirs".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let contact = |account_id: AccountId| NewContact {
+        last_name: Some("Doe".into()),
+        account_id: Some(account_id),
+        ..Default::default()
+    };
+    let c = t.contacts().create(contact(mine.id)).await.unwrap();
+    assert_eq!(c.account_id, Some(mine.id));
+
+    // Another organization's account is "not found", exactly like a random id.
+    for target in [theirs.id, AccountId::new()] {
+        let err = t.contacts().create(contact(target)).await.unwrap_err();
+        assert!(
+            matches!(err, Error::NotFound { entity: "account", id: Some(id) } if id == target.uuid()),
+            "{err:?}"
+        );
+        let err = t
+            .contacts()
+            .update(
+                c.id,
+                ContactPatch {
+                    account_id: Some(Some(target)),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::NotFound {
+                    entity: "account",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    // So is a user of another organization as owner.
+    let err = t
+        .accounts()
+        .update(
+            mine.id,
+            AccountPatch {
+                owner_id: Some(Some(other.admin)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NotFound { entity: "user", .. }),
+        "{err:?}"
+    );
+    let owned = t
+        .accounts()
+        .update(
+            mine.id,
+            AccountPatch {
+                owner_id: Some(Some(acme.user)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(owned.owner_id, Some(acme.user));
+
+    // A soft-deleted account cannot be linked to, and a linked account cannot be purged.
+    let gone = t
+        .accounts()
+        .create(NewAccount {
+            name: "Gone".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    t.accounts().delete(gone.id).await.unwrap();
+    assert!(matches!(
+        t.contacts().create(contact(gone.id)).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        t.accounts().purge(mine.id).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        t.contacts().get(c.id).await.unwrap().account_id,
+        Some(mine.id),
+        "nothing lost"
+    );
+}
+
+async fn users_trash_only_their_own_records(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let (admin, user) = (org.admin(&crm), org.user(&crm));
+    let by_admin = admin
+        .accounts()
+        .create(NewAccount {
+            name: "Admin's".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let by_user = user
+        .accounts()
+        .create(NewAccount {
+            name: "User's".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let owned_by_user = admin
+        .accounts()
+        .create(NewAccount {
+            name: "Owned".into(),
+            owner_id: Some(org.user),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        user.accounts().delete(by_admin.id).await,
+        Err(Error::Forbidden(_))
+    ));
+    user.accounts().delete(by_user.id).await.unwrap();
+    user.accounts().restore(by_user.id).await.unwrap();
+    user.accounts().delete(owned_by_user.id).await.unwrap();
+    user.accounts().restore(owned_by_user.id).await.unwrap();
+    // Everyone may update records of their organization.
+    user.accounts()
+        .update(
+            by_admin.id,
+            AccountPatch {
+                city: Some(Some("Lyon".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    admin.accounts().delete(by_admin.id).await.unwrap();
+    assert!(matches!(
+        user.accounts().restore(by_admin.id).await,
+        Err(Error::Forbidden(_))
+    ));
+    // Purge is for company admins only.
+    assert!(matches!(
+        user.accounts().purge(by_user.id).await,
+        Err(Error::Forbidden(_))
+    ));
+    admin.accounts().purge(by_user.id).await.unwrap();
+    let _: UserId = org.user;
+}
+
+crate::on_both_backends!(
+    links_only_reach_live_records_of_the_same_organization,
+    users_trash_only_their_own_records
+);

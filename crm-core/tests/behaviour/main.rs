@@ -1,0 +1,14 @@
+//! Behaviour tests of crm-core, each run on SQLite and PostgreSQL (see `harness.rs`).
+
+// Tests may unwrap: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+mod events;
+mod links_and_permissions;
+mod lists;
+mod organizations_and_users;
+mod records;
+mod rls;
+mod tenancy;

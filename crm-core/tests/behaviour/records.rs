@@ -1,0 +1,298 @@
+//! Create, read, patch, versions, soft delete, restore, purge, custom fields.
+
+use crm_core::{AccountPatch, Error, NewAccount, NewContact};
+use serde_json::json;
+
+use crate::harness::Org;
+
+async fn crud_and_audit_columns(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.user(&crm);
+
+    let created = t
+        .accounts()
+        .create(NewAccount {
+            name: "Globex".into(),
+            domain: Some("globex.com".into()),
+            employee_count: Some(250),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.version, 1);
+    assert_eq!(created.organization_id, org.id);
+    assert_eq!(created.created_by, Some(org.user.uuid()));
+    assert_eq!(created.updated_by, Some(org.user.uuid()));
+    assert!(!created.is_deleted);
+    assert_eq!(created.created_at, created.updated_at);
+
+    let fetched = t.accounts().get(created.id).await.unwrap();
+    assert_eq!(
+        fetched, created,
+        "what create returns is what get reads back"
+    );
+
+    let patch = AccountPatch {
+        industry: Some(Some("Energy".into())),
+        domain: Some(None),
+        ..Default::default()
+    };
+    let updated = org
+        .admin(&crm)
+        .accounts()
+        .update(created.id, patch)
+        .await
+        .unwrap();
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.industry.as_deref(), Some("Energy"));
+    assert_eq!(updated.domain, None, "Some(None) clears a field");
+    assert_eq!(updated.name, "Globex", "absent fields are kept");
+    assert_eq!(updated.employee_count, Some(250));
+    assert_eq!(updated.updated_by, Some(org.admin.uuid()));
+    assert_eq!(updated.created_by, Some(org.user.uuid()));
+    assert!(updated.updated_at >= created.updated_at);
+
+    // A patch that changes nothing writes nothing.
+    let same = t
+        .accounts()
+        .update(
+            created.id,
+            AccountPatch {
+                name: Some("Globex".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(same.version, 2);
+}
+
+async fn validation_errors_name_every_field(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.user(&crm);
+    let err = t
+        .accounts()
+        .create(NewAccount {
+            name: "  ".into(),
+            employee_count: Some(-1),
+            annual_revenue_minor: Some(100),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let Error::Validation(errors) = err else {
+        panic!("expected validation, got {err:?}")
+    };
+    let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["name", "employee_count", "annual_revenue_currency"]
+    );
+
+    let err = t
+        .contacts()
+        .create(NewContact {
+            email: Some("not-an-email".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation(e) if e[0].field == "email"),
+        "{err:?}"
+    );
+
+    // A patch is validated against the merged record.
+    let a = t
+        .accounts()
+        .create(NewAccount {
+            name: "Ok".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let err = t
+        .accounts()
+        .update(
+            a.id,
+            AccountPatch {
+                name: Some(String::new()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation(e) if e[0].field == "name"),
+        "{err:?}"
+    );
+    assert_eq!(
+        t.accounts().get(a.id).await.unwrap().version,
+        1,
+        "nothing was written"
+    );
+}
+
+async fn optimistic_versions(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.admin(&crm);
+    let a = t
+        .accounts()
+        .create(NewAccount {
+            name: "V".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let patch = |city: &str| AccountPatch {
+        city: Some(Some(city.into())),
+        ..Default::default()
+    };
+
+    let a2 = t
+        .accounts()
+        .update_if_version(a.id, 1, patch("Paris"))
+        .await
+        .unwrap();
+    assert_eq!(a2.version, 2);
+    let err = t
+        .accounts()
+        .update_if_version(a.id, 1, patch("Rome"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::VersionMismatch {
+                expected: 1,
+                actual: 2
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        t.accounts().get(a.id).await.unwrap().city.as_deref(),
+        Some("Paris")
+    );
+
+    let err = t.accounts().delete_if_version(a.id, 1).await.unwrap_err();
+    assert!(matches!(err, Error::VersionMismatch { .. }), "{err:?}");
+    let deleted = t.accounts().delete_if_version(a.id, 2).await.unwrap();
+    assert_eq!(deleted.version, 3);
+    let restored = t.accounts().restore(a.id).await.unwrap();
+    assert_eq!(restored.version, 4);
+}
+
+async fn soft_delete_restore_and_purge(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.admin(&crm);
+    let a = t
+        .accounts()
+        .create(NewAccount {
+            name: "Trash me".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let deleted = t.accounts().delete(a.id).await.unwrap();
+    assert!(deleted.is_deleted);
+    assert_eq!(deleted.deleted_by, Some(org.admin.uuid()));
+    assert!(deleted.deleted_at.is_some());
+    assert!(matches!(
+        t.accounts().get(a.id).await,
+        Err(Error::NotFound {
+            entity: "account",
+            ..
+        })
+    ));
+    assert!(
+        t.accounts()
+            .get_including_deleted(a.id)
+            .await
+            .unwrap()
+            .is_deleted
+    );
+    assert!(
+        matches!(t.accounts().delete(a.id).await, Err(Error::NotFound { .. })),
+        "already in the trash"
+    );
+    assert!(matches!(
+        t.accounts().update(a.id, AccountPatch::default()).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    let restored = t.accounts().restore(a.id).await.unwrap();
+    assert!(!restored.is_deleted);
+    assert_eq!((restored.deleted_at, restored.deleted_by), (None, None));
+    assert!(
+        matches!(t.accounts().restore(a.id).await, Err(Error::Conflict(_))),
+        "not in the trash"
+    );
+
+    t.accounts().purge(a.id).await.unwrap();
+    assert!(matches!(
+        t.accounts().get_including_deleted(a.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        t.accounts().purge(a.id).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+async fn custom_fields_merge_and_validate(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.user(&crm);
+    let mut new = NewAccount {
+        name: "CF".into(),
+        ..Default::default()
+    };
+    new.custom_fields = json!({"tier": "gold", "score": 7, "tags": ["a", "b"], "dropped": null})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let a = t.accounts().create(new).await.unwrap();
+    assert_eq!(
+        json!(a.custom_fields),
+        json!({"tier": "gold", "score": 7, "tags": ["a", "b"]})
+    );
+
+    let patch = AccountPatch {
+        custom_fields: json!({"tier": null, "region": "emea", "score": 8})
+            .as_object()
+            .cloned(),
+        ..Default::default()
+    };
+    let a = t.accounts().update(a.id, patch).await.unwrap();
+    assert_eq!(
+        json!(a.custom_fields),
+        json!({"score": 8, "tags": ["a", "b"], "region": "emea"})
+    );
+    assert_eq!(
+        t.accounts().get(a.id).await.unwrap().custom_fields,
+        a.custom_fields
+    );
+
+    let bad = AccountPatch {
+        custom_fields: json!({"Bad Key": 1, "nested": {"x": 1}})
+            .as_object()
+            .cloned(),
+        ..Default::default()
+    };
+    let err = t.accounts().update(a.id, bad).await.unwrap_err();
+    let Error::Validation(errors) = err else {
+        panic!("{err:?}")
+    };
+    let mut fields: Vec<_> = errors.iter().map(|e| e.field.clone()).collect();
+    fields.sort();
+    assert_eq!(fields, ["custom_fields.Bad Key", "custom_fields.nested"]);
+}
+
+crate::on_both_backends!(
+    crud_and_audit_columns,
+    validation_errors_name_every_field,
+    optimistic_versions,
+    soft_delete_restore_and_purge,
+    custom_fields_merge_and_validate,
+);
