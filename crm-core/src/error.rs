@@ -140,12 +140,23 @@ impl fmt::Display for FieldErrors<'_> {
 pub(crate) trait ResultExt<T> {
     /// Maps a unique violation to `Conflict(message)`.
     fn on_unique(self, message: impl FnOnce() -> String) -> Result<T>;
+    /// Maps a foreign-key violation to `Conflict(message)` (a row still referenced).
+    fn on_foreign_key(self, message: impl FnOnce() -> String) -> Result<T>;
 }
 
 impl<T> ResultExt<T> for std::result::Result<T, Error> {
     fn on_unique(self, message: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| match e {
             Error::Storage(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                Error::Conflict(message())
+            }
+            other => other,
+        })
+    }
+
+    fn on_foreign_key(self, message: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| match e {
+            Error::Storage(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
                 Error::Conflict(message())
             }
             other => other,

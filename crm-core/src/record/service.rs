@@ -13,7 +13,7 @@ use super::fields::{Column, Kind};
 use super::list::{self, Deleted, ListQuery, Page};
 use super::row::Record;
 use crate::context::TenantContext;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt as _};
 use crate::events::{self, Action};
 use crate::id::Id;
 use crate::organizations::OrganizationId;
@@ -362,14 +362,11 @@ impl<'t, E: Entity> Records<'t, E> {
                 .push(" where organization_id = ")
                 .bind(self.org());
             q.push(" and id = ").bind(id);
-            tx.conn().execute(&q).await.map_err(|e| match e {
-                Error::Storage(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-                    Error::Conflict(format!(
-                        "{} {id} is still linked from other records; unlink or purge those first",
-                        E::NAME
-                    ))
-                }
-                other => other,
+            tx.conn().execute(&q).await.on_foreign_key(|| {
+                format!(
+                    "{} {id} is still linked from other records; unlink or purge those first",
+                    E::NAME
+                )
             })?;
             events::append(
                 &mut tx.conn(),
