@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::context::TenantContext;
 use crate::error::{Error, Result};
+use crate::field_definitions::{self, DefinitionCache};
 use crate::organizations::Organizations;
 use crate::password::Hasher;
 use crate::storage::{Backend, Pool};
@@ -35,6 +36,7 @@ pub struct Crm {
 struct Inner {
     pool: Pool,
     hasher: Hasher,
+    definitions: DefinitionCache,
 }
 
 impl fmt::Debug for Crm {
@@ -96,6 +98,10 @@ impl Crm {
 
     pub(crate) fn hasher(&self) -> &Hasher {
         &self.inner.hasher
+    }
+
+    pub(crate) fn definition_cache(&self) -> &DefinitionCache {
+        &self.inner.definitions
     }
 }
 
@@ -216,6 +222,7 @@ impl CrmBuilder {
             inner: Arc::new(Inner {
                 pool,
                 hasher: Hasher::new(self.max_concurrent_hashes),
+                definitions: field_definitions::new_cache(),
             }),
         };
         if self.migrate {

@@ -38,6 +38,30 @@ pub enum Action {
     Restored,
     /// It was removed for good.
     Purged,
+    /// A lead was converted.
+    Converted,
+    /// An opportunity moved to another stage.
+    StageChanged,
+    /// An opportunity was closed (won or lost).
+    Closed,
+    /// An invoice was sent.
+    Sent,
+    /// An invoice was paid.
+    Paid,
+    /// An invoice was voided.
+    Voided,
+    /// An invoice passed its due date unpaid.
+    Overdue,
+    /// A task was completed.
+    Completed,
+    /// A task was reopened.
+    Reopened,
+    /// A user's role changed.
+    RoleChanged,
+    /// A user was deactivated.
+    Deactivated,
+    /// A user was reactivated.
+    Reactivated,
 }
 
 impl Action {
@@ -49,6 +73,18 @@ impl Action {
             Action::Deleted => "deleted",
             Action::Restored => "restored",
             Action::Purged => "purged",
+            Action::Converted => "converted",
+            Action::StageChanged => "stage_changed",
+            Action::Closed => "closed",
+            Action::Sent => "sent",
+            Action::Paid => "paid",
+            Action::Voided => "voided",
+            Action::Overdue => "overdue",
+            Action::Completed => "completed",
+            Action::Reopened => "reopened",
+            Action::RoleChanged => "role_changed",
+            Action::Deactivated => "deactivated",
+            Action::Reactivated => "reactivated",
         }
     }
 }
@@ -68,6 +104,18 @@ impl TryFrom<String> for Action {
             "deleted" => Action::Deleted,
             "restored" => Action::Restored,
             "purged" => Action::Purged,
+            "converted" => Action::Converted,
+            "stage_changed" => Action::StageChanged,
+            "closed" => Action::Closed,
+            "sent" => Action::Sent,
+            "paid" => Action::Paid,
+            "voided" => Action::Voided,
+            "overdue" => Action::Overdue,
+            "completed" => Action::Completed,
+            "reopened" => Action::Reopened,
+            "role_changed" => Action::RoleChanged,
+            "deactivated" => Action::Deactivated,
+            "reactivated" => Action::Reactivated,
             other => return Err(Error::Internal(format!("unknown event action `{other}`"))),
         })
     }

@@ -63,31 +63,41 @@ mod crm;
 mod entities;
 mod error;
 mod events;
+mod field_definitions;
 mod id;
 mod organizations;
 mod password;
+mod pipelines;
 pub mod record;
 mod storage;
 mod tenant;
 mod time;
+mod timeline;
 mod users;
 mod validation;
 
 pub use context::{Actor, Role, TenantContext};
 pub use crm::{Crm, CrmBuilder, PoolSettings};
-pub use entities::{
-    Account, AccountId, AccountPatch, Contact, ContactId, ContactPatch, NewAccount, NewContact,
-};
+pub use entities::*;
 pub use error::{Error, FieldError, Result};
 pub use events::{Action, Event, EventId, Events};
+pub use field_definitions::{
+    CustomFieldDefinition, CustomFieldId, CustomFieldPatch, CustomFieldType, CustomFields,
+    ENTITIES, NewCustomField,
+};
 pub use id::Id;
 pub use organizations::{
     NewOrganization, Organization, OrganizationId, OrganizationStatus, Organizations,
 };
 pub use password::Password;
+pub use pipelines::{
+    NewPipeline, NewStage, Pipeline, PipelineId, PipelineSummary, Pipelines, Stage, StageAmount,
+    StageId, StageKind, StageSummary, default_pipeline,
+};
 pub use record::{Deleted, Direction, Entity, Filter, ListQuery, Op, Page, Record, Records, Sort};
 pub use storage::Backend;
 pub use tenant::Tenant;
+pub use timeline::TimelineItem;
 pub use users::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, User, UserId, Users};
 pub use validation::Validator;
 

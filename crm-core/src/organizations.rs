@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::crm::Crm;
 use crate::error::{Error, Result, ResultExt as _};
 use crate::id::Id;
-use crate::storage::Sql;
+use crate::pipelines;
+use crate::storage::{Backend, Sql};
 use crate::time::now;
 use crate::validation::Validator;
 
@@ -136,10 +137,25 @@ impl<'c> Organizations<'c> {
             .bind(at)
             .push(") returning id, name, slug, status, created_at, updated_at");
         let mut s = self.crm.pool().global().await?;
-        s.conn()
-            .fetch_one(&q)
-            .await
-            .on_unique(|| format!("an organization with slug `{slug}` already exists"))
+        let mut tx = s.begin().await?;
+        let out = async {
+            let org: Organization = tx
+                .conn()
+                .fetch_one(&q)
+                .await
+                .on_unique(|| format!("an organization with slug `{slug}` already exists"))?;
+            // The new tenant's own rows (its default pipeline) are written under its id, set for
+            // this transaction only (the connection's binding comes back at commit).
+            let mut bind = Sql::new("select set_config('crm.org_id', ");
+            bind.bind(org.id.to_string()).push(", true)");
+            if tx.conn().backend() == Backend::Postgres {
+                tx.conn().execute(&bind).await?;
+            }
+            pipelines::insert(&mut tx.conn(), org.id, &pipelines::default_pipeline(), true).await?;
+            Ok(org)
+        }
+        .await;
+        tx.settle(out).await
     }
 
     /// The organization with `id`.

@@ -2,11 +2,14 @@
 
 use crate::context::TenantContext;
 use crate::crm::Crm;
-use crate::entities::{Account, Contact};
+use crate::entities::{Account, Activity, Contact, Invoice, Lead, Opportunity, RelatedEntity};
 use crate::error::Result;
 use crate::events::Events;
-use crate::record::{Entity, Records};
+use crate::field_definitions::CustomFields;
+use crate::pipelines::Pipelines;
+use crate::record::{Entity, Page, Records};
 use crate::storage::Session;
+use crate::timeline::TimelineItem;
 use crate::users::Users;
 
 /// The services of one organization, acting as one actor. Made by [`Crm::tenant`]; cheap to
@@ -50,9 +53,51 @@ impl Tenant {
         self.records()
     }
 
+    /// Leads, with conversion.
+    pub fn leads(&self) -> Records<'_, Lead> {
+        self.records()
+    }
+
+    /// Opportunities, with closing.
+    pub fn opportunities(&self) -> Records<'_, Opportunity> {
+        self.records()
+    }
+
+    /// Invoices, with sending, payment and voiding.
+    pub fn invoices(&self) -> Records<'_, Invoice> {
+        self.records()
+    }
+
+    /// Activities: notes, tasks, calls and meetings.
+    pub fn activities(&self) -> Records<'_, Activity> {
+        self.records()
+    }
+
+    /// Pipelines and their stages.
+    pub fn pipelines(&self) -> Pipelines<'_> {
+        Pipelines::new(self)
+    }
+
+    /// The timeline of one record: its activities and event-log entries, newest first, `limit`
+    /// (≤ 100) per page; pass the previous page's `next_cursor` to continue.
+    pub async fn timeline(
+        &self,
+        entity: RelatedEntity,
+        id: impl Into<uuid::Uuid>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<TimelineItem>> {
+        crate::timeline::timeline(self, entity, id.into(), limit, cursor).await
+    }
+
     /// The records of any entity.
     pub fn records<E: Entity>(&self) -> Records<'_, E> {
         Records::new(self)
+    }
+
+    /// Custom field definitions.
+    pub fn custom_fields(&self) -> CustomFields<'_> {
+        CustomFields::new(self)
     }
 
     /// Users of the organization.

@@ -11,7 +11,7 @@ use crate::id::Id;
 use crate::organizations::OrganizationId;
 use crate::password::Password;
 use crate::record::Referable;
-use crate::storage::Sql;
+use crate::storage::{Backend, Sql};
 use crate::tenant::Tenant;
 use crate::time::now;
 use crate::validation::Validator;
@@ -193,6 +193,138 @@ impl<'t> Users<'t> {
             .bind(i64::from(limit.clamp(1, 100)));
         let mut s = self.tenant.session().await?;
         s.conn().fetch_all(&q).await
+    }
+
+    /// Changes the role of user `id`. Admins cannot grant a role above their own, nor change a
+    /// user whose role is above their own.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] as above; [`Error::Conflict`] when it would leave the organization
+    /// without an active company admin.
+    pub async fn set_role(&self, id: UserId, role: Role) -> Result<User> {
+        let ctx = self.tenant.context();
+        if role > ctx.role() {
+            return Err(Error::Forbidden(format!(
+                "cannot grant role {role} above your own"
+            )));
+        }
+        self.change(id, Action::RoleChanged, move |u| {
+            (u.role != role).then_some((u.role, role, u.is_active, u.is_active))
+        })
+        .await
+    }
+
+    /// Deactivates user `id`: they can no longer sign in; their records stay.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] for the last active company admin.
+    pub async fn deactivate(&self, id: UserId) -> Result<User> {
+        self.change(id, Action::Deactivated, |u| {
+            u.is_active.then_some((u.role, u.role, true, false))
+        })
+        .await
+    }
+
+    /// Lets a deactivated user sign in again.
+    pub async fn reactivate(&self, id: UserId) -> Result<User> {
+        self.change(id, Action::Reactivated, |u| {
+            (!u.is_active).then_some((u.role, u.role, false, true))
+        })
+        .await
+    }
+
+    /// Changes role and/or activity of a user in one transaction, guarding the rules every such
+    /// change shares. `compute` returns `(role before, role after, active before, active after)`,
+    /// or `None` when there is nothing to do.
+    async fn change(
+        &self,
+        id: UserId,
+        action: Action,
+        compute: impl FnOnce(&User) -> Option<(Role, Role, bool, bool)>,
+    ) -> Result<User> {
+        let ctx = self.tenant.context();
+        if !ctx.role().is_admin() {
+            return Err(Error::Forbidden(
+                "only company admins may manage users".into(),
+            ));
+        }
+        let org = ctx.organization_id();
+        let mut s = self.tenant.session().await?;
+        let mut tx = s.begin().await?;
+        let out = async {
+            let lock = if tx.conn().backend() == Backend::Postgres {
+                " for update"
+            } else {
+                ""
+            };
+            let mut q = Sql::new("select ");
+            q.push(COLUMNS)
+                .push(" from users where organization_id = ")
+                .bind(org);
+            q.push(" and id = ").bind(id).push(lock);
+            let user: User = tx
+                .conn()
+                .fetch_optional(&q)
+                .await?
+                .ok_or(Error::not_found("user", id))?;
+            if user.role > ctx.role() {
+                return Err(Error::Forbidden(format!(
+                    "cannot change a user whose role ({}) is above your own",
+                    user.role
+                )));
+            }
+            let Some((role_before, role_after, active_before, active_after)) = compute(&user)
+            else {
+                return Ok(user);
+            };
+            // Losing an active admin: lock every active admin of the organization, so two admins
+            // demoting each other at once cannot both succeed.
+            let was_admin = active_before && role_before.is_admin();
+            let stays_admin = active_after && role_after.is_admin();
+            if was_admin && !stays_admin {
+                let mut q = Sql::new("select id from users where organization_id = ");
+                q.bind(org)
+                    .push(" and is_active and role in ('company_admin', 'super_admin')")
+                    .push(lock);
+                let admins: Vec<(uuid::Uuid,)> = tx.conn().fetch_all(&q).await?;
+                if admins.len() <= 1 {
+                    return Err(Error::Conflict(
+                        "the organization's last active company admin cannot be removed or demoted"
+                            .into(),
+                    ));
+                }
+            }
+            let mut q = Sql::new("update users set role = ");
+            q.bind(role_after.as_str())
+                .push(", is_active = ")
+                .bind(active_after);
+            q.push(", updated_at = ")
+                .bind(now())
+                .push(", version = version + 1 where organization_id = ");
+            q.bind(org)
+                .push(" and id = ")
+                .bind(id)
+                .push(" returning ")
+                .push(COLUMNS);
+            let updated: User = tx.conn().fetch_one(&q).await?;
+            let mut changes = Map::new();
+            if role_before != role_after {
+                changes.insert(
+                    "role".into(),
+                    json!({ "before": role_before, "after": role_after }),
+                );
+            }
+            if active_before != active_after {
+                changes.insert(
+                    "is_active".into(),
+                    json!({ "before": active_before, "after": active_after }),
+                );
+            }
+            events::append(&mut tx.conn(), ctx, "user", id.uuid(), action, changes).await?;
+            Ok(updated)
+        }
+        .await;
+        tx.settle(out).await
     }
 
     /// The active user with `email` whose password is `password`.

@@ -14,10 +14,10 @@ const MAX_KEYS: usize = 100;
 /// Largest serialized size of one record's custom fields.
 const MAX_BYTES: usize = 64 * 1024;
 
-/// Rules and operations on custom field maps.
-pub(crate) struct CustomFields;
+/// Storage rules and merging of custom field maps (typed checks: `crate::field_definitions`).
+pub(crate) struct CustomValues;
 
-impl CustomFields {
+impl CustomValues {
     /// Whether `key` is a valid custom field key.
     pub(crate) fn is_valid_key(key: &str) -> bool {
         let mut bytes = key.bytes();
@@ -88,11 +88,11 @@ impl CustomFields {
                     "invalid_key",
                     "custom field keys are 1-63 characters of a-z, 0-9 and '_', starting with a letter",
                 ));
-            } else if !(is_storable(v) || nulls && v.is_null()) {
+            } else if v.is_object() && v.get("amount_minor").is_none() || !nulls && v.is_null() {
                 errors.push(FieldError::new(
                     field,
                     "invalid_type",
-                    "custom field values are strings, numbers, booleans or arrays of those",
+                    "custom field values are scalars, lists or money",
                 ));
             }
         }
@@ -124,16 +124,6 @@ impl CustomFields {
     }
 }
 
-fn is_storable(v: &Value) -> bool {
-    match v {
-        Value::String(_) | Value::Number(_) | Value::Bool(_) => true,
-        Value::Array(items) => items
-            .iter()
-            .all(|i| matches!(i, Value::String(_) | Value::Number(_) | Value::Bool(_))),
-        Value::Null | Value::Object(_) => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,22 +136,24 @@ mod tests {
     #[test]
     fn keys() {
         for ok in ["tier", "a1", "lead_score_2"] {
-            assert!(CustomFields::is_valid_key(ok), "{ok}");
+            assert!(CustomValues::is_valid_key(ok), "{ok}");
         }
         for bad in ["", "1a", "Tier", "a-b", "a b", "a'b", &"a".repeat(64)] {
-            assert!(!CustomFields::is_valid_key(bad), "{bad}");
+            assert!(!CustomValues::is_valid_key(bad), "{bad}");
         }
     }
 
     #[test]
     fn new_values_drop_nulls_and_reject_objects() {
         let mut input = obj(json!({"name": "x", "custom_fields": {"tier": "gold", "gone": null}}));
-        let cf = CustomFields::take_new(&mut input).unwrap();
+        let cf = CustomValues::take_new(&mut input).unwrap();
         assert_eq!(Value::Object(cf), json!({"tier": "gold"}));
         assert!(!input.contains_key("custom_fields"));
 
         let mut input = obj(json!({"custom_fields": {"nested": {"a": 1}, "Bad": 1}}));
-        let Err(Error::Validation(errors)) = CustomFields::take_new(&mut input) else {
+        // (Typed checks of values are the definitions' business; objects other than money
+        // never are values.)
+        let Err(Error::Validation(errors)) = CustomValues::take_new(&mut input) else {
             panic!("expected a validation error")
         };
         assert_eq!(errors.len(), 2);
@@ -171,7 +163,7 @@ mod tests {
     fn patch_merges_and_null_removes() {
         let current = obj(json!({"tier": "gold", "score": 3}));
         let patch = obj(json!({"tier": null, "region": "emea"}));
-        let merged = CustomFields::merge(&current, Some(patch)).unwrap();
+        let merged = CustomValues::merge(&current, Some(patch)).unwrap();
         assert_eq!(Value::Object(merged), json!({"score": 3, "region": "emea"}));
     }
 }

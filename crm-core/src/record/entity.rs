@@ -1,12 +1,17 @@
 //! The [`Entity`] trait: what a CRM entity tells the shared machinery about itself.
 
 use std::fmt;
+use std::future::Future;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::fields::Fields;
-use crate::storage::FromDbRow;
+use crate::context::TenantContext;
+use crate::error::Result;
+use crate::events::Action;
+use crate::storage::{Conn, FromDbRow, Tx};
+use crate::tenant::Tenant;
 use crate::users::UserId;
 use crate::validation::Validator;
 
@@ -32,6 +37,86 @@ pub trait Entity:
     /// records they own or created.
     fn owner(&self) -> Option<UserId> {
         None
+    }
+
+    /// Runs inside the write's transaction after [`Entity::validate`] passed, with the stored
+    /// record as `before` (`None` on create): checks that need the database (a stage belongs to
+    /// its pipeline), state rules (only drafts are editable), and fields the library derives
+    /// (numbers, totals). It may change the event's action with [`WriteContext::set_action`].
+    fn before_write(
+        &mut self,
+        write: &mut WriteContext<'_, '_>,
+        before: Option<&Self>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (write, before);
+        async { Ok(()) }
+    }
+}
+
+/// What kind of write an [`Entity::before_write`] hook is looking at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A create from the entity's input.
+    Create,
+    /// A patch from the entity's input.
+    Update,
+    /// An entity verb (convert, close, send…), which may write read-only fields.
+    Verb(Action),
+}
+
+/// The transaction and context a write runs in, as seen by [`Entity::before_write`].
+pub struct WriteContext<'a, 'c> {
+    tx: &'a mut Tx<'c>,
+    tenant: &'a Tenant,
+    operation: Operation,
+    action: Action,
+}
+
+impl fmt::Debug for WriteContext<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteContext")
+            .field("operation", &self.operation)
+            .field("action", &self.action)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, 'c> WriteContext<'a, 'c> {
+    pub(crate) fn new(
+        tx: &'a mut Tx<'c>,
+        tenant: &'a Tenant,
+        operation: Operation,
+        action: Action,
+    ) -> Self {
+        Self {
+            tx,
+            tenant,
+            operation,
+            action,
+        }
+    }
+
+    /// The kind of write.
+    pub fn operation(&self) -> Operation {
+        self.operation
+    }
+
+    /// Who writes, for which organization.
+    pub fn context(&self) -> &TenantContext {
+        self.tenant.context()
+    }
+
+    /// Records the write in the event log under `action` instead of the default.
+    pub fn set_action(&mut self, action: Action) {
+        self.action = action;
+    }
+
+    pub(crate) fn action(&self) -> Action {
+        self.action
+    }
+
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        self.tx.conn()
     }
 }
 

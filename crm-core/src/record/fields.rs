@@ -22,6 +22,10 @@ pub enum Kind {
     Uuid,
     /// A point in time (UTC).
     Timestamp,
+    /// A calendar date (`YYYY-MM-DD`).
+    Date,
+    /// A JSON document (line items); not filterable.
+    Json,
     /// A link to a record of the same organization.
     Ref {
         /// The target table.
@@ -47,6 +51,8 @@ impl Kind {
             Kind::Bool => "a boolean",
             Kind::Uuid | Kind::Ref { .. } => "a UUID string",
             Kind::Timestamp => "an RFC 3339 date-time string",
+            Kind::Date => "a date string (YYYY-MM-DD)",
+            Kind::Json => "a JSON value",
         }
     }
 
@@ -66,6 +72,10 @@ impl Kind {
             (Kind::Timestamp, Value::String(s)) => Arg::Time(Some(
                 DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc),
             )),
+            (Kind::Date, Value::Null) => Arg::Date(None),
+            (Kind::Date, Value::String(s)) => Arg::Date(Some(s.parse().ok()?)),
+            (Kind::Json, Value::Null) => Arg::Json(None),
+            (Kind::Json, v) => Arg::Json(Some(v.clone())),
             _ => return None,
         })
     }
@@ -82,6 +92,9 @@ pub struct Column {
     pub nullable: bool,
     /// Whether lists may sort on it (only indexed columns are).
     pub sortable: bool,
+    /// Whether only the library writes it (statuses, numbers, totals): it is not part of the
+    /// entity's create and patch inputs.
+    pub readonly: bool,
 }
 
 impl Column {
@@ -92,7 +105,14 @@ impl Column {
             kind: T::KIND,
             nullable: T::NULLABLE,
             sortable: false,
+            readonly: false,
         }
+    }
+
+    /// Marks it written by the library only.
+    pub const fn readonly(mut self) -> Self {
+        self.readonly = true;
+        self
     }
 
     /// Marks it sortable.
@@ -124,6 +144,12 @@ impl FieldType for uuid::Uuid {
 }
 impl FieldType for chrono::DateTime<chrono::Utc> {
     const KIND: Kind = Kind::Timestamp;
+}
+impl FieldType for chrono::NaiveDate {
+    const KIND: Kind = Kind::Date;
+}
+impl<T> FieldType for sqlx::types::Json<T> {
+    const KIND: Kind = Kind::Json;
 }
 impl<T: FieldType> FieldType for Option<T> {
     const KIND: Kind = T::KIND;
@@ -160,11 +186,15 @@ where
 /// Declares an entity's own columns once and derives from them:
 ///
 /// - the entity struct (decoded from rows, serialized in responses);
-/// - its create input `New…` (the same fields plus `custom_fields`; unknown fields rejected);
-/// - its patch input `…Patch` (each field optional; for nullable fields `Some(None)` clears);
+/// - its create input `New…` (the editable fields plus `custom_fields`; unknown fields
+///   rejected);
+/// - its patch input `…Patch` (each editable field optional; for nullable fields `Some(None)`
+///   clears);
 /// - [`Fields`], with column metadata taken from the field types.
 ///
-/// Append `[sortable]` to a field that lists may sort on (give it an index).
+/// Append `[sortable]` to a field that lists may sort on (give it an index). Fields in the
+/// optional `readonly { … }` block are written by the library only (statuses, numbers, totals):
+/// they are in the entity but not in its inputs, and start at their `Default`.
 ///
 /// ```ignore
 /// crm_core::record_type! {
@@ -173,6 +203,10 @@ where
 ///         /// Its name.
 ///         name: String [sortable],
 ///         domain: Option<String>,
+///     }
+///     readonly {
+///         /// Set by the library.
+///         score: i64,
 ///     }
 /// }
 /// ```
@@ -186,6 +220,14 @@ macro_rules! record_type {
                 $field:ident : $ty:ty $([$($flag:ident),*])?
             ),* $(,)?
         }
+        $(
+            readonly {
+                $(
+                    $(#[doc = $rdoc:expr])*
+                    $rfield:ident : $rty:ty $([$($rflag:ident),*])?
+                ),* $(,)?
+            }
+        )?
     ) => {
         $(#[doc = $doc])*
         #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
@@ -194,6 +236,11 @@ macro_rules! record_type {
                 $(#[doc = $fdoc])*
                 pub $field: $ty,
             )*
+            $($(
+                $(#[doc = $rdoc])*
+                #[serde(default)]
+                pub $rfield: $rty,
+            )*)?
         }
 
         #[doc = concat!("Input to create a [`", stringify!($name), "`]: its fields plus custom fields.")]
@@ -233,9 +280,116 @@ macro_rules! record_type {
                 $(
                     $crate::record::Column::of::<$ty>(stringify!($field)) $($(.$flag())*)?,
                 )*
+                $($(
+                    $crate::record::Column::of::<$rty>(stringify!($rfield)).readonly() $($(.$rflag())*)?,
+                )*)?
             ];
             type New = $new;
             type Patch = $patch;
+        }
+    };
+}
+
+/// Declares an enum stored as text (`status`, `source`, `kind`…): serde and SQL use the given
+/// names, it parses from them, and it is a text column for filters.
+#[macro_export]
+macro_rules! text_enum {
+    (
+        $(#[doc = $doc:expr])*
+        pub enum $name:ident {
+            $(
+                $(#[doc = $vdoc:expr])*
+                $variant:ident = $text:literal
+            ),+ $(,)?
+        }
+    ) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $(
+                $(#[doc = $vdoc])*
+                #[serde(rename = $text)]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored and serialized name.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl Default for $name {
+            /// The first value declared.
+            fn default() -> Self {
+                Self::ALL[0]
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::Error;
+            fn from_str(s: &str) -> Result<Self, $crate::Error> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err($crate::Error::invalid(
+                        stringify!($name),
+                        "invalid_choice",
+                        format!(
+                            "unknown value `{other}`; expected one of: {}",
+                            [$($text),+].join(", ")
+                        ),
+                    )),
+                }
+            }
+        }
+
+        impl $crate::record::FieldType for $name {
+            const KIND: $crate::record::Kind = $crate::record::Kind::Text;
+        }
+
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                self.as_str().to_owned().encode_by_ref(buf)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: <DB as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<String as sqlx::Decode<'r, DB>>::decode(value)?.parse::<$name>()?)
+            }
         }
     };
 }

@@ -12,10 +12,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::cursor::Cursor;
-use super::custom_fields::CustomFields;
 use super::entity::Entity;
 use super::fields::{Column, Kind};
 use crate::error::{Error, FieldError, Result};
+use crate::field_definitions::{self, CustomFieldDefinition, CustomFieldType, Definitions};
 use crate::organizations::OrganizationId;
 use crate::storage::{Arg, Backend, Sql};
 
@@ -212,6 +212,7 @@ pub(crate) fn plan<E: Entity>(
     q: &ListQuery,
     org: OrganizationId,
     backend: Backend,
+    defs: &Definitions,
 ) -> Result<Plan> {
     let mut errors = Vec::new();
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
@@ -261,7 +262,7 @@ pub(crate) fn plan<E: Entity>(
 
     for (i, f) in q.filters.iter().enumerate() {
         sql.push(" and ");
-        if let Err(e) = push_filter::<E>(&mut sql, f, backend) {
+        if let Err(e) = push_filter::<E>(&mut sql, f, backend, defs) {
             errors.push(FieldError {
                 field: format!("filters[{i}].{}", e.field),
                 ..e
@@ -390,25 +391,28 @@ fn push_keyset(sql: &mut Sql, col: &Column, dir: Direction, cursor: &Cursor) -> 
 }
 
 /// The field a filter names.
-enum Target {
+enum Target<'d> {
     Column(&'static Column),
-    Custom(String),
+    Custom(&'d CustomFieldDefinition),
 }
 
 fn push_filter<E: Entity>(
     sql: &mut Sql,
     f: &Filter,
     backend: Backend,
+    defs: &Definitions,
 ) -> std::result::Result<(), FieldError> {
     let target = if let Some(key) = f.field.strip_prefix("custom_fields.") {
-        if !CustomFields::is_valid_key(key) {
-            return Err(FieldError::new(
-                "field",
-                "unknown_field",
-                format!("`{key}` is not a valid custom field key"),
-            ));
+        match defs.get(key) {
+            Some(d) => Target::Custom(d),
+            None => {
+                return Err(FieldError::new(
+                    "field",
+                    "unknown_field",
+                    format!("`{key}` is not a custom field of {}", E::NAME),
+                ));
+            }
         }
-        Target::Custom(key.to_owned())
     } else {
         match column::<E>(&f.field) {
             Some(c) => Target::Column(c),
@@ -423,7 +427,7 @@ fn push_filter<E: Entity>(
     };
     match target {
         Target::Column(c) => push_column_filter(sql, c, f),
-        Target::Custom(key) => push_custom_filter(sql, &key, f, backend),
+        Target::Custom(d) => push_custom_filter(sql, d, f, backend),
     }
 }
 
@@ -542,71 +546,161 @@ fn op_name(op: Op) -> &'static str {
     }
 }
 
-/// Custom fields compare as JSON on PostgreSQL (`jsonb` ordering: numbers numerically, strings
-/// as text) and as SQLite values on SQLite (`->>` yields numbers as numbers), so a number filter
-/// is numeric on both. Equality on PostgreSQL uses containment (`@>`), which the GIN index on
-/// `custom_fields` serves.
+/// Custom fields compare by their definition's type: numbers numerically, dates and
+/// date-times as their normalized text (which orders like the time), money by its amount;
+/// `eq` / `in` on a multi-select match records having any of the values. On PostgreSQL,
+/// equality uses containment (`@>`), which the GIN index on `custom_fields` serves.
 fn push_custom_filter(
     sql: &mut Sql,
-    key: &str,
+    d: &CustomFieldDefinition,
     f: &Filter,
     backend: Backend,
 ) -> std::result::Result<(), FieldError> {
-    // `key` is validated as [a-z][a-z0-9_]*, so it is safe inside a SQL string literal.
-    let (json_expr, text_expr) = match backend {
-        Backend::Postgres => (
+    use CustomFieldType as T;
+    // Keys are validated identifiers ([a-z][a-z0-9_]*): safe inside a SQL string literal.
+    let key = d.key.as_str();
+    let money = d.field_type == T::Currency;
+    let (json_expr, text_expr) = match (backend, money) {
+        (Backend::Postgres, false) => (
             format!("custom_fields->'{key}'"),
+            format!("(custom_fields->>'{key}') collate \"C\""),
+        ),
+        (Backend::Postgres, true) => (
+            format!("custom_fields->'{key}'->'amount_minor'"),
+            String::new(),
+        ),
+        (Backend::Sqlite, false) => (
+            format!("custom_fields->>'{key}'"),
             format!("custom_fields->>'{key}'"),
         ),
-        Backend::Sqlite => (
-            format!("custom_fields->>'{key}'"),
-            format!("custom_fields->>'{key}'"),
+        (Backend::Sqlite, true) => (
+            format!("custom_fields->>'$.{key}.amount_minor'"),
+            String::new(),
         ),
     };
-    let scalar = |v: &Value| -> std::result::Result<Arg, FieldError> {
-        match (backend, v) {
-            (_, Value::Null | Value::Array(_) | Value::Object(_)) => {
-                Err(value_error("a string, number or boolean"))
+    // The operand, checked and normalized for the field's type.
+    let operand = |v: &Value| -> std::result::Result<Value, FieldError> {
+        let ok = match d.field_type {
+            T::Number | T::Currency => v.is_number(),
+            T::Boolean => v.is_boolean(),
+            T::Date | T::Datetime => {
+                return field_definitions::normalize(d, v)
+                    .map_err(|m| FieldError::new("value", "invalid_type", m));
             }
-            (Backend::Postgres, v) => Ok(Arg::Json(Some(v.clone()))),
-            (Backend::Sqlite, Value::String(s)) => Ok(Arg::Text(Some(s.clone()))),
-            (Backend::Sqlite, Value::Bool(b)) => Ok(Arg::Bool(Some(*b))),
-            (Backend::Sqlite, Value::Number(n)) => Ok(match n.as_i64() {
+            T::Text | T::Select | T::MultiSelect | T::Email | T::Url => v.is_string(),
+        };
+        if ok {
+            Ok(v.clone())
+        } else {
+            Err(value_error(&format!("a value of a {} field", d.field_type)))
+        }
+    };
+    // How the operand binds: JSON on PostgreSQL (text for dates, compared under "C"), a plain
+    // SQL value on SQLite, where `->>` yields numbers as numbers.
+    let bind = |v: Value| -> Arg {
+        match (backend, &v) {
+            (Backend::Postgres, Value::String(s))
+                if matches!(d.field_type, T::Date | T::Datetime) =>
+            {
+                Arg::Text(Some(s.clone()))
+            }
+            (Backend::Postgres, _) => Arg::Json(Some(v)),
+            (Backend::Sqlite, Value::String(s)) => Arg::Text(Some(s.clone())),
+            (Backend::Sqlite, Value::Bool(b)) => Arg::Bool(Some(*b)),
+            (Backend::Sqlite, Value::Number(n)) => match n.as_i64() {
                 Some(i) => Arg::Int(Some(i)),
                 None => Arg::Float(n.as_f64()),
-            }),
+            },
+            (Backend::Sqlite, _) => Arg::Json(Some(v)),
+        }
+    };
+    let dated = matches!(d.field_type, T::Date | T::Datetime) && backend == Backend::Postgres;
+    let compare_expr = if dated { &text_expr } else { &json_expr };
+    let contains_one = |sql: &mut Sql, v: Value| match backend {
+        Backend::Postgres => {
+            let mut object = serde_json::Map::new();
+            let inner = if d.field_type == T::MultiSelect {
+                Value::Array(vec![v])
+            } else {
+                v
+            };
+            object.insert(key.to_owned(), inner);
+            sql.push("custom_fields @> ").bind(Value::Object(object));
+        }
+        Backend::Sqlite => {
+            sql.push("exists (select 1 from json_each(custom_fields, '$.")
+                .push(key);
+            sql.push("') where value = ").bind(bind(v)).push(")");
         }
     };
     match f.op {
-        Op::Eq if backend == Backend::Postgres => {
-            scalar(&f.value)?;
-            let mut object = serde_json::Map::new();
-            object.insert(key.to_owned(), f.value.clone());
-            sql.push("custom_fields @> ").bind(Value::Object(object));
+        Op::Eq if d.field_type == T::MultiSelect || (backend == Backend::Postgres && !money) => {
+            let v = operand(&f.value)?;
+            contains_one(sql, v);
+        }
+        Op::In if d.field_type == T::MultiSelect => {
+            let values = in_values(&f.value)?
+                .iter()
+                .map(operand)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            sql.push("(");
+            for (i, v) in values.into_iter().enumerate() {
+                if i > 0 {
+                    sql.push(" or ");
+                }
+                contains_one(sql, v);
+            }
+            sql.push(")");
         }
         Op::Eq | Op::Lt | Op::Lte | Op::Gt | Op::Gte => {
-            let a = scalar(&f.value)?;
-            sql.push(&json_expr)
+            if d.field_type == T::MultiSelect {
+                return Err(FieldError::new(
+                    "op",
+                    "invalid_operator",
+                    "multi_select fields take eq, in and is_null",
+                ));
+            }
+            let v = operand(&f.value)?;
+            sql.push(compare_expr)
                 .push(comparison(f.op).unwrap_or(" = "))
-                .bind(a);
+                .bind(bind(v));
         }
         Op::Ne => {
-            let a = scalar(&f.value)?;
-            sql.push("(").push(&json_expr).push(" <> ").bind(a);
-            sql.push(" or ").push(&json_expr).push(" is null)");
+            let v = operand(&f.value)?;
+            if d.field_type == T::MultiSelect {
+                sql.push("not ");
+                contains_one(sql, v);
+            } else {
+                sql.push("(").push(compare_expr).push(" <> ").bind(bind(v));
+                sql.push(" or ").push(&json_expr).push(" is null)");
+            }
         }
         Op::In => {
-            let args = in_values(&f.value)?
+            let values = in_values(&f.value)?
                 .iter()
-                .map(scalar)
+                .map(operand)
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            sql.push(&json_expr).push(" in (").bind_list(args).push(")");
+            sql.push(compare_expr)
+                .push(" in (")
+                .bind_list(values.into_iter().map(bind))
+                .push(")");
         }
         Op::Contains | Op::StartsWith => {
-            let Value::String(s) = &f.value else {
-                return Err(value_error("a string"));
+            let (false, Value::String(s)) =
+                (text_expr.is_empty() || !d.field_type.is_textual(), &f.value)
+            else {
+                return Err(FieldError::new(
+                    "op",
+                    "invalid_operator",
+                    format!(
+                        "`{}` applies to text fields with a string value",
+                        op_name(f.op)
+                    ),
+                ));
             };
-            sql.push("lower(").push(&text_expr).push(") like ");
+            sql.push("lower(custom_fields->>'")
+                .push(key)
+                .push("') like ");
             sql.bind(like_pattern(s, f.op == Op::Contains))
                 .push(" escape '\\'");
         }

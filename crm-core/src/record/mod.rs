@@ -17,7 +17,7 @@ mod list;
 mod row;
 mod service;
 
-pub use entity::{Entity, Referable};
+pub use entity::{Entity, Operation, Referable, WriteContext};
 pub use fields::{Column, FieldType, Fields, Kind, present};
 pub use list::{
     DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_FILTERS, MAX_IN_VALUES, MAX_LIMIT,
@@ -25,3 +25,8 @@ pub use list::{
 };
 pub use row::Record;
 pub use service::Records;
+
+/// Whether `key` is a valid custom field key (`[a-z][a-z0-9_]{0,62}`).
+pub(crate) fn is_custom_field_key(key: &str) -> bool {
+    custom_fields::CustomValues::is_valid_key(key)
+}

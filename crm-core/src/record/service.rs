@@ -7,14 +7,15 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::custom_fields::CustomFields;
-use super::entity::Entity;
+use super::custom_fields::CustomValues;
+use super::entity::{Entity, Operation, WriteContext};
 use super::fields::{Column, Kind};
 use super::list::{self, Deleted, ListQuery, Page};
 use super::row::Record;
 use crate::context::TenantContext;
 use crate::error::{Error, Result, ResultExt as _};
 use crate::events::{self, Action};
+use crate::field_definitions;
 use crate::id::Id;
 use crate::organizations::OrganizationId;
 use crate::storage::{Arg, Backend, Conn, Sql, Tx};
@@ -79,6 +80,11 @@ impl<'t, E: Entity> Records<'t, E> {
         self.tenant.context()
     }
 
+    /// The tenant these records belong to.
+    pub(crate) fn tenant(&self) -> &'t Tenant {
+        self.tenant
+    }
+
     fn org(&self) -> OrganizationId {
         self.ctx().organization_id()
     }
@@ -86,20 +92,45 @@ impl<'t, E: Entity> Records<'t, E> {
     /// Creates a record.
     ///
     /// # Errors
-    /// [`Error::Validation`] for invalid fields or custom fields; [`Error::NotFound`] when a
-    /// link (`account_id`, `owner_id`…) names no live record of this organization.
+    /// [`Error::Validation`] for invalid fields or custom fields (every problem at once);
+    /// [`Error::NotFound`] when a link (`account_id`, `owner_id`…) names no live record of this
+    /// organization.
     #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn create(&self, new: E::New) -> Result<Record<E>> {
+        let mut s = self.tenant.session().await?;
+        let mut tx = s.begin().await?;
+        let out = self.create_in(&mut tx, new).await;
+        tx.settle(out).await
+    }
+
+    /// [`Records::create`] inside the caller's transaction.
+    pub(crate) async fn create_in(&self, tx: &mut Tx<'_>, new: E::New) -> Result<Record<E>> {
         let mut input = to_object(&new)?;
-        let custom = CustomFields::take_new(&mut input)?;
+        let custom = CustomValues::take_new(&mut input)?;
         let entity: E = from_object(input)?;
+        self.insert_in(tx, entity, custom, Operation::Create).await
+    }
+
+    /// Inserts a complete entity (verbs that create records use it directly).
+    pub(crate) async fn insert_in(
+        &self,
+        tx: &mut Tx<'_>,
+        mut entity: E,
+        custom: Map<String, Value>,
+        operation: Operation,
+    ) -> Result<Record<E>> {
+        let defs = field_definitions::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+        let custom = checked(defs.check(None, custom), validate(&entity))?;
+        let mut w = WriteContext::new(tx, self.tenant, operation, Action::Created);
+        entity.before_write(&mut w, None).await?;
+        let action = w.action();
         validate(&entity)?;
         let values = to_object(&entity)?;
 
         let mut changes = Map::new();
         let mut links = Vec::new();
         for c in E::COLUMNS {
-            let v = values.get(c.name).unwrap_or(&Value::Null);
+            let v = field(&values, c);
             if !v.is_null() {
                 changes.insert(c.name.into(), json!({ "after": v }));
                 links.extend(link(c, v));
@@ -128,24 +159,18 @@ impl<'t, E: Entity> Records<'t, E> {
         }
         q.push(") returning *");
 
-        let mut s = self.tenant.session().await?;
-        let mut tx = s.begin().await?;
-        let out = async {
-            check_links(&mut tx.conn(), self.org(), &links).await?;
-            let record: Record<E> = tx.conn().fetch_one(&q).await?;
-            events::append(
-                &mut tx.conn(),
-                self.ctx(),
-                E::NAME,
-                id.uuid(),
-                Action::Created,
-                changes,
-            )
-            .await?;
-            Ok(record)
-        }
-        .await;
-        tx.settle(out).await
+        check_links(&mut tx.conn(), self.org(), &links).await?;
+        let record: Record<E> = tx.conn().fetch_one(&q).await?;
+        events::append(
+            &mut tx.conn(),
+            self.ctx(),
+            E::NAME,
+            id.uuid(),
+            action,
+            changes,
+        )
+        .await?;
+        Ok(record)
     }
 
     /// The live record with `id`.
@@ -180,8 +205,19 @@ impl<'t, E: Entity> Records<'t, E> {
     #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn list(&self, query: &ListQuery) -> Result<Page<Record<E>>> {
         let mut s = self.tenant.session().await?;
-        let plan = list::plan::<E>(query, self.org(), s.conn().backend())?;
-        let mut data: Vec<Record<E>> = s.conn().fetch_all(&plan.sql).await?;
+        let mut conn = s.conn();
+        // Definitions are needed (and, on a cache miss, read) only to filter on custom fields.
+        let defs = if query
+            .filters
+            .iter()
+            .any(|f| f.field.starts_with("custom_fields."))
+        {
+            field_definitions::load(self.tenant, E::NAME, &mut conn).await?
+        } else {
+            Default::default()
+        };
+        let plan = list::plan::<E>(query, self.org(), conn.backend(), &defs)?;
+        let mut data: Vec<Record<E>> = conn.fetch_all(&plan.sql).await?;
         let next_cursor = if data.len() > plan.limit {
             data.truncate(plan.limit);
             match data.last() {
@@ -223,107 +259,129 @@ impl<'t, E: Entity> Records<'t, E> {
         patch: E::Patch,
     ) -> Result<Record<E>> {
         let mut patch = to_object(&patch)?;
-        let custom_patch = CustomFields::take_patch(&mut patch)?;
-        self.mutate(id, Deleted::Exclude, expected, move |current| {
-            let before = to_object(&current.fields)?;
-            let mut merged = before.clone();
-            merged.extend(patch);
-            let entity: E = from_object(merged)?;
-            validate(&entity)?;
-            let after = to_object(&entity)?;
-            let custom = CustomFields::merge(&current.custom_fields, custom_patch)?;
-
-            let mut change = Change {
-                action: Action::Updated,
-                sets: Vec::new(),
-                links: Vec::new(),
-                changes: Map::new(),
-            };
-            for c in E::COLUMNS {
-                let (b, a) = (field(&before, c), field(&after, c));
-                if b != a {
-                    change.sets.push((c.name, column_arg(c, &after)?));
-                    change.links.extend(link(c, a));
-                    change
-                        .changes
-                        .insert(c.name.into(), json!({ "before": b, "after": a }));
-                }
-            }
-            if custom != current.custom_fields {
-                let keys = current.custom_fields.keys().chain(custom.keys());
-                for k in keys {
-                    let (b, a) = (current.custom_fields.get(k), custom.get(k));
-                    if b != a {
-                        change.changes.insert(
-                            format!("custom_fields.{k}"),
-                            json!({ "before": b, "after": a }),
-                        );
-                    }
-                }
-                change
-                    .sets
-                    .push(("custom_fields", Arg::Json(Some(Value::Object(custom)))));
-            }
-            Ok((!change.sets.is_empty()).then_some(change))
-        })
+        let custom_patch = CustomValues::take_patch(&mut patch)?;
+        self.change(
+            id,
+            expected,
+            Operation::Update,
+            Action::Updated,
+            move |current| {
+                let mut merged = to_object(&current.fields)?;
+                merged.extend(patch);
+                let entity: E = from_object(merged)?;
+                let custom = CustomValues::merge(&current.custom_fields, custom_patch)?;
+                Ok((entity, custom))
+            },
+        )
         .await
+    }
+
+    /// Runs [`Records::change_in`] in a transaction of its own.
+    pub(crate) async fn change(
+        &self,
+        id: Id<E>,
+        expected: Option<i64>,
+        operation: Operation,
+        action: Action,
+        compute: impl FnOnce(&Record<E>) -> Result<(E, Map<String, Value>)>,
+    ) -> Result<Record<E>> {
+        let mut s = self.tenant.session().await?;
+        let mut tx = s.begin().await?;
+        let out = self
+            .change_in(&mut tx, id, expected, operation, action, compute)
+            .await;
+        tx.settle(out).await
+    }
+
+    /// The shared path of every change to a live record: lock it, check the version, compute
+    /// the new fields and custom fields, check them, run the entity's hook, write what changed
+    /// and log it. Nothing changed: nothing written.
+    pub(crate) async fn change_in(
+        &self,
+        tx: &mut Tx<'_>,
+        id: Id<E>,
+        expected: Option<i64>,
+        operation: Operation,
+        action: Action,
+        compute: impl FnOnce(&Record<E>) -> Result<(E, Map<String, Value>)>,
+    ) -> Result<Record<E>> {
+        let current = self.lock_in(tx, id, Deleted::Exclude, expected).await?;
+        let (mut after, custom) = compute(&current)?;
+        let custom = if custom == current.custom_fields {
+            Ok(custom)
+        } else {
+            let defs = field_definitions::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+            defs.check(Some(&current.custom_fields), custom)
+        };
+        let custom = checked(custom, validate(&after))?;
+        let mut w = WriteContext::new(tx, self.tenant, operation, action);
+        after.before_write(&mut w, Some(&current.fields)).await?;
+        let action = w.action();
+        validate(&after)?;
+        match diff(&current, &after, custom, action)? {
+            Some(change) => self.write_in(tx, &current, change).await,
+            None => Ok(current),
+        }
     }
 
     /// Moves the live record `id` to the trash. Users may trash records they created or own;
     /// company admins any record.
     pub async fn delete(&self, id: Id<E>) -> Result<Record<E>> {
-        self.delete_inner(id, None).await
+        self.trash(id, None, true).await
     }
 
     /// Like [`Records::delete`], but only if the record is still at `version`.
     pub async fn delete_if_version(&self, id: Id<E>, version: i64) -> Result<Record<E>> {
-        self.delete_inner(id, Some(version)).await
-    }
-
-    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
-    async fn delete_inner(&self, id: Id<E>, expected: Option<i64>) -> Result<Record<E>> {
-        let ctx = *self.ctx();
-        self.mutate(id, Deleted::Exclude, expected, move |current| {
-            may_trash(&ctx, current)?;
-            let at = now();
-            Ok(Some(Change {
-                action: Action::Deleted,
-                sets: vec![
-                    ("is_deleted", Arg::Bool(Some(true))),
-                    ("deleted_at", Arg::Time(Some(at))),
-                    ("deleted_by", Arg::Uuid(ctx.actor().id())),
-                ],
-                links: Vec::new(),
-                changes: trash_change(false, true),
-            }))
-        })
-        .await
+        self.trash(id, Some(version), true).await
     }
 
     /// Takes record `id` out of the trash.
     ///
     /// # Errors
     /// [`Error::Conflict`] when it is not in the trash.
-    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn restore(&self, id: Id<E>) -> Result<Record<E>> {
-        let ctx = *self.ctx();
-        self.mutate(id, Deleted::Include, None, move |current| {
-            if !current.is_deleted {
+        self.trash(id, None, false).await
+    }
+
+    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org(), delete))]
+    async fn trash(&self, id: Id<E>, expected: Option<i64>, delete: bool) -> Result<Record<E>> {
+        let mut s = self.tenant.session().await?;
+        let mut tx = s.begin().await?;
+        let out = async {
+            let scope = if delete {
+                Deleted::Exclude
+            } else {
+                Deleted::Include
+            };
+            let current = self.lock_in(&mut tx, id, scope, expected).await?;
+            if !delete && !current.is_deleted {
                 return Err(Error::Conflict(format!("{} {id} is not deleted", E::NAME)));
             }
-            may_trash(&ctx, current)?;
-            Ok(Some(Change {
-                action: Action::Restored,
+            may_trash(self.ctx(), &current)?;
+            let (action, at, by) = if delete {
+                (Action::Deleted, Some(now()), self.ctx().actor().id())
+            } else {
+                (Action::Restored, None, None)
+            };
+            let mut changes = Map::new();
+            changes.insert(
+                "is_deleted".into(),
+                json!({ "before": !delete, "after": delete }),
+            );
+            let change = Change {
+                action,
                 sets: vec![
-                    ("is_deleted", Arg::Bool(Some(false))),
-                    ("deleted_at", Arg::Time(None)),
-                    ("deleted_by", Arg::Uuid(None)),
+                    ("is_deleted", Arg::Bool(Some(delete))),
+                    ("deleted_at", Arg::Time(at)),
+                    ("deleted_by", Arg::Uuid(by)),
                 ],
                 links: Vec::new(),
-                changes: trash_change(true, false),
-            }))
-        })
-        .await
+                changes,
+            };
+            self.write_in(&mut tx, &current, change).await
+        }
+        .await;
+        tx.settle(out).await
     }
 
     /// Removes record `id` for good (live or in the trash). Company admins only. The event log
@@ -343,20 +401,7 @@ impl<'t, E: Entity> Records<'t, E> {
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
         let out = async {
-            let backend = tx.conn().backend();
-            let current: Option<Record<E>> = tx
-                .conn()
-                .fetch_optional(&select_one::<E>(
-                    self.org(),
-                    id,
-                    Deleted::Include,
-                    true,
-                    backend,
-                ))
-                .await?;
-            if current.is_none() {
-                return Err(Error::not_found(E::NAME, id));
-            }
+            self.lock_in(&mut tx, id, Deleted::Include, None).await?;
             let mut q = Sql::new("delete from ");
             q.push(E::TABLE)
                 .push(" where organization_id = ")
@@ -382,48 +427,39 @@ impl<'t, E: Entity> Records<'t, E> {
         tx.settle(out).await
     }
 
-    /// The shared write path: lock the current row, check the version, compute the change,
-    /// check links, update, log, commit.
-    async fn mutate(
-        &self,
-        id: Id<E>,
-        deleted: Deleted,
-        expected: Option<i64>,
-        compute: impl FnOnce(&Record<E>) -> Result<Option<Change>>,
-    ) -> Result<Record<E>> {
-        let mut s = self.tenant.session().await?;
-        let mut tx = s.begin().await?;
-        let out = self
-            .mutate_in(&mut tx, id, deleted, expected, compute)
-            .await;
-        tx.settle(out).await
-    }
-
-    async fn mutate_in(
+    /// Reads record `id` in `scope` for update (locked on PostgreSQL; SQLite's `BEGIN
+    /// IMMEDIATE` already holds the write lock) and checks the expected version.
+    pub(crate) async fn lock_in(
         &self,
         tx: &mut Tx<'_>,
         id: Id<E>,
-        deleted: Deleted,
+        scope: Deleted,
         expected: Option<i64>,
-        compute: impl FnOnce(&Record<E>) -> Result<Option<Change>>,
     ) -> Result<Record<E>> {
         let backend = tx.conn().backend();
         let current: Record<E> = tx
             .conn()
-            .fetch_optional(&select_one::<E>(self.org(), id, deleted, true, backend))
+            .fetch_optional(&select_one::<E>(self.org(), id, scope, true, backend))
             .await?
             .ok_or(Error::not_found(E::NAME, id))?;
-        if let Some(expected) = expected.filter(|v| *v != current.version) {
-            return Err(Error::VersionMismatch {
+        match expected {
+            Some(expected) if expected != current.version => Err(Error::VersionMismatch {
                 expected,
                 actual: current.version,
-            });
+            }),
+            _ => Ok(current),
         }
-        let Some(change) = compute(&current)? else {
-            return Ok(current);
-        };
-        check_links(&mut tx.conn(), self.org(), &change.links).await?;
+    }
 
+    /// Writes `change` to the locked `current` record: checks links, bumps the version, stamps
+    /// the audit columns, logs the event.
+    async fn write_in(
+        &self,
+        tx: &mut Tx<'_>,
+        current: &Record<E>,
+        change: Change,
+    ) -> Result<Record<E>> {
+        check_links(&mut tx.conn(), self.org(), &change.links).await?;
         let mut q = Sql::new("update ");
         q.push(E::TABLE)
             .push(" set version = version + 1, updated_at = ")
@@ -433,7 +469,7 @@ impl<'t, E: Entity> Records<'t, E> {
             q.push(", ").push(column).push(" = ").bind(value);
         }
         q.push(" where organization_id = ").bind(self.org());
-        q.push(" and id = ").bind(id);
+        q.push(" and id = ").bind(current.id);
         q.push(" and version = ").bind(current.version);
         q.push(" returning *");
         let updated: Record<E> =
@@ -448,12 +484,66 @@ impl<'t, E: Entity> Records<'t, E> {
             &mut tx.conn(),
             self.ctx(),
             E::NAME,
-            id.uuid(),
+            current.id.uuid(),
             change.action,
             change.changes,
         )
         .await?;
         Ok(updated)
+    }
+}
+
+/// The columns and custom fields that differ between `current` and `after`, as a change.
+fn diff<E: Entity>(
+    current: &Record<E>,
+    after: &E,
+    custom: Map<String, Value>,
+    action: Action,
+) -> Result<Option<Change>> {
+    let before = to_object(&current.fields)?;
+    let after = to_object(after)?;
+    let mut change = Change {
+        action,
+        sets: Vec::new(),
+        links: Vec::new(),
+        changes: Map::new(),
+    };
+    for c in E::COLUMNS {
+        let (b, a) = (field(&before, c), field(&after, c));
+        if b != a {
+            change.sets.push((c.name, column_arg(c, &after)?));
+            change.links.extend(link(c, a));
+            change
+                .changes
+                .insert(c.name.into(), json!({ "before": b, "after": a }));
+        }
+    }
+    if custom != current.custom_fields {
+        for k in current.custom_fields.keys().chain(custom.keys()) {
+            let (b, a) = (current.custom_fields.get(k), custom.get(k));
+            if b != a {
+                change.changes.insert(
+                    format!("custom_fields.{k}"),
+                    json!({ "before": b, "after": a }),
+                );
+            }
+        }
+        change
+            .sets
+            .push(("custom_fields", Arg::Json(Some(Value::Object(custom)))));
+    }
+    Ok((!change.sets.is_empty()).then_some(change))
+}
+
+/// Both checks' outcome, with every field error of both in one [`Error::Validation`].
+fn checked<T>(first: Result<T>, second: Result<()>) -> Result<T> {
+    match (first, second) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Err(Error::Validation(mut a)), Err(Error::Validation(b))) => {
+            a.extend(b);
+            Err(Error::Validation(a))
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
     }
 }
 
@@ -525,15 +615,6 @@ fn may_trash<E: Entity>(ctx: &TenantContext, current: &Record<E>) -> Result<()> 
             E::NAME
         )))
     }
-}
-
-fn trash_change(before: bool, after: bool) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert(
-        "is_deleted".into(),
-        json!({ "before": before, "after": after }),
-    );
-    m
 }
 
 fn field<'a>(values: &'a Map<String, Value>, c: &Column) -> &'a Value {

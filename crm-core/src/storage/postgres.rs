@@ -197,6 +197,7 @@ pub(crate) fn args(values: &[Arg]) -> Result<PgArguments> {
             Arg::Float(v) => out.add(*v),
             Arg::Bool(v) => out.add(*v),
             Arg::Time(v) => out.add(*v),
+            Arg::Date(v) => out.add(*v),
             Arg::Json(v) => out.add(v.as_ref().map(Json)),
         };
         r.map_err(|e| Error::Storage(sqlx::Error::Encode(e)))?;

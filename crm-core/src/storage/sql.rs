@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -22,6 +22,7 @@ pub(crate) enum Arg {
     Float(Option<f64>),
     Bool(Option<bool>),
     Time(Option<DateTime<Utc>>),
+    Date(Option<NaiveDate>),
     Json(Option<Value>),
 }
 
@@ -44,6 +45,7 @@ arg_from! {
     f64 => Float,
     bool => Bool,
     DateTime<Utc> => Time,
+    NaiveDate => Date,
     Value => Json,
 }
 

@@ -66,6 +66,7 @@ pub(crate) fn args(values: &[Arg]) -> Result<SqliteArguments> {
             Arg::Float(v) => out.add(*v),
             Arg::Bool(v) => out.add(*v),
             Arg::Time(v) => out.add(*v),
+            Arg::Date(v) => out.add(*v),
             Arg::Json(v) => out.add(v.clone().map(Json)),
         };
         r.map_err(|e| Error::Storage(sqlx::Error::Encode(e)))?;

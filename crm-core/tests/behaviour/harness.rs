@@ -3,7 +3,8 @@
 
 use crm_core::sqlx::{self, Connection as _, Executor as _};
 use crm_core::{
-    Crm, NewOrganization, NewUser, OrganizationId, Role, Tenant, TenantContext, UserId,
+    Crm, CustomFieldType, NewCustomField, NewOrganization, NewUser, OrganizationId, Role, Tenant,
+    TenantContext, UserId,
 };
 use uuid::Uuid;
 
@@ -133,4 +134,22 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// Defines a custom field (as an admin of `org`).
+pub(crate) async fn define(
+    crm: &Crm,
+    org: &Org,
+    entity: &str,
+    key: &str,
+    ty: CustomFieldType,
+    options: &[&str],
+) {
+    let mut field = NewCustomField::new(key, key, ty);
+    field.options = options.iter().map(|o| (*o).to_owned()).collect();
+    org.admin(crm)
+        .custom_fields()
+        .define(entity, field)
+        .await
+        .expect("define custom field");
 }

@@ -3,13 +3,17 @@
 use std::collections::HashSet;
 
 use crm_core::{
-    Account, AccountId, Deleted, Direction, Error, ListQuery, NewAccount, Op, Record, Tenant,
+    Account, AccountId, CustomFieldType, Deleted, Direction, Error, ListQuery, NewAccount, Op,
+    Record, Tenant,
 };
 use serde_json::{Value, json};
 
-use crate::harness::Org;
+use crate::harness::{Org, define};
 
-async fn seed(t: &Tenant) -> Vec<Record<Account>> {
+async fn seed(crm: &crm_core::Crm, org: &Org, t: &Tenant) -> Vec<Record<Account>> {
+    define(crm, org, "account", "score", CustomFieldType::Number, &[]).await;
+    define(crm, org, "account", "tier", CustomFieldType::Text, &[]).await;
+    define(crm, org, "account", "vip", CustomFieldType::Boolean, &[]).await;
     let rows = [
         (
             "Alpha",
@@ -55,7 +59,7 @@ async fn names(t: &Tenant, q: ListQuery) -> Vec<String> {
 async fn every_filter_operator(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.user(&crm);
-    let rows = seed(&t).await;
+    let rows = seed(&crm, &org, &t).await;
     let q = ListQuery::default;
 
     // Standard columns.
@@ -203,8 +207,17 @@ async fn every_filter_operator(crm: crm_core::Crm) {
 async fn bad_queries_are_validation_errors(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.user(&crm);
+    define(&crm, &org, "account", "tier", CustomFieldType::Text, &[]).await;
     let q = ListQuery::default;
     let cases = [
+        (
+            q().filter("custom_fields.undefined", Op::Eq, 1),
+            "filters[0].field",
+        ),
+        (
+            q().filter("custom_fields.tier", Op::Gt, 1),
+            "filters[0].value",
+        ),
         (q().filter("password_hash", Op::Eq, "x"), "filters[0].field"),
         (
             q().filter("organization_id", Op::Eq, "x"),
@@ -344,7 +357,7 @@ async fn keyset_pagination_with_equal_sort_keys(crm: crm_core::Crm) {
 async fn trash_views(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.admin(&crm);
-    let rows = seed(&t).await;
+    let rows = seed(&crm, &org, &t).await;
     t.accounts().delete(rows[0].id).await.unwrap();
     assert_eq!(
         names(&t, ListQuery::default()).await,

@@ -1,9 +1,9 @@
 //! Create, read, patch, versions, soft delete, restore, purge, custom fields.
 
-use crm_core::{AccountPatch, Error, NewAccount, NewContact};
+use crm_core::{AccountPatch, CustomFieldType, Error, NewAccount, NewContact};
 use serde_json::json;
 
-use crate::harness::Org;
+use crate::harness::{Org, define};
 
 async fn crud_and_audit_columns(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
@@ -244,6 +244,14 @@ async fn soft_delete_restore_and_purge(crm: crm_core::Crm) {
 async fn custom_fields_merge_and_validate(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.user(&crm);
+    for (key, ty, options) in [
+        ("tier", CustomFieldType::Text, &[][..]),
+        ("score", CustomFieldType::Number, &[]),
+        ("tags", CustomFieldType::MultiSelect, &["a", "b", "c"]),
+        ("region", CustomFieldType::Text, &[]),
+    ] {
+        define(&crm, &org, "account", key, ty, options).await;
+    }
     let mut new = NewAccount {
         name: "CF".into(),
         ..Default::default()

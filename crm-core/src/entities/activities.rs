@@ -1,0 +1,180 @@
+//! Activities: notes, tasks, calls and meetings attached to any record of the organization.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::events::Action;
+use crate::id::Id;
+use crate::record::{Entity, Operation, Record, Records, WriteContext};
+use crate::storage::Sql;
+use crate::time::now;
+use crate::users::UserId;
+use crate::validation::Validator;
+
+/// The id of an activity.
+pub type ActivityId = Id<Activity>;
+
+crate::text_enum! {
+    /// What kind of activity.
+    pub enum ActivityKind {
+        /// A note.
+        Note = "note",
+        /// Something to do, with a due time, an assignee and completion.
+        Task = "task",
+        /// A phone call.
+        Call = "call",
+        /// A meeting.
+        Meeting = "meeting",
+    }
+}
+
+crate::text_enum! {
+    /// The kinds of record an activity can be attached to.
+    pub enum RelatedEntity {
+        /// An account.
+        Account = "account",
+        /// A contact.
+        Contact = "contact",
+        /// A lead.
+        Lead = "lead",
+        /// An opportunity.
+        Opportunity = "opportunity",
+        /// An invoice.
+        Invoice = "invoice",
+    }
+}
+
+impl RelatedEntity {
+    /// The table of records of this kind.
+    pub(crate) const fn table(self) -> &'static str {
+        match self {
+            RelatedEntity::Account => "accounts",
+            RelatedEntity::Contact => "contacts",
+            RelatedEntity::Lead => "leads",
+            RelatedEntity::Opportunity => "opportunities",
+            RelatedEntity::Invoice => "invoices",
+        }
+    }
+}
+
+crate::record_type! {
+    /// A note, task, call or meeting about one record.
+    pub struct Activity / NewActivity / ActivityPatch {
+        /// Note, task, call or meeting (default note).
+        kind: ActivityKind [sortable],
+        /// Subject line (required).
+        subject: String [sortable],
+        /// Body text.
+        body: Option<String>,
+        /// The kind of record it is attached to.
+        related_entity: RelatedEntity,
+        /// The record it is attached to (live, same organization).
+        related_id: Uuid,
+        /// When a task is due.
+        due_at: Option<DateTime<Utc>> [sortable],
+        /// When a call or meeting took place.
+        occurred_at: Option<DateTime<Utc>>,
+        /// How long a call or meeting took.
+        duration_minutes: Option<i64>,
+        /// The user a task is assigned to.
+        assignee_id: Option<UserId>,
+    }
+    readonly {
+        /// When a task was completed.
+        completed_at: Option<DateTime<Utc>>,
+    }
+}
+
+impl Entity for Activity {
+    const TABLE: &'static str = "activities";
+    const NAME: &'static str = "activity";
+
+    fn validate(&self, v: &mut Validator) {
+        v.text("subject", &self.subject, true, 500);
+        v.opt_text("body", self.body.as_deref(), 100_000);
+        v.non_negative("duration_minutes", self.duration_minutes);
+        let task = self.kind == ActivityKind::Task;
+        v.check(
+            task || self.due_at.is_none(),
+            "due_at",
+            "not_allowed",
+            "only tasks have a due time",
+        );
+        v.check(
+            task || self.assignee_id.is_none(),
+            "assignee_id",
+            "not_allowed",
+            "only tasks have an assignee",
+        );
+    }
+
+    fn owner(&self) -> Option<UserId> {
+        self.assignee_id
+    }
+
+    /// The record it is attached to must be a live record of the organization: another
+    /// organization's id is "not found", as everywhere.
+    async fn before_write(
+        &mut self,
+        w: &mut WriteContext<'_, '_>,
+        before: Option<&Self>,
+    ) -> Result<()> {
+        if before.is_some_and(|b| {
+            b.related_entity == self.related_entity && b.related_id == self.related_id
+        }) {
+            return Ok(());
+        }
+        let mut q = Sql::new("select id from ");
+        q.push(self.related_entity.table())
+            .push(" where organization_id = ");
+        q.bind(w.context().organization_id())
+            .push(" and id = ")
+            .bind(self.related_id);
+        q.push(" and not is_deleted");
+        let found: Option<(Uuid,)> = w.conn().fetch_optional(&q).await?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound {
+                entity: self.related_entity.as_str(),
+                id: Some(self.related_id),
+            }),
+        }
+    }
+}
+
+impl Records<'_, Activity> {
+    /// Marks a task done.
+    pub async fn complete(&self, id: ActivityId) -> Result<Record<Activity>> {
+        self.set_completed(id, Action::Completed, Some(now())).await
+    }
+
+    /// Reopens a completed task.
+    pub async fn reopen(&self, id: ActivityId) -> Result<Record<Activity>> {
+        self.set_completed(id, Action::Reopened, None).await
+    }
+
+    async fn set_completed(
+        &self,
+        id: ActivityId,
+        action: Action,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<Record<Activity>> {
+        self.change(id, None, Operation::Verb(action), action, move |current| {
+            if current.kind != ActivityKind::Task {
+                return Err(Error::Conflict(format!(
+                    "activity {id} is a {}, not a task",
+                    current.kind
+                )));
+            }
+            if current.completed_at.is_some() == at.is_some() {
+                let state = if at.is_some() { "completed" } else { "open" };
+                return Err(Error::Conflict(format!("task {id} is already {state}")));
+            }
+            let mut a = current.fields.clone();
+            a.completed_at = at;
+            Ok((a, current.custom_fields.clone()))
+        })
+        .await
+    }
+}

@@ -1,0 +1,172 @@
+//! Leads: people or companies that might become customers, with a status lifecycle.
+//! Conversion into an account, a contact and an opportunity is in `lead_conversion.rs`.
+
+use chrono::{DateTime, Utc};
+
+use crate::entities::{AccountId, ContactId, OpportunityId};
+use crate::error::{Error, Result};
+use crate::events::Action;
+use crate::id::Id;
+use crate::record::{Entity, Operation, WriteContext};
+use crate::users::UserId;
+use crate::validation::Validator;
+
+/// The id of a lead.
+pub type LeadId = Id<Lead>;
+
+crate::text_enum! {
+    /// Where a lead came from.
+    pub enum LeadSource {
+        /// Entered by a user.
+        Manual = "manual",
+        /// Posted by a web form.
+        WebForm = "web_form",
+        /// Imported from a file.
+        Import = "import",
+        /// Created through the API.
+        Api = "api",
+        /// Referred by someone.
+        Referral = "referral",
+        /// Met at an event.
+        Event = "event",
+        /// Anything else.
+        Other = "other",
+    }
+}
+
+crate::text_enum! {
+    /// Where a lead stands: `new → contacted → qualified → converted`, or `unqualified`.
+    pub enum LeadStatus {
+        /// Not worked yet.
+        New = "new",
+        /// Someone reached out.
+        Contacted = "contacted",
+        /// Worth pursuing.
+        Qualified = "qualified",
+        /// Not worth pursuing (may be re-engaged: back to contacted).
+        Unqualified = "unqualified",
+        /// Converted into an account and contact (set only by conversion; then read-only).
+        Converted = "converted",
+    }
+}
+
+impl LeadStatus {
+    /// Whether a patch may move a lead from `self` to `next`. Forward moves may skip a step,
+    /// any open lead may be disqualified, a disqualified lead may be re-engaged, and only
+    /// conversion sets `converted`.
+    pub fn can_become(self, next: LeadStatus) -> bool {
+        use LeadStatus::*;
+        self == next
+            || matches!(
+                (self, next),
+                (New, Contacted | Qualified | Unqualified)
+                    | (Contacted, Qualified | Unqualified)
+                    | (Qualified, Unqualified)
+                    | (Unqualified, Contacted)
+            )
+    }
+}
+
+crate::record_type! {
+    /// A prospective customer, before it is qualified and converted.
+    pub struct Lead / NewLead / LeadPatch {
+        /// Given name.
+        first_name: Option<String> [sortable],
+        /// Family name.
+        last_name: Option<String> [sortable],
+        /// Email address.
+        email: Option<String> [sortable],
+        /// Phone number.
+        phone: Option<String>,
+        /// Company name; becomes the account's name on conversion.
+        company: Option<String> [sortable],
+        /// Job title.
+        title: Option<String>,
+        /// Where it came from (default `manual`).
+        source: LeadSource,
+        /// Lifecycle status (default `new`); see [`LeadStatus::can_become`].
+        status: LeadStatus [sortable],
+        /// The user working the lead.
+        owner_id: Option<UserId>,
+    }
+    readonly {
+        /// When it was converted.
+        converted_at: Option<DateTime<Utc>>,
+        /// The account conversion created or linked.
+        converted_account_id: Option<AccountId>,
+        /// The contact conversion created or linked.
+        converted_contact_id: Option<ContactId>,
+        /// The opportunity conversion created, if any.
+        converted_opportunity_id: Option<OpportunityId>,
+    }
+}
+
+impl Lead {
+    /// `"First Last"`, or whichever part exists.
+    pub fn full_name(&self) -> Option<String> {
+        let name = [self.first_name.as_deref(), self.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!name.is_empty()).then_some(name)
+    }
+}
+
+impl Entity for Lead {
+    const TABLE: &'static str = "leads";
+    const NAME: &'static str = "lead";
+
+    fn validate(&self, v: &mut Validator) {
+        let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
+        if blank(&self.last_name) && blank(&self.company) && blank(&self.email) {
+            v.push(
+                "last_name",
+                "required",
+                "a lead needs a last name, a company or an email",
+            );
+        }
+        for (field, value) in [
+            ("first_name", &self.first_name),
+            ("last_name", &self.last_name),
+            ("phone", &self.phone),
+            ("company", &self.company),
+            ("title", &self.title),
+        ] {
+            v.opt_text(field, value.as_deref(), 200);
+        }
+        v.opt_email("email", self.email.as_deref());
+    }
+
+    fn owner(&self) -> Option<UserId> {
+        self.owner_id
+    }
+
+    async fn before_write(
+        &mut self,
+        w: &mut WriteContext<'_, '_>,
+        before: Option<&Self>,
+    ) -> Result<()> {
+        match (w.operation(), before) {
+            (Operation::Create, _) if self.status == LeadStatus::Converted => Err(Error::invalid(
+                "status",
+                "invalid_transition",
+                "a lead becomes converted only by converting it",
+            )),
+            (Operation::Update, Some(b)) if b.status == LeadStatus::Converted => {
+                Err(Error::Conflict("a converted lead is read-only".into()))
+            }
+            (Operation::Update, Some(b)) if !b.status.can_become(self.status) => {
+                Err(Error::invalid(
+                    "status",
+                    "invalid_transition",
+                    format!("a lead cannot go from {} to {}", b.status, self.status),
+                ))
+            }
+            (Operation::Verb(Action::Converted), _) => Ok(()),
+            _ => Ok(()),
+        }
+    }
+}

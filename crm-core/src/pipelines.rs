@@ -1,0 +1,385 @@
+//! Pipelines: per-organization sales processes made of ordered stages, and their summary.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, json};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::events::{self, Action};
+use crate::id::Id;
+use crate::organizations::OrganizationId;
+use crate::record::Referable;
+use crate::storage::{Conn, Sql};
+use crate::tenant::Tenant;
+use crate::time::now;
+use crate::validation::Validator;
+
+/// The id of a pipeline.
+pub type PipelineId = Id<Pipeline>;
+/// The id of a pipeline stage.
+pub type StageId = Id<Stage>;
+
+crate::text_enum! {
+    /// What reaching a stage means for an opportunity.
+    pub enum StageKind {
+        /// Still being worked.
+        Open = "open",
+        /// Closed and won.
+        Won = "won",
+        /// Closed and lost.
+        Lost = "lost",
+    }
+}
+
+/// A sales process.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Pipeline {
+    /// Its id.
+    pub id: PipelineId,
+    /// Its organization.
+    pub organization_id: OrganizationId,
+    /// Display name.
+    pub name: String,
+    /// Whether new opportunities without a pipeline go here (one per organization).
+    pub is_default: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+    /// Its stages, in order.
+    #[sqlx(skip)]
+    pub stages: Vec<Stage>,
+}
+
+/// One step of a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Stage {
+    /// Its id.
+    pub id: StageId,
+    /// Its pipeline.
+    pub pipeline_id: PipelineId,
+    /// Display name.
+    pub name: String,
+    /// Order within the pipeline, from 0.
+    pub position: i32,
+    /// Win probability in percent, copied to opportunities that reach it.
+    pub probability: i64,
+    /// Open, won or lost.
+    pub kind: StageKind,
+}
+
+impl Referable for Pipeline {
+    const TABLE: &'static str = "pipelines";
+    const NAME: &'static str = "pipeline";
+    const SOFT_DELETE: bool = false;
+}
+
+impl Referable for Stage {
+    const TABLE: &'static str = "pipeline_stages";
+    const NAME: &'static str = "stage";
+    const SOFT_DELETE: bool = false;
+}
+
+/// Input of [`Pipelines::create`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPipeline {
+    /// Display name.
+    pub name: String,
+    /// Stages in order: at least one open, one won and one lost.
+    pub stages: Vec<NewStage>,
+}
+
+/// A stage of a [`NewPipeline`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewStage {
+    /// Display name.
+    pub name: String,
+    /// Win probability, 0–100.
+    pub probability: i64,
+    /// Open, won or lost.
+    pub kind: StageKind,
+}
+
+impl NewStage {
+    fn new(name: &str, probability: i64, kind: StageKind) -> Self {
+        Self {
+            name: name.into(),
+            probability,
+            kind,
+        }
+    }
+}
+
+/// The pipeline every new organization starts with.
+pub fn default_pipeline() -> NewPipeline {
+    use StageKind::*;
+    NewPipeline {
+        name: "Sales".into(),
+        stages: vec![
+            NewStage::new("Prospecting", 10, Open),
+            NewStage::new("Qualification", 25, Open),
+            NewStage::new("Proposal", 50, Open),
+            NewStage::new("Negotiation", 75, Open),
+            NewStage::new("Closed won", 100, Won),
+            NewStage::new("Closed lost", 0, Lost),
+        ],
+    }
+}
+
+/// Count and amounts of the live opportunities in one stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageSummary {
+    /// The stage.
+    pub stage: Stage,
+    /// How many opportunities are in it.
+    pub count: i64,
+    /// Their summed amounts, one entry per currency (amounts in different currencies are
+    /// never added up).
+    pub amounts: Vec<StageAmount>,
+}
+
+/// A sum of amounts in one currency.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageAmount {
+    /// ISO 4217 code (`None` for opportunities without an amount).
+    pub currency: Option<String>,
+    /// Sum in minor units.
+    pub amount_minor: i64,
+}
+
+/// A pipeline with its per-stage totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineSummary {
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// One entry per stage, in order (stages without opportunities included).
+    pub stages: Vec<StageSummary>,
+}
+
+/// The pipelines of one organization. Reached through [`Tenant::pipelines`].
+#[derive(Debug, Clone, Copy)]
+pub struct Pipelines<'t> {
+    tenant: &'t Tenant,
+}
+
+impl<'t> Pipelines<'t> {
+    pub(crate) fn new(tenant: &'t Tenant) -> Self {
+        Self { tenant }
+    }
+
+    fn org(&self) -> OrganizationId {
+        self.tenant.context().organization_id()
+    }
+
+    /// Every pipeline with its stages, the default first.
+    pub async fn list(&self) -> Result<Vec<Pipeline>> {
+        let mut s = self.tenant.session().await?;
+        let mut q = Sql::new("select * from pipelines where organization_id = ");
+        q.bind(self.org())
+            .push(" order by is_default desc, name, id");
+        let mut pipelines: Vec<Pipeline> = s.conn().fetch_all(&q).await?;
+        let mut q = Sql::new("select * from pipeline_stages where organization_id = ");
+        q.bind(self.org()).push(" order by pipeline_id, position");
+        let stages: Vec<Stage> = s.conn().fetch_all(&q).await?;
+        for p in &mut pipelines {
+            p.stages = stages
+                .iter()
+                .filter(|st| st.pipeline_id == p.id)
+                .cloned()
+                .collect();
+        }
+        Ok(pipelines)
+    }
+
+    /// One pipeline with its stages.
+    pub async fn get(&self, id: PipelineId) -> Result<Pipeline> {
+        let mut s = self.tenant.session().await?;
+        load(&mut s.conn(), self.org(), Some(id)).await
+    }
+
+    /// Creates a pipeline (company admins).
+    pub async fn create(&self, new: NewPipeline) -> Result<Pipeline> {
+        if !self.tenant.context().role().is_admin() {
+            return Err(Error::Forbidden(
+                "only company admins may create pipelines".into(),
+            ));
+        }
+        let mut s = self.tenant.session().await?;
+        let mut tx = s.begin().await?;
+        let out = async {
+            let p = insert(&mut tx.conn(), self.org(), &new, false).await?;
+            let mut changes = Map::new();
+            changes.insert("name".into(), json!({ "after": p.name }));
+            events::append(
+                &mut tx.conn(),
+                self.tenant.context(),
+                "pipeline",
+                p.id.uuid(),
+                Action::Created,
+                changes,
+            )
+            .await?;
+            Ok(p)
+        }
+        .await;
+        tx.settle(out).await
+    }
+
+    /// Count and amount of live opportunities per stage of pipeline `id`.
+    pub async fn summary(&self, id: PipelineId) -> Result<PipelineSummary> {
+        let mut s = self.tenant.session().await?;
+        let pipeline = load(&mut s.conn(), self.org(), Some(id)).await?;
+        let mut q = Sql::new(
+            "select stage_id, currency, count(*) as n, cast(coalesce(sum(amount_minor), 0) as bigint) as total \
+             from opportunities where organization_id = ",
+        );
+        q.bind(self.org()).push(" and pipeline_id = ").bind(id);
+        q.push(" and not is_deleted group by stage_id, currency order by currency");
+        let rows: Vec<(Uuid, Option<String>, i64, i64)> = s.conn().fetch_all(&q).await?;
+        let stages = pipeline
+            .stages
+            .iter()
+            .map(|stage| {
+                let mine = rows.iter().filter(|r| r.0 == stage.id.uuid());
+                StageSummary {
+                    stage: stage.clone(),
+                    count: mine.clone().map(|r| r.2).sum(),
+                    amounts: mine
+                        .map(|r| StageAmount {
+                            currency: r.1.clone(),
+                            amount_minor: r.3,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(PipelineSummary { pipeline, stages })
+    }
+}
+
+/// Pipeline `id` (the default one when `None`) with its stages, read on `conn`.
+pub(crate) async fn load(
+    conn: &mut Conn<'_>,
+    org: OrganizationId,
+    id: Option<PipelineId>,
+) -> Result<Pipeline> {
+    let mut q = Sql::new("select * from pipelines where organization_id = ");
+    q.bind(org);
+    match id {
+        Some(id) => q.push(" and id = ").bind(id),
+        None => q.push(" and is_default"),
+    };
+    let mut p: Pipeline = conn.fetch_optional(&q).await?.ok_or(Error::NotFound {
+        entity: "pipeline",
+        id: id.map(Id::uuid),
+    })?;
+    let mut q = Sql::new("select * from pipeline_stages where organization_id = ");
+    q.bind(org)
+        .push(" and pipeline_id = ")
+        .bind(p.id)
+        .push(" order by position");
+    p.stages = conn.fetch_all(&q).await?;
+    Ok(p)
+}
+
+/// Inserts a pipeline and its stages on `conn` (inside the caller's transaction).
+pub(crate) async fn insert(
+    conn: &mut Conn<'_>,
+    org: OrganizationId,
+    new: &NewPipeline,
+    is_default: bool,
+) -> Result<Pipeline> {
+    let mut v = Validator::new();
+    v.text("name", &new.name, true, 200);
+    v.check(
+        (1..=50).contains(&new.stages.len()),
+        "stages",
+        "invalid_length",
+        "a pipeline has 1 to 50 stages",
+    );
+    for kind in StageKind::ALL {
+        v.check(
+            new.stages.iter().any(|s| s.kind == *kind),
+            "stages",
+            "missing_kind",
+            &format!("a pipeline needs a {kind} stage"),
+        );
+    }
+    for (i, s) in new.stages.iter().enumerate() {
+        v.text(&format!("stages[{i}].name"), &s.name, true, 200);
+        v.check(
+            (0..=100).contains(&s.probability),
+            &format!("stages[{i}].probability"),
+            "out_of_range",
+            "must be between 0 and 100",
+        );
+    }
+    v.finish()?;
+
+    let at = now();
+    let mut p = Pipeline {
+        id: PipelineId::new(),
+        organization_id: org,
+        name: new.name.trim().into(),
+        is_default,
+        created_at: at,
+        updated_at: at,
+        version: 1,
+        stages: Vec::new(),
+    };
+    let mut q = Sql::new(
+        "insert into pipelines (organization_id, id, name, is_default, created_at, updated_at, version) values (",
+    );
+    q.bind(org)
+        .push(", ")
+        .bind(p.id)
+        .push(", ")
+        .bind(p.name.as_str());
+    q.push(", ")
+        .bind(is_default)
+        .push(", ")
+        .bind(at)
+        .push(", ")
+        .bind(at)
+        .push(", 1)");
+    conn.execute(&q).await?;
+    let mut q = Sql::new(
+        "insert into pipeline_stages (organization_id, id, pipeline_id, name, position, probability, kind) values ",
+    );
+    for (i, s) in new.stages.iter().enumerate() {
+        let stage = Stage {
+            id: StageId::new(),
+            pipeline_id: p.id,
+            name: s.name.trim().into(),
+            position: i32::try_from(i).unwrap_or(i32::MAX),
+            probability: s.probability,
+            kind: s.kind,
+        };
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push("(")
+            .bind(org)
+            .push(", ")
+            .bind(stage.id)
+            .push(", ")
+            .bind(p.id);
+        q.push(", ")
+            .bind(stage.name.as_str())
+            .push(", ")
+            .bind(i64::from(stage.position));
+        q.push(", ")
+            .bind(stage.probability)
+            .push(", ")
+            .bind(stage.kind.as_str())
+            .push(")");
+        p.stages.push(stage);
+    }
+    conn.execute(&q).await?;
+    Ok(p)
+}

@@ -1,0 +1,118 @@
+//! The timeline of one record: its activities and its event-log entries, newest first.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::entities::{Activity, RelatedEntity};
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::record::{Page, Record};
+use crate::storage::Sql;
+use crate::tenant::Tenant;
+
+/// One entry of a timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TimelineItem {
+    /// A note, task, call or meeting attached to the record.
+    Activity(Box<Record<Activity>>),
+    /// A change to the record, from the event log.
+    Event(Event),
+}
+
+impl TimelineItem {
+    /// The entry's id (UUIDv7, so ids order entries in time).
+    pub fn id(&self) -> Uuid {
+        match self {
+            TimelineItem::Activity(a) => a.id.uuid(),
+            TimelineItem::Event(e) => e.id.uuid(),
+        }
+    }
+}
+
+/// The timeline of record `id` of kind `entity`, newest first, `limit` (≤ 100) per page.
+///
+/// # Errors
+/// [`Error::NotFound`] when the record does not exist in the organization (trashed records keep
+/// their timeline).
+pub(crate) async fn timeline(
+    t: &Tenant,
+    entity: RelatedEntity,
+    id: Uuid,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<Page<TimelineItem>> {
+    if !(1..=100).contains(&limit) {
+        return Err(Error::invalid(
+            "limit",
+            "out_of_range",
+            "must be between 1 and 100",
+        ));
+    }
+    let before: Option<Uuid> = match cursor {
+        Some(c) => Some(c.parse().map_err(|_| {
+            Error::invalid(
+                "cursor",
+                "invalid_cursor",
+                "is not a cursor this list returned",
+            )
+        })?),
+        None => None,
+    };
+    let org = t.context().organization_id();
+    let mut s = t.session().await?;
+
+    let mut q = Sql::new("select id from ");
+    q.push(entity.table())
+        .push(" where organization_id = ")
+        .bind(org)
+        .push(" and id = ")
+        .bind(id);
+    let found: Option<(Uuid,)> = s.conn().fetch_optional(&q).await?;
+    if found.is_none() {
+        return Err(Error::NotFound {
+            entity: entity.as_str(),
+            id: Some(id),
+        });
+    }
+
+    let page = i64::from(limit) + 1;
+    let mut q = Sql::new("select * from activities where organization_id = ");
+    q.bind(org)
+        .push(" and related_entity = ")
+        .bind(entity.as_str());
+    q.push(" and related_id = ")
+        .bind(id)
+        .push(" and not is_deleted");
+    if let Some(b) = before {
+        q.push(" and id < ").bind(b);
+    }
+    q.push(" order by id desc limit ").bind(page);
+    let activities: Vec<Record<Activity>> = s.conn().fetch_all(&q).await?;
+
+    let mut q = Sql::new("select * from events where organization_id = ");
+    q.bind(org)
+        .push(" and entity = ")
+        .bind(entity.as_str())
+        .push(" and record_id = ")
+        .bind(id);
+    if let Some(b) = before {
+        q.push(" and id < ").bind(b);
+    }
+    q.push(" order by id desc limit ").bind(page);
+    let events: Vec<Event> = s.conn().fetch_all(&q).await?;
+
+    let mut data: Vec<TimelineItem> = activities
+        .into_iter()
+        .map(|a| TimelineItem::Activity(Box::new(a)))
+        .chain(events.into_iter().map(TimelineItem::Event))
+        .collect();
+    data.sort_by_key(|item| std::cmp::Reverse(item.id()));
+    let next_cursor = if data.len() > limit as usize {
+        data.truncate(limit as usize);
+        data.last().map(|i| i.id().to_string())
+    } else {
+        None
+    };
+    Ok(Page { data, next_cursor })
+}
