@@ -5,10 +5,16 @@
 
 mod harness;
 
+mod activities;
+mod custom_field_types;
 mod events;
+mod invoices;
+mod leads;
 mod links_and_permissions;
 mod lists;
+mod opportunities;
 mod organizations_and_users;
 mod records;
 mod rls;
 mod tenancy;
+mod user_management;

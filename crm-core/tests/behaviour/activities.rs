@@ -1,0 +1,216 @@
+//! Activities attached to records, task completion, and record timelines.
+
+use crm_core::{
+    AccountPatch, ActivityKind, ActivityPatch, Error, NewAccount, NewActivity, NewLead,
+    RelatedEntity, TimelineItem,
+};
+use uuid::Uuid;
+
+use crate::harness::Org;
+
+fn note(entity: RelatedEntity, id: Uuid, subject: &str) -> NewActivity {
+    NewActivity {
+        kind: ActivityKind::Note,
+        subject: subject.into(),
+        related_entity: entity,
+        related_id: id,
+        ..Default::default()
+    }
+}
+
+async fn activities_attach_to_records_of_the_same_organization(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let other = Org::new(&crm, "Other").await;
+    let t = org.user(&crm);
+    let account = t
+        .accounts()
+        .create(NewAccount {
+            name: "Globex".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let lead = t
+        .leads()
+        .create(NewLead {
+            last_name: Some("L".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    t.activities()
+        .create(note(RelatedEntity::Account, account.id.uuid(), "Kickoff"))
+        .await
+        .unwrap();
+    t.activities()
+        .create(note(RelatedEntity::Lead, lead.id.uuid(), "Called"))
+        .await
+        .unwrap();
+    // The id of an account under the wrong kind, another organization's record, a random id.
+    let theirs = other
+        .admin(&crm)
+        .accounts()
+        .create(NewAccount {
+            name: "T".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for (entity, id) in [
+        (RelatedEntity::Contact, account.id.uuid()),
+        (RelatedEntity::Account, theirs.id.uuid()),
+        (RelatedEntity::Invoice, Uuid::now_v7()),
+    ] {
+        let err = t
+            .activities()
+            .create(note(entity, id, "x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{entity}: {err:?}");
+    }
+
+    // Tasks: due time, assignee, completion; other kinds have none of these.
+    let task = t
+        .activities()
+        .create(NewActivity {
+            kind: ActivityKind::Task,
+            due_at: Some(chrono::Utc::now()),
+            assignee_id: Some(org.user),
+            ..note(RelatedEntity::Account, account.id.uuid(), "Send proposal")
+        })
+        .await
+        .unwrap();
+    let done = t.activities().complete(task.id).await.unwrap();
+    assert!(done.completed_at.is_some());
+    assert!(matches!(
+        t.activities().complete(task.id).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(
+        t.activities()
+            .reopen(task.id)
+            .await
+            .unwrap()
+            .completed_at
+            .is_none()
+    );
+    let n = t
+        .activities()
+        .create(note(RelatedEntity::Account, account.id.uuid(), "n"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        t.activities().complete(n.id).await,
+        Err(Error::Conflict(_))
+    ));
+    let err = t
+        .activities()
+        .update(
+            n.id,
+            ActivityPatch {
+                due_at: Some(Some(chrono::Utc::now())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation(e) if e[0].field == "due_at"),
+        "{err:?}"
+    );
+}
+
+async fn timeline_merges_activities_and_events(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let other = Org::new(&crm, "Other").await;
+    let t = org.user(&crm);
+    let account = t
+        .accounts()
+        .create(NewAccount {
+            name: "Globex".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    t.activities()
+        .create(note(RelatedEntity::Account, account.id.uuid(), "first"))
+        .await
+        .unwrap();
+    t.accounts()
+        .update(
+            account.id,
+            AccountPatch {
+                city: Some(Some("Paris".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    t.activities()
+        .create(note(RelatedEntity::Account, account.id.uuid(), "second"))
+        .await
+        .unwrap();
+
+    let page = t
+        .timeline(RelatedEntity::Account, account.id, 100, None)
+        .await
+        .unwrap();
+    let kinds: Vec<String> = page
+        .data
+        .iter()
+        .map(|i| match i {
+            TimelineItem::Activity(a) => format!("activity:{}", a.subject),
+            TimelineItem::Event(e) => format!("event:{}", e.action),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "activity:second",
+            "event:updated",
+            "activity:first",
+            "event:created"
+        ],
+        "newest first"
+    );
+
+    // Pages of two.
+    let first = t
+        .timeline(RelatedEntity::Account, account.id, 2, None)
+        .await
+        .unwrap();
+    let rest = t
+        .timeline(
+            RelatedEntity::Account,
+            account.id,
+            2,
+            first.next_cursor.as_deref(),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<_> = first
+        .data
+        .iter()
+        .chain(&rest.data)
+        .map(TimelineItem::id)
+        .collect();
+    assert_eq!(
+        ids,
+        page.data.iter().map(TimelineItem::id).collect::<Vec<_>>()
+    );
+    assert!(rest.next_cursor.is_none());
+
+    // Another organization cannot read it.
+    let err = other
+        .admin(&crm)
+        .timeline(RelatedEntity::Account, account.id, 10, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+}
+
+crate::on_both_backends!(
+    activities_attach_to_records_of_the_same_organization,
+    timeline_merges_activities_and_events
+);

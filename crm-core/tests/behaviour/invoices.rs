@@ -1,0 +1,195 @@
+//! Invoices: totals, gap-free numbering (also under concurrency), the status lifecycle.
+
+use std::collections::BTreeSet;
+
+use crm_core::sqlx::types::Json;
+use crm_core::{
+    AccountId, Crm, Error, InvoicePatch, InvoiceStatus, LineItem, NewAccount, NewInvoice, Tenant,
+};
+
+use crate::harness::Org;
+
+async fn account(t: &Tenant) -> AccountId {
+    t.accounts()
+        .create(NewAccount {
+            name: "Billed".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .id
+}
+
+fn invoice(account: AccountId, lines: Vec<LineItem>) -> NewInvoice {
+    NewInvoice {
+        account_id: Some(account),
+        currency: "EUR".into(),
+        line_items: Json(lines),
+        due_date: Some("2027-02-28".parse().unwrap()),
+        issue_date: Some("2027-01-31".parse().unwrap()),
+        ..Default::default()
+    }
+}
+
+async fn totals_numbers_and_lifecycle(crm: Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.user(&crm);
+    let a = account(&t).await;
+
+    let lines = vec![
+        LineItem::new("Consulting", 3, 333, 2000),
+        LineItem::new("Discount", 1, -100, 2000),
+    ];
+    let inv = t.invoices().create(invoice(a, lines)).await.unwrap();
+    assert_eq!(inv.number, "INV-000001");
+    assert_eq!(inv.status, InvoiceStatus::Draft);
+    assert_eq!(
+        (inv.subtotal_minor, inv.tax_minor, inv.total_minor),
+        (899, 180, 1079)
+    );
+    assert_eq!(inv.line_items.0[0].tax_minor, 200, "199.8 rounds to 200");
+    let second = t.invoices().create(invoice(a, vec![])).await.unwrap();
+    assert_eq!(second.number, "INV-000002");
+
+    // Drafts are editable and totals follow the lines.
+    let patch = InvoicePatch {
+        line_items: Some(Json(vec![LineItem::new("Only", 2, 1_000, 0)])),
+        ..Default::default()
+    };
+    let inv = t.invoices().update(inv.id, patch).await.unwrap();
+    assert_eq!(
+        (inv.subtotal_minor, inv.tax_minor, inv.total_minor),
+        (2_000, 0, 2_000)
+    );
+
+    // An empty invoice cannot be sent; a sent one is no longer editable.
+    assert!(matches!(
+        t.invoices().send(second.id).await,
+        Err(Error::Validation(_))
+    ));
+    let sent = t.invoices().send(inv.id).await.unwrap();
+    assert_eq!(sent.status, InvoiceStatus::Sent);
+    assert!(sent.sent_at.is_some());
+    let err = t
+        .invoices()
+        .update(
+            inv.id,
+            InvoicePatch {
+                notes: Some(Some("late edit".into())),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(matches!(err, Err(Error::Conflict(_))), "{err:?}");
+
+    // Overdue, then paid; a paid invoice cannot be voided.
+    let marked = t
+        .invoices()
+        .mark_overdue("2027-03-01".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(marked, 1);
+    assert_eq!(
+        t.invoices().get(inv.id).await.unwrap().status,
+        InvoiceStatus::Overdue
+    );
+    let paid = t.invoices().mark_paid(inv.id).await.unwrap();
+    assert_eq!(paid.status, InvoiceStatus::Paid);
+    assert!(matches!(
+        t.invoices().void(inv.id).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(
+        matches!(
+            t.invoices().mark_paid(second.id).await,
+            Err(Error::Conflict(_))
+        ),
+        "a draft is not paid"
+    );
+    let void = t.invoices().void(second.id).await.unwrap();
+    assert_eq!(void.status, InvoiceStatus::Void);
+
+    // Invalid input: every problem at once.
+    let mut bad = invoice(a, vec![LineItem::new("", 0, 1, 20_000)]);
+    bad.account_id = None;
+    bad.currency = "eur".into();
+    bad.due_date = Some("2027-01-01".parse().unwrap());
+    let Err(Error::Validation(errors)) = t.invoices().create(bad).await else {
+        panic!("expected validation")
+    };
+    let fields: BTreeSet<_> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        BTreeSet::from([
+            "account_id",
+            "currency",
+            "due_date",
+            "line_items[0].description",
+            "line_items[0].quantity",
+            "line_items[0].tax_rate_bp"
+        ])
+    );
+}
+
+async fn numbering_is_per_organization_and_gap_free(crm: Crm) {
+    let (a, b) = (Org::new(&crm, "A").await, Org::new(&crm, "B").await);
+    let (ta, tb) = (a.user(&crm), b.user(&crm));
+    let (aa, ab) = (account(&ta).await, account(&tb).await);
+    assert_eq!(
+        ta.invoices()
+            .create(invoice(aa, vec![]))
+            .await
+            .unwrap()
+            .number,
+        "INV-000001"
+    );
+    assert_eq!(
+        tb.invoices()
+            .create(invoice(ab, vec![]))
+            .await
+            .unwrap()
+            .number,
+        "INV-000001"
+    );
+    // A failed creation gives its number back: the account is another organization's.
+    assert!(matches!(
+        ta.invoices().create(invoice(ab, vec![])).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        ta.invoices()
+            .create(invoice(aa, vec![]))
+            .await
+            .unwrap()
+            .number,
+        "INV-000002"
+    );
+}
+
+async fn numbering_under_concurrency(crm: Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let a = account(&org.user(&crm)).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let t = org.user(&crm);
+        tasks.spawn(async move {
+            t.invoices()
+                .create(invoice(a, vec![]))
+                .await
+                .map(|i| i.fields.number)
+        });
+    }
+    let mut numbers = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        numbers.push(result.unwrap().unwrap());
+    }
+    numbers.sort();
+    let expected: Vec<_> = (1..=40).map(|n| format!("INV-{n:06}")).collect();
+    assert_eq!(numbers, expected, "unique and gap-free");
+}
+
+crate::on_both_backends!(
+    totals_numbers_and_lifecycle,
+    numbering_is_per_organization_and_gap_free,
+    numbering_under_concurrency
+);

@@ -1,0 +1,335 @@
+//! Leads: the status lifecycle and conversion.
+
+use crm_core::{
+    AccountId, ConvertLead, ConvertOpportunity, CustomFieldType, Error, LeadPatch, LeadSource,
+    LeadStatus, NewAccount, NewContact, NewLead, Target,
+};
+use serde_json::json;
+
+use crate::harness::{Org, define};
+
+fn lead(last: &str) -> NewLead {
+    NewLead {
+        first_name: Some("Ada".into()),
+        last_name: Some(last.into()),
+        email: Some(format!("ada@{}.test", last.to_lowercase())),
+        phone: Some("+44 20 7946 0000".into()),
+        company: Some(format!("{last} Ltd")),
+        title: Some("CTO".into()),
+        source: LeadSource::WebForm,
+        ..Default::default()
+    }
+}
+
+async fn status_lifecycle(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.user(&crm);
+    let l = t.leads().create(lead("Byron")).await.unwrap();
+    assert_eq!((l.status, l.source), (LeadStatus::New, LeadSource::WebForm));
+    let status = |s| LeadPatch {
+        status: Some(s),
+        ..Default::default()
+    };
+
+    // Forward, with a skip; disqualify; re-engage.
+    let l = t
+        .leads()
+        .update(l.id, status(LeadStatus::Qualified))
+        .await
+        .unwrap();
+    assert_eq!(l.status, LeadStatus::Qualified);
+    let l = t
+        .leads()
+        .update(l.id, status(LeadStatus::Unqualified))
+        .await
+        .unwrap();
+    let l = t
+        .leads()
+        .update(l.id, status(LeadStatus::Contacted))
+        .await
+        .unwrap();
+    assert_eq!(l.status, LeadStatus::Contacted);
+
+    // Invalid transitions.
+    for bad in [LeadStatus::New, LeadStatus::Converted] {
+        let err = t.leads().update(l.id, status(bad)).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Validation(e) if e[0].code == "invalid_transition"),
+            "{bad}: {err:?}"
+        );
+    }
+    let err = t
+        .leads()
+        .create(NewLead {
+            status: LeadStatus::Converted,
+            ..lead("X")
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation(e) if e[0].field == "status"),
+        "{err:?}"
+    );
+    // A lead needs something to call it by.
+    let err = t.leads().create(NewLead::default()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation(e) if e[0].field == "last_name"),
+        "{err:?}"
+    );
+}
+
+async fn conversion_creates_account_contact_and_opportunity(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    // A custom field that both leads and contacts define carries over; one only leads define
+    // does not.
+    define(&crm, &org, "lead", "linkedin", CustomFieldType::Url, &[]).await;
+    define(&crm, &org, "contact", "linkedin", CustomFieldType::Url, &[]).await;
+    define(&crm, &org, "lead", "campaign", CustomFieldType::Text, &[]).await;
+    let t = org.user(&crm);
+    let mut new = lead("Lovelace");
+    new.owner_id = Some(org.user);
+    new.custom_fields = json!({"linkedin": "https://linkedin.test/ada", "campaign": "spring"})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let l = t.leads().create(new).await.unwrap();
+
+    let request = ConvertLead {
+        opportunity: Some(ConvertOpportunity {
+            amount_minor: Some(500_000),
+            currency: Some("GBP".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let c = t.leads().convert(l.id, request).await.unwrap();
+    assert_eq!(c.account.name, "Lovelace Ltd");
+    assert_eq!(c.account.owner_id, Some(org.user));
+    assert_eq!(c.contact.account_id, Some(c.account.id));
+    assert_eq!(c.contact.email.as_deref(), Some("ada@lovelace.test"));
+    assert_eq!(
+        json!(c.contact.custom_fields),
+        json!({"linkedin": "https://linkedin.test/ada"})
+    );
+    let o = c.opportunity.as_ref().unwrap();
+    assert_eq!(
+        (o.account_id, o.primary_contact_id),
+        (Some(c.account.id), Some(c.contact.id))
+    );
+    assert_eq!(
+        (o.amount_minor, o.currency.as_deref()),
+        (Some(500_000), Some("GBP"))
+    );
+    assert_eq!(o.name, "Lovelace Ltd deal");
+    assert_eq!(c.lead.status, LeadStatus::Converted);
+    assert!(c.lead.converted_at.is_some());
+    assert_eq!(c.lead.converted_account_id, Some(c.account.id));
+    assert_eq!(c.lead.converted_contact_id, Some(c.contact.id));
+    assert_eq!(c.lead.converted_opportunity_id, Some(o.id));
+
+    // Twice is a conflict that names what the first conversion produced.
+    let err = t
+        .leads()
+        .convert(l.id, ConvertLead::default())
+        .await
+        .unwrap_err();
+    let Error::Conflict(message) = err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        message.contains(&c.account.id.to_string()) && message.contains(&o.id.to_string()),
+        "{message}"
+    );
+    // A converted lead is read-only.
+    let err = t
+        .leads()
+        .update(
+            l.id,
+            LeadPatch {
+                title: Some(Some("CEO".into())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    // The conversion is in the event log.
+    let events = t.events().for_record("lead", l.id, 10, None).await.unwrap();
+    assert_eq!(events.data[0].action, crm_core::Action::Converted);
+}
+
+async fn conversion_links_existing_records_and_only_fills_empty_fields(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.admin(&crm);
+    let account = t
+        .accounts()
+        .create(NewAccount {
+            name: "Existing Inc".into(),
+            phone: Some("+1 555".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let contact = t
+        .contacts()
+        .create(NewContact {
+            last_name: Some("Keep".into()),
+            email: Some("keep@x.test".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let l = t.leads().create(lead("Overwrite")).await.unwrap();
+    let c = t
+        .leads()
+        .convert(
+            l.id,
+            ConvertLead {
+                account: Target::Existing(account.id),
+                contact: Target::Existing(contact.id),
+                opportunity: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.account.id, account.id);
+    assert_eq!(c.account.name, "Existing Inc", "never overwritten");
+    assert_eq!(
+        c.account.phone.as_deref(),
+        Some("+1 555"),
+        "never overwritten"
+    );
+    assert_eq!(c.contact.last_name.as_deref(), Some("Keep"));
+    assert_eq!(c.contact.email.as_deref(), Some("keep@x.test"));
+    assert_eq!(
+        c.contact.first_name.as_deref(),
+        Some("Ada"),
+        "empty fields are filled"
+    );
+    assert_eq!(c.contact.title.as_deref(), Some("CTO"));
+    assert_eq!(c.contact.account_id, Some(account.id));
+    assert!(c.opportunity.is_none());
+}
+
+async fn failed_conversion_leaves_nothing_behind(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let other = Org::new(&crm, "Other").await;
+    let t = org.admin(&crm);
+    let l = t.leads().create(lead("Rollback")).await.unwrap();
+    let accounts_before = t
+        .accounts()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .data
+        .len();
+
+    // The opportunity step fails (bad currency) after account and contact were created.
+    let bad = ConvertLead {
+        opportunity: Some(ConvertOpportunity {
+            amount_minor: Some(1),
+            currency: Some("euro".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let err = t.leads().convert(l.id, bad).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation(e) if e[0].field == "currency"),
+        "{err:?}"
+    );
+    // Another organization's account is not found, and nothing is created either.
+    let theirs = other
+        .admin(&crm)
+        .accounts()
+        .create(NewAccount {
+            name: "T".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let err = t
+        .leads()
+        .convert(
+            l.id,
+            ConvertLead {
+                account: Target::Existing(theirs.id),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotFound {
+                entity: "account",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = t
+        .leads()
+        .convert(
+            l.id,
+            ConvertLead {
+                account: Target::Existing(AccountId::new()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+
+    assert_eq!(
+        t.accounts()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .data
+            .len(),
+        accounts_before
+    );
+    assert!(
+        t.contacts()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    assert!(
+        t.opportunities()
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    let l = t.leads().get(l.id).await.unwrap();
+    assert_eq!((l.status, l.version), (LeadStatus::New, 1));
+    // Unqualified leads are not converted.
+    let l = t
+        .leads()
+        .update(
+            l.id,
+            LeadPatch {
+                status: Some(LeadStatus::Unqualified),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        t.leads().convert(l.id, ConvertLead::default()).await,
+        Err(Error::Conflict(_))
+    ));
+}
+
+crate::on_both_backends!(
+    status_lifecycle,
+    conversion_creates_account_contact_and_opportunity,
+    conversion_links_existing_records_and_only_fills_empty_fields,
+    failed_conversion_leaves_nothing_behind,
+);
