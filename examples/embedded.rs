@@ -1,14 +1,17 @@
-//! The library embedded in a program, no HTTP: an organization, accounts and contacts, a list
-//! paged through, a record soft-deleted and restored, and the audit trail.
+//! The library embedded in a program, no HTTP: an organization, a typed custom field, accounts
+//! and contacts, a list paged through, a record soft-deleted and restored, the audit trail, a
+//! lead converted into an account, contact and opportunity, the deal won and an invoice issued.
 //!
 //! ```sh
 //! cargo run --example embedded                                  # SQLite in memory
 //! DATABASE_URL=postgres://postgres@127.0.0.1/crm cargo run --example embedded
 //! ```
 
+use abetworks_crm::sqlx::types::Json;
 use abetworks_crm::{
-    AccountPatch, Crm, Direction, ListQuery, NewAccount, NewContact, NewOrganization, NewUser, Op,
-    Role, TenantContext,
+    AccountPatch, ConvertLead, ConvertOpportunity, Crm, CustomFieldType, Direction, LeadSource,
+    LineItem, ListQuery, NewAccount, NewContact, NewCustomField, NewInvoice, NewLead,
+    NewOrganization, NewUser, Op, RelatedEntity, Role, TenantContext, TimelineItem,
 };
 use anyhow::Context as _;
 
@@ -45,6 +48,12 @@ async fn main() -> anyhow::Result<()> {
 
     // From here on, everything happens as Ada, inside her organization.
     let t = crm.tenant(&TenantContext::user(org.id, admin.id, Role::CompanyAdmin));
+
+    // A typed custom field: values are checked against it, and filters compare by its type.
+    let mut tier = NewCustomField::new("tier", "Customer tier", CustomFieldType::Select);
+    tier.options = vec!["gold".into(), "silver".into()];
+    t.custom_fields().define("account", tier).await?;
+    println!("defined the custom field account.tier (gold | silver)");
     let mut accounts = Vec::new();
     for (name, industry) in [
         ("Globex", "Energy"),
@@ -171,6 +180,96 @@ async fn main() -> anyhow::Result<()> {
             serde_json::Value::Object(e.changes)
         );
     }
+
+    // A lead from a web form, converted in one transaction into an account, a contact and an
+    // opportunity; the deal is won and invoiced.
+    let lead = t
+        .leads()
+        .create(NewLead {
+            first_name: Some("Grace".into()),
+            last_name: Some("Hopper".into()),
+            email: Some("grace@cobol.test".into()),
+            company: Some("Cobol Systems".into()),
+            source: LeadSource::WebForm,
+            ..Default::default()
+        })
+        .await?;
+    let request = ConvertLead {
+        opportunity: Some(ConvertOpportunity {
+            amount_minor: Some(1_200_000),
+            currency: Some("EUR".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let converted = t.leads().convert(lead.id, request).await?;
+    let deal = converted
+        .opportunity
+        .context("the conversion was asked for an opportunity")?;
+    println!(
+        "converted lead {} into account {:?}, contact {:?} and opportunity {:?}",
+        lead.full_name().unwrap_or_default(),
+        converted.account.name,
+        converted.contact.email.as_deref().unwrap_or(""),
+        deal.name
+    );
+    let won = t.opportunities().close_won(deal.id).await?;
+    println!(
+        "opportunity {:?} is {} (closed at {:?})",
+        won.name, won.status, won.closed_at
+    );
+
+    let invoice = t
+        .invoices()
+        .create(NewInvoice {
+            account_id: Some(converted.account.id),
+            opportunity_id: Some(won.id),
+            currency: "EUR".into(),
+            due_date: Some(chrono::Utc::now().date_naive() + chrono::Days::new(30)),
+            line_items: Json(vec![
+                LineItem::new("Compiler licence", 1, 1_000_000, 2000),
+                LineItem::new("Onboarding days", 2, 100_000, 2000),
+            ]),
+            ..Default::default()
+        })
+        .await?;
+    let invoice = t.invoices().send(invoice.id).await?;
+    println!(
+        "invoice {} {}: subtotal {} + tax {} = total {} (minor units of {})",
+        invoice.number,
+        invoice.status,
+        invoice.subtotal_minor,
+        invoice.tax_minor,
+        invoice.total_minor,
+        invoice.currency
+    );
+
+    let summary = t
+        .pipelines()
+        .summary(
+            won.pipeline_id
+                .context("every opportunity has a pipeline")?,
+        )
+        .await?;
+    for stage in summary.stages.iter().filter(|s| s.count > 0) {
+        println!(
+            "pipeline {:?}, stage {:?}: {} opportunity(ies)",
+            summary.pipeline.name, stage.stage.name, stage.count
+        );
+    }
+    let timeline = t
+        .timeline(RelatedEntity::Opportunity, won.id, 10, None)
+        .await?;
+    for item in timeline.data {
+        if let TimelineItem::Event(e) = item {
+            println!(
+                "  opportunity {} at {}",
+                e.action,
+                e.occurred_at.format("%H:%M:%S%.3f")
+            );
+        }
+    }
+
     crm.close().await;
     Ok(())
 }

@@ -117,7 +117,11 @@ async fn default_pipeline_stages_and_closing(crm: crm_core::Crm) {
         .await
         .unwrap();
     assert_eq!(
-        (reopened.status, reopened.closed_at, reopened.lost_reason.clone()),
+        (
+            reopened.status,
+            reopened.closed_at,
+            reopened.lost_reason.clone()
+        ),
         (OpportunityStatus::Open, None, None)
     );
 }
