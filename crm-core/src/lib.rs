@@ -32,6 +32,43 @@
 //! # }).unwrap();
 //! ```
 //!
+//! ## The sales flow
+//!
+//! Leads convert into accounts, contacts and opportunities in one transaction; opportunities
+//! move through pipeline stages; invoices number themselves and compute their totals.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use crm_core::sqlx::types::Json;
+//! use crm_core::*;
+//! # let crm = Crm::connect("sqlite::memory:").await?;
+//! # let org = crm.organizations().create(NewOrganization { name: "Acme".into(), ..Default::default() }).await?;
+//! let t = crm.tenant(&TenantContext::system(org.id));
+//!
+//! let lead = NewLead { last_name: Some("Hopper".into()), company: Some("Globex".into()), ..Default::default() };
+//! let lead = t.leads().create(lead).await?;
+//! let request = ConvertLead { opportunity: Some(ConvertOpportunity::default()), ..Default::default() };
+//! let converted = t.leads().convert(lead.id, request).await?;
+//! let deal = converted.opportunity.unwrap();
+//! assert_eq!(deal.status, OpportunityStatus::Open);
+//! let deal = t.opportunities().close_won(deal.id).await?;
+//!
+//! let invoice = t.invoices().create(NewInvoice {
+//!     account_id: Some(converted.account.id),
+//!     opportunity_id: Some(deal.id),
+//!     currency: "EUR".into(),
+//!     line_items: Json(vec![LineItem::new("Licence", 2, 4_999, 2000)]),
+//!     ..Default::default()
+//! }).await?;
+//! assert_eq!((invoice.number.as_str(), invoice.total_minor), ("INV-000001", 11_998));
+//! t.invoices().send(invoice.id).await?;
+//!
+//! let timeline = t.timeline(RelatedEntity::Opportunity, deal.id, 20, None).await?;
+//! assert_eq!(timeline.data.len(), 2); // created, closed
+//! # Ok::<_, crm_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
 //! ## Tenancy
 //!
 //! - **Type level**: tenant services exist only on a [`Tenant`], made from a [`TenantContext`].
@@ -49,7 +86,10 @@
 //! - `tenant` — [`Tenant`]: the services of one organization;
 //! - `record/` — the shared record machinery: [`Records`], [`ListQuery`], [`Record`],
 //!   [`Entity`], [`record_type!`];
-//! - `entities/` — one file per entity ([`Account`], [`Contact`]);
+//! - `entities/` — one file per entity ([`Account`], [`Contact`], [`Lead`] and its conversion,
+//!   [`Opportunity`], [`Invoice`], [`Activity`]);
+//! - `pipelines`, `timeline`, `field_definitions` — pipelines and stages, record timelines,
+//!   typed custom fields;
 //! - `organizations`, `users`, `events`, `password` — tenants, people, the event log, hashing;
 //! - `storage/` — both backends behind one small interface; `error` — [`Error`].
 #![forbid(unsafe_code)]

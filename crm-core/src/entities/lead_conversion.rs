@@ -166,6 +166,13 @@ async fn convert_in(
     // The contact, working at the account.
     let custom = carried::<Contact>(t, tx, &lead.custom_fields).await?;
     let contact = match request.contact {
+        Target::Create if name.is_none() && lead.email.is_none() => {
+            return Err(Error::invalid(
+                "contact",
+                "required",
+                "the lead has no name or email to create a contact from; link an existing contact instead",
+            ));
+        }
         Target::Create => {
             let new = NewContact {
                 first_name: lead.first_name.clone(),

@@ -309,6 +309,47 @@ async fn failed_conversion_leaves_nothing_behind(crm: crm_core::Crm) {
     );
     let l = t.leads().get(l.id).await.unwrap();
     assert_eq!((l.status, l.version), (LeadStatus::New, 1));
+    // A lead with only a company cannot make a contact, but can be linked to an existing one.
+    let company_only = t
+        .leads()
+        .create(NewLead {
+            company: Some("Only Co".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let err = t
+        .leads()
+        .convert(company_only.id, ConvertLead::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation(e) if e[0].field == "contact"),
+        "{err:?}"
+    );
+    let existing = t
+        .contacts()
+        .create(NewContact {
+            last_name: Some("Known".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let c = t
+        .leads()
+        .convert(
+            company_only.id,
+            ConvertLead {
+                contact: Target::Existing(existing.id),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.account.name.as_str(), c.contact.account_id),
+        ("Only Co", Some(c.account.id))
+    );
     // Unqualified leads are not converted.
     let l = t
         .leads()
