@@ -146,6 +146,13 @@ pub struct Event {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// One event to append.
+pub(crate) struct Entry {
+    pub(crate) record_id: Uuid,
+    pub(crate) action: Action,
+    pub(crate) changes: Map<String, Value>,
+}
+
 /// Appends an event inside the caller's transaction.
 pub(crate) async fn append(
     conn: &mut Conn<'_>,
@@ -155,33 +162,50 @@ pub(crate) async fn append(
     action: Action,
     changes: Map<String, Value>,
 ) -> Result<()> {
+    let entry = Entry {
+        record_id,
+        action,
+        changes,
+    };
+    append_many(conn, ctx, entity, vec![entry]).await
+}
+
+/// Appends events inside the caller's transaction, many rows per statement.
+pub(crate) async fn append_many(
+    conn: &mut Conn<'_>,
+    ctx: &TenantContext,
+    entity: &str,
+    entries: Vec<Entry>,
+) -> Result<()> {
     let actor_kind = match ctx.actor() {
         Actor::User(_) => "user",
         Actor::ApiKey(_) => "api_key",
         Actor::System => "system",
     };
-    let mut q = Sql::new(
-        "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at) values (",
-    );
-    q.bind(ctx.organization_id())
-        .push(", ")
-        .bind(EventId::new())
-        .push(", ")
-        .bind(entity)
-        .push(", ")
-        .bind(record_id)
-        .push(", ")
-        .bind(action.as_str())
-        .push(", ")
-        .bind(actor_kind)
-        .push(", ")
-        .bind(ctx.actor().id())
-        .push(", ")
-        .bind(Value::Object(changes))
-        .push(", ")
-        .bind(now())
-        .push(")");
-    conn.execute(&q).await?;
+    let at = now();
+    // Nine parameters a row; PostgreSQL takes at most 65,535 per statement.
+    for chunk in entries.chunks(3_000) {
+        let mut q = Sql::new(
+            "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at) values ",
+        );
+        for (i, e) in chunk.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.bind(ctx.organization_id())
+                .push(", ")
+                .bind(EventId::new());
+            q.push(", ").bind(entity).push(", ").bind(e.record_id);
+            q.push(", ")
+                .bind(e.action.as_str())
+                .push(", ")
+                .bind(actor_kind);
+            q.push(", ")
+                .bind(ctx.actor().id())
+                .push(", ")
+                .bind(Value::Object(e.changes.clone()));
+            q.push(", ").bind(at).push(")");
+        }
+        conn.execute(&q).await?;
+    }
     Ok(())
 }
 

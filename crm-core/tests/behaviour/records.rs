@@ -304,3 +304,64 @@ crate::on_both_backends!(
     soft_delete_restore_and_purge,
     custom_fields_merge_and_validate,
 );
+
+mod batch {
+    use crm_core::{Error, NewAccount, NewContact};
+
+    use crate::harness::Org;
+
+    async fn create_many_is_all_or_nothing(crm: crm_core::Crm) {
+        let org = Org::new(&crm, "Acme").await;
+        let t = org.user(&crm);
+        let account = t
+            .accounts()
+            .create(NewAccount {
+                name: "Parent".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // More rows than one statement takes on either backend.
+        let contacts: Vec<_> = (0..2_600)
+            .map(|i| NewContact {
+                last_name: Some(format!("c{i:04}")),
+                account_id: (i % 2 == 0).then_some(account.id),
+                ..Default::default()
+            })
+            .collect();
+        let created = t.contacts().create_many(contacts).await.unwrap();
+        assert_eq!(created.len(), 2_600);
+        assert!(
+            created
+                .iter()
+                .enumerate()
+                .all(|(i, c)| c.last_name.as_deref() == Some(&format!("c{i:04}")[..])),
+            "in input order"
+        );
+        let events = t.events().recent(100, None).await.unwrap();
+        assert!(
+            events
+                .data
+                .iter()
+                .all(|e| e.entity == "contact" && e.action == crm_core::Action::Created)
+        );
+
+        // One bad row: nothing is written, and the error names the row.
+        let mut bad: Vec<_> = (0..3)
+            .map(|i| NewContact {
+                last_name: Some(format!("ok{i}")),
+                ..Default::default()
+            })
+            .collect();
+        bad[1].email = Some("broken".into());
+        let err = t.contacts().create_many(bad).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Validation(e) if e[0].field == "[1].email"),
+            "{err:?}"
+        );
+        let q = crm_core::ListQuery::default().filter("last_name", crm_core::Op::StartsWith, "ok");
+        assert!(t.contacts().list(&q).await.unwrap().data.is_empty());
+    }
+
+    crate::on_both_backends!(create_many_is_all_or_nothing);
+}
