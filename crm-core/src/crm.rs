@@ -71,6 +71,40 @@ impl Crm {
         }
     }
 
+    /// Every migration this library embeds, and whether the database has it.
+    pub async fn migration_status(&self) -> Result<Vec<MigrationStatus>> {
+        let (migrator, applied) = match &self.inner.pool {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => (
+                crate::storage::postgres::migrator(),
+                p.applied_migrations().await?,
+            ),
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => {
+                let rows: std::result::Result<Vec<(i64,)>, sqlx::Error> =
+                    sqlx::query_as("select version from _crm_migrations where success")
+                        .fetch_all(p)
+                        .await;
+                let applied = match rows {
+                    Ok(rows) => rows.into_iter().map(|(v,)| v).collect(),
+                    Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => {
+                        Vec::new()
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                (crate::storage::sqlite::migrator(), applied)
+            }
+        };
+        Ok(migrator
+            .iter()
+            .map(|m| MigrationStatus {
+                version: m.version,
+                description: m.description.to_string(),
+                applied: applied.contains(&m.version),
+            })
+            .collect())
+    }
+
     /// The services of one tenant. Every read and write through the returned handle is confined
     /// to `ctx`'s organization and attributed to its actor.
     pub fn tenant(&self, ctx: &TenantContext) -> Tenant {
@@ -103,6 +137,17 @@ impl Crm {
     pub(crate) fn definition_cache(&self) -> &DefinitionCache {
         &self.inner.definitions
     }
+}
+
+/// One embedded migration and whether it is applied.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MigrationStatus {
+    /// Its number.
+    pub version: i64,
+    /// Its name.
+    pub description: String,
+    /// Whether the database has it.
+    pub applied: bool,
 }
 
 /// Connection-pool settings.

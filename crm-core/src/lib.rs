@@ -117,7 +117,7 @@ mod users;
 mod validation;
 
 pub use context::{Actor, Role, TenantContext};
-pub use crm::{Crm, CrmBuilder, PoolSettings};
+pub use crm::{Crm, CrmBuilder, MigrationStatus, PoolSettings};
 pub use entities::*;
 pub use error::{Error, FieldError, Result};
 pub use events::{Action, Event, EventId, Events};
@@ -134,7 +134,9 @@ pub use pipelines::{
     NewPipeline, NewStage, Pipeline, PipelineId, PipelineSummary, Pipelines, Stage, StageAmount,
     StageId, StageKind, StageSummary, default_pipeline,
 };
-pub use record::{Deleted, Direction, Entity, Filter, ListQuery, Op, Page, Record, Records, Sort};
+pub use record::{
+    Deleted, Direction, Entity, Filter, ListQuery, Op, Page, PurgeReport, Record, Records, Sort,
+};
 pub use storage::Backend;
 pub use tenant::Tenant;
 pub use timeline::TimelineItem;

@@ -181,6 +181,21 @@ impl<'t> Users<'t> {
             .ok_or(Error::not_found("user", id))
     }
 
+    /// The user with `email` (ignoring case).
+    pub async fn get_by_email(&self, email: &str) -> Result<User> {
+        let mut q = Sql::new("select ");
+        q.push(COLUMNS).push(" from users where organization_id = ");
+        q.bind(self.tenant.context().organization_id());
+        q.push(" and lower(email) = lower(")
+            .bind(email.trim())
+            .push(")");
+        let mut s = self.tenant.session().await?;
+        s.conn().fetch_optional(&q).await?.ok_or(Error::NotFound {
+            entity: "user",
+            id: None,
+        })
+    }
+
     /// Up to `limit` (≤ 100) users in creation order, after `after` when given.
     pub async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>> {
         let mut q = Sql::new("select ");

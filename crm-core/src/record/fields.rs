@@ -168,9 +168,9 @@ pub trait Fields {
     /// The entity's own columns, in declaration order.
     const COLUMNS: &'static [Column];
     /// The input of `create`: the same fields plus `custom_fields`.
-    type New: serde::Serialize + Send + Sync;
+    type New: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync;
     /// The input of `update`: every field optional; `Some(None)` clears a nullable field.
-    type Patch: serde::Serialize + Send + Sync;
+    type Patch: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync;
 }
 
 /// Deserializes a patch field that is present: `"x": null` becomes `Some(None)` for a nullable

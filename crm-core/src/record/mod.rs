@@ -24,7 +24,7 @@ pub use list::{
     Op, Page, Sort,
 };
 pub use row::Record;
-pub use service::Records;
+pub use service::{PurgeReport, Records};
 
 /// Whether `key` is a valid custom field key (`[a-z][a-z0-9_]{0,62}`).
 pub(crate) fn is_custom_field_key(key: &str) -> bool {

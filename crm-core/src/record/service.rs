@@ -2,6 +2,8 @@
 
 use std::marker::PhantomData;
 
+use chrono::{DateTime, Utc};
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -58,6 +60,15 @@ impl<E> Clone for Records<'_, E> {
     }
 }
 impl<E> Copy for Records<'_, E> {}
+
+/// What [`Records::purge_trashed_before`] did (or, in a dry run, would do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PurgeReport {
+    /// Records removed for good (or that would be).
+    pub purged: u64,
+    /// Records kept because others still link to them.
+    pub kept_linked: u64,
+}
 
 /// A new record, checked and ready to insert.
 struct Prepared {
@@ -160,6 +171,62 @@ impl<'t, E: Entity> Records<'t, E> {
         }
         .await;
         tx.settle(out).await
+    }
+
+    /// Checks records as [`Records::create_many`] would, without writing anything: the error of
+    /// each invalid record, by index (validation errors, and `NotFound` for dangling links).
+    pub async fn validate_many(&self, items: Vec<E::New>) -> Result<Vec<(usize, Error)>> {
+        let mut s = self.tenant.session().await?;
+        let mut tx = s.begin().await?;
+        let out = async {
+            let defs = field_definitions::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+            let mut problems = Vec::new();
+            let mut links = Vec::new();
+            for (i, new) in items.into_iter().enumerate() {
+                let prepared = async {
+                    let mut input = to_object(&new)?;
+                    let custom = CustomValues::take_new(&mut input)?;
+                    let entity: E = from_object(input)?;
+                    self.prepare(&mut tx, &defs, entity, custom, Operation::Create)
+                        .await
+                }
+                .await;
+                match prepared {
+                    Ok(row) => links.extend(
+                        E::COLUMNS
+                            .iter()
+                            .filter_map(|c| link(c, field(&row.values, c)))
+                            .map(|l| (i, l)),
+                    ),
+                    Err(e @ (Error::Validation(_) | Error::NotFound { .. })) => {
+                        problems.push((i, e))
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            let all: Vec<_> = links.iter().map(|(_, l)| *l).collect();
+            let missing = missing_links(&mut tx.conn(), self.org(), &all).await?;
+            for (i, (column, id)) in links {
+                if let Kind::Ref { entity, .. } = column.kind
+                    && missing.contains(&id)
+                    && !problems.iter().any(|(p, _)| *p == i)
+                {
+                    problems.push((
+                        i,
+                        Error::NotFound {
+                            entity,
+                            id: Some(id),
+                        },
+                    ));
+                }
+            }
+            problems.sort_by_key(|(i, _)| *i);
+            Ok(problems)
+        }
+        .await;
+        // Nothing is kept: hooks may have written (an invoice number), so roll it all back.
+        tx.rollback().await?;
+        out
     }
 
     /// Inserts a complete entity (verbs that create records use it directly).
@@ -532,6 +599,54 @@ impl<'t, E: Entity> Records<'t, E> {
         tx.settle(out).await
     }
 
+    /// Permanently removes the records trashed before `cutoff` (retention), one transaction and
+    /// one `purged` event each; records still linked from others are kept and counted. With
+    /// `dry_run`, only counts. Company admins only.
+    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
+    pub async fn purge_trashed_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<PurgeReport> {
+        if !self.ctx().role().is_admin() {
+            return Err(Error::Forbidden(format!(
+                "only company admins may purge {} records",
+                E::NAME
+            )));
+        }
+        let mut report = PurgeReport::default();
+        let mut after: Option<Id<E>> = None;
+        loop {
+            let mut q = Sql::new("select id from ");
+            q.push(E::TABLE)
+                .push(" where organization_id = ")
+                .bind(self.org());
+            q.push(" and is_deleted and deleted_at < ").bind(cutoff);
+            if let Some(after) = after {
+                q.push(" and id > ").bind(after);
+            }
+            q.push(" order by id limit 500");
+            let ids: Vec<(Id<E>,)> = self.tenant.session().await?.conn().fetch_all(&q).await?;
+            let Some(last) = ids.last() else {
+                return Ok(report);
+            };
+            after = Some(last.0);
+            for (id,) in ids {
+                if dry_run {
+                    report.purged += 1;
+                    continue;
+                }
+                match self.purge(id).await {
+                    Ok(()) => report.purged += 1,
+                    Err(Error::Conflict(_)) => report.kept_linked += 1,
+                    // Restored or purged meanwhile.
+                    Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
     /// Reads record `id` in `scope` for update (locked on PostgreSQL; SQLite's `BEGIN
     /// IMMEDIATE` already holds the write lock) and checks the expected version.
     pub(crate) async fn lock_in(
@@ -675,13 +790,33 @@ fn select_one<E: Entity>(
     q
 }
 
-/// Checks that every link names a live record of `org`, one query per target table (and per
-/// thousand ids). Another organization's id is indistinguishable from a missing one.
+/// Checks that every link names a live record of `org`. Another organization's id is
+/// indistinguishable from a missing one.
 async fn check_links(
     conn: &mut Conn<'_>,
     org: OrganizationId,
     links: &[(&'static Column, Uuid)],
 ) -> Result<()> {
+    let missing = missing_links(conn, org, links).await?;
+    match links.iter().find(|(_, id)| missing.contains(id)) {
+        Some((column, id)) => match column.kind {
+            Kind::Ref { entity, .. } => Err(Error::NotFound {
+                entity,
+                id: Some(*id),
+            }),
+            _ => Err(Error::Internal("a link column is not a reference".into())),
+        },
+        None => Ok(()),
+    }
+}
+
+/// The linked ids that name no live record of `org`, one query per target table (and per
+/// thousand ids).
+async fn missing_links(
+    conn: &mut Conn<'_>,
+    org: OrganizationId,
+    links: &[(&'static Column, Uuid)],
+) -> Result<std::collections::HashSet<Uuid>> {
     let mut by_target: Vec<(Kind, Vec<Uuid>)> = Vec::new();
     for (column, target) in links {
         match by_target.iter_mut().find(|(k, _)| *k == column.kind) {
@@ -689,11 +824,10 @@ async fn check_links(
             None => by_target.push((column.kind, vec![*target])),
         }
     }
+    let mut missing = std::collections::HashSet::new();
     for (kind, mut ids) in by_target {
         let Kind::Ref {
-            table,
-            entity,
-            soft_delete,
+            table, soft_delete, ..
         } = kind
         else {
             continue;
@@ -710,15 +844,14 @@ async fn check_links(
                 q.push(" and not is_deleted");
             }
             let found: Vec<(Uuid,)> = conn.fetch_all(&q).await?;
-            if let Some(missing) = chunk.iter().find(|id| !found.iter().any(|(f,)| f == *id)) {
-                return Err(Error::NotFound {
-                    entity,
-                    id: Some(*missing),
-                });
+            for id in chunk {
+                if !found.iter().any(|(f,)| f == id) {
+                    missing.insert(*id);
+                }
             }
         }
     }
-    Ok(())
+    Ok(missing)
 }
 
 fn may_trash<E: Entity>(ctx: &TenantContext, current: &Record<E>) -> Result<()> {

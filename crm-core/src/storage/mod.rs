@@ -181,7 +181,8 @@ impl Tx<'_> {
         }
     }
 
-    async fn rollback(self) -> Result<()> {
+    /// Rolls back.
+    pub(crate) async fn rollback(self) -> Result<()> {
         match self {
             #[cfg(feature = "postgres")]
             Tx::Postgres(tx, broken) => tx.rollback().await.map_err(|e| postgres::track(e, broken)),

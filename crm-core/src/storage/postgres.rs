@@ -151,6 +151,24 @@ impl PgPool {
     }
 }
 
+impl PgPool {
+    /// The versions recorded as applied (none when the table does not exist yet), read with the
+    /// URL's own role: the application role cannot read the migrations table.
+    pub(crate) async fn applied_migrations(&self) -> Result<Vec<i64>> {
+        let mut conn = PgConnection::connect_with(&self.options).await?;
+        let rows: std::result::Result<Vec<(i64,)>, sqlx::Error> =
+            sqlx::query_as("select version from _crm_migrations where success")
+                .fetch_all(&mut conn)
+                .await;
+        conn.close().await.ok();
+        match rows {
+            Ok(rows) => Ok(rows.into_iter().map(|(v,)| v).collect()),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 /// The migrations in `migrations/postgres`, recorded in `_crm_migrations` so that they never mix
 /// with a host application's own `_sqlx_migrations`.
 pub(crate) fn migrator() -> sqlx::migrate::Migrator {

@@ -1,0 +1,56 @@
+//! Connecting to the database and finding organizations.
+
+use anyhow::Context as _;
+use crm_core::{Crm, Organization, OrganizationId, Tenant, TenantContext};
+
+/// Connects to `url`; applies pending migrations when `migrate`.
+pub(crate) async fn connect(url: &str, migrate: bool) -> anyhow::Result<Crm> {
+    Crm::builder()
+        .database_url(url)
+        .migrate(migrate)
+        .build()
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact(url)))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The organization named by `key`: its id or its slug.
+pub(crate) async fn organization(crm: &Crm, key: &str) -> anyhow::Result<Organization> {
+    let found = match key.parse::<OrganizationId>() {
+        Ok(id) => crm.organizations().get(id).await,
+        Err(_) => crm.organizations().get_by_slug(key).await,
+    };
+    found.with_context(|| format!("unknown organization `{key}` (give its slug or id)"))
+}
+
+/// The system acting inside organization `key`.
+pub(crate) async fn system(crm: &Crm, key: &str) -> anyhow::Result<Tenant> {
+    let org = organization(crm, key).await?;
+    Ok(crm.tenant(&TenantContext::system(org.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://crm.db"), "sqlite://crm.db");
+    }
+}

@@ -1,0 +1,124 @@
+//! The entities the data commands take, and how their fields map to CSV columns.
+
+use clap::ValueEnum;
+use crm_core::record::{Column, Kind};
+use crm_core::{CustomFieldDefinition, CustomFieldType};
+use serde_json::Value;
+
+/// An entity of the CRM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EntityName {
+    /// Companies.
+    Accounts,
+    /// People.
+    Contacts,
+    /// Prospects.
+    Leads,
+    /// Deals.
+    Opportunities,
+    /// Bills.
+    Invoices,
+    /// Notes, tasks, calls, meetings.
+    Activities,
+}
+
+/// Runs `$body` with `$E` naming the entity type of `$name`.
+macro_rules! with_entity {
+    ($name:expr, $E:ident => $body:expr) => {
+        match $name {
+            $crate::entity::EntityName::Accounts => {
+                type $E = crm_core::Account;
+                $body
+            }
+            $crate::entity::EntityName::Contacts => {
+                type $E = crm_core::Contact;
+                $body
+            }
+            $crate::entity::EntityName::Leads => {
+                type $E = crm_core::Lead;
+                $body
+            }
+            $crate::entity::EntityName::Opportunities => {
+                type $E = crm_core::Opportunity;
+                $body
+            }
+            $crate::entity::EntityName::Invoices => {
+                type $E = crm_core::Invoice;
+                $body
+            }
+            $crate::entity::EntityName::Activities => {
+                type $E = crm_core::Activity;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_entity;
+
+/// The columns every record has, exported first and ignored on import (the server owns them).
+pub(crate) const COMMON: &[&str] = &[
+    "id",
+    "organization_id",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+    "version",
+    "is_deleted",
+    "deleted_at",
+    "deleted_by",
+];
+
+/// A CSV cell as the JSON value of a column of `kind`; `Err` names what was expected.
+pub(crate) fn cell_for_column(kind: Kind, cell: &str) -> Result<Value, String> {
+    Ok(match kind {
+        Kind::Integer => Value::from(cell.parse::<i64>().map_err(|_| "an integer".to_owned())?),
+        Kind::Bool => Value::Bool(parse_bool(cell)?),
+        Kind::Json => serde_json::from_str(cell).map_err(|_| "JSON".to_owned())?,
+        Kind::Text | Kind::Uuid | Kind::Ref { .. } | Kind::Timestamp | Kind::Date => {
+            Value::String(cell.to_owned())
+        }
+    })
+}
+
+/// A CSV cell as the JSON value of a custom field.
+pub(crate) fn cell_for_custom(def: &CustomFieldDefinition, cell: &str) -> Result<Value, String> {
+    Ok(match def.field_type {
+        CustomFieldType::Number => serde_json::from_str::<serde_json::Number>(cell)
+            .map(Value::Number)
+            .map_err(|_| "a number".to_owned())?,
+        CustomFieldType::Boolean => Value::Bool(parse_bool(cell)?),
+        CustomFieldType::MultiSelect if cell.starts_with('[') => {
+            serde_json::from_str(cell).map_err(|_| "a JSON list".to_owned())?
+        }
+        CustomFieldType::MultiSelect => {
+            Value::from(cell.split(';').map(str::trim).collect::<Vec<_>>())
+        }
+        CustomFieldType::Currency => {
+            serde_json::from_str(cell).map_err(|_| "money as JSON".to_owned())?
+        }
+        _ => Value::String(cell.to_owned()),
+    })
+}
+
+fn parse_bool(cell: &str) -> Result<bool, String> {
+    match cell.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err("true or false".to_owned()),
+    }
+}
+
+/// A JSON value as a CSV cell: strings as they are, null as empty, anything else as JSON.
+pub(crate) fn cell_of(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The editable columns of an entity (what an import may set).
+pub(crate) fn editable(columns: &'static [Column]) -> impl Iterator<Item = &'static Column> {
+    columns.iter().filter(|c| !c.readonly)
+}

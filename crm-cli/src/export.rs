@@ -1,0 +1,154 @@
+//! `crm export`: records as CSV or JSON lines, page by page (keyset), never all in memory.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+use crm_core::{Deleted, Entity, Filter, ListQuery, Op, Tenant};
+use serde_json::Value;
+
+use crate::connect::system;
+use crate::entity::{COMMON, EntityName, cell_of, with_entity};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Comma-separated values with a header row; custom fields as `custom_fields.<key>` columns.
+    Csv,
+    /// One JSON object per line, as the API returns records.
+    Jsonl,
+}
+
+/// Arguments of `crm export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// What to export.
+    #[arg(value_enum)]
+    entity: EntityName,
+    /// Organization slug or id.
+    #[arg(long)]
+    org: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    format: Format,
+    /// A filter `FIELD:OP:VALUE` (repeatable; all must hold), e.g. `email:contains:acme` or
+    /// `custom_fields.score:gt:10`. Ops: eq ne lt lte gt gte in contains starts_with is_null.
+    #[arg(long = "filter", value_name = "FIELD:OP:VALUE")]
+    filters: Vec<String>,
+    /// Include records in the trash.
+    #[arg(long)]
+    include_deleted: bool,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+pub(crate) async fn run(crm: &crm_core::Crm, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let t = system(crm, &args.org).await?;
+    let sink: Box<dyn Write> = match &args.output {
+        Some(path) => {
+            Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?)
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut sink = BufWriter::new(sink);
+    with_entity!(args.entity, E => export::<E>(&t, &args, &mut sink).await)?;
+    sink.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn filter(text: &str) -> anyhow::Result<Filter> {
+    let mut parts = text.splitn(3, ':');
+    let (Some(field), Some(op), Some(value)) = (parts.next(), parts.next(), parts.next()) else {
+        bail!("bad filter `{text}`: expected FIELD:OP:VALUE");
+    };
+    let op: Op = serde_json::from_value(Value::String(op.to_owned()))
+        .with_context(|| format!("unknown operator `{op}`"))?;
+    // Numbers, booleans and lists are JSON; anything else is a string.
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    Ok(Filter {
+        field: field.to_owned(),
+        op,
+        value,
+    })
+}
+
+async fn export<E: Entity>(
+    t: &Tenant,
+    args: &ExportArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let query = ListQuery {
+        filters: args
+            .filters
+            .iter()
+            .map(|f| filter(f))
+            .collect::<anyhow::Result<_>>()?,
+        limit: Some(100),
+        deleted: if args.include_deleted {
+            Deleted::Include
+        } else {
+            Deleted::Exclude
+        },
+        ..Default::default()
+    };
+    let keys: Vec<String> = t
+        .custom_fields()
+        .list(E::NAME)
+        .await?
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    let columns: Vec<String> = COMMON
+        .iter()
+        .map(|c| (*c).to_owned())
+        .chain(E::COLUMNS.iter().map(|c| c.name.to_owned()))
+        .chain(keys.iter().map(|k| format!("custom_fields.{k}")))
+        .collect();
+    match args.format {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(&columns)?;
+            each_record::<E>(t, query, |value| {
+                let cells = columns
+                    .iter()
+                    .map(|c| match c.strip_prefix("custom_fields.") {
+                        Some(k) => cell_of(value["custom_fields"].get(k)),
+                        None => cell_of(value.get(c)),
+                    });
+                Ok(w.write_record(cells)?)
+            })
+            .await?;
+            w.flush()?;
+        }
+        Format::Jsonl => {
+            each_record::<E>(t, query, |value| {
+                serde_json::to_writer(&mut *out, value)?;
+                Ok(out.write_all(b"\n")?)
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Calls `sink` with every record the query finds, serialized, page by page.
+async fn each_record<E: Entity>(
+    t: &Tenant,
+    mut query: ListQuery,
+    mut sink: impl FnMut(&Value) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    loop {
+        let page = t.records::<E>().list(&query).await?;
+        for record in &page.data {
+            sink(&serde_json::to_value(record)?)?;
+        }
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+}

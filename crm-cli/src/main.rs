@@ -1,0 +1,150 @@
+//! `crm`: the operator tool of abetworks CRM.
+//!
+//! Thin by design: clap parses, the library does the work. Every setting is a flag that can
+//! also come from the environment (`DATABASE_URL`, …), like the example server's.
+//!
+//! Layout: `main.rs` (commands and dispatch), `connect.rs` (database and organization lookup),
+//! `entity.rs` (which entities the data commands take, and their CSV columns), `org.rs`,
+//! `user.rs`, `seed.rs`, `import.rs`, `export.rs`, `purge.rs`.
+#![forbid(unsafe_code)]
+
+mod connect;
+mod entity;
+mod export;
+mod import;
+mod org;
+mod purge;
+mod seed;
+mod user;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// abetworks CRM operator tool.
+#[derive(Debug, Parser)]
+#[command(name = "crm", version, about, long_about = None)]
+struct Cli {
+    /// Database: postgres://…, sqlite://path or sqlite::memory:.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://crm.db",
+        global = true,
+        hide_env_values = true
+    )]
+    database_url: String,
+    /// Do not apply pending migrations before the command.
+    #[arg(long, global = true)]
+    no_migrate: bool,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending migrations (or show them with --status).
+    Migrate {
+        /// List every migration and whether it is applied; change nothing.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Manage organizations (tenants).
+    #[command(subcommand)]
+    Org(org::OrgCommand),
+    /// Manage the users of an organization.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Generate a realistic, deterministic demo data set.
+    Seed(seed::SeedArgs),
+    /// Import records from a CSV file, validated by the same services as the API.
+    Import(import::ImportArgs),
+    /// Export records as CSV or JSON lines, streamed.
+    Export(export::ExportArgs),
+    /// Permanently remove records trashed longer ago than the retention period.
+    Purge(purge::PurgeArgs),
+}
+
+/// What a command prints: text for people, JSON with `--json`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Output {
+    json: bool,
+}
+
+impl Output {
+    /// Prints `value` as JSON, or `text` for people.
+    pub(crate) fn show(
+        &self,
+        value: &impl serde::Serialize,
+        text: impl FnOnce() -> String,
+    ) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            println!("{}", text());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        // A closed pipe (`crm export … | head`) is the reader's choice, not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let out = Output { json: cli.json };
+    if let Command::Migrate { status } = cli.command {
+        let crm = connect::connect(&cli.database_url, false).await?;
+        if !status {
+            crm.migrate().await?;
+        }
+        let migrations = crm.migration_status().await?;
+        out.show(&migrations, || {
+            migrations
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{:>4} {:<20} {}",
+                        m.version,
+                        m.description,
+                        if m.applied { "applied" } else { "pending" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let crm = connect::connect(&cli.database_url, !cli.no_migrate).await?;
+    let code = match cli.command {
+        Command::Migrate { .. } => ExitCode::SUCCESS,
+        Command::Org(cmd) => org::run(&crm, cmd, out).await?,
+        Command::User(cmd) => user::run(&crm, cmd, out).await?,
+        Command::Seed(args) => seed::run(&crm, args, out).await?,
+        Command::Import(args) => import::run(&crm, args, out).await?,
+        Command::Export(args) => export::run(&crm, args).await?,
+        Command::Purge(args) => purge::run(&crm, args, out).await?,
+    };
+    crm.close().await;
+    Ok(code)
+}

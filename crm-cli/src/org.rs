@@ -1,0 +1,87 @@
+//! `crm org`: organizations.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use crm_core::{Crm, NewOrganization, Organization, OrganizationStatus};
+
+use crate::Output;
+use crate::connect::organization;
+
+/// Organization commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OrgCommand {
+    /// Create an organization (with its default sales pipeline).
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Short URL-safe name; derived from the name when absent.
+        #[arg(long)]
+        slug: Option<String>,
+    },
+    /// List organizations.
+    List {
+        /// How many (at most 100 per page; all when absent).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Suspend an organization: its users are refused, its data kept.
+    Suspend {
+        /// Slug or id.
+        org: String,
+    },
+    /// Resume a suspended organization.
+    Resume {
+        /// Slug or id.
+        org: String,
+    },
+}
+
+fn line(o: &Organization) -> String {
+    format!("{}  {:<24} {:<10} {}", o.id, o.slug, o.status, o.name)
+}
+
+pub(crate) async fn run(crm: &Crm, cmd: OrgCommand, out: Output) -> anyhow::Result<ExitCode> {
+    match cmd {
+        OrgCommand::Create { name, slug } => {
+            let org = crm
+                .organizations()
+                .create(NewOrganization { name, slug })
+                .await?;
+            out.show(&org, || format!("created {}", line(&org)))?;
+        }
+        OrgCommand::List { limit } => {
+            let mut all = Vec::new();
+            let mut after = None;
+            loop {
+                let page = crm.organizations().list(after, 100).await?;
+                let done = page.len() < 100;
+                after = page.last().map(|o| o.id);
+                all.extend(page);
+                if done || limit.is_some_and(|l| all.len() >= l) {
+                    break;
+                }
+            }
+            all.truncate(limit.unwrap_or(usize::MAX));
+            out.show(&all, || all.iter().map(line).collect::<Vec<_>>().join("\n"))?;
+        }
+        OrgCommand::Suspend { org } => {
+            let id = organization(crm, &org).await?.id;
+            let org = crm
+                .organizations()
+                .set_status(id, OrganizationStatus::Suspended)
+                .await?;
+            out.show(&org, || format!("suspended {}", line(&org)))?;
+        }
+        OrgCommand::Resume { org } => {
+            let id = organization(crm, &org).await?.id;
+            let org = crm
+                .organizations()
+                .set_status(id, OrganizationStatus::Active)
+                .await?;
+            out.show(&org, || format!("resumed {}", line(&org)))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
