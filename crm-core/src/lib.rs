@@ -50,6 +50,7 @@
 //! - `record/` — the shared record machinery: [`Records`], [`ListQuery`], [`Record`],
 //!   [`Entity`], [`record_type!`];
 //! - `entities/` — one file per entity ([`Account`], [`Contact`]);
+//! - `auth/` — principals, refresh tokens, API keys, idempotency keys (for HTTP layers);
 //! - `organizations`, `users`, `events`, `password` — tenants, people, the event log, hashing;
 //! - `storage/` — both backends behind one small interface; `error` — [`Error`].
 #![forbid(unsafe_code)]
@@ -58,6 +59,7 @@
 // Lets `record_type!` name this crate as `::crm_core` from inside it too.
 extern crate self as crm_core;
 
+pub mod auth;
 mod context;
 mod crm;
 mod entities;
@@ -73,6 +75,7 @@ mod time;
 mod users;
 mod validation;
 
+pub use auth::{Auth, Principal};
 pub use context::{Actor, Role, TenantContext};
 pub use crm::{Crm, CrmBuilder, PoolSettings};
 pub use entities::{
