@@ -45,7 +45,7 @@ create table idempotency_keys (
     key              text not null,
     fingerprint      text not null,
     status           text not null check (status in ('pending', 'done')),
-    response_status  integer,
+    response_status  bigint,
     response_headers text,
     response_body    text,
     created_at       timestamptz not null,

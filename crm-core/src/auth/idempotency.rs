@@ -28,9 +28,9 @@ pub enum Begin {
     Started,
     /// The first request with this key finished: replay its response.
     Replay(StoredResponse),
-    /// The first request with this key is still running.
+    /// The first request with this key is still running (whatever this request is).
     InProgress,
-    /// The key was used with a different request.
+    /// The key was used with a different request, which has finished.
     Mismatch,
 }
 
@@ -82,10 +82,12 @@ impl<'t> Idempotency<'t> {
             let found: Option<Row> = tx.conn().fetch_optional(&q).await?;
             if let Some(row) = found {
                 if row.expires_at > at {
-                    return Ok(if row.fingerprint != fingerprint {
-                        Begin::Mismatch
-                    } else if row.status == "pending" {
+                    // A running first request wins over a mismatch: the client learns to
+                    // wait before it learns the key was reused.
+                    return Ok(if row.status == "pending" {
                         Begin::InProgress
+                    } else if row.fingerprint != fingerprint {
+                        Begin::Mismatch
                     } else {
                         Begin::Replay(StoredResponse {
                             status: u16::try_from(row.response_status.unwrap_or(200)).unwrap_or(200),
