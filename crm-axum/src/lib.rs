@@ -36,6 +36,8 @@
 //! - `extract` — [`Json`], [`Path`], [`Query`] whose rejections are problems;
 //! - `idempotency` — `Idempotency-Key` handling on creates;
 //! - `routes/` — handlers: `auth`, `records` (generic over [`crm_core::Entity`]), and the rest;
+//! - `server` (feature `server`) — [`server::app`] with probes and tower-http layers, and
+//!   [`server::serve`] with graceful shutdown;
 //! - `views` — wire shapes of users and organizations; `openapi` — the description.
 #![forbid(unsafe_code)]
 
@@ -45,6 +47,8 @@ mod extract;
 mod idempotency;
 mod openapi;
 mod routes;
+#[cfg(feature = "server")]
+pub mod server;
 mod state;
 mod views;
 

@@ -17,4 +17,5 @@ mod auth;
 mod errors;
 mod openapi;
 mod records;
+mod server;
 mod tenancy;
