@@ -222,21 +222,25 @@ async fn authenticate(state: &ApiState, req: &LoginRequest) -> ApiResult<Princip
         .get_by_slug(&req.organization)
         .await
     {
-        Ok(org) => org,
-        Err(crm_core::Error::NotFound { .. }) => {
-            return Err(crm_core::Error::Unauthenticated.into());
-        }
+        Ok(org) => Some(org.id),
+        Err(crm_core::Error::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
-    // Checking a password is the system's act in the organization: no user is known yet.
+    // Checking a password is the system's act in the organization: no user is known yet. An
+    // unknown organization still pays for a (dummy) hash check, in an organization that cannot
+    // exist, so timing does not tell which slugs exist.
+    let nowhere = OrganizationId::from_uuid(uuid::Uuid::nil());
     let user = state
         .crm
-        .tenant(&TenantContext::system(org.id))
+        .tenant(&TenantContext::system(org.unwrap_or(nowhere)))
         .users()
         .authenticate(&req.email, &req.password)
         .await?;
+    let Some(org) = org else {
+        return Err(crm_core::Error::Unauthenticated.into());
+    };
     // Active organization, current role: the same check every request makes.
-    Ok(state.crm.auth().principal(org.id, user.id).await?)
+    Ok(state.crm.auth().principal(org, user.id).await?)
 }
 
 /// Trades a refresh token for a new access and refresh token (rotation).

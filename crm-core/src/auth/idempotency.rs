@@ -34,6 +34,10 @@ pub enum Begin {
     Mismatch,
 }
 
+/// A pending key older than this belongs to a request that died (process crash, dropped
+/// connection): the next request with the key takes it over instead of waiting for expiry.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(120);
+
 #[derive(sqlx::FromRow)]
 struct Row {
     fingerprint: String,
@@ -41,6 +45,7 @@ struct Row {
     response_status: Option<i64>,
     response_headers: Option<String>,
     response_body: Option<String>,
+    created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 }
 
@@ -72,16 +77,18 @@ impl<'t> Idempotency<'t> {
         let at = now();
         let ttl =
             TimeDelta::from_std(ttl).map_err(|e| Error::Config(format!("idempotency TTL: {e}")))?;
+        let abandoned = TimeDelta::from_std(ABANDONED_AFTER).unwrap_or(TimeDelta::MAX);
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
         let out = async {
             let mut q = Sql::new(
-                "select fingerprint, status, response_status, response_headers, response_body, expires_at from idempotency_keys where organization_id = ",
+                "select fingerprint, status, response_status, response_headers, response_body, created_at, expires_at from idempotency_keys where organization_id = ",
             );
             q.bind(org).push(" and key = ").bind(key);
             let found: Option<Row> = tx.conn().fetch_optional(&q).await?;
             if let Some(row) = found {
-                if row.expires_at > at {
+                let abandoned = row.status == "pending" && row.created_at + abandoned <= at;
+                if row.expires_at > at && !abandoned {
                     // A running first request wins over a mismatch: the client learns to
                     // wait before it learns the key was reused.
                     return Ok(if row.status == "pending" {

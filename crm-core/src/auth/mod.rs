@@ -16,5 +16,5 @@ mod refresh_tokens;
 mod secret;
 
 pub use api_keys::{ApiKey, ApiKeyId, ApiKeys, NewApiKey};
-pub use idempotency::{Begin, Idempotency, StoredResponse};
+pub use idempotency::{ABANDONED_AFTER, Begin, Idempotency, StoredResponse};
 pub use refresh_tokens::{Auth, IssuedRefreshToken, Principal};
