@@ -34,7 +34,11 @@ pub(crate) mod tags {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "abetworks CRM API", description = "The REST API of abetworks CRM. Errors are RFC 9457 problem+json.", license(name = "MIT OR Apache-2.0")),
-    components(schemas(crate::error::Problem, crate::error::ProblemField)),
+    components(schemas(
+        crate::error::Problem, crate::error::ProblemField,
+        crate::routes::records::SearchRequest, crate::routes::records::BatchRequest,
+        crate::routes::records::BatchResponse,
+    )),
     tags(
         (name = "auth", description = "Sign-up, sign-in, tokens"),
         (name = "users", description = "Users of the caller's organization"),
@@ -269,24 +273,19 @@ pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str) {
         );
     let search_op = errors(op("search", format!("Search {plural}")))
         .description(Some(
-            "Body: `{ filters: [{ field, op, value }], sort: { field, direction }, limit, cursor, include_deleted }`; all filters must hold.",
+            "All filters must hold. Same operators as the list's `filter[…]`.",
         ))
-        .request_body(Some(
-            RequestBodyBuilder::new()
-                .content("application/json", ContentBuilder::new().schema(Some(free_object())).build())
-                .build(),
-        ))
+        .request_body(body("SearchRequest"))
         .response("200", ok("One page", &list_name));
-    let batch_op = errors(op("batch", format!("Create and update up to {MAX_BATCH} {plural}")))
-        .description(Some(
-            "Body: `{ create: [New…], update: [{ id, version?, patch }] }`. Each item succeeds or fails on its own; `results[i]` has `status` and `data` or `error`.",
-        ))
-        .request_body(Some(
-            RequestBodyBuilder::new()
-                .content("application/json", ContentBuilder::new().schema(Some(free_object())).build())
-                .build(),
-        ))
-        .response("200", ResponseBuilder::new().description("One result per item").content("application/json", ContentBuilder::new().schema(Some(free_object())).build()).build());
+    let batch_op = errors(op(
+        "batch",
+        format!("Create and update up to {MAX_BATCH} {plural}"),
+    ))
+    .description(Some(
+        "Each item succeeds or fails on its own (not one transaction).",
+    ))
+    .request_body(body("BatchRequest"))
+    .response("200", ok("One result per item", "BatchResponse"));
     let get_op = errors(op("get", format!("Read a {}", E::NAME)))
         .parameter(id_param())
         .parameter(query(

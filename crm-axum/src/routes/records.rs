@@ -12,6 +12,7 @@ use crm_core::{Deleted, Direction, Entity, FieldError, Filter, Id, ListQuery, Op
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
@@ -210,20 +211,92 @@ async fn list<E: Resource>(
     Ok(Json(tenant.records::<E>().list(&q).await?))
 }
 
-/// The body of `POST …/search`.
-#[derive(Debug, Deserialize)]
+/// The body of `POST …/search`: conditions that must all hold (nested and/or/not groups are
+/// not in crm-core yet), a sort, a page.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SearchRequest {
+    /// Conditions, all of which must hold.
     #[serde(default)]
+    #[schema(value_type = Vec<FilterSchema>)]
     filters: Vec<Filter>,
+    /// Sort order; creation order when absent.
     #[serde(default)]
+    #[schema(value_type = Option<SortSchema>)]
     sort: Option<Sort>,
+    /// Page size, 1-100 (default 50).
     #[serde(default)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page (with the same sort and filters).
     #[serde(default)]
     cursor: Option<String>,
+    /// Trash handling: `exclude` (default), `include` or `only`.
     #[serde(default)]
+    #[schema(value_type = DeletedSchema)]
     include_deleted: Deleted,
+}
+
+/// One condition: `field op value`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct FilterSchema {
+    /// A standard field, or `custom_fields.<key>`.
+    field: String,
+    /// The operator.
+    op: OpSchema,
+    /// A JSON scalar; an array for `in`; a boolean for `is_null`.
+    value: Value,
+}
+
+/// Comparison operators.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum OpSchema {
+    /// Equal.
+    Eq,
+    /// Not equal (empty fields match too).
+    Ne,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Gte,
+    /// One of a list (≤ 100 values).
+    In,
+    /// Contains the text, ignoring case.
+    Contains,
+    /// Starts with the text, ignoring case.
+    StartsWith,
+    /// `true`: the field is empty; `false`: it has a value.
+    IsNull,
+}
+
+/// A sort order (the id breaks ties).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SortSchema {
+    /// A sortable field.
+    field: String,
+    /// `asc` (default) or `desc`.
+    #[schema(value_type = Option<String>, example = "asc")]
+    direction: Option<String>,
+}
+
+/// Trash handling.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum DeletedSchema {
+    /// Live records only.
+    Exclude,
+    /// Live and trashed records.
+    Include,
+    /// Trashed records only.
+    Only,
 }
 
 /// Searches records with a JSON filter list (all conditions must hold).
@@ -261,23 +334,52 @@ async fn create<E: Resource>(
     .await
 }
 
-/// The body of `POST …/batch`.
-#[derive(Debug, Deserialize)]
+/// The body of `POST …/batch`: creates and updates, at most [`MAX_BATCH`] in all.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BatchRequest {
+    /// Records to create: each like the body of `POST /{entity}`.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     create: Vec<Value>,
+    /// Records to patch.
     #[serde(default)]
     update: Vec<BatchUpdate>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One patch of a batch.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BatchUpdate {
+pub(crate) struct BatchUpdate {
+    /// The record.
     id: Uuid,
+    /// When given, the patch applies only to this version (412 otherwise), like `If-Match`.
     #[serde(default)]
     version: Option<i64>,
+    /// Like the body of `PATCH /{entity}/{id}`.
+    #[schema(value_type = Object)]
     patch: Value,
+}
+
+/// The outcome of one batch item.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct BatchItemResult {
+    /// 200 on success, else the status the item alone would have answered.
+    status: u16,
+    /// The record, on success.
+    #[schema(value_type = Option<Object>)]
+    data: Option<Value>,
+    /// The problem, on failure.
+    error: Option<crate::error::Problem>,
+}
+
+/// The body answered by `POST …/batch`: one result per item, creates first.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct BatchResponse {
+    /// Results in request order (creates, then updates).
+    results: Vec<BatchItemResult>,
 }
 
 /// Creates and updates up to [`MAX_BATCH`] records; each item succeeds or fails on its own.
