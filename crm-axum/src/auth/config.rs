@@ -31,6 +31,7 @@ pub struct AuthConfig {
     pub(crate) encoding: EncodingKey,
     pub(crate) decoding: DecodingKey,
     pub(crate) kid: Option<String>,
+    pub(crate) previous_keys: Vec<(String, DecodingKey)>,
     pub(crate) issuer: String,
     pub(crate) audience: String,
     pub(crate) access_ttl: Duration,
@@ -104,6 +105,7 @@ impl AuthConfig {
             encoding,
             decoding,
             kid: None,
+            previous_keys: Vec::new(),
             issuer: "abetworks-crm".into(),
             audience: "abetworks-crm".into(),
             access_ttl: Duration::from_secs(15 * 60),
@@ -122,6 +124,20 @@ impl AuthConfig {
     /// The key id put into token headers (and required of incoming tokens).
     pub fn kid(mut self, kid: &str) -> Self {
         self.kid = Some(kid.to_owned());
+        self
+    }
+
+    /// During a key rotation, also accepts tokens whose header names `kid` and that are signed
+    /// with that older key, with the same algorithm: for HS256 the old secret, for RS256 its DER
+    /// public key, for EdDSA its raw public key. New tokens are always signed with the current
+    /// key; drop the old one once its tokens have expired (the access TTL).
+    pub fn accept_previous_key(mut self, kid: &str, key: &[u8]) -> Self {
+        let key = match self.algorithm {
+            Algorithm::RS256 => DecodingKey::from_rsa_der(key),
+            Algorithm::EdDSA => DecodingKey::from_ed_der(key),
+            _ => DecodingKey::from_secret(key),
+        };
+        self.previous_keys.push((kid.to_owned(), key));
         self
     }
 

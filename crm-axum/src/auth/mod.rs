@@ -113,13 +113,21 @@ impl AuthState {
         v.set_issuer(&[&self.config.issuer]);
         v.set_audience(&[&self.config.audience]);
         v.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        if let Some(kid) = &self.config.kid {
-            let header = jsonwebtoken::decode_header(token)?;
-            if header.kid.as_deref() != Some(kid) {
-                return Err(jsonwebtoken::errors::ErrorKind::InvalidToken.into());
-            }
-        }
-        jsonwebtoken::decode::<Claims>(token, &self.config.decoding, &v).map(|d| d.claims)
+        // The key is chosen by `kid`: the current one, or a previous one during a rotation.
+        let header = jsonwebtoken::decode_header(token)?;
+        let key = match (self.config.kid.as_deref(), header.kid.as_deref()) {
+            (Some(current), Some(kid)) if kid == current => &self.config.decoding,
+            (None, None) => &self.config.decoding,
+            (_, Some(kid)) => self
+                .config
+                .previous_keys
+                .iter()
+                .find(|(k, _)| k == kid)
+                .map(|(_, key)| key)
+                .ok_or(jsonwebtoken::errors::ErrorKind::InvalidToken)?,
+            (Some(_), None) => return Err(jsonwebtoken::errors::ErrorKind::InvalidToken.into()),
+        };
+        jsonwebtoken::decode::<Claims>(token, key, &v).map(|d| d.claims)
     }
 
     /// The user as they are now, from the cache or one query.

@@ -3,6 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{Method, header};
+use crm_axum::AuthConfig;
 use crm_core::{Crm, OrganizationId, OrganizationStatus};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
@@ -17,6 +18,7 @@ crate::on_both_backends!(
     every_bad_credential_is_the_same_401,
     deactivated_users_and_suspended_organizations_are_refused,
     login_is_rate_limited_per_account,
+    signing_keys_rotate_by_kid,
 );
 
 async fn register_login_me_refresh_logout(crm: Crm) {
@@ -330,4 +332,35 @@ async fn login_is_rate_limited_per_account(crm: Crm) {
     // Now even the right password waits.
     let res = attempt(PASSWORD).await.problem(429, "rate-limited");
     assert!(res.headers.contains_key(header::RETRY_AFTER));
+}
+
+async fn signing_keys_rotate_by_kid(crm: Crm) {
+    const NEW: &[u8] = b"the new secret, also at least 32 bytes long";
+    let old_app = TestApp::with_config(crm.clone(), config().kid("2026-10"));
+    let s = old_app.register("acme").await;
+    // The next deployment signs with a new key and still accepts the old one by its kid.
+    let rotated = TestApp::with_config(
+        crm.clone(),
+        AuthConfig::hs256(NEW)
+            .unwrap()
+            .kid("2026-11")
+            .principal_cache_ttl(std::time::Duration::ZERO)
+            .accept_previous_key("2026-10", SECRET),
+    );
+    rotated.get("/api/v1/me", &s.access).await.expect(200);
+    let fresh = rotated.login(&s.slug, "admin@example.com").await;
+    rotated.get("/api/v1/me", &fresh.access).await.expect(200);
+    // Once the old key is dropped, its tokens stop working; unknown kids never did.
+    let done = TestApp::with_config(crm, AuthConfig::hs256(NEW).unwrap().kid("2026-11"));
+    done.get("/api/v1/me", &s.access)
+        .await
+        .problem(401, "unauthenticated");
+    let mut h = Header::new(Algorithm::HS256);
+    h.kid = Some("nope".into());
+    let claims = json!({ "sub": s.user, "org": s.org, "role": "company_admin", "exp": now() + 60,
+        "iat": now(), "nbf": now(), "jti": Uuid::now_v7(), "iss": "abetworks-crm", "aud": "abetworks-crm" });
+    let t = jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(NEW)).unwrap();
+    done.get("/api/v1/me", &t)
+        .await
+        .problem(401, "unauthenticated");
 }
