@@ -2,7 +2,7 @@
 //! get, patch, delete (soft or permanent), restore. An entity is added with one line in
 //! [`crate::api`]: `.merge(records::routes::<Lead>("leads"))`.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::header::{ETAG, IF_MATCH, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -318,10 +318,13 @@ async fn search<E: Resource>(
 async fn create<E: Resource>(
     State(state): State<ApiState>,
     tenant: Tenant,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Response {
-    let path = format!("/api/v1/{}", E::TABLE);
+    // The path as the client sent it (wherever the host mounted us): the fingerprint's scope
+    // and the base of `Location`.
+    let path = uri.path().trim_end_matches('/').to_owned();
     idempotency::run(&state, &tenant, &headers, &path, &body, || async {
         let new: E::New = input::<E, _>(extract::parse(&body)?)?;
         let record = tenant.records::<E>().create(new).await?;

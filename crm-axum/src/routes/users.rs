@@ -51,9 +51,12 @@ pub(crate) struct UpdateUserRequest {
 #[utoipa::path(get, path = "/users", tag = tags::USERS, params(Paging), security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = ListOf<UserView>),
+        (status = 403, description = "API keys do not list users", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_users(tenant: Tenant, Query(p): Query<Paging>) -> ApiResult<Json<ListOf<UserView>>> {
+    // People's emails are for people: API keys (machines) do not list them.
+    tenant.user_id()?;
     let rows = tenant
         .users()
         .list(p.cursor.map(UserId::from_uuid), p.size())

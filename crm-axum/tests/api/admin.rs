@@ -160,6 +160,9 @@ async fn api_keys_post_web_forms(crm: Crm) {
         .await
         .problem(403, "forbidden");
     app.get("/api/v1/me", &key).await.problem(403, "forbidden");
+    app.get("/api/v1/users", &key)
+        .await
+        .problem(403, "forbidden");
 
     // Revoked: 401.
     app.delete(&format!("/api/v1/api-keys/{key_id}"), t)

@@ -15,6 +15,7 @@ mod helpers;
 mod admin;
 mod auth;
 mod errors;
+mod mount;
 mod openapi;
 mod records;
 mod server;
