@@ -23,7 +23,8 @@
 //!   `title`, `status`, `detail` and `errors[]` for field problems — also for malformed JSON,
 //!   wrong content types, unknown routes, wrong methods, bad ids and oversized bodies.
 //! - Auth: `Authorization: Bearer <JWT>` from `POST /api/v1/auth/login`, or `Bearer crm_key_…`
-//!   (API key). Any failure is one 401 with `WWW-Authenticate: Bearer`.
+//!   (API key). Any failure is one 401 with `WWW-Authenticate: Bearer`. Super-admins act in
+//!   another organization with `X-Organization-Id: <id>`.
 //! - Records: `ETag` is the version; `If-Match` makes writes conditional (412);
 //!   `Idempotency-Key` makes creates safe to retry. Another organization's ids answer 404.
 //!
@@ -63,7 +64,9 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use auth::{AuthConfig, AuthLayerState, Claims, ConfigError, Tenant, authenticate};
+pub use auth::{
+    ACT_IN_ORGANIZATION, AuthConfig, AuthLayerState, Claims, ConfigError, Tenant, authenticate,
+};
 pub use error::{ApiError, ApiResult, InternalError, PROBLEM_JSON, Problem, ProblemField};
 pub use extract::{Json, JsonBody, Path, Query};
 pub use idempotency::{IDEMPOTENCY_KEY, REPLAYED};

@@ -58,7 +58,10 @@ pub(crate) fn finish(doc: &mut OpenApi) {
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .bearer_format("JWT")
-                .description(Some("An access token from `POST /api/v1/auth/login`."))
+                .description(Some(
+                    "An access token from `POST /api/v1/auth/login`. Super-admins may add \
+                     `X-Organization-Id: <id>` to act in another organization.",
+                ))
                 .build(),
         ),
     );

@@ -6,6 +6,9 @@
 //! [`Tenant`] into the request's extensions. Handlers take [`Tenant`] as an extractor. Every
 //! failure answers the same 401 with `WWW-Authenticate: Bearer`; the precise reason is logged at
 //! `debug`.
+//!
+//! A super-admin acts in another organization only explicitly, with the
+//! [`ACT_IN_ORGANIZATION`] header (`X-Organization-Id`); anyone else sending it gets 403.
 
 mod config;
 pub(crate) mod limits;
@@ -269,9 +272,36 @@ async fn resolve(
         .auth
         .principal(&state.crm, claims.org, claims.sub)
         .await?;
-    Ok(TenantContext::user(
-        OrganizationId::from_uuid(claims.org),
-        UserId::from_uuid(claims.sub),
-        role,
-    ))
+    let user = UserId::from_uuid(claims.sub);
+    let Some(target) = headers.get(ACT_IN_ORGANIZATION) else {
+        return Ok(TenantContext::user(
+            OrganizationId::from_uuid(claims.org),
+            user,
+            role,
+        ));
+    };
+    // A super-admin acting in another organization: explicit (this header), checked, logged,
+    // and attributed to them in that organization's event log.
+    if role < Role::SuperAdmin {
+        return Err(forbidden(
+            "only super-admins may act in another organization",
+        ));
+    }
+    let target = target
+        .to_str()
+        .ok()
+        .and_then(|t| Uuid::try_parse(t.trim()).ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!("{ACT_IN_ORGANIZATION} must be an organization id"))
+        })?;
+    let org = state
+        .crm
+        .organizations()
+        .get(OrganizationId::from_uuid(target))
+        .await?;
+    tracing::info!(super_admin = %user, home = %claims.org, organization = %org.id, "super-admin acting in another organization");
+    Ok(TenantContext::user(org.id, user, role))
 }
+
+/// The request header with which a super-admin acts in another organization.
+pub const ACT_IN_ORGANIZATION: &str = "x-organization-id";

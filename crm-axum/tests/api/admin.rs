@@ -91,6 +91,54 @@ async fn super_admins_manage_organizations(crm: Crm) {
     app.patch(&path, r, json!({ "status": "gone" }))
         .await
         .problem(422, "validation");
+    // Acting in another organization: explicit, and only for super-admins.
+    let org = victim.org.to_string();
+    let act = [("x-organization-id", org.as_str())];
+    let c = app
+        .send(
+            Method::POST,
+            "/api/v1/contacts",
+            Some(r),
+            Some(json!({ "first_name": "Support" })),
+            &act,
+        )
+        .await
+        .expect(201);
+    assert_eq!(c.body["organization_id"], org.as_str());
+    assert_eq!(c.body["created_by"], root.user.to_string());
+    let seen = app
+        .get("/api/v1/contacts", &victim.access)
+        .await
+        .expect(200);
+    assert_eq!(seen.body["data"][0]["first_name"], "Support");
+    app.send(
+        Method::GET,
+        "/api/v1/contacts",
+        Some(&home.access),
+        None,
+        &act,
+    )
+    .await
+    .problem(403, "forbidden");
+    app.send(
+        Method::GET,
+        "/api/v1/contacts",
+        Some(r),
+        None,
+        &[("x-organization-id", "nope")],
+    )
+    .await
+    .problem(400, "bad-request");
+    let ghost = uuid::Uuid::now_v7().to_string();
+    app.send(
+        Method::GET,
+        "/api/v1/contacts",
+        Some(r),
+        None,
+        &[("x-organization-id", ghost.as_str())],
+    )
+    .await
+    .problem(404, "not-found");
     app.patch(
         &format!("/api/v1/organizations/{}", uuid::Uuid::now_v7()),
         r,
