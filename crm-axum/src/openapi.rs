@@ -296,7 +296,15 @@ pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str) {
             "Also find it in the trash",
             Type::Boolean,
         ))
+        .parameter(header(
+            "If-None-Match",
+            "The ETag you hold; 304 while it is current",
+        ))
         .response("200", one())
+        .response(
+            "304",
+            ResponseBuilder::new().description("Not modified").build(),
+        )
         .response("404", problem("No such record in your organization"));
     let patch_op = errors(op("update", format!("Patch a {}", E::NAME)))
         .parameter(id_param())

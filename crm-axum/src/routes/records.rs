@@ -3,7 +3,7 @@
 //! [`crate::api`]: `.merge(records::routes::<Lead>("leads"))`.
 
 use axum::extract::{OriginalUri, RawQuery, State};
-use axum::http::header::{ETAG, IF_MATCH, LOCATION};
+use axum::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -447,6 +447,7 @@ pub(crate) struct RecordParams {
 async fn read<E: Resource>(
     tenant: Tenant,
     Path(id): Path<Uuid>,
+    headers: HeaderMap,
     extract::Query(p): extract::Query<RecordParams>,
 ) -> ApiResult<Response> {
     let records = tenant.records::<E>();
@@ -456,6 +457,20 @@ async fn read<E: Resource>(
     } else {
         records.get(id).await?
     };
+    // `If-None-Match` with the current ETag: the client's copy is fresh.
+    let tag = etag(record.version);
+    let fresh = headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == tag)
+        });
+    if fresh {
+        let mut res = StatusCode::NOT_MODIFIED.into_response();
+        res.headers_mut().insert(ETAG, tag);
+        return Ok(res);
+    }
     record_response(StatusCode::OK, &record)
 }
 

@@ -19,6 +19,8 @@ crate::on_both_backends!(
     deactivated_users_and_suspended_organizations_are_refused,
     login_is_rate_limited_per_account,
     signing_keys_rotate_by_kid,
+    login_is_rate_limited_per_address,
+    deactivation_bites_within_the_principal_cache_ttl,
 );
 
 async fn register_login_me_refresh_logout(crm: Crm) {
@@ -361,6 +363,67 @@ async fn signing_keys_rotate_by_kid(crm: Crm) {
         "iat": now(), "nbf": now(), "jti": Uuid::now_v7(), "iss": "abetworks-crm", "aud": "abetworks-crm" });
     let t = jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(NEW)).unwrap();
     done.get("/api/v1/me", &t)
+        .await
+        .problem(401, "unauthenticated");
+}
+
+async fn login_is_rate_limited_per_address(crm: Crm) {
+    let app = TestApp::with_config(
+        crm,
+        config().login_limits(100, 3, std::time::Duration::from_secs(60)),
+    );
+    let admin = app.register("acme").await;
+    let from = |ip: [u8; 4], email: &str| {
+        let mut req = axum::http::Request::post("/api/v1/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(
+                json!({ "organization": admin.slug, "email": email, "password": "wrong password" })
+                    .to_string(),
+            ))
+            .unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::connect_info::ConnectInfo(
+                std::net::SocketAddr::from((ip, 1234)),
+            ));
+        req
+    };
+    // Three accounts tried from one address: the fourth attempt waits, whatever the account.
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        app.raw(from([10, 0, 0, 1], email))
+            .await
+            .problem(401, "unauthenticated");
+    }
+    app.raw(from([10, 0, 0, 1], "d@example.com"))
+        .await
+        .problem(429, "rate-limited");
+    // Another address is not affected.
+    app.raw(from([10, 0, 0, 2], "d@example.com"))
+        .await
+        .problem(401, "unauthenticated");
+}
+
+async fn deactivation_bites_within_the_principal_cache_ttl(crm: Crm) {
+    let ttl = std::time::Duration::from_millis(300);
+    let app = TestApp::with_config(crm.clone(), config().principal_cache_ttl(ttl));
+    let admin = app.register("acme").await;
+    let user = app
+        .user(&admin, "u@example.com", crm_core::Role::User)
+        .await;
+    app.get("/api/v1/contacts", &user.access).await.expect(200);
+    // Deactivated behind the API's back (another process, the CLI): the cached check holds
+    // until its TTL, then the token is refused.
+    let org = crm.tenant(&crm_core::TenantContext::user(
+        OrganizationId::from_uuid(admin.org),
+        crm_core::UserId::from_uuid(admin.user),
+        crm_core::Role::CompanyAdmin,
+    ));
+    crm.auth()
+        .set_user_active(&org, crm_core::UserId::from_uuid(user.user), false)
+        .await
+        .unwrap();
+    app.get("/api/v1/contacts", &user.access).await.expect(200);
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(100)).await;
+    app.get("/api/v1/contacts", &user.access)
         .await
         .problem(401, "unauthenticated");
 }

@@ -44,6 +44,17 @@ async fn crud_with_etags_and_the_trash(crm: Crm) {
     let r = app.get(&path, t).await.expect(200);
     assert_eq!(r.body["name"], "Globex");
     assert_eq!(r.headers[header::ETAG], "\"1\"");
+    let cached = app
+        .send(
+            Method::GET,
+            &path,
+            Some(t),
+            None,
+            &[("if-none-match", "\"1\"")],
+        )
+        .await
+        .expect(304);
+    assert_eq!(cached.headers[header::ETAG], "\"1\"");
 
     // Patch with a stale If-Match: 412; with the right one: 200 and a new ETag.
     app.send(
