@@ -171,9 +171,10 @@ impl AuthConfig {
         self
     }
 
-    /// How long a user's "active, organization not suspended, role" check is reused (default
-    /// 30 s). It is also the longest a deactivation or suspension takes to refuse a valid
-    /// access token; `Duration::ZERO` checks on every request (one more query each).
+    /// How long a user's "active, organization not suspended, role" check, and an API key's
+    /// verification, are reused (default 30 s). It is also the longest a deactivation, a
+    /// suspension or a key revoked by another process takes to refuse a credential;
+    /// `Duration::ZERO` checks on every request (one more query each).
     pub fn principal_cache_ttl(mut self, ttl: Duration) -> Self {
         self.principal_cache_ttl = ttl;
         self

@@ -59,6 +59,8 @@ pub struct Claims {
 pub(crate) struct AuthState {
     pub(crate) config: AuthConfig,
     principals: TtlCache<(Uuid, Uuid), Option<Role>>,
+    /// API keys verified recently, by the SHA-256 of the key (never the key itself).
+    api_keys: TtlCache<String, Option<TenantContext>>,
     pub(crate) login_accounts: RateLimiter,
     pub(crate) login_addresses: RateLimiter,
     pub(crate) webhook_posts: RateLimiter,
@@ -68,6 +70,7 @@ impl AuthState {
     pub(crate) fn new(config: AuthConfig) -> Self {
         Self {
             principals: TtlCache::new(config.principal_cache_ttl),
+            api_keys: TtlCache::new(config.principal_cache_ttl),
             login_accounts: RateLimiter::new(
                 config.login_attempts_per_account,
                 config.login_window,
@@ -153,6 +156,34 @@ impl AuthState {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The context of an API key, from the cache or one query.
+    async fn api_key(&self, crm: &Crm, key: &str) -> Result<TenantContext, ApiError> {
+        use sha2::Digest as _;
+        let digest: String = sha2::Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if let Some(cached) = self.api_keys.get(&digest) {
+            return cached.ok_or(ApiError::Core(crm_core::Error::Unauthenticated));
+        }
+        match crm.auth().verify_api_key(key).await {
+            Ok(ctx) => {
+                self.api_keys.insert(digest, Some(ctx));
+                Ok(ctx)
+            }
+            Err(crm_core::Error::Unauthenticated) => {
+                self.api_keys.insert(digest, None);
+                Err(ApiError::Core(crm_core::Error::Unauthenticated))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Forgets every cached API key (after a revocation made through this process).
+    pub(crate) fn forget_api_keys(&self) {
+        self.api_keys.clear();
     }
 
     /// Forgets a user's cached state (after a change made through this process).
@@ -259,10 +290,13 @@ async fn resolve(
             unauthenticated()
         })?;
     if token.starts_with("crm_key_") {
-        return state.crm.auth().verify_api_key(token).await.map_err(|e| {
-            tracing::debug!(error = %e, "API key refused");
-            ApiError::Core(e)
-        });
+        return state
+            .auth
+            .api_key(&state.crm, token)
+            .await
+            .inspect_err(|e| {
+                tracing::debug!(error = %e, "API key refused");
+            });
     }
     let claims = state.auth.verify(token).map_err(|e| {
         tracing::debug!(error = %e, "access token refused");

@@ -1,5 +1,6 @@
 //! `api-keys`: machine credentials of the caller's organization (company admins).
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use crm_core::auth::{ApiKey, ApiKeyId, NewApiKey};
@@ -121,7 +122,12 @@ async fn create_key(
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key in your organization", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn revoke_key(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
+async fn revoke_key(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
     tenant.api_keys().revoke(ApiKeyId::from_uuid(id)).await?;
+    state.auth.forget_api_keys();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -149,7 +149,11 @@ async fn super_admins_manage_organizations(crm: Crm) {
 }
 
 async fn api_keys_post_web_forms(crm: Crm) {
-    let app = TestApp::new(crm);
+    // With the API-key cache on: a revocation through the API must still bite at once.
+    let app = TestApp::with_config(
+        crm,
+        crate::helpers::config().principal_cache_ttl(std::time::Duration::from_secs(60)),
+    );
     let s = app.register("acme").await;
     let t = s.access.as_str();
     let created = app
