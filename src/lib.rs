@@ -1,8 +1,8 @@
 //! # abetworks CRM
 //!
 //! An embeddable, multi-tenant CRM library. This facade re-exports [`crm_core`] (domain,
-//! services, storage, tenancy); the REST router (`crm-axum`) and the operator CLI (`crm-cli`)
-//! build on the same crate.
+//! services, storage, tenancy) and, with the `http` feature (on by default), the REST API
+//! `crm-axum` as [`http`]; the operator CLI (`crm-cli`) builds on the same crates.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -22,3 +22,7 @@ pub use crm_core::*;
 
 /// The core crate itself, for paths like `abetworks_crm::core::record::Entity`.
 pub use crm_core as core;
+
+/// The REST API: `abetworks_crm::http::router(crm, AuthConfig)`, mountable in any axum app.
+#[cfg(feature = "http")]
+pub use crm_axum as http;

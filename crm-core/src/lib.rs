@@ -90,6 +90,7 @@
 //!   [`Opportunity`], [`Invoice`], [`Activity`]);
 //! - `pipelines`, `timeline`, `field_definitions` — pipelines and stages, record timelines,
 //!   typed custom fields;
+//! - `auth/` — principals, refresh tokens, API keys, idempotency keys (for HTTP layers);
 //! - `organizations`, `users`, `events`, `password` — tenants, people, the event log, hashing;
 //! - `storage/` — both backends behind one small interface; `error` — [`Error`].
 #![forbid(unsafe_code)]
@@ -98,6 +99,7 @@
 // Lets `record_type!` name this crate as `::crm_core` from inside it too.
 extern crate self as crm_core;
 
+pub mod auth;
 mod context;
 mod crm;
 mod entities;
@@ -116,6 +118,7 @@ mod timeline;
 mod users;
 mod validation;
 
+pub use auth::{Auth, Principal};
 pub use context::{Actor, Role, TenantContext};
 pub use crm::{Crm, CrmBuilder, MigrationStatus, PoolSettings};
 pub use entities::*;

@@ -1,5 +1,6 @@
 //! [`Tenant`]: the services of one organization, bound to one [`TenantContext`].
 
+use crate::auth::{ApiKeys, Idempotency};
 use crate::context::TenantContext;
 use crate::crm::Crm;
 use crate::entities::{Account, Activity, Contact, Invoice, Lead, Opportunity, RelatedEntity};
@@ -108,6 +109,16 @@ impl Tenant {
     /// The event log (audit trail).
     pub fn events(&self) -> Events<'_> {
         Events::new(self)
+    }
+
+    /// API keys of the organization (company admins).
+    pub fn api_keys(&self) -> ApiKeys<'_> {
+        ApiKeys::new(self)
+    }
+
+    /// `Idempotency-Key` records of the organization.
+    pub fn idempotency(&self) -> Idempotency<'_> {
+        Idempotency::new(self)
     }
 
     pub(crate) fn crm(&self) -> &Crm {

@@ -1,0 +1,209 @@
+//! [`AuthConfig`]: how tokens are signed and checked, and the limits of the auth routes.
+
+use std::fmt;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+
+/// Why an [`AuthConfig`] could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An HS256 secret shorter than 32 bytes (RFC 7518 §3.2 asks for at least the hash size).
+    #[error("the JWT secret must be at least 32 bytes")]
+    WeakSecret,
+}
+
+/// How access tokens (JWTs) are signed and verified, and the auth routes' settings.
+///
+/// ```
+/// use std::time::Duration;
+/// let auth = crm_axum::AuthConfig::hs256(b"a secret of at least thirty-two bytes!!")
+///     .unwrap()
+///     .issuer("https://crm.example.com")
+///     .access_ttl(Duration::from_secs(600))
+///     .registration(false);
+/// # let _ = auth;
+/// ```
+#[derive(Clone)]
+pub struct AuthConfig {
+    pub(crate) algorithm: Algorithm,
+    pub(crate) encoding: EncodingKey,
+    pub(crate) decoding: DecodingKey,
+    pub(crate) kid: Option<String>,
+    pub(crate) previous_keys: Vec<(String, DecodingKey)>,
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    pub(crate) access_ttl: Duration,
+    pub(crate) refresh_ttl: Duration,
+    pub(crate) registration: bool,
+    pub(crate) principal_cache_ttl: Duration,
+    pub(crate) idempotency_ttl: Duration,
+    pub(crate) body_limit: usize,
+    pub(crate) login_attempts_per_account: u32,
+    pub(crate) login_attempts_per_address: u32,
+    pub(crate) login_window: Duration,
+    pub(crate) webhook_posts_per_minute: u32,
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys stay out of logs.
+        f.debug_struct("AuthConfig")
+            .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("registration", &self.registration)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthConfig {
+    /// HS256 with a shared secret (at least 32 bytes), the default.
+    ///
+    /// # Errors
+    /// [`ConfigError::WeakSecret`] for a shorter secret.
+    pub fn hs256(secret: &[u8]) -> Result<Self, ConfigError> {
+        if secret.len() < 32 {
+            return Err(ConfigError::WeakSecret);
+        }
+        Ok(Self::with_keys(
+            Algorithm::HS256,
+            EncodingKey::from_secret(secret),
+            DecodingKey::from_secret(secret),
+        ))
+    }
+
+    /// RS256 from a DER private key (PKCS#1) and a DER public key; `kid` names the key in
+    /// token headers and is required of incoming tokens.
+    pub fn rs256_der(private: &[u8], public: &[u8], kid: &str) -> Self {
+        Self::with_keys(
+            Algorithm::RS256,
+            EncodingKey::from_rsa_der(private),
+            DecodingKey::from_rsa_der(public),
+        )
+        .kid(kid)
+    }
+
+    /// EdDSA (Ed25519) from a DER private key (PKCS#8) and the raw public key; `kid` names
+    /// the key.
+    pub fn eddsa_der(private: &[u8], public: &[u8], kid: &str) -> Self {
+        Self::with_keys(
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_der(private),
+            DecodingKey::from_ed_der(public),
+        )
+        .kid(kid)
+    }
+
+    fn with_keys(algorithm: Algorithm, encoding: EncodingKey, decoding: DecodingKey) -> Self {
+        Self {
+            algorithm,
+            encoding,
+            decoding,
+            kid: None,
+            previous_keys: Vec::new(),
+            issuer: "abetworks-crm".into(),
+            audience: "abetworks-crm".into(),
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            registration: true,
+            principal_cache_ttl: Duration::from_secs(30),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            body_limit: 1024 * 1024,
+            login_attempts_per_account: 5,
+            login_attempts_per_address: 30,
+            login_window: Duration::from_secs(15 * 60),
+            webhook_posts_per_minute: 60,
+        }
+    }
+
+    /// The key id put into token headers (and required of incoming tokens).
+    pub fn kid(mut self, kid: &str) -> Self {
+        self.kid = Some(kid.to_owned());
+        self
+    }
+
+    /// During a key rotation, also accepts tokens whose header names `kid` and that are signed
+    /// with that older key, with the same algorithm: for HS256 the old secret, for RS256 its DER
+    /// public key, for EdDSA its raw public key. New tokens are always signed with the current
+    /// key; drop the old one once its tokens have expired (the access TTL).
+    pub fn accept_previous_key(mut self, kid: &str, key: &[u8]) -> Self {
+        let key = match self.algorithm {
+            Algorithm::RS256 => DecodingKey::from_rsa_der(key),
+            Algorithm::EdDSA => DecodingKey::from_ed_der(key),
+            _ => DecodingKey::from_secret(key),
+        };
+        self.previous_keys.push((kid.to_owned(), key));
+        self
+    }
+
+    /// The `iss` claim issued and required (default `abetworks-crm`).
+    pub fn issuer(mut self, issuer: &str) -> Self {
+        self.issuer = issuer.to_owned();
+        self
+    }
+
+    /// The `aud` claim issued and required (default `abetworks-crm`).
+    pub fn audience(mut self, audience: &str) -> Self {
+        self.audience = audience.to_owned();
+        self
+    }
+
+    /// Lifetime of access tokens (default 15 minutes).
+    pub fn access_ttl(mut self, ttl: Duration) -> Self {
+        self.access_ttl = ttl;
+        self
+    }
+
+    /// Lifetime of refresh tokens (default 30 days).
+    pub fn refresh_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_ttl = ttl;
+        self
+    }
+
+    /// Whether `POST /auth/register` creates organizations (default `true`).
+    pub fn registration(mut self, enabled: bool) -> Self {
+        self.registration = enabled;
+        self
+    }
+
+    /// How long a user's "active, organization not suspended, role" check, and an API key's
+    /// verification, are reused (default 30 s). It is also the longest a deactivation, a
+    /// suspension or a key revoked by another process takes to refuse a credential;
+    /// `Duration::ZERO` checks on every request (one more query each).
+    pub fn principal_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.principal_cache_ttl = ttl;
+        self
+    }
+
+    /// How long an `Idempotency-Key` is remembered (default 24 hours).
+    pub fn idempotency_ttl(mut self, ttl: Duration) -> Self {
+        self.idempotency_ttl = ttl;
+        self
+    }
+
+    /// Largest request body in bytes (default 1 MiB).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Login attempts allowed per account and per client address in each window (defaults 5
+    /// failed attempts per account and 30 attempts per address in 15 minutes).
+    pub fn login_limits(mut self, per_account: u32, per_address: u32, window: Duration) -> Self {
+        self.login_attempts_per_account = per_account;
+        self.login_attempts_per_address = per_address;
+        self.login_window = window;
+        self
+    }
+
+    /// Form posts allowed per API key per minute on `webhooks/forms` (default 60).
+    pub fn webhook_posts_per_minute(mut self, n: u32) -> Self {
+        self.webhook_posts_per_minute = n;
+        self
+    }
+}

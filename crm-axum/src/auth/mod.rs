@@ -1,0 +1,341 @@
+//! Authentication: JWT access tokens, the auth layer and the [`Tenant`] extractor.
+//!
+//! The layer ([`authenticate`]) verifies the `Authorization: Bearer` credential once per request
+//! — a JWT, or an API key (`crm_key_…`) — checks that its user is still active in an active
+//! organization (cached for [`AuthConfig::principal_cache_ttl`]), and puts the resulting
+//! [`Tenant`] into the request's extensions. Handlers take [`Tenant`] as an extractor. Every
+//! failure answers the same 401 with `WWW-Authenticate: Bearer`; the precise reason is logged at
+//! `debug`.
+//!
+//! A super-admin acts in another organization only explicitly, with the
+//! [`ACT_IN_ORGANIZATION`] header (`X-Organization-Id`); anyone else sending it gets 403.
+
+mod config;
+pub(crate) mod limits;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use crm_core::{Actor, Crm, OrganizationId, Principal, Role, TenantContext, UserId};
+use jsonwebtoken::{Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use config::{AuthConfig, ConfigError};
+use limits::{RateLimiter, TtlCache};
+
+use crate::error::ApiError;
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user's id.
+    pub sub: Uuid,
+    /// The organization's id.
+    pub org: Uuid,
+    /// The user's role when the token was issued (the current role is what counts).
+    pub role: Role,
+    /// Expiry (seconds since the epoch).
+    pub exp: u64,
+    /// Issued at.
+    pub iat: u64,
+    /// Not before.
+    pub nbf: u64,
+    /// Token id.
+    pub jti: Uuid,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+}
+
+/// The shared state of the auth machinery.
+#[derive(Debug)]
+pub(crate) struct AuthState {
+    pub(crate) config: AuthConfig,
+    principals: TtlCache<(Uuid, Uuid), Option<Role>>,
+    /// API keys verified recently, by the SHA-256 of the key (never the key itself).
+    api_keys: TtlCache<String, Option<TenantContext>>,
+    pub(crate) login_accounts: RateLimiter,
+    pub(crate) login_addresses: RateLimiter,
+    pub(crate) webhook_posts: RateLimiter,
+}
+
+impl AuthState {
+    pub(crate) fn new(config: AuthConfig) -> Self {
+        Self {
+            principals: TtlCache::new(config.principal_cache_ttl),
+            api_keys: TtlCache::new(config.principal_cache_ttl),
+            login_accounts: RateLimiter::new(
+                config.login_attempts_per_account,
+                config.login_window,
+            ),
+            login_addresses: RateLimiter::new(
+                config.login_attempts_per_address,
+                config.login_window,
+            ),
+            webhook_posts: RateLimiter::new(
+                config.webhook_posts_per_minute,
+                std::time::Duration::from_secs(60),
+            ),
+            config,
+        }
+    }
+
+    /// Signs an access token for `principal`; returns it and its lifetime in seconds.
+    pub(crate) fn issue(&self, principal: &Principal) -> Result<(String, u64), ApiError> {
+        let now = unix_now();
+        let ttl = self.config.access_ttl.as_secs();
+        let claims = Claims {
+            sub: principal.user_id.uuid(),
+            org: principal.organization_id.uuid(),
+            role: principal.role,
+            exp: now + ttl,
+            iat: now,
+            nbf: now,
+            jti: Uuid::now_v7(),
+            iss: self.config.issuer.clone(),
+            aud: self.config.audience.clone(),
+        };
+        let mut header = Header::new(self.config.algorithm);
+        header.kid.clone_from(&self.config.kid);
+        let token = jsonwebtoken::encode(&header, &claims, &self.config.encoding)
+            .map_err(|e| crm_core::Error::Internal(format!("signing a token: {e}")))?;
+        Ok((token, ttl))
+    }
+
+    /// Verifies an access token's signature and claims.
+    pub(crate) fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
+        // Exactly the configured algorithm: `alg: none` does not even parse, and a token signed
+        // with another algorithm (e.g. HS256 with the RSA public key as secret) is refused.
+        let mut v = Validation::new(self.config.algorithm);
+        v.leeway = 5;
+        v.validate_nbf = true;
+        v.set_issuer(&[&self.config.issuer]);
+        v.set_audience(&[&self.config.audience]);
+        v.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        // The key is chosen by `kid`: the current one, or a previous one during a rotation.
+        let header = jsonwebtoken::decode_header(token)?;
+        let key = match (self.config.kid.as_deref(), header.kid.as_deref()) {
+            (Some(current), Some(kid)) if kid == current => &self.config.decoding,
+            (None, None) => &self.config.decoding,
+            (_, Some(kid)) => self
+                .config
+                .previous_keys
+                .iter()
+                .find(|(k, _)| k == kid)
+                .map(|(_, key)| key)
+                .ok_or(jsonwebtoken::errors::ErrorKind::InvalidToken)?,
+            (Some(_), None) => return Err(jsonwebtoken::errors::ErrorKind::InvalidToken.into()),
+        };
+        jsonwebtoken::decode::<Claims>(token, key, &v).map(|d| d.claims)
+    }
+
+    /// The user as they are now, from the cache or one query.
+    async fn principal(&self, crm: &Crm, org: Uuid, user: Uuid) -> Result<Role, ApiError> {
+        if let Some(cached) = self.principals.get(&(org, user)) {
+            return cached.ok_or(ApiError::Core(crm_core::Error::Unauthenticated));
+        }
+        let found = crm
+            .auth()
+            .principal(OrganizationId::from_uuid(org), UserId::from_uuid(user))
+            .await;
+        match found {
+            Ok(p) => {
+                self.principals.insert((org, user), Some(p.role));
+                Ok(p.role)
+            }
+            Err(crm_core::Error::Unauthenticated) => {
+                self.principals.insert((org, user), None);
+                Err(ApiError::Core(crm_core::Error::Unauthenticated))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The context of an API key, from the cache or one query.
+    async fn api_key(&self, crm: &Crm, key: &str) -> Result<TenantContext, ApiError> {
+        use sha2::Digest as _;
+        let digest: String = sha2::Sha256::digest(key.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if let Some(cached) = self.api_keys.get(&digest) {
+            return cached.ok_or(ApiError::Core(crm_core::Error::Unauthenticated));
+        }
+        match crm.auth().verify_api_key(key).await {
+            Ok(ctx) => {
+                self.api_keys.insert(digest, Some(ctx));
+                Ok(ctx)
+            }
+            Err(crm_core::Error::Unauthenticated) => {
+                self.api_keys.insert(digest, None);
+                Err(ApiError::Core(crm_core::Error::Unauthenticated))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Forgets every cached API key (after a revocation made through this process).
+    pub(crate) fn forget_api_keys(&self) {
+        self.api_keys.clear();
+    }
+
+    /// Forgets a user's cached state (after a change made through this process).
+    pub(crate) fn forget(&self, org: Uuid, user: Uuid) {
+        self.principals.remove(&(org, user));
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// The services of the caller's organization, as the caller: what the auth layer established.
+///
+/// As an extractor it clones the tenant the layer put into the request; without the layer it
+/// answers 401 (and logs that the layer is missing).
+#[derive(Debug, Clone)]
+pub struct Tenant(pub crm_core::Tenant);
+
+impl std::ops::Deref for Tenant {
+    type Target = crm_core::Tenant;
+    fn deref(&self) -> &crm_core::Tenant {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.get::<Tenant>().cloned().ok_or_else(|| {
+            tracing::error!("Tenant extractor used on a route without the auth layer");
+            ApiError::Core(crm_core::Error::Unauthenticated)
+        })
+    }
+}
+
+impl Tenant {
+    /// The signed-in user's id; 403 for API keys.
+    pub fn user_id(&self) -> Result<UserId, ApiError> {
+        match self.context().actor() {
+            Actor::User(id) => Ok(id),
+            _ => Err(forbidden("this route is for signed-in users, not API keys")),
+        }
+    }
+
+    /// 403 unless the caller has at least `role`.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.context().role() >= role {
+            Ok(())
+        } else {
+            Err(forbidden(&format!("requires the {role} role")))
+        }
+    }
+}
+
+pub(crate) fn forbidden(msg: &str) -> ApiError {
+    ApiError::Core(crm_core::Error::Forbidden(msg.to_owned()))
+}
+
+/// The state the auth layer needs.
+#[derive(Debug, Clone)]
+pub struct AuthLayerState {
+    pub(crate) crm: Crm,
+    pub(crate) auth: Arc<AuthState>,
+}
+
+/// The auth middleware: use with `axum::middleware::from_fn_with_state`.
+pub async fn authenticate(
+    State(state): State<AuthLayerState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match resolve(&state, req.headers()).await {
+        Ok(ctx) => {
+            req.extensions_mut().insert(Tenant(state.crm.tenant(&ctx)));
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn resolve(
+    state: &AuthLayerState,
+    headers: &axum::http::HeaderMap,
+) -> Result<TenantContext, ApiError> {
+    let unauthenticated = || ApiError::Core(crm_core::Error::Unauthenticated);
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        tracing::debug!("no Authorization header");
+        return Err(unauthenticated());
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .ok_or_else(|| {
+            tracing::debug!("Authorization is not a Bearer credential");
+            unauthenticated()
+        })?;
+    if token.starts_with("crm_key_") {
+        return state
+            .auth
+            .api_key(&state.crm, token)
+            .await
+            .inspect_err(|e| {
+                tracing::debug!(error = %e, "API key refused");
+            });
+    }
+    let claims = state.auth.verify(token).map_err(|e| {
+        tracing::debug!(error = %e, "access token refused");
+        unauthenticated()
+    })?;
+    let role = state
+        .auth
+        .principal(&state.crm, claims.org, claims.sub)
+        .await?;
+    let user = UserId::from_uuid(claims.sub);
+    let Some(target) = headers.get(ACT_IN_ORGANIZATION) else {
+        return Ok(TenantContext::user(
+            OrganizationId::from_uuid(claims.org),
+            user,
+            role,
+        ));
+    };
+    // A super-admin acting in another organization: explicit (this header), checked, logged,
+    // and attributed to them in that organization's event log.
+    if role < Role::SuperAdmin {
+        return Err(forbidden(
+            "only super-admins may act in another organization",
+        ));
+    }
+    let target = target
+        .to_str()
+        .ok()
+        .and_then(|t| Uuid::try_parse(t.trim()).ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!("{ACT_IN_ORGANIZATION} must be an organization id"))
+        })?;
+    let org = state
+        .crm
+        .organizations()
+        .get(OrganizationId::from_uuid(target))
+        .await?;
+    tracing::info!(super_admin = %user, home = %claims.org, organization = %org.id, "super-admin acting in another organization");
+    Ok(TenantContext::user(org.id, user, role))
+}
+
+/// The request header with which a super-admin acts in another organization.
+pub const ACT_IN_ORGANIZATION: &str = "x-organization-id";

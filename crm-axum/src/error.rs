@@ -1,0 +1,264 @@
+//! Errors as RFC 9457 `application/problem+json`, converted in exactly one place.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use crm_core::FieldError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answered by the API: a core error, or one of the few that only HTTP knows.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// An error of the library.
+    #[error(transparent)]
+    Core(#[from] crm_core::Error),
+    /// The request could not be read: malformed JSON, a bad path id or query string. HTTP 400.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The body is not JSON (or a form, where forms are accepted). HTTP 415.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// The body is over the size limit. HTTP 413.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// No route has this path. HTTP 404.
+    #[error("no such route")]
+    NoRoute,
+    /// The route exists, the method does not. HTTP 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// An `Idempotency-Key` was reused with a different request. HTTP 422.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyKeyReused,
+    /// The first request with this `Idempotency-Key` is still running. HTTP 409.
+    #[error("a request with this idempotency key is in progress")]
+    IdempotencyKeyInProgress,
+}
+
+/// The body of every error response (RFC 9457).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A stable URI naming the kind of problem; match on it, not on `title`.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:abetworks:crm:problem:validation")]
+    pub type_: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// One entry per offending field (validation problems only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ProblemField>,
+}
+
+/// One problem with one input field.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProblemField {
+    /// The field as the client named it (`email`, `custom_fields.tier`).
+    pub field: String,
+    /// A stable machine-readable code (`required`, `unknown_field`, `read_only`…).
+    pub code: String,
+    /// A human-readable message.
+    pub message: String,
+}
+
+impl From<FieldError> for ProblemField {
+    fn from(e: FieldError) -> Self {
+        Self {
+            field: e.field,
+            code: e.code.to_owned(),
+            message: e.message,
+        }
+    }
+}
+
+/// The internal error of a 5xx response, put into its extensions for the logging layer: the
+/// client never sees it.
+#[derive(Debug, Clone)]
+pub struct InternalError(pub String);
+
+impl ApiError {
+    /// The status and body this error answers.
+    pub fn problem(&self) -> (StatusCode, Problem) {
+        use crm_core::Error as E;
+        let (status, kind, title, detail, errors): (_, _, _, Option<String>, Vec<FieldError>) =
+            match self {
+                ApiError::Core(e) => match e {
+                    E::NotFound { entity, .. } => (
+                        StatusCode::NOT_FOUND,
+                        "not-found",
+                        "Not found",
+                        Some(format!("no such {entity}")),
+                        vec![],
+                    ),
+                    E::Validation(errors) => (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "validation",
+                        "Invalid input",
+                        Some("one or more fields are invalid".into()),
+                        errors.clone(),
+                    ),
+                    E::Conflict(msg) => (
+                        StatusCode::CONFLICT,
+                        "conflict",
+                        "Conflict",
+                        Some(msg.clone()),
+                        vec![],
+                    ),
+                    E::VersionMismatch { .. } => (
+                        StatusCode::PRECONDITION_FAILED,
+                        "version-mismatch",
+                        "Precondition failed",
+                        Some("the record changed since you read it (If-Match)".into()),
+                        vec![],
+                    ),
+                    E::Forbidden(msg) => (
+                        StatusCode::FORBIDDEN,
+                        "forbidden",
+                        "Forbidden",
+                        Some(msg.clone()),
+                        vec![],
+                    ),
+                    E::Unauthenticated => (
+                        StatusCode::UNAUTHORIZED,
+                        "unauthenticated",
+                        "Unauthenticated",
+                        Some("missing, invalid or expired credentials".into()),
+                        vec![],
+                    ),
+                    E::RateLimited => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate-limited",
+                        "Too many requests",
+                        Some("slow down and retry later".into()),
+                        vec![],
+                    ),
+                    E::Storage(crm_core::sqlx::Error::PoolTimedOut) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "Service unavailable",
+                        None,
+                        vec![],
+                    ),
+                    _ => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "Internal server error",
+                        None,
+                        vec![],
+                    ),
+                },
+                ApiError::BadRequest(msg) => (
+                    StatusCode::BAD_REQUEST,
+                    "bad-request",
+                    "Bad request",
+                    Some(msg.clone()),
+                    vec![],
+                ),
+                ApiError::UnsupportedMediaType => (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported-media-type",
+                    "Unsupported media type",
+                    Some("send `Content-Type: application/json`".into()),
+                    vec![],
+                ),
+                ApiError::PayloadTooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload-too-large",
+                    "Payload too large",
+                    None,
+                    vec![],
+                ),
+                ApiError::NoRoute => (
+                    StatusCode::NOT_FOUND,
+                    "no-route",
+                    "Not found",
+                    Some("no such route".into()),
+                    vec![],
+                ),
+                ApiError::MethodNotAllowed => (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method-not-allowed",
+                    "Method not allowed",
+                    None,
+                    vec![],
+                ),
+                ApiError::IdempotencyKeyReused => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency-key-reused",
+                    "Idempotency key reused",
+                    Some("this Idempotency-Key was used with a different request".into()),
+                    vec![],
+                ),
+                ApiError::IdempotencyKeyInProgress => (
+                    StatusCode::CONFLICT,
+                    "idempotency-key-in-progress",
+                    "Request in progress",
+                    Some("a request with this Idempotency-Key is still being processed".into()),
+                    vec![],
+                ),
+            };
+        (
+            status,
+            Problem {
+                type_: format!("urn:abetworks:crm:problem:{kind}"),
+                title: title.to_owned(),
+                status: status.as_u16(),
+                detail,
+                errors: errors.into_iter().map(ProblemField::from).collect(),
+            },
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, problem) = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut res = (status, body).into_response();
+        let headers = res.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"crm\""),
+                );
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            _ => {}
+        }
+        if status.is_server_error() {
+            res.extensions_mut()
+                .insert(InternalError(format!("{:#}", DisplayChain(&self))));
+        }
+        res
+    }
+}
+
+/// `error: cause: cause…`, for logs.
+struct DisplayChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+/// The result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,151 @@
+//! # crm-axum
+//!
+//! The mountable REST API of abetworks CRM: routes, authentication, RFC 9457 problem+json
+//! errors and the OpenAPI 3.1 description, on top of [`crm_core`]. No SQL here: everything
+//! stored goes through crm-core.
+//!
+//! ## Usage
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let crm = crm_core::Crm::connect("sqlite://crm.db").await?;
+//! let auth = crm_axum::AuthConfig::hs256(b"a secret of at least thirty-two bytes!!")?;
+//! // Mount it anywhere: everything lives under /api/v1 (plus Swagger UI at /docs).
+//! let app: axum::Router = axum::Router::new().merge(crm_axum::router(crm, auth));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Conventions
+//!
+//! - Errors: `application/problem+json` with a stable `type` (`urn:abetworks:crm:problem:…`),
+//!   `title`, `status`, `detail` and `errors[]` for field problems — also for malformed JSON,
+//!   wrong content types, unknown routes, wrong methods, bad ids and oversized bodies.
+//! - Auth: `Authorization: Bearer <JWT>` from `POST /api/v1/auth/login`, or `Bearer crm_key_…`
+//!   (API key). Any failure is one 401 with `WWW-Authenticate: Bearer`. Super-admins act in
+//!   another organization with `X-Organization-Id: <id>`.
+//! - Records: `ETag` is the version; `If-Match` makes writes conditional (412);
+//!   `Idempotency-Key` makes creates safe to retry. Another organization's ids answer 404.
+//!
+//! ## Layout
+//!
+//! - `lib.rs` — [`router`] and [`openapi`], the assembly;
+//! - `auth/` — [`AuthConfig`], JWTs, the [`authenticate`] layer and the [`Tenant`] extractor,
+//!   in-process login rate limits and the principal cache;
+//! - `error` — [`ApiError`] → [`Problem`], the one conversion of every error;
+//! - `extract` — [`Json`], [`Path`], [`Query`] whose rejections are problems;
+//! - `idempotency` — `Idempotency-Key` handling on creates;
+//! - `routes/` — handlers: `auth`, `records` (generic over [`crm_core::Entity`]), and the rest;
+//! - `server` (feature `server`) — [`server::app`] with probes and tower-http layers, and
+//!   [`server::serve`] with graceful shutdown;
+//! - `views` — wire shapes of users and organizations; `openapi` — the description.
+#![forbid(unsafe_code)]
+
+mod auth;
+mod error;
+mod extract;
+mod idempotency;
+mod openapi;
+mod routes;
+#[cfg(feature = "server")]
+pub mod server;
+mod state;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use crm_core::{Account, Contact, Crm};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use auth::{
+    ACT_IN_ORGANIZATION, AuthConfig, AuthLayerState, Claims, ConfigError, Tenant, authenticate,
+};
+pub use error::{ApiError, ApiResult, InternalError, PROBLEM_JSON, Problem, ProblemField};
+pub use extract::{Json, JsonBody, Path, Query};
+pub use idempotency::{IDEMPOTENCY_KEY, REPLAYED};
+pub use routes::records::{MAX_BATCH, Resource};
+
+use routes::records;
+use state::ApiState;
+
+/// The prefix of every API route.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Routes that need no credentials, and routes behind the auth layer.
+fn parts() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
+    let public = routes::auth::public();
+    let protected = routes::auth::protected()
+        .merge(routes::users::routes())
+        .merge(routes::organizations::routes())
+        .merge(routes::api_keys::routes())
+        .merge(routes::webhooks::routes())
+        // One line per entity: the generic record routes.
+        .merge(records::routes::<Account>("accounts"))
+        .merge(records::routes::<Contact>("contacts"));
+    (public, protected)
+}
+
+/// The OpenAPI 3.1 description of every route of [`router`] (paths include `/api/v1`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (public, protected) = parts();
+    let mut doc = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest(API_PREFIX, public.merge(protected))
+        .into_openapi();
+    openapi::finish(&mut doc);
+    doc
+}
+
+/// The REST API: everything under `/api/v1`, the OpenAPI document at
+/// `/api/v1/openapi.json` and Swagger UI at `/docs`. Mount it with `merge` (or `nest`) into a
+/// host router of any state.
+pub fn router<S: Clone + Send + Sync + 'static>(crm: Crm, auth: AuthConfig) -> Router<S> {
+    let body_limit = auth.body_limit;
+    let state = ApiState {
+        crm,
+        auth: Arc::new(auth::AuthState::new(auth)),
+    };
+    let (public, protected) = parts();
+    let (public, _) = public.split_for_parts();
+    let (protected, _) = protected.split_for_parts();
+    let protected = protected.route_layer(middleware::from_fn_with_state(
+        AuthLayerState::from(&state),
+        authenticate,
+    ));
+    let api = public
+        .merge(protected)
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(no_route)
+        .with_state(state);
+    Router::new()
+        .nest(API_PREFIX, api)
+        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi()))
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(log_internal_errors))
+}
+
+async fn no_route() -> ApiError {
+    ApiError::NoRoute
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Logs the internal error behind a 5xx (kept out of the response body) in the request's span.
+async fn log_internal_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let res = next.run(req).await;
+    if let Some(InternalError(e)) = res.extensions().get::<InternalError>() {
+        tracing::error!(%method, %path, status = res.status().as_u16(), error = %e, "request failed");
+    }
+    res.into_response()
+}

@@ -1,0 +1,133 @@
+//! `api-keys`: machine credentials of the caller's organization (company admins).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use crm_core::auth::{ApiKey, ApiKeyId, NewApiKey};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::Tenant;
+use crate::error::{ApiResult, Problem};
+use crate::extract::{Json, Path};
+use crate::openapi::tags;
+use crate::state::ApiState;
+
+pub(crate) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+}
+
+/// An API key as listed (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ApiKeyView {
+    /// Id.
+    id: Uuid,
+    /// What it is for.
+    name: String,
+    /// The start of the key, to tell keys apart.
+    prefix: String,
+    /// Who created it.
+    created_by: Option<Uuid>,
+    /// Created at.
+    created_at: DateTime<Utc>,
+    /// When it was revoked.
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKey> for ApiKeyView {
+    fn from(k: ApiKey) -> Self {
+        Self {
+            id: k.id.uuid(),
+            name: k.name,
+            prefix: k.prefix,
+            created_by: k.created_by,
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+}
+
+/// A new API key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateApiKeyRequest {
+    /// What it is for.
+    name: String,
+}
+
+/// A key just created: the only time its secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CreatedApiKey {
+    /// The key.
+    api_key: ApiKeyView,
+    /// Send as `Authorization: Bearer <key>`. Store it now: it is never shown again.
+    key: String,
+}
+
+/// Keys listed, for [`list_keys`].
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ApiKeyList {
+    /// The keys, revoked ones too.
+    data: Vec<ApiKeyView>,
+}
+
+/// Lists the organization's API keys (company admins).
+#[utoipa::path(get, path = "/api-keys", tag = tags::API_KEYS, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The keys", body = ApiKeyList),
+        (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_keys(tenant: Tenant) -> ApiResult<Json<ApiKeyList>> {
+    let keys = tenant.api_keys().list().await?;
+    Ok(Json(ApiKeyList {
+        data: keys.into_iter().map(ApiKeyView::from).collect(),
+    }))
+}
+
+/// Creates an API key (company admins); its secret is in this response only.
+#[utoipa::path(post, path = "/api-keys", tag = tags::API_KEYS, request_body = CreateApiKeyRequest, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = CreatedApiKey),
+        (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_key(
+    tenant: Tenant,
+    Json(req): Json<CreateApiKeyRequest>,
+) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    tenant.user_id()?;
+    let (key, secret) = tenant
+        .api_keys()
+        .create(NewApiKey { name: req.name })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            api_key: key.into(),
+            key: secret,
+        }),
+    ))
+}
+
+/// Revokes an API key (company admins).
+#[utoipa::path(delete, path = "/api-keys/{id}", tag = tags::API_KEYS,
+    params(("id" = Uuid, Path, description = "API key id")), security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key in your organization", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn revoke_key(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    tenant.api_keys().revoke(ApiKeyId::from_uuid(id)).await?;
+    state.auth.forget_api_keys();
+    Ok(StatusCode::NO_CONTENT)
+}

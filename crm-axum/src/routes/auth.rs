@@ -1,0 +1,306 @@
+//! `auth/register`, `auth/login`, `auth/refresh`, `auth/logout` and `me`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use crm_core::{
+    NewOrganization, NewUser, OrganizationId, Password, Principal, Role, TenantContext,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{Tenant, forbidden};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::Json;
+use crate::openapi::tags;
+use crate::state::ApiState;
+use crate::views::{OrganizationView, UserView};
+
+pub(crate) fn public() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+}
+
+pub(crate) fn protected() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(me))
+}
+
+/// Sign-up: a new organization and its first company admin.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegisterRequest {
+    /// The organization's display name.
+    pub(crate) organization_name: String,
+    /// Its short name (used to sign in); derived from the name when absent.
+    #[serde(default)]
+    pub(crate) organization_slug: Option<String>,
+    /// The admin's display name.
+    pub(crate) name: String,
+    /// The admin's email.
+    pub(crate) email: String,
+    /// The admin's password (8–1024 characters).
+    #[schema(value_type = String, format = Password)]
+    pub(crate) password: Password,
+}
+
+/// Sign-in.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginRequest {
+    /// The organization's slug.
+    pub(crate) organization: String,
+    /// Email.
+    pub(crate) email: String,
+    /// Password.
+    #[schema(value_type = String, format = Password)]
+    pub(crate) password: Password,
+}
+
+/// A refresh token presented to `auth/refresh` or `auth/logout`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshRequest {
+    /// The refresh token.
+    pub(crate) refresh_token: String,
+}
+
+/// Tokens issued at sign-in and refresh.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenResponse {
+    /// The JWT to send as `Authorization: Bearer …`.
+    pub(crate) access_token: String,
+    /// Always `Bearer`.
+    pub(crate) token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub(crate) expires_in: u64,
+    /// Single use: trade it at `auth/refresh` for a new pair. Reusing one signs out everywhere
+    /// it was passed on.
+    pub(crate) refresh_token: String,
+}
+
+/// The caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct MeResponse {
+    /// The signed-in user.
+    pub(crate) user: UserView,
+    /// Their organization.
+    pub(crate) organization: OrganizationView,
+}
+
+/// The client's address, when the server recorded it (`into_make_service_with_connect_info`).
+pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+async fn tokens(state: &ApiState, principal: &Principal) -> ApiResult<TokenResponse> {
+    let (access_token, expires_in) = state.auth.issue(principal)?;
+    let refresh = state
+        .crm
+        .auth()
+        .issue_refresh_token(principal, state.auth.config.refresh_ttl)
+        .await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        refresh_token: refresh.token,
+    })
+}
+
+/// Creates an organization and its first company admin, and signs the admin in.
+#[utoipa::path(post, path = "/auth/register", tag = tags::AUTH, request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered and signed in", body = TokenResponse),
+        (status = 403, description = "Registration is switched off", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The slug is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn register(
+    State(state): State<ApiState>,
+    Json(req): Json<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+    if !state.auth.config.registration {
+        return Err(forbidden("registration is switched off"));
+    }
+    // Check the admin's fields first, so a bad email does not leave an organization behind.
+    let mut v = crm_core::Validator::new();
+    v.email("email", req.email.trim());
+    v.text("name", &req.name, true, 200);
+    let n = req.password.expose().chars().count();
+    v.check(
+        (crm_core::MIN_PASSWORD_LEN..=crm_core::MAX_PASSWORD_LEN).contains(&n),
+        "password",
+        "invalid_length",
+        "must be between 8 and 1024 characters",
+    );
+    v.finish()?;
+    let org = state
+        .crm
+        .organizations()
+        .create(NewOrganization {
+            name: req.organization_name,
+            slug: req.organization_slug,
+        })
+        .await?;
+    // The system creates a tenant's first user: there is no one in it yet to act.
+    let admin = state
+        .crm
+        .tenant(&TenantContext::system(org.id))
+        .users()
+        .create(NewUser {
+            email: req.email,
+            name: req.name,
+            password: Some(req.password),
+            role: Role::CompanyAdmin,
+        })
+        .await?;
+    let principal = Principal {
+        organization_id: org.id,
+        user_id: admin.id,
+        role: admin.role,
+    };
+    Ok((StatusCode::CREATED, Json(tokens(&state, &principal).await?)))
+}
+
+/// Signs in with an organization slug, email and password.
+///
+/// Rate limited per account (failed attempts) and per client address.
+#[utoipa::path(post, path = "/auth/login", tag = tags::AUTH, request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "Wrong credentials, deactivated user or suspended organization", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn login(
+    State(state): State<ApiState>,
+    ClientAddr(addr): ClientAddr,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let auth = &state.auth;
+    let account = format!("{}\n{}", req.organization, req.email.trim().to_lowercase());
+    let address = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    if !auth.login_addresses.allows(&address) || !auth.login_accounts.allows(&account) {
+        return Err(crm_core::Error::RateLimited.into());
+    }
+    auth.login_addresses.hit(&address);
+    match authenticate(&state, &req).await {
+        Ok(principal) => {
+            auth.login_accounts.reset(&account);
+            Ok(Json(tokens(&state, &principal).await?))
+        }
+        Err(e) => {
+            if matches!(e, ApiError::Core(crm_core::Error::Unauthenticated)) {
+                auth.login_accounts.hit(&account);
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn authenticate(state: &ApiState, req: &LoginRequest) -> ApiResult<Principal> {
+    let org = match state
+        .crm
+        .organizations()
+        .get_by_slug(&req.organization)
+        .await
+    {
+        Ok(org) => Some(org.id),
+        Err(crm_core::Error::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    // Checking a password is the system's act in the organization: no user is known yet. An
+    // unknown organization still pays for a (dummy) hash check, in an organization that cannot
+    // exist, so timing does not tell which slugs exist.
+    let nowhere = OrganizationId::from_uuid(uuid::Uuid::nil());
+    let user = state
+        .crm
+        .tenant(&TenantContext::system(org.unwrap_or(nowhere)))
+        .users()
+        .authenticate(&req.email, &req.password)
+        .await?;
+    let Some(org) = org else {
+        return Err(crm_core::Error::Unauthenticated.into());
+    };
+    // Active organization, current role: the same check every request makes.
+    Ok(state.crm.auth().principal(org, user.id).await?)
+}
+
+/// Trades a refresh token for a new access and refresh token (rotation).
+#[utoipa::path(post, path = "/auth/refresh", tag = tags::AUTH, request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 401, description = "Unknown, expired, used or revoked refresh token", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn refresh(
+    State(state): State<ApiState>,
+    Json(req): Json<RefreshRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let (principal, next) = state
+        .crm
+        .auth()
+        .rotate_refresh_token(&req.refresh_token, state.auth.config.refresh_ttl)
+        .await?;
+    let (access_token, expires_in) = state.auth.issue(&principal)?;
+    Ok(Json(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        refresh_token: next.token,
+    }))
+}
+
+/// Signs out: revokes the refresh token's whole family. Access tokens already issued stay
+/// valid until they expire.
+#[utoipa::path(post, path = "/auth/logout", tag = tags::AUTH, request_body = RefreshRequest,
+    responses((status = 204, description = "Signed out")))]
+async fn logout(
+    State(state): State<ApiState>,
+    Json(req): Json<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    state
+        .crm
+        .auth()
+        .revoke_refresh_token(&req.refresh_token)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in user and their organization.
+#[utoipa::path(get, path = "/me", tag = tags::AUTH, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = MeResponse),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "An API key has no user", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn me(State(state): State<ApiState>, tenant: Tenant) -> ApiResult<Json<MeResponse>> {
+    let user = tenant.users().get(tenant.user_id()?).await?;
+    let organization = state
+        .crm
+        .organizations()
+        .get(OrganizationId::from_uuid(
+            tenant.context().organization_id().uuid(),
+        ))
+        .await?;
+    Ok(Json(MeResponse {
+        user: user.into(),
+        organization: organization.into(),
+    }))
+}

@@ -1,0 +1,8 @@
+//! The route handlers, one module per resource.
+
+pub(crate) mod api_keys;
+pub(crate) mod auth;
+pub(crate) mod organizations;
+pub(crate) mod records;
+pub(crate) mod users;
+pub(crate) mod webhooks;

@@ -1,0 +1,119 @@
+//! `organizations`: tenants, for super-admins.
+
+use axum::http::StatusCode;
+use crm_core::{NewOrganization, OrganizationId, OrganizationStatus, Role};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::Tenant;
+use crate::error::{ApiResult, Problem};
+use crate::extract::{Json, Path, Query};
+use crate::openapi::tags;
+use crate::state::ApiState;
+use crate::views::{ListOf, OrganizationStatusView, OrganizationView, Paging};
+
+pub(crate) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_organizations, create_organization))
+        .routes(routes!(update_organization))
+}
+
+/// A new organization.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateOrganizationRequest {
+    /// Display name.
+    name: String,
+    /// Short name; derived from the name when absent.
+    #[serde(default)]
+    slug: Option<String>,
+}
+
+/// A change of status: suspend or resume.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateOrganizationRequest {
+    /// The new status.
+    status: OrganizationStatusView,
+}
+
+fn super_admin(tenant: &Tenant) -> ApiResult<()> {
+    tenant.user_id()?;
+    tenant.require(Role::SuperAdmin)
+}
+
+/// Lists organizations (super-admins).
+#[utoipa::path(get, path = "/organizations", tag = tags::ORGANIZATIONS, params(Paging), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = ListOf<OrganizationView>),
+        (status = 403, description = "Not a super-admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_organizations(
+    state: axum::extract::State<ApiState>,
+    tenant: Tenant,
+    Query(p): Query<Paging>,
+) -> ApiResult<Json<ListOf<OrganizationView>>> {
+    super_admin(&tenant)?;
+    let rows = state
+        .crm
+        .organizations()
+        .list(p.cursor.map(OrganizationId::from_uuid), p.size())
+        .await?;
+    Ok(Json(p.page(rows, |o| o.id.uuid())))
+}
+
+/// Creates an organization (super-admins).
+#[utoipa::path(post, path = "/organizations", tag = tags::ORGANIZATIONS, request_body = CreateOrganizationRequest, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = OrganizationView),
+        (status = 403, description = "Not a super-admin", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Slug taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_organization(
+    state: axum::extract::State<ApiState>,
+    tenant: Tenant,
+    Json(req): Json<CreateOrganizationRequest>,
+) -> ApiResult<(StatusCode, Json<OrganizationView>)> {
+    super_admin(&tenant)?;
+    let org = state
+        .crm
+        .organizations()
+        .create(NewOrganization {
+            name: req.name,
+            slug: req.slug,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(org.into())))
+}
+
+/// Suspends or resumes an organization (super-admins). Its users are refused within the
+/// principal cache's lifetime.
+#[utoipa::path(patch, path = "/organizations/{id}", tag = tags::ORGANIZATIONS, request_body = UpdateOrganizationRequest,
+    params(("id" = Uuid, Path, description = "Organization id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", body = OrganizationView),
+        (status = 403, description = "Not a super-admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_organization(
+    state: axum::extract::State<ApiState>,
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    Json(req): Json<UpdateOrganizationRequest>,
+) -> ApiResult<Json<OrganizationView>> {
+    super_admin(&tenant)?;
+    let status = match req.status {
+        OrganizationStatusView::Active => OrganizationStatus::Active,
+        OrganizationStatusView::Suspended => OrganizationStatus::Suspended,
+    };
+    let org = state
+        .crm
+        .organizations()
+        .set_status(OrganizationId::from_uuid(id), status)
+        .await?;
+    Ok(Json(org.into()))
+}

@@ -1,0 +1,533 @@
+//! The REST resource of any entity, written once: list, search, create (idempotent), batch,
+//! get, patch, delete (soft or permanent), restore. An entity is added with one line in
+//! [`crate::api`]: `.merge(records::routes::<Lead>("leads"))`.
+
+use axum::extract::{OriginalUri, RawQuery, State};
+use axum::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use crm_core::record::Kind;
+use crm_core::{Deleted, Direction, Entity, FieldError, Filter, Id, ListQuery, Op, Record, Sort};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use uuid::Uuid;
+
+use crate::auth::Tenant;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{self, Json, JsonBody, Path};
+use crate::idempotency;
+use crate::openapi;
+use crate::state::ApiState;
+
+/// Most items in one batch request.
+pub const MAX_BATCH: usize = 100;
+
+/// Columns every record has and no client may set.
+pub(crate) const SERVER_OWNED: &[&str] = &[
+    "id",
+    "organization_id",
+    "version",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+    "is_deleted",
+    "deleted_at",
+    "deleted_by",
+];
+
+/// What an entity needs to be served: its inputs must deserialize.
+pub trait Resource: Entity<New: DeserializeOwned, Patch: DeserializeOwned> {}
+impl<E> Resource for E where E: Entity<New: DeserializeOwned, Patch: DeserializeOwned> {}
+
+/// The routes of entity `E` under `/{plural}`, with their OpenAPI description.
+pub(crate) fn routes<E: Resource>(plural: &'static str) -> OpenApiRouter<ApiState> {
+    let mut r = OpenApiRouter::new()
+        .route(&format!("/{plural}"), get(list::<E>).post(create::<E>))
+        .route(&format!("/{plural}/search"), post(search::<E>))
+        .route(&format!("/{plural}/batch"), post(batch::<E>))
+        .route(
+            &format!("/{plural}/{{id}}"),
+            get(read::<E>).patch(update::<E>).delete(delete::<E>),
+        )
+        .route(&format!("/{plural}/{{id}}/restore"), post(restore::<E>));
+    openapi::describe_entity::<E>(r.get_openapi_mut(), plural);
+    r
+}
+
+/// A record as answered: JSON with its version as `ETag`.
+fn record_response<E: Entity>(status: StatusCode, record: &Record<E>) -> ApiResult<Response> {
+    let mut res = (status, axum::Json(record)).into_response();
+    res.headers_mut().insert(ETAG, etag(record.version));
+    Ok(res)
+}
+
+fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// The version named by `If-Match` (`"3"`, `W/"3"`); `None` when absent or `*`.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(v) = headers.get(IF_MATCH) else {
+        return Ok(None);
+    };
+    let s = v.to_str().unwrap_or_default().trim();
+    if s == "*" {
+        return Ok(None);
+    }
+    s.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .map(Some)
+        .map_err(|_| {
+            ApiError::BadRequest("If-Match must be an ETag of this API, e.g. \"3\"".into())
+        })
+}
+
+/// Checks the keys of a create or patch body: server-owned fields and unknown fields are
+/// reported all at once, one field error each.
+pub(crate) fn check_fields<E: Entity>(body: &Map<String, Value>) -> ApiResult<()> {
+    let errors: Vec<FieldError> = body
+        .keys()
+        .filter_map(|k| {
+            if SERVER_OWNED.contains(&k.as_str()) {
+                Some(FieldError::new(k, "read_only", "is set by the server"))
+            } else if k != "custom_fields" && !E::COLUMNS.iter().any(|c| c.name == k) {
+                Some(FieldError::new(
+                    k,
+                    "unknown_field",
+                    "is not a field of this resource",
+                ))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(crm_core::Error::Validation(errors).into())
+    }
+}
+
+/// A JSON object body checked against `E`'s fields, then deserialized as `T`.
+pub(crate) fn input<E: Entity, T: DeserializeOwned>(value: Value) -> ApiResult<T> {
+    let Value::Object(map) = value else {
+        return Err(
+            crm_core::Error::invalid("body", "invalid_type", "must be a JSON object").into(),
+        );
+    };
+    check_fields::<E>(&map)?;
+    extract::from_value(Value::Object(map))
+}
+
+/// Query parameters of a list: `limit`, `cursor`, `sort` (`name` or `-name`),
+/// `include_deleted` (`true`, `false` or `only`) and filters `filter[field][op]=value`
+/// (`filter[field]=value` means `eq`; `in` takes comma-separated values).
+pub(crate) fn list_query<E: Entity>(raw: Option<&str>) -> ApiResult<ListQuery> {
+    let pairs: Vec<(String, String)> = serde_urlencoded_pairs(raw.unwrap_or_default())?;
+    let mut q = ListQuery::default();
+    let bad = |field: &str, msg: &str| -> ApiError {
+        crm_core::Error::invalid(field.to_owned(), "invalid_value", msg.to_owned()).into()
+    };
+    for (k, v) in pairs {
+        match k.as_str() {
+            "limit" => q.limit = Some(v.parse().map_err(|_| bad("limit", "must be 1-100"))?),
+            "cursor" => q.cursor = Some(v),
+            "sort" => {
+                let (field, direction) = match v.strip_prefix('-') {
+                    Some(f) => (f, Direction::Desc),
+                    None => (v.as_str(), Direction::Asc),
+                };
+                q.sort = Some(Sort {
+                    field: field.to_owned(),
+                    direction,
+                });
+            }
+            "include_deleted" => {
+                q.deleted = match v.as_str() {
+                    "true" => Deleted::Include,
+                    "false" => Deleted::Exclude,
+                    "only" => Deleted::Only,
+                    _ => return Err(bad("include_deleted", "must be true, false or only")),
+                }
+            }
+            _ => {
+                let Some(spec) = k.strip_prefix("filter[").and_then(|s| s.strip_suffix(']')) else {
+                    return Err(crm_core::Error::invalid(
+                        k,
+                        "unknown_parameter",
+                        "is not a parameter of this list",
+                    )
+                    .into());
+                };
+                let (field, op) = match spec.split_once("][") {
+                    Some((f, op)) => (f, op),
+                    None => (spec, "eq"),
+                };
+                let op: Op = serde_json::from_value(Value::String(op.to_owned()))
+                    .map_err(|_| bad(&k, "unknown operator"))?;
+                let value = match op {
+                    Op::In => Value::Array(v.split(',').map(|s| typed::<E>(field, s)).collect()),
+                    Op::IsNull => Value::Bool(v != "false"),
+                    _ => typed::<E>(field, &v),
+                };
+                q.filters.push(Filter {
+                    field: field.to_owned(),
+                    op,
+                    value,
+                });
+            }
+        }
+    }
+    Ok(q)
+}
+
+/// A query-string value typed for its column (numbers and booleans); text otherwise. Custom
+/// fields stay text: use `POST …/search` for typed custom-field values.
+fn typed<E: Entity>(field: &str, v: &str) -> Value {
+    match E::COLUMNS.iter().find(|c| c.name == field).map(|c| c.kind) {
+        Some(Kind::Integer) => v.parse::<i64>().map_or_else(|_| v.into(), Value::from),
+        Some(Kind::Bool) => v.parse::<bool>().map_or_else(|_| v.into(), Value::from),
+        _ => Value::String(v.to_owned()),
+    }
+}
+
+fn serde_urlencoded_pairs(raw: &str) -> ApiResult<Vec<(String, String)>> {
+    serde_urlencoded::from_str(raw)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))
+}
+
+/// Lists records.
+async fn list<E: Resource>(
+    tenant: Tenant,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<crm_core::Page<Record<E>>>> {
+    let q = list_query::<E>(raw.as_deref())?;
+    Ok(Json(tenant.records::<E>().list(&q).await?))
+}
+
+/// The body of `POST …/search`: conditions that must all hold (nested and/or/not groups are
+/// not in crm-core yet), a sort, a page.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchRequest {
+    /// Conditions, all of which must hold.
+    #[serde(default)]
+    #[schema(value_type = Vec<FilterSchema>)]
+    filters: Vec<Filter>,
+    /// Sort order; creation order when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<SortSchema>)]
+    sort: Option<Sort>,
+    /// Page size, 1-100 (default 50).
+    #[serde(default)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page (with the same sort and filters).
+    #[serde(default)]
+    cursor: Option<String>,
+    /// Trash handling: `exclude` (default), `include` or `only`.
+    #[serde(default)]
+    #[schema(value_type = DeletedSchema)]
+    include_deleted: Deleted,
+}
+
+/// One condition: `field op value`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct FilterSchema {
+    /// A standard field, or `custom_fields.<key>`.
+    field: String,
+    /// The operator.
+    op: OpSchema,
+    /// A JSON scalar; an array for `in`; a boolean for `is_null`.
+    value: Value,
+}
+
+/// Comparison operators.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum OpSchema {
+    /// Equal.
+    Eq,
+    /// Not equal (empty fields match too).
+    Ne,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Gte,
+    /// One of a list (≤ 100 values).
+    In,
+    /// Contains the text, ignoring case.
+    Contains,
+    /// Starts with the text, ignoring case.
+    StartsWith,
+    /// `true`: the field is empty; `false`: it has a value.
+    IsNull,
+}
+
+/// A sort order (the id breaks ties).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SortSchema {
+    /// A sortable field.
+    field: String,
+    /// `asc` (default) or `desc`.
+    #[schema(value_type = Option<String>, example = "asc")]
+    direction: Option<String>,
+}
+
+/// Trash handling.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(crate) enum DeletedSchema {
+    /// Live records only.
+    Exclude,
+    /// Live and trashed records.
+    Include,
+    /// Trashed records only.
+    Only,
+}
+
+/// Searches records with a JSON filter list (all conditions must hold).
+async fn search<E: Resource>(
+    tenant: Tenant,
+    Json(req): Json<SearchRequest>,
+) -> ApiResult<Json<crm_core::Page<Record<E>>>> {
+    let q = ListQuery {
+        filters: req.filters,
+        sort: req.sort,
+        limit: req.limit,
+        cursor: req.cursor,
+        deleted: req.include_deleted,
+    };
+    Ok(Json(tenant.records::<E>().list(&q).await?))
+}
+
+/// Creates a record; honours `Idempotency-Key`.
+async fn create<E: Resource>(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Response {
+    // The path as the client sent it (wherever the host mounted us): the fingerprint's scope
+    // and the base of `Location`.
+    let path = uri.path().trim_end_matches('/').to_owned();
+    idempotency::run(&state, &tenant, &headers, &path, &body, || async {
+        let new: E::New = input::<E, _>(extract::parse(&body)?)?;
+        let record = tenant.records::<E>().create(new).await?;
+        let mut res = record_response(StatusCode::CREATED, &record)?;
+        if let Ok(v) = HeaderValue::from_str(&format!("{path}/{}", record.id)) {
+            res.headers_mut().insert(LOCATION, v);
+        }
+        Ok(res)
+    })
+    .await
+}
+
+/// The body of `POST …/batch`: creates and updates, at most [`MAX_BATCH`] in all.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchRequest {
+    /// Records to create: each like the body of `POST /{entity}`.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    create: Vec<Value>,
+    /// Records to patch.
+    #[serde(default)]
+    update: Vec<BatchUpdate>,
+}
+
+/// One patch of a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchUpdate {
+    /// The record.
+    id: Uuid,
+    /// When given, the patch applies only to this version (412 otherwise), like `If-Match`.
+    #[serde(default)]
+    version: Option<i64>,
+    /// Like the body of `PATCH /{entity}/{id}`.
+    #[schema(value_type = Object)]
+    patch: Value,
+}
+
+/// The outcome of one batch item.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct BatchItemResult {
+    /// 200 on success, else the status the item alone would have answered.
+    status: u16,
+    /// The record, on success.
+    #[schema(value_type = Option<Object>)]
+    data: Option<Value>,
+    /// The problem, on failure.
+    error: Option<crate::error::Problem>,
+}
+
+/// The body answered by `POST …/batch`: one result per item, creates first.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct BatchResponse {
+    /// Results in request order (creates, then updates).
+    results: Vec<BatchItemResult>,
+}
+
+/// Creates and updates up to [`MAX_BATCH`] records; each item succeeds or fails on its own.
+async fn batch<E: Resource>(
+    tenant: Tenant,
+    Json(req): Json<BatchRequest>,
+) -> ApiResult<Json<Value>> {
+    if req.create.len() + req.update.len() > MAX_BATCH {
+        return Err(crm_core::Error::invalid(
+            "body",
+            "too_many_items",
+            format!("at most {MAX_BATCH} items per batch"),
+        )
+        .into());
+    }
+    let records = tenant.records::<E>();
+    let mut results = Vec::with_capacity(req.create.len() + req.update.len());
+    for item in req.create {
+        let out = async {
+            let new: E::New = input::<E, _>(item)?;
+            Ok::<_, ApiError>(records.create(new).await?)
+        }
+        .await;
+        results.push(batch_result(out));
+    }
+    for item in req.update {
+        let out = async {
+            let patch: E::Patch = input::<E, _>(item.patch)?;
+            let id = Id::<E>::from_uuid(item.id);
+            Ok::<_, ApiError>(match item.version {
+                Some(v) => records.update_if_version(id, v, patch).await?,
+                None => records.update(id, patch).await?,
+            })
+        }
+        .await;
+        results.push(batch_result(out));
+    }
+    Ok(Json(serde_json::json!({ "results": results })))
+}
+
+fn batch_result<E: Entity>(out: ApiResult<Record<E>>) -> Value {
+    match out {
+        Ok(r) => serde_json::json!({ "status": 200, "data": r }),
+        Err(e) => {
+            let (status, problem) = e.problem();
+            serde_json::json!({ "status": status.as_u16(), "error": problem })
+        }
+    }
+}
+
+/// `?include_deleted=true` on a read; `?permanent=true` on a delete.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordParams {
+    #[serde(default)]
+    include_deleted: bool,
+    #[serde(default)]
+    permanent: bool,
+}
+
+/// Reads one record.
+async fn read<E: Resource>(
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    extract::Query(p): extract::Query<RecordParams>,
+) -> ApiResult<Response> {
+    let records = tenant.records::<E>();
+    let id = Id::<E>::from_uuid(id);
+    let record = if p.include_deleted {
+        records.get_including_deleted(id).await?
+    } else {
+        records.get(id).await?
+    };
+    // `If-None-Match` with the current ETag: the client's copy is fresh.
+    let tag = etag(record.version);
+    let fresh = headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == tag)
+        });
+    if fresh {
+        let mut res = StatusCode::NOT_MODIFIED.into_response();
+        res.headers_mut().insert(ETAG, tag);
+        return Ok(res);
+    }
+    record_response(StatusCode::OK, &record)
+}
+
+/// Patches one record; `If-Match` makes it conditional (412 on a version mismatch).
+async fn update<E: Resource>(
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let version = if_match(&headers)?;
+    let patch: E::Patch = input::<E, _>(extract::parse(&body)?)?;
+    let records = tenant.records::<E>();
+    let id = Id::<E>::from_uuid(id);
+    let record = match version {
+        Some(v) => records.update_if_version(id, v, patch).await?,
+        None => records.update(id, patch).await?,
+    };
+    record_response(StatusCode::OK, &record)
+}
+
+/// Moves a record to the trash, or with `?permanent=true` removes it for good (admins).
+async fn delete<E: Resource>(
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    extract::Query(p): extract::Query<RecordParams>,
+) -> ApiResult<StatusCode> {
+    let version = if_match(&headers)?;
+    let records = tenant.records::<E>();
+    let id = Id::<E>::from_uuid(id);
+    if p.permanent {
+        if let Some(v) = version {
+            let current = records.get_including_deleted(id).await?;
+            if current.version != v {
+                return Err(crm_core::Error::VersionMismatch {
+                    expected: v,
+                    actual: current.version,
+                }
+                .into());
+            }
+        }
+        records.purge(id).await?;
+    } else {
+        match version {
+            Some(v) => records.delete_if_version(id, v).await?,
+            None => records.delete(id).await?,
+        };
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Takes a record out of the trash.
+async fn restore<E: Resource>(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
+    let record = tenant
+        .records::<E>()
+        .restore(Id::<E>::from_uuid(id))
+        .await?;
+    record_response(StatusCode::OK, &record)
+}

@@ -1,0 +1,115 @@
+//! `users`: the users of the caller's organization.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use crm_core::{NewUser, Password, UserId};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::Tenant;
+use crate::error::{ApiResult, Problem};
+use crate::extract::{Json, Path, Query};
+use crate::openapi::tags;
+use crate::state::ApiState;
+use crate::views::{ListOf, Paging, RoleView, UserView};
+
+pub(crate) fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(update_user))
+}
+
+/// A new user of the caller's organization.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateUserRequest {
+    /// Email (unique in the organization, ignoring case).
+    email: String,
+    /// Display name.
+    name: String,
+    /// Initial password (8–1024 characters); absent for a user who cannot sign in yet.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    password: Option<Password>,
+    /// Role; never above the caller's own.
+    role: RoleView,
+}
+
+/// A change to a user. Only activation for now.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateUserRequest {
+    /// `false` deactivates the user (their refresh tokens are revoked; access tokens stop
+    /// working within the principal cache's lifetime).
+    is_active: bool,
+}
+
+/// Lists the users of the caller's organization.
+#[utoipa::path(get, path = "/users", tag = tags::USERS, params(Paging), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = ListOf<UserView>),
+        (status = 403, description = "API keys do not list users", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_users(tenant: Tenant, Query(p): Query<Paging>) -> ApiResult<Json<ListOf<UserView>>> {
+    // People's emails are for people: API keys (machines) do not list them.
+    tenant.user_id()?;
+    let rows = tenant
+        .users()
+        .list(p.cursor.map(UserId::from_uuid), p.size())
+        .await?;
+    Ok(Json(p.page(rows, |u| u.id.uuid())))
+}
+
+/// Creates a user (company admins; not above their own role).
+#[utoipa::path(post, path = "/users", tag = tags::USERS, request_body = CreateUserRequest, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = UserView),
+        (status = 403, description = "Not an admin, or a role above the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_user(
+    tenant: Tenant,
+    Json(req): Json<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
+    let user = tenant
+        .users()
+        .create(NewUser {
+            email: req.email,
+            name: req.name,
+            password: req.password,
+            role: req.role.into(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+/// Activates or deactivates a user (company admins).
+#[utoipa::path(patch, path = "/users/{id}", tag = tags::USERS, request_body = UpdateUserRequest,
+    params(("id" = Uuid, Path, description = "User id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", body = UserView),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user in your organization", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_user(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    Json(req): Json<UpdateUserRequest>,
+) -> ApiResult<Json<UserView>> {
+    let id = UserId::from_uuid(id);
+    state
+        .crm
+        .auth()
+        .set_user_active(&tenant, id, req.is_active)
+        .await?;
+    state
+        .auth
+        .forget(tenant.context().organization_id().uuid(), id.uuid());
+    Ok(Json(tenant.users().get(id).await?.into()))
+}

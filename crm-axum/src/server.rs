@@ -1,0 +1,124 @@
+//! A ready-made server around [`crate::router`]: probes, tracing, request ids, CORS,
+//! compression, a request timeout, and [`serve`] with graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use crm_core::Crm;
+use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::CorsLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::AuthConfig;
+use crate::error::ApiError;
+
+/// Settings of [`app`].
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Longest a request may take before it answers 503 (default 30 s).
+    pub request_timeout: Duration,
+    /// CORS: `None` sends no CORS headers (same-origin only, the default); `Some` allows those
+    /// origins (`*` for any).
+    pub cors_origins: Option<Vec<String>>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            cors_origins: None,
+        }
+    }
+}
+
+/// The API plus `/healthz` (the process is up) and `/readyz` (the database answers), wrapped in
+/// tracing, `x-request-id` (set when absent, echoed back), CORS, gzip and a timeout.
+pub fn app(crm: Crm, auth: AuthConfig, options: &ServerOptions) -> Router {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let probes = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .with_state(crm.clone());
+    let timeout = options.request_timeout;
+    let mut app = Router::new()
+        .merge(crate::router(crm, auth))
+        .merge(probes)
+        .layer(middleware::from_fn(move |req, next| {
+            time_limit(timeout, req, next)
+        }))
+        .layer(CompressionLayer::new());
+    if let Some(origins) = &options.cors_origins {
+        let cors = if origins.iter().any(|o| o == "*") {
+            CorsLayer::permissive()
+        } else {
+            let list: Vec<_> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+            CorsLayer::new()
+                .allow_origin(list)
+                .allow_methods(tower_http::cors::Any)
+                .allow_headers(tower_http::cors::Any)
+        };
+        app = app.layer(cors);
+    }
+    app.layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+async fn ready(State(crm): State<Crm>) -> Response {
+    match crm.organizations().list(None, 1).await {
+        Ok(_) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            let mut res = (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response();
+            res.extensions_mut()
+                .insert(crate::InternalError(e.to_string()));
+            res
+        }
+    }
+}
+
+async fn time_limit(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            let mut res = ApiError::Core(crm_core::Error::Internal("request timed out".into()))
+                .into_response();
+            *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            res
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish.
+/// Client addresses reach the handlers (login rate limits per address use them).
+///
+/// # Errors
+/// The listener's I/O errors.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,120 @@
+//! Malformed input of every kind answers problem+json, never a plain-text rejection.
+
+use axum::body::Body;
+use axum::http::{Method, Request, header};
+use crm_core::Crm;
+use serde_json::json;
+
+use crate::helpers::{TestApp, config};
+
+crate::on_both_backends!(malformed_requests_are_problems);
+
+async fn malformed_requests_are_problems(crm: Crm) {
+    let app = TestApp::with_config(crm, config().body_limit(4096));
+    let s = app.register("acme").await;
+    let t = s.access.as_str();
+    let req = |method: Method, path: &str, ct: Option<&str>, body: String| {
+        let mut r = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {t}"));
+        if let Some(ct) = ct {
+            r = r.header(header::CONTENT_TYPE, ct);
+        }
+        r.body(Body::from(body)).unwrap()
+    };
+
+    // Malformed JSON: 400.
+    app.raw(req(
+        Method::POST,
+        "/api/v1/accounts",
+        Some("application/json"),
+        "{\"name\":".into(),
+    ))
+    .await
+    .problem(400, "bad-request");
+    // JSON that is not an object: 422.
+    app.post("/api/v1/accounts", t, json!([1, 2]))
+        .await
+        .problem(422, "validation");
+    // Wrong or missing content type: 415.
+    app.raw(req(
+        Method::POST,
+        "/api/v1/accounts",
+        Some("text/plain"),
+        "{}".into(),
+    ))
+    .await
+    .problem(415, "unsupported-media-type");
+    app.raw(req(Method::POST, "/api/v1/auth/login", None, "{}".into()))
+        .await
+        .problem(415, "unsupported-media-type");
+    // Too large: 413.
+    let big = json!({ "name": "x".repeat(10_000) }).to_string();
+    app.raw(req(
+        Method::POST,
+        "/api/v1/accounts",
+        Some("application/json"),
+        big,
+    ))
+    .await
+    .problem(413, "payload-too-large");
+    // Unknown route, wrong method: 404 and 405.
+    app.get("/api/v1/nope", t).await.problem(404, "no-route");
+    app.get("/nope", t).await.problem(404, "no-route");
+    app.send(Method::PUT, "/api/v1/accounts", Some(t), None, &[])
+        .await
+        .problem(405, "method-not-allowed");
+    // A bad id, a bad query, a bad If-Match: 400.
+    app.get("/api/v1/accounts/not-a-uuid", t)
+        .await
+        .problem(400, "bad-request");
+    app.get(
+        &format!(
+            "/api/v1/accounts/{}?include_deleted=maybe",
+            uuid::Uuid::now_v7()
+        ),
+        t,
+    )
+    .await
+    .problem(400, "bad-request");
+    let a = app
+        .post("/api/v1/accounts", t, json!({ "name": "A" }))
+        .await
+        .expect(201);
+    app.send(
+        Method::PATCH,
+        &format!("/api/v1/accounts/{}", a.body["id"].as_str().unwrap()),
+        Some(t),
+        Some(json!({})),
+        &[("if-match", "yesterday")],
+    )
+    .await
+    .problem(400, "bad-request");
+    // Unknown fields in auth bodies: 422 naming the field.
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "organization": "x", "email": "e", "password": "p", "admin": true })),
+            &[],
+        )
+        .await
+        .problem(422, "validation");
+    assert_eq!(
+        r.field_errors(),
+        [("admin".to_owned(), "unknown_field".to_owned())]
+    );
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "organization": "x" })),
+            &[],
+        )
+        .await
+        .problem(422, "validation");
+    assert_eq!(r.field_errors()[0].1, "required");
+}

@@ -1,0 +1,22 @@
+//! HTTP tests of crm-axum through the real router (`tower::ServiceExt::oneshot`), each run on
+//! SQLite and, when `CRM_TEST_DATABASE_URL` is set, on PostgreSQL.
+
+// Tests may unwrap: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+// The same per-backend harness as crm-core's behaviour tests (a fresh database or schema per
+// test; `CRM_TEST_REQUIRE_POSTGRES` turns a skipped PostgreSQL run into a failure).
+#[path = "../../../crm-core/tests/behaviour/harness.rs"]
+#[allow(dead_code, unused_imports)]
+mod harness;
+
+mod helpers;
+
+mod admin;
+mod auth;
+mod errors;
+mod mount;
+mod openapi;
+mod records;
+mod server;
+mod tenancy;

@@ -1,0 +1,152 @@
+//! A full server assembled from the crates: the REST API with probes, tracing, request ids,
+//! CORS, compression, timeouts and graceful shutdown.
+//!
+//! ```sh
+//! cargo run --example server            # SQLite file ./crm.db, port 8080
+//! ```
+//!
+//! Environment:
+//! - `DATABASE_URL` — `sqlite://crm.db` by default, or `postgres://…`; migrations run on start;
+//! - `CRM_JWT_SECRET` — HS256 secret (≥ 32 bytes); a random one otherwise (tokens then die with
+//!   the process);
+//! - `PORT` — 8080 by default; `CRM_CORS_ORIGINS` — comma-separated origins (or `*`);
+//! - `CRM_DEMO_PASSWORD` — the demo admin's password on first run (random otherwise);
+//! - `REDIS_URL` — accepted but not used yet (rate limits and caches are in-process);
+//! - `RUST_LOG` — log filter (default `info,tower_http=debug`: one line per request).
+
+use std::time::Duration;
+
+use abetworks_crm::http::AuthConfig;
+use abetworks_crm::http::server::{self, ServerOptions};
+use abetworks_crm::{Crm, Error, NewOrganization, NewUser, Role, TenantContext};
+use anyhow::Context as _;
+use rand::Rng as _;
+use rand::distr::Alphanumeric;
+use tracing_subscriber::EnvFilter;
+
+const DEMO_SLUG: &str = "demo";
+const DEMO_EMAIL: &str = "admin@demo.example";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=debug".into()),
+        )
+        .init();
+
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://crm.db".into());
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) => p.parse().context("PORT must be a port number")?,
+        Err(_) => 8080,
+    };
+    let secret = std::env::var("CRM_JWT_SECRET").unwrap_or_else(|_| {
+        tracing::warn!(
+            "CRM_JWT_SECRET is not set: using a random secret, tokens end with the process"
+        );
+        random(48)
+    });
+    if std::env::var_os("REDIS_URL").is_some() {
+        tracing::warn!("REDIS_URL is set but not used yet: rate limits and caches are per process");
+    }
+    let cors_origins = std::env::var("CRM_CORS_ORIGINS")
+        .ok()
+        .map(|v| v.split(',').map(|o| o.trim().to_owned()).collect());
+
+    // Connecting migrates the database.
+    let crm = Crm::connect(&url)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    bootstrap(&crm, port).await?;
+
+    let auth = AuthConfig::hs256(secret.as_bytes()).context("CRM_JWT_SECRET")?;
+    let options = ServerOptions {
+        request_timeout: Duration::from_secs(30),
+        cors_origins,
+    };
+    let app = server::app(crm.clone(), auth, &options);
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+        .await
+        .with_context(|| format!("binding port {port}"))?;
+    tracing::info!("listening on http://localhost:{port} (API docs at /docs)");
+    server::serve(listener, app, shutdown_signal()).await?;
+    crm.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// On first run: a demo organization and its admin, and how to sign in.
+async fn bootstrap(crm: &Crm, port: u16) -> anyhow::Result<()> {
+    match crm.organizations().get_by_slug(DEMO_SLUG).await {
+        Ok(_) => {
+            println!("Demo organization `{DEMO_SLUG}` exists; sign in as {DEMO_EMAIL}.");
+            return Ok(());
+        }
+        Err(Error::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let password = std::env::var("CRM_DEMO_PASSWORD").unwrap_or_else(|_| random(20));
+    let org = crm
+        .organizations()
+        .create(NewOrganization {
+            name: "Demo".into(),
+            slug: Some(DEMO_SLUG.into()),
+        })
+        .await?;
+    crm.tenant(&TenantContext::system(org.id))
+        .users()
+        .create(NewUser {
+            email: DEMO_EMAIL.into(),
+            name: "Demo Admin".into(),
+            password: Some(password.as_str().into()),
+            role: Role::CompanyAdmin,
+        })
+        .await?;
+    println!(
+        "Created the demo organization `{DEMO_SLUG}` and its admin. Sign in with:\n\n  \
+         curl -s -X POST http://localhost:{port}/api/v1/auth/login \\\n    \
+         -H 'content-type: application/json' \\\n    \
+         -d '{{\"organization\":\"{DEMO_SLUG}\",\"email\":\"{DEMO_EMAIL}\",\"password\":\"{password}\"}}'\n\n\
+         then call the API with `-H \"authorization: Bearer <access_token>\"`, e.g.\n\n  \
+         curl -s http://localhost:{port}/api/v1/contacts -H \"authorization: Bearer $TOKEN\"\n\n\
+         API docs: http://localhost:{port}/docs\n"
+    );
+    Ok(())
+}
+
+fn random(n: usize) -> String {
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(n)
+        .map(char::from)
+        .collect()
+}
+
+/// Ctrl-C, or SIGTERM on Unix (what container runtimes send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
