@@ -95,6 +95,9 @@ fn column_schema(c: &Column, nullable: bool) -> ObjectBuilder {
         Kind::Bool => (Type::Boolean, None),
         Kind::Uuid | Kind::Ref { .. } => (Type::String, Some(KnownFormat::Uuid)),
         Kind::Timestamp => (Type::String, Some(KnownFormat::DateTime)),
+        Kind::Date => (Type::String, Some(KnownFormat::Date)),
+        // A JSON document (an invoice's line items): any JSON value.
+        Kind::Json => return ObjectBuilder::new(),
     };
     typed(t, f, nullable)
 }
