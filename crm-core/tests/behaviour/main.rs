@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod auth;
 mod events;
 mod links_and_permissions;
 mod lists;
