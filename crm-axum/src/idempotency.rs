@@ -12,7 +12,6 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use crm_core::auth::{Begin, StoredResponse};
-use sha2::{Digest as _, Sha256};
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
@@ -95,11 +94,7 @@ where
 
 /// SHA-256 of the path and body: what "the same request" means.
 fn fingerprint(path: &str, body: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(path.as_bytes());
-    h.update(b"\n");
-    h.update(body);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::sha256_hex(&[path.as_bytes(), b"\n", body])
 }
 
 fn replay(stored: &StoredResponse) -> axum::response::Response {

@@ -131,6 +131,16 @@ pub fn router<S: Clone + Send + Sync + 'static>(crm: Crm, auth: AuthConfig) -> R
         .layer(middleware::from_fn(log_internal_errors))
 }
 
+/// SHA-256 of the concatenated `parts`, hex encoded: fingerprints and cache keys.
+pub(crate) fn sha256_hex(parts: &[&[u8]]) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 async fn no_route() -> ApiError {
     ApiError::NoRoute
 }

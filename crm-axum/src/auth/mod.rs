@@ -160,11 +160,7 @@ impl AuthState {
 
     /// The context of an API key, from the cache or one query.
     async fn api_key(&self, crm: &Crm, key: &str) -> Result<TenantContext, ApiError> {
-        use sha2::Digest as _;
-        let digest: String = sha2::Sha256::digest(key.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = crate::sha256_hex(&[key.as_bytes()]);
         if let Some(cached) = self.api_keys.get(&digest) {
             return cached.ok_or(ApiError::Core(crm_core::Error::Unauthenticated));
         }

@@ -110,6 +110,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// The rate-limit key of a client address (`unknown` when the server did not record it).
+fn address_key(addr: Option<IpAddr>) -> String {
+    addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string())
+}
+
 async fn tokens(state: &ApiState, principal: &Principal) -> ApiResult<TokenResponse> {
     let (access_token, expires_in) = state.auth.issue(principal)?;
     let refresh = state
@@ -132,14 +137,23 @@ async fn tokens(state: &ApiState, principal: &Principal) -> ApiResult<TokenRespo
         (status = 403, description = "Registration is switched off", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The slug is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many sign-ups or sign-ins from this address", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn register(
     State(state): State<ApiState>,
+    ClientAddr(addr): ClientAddr,
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
     if !state.auth.config.registration {
         return Err(forbidden("registration is switched off"));
     }
+    // Sign-ups count against the same per-address budget as sign-ins: creating organizations
+    // in a loop is as unwelcome as guessing passwords.
+    let address = address_key(addr);
+    if !state.auth.login_addresses.allows(&address) {
+        return Err(crm_core::Error::RateLimited.into());
+    }
+    state.auth.login_addresses.hit(&address);
     // Check the admin's fields first, so a bad email does not leave an organization behind.
     let mut v = crm_core::Validator::new();
     v.email("email", req.email.trim());
@@ -196,7 +210,7 @@ async fn login(
 ) -> ApiResult<Json<TokenResponse>> {
     let auth = &state.auth;
     let account = format!("{}\n{}", req.organization, req.email.trim().to_lowercase());
-    let address = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    let address = address_key(addr);
     if !auth.login_addresses.allows(&address) || !auth.login_accounts.allows(&account) {
         return Err(crm_core::Error::RateLimited.into());
     }

@@ -6,6 +6,7 @@
 mod harness;
 
 mod activities;
+mod auth;
 mod custom_field_types;
 mod events;
 mod invoices;

@@ -1,0 +1,158 @@
+//! Principals, refresh-token families, API keys and idempotency keys.
+
+use std::time::Duration;
+
+use crm_core::auth::{Begin, NewApiKey, StoredResponse};
+use crm_core::{Crm, Error, OrganizationStatus, TenantContext};
+
+use crate::harness::Org;
+
+crate::on_both_backends!(
+    refresh_tokens_rotate_and_reuse_revokes_the_family,
+    principals_reflect_deactivation_and_suspension,
+    api_keys_verify_until_revoked_and_stay_in_their_organization,
+    idempotency_keys_replay_refuse_and_expire,
+);
+
+const TTL: Duration = Duration::from_secs(3600);
+
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family(crm: Crm) {
+    let org = Org::new(&crm, "acme").await;
+    let auth = crm.auth();
+    let p = auth.principal(org.id, org.user).await.unwrap();
+    let first = auth.issue_refresh_token(&p, TTL).await.unwrap();
+    let (again, second) = auth.rotate_refresh_token(&first.token, TTL).await.unwrap();
+    assert_eq!(again, p);
+    // Reusing the first revokes the family: the second no longer works either.
+    assert!(matches!(
+        auth.rotate_refresh_token(&first.token, TTL).await,
+        Err(Error::Unauthenticated)
+    ));
+    assert!(matches!(
+        auth.rotate_refresh_token(&second.token, TTL).await,
+        Err(Error::Unauthenticated)
+    ));
+    // A token whose secret is altered is unknown.
+    let other = auth.issue_refresh_token(&p, TTL).await.unwrap();
+    let mut forged = other.token.clone();
+    forged.pop();
+    forged.push(if other.token.ends_with('A') { 'B' } else { 'A' });
+    assert!(auth.rotate_refresh_token(&forged, TTL).await.is_err());
+    // Sign-out revokes; an expired token is refused.
+    auth.revoke_refresh_token(&other.token).await.unwrap();
+    assert!(auth.rotate_refresh_token(&other.token, TTL).await.is_err());
+    let short = auth.issue_refresh_token(&p, Duration::ZERO).await.unwrap();
+    assert!(auth.rotate_refresh_token(&short.token, TTL).await.is_err());
+}
+
+async fn principals_reflect_deactivation_and_suspension(crm: Crm) {
+    let org = Org::new(&crm, "acme").await;
+    let auth = crm.auth();
+    assert!(auth.principal(org.id, org.user).await.is_ok());
+    // Plain users may not deactivate anyone.
+    assert!(matches!(
+        auth.set_user_active(&org.user(&crm), org.admin, false)
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    auth.set_user_active(&org.admin(&crm), org.user, false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        auth.principal(org.id, org.user).await,
+        Err(Error::Unauthenticated)
+    ));
+    crm.organizations()
+        .set_status(org.id, OrganizationStatus::Suspended)
+        .await
+        .unwrap();
+    assert!(matches!(
+        auth.principal(org.id, org.admin).await,
+        Err(Error::Unauthenticated)
+    ));
+    // Another organization's user is unknown here.
+    let other = Org::new(&crm, "other").await;
+    assert!(auth.principal(other.id, org.admin).await.is_err());
+}
+
+async fn api_keys_verify_until_revoked_and_stay_in_their_organization(crm: Crm) {
+    let org = Org::new(&crm, "acme").await;
+    let other = Org::new(&crm, "other").await;
+    assert!(matches!(
+        org.user(&crm)
+            .api_keys()
+            .create(NewApiKey { name: "k".into() })
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    let (key, secret) = org
+        .admin(&crm)
+        .api_keys()
+        .create(NewApiKey {
+            name: "website".into(),
+        })
+        .await
+        .unwrap();
+    let ctx = crm.auth().verify_api_key(&secret).await.unwrap();
+    assert_eq!(ctx, TenantContext::api_key(org.id, key.id.uuid()));
+    assert!(!format!("{key:?}").contains(&secret[20..]));
+    // Another organization can neither see nor revoke it.
+    assert!(
+        other
+            .admin(&crm)
+            .api_keys()
+            .list()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        other.admin(&crm).api_keys().revoke(key.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    org.admin(&crm).api_keys().revoke(key.id).await.unwrap();
+    assert!(matches!(
+        crm.auth().verify_api_key(&secret).await,
+        Err(Error::Unauthenticated)
+    ));
+}
+
+async fn idempotency_keys_replay_refuse_and_expire(crm: Crm) {
+    let org = Org::new(&crm, "acme").await;
+    let other = Org::new(&crm, "other").await;
+    let t = org.user(&crm);
+    let keys = t.idempotency();
+    assert_eq!(keys.begin("k", "fp1", TTL).await.unwrap(), Begin::Started);
+    assert_eq!(
+        keys.begin("k", "fp1", TTL).await.unwrap(),
+        Begin::InProgress
+    );
+    let stored = StoredResponse {
+        status: 201,
+        headers: "{}".into(),
+        body: "{\"id\":1}".into(),
+    };
+    keys.complete("k", &stored).await.unwrap();
+    assert_eq!(
+        keys.begin("k", "fp1", TTL).await.unwrap(),
+        Begin::Replay(stored)
+    );
+    assert_eq!(keys.begin("k", "fp2", TTL).await.unwrap(), Begin::Mismatch);
+    // Per organization.
+    let o = other.user(&crm);
+    assert_eq!(
+        o.idempotency().begin("k", "fp2", TTL).await.unwrap(),
+        Begin::Started
+    );
+    // Released or expired keys start over.
+    keys.release("k").await.unwrap();
+    assert_eq!(
+        keys.begin("k", "fp2", Duration::ZERO).await.unwrap(),
+        Begin::Started
+    );
+    assert_eq!(keys.begin("k", "fp3", TTL).await.unwrap(), Begin::Started);
+    assert!(matches!(
+        keys.begin("", "fp", TTL).await,
+        Err(Error::Validation(_))
+    ));
+}
