@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding port {port}"))?;
     tracing::info!("listening on http://localhost:{port} (API docs at /docs)");
-    server::serve(listener, app, shutdown_signal()).await?;
+    server::serve(listener, app, server::shutdown_signal()).await?;
     crm.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -120,33 +120,4 @@ fn random(n: usize) -> String {
         .take(n)
         .map(char::from)
         .collect()
-}
-
-/// Ctrl-C, or SIGTERM on Unix (what container runtimes send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

@@ -5,18 +5,22 @@
 //!
 //! Layout: `main.rs` (commands and dispatch), `connect.rs` (database and organization lookup),
 //! `entity.rs` (which entities the data commands take, and their CSV columns), `org.rs`,
-//! `user.rs`, `seed.rs`, `import.rs`, `export.rs`, `purge.rs`.
+//! `user.rs`, `api_key.rs`, `http.rs` (serve, token, openapi), `seed.rs`, `import.rs`,
+//! `export.rs`, `purge.rs`.
 #![forbid(unsafe_code)]
 
+mod api_key;
 mod connect;
 mod entity;
 mod export;
+mod http;
 mod import;
 mod org;
 mod purge;
 mod seed;
 mod user;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +62,20 @@ enum Command {
     /// Manage the users of an organization.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Manage the API keys of an organization.
+    #[command(subcommand)]
+    ApiKey(api_key::ApiKeyCommand),
+    /// Serve the REST API (the same server as examples/server.rs).
+    Serve(http::ServeArgs),
+    /// Access tokens for scripts and tests.
+    #[command(subcommand)]
+    Token(http::TokenCommand),
+    /// Print the OpenAPI description of the REST API.
+    Openapi {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: http::SpecFormat,
+    },
     /// Generate a realistic, deterministic demo data set.
     Seed(seed::SeedArgs),
     /// Import records from a CSV file, validated by the same services as the API.
@@ -81,11 +99,13 @@ impl Output {
         value: &impl serde::Serialize,
         text: impl FnOnce() -> String,
     ) -> anyhow::Result<()> {
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+        let text = if self.json {
+            serde_json::to_string_pretty(value)?
         } else {
-            println!("{}", text());
-        }
+            text()
+        };
+        // Not `println!`, which panics when the reader has gone (`crm … | head`).
+        writeln!(std::io::stdout().lock(), "{text}")?;
         Ok(())
     }
 }
@@ -113,6 +133,9 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = Output { json: cli.json };
+    if let Command::Openapi { format } = cli.command {
+        return http::openapi(format);
+    }
     if let Command::Migrate { status } = cli.command {
         let crm = connect::connect(&cli.database_url, false).await?;
         if !status {
@@ -137,7 +160,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let crm = connect::connect(&cli.database_url, !cli.no_migrate).await?;
     let code = match cli.command {
-        Command::Migrate { .. } => ExitCode::SUCCESS,
+        Command::Migrate { .. } | Command::Openapi { .. } => ExitCode::SUCCESS,
+        Command::ApiKey(cmd) => api_key::run(&crm, cmd, out).await?,
+        Command::Serve(args) => return http::serve(crm, args).await,
+        Command::Token(cmd) => http::token(&crm, cmd, out).await?,
         Command::Org(cmd) => org::run(&crm, cmd, out).await?,
         Command::User(cmd) => user::run(&crm, cmd, out).await?,
         Command::Seed(args) => seed::run(&crm, args, out).await?,

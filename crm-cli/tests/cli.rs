@@ -453,3 +453,145 @@ async fn sqlite_seed_import_export_round_trip_and_purge() {
 async fn postgres_seed_import_export_round_trip_and_purge() {
     seed_import_export_round_trip_and_purge(true).await;
 }
+
+async fn api_keys_tokens_and_openapi(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = database(dir.path(), postgres).await else {
+        return;
+    };
+    json(&url, &["org", "create", "--name", "Keys"]);
+    json(
+        &url,
+        &[
+            "user",
+            "create",
+            "--org",
+            "keys",
+            "--email",
+            "k@keys.test",
+            "--name",
+            "K",
+            "--no-password",
+        ],
+    );
+    let created = json(
+        &url,
+        &["api-key", "create", "--org", "keys", "--name", "forms"],
+    );
+    assert!(created["secret"].as_str().unwrap().starts_with("crm_key_"));
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        json(&url, &["api-key", "list", "--org", "keys"])[0]["id"],
+        id.as_str()
+    );
+    assert!(json(&url, &["api-key", "revoke", "--org", "keys", &id])["revoked_at"].is_string());
+
+    // Tokens need the server's secret, and a user who may sign in.
+    let out = crm(
+        &url,
+        &["token", "issue", "--org", "keys", "--user", "k@keys.test"],
+    )
+    .env_remove("CRM_JWT_SECRET")
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CRM_JWT_SECRET"));
+    let out = crm(
+        &url,
+        &[
+            "--json",
+            "token",
+            "issue",
+            "--org",
+            "keys",
+            "--user",
+            "k@keys.test",
+        ],
+    )
+    .env("CRM_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let issued: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        issued["access_token"].as_str().unwrap().split('.').count(),
+        3,
+        "a JWT"
+    );
+    assert_eq!(issued["expires_in"], 900);
+
+    // The spec needs no database.
+    let spec = text("sqlite::memory:", &["openapi", "--format", "json"]);
+    let spec: Value = serde_json::from_str(&spec).unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml"))
+            .unwrap();
+    assert_eq!(
+        text("sqlite::memory:", &["openapi"]),
+        committed,
+        "crm openapi prints the committed spec"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_api_keys_tokens_and_openapi() {
+    api_keys_tokens_and_openapi(false).await;
+}
+
+#[tokio::test]
+async fn postgres_api_keys_tokens_and_openapi() {
+    api_keys_tokens_and_openapi(true).await;
+}
+
+/// `crm serve` answers on its port and stops on SIGTERM (SQLite; the server is crm-axum's, tested
+/// on both backends there).
+#[test]
+fn serve_answers_and_stops() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("crm.db").display()),
+        )
+        .env("CRM_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut answer = String::new();
+    for _ in 0..100 {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            s.read_to_string(&mut answer).unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let status = child.wait().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+}

@@ -54,6 +54,35 @@ pub struct Claims {
     pub aud: String,
 }
 
+impl AuthConfig {
+    /// Signs an access token for `principal` with this configuration (algorithm, key, `kid`,
+    /// issuer, audience, lifetime); returns it and its lifetime in seconds. The API uses it at
+    /// login and refresh; operator tools (`crm token issue`) use it to mint tokens for scripts.
+    ///
+    /// # Errors
+    /// [`crm_core::Error::Internal`] when the key cannot sign.
+    pub fn issue_access_token(&self, principal: &Principal) -> crm_core::Result<(String, u64)> {
+        let now = unix_now();
+        let ttl = self.access_ttl.as_secs();
+        let claims = Claims {
+            sub: principal.user_id.uuid(),
+            org: principal.organization_id.uuid(),
+            role: principal.role,
+            exp: now + ttl,
+            iat: now,
+            nbf: now,
+            jti: Uuid::now_v7(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        let mut header = Header::new(self.algorithm);
+        header.kid.clone_from(&self.kid);
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .map_err(|e| crm_core::Error::Internal(format!("signing a token: {e}")))?;
+        Ok((token, ttl))
+    }
+}
+
 /// The shared state of the auth machinery.
 #[derive(Debug)]
 pub(crate) struct AuthState {
@@ -89,24 +118,7 @@ impl AuthState {
 
     /// Signs an access token for `principal`; returns it and its lifetime in seconds.
     pub(crate) fn issue(&self, principal: &Principal) -> Result<(String, u64), ApiError> {
-        let now = unix_now();
-        let ttl = self.config.access_ttl.as_secs();
-        let claims = Claims {
-            sub: principal.user_id.uuid(),
-            org: principal.organization_id.uuid(),
-            role: principal.role,
-            exp: now + ttl,
-            iat: now,
-            nbf: now,
-            jti: Uuid::now_v7(),
-            iss: self.config.issuer.clone(),
-            aud: self.config.audience.clone(),
-        };
-        let mut header = Header::new(self.config.algorithm);
-        header.kid.clone_from(&self.config.kid);
-        let token = jsonwebtoken::encode(&header, &claims, &self.config.encoding)
-            .map_err(|e| crm_core::Error::Internal(format!("signing a token: {e}")))?;
-        Ok((token, ttl))
+        Ok(self.config.issue_access_token(principal)?)
     }
 
     /// Verifies an access token's signature and claims.

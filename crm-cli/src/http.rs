@@ -1,0 +1,151 @@
+//! `crm serve`, `crm token issue` and `crm openapi`: the REST API of `crm-axum`.
+//!
+//! The signing secret comes from `CRM_JWT_SECRET` only (never a flag, which shell history and
+//! process lists would show), as for `examples/server.rs`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use crm_axum::AuthConfig;
+use crm_axum::server::{self, ServerOptions};
+use crm_core::{Crm, UserId};
+use serde::Serialize;
+
+use crate::Output;
+use crate::connect::organization;
+
+/// Arguments of `crm serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CRM_LISTEN", default_value = "0.0.0.0")]
+    listen: String,
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    port: u16,
+    /// Comma-separated origins allowed by CORS (`*` for any); none by default.
+    #[arg(long, env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Option<Vec<String>>,
+    /// Longest a request may take, in seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+/// Token commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Print an access token for a user (for scripts and tests); signed with CRM_JWT_SECRET.
+    Issue {
+        /// Organization slug or id.
+        #[arg(long)]
+        org: String,
+        /// The user's email or id.
+        #[arg(long)]
+        user: String,
+        /// Lifetime in minutes.
+        #[arg(long, default_value_t = 15)]
+        minutes: u64,
+    },
+}
+
+/// Output format of `crm openapi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SpecFormat {
+    /// YAML, as committed in docs/openapi.yaml.
+    Yaml,
+    /// JSON, as served at /api/v1/openapi.json.
+    Json,
+}
+
+fn secret(required: bool) -> anyhow::Result<Option<String>> {
+    match std::env::var("CRM_JWT_SECRET") {
+        Ok(s) => Ok(Some(s)),
+        Err(_) if required => {
+            bail!("CRM_JWT_SECRET is not set: tokens must be signed with the server's secret")
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=debug".into()),
+        )
+        .init();
+    let secret = match secret(false)? {
+        Some(s) => s,
+        None => {
+            tracing::warn!(
+                "CRM_JWT_SECRET is not set: using a random secret, tokens end with the process"
+            );
+            (0..48).map(|_| fastrand::alphanumeric()).collect()
+        }
+    };
+    let auth = AuthConfig::hs256(secret.as_bytes()).context("CRM_JWT_SECRET")?;
+    let options = ServerOptions {
+        request_timeout: Duration::from_secs(args.timeout),
+        cors_origins: args.cors_origins,
+    };
+    let app = server::app(crm.clone(), auth, &options);
+    let listener = tokio::net::TcpListener::bind((args.listen.as_str(), args.port))
+        .await
+        .with_context(|| format!("binding {}:{}", args.listen, args.port))?;
+    tracing::info!(
+        "listening on http://{}:{} (API docs at /docs)",
+        args.listen,
+        args.port
+    );
+    server::serve(listener, app, server::shutdown_signal()).await?;
+    crm.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct Issued {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+pub(crate) async fn token(crm: &Crm, cmd: TokenCommand, out: Output) -> anyhow::Result<ExitCode> {
+    let TokenCommand::Issue { org, user, minutes } = cmd;
+    let secret = secret(true)?.unwrap_or_default();
+    let org = organization(crm, &org).await?;
+    let t = crm.tenant(&crm_core::TenantContext::system(org.id));
+    let user = match user.parse::<UserId>() {
+        Ok(id) => t.users().get(id).await,
+        Err(_) => t.users().get_by_email(&user).await,
+    }
+    .with_context(|| format!("unknown user `{user}`"))?;
+    // The principal check refuses deactivated users and suspended organizations, as the API does.
+    let principal = crm
+        .auth()
+        .principal(org.id, user.id)
+        .await
+        .context("the user may not sign in")?;
+    let auth = AuthConfig::hs256(secret.as_bytes())
+        .context("CRM_JWT_SECRET")?
+        .access_ttl(Duration::from_secs(minutes.max(1) * 60));
+    let (access_token, expires_in) = auth.issue_access_token(&principal)?;
+    let issued = Issued {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+    };
+    out.show(&issued, || issued.access_token.clone())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn openapi(format: SpecFormat) -> anyhow::Result<ExitCode> {
+    let spec = crm_axum::openapi();
+    let text = match format {
+        SpecFormat::Yaml => spec.to_yaml()?,
+        SpecFormat::Json => spec.to_pretty_json()? + "\n",
+    };
+    std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
