@@ -138,7 +138,8 @@ pub use pipelines::{
     StageId, StageKind, StageSummary, default_pipeline,
 };
 pub use record::{
-    Deleted, Direction, Entity, Filter, ListQuery, Op, Page, PurgeReport, Record, Records, Sort,
+    Condition, Deleted, Direction, Entity, Filter, ListQuery, Op, Page, PurgeReport, Record,
+    Records, Sort,
 };
 pub use storage::Backend;
 pub use tenant::Tenant;

@@ -52,6 +52,10 @@ pub enum Op {
     StartsWith,
     /// `true`: the field is empty; `false`: it has a value.
     IsNull,
+    /// `true`: the field has a value; `false`: it is empty.
+    Exists,
+    /// Between two values, both included: `[low, high]`.
+    Between,
 }
 
 /// One condition: `field op value`. `field` is a standard field (`name`, `created_at`…) or a
@@ -65,6 +69,71 @@ pub struct Filter {
     /// The operand: a JSON scalar; an array for [`Op::In`]; a boolean for [`Op::IsNull`].
     pub value: Value,
 }
+
+/// A tree of conditions, for searches beyond "all of these": `{"and": […]}`, `{"or": […]}`,
+/// `{"not": …}`, or a single [`Filter`].
+///
+/// ```
+/// use crm_core::{Condition, ListQuery, Op};
+/// let q = ListQuery::default().condition(Condition::or(vec![
+///     Condition::filter("industry", Op::Eq, "Energy"),
+///     Condition::not(Condition::filter("employee_count", Op::Between, serde_json::json!([10, 100]))),
+/// ]));
+/// let json = serde_json::to_value(&q.condition).unwrap();
+/// assert_eq!(json["or"][1]["not"]["op"], "between");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Condition {
+    /// All of these hold.
+    And {
+        /// The conditions.
+        and: Vec<Condition>,
+    },
+    /// At least one of these holds.
+    Or {
+        /// The conditions.
+        or: Vec<Condition>,
+    },
+    /// This does not hold.
+    Not {
+        /// The condition.
+        not: Box<Condition>,
+    },
+    /// One filter.
+    Filter(Filter),
+}
+
+impl Condition {
+    /// All of `conditions`.
+    pub fn and(conditions: Vec<Condition>) -> Self {
+        Condition::And { and: conditions }
+    }
+
+    /// Any of `conditions`.
+    pub fn or(conditions: Vec<Condition>) -> Self {
+        Condition::Or { or: conditions }
+    }
+
+    /// Not `condition`.
+    pub fn not(condition: Condition) -> Self {
+        Condition::Not {
+            not: Box::new(condition),
+        }
+    }
+
+    /// `field op value`.
+    pub fn filter(field: impl Into<String>, op: Op, value: impl Into<Value>) -> Self {
+        Condition::Filter(Filter {
+            field: field.into(),
+            op,
+            value: value.into(),
+        })
+    }
+}
+
+/// Deepest nesting of a [`Condition`].
+pub const MAX_DEPTH: usize = 8;
 
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -116,6 +185,9 @@ pub struct ListQuery {
     /// Conditions, all of which must hold.
     #[serde(default)]
     pub filters: Vec<Filter>,
+    /// A condition tree that must hold too (and/or/not groups).
+    #[serde(default)]
+    pub condition: Option<Condition>,
     /// Sort order; by id (creation order) when absent.
     #[serde(default)]
     pub sort: Option<Sort>,
@@ -138,6 +210,29 @@ impl ListQuery {
             op,
             value: value.into(),
         });
+        self
+    }
+
+    /// Whether any filter (flat or in the tree) is on a custom field.
+    pub(crate) fn mentions_custom_fields(&self) -> bool {
+        fn tree(c: &Condition) -> bool {
+            match c {
+                Condition::And { and: items } | Condition::Or { or: items } => {
+                    items.iter().any(tree)
+                }
+                Condition::Not { not } => tree(not),
+                Condition::Filter(f) => f.field.starts_with("custom_fields."),
+            }
+        }
+        self.filters
+            .iter()
+            .any(|f| f.field.starts_with("custom_fields."))
+            || self.condition.as_ref().is_some_and(tree)
+    }
+
+    /// Adds a condition tree (it must hold besides the filters).
+    pub fn condition(mut self, condition: Condition) -> Self {
+        self.condition = Some(condition);
         self
     }
 
@@ -270,6 +365,28 @@ pub(crate) fn plan<E: Entity>(
         }
     }
 
+    if let Some(c) = &q.condition {
+        sql.push(" and ");
+        let mut leaves = q.filters.len();
+        push_condition::<E>(
+            &mut sql,
+            c,
+            backend,
+            defs,
+            "condition",
+            0,
+            &mut leaves,
+            &mut errors,
+        );
+        if leaves > MAX_FILTERS {
+            errors.push(FieldError::new(
+                "condition",
+                "too_many",
+                format!("at most {MAX_FILTERS} filters in all"),
+            ));
+        }
+    }
+
     if let Some(c) = &q.cursor {
         match Cursor::decode(c) {
             Ok(cursor) if cursor.field == sort_col.name && cursor.direction == direction => {
@@ -396,12 +513,142 @@ enum Target<'d> {
     Custom(&'d CustomFieldDefinition),
 }
 
+/// Appends a condition tree; every problem goes to `errors`, named by its path in the tree.
+///
+/// Under a `not`, each filter is read as false when its field is empty (`coalesce(…, false)`),
+/// so that `not (vip = true)` includes records without `vip` on both backends instead of
+/// following SQL's three-valued logic. Elsewhere filters stay bare, so indexes serve them.
+#[allow(clippy::too_many_arguments)]
+fn push_condition<E: Entity>(
+    sql: &mut Sql,
+    c: &Condition,
+    backend: Backend,
+    defs: &Definitions,
+    path: &str,
+    depth: usize,
+    leaves: &mut usize,
+    errors: &mut Vec<FieldError>,
+) {
+    push_node::<E>(sql, c, backend, defs, path, depth, false, leaves, errors);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_node<E: Entity>(
+    sql: &mut Sql,
+    c: &Condition,
+    backend: Backend,
+    defs: &Definitions,
+    path: &str,
+    depth: usize,
+    negated: bool,
+    leaves: &mut usize,
+    errors: &mut Vec<FieldError>,
+) {
+    if depth > MAX_DEPTH {
+        errors.push(FieldError::new(
+            path,
+            "too_deep",
+            format!("conditions nest at most {MAX_DEPTH} deep"),
+        ));
+        return;
+    }
+    let (items, joiner, empty, key) = match c {
+        Condition::Filter(f) => {
+            *leaves += 1;
+            if negated {
+                sql.push("coalesce((");
+            }
+            if let Err(e) = push_filter::<E>(sql, f, backend, defs) {
+                errors.push(FieldError {
+                    field: format!("{path}.{}", e.field),
+                    ..e
+                });
+            }
+            if negated {
+                sql.push("), false)");
+            }
+            return;
+        }
+        Condition::Not { not } => {
+            sql.push("not (");
+            let here = format!("{path}.not");
+            push_node::<E>(
+                sql,
+                not,
+                backend,
+                defs,
+                &here,
+                depth + 1,
+                true,
+                leaves,
+                errors,
+            );
+            sql.push(")");
+            return;
+        }
+        Condition::And { and } => (and, " and ", "1 = 1", "and"),
+        Condition::Or { or } => (or, " or ", "1 = 0", "or"),
+    };
+    if items.is_empty() {
+        sql.push(empty);
+        return;
+    }
+    sql.push("(");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            sql.push(joiner);
+        }
+        let here = format!("{path}.{key}[{i}]");
+        push_node::<E>(
+            sql,
+            item,
+            backend,
+            defs,
+            &here,
+            depth + 1,
+            negated,
+            leaves,
+            errors,
+        );
+    }
+    sql.push(")");
+}
+
 fn push_filter<E: Entity>(
     sql: &mut Sql,
     f: &Filter,
     backend: Backend,
     defs: &Definitions,
 ) -> std::result::Result<(), FieldError> {
+    // `exists` and `between` are spelled with the other operators.
+    match (f.op, &f.value) {
+        (Op::Exists, Value::Bool(exists)) => {
+            let f = Filter {
+                op: Op::IsNull,
+                value: Value::Bool(!exists),
+                ..f.clone()
+            };
+            return push_filter::<E>(sql, &f, backend, defs);
+        }
+        (Op::Exists, _) => return Err(value_error("a boolean")),
+        (Op::Between, Value::Array(bounds))
+            if bounds.len() == 2 && bounds.iter().all(|b| !b.is_null()) =>
+        {
+            let bound = |op, value: &Value| Filter {
+                op,
+                value: value.clone(),
+                ..f.clone()
+            };
+            sql.push("(");
+            push_filter::<E>(sql, &bound(Op::Gte, &bounds[0]), backend, defs)?;
+            sql.push(" and ");
+            push_filter::<E>(sql, &bound(Op::Lte, &bounds[1]), backend, defs)?;
+            sql.push(")");
+            return Ok(());
+        }
+        (Op::Between, _) => return Err(value_error("an array of two values [low, high]")),
+        _ => {}
+    }
     let target = if let Some(key) = f.field.strip_prefix("custom_fields.") {
         match defs.get(key) {
             Some(d) => Target::Custom(d),
@@ -527,6 +774,7 @@ fn push_column_filter(
             sql.bind(like_pattern(s, f.op == Op::Contains))
                 .push(" escape '\\'");
         }
+        Op::Exists | Op::Between => return Err(value_error("a value this operator takes")),
         Op::IsNull => {
             let Value::Bool(is_null) = f.value else {
                 return Err(value_error("a boolean"));
@@ -704,6 +952,7 @@ fn push_custom_filter(
             sql.bind(like_pattern(s, f.op == Op::Contains))
                 .push(" escape '\\'");
         }
+        Op::Exists | Op::Between => return Err(value_error("a value this operator takes")),
         Op::IsNull => {
             let Value::Bool(is_null) = f.value else {
                 return Err(value_error("a boolean"));

@@ -20,8 +20,8 @@ mod service;
 pub use entity::{Entity, Operation, Referable, WriteContext};
 pub use fields::{Column, FieldType, Fields, Kind, present};
 pub use list::{
-    DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_FILTERS, MAX_IN_VALUES, MAX_LIMIT,
-    Op, Page, Sort,
+    Condition, DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_DEPTH, MAX_FILTERS,
+    MAX_IN_VALUES, MAX_LIMIT, Op, Page, Sort,
 };
 pub use row::Record;
 pub use service::{PurgeReport, Records};

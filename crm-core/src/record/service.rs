@@ -379,11 +379,7 @@ impl<'t, E: Entity> Records<'t, E> {
         let mut s = self.tenant.session().await?;
         let mut conn = s.conn();
         // Definitions are needed (and, on a cache miss, read) only to filter on custom fields.
-        let defs = if query
-            .filters
-            .iter()
-            .any(|f| f.field.starts_with("custom_fields."))
-        {
+        let defs = if query.mentions_custom_fields() {
             field_definitions::load(self.tenant, E::NAME, &mut conn).await?
         } else {
             Default::default()

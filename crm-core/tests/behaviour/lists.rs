@@ -386,4 +386,100 @@ crate::on_both_backends!(
     bad_queries_are_validation_errors,
     keyset_pagination_with_equal_sort_keys,
     trash_views,
+    condition_trees_between_and_exists,
 );
+
+async fn condition_trees_between_and_exists(crm: crm_core::Crm) {
+    use crm_core::Condition as C;
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.user(&crm);
+    seed(&crm, &org, &t).await;
+    let q = |c: C| ListQuery::default().condition(c);
+
+    // (industry-less) Alpha(10) Beta(200) Gamma(null) delta(3000)
+    let between = C::filter("employee_count", Op::Between, json!([10, 200]));
+    assert_eq!(
+        names(&t, q(between.clone())).await,
+        ["Alpha", "Beta"],
+        "bounds included"
+    );
+    assert_eq!(
+        names(&t, q(C::not(between.clone()))).await,
+        ["Gamma 50%_off", "delta"],
+        "not: a record without a value does not match the inner filter, so it matches"
+    );
+    let either = C::or(vec![
+        between.clone(),
+        C::filter("domain", Op::Exists, false),
+    ]);
+    assert_eq!(
+        names(&t, q(either)).await,
+        ["Alpha", "Beta", "Gamma 50%_off"]
+    );
+    let nested = C::and(vec![
+        C::or(vec![
+            C::filter("name", Op::StartsWith, "a"),
+            C::filter("name", Op::StartsWith, "d"),
+        ]),
+        C::not(C::filter("custom_fields.vip", Op::Eq, true)),
+    ]);
+    assert_eq!(names(&t, q(nested)).await, ["delta"]);
+    assert_eq!(
+        names(
+            &t,
+            q(C::filter(
+                "custom_fields.score",
+                Op::Between,
+                json!([2.5, 9])
+            ))
+        )
+        .await,
+        ["Alpha", "Gamma 50%_off"]
+    );
+    assert_eq!(
+        names(&t, q(C::filter("custom_fields.vip", Op::Exists, true))).await,
+        ["Alpha"]
+    );
+    // Empty groups: `and` of nothing holds, `or` of nothing does not.
+    assert_eq!(names(&t, q(C::and(vec![]))).await.len(), 4);
+    assert!(names(&t, q(C::or(vec![]))).await.is_empty());
+    // Filters and the tree combine with AND.
+    let both = ListQuery::default()
+        .filter("domain", Op::Exists, true)
+        .condition(between);
+    assert_eq!(names(&t, both).await, ["Alpha", "Beta"]);
+
+    // Errors are named by their place in the tree.
+    let bad = C::and(vec![
+        C::filter("name", Op::Eq, "x"),
+        C::or(vec![
+            C::filter("nope", Op::Eq, 1),
+            C::filter("employee_count", Op::Between, json!([1])),
+        ]),
+    ]);
+    let Err(Error::Validation(errors)) = t.accounts().list(&q(bad)).await else {
+        panic!("expected validation")
+    };
+    let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "condition.and[1].or[0].field",
+            "condition.and[1].or[1].value"
+        ]
+    );
+    let mut deep = C::filter("name", Op::Eq, "x");
+    for _ in 0..10 {
+        deep = C::not(deep);
+    }
+    let Err(Error::Validation(errors)) = t.accounts().list(&q(deep)).await else {
+        panic!("expected validation")
+    };
+    assert_eq!(errors[0].code, "too_deep");
+    // The JSON form, as an API client sends it.
+    let parsed: ListQuery = serde_json::from_value(json!({
+        "condition": {"or": [{"field": "name", "op": "eq", "value": "Beta"}, {"not": {"field": "domain", "op": "exists", "value": true}}]}
+    }))
+    .unwrap();
+    assert_eq!(names(&t, parsed).await, ["Beta", "Gamma 50%_off"]);
+}
