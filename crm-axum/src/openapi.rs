@@ -262,7 +262,7 @@ pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str) {
         .parameter(query("include_deleted", "`true`, `false` (default) or `only` (the trash)", Type::String))
         .parameter(query(
             "filter[{field}][{op}]",
-            "A filter; ops: eq, ne, lt, lte, gt, gte, in (comma-separated), contains, starts_with, is_null. `filter[field]=v` means eq.",
+            "A filter; ops: eq, ne, lt, lte, gt, gte, in and between (comma-separated), contains, starts_with, is_null, exists. `filter[field]=v` means eq.",
             Type::String,
         ))
         .response("200", ok("One page", &list_name));

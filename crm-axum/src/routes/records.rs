@@ -172,8 +172,10 @@ pub(crate) fn list_query<E: Entity>(raw: Option<&str>) -> ApiResult<ListQuery> {
                 let op: Op = serde_json::from_value(Value::String(op.to_owned()))
                     .map_err(|_| bad(&k, "unknown operator"))?;
                 let value = match op {
-                    Op::In => Value::Array(v.split(',').map(|s| typed::<E>(field, s)).collect()),
-                    Op::IsNull => Value::Bool(v != "false"),
+                    Op::In | Op::Between => {
+                        Value::Array(v.split(',').map(|s| typed::<E>(field, s)).collect())
+                    }
+                    Op::IsNull | Op::Exists => Value::Bool(v != "false"),
                     _ => typed::<E>(field, &v),
                 };
                 q.filters.push(Filter {
@@ -211,8 +213,8 @@ async fn list<E: Resource>(
     Ok(Json(tenant.records::<E>().list(&q).await?))
 }
 
-/// The body of `POST …/search`: conditions that must all hold (nested and/or/not groups are
-/// not in crm-core yet), a sort, a page.
+/// The body of `POST …/search`: flat conditions that must all hold and/or a condition tree
+/// (`{"and": […]}`, `{"or": […]}`, `{"not": …}` over the same filters), a sort, a page.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SearchRequest {
@@ -220,6 +222,11 @@ pub(crate) struct SearchRequest {
     #[serde(default)]
     #[schema(value_type = Vec<FilterSchema>)]
     filters: Vec<Filter>,
+    /// A tree of conditions that must hold too: `{"and": [..]}`, `{"or": [..]}`,
+    /// `{"not": ..}` or a filter, nested up to 8 deep (50 filters in all).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    condition: Option<crm_core::Condition>,
     /// Sort order; creation order when absent.
     #[serde(default)]
     #[schema(value_type = Option<SortSchema>)]
@@ -244,7 +251,8 @@ pub(crate) struct FilterSchema {
     field: String,
     /// The operator.
     op: OpSchema,
-    /// A JSON scalar; an array for `in`; a boolean for `is_null`.
+    /// A JSON scalar; an array for `in` and `between` (`[low, high]`); a boolean for
+    /// `is_null` and `exists`.
     value: Value,
 }
 
@@ -273,6 +281,10 @@ pub(crate) enum OpSchema {
     StartsWith,
     /// `true`: the field is empty; `false`: it has a value.
     IsNull,
+    /// `true`: the field has a value; `false`: it is empty.
+    Exists,
+    /// Between two values, both included: `[low, high]`.
+    Between,
 }
 
 /// A sort order (the id breaks ties).
@@ -299,13 +311,14 @@ pub(crate) enum DeletedSchema {
     Only,
 }
 
-/// Searches records with a JSON filter list (all conditions must hold).
+/// Searches records with a JSON filter list and/or condition tree.
 async fn search<E: Resource>(
     tenant: Tenant,
     Json(req): Json<SearchRequest>,
 ) -> ApiResult<Json<crm_core::Page<Record<E>>>> {
     let q = ListQuery {
         filters: req.filters,
+        condition: req.condition,
         sort: req.sort,
         limit: req.limit,
         cursor: req.cursor,

@@ -250,6 +250,36 @@ async fn search_takes_a_json_filter_list(crm: Crm) {
     let data = r.body["data"].as_array().unwrap();
     assert_eq!(data.len(), 1);
     assert_eq!(data[0]["name"], "Mid");
+    // A condition tree with between and exists.
+    let r = app
+        .post(
+            "/api/v1/accounts/search",
+            t,
+            json!({
+                "condition": { "or": [
+                    { "field": "employee_count", "op": "between", "value": [1, 10] },
+                    { "not": { "field": "name", "op": "starts_with", "value": "m" } }
+                ]},
+                "filters": [{ "field": "employee_count", "op": "exists", "value": true }],
+                "sort": { "field": "name", "direction": "asc" }
+            }),
+        )
+        .await
+        .expect(200);
+    let names: Vec<_> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("Big"), json!("Small")]);
+    app.post(
+        "/api/v1/accounts/search",
+        t,
+        json!({ "condition": { "and": [{ "field": "employee_count", "op": "between", "value": 3 }] } }),
+    )
+    .await
+    .problem(422, "validation");
     app.post("/api/v1/accounts/search", t, json!({ "filter": [] }))
         .await
         .problem(422, "validation");

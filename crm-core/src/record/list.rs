@@ -26,7 +26,7 @@ pub const MAX_LIMIT: u32 = 100;
 /// Most values in one `in` filter.
 pub const MAX_IN_VALUES: usize = 100;
 /// Most filters in one query.
-pub const MAX_FILTERS: usize = 20;
+pub const MAX_FILTERS: usize = 50;
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,7 +77,7 @@ pub struct Filter {
 /// use crm_core::{Condition, ListQuery, Op};
 /// let q = ListQuery::default().condition(Condition::or(vec![
 ///     Condition::filter("industry", Op::Eq, "Energy"),
-///     Condition::not(Condition::filter("employee_count", Op::Between, serde_json::json!([10, 100]))),
+///     !Condition::filter("employee_count", Op::Between, serde_json::json!([10, 100])),
 /// ]));
 /// let json = serde_json::to_value(&q.condition).unwrap();
 /// assert_eq!(json["or"][1]["not"]["op"], "between");
@@ -115,13 +115,6 @@ impl Condition {
         Condition::Or { or: conditions }
     }
 
-    /// Not `condition`.
-    pub fn not(condition: Condition) -> Self {
-        Condition::Not {
-            not: Box::new(condition),
-        }
-    }
-
     /// `field op value`.
     pub fn filter(field: impl Into<String>, op: Op, value: impl Into<Value>) -> Self {
         Condition::Filter(Filter {
@@ -129,6 +122,16 @@ impl Condition {
             op,
             value: value.into(),
         })
+    }
+}
+
+/// `!condition`: it does not hold.
+impl std::ops::Not for Condition {
+    type Output = Condition;
+    fn not(self) -> Condition {
+        Condition::Not {
+            not: Box::new(self),
+        }
     }
 }
 

@@ -404,7 +404,7 @@ async fn condition_trees_between_and_exists(crm: crm_core::Crm) {
         "bounds included"
     );
     assert_eq!(
-        names(&t, q(C::not(between.clone()))).await,
+        names(&t, q(!between.clone())).await,
         ["Gamma 50%_off", "delta"],
         "not: a record without a value does not match the inner filter, so it matches"
     );
@@ -421,7 +421,7 @@ async fn condition_trees_between_and_exists(crm: crm_core::Crm) {
             C::filter("name", Op::StartsWith, "a"),
             C::filter("name", Op::StartsWith, "d"),
         ]),
-        C::not(C::filter("custom_fields.vip", Op::Eq, true)),
+        !C::filter("custom_fields.vip", Op::Eq, true),
     ]);
     assert_eq!(names(&t, q(nested)).await, ["delta"]);
     assert_eq!(
@@ -470,7 +470,7 @@ async fn condition_trees_between_and_exists(crm: crm_core::Crm) {
     );
     let mut deep = C::filter("name", Op::Eq, "x");
     for _ in 0..10 {
-        deep = C::not(deep);
+        deep = !deep;
     }
     let Err(Error::Validation(errors)) = t.accounts().list(&q(deep)).await else {
         panic!("expected validation")
