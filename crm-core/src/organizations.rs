@@ -5,12 +5,14 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::context::{Role, TenantContext};
 use crate::crm::Crm;
 use crate::error::{Error, Result, ResultExt as _};
 use crate::id::Id;
 use crate::pipelines;
-use crate::storage::{Backend, Sql};
+use crate::storage::{Backend, Sql, Tx};
 use crate::time::now;
+use crate::users::{NewUser, PreparedUser, User};
 use crate::validation::Validator;
 
 /// The id of an organization (tenant).
@@ -106,53 +108,39 @@ impl<'c> Organizations<'c> {
     /// [`Error::Validation`] for a blank name or a malformed slug, [`Error::Conflict`] when the
     /// slug is taken.
     pub async fn create(&self, new: NewOrganization) -> Result<Organization> {
-        let mut v = Validator::new();
-        v.text("name", &new.name, true, 200);
-        let slug = match &new.slug {
-            Some(s) => {
-                v.check(
-                    is_slug(s),
-                    "slug",
-                    "invalid_format",
-                    "must be 1-63 characters of a-z, 0-9 and '-'",
-                );
-                s.clone()
-            }
-            None => slugify(&new.name),
-        };
-        v.finish()?;
         let id = OrganizationId::new();
-        let at = now();
-        let mut q = Sql::new(
-            "insert into organizations (id, name, slug, status, created_at, updated_at) values (",
-        );
-        q.bind(id)
-            .push(", ")
-            .bind(new.name.trim())
-            .push(", ")
-            .bind(slug.clone())
-            .push(", 'active', ")
-            .bind(at)
-            .push(", ")
-            .bind(at)
-            .push(") returning id, name, slug, status, created_at, updated_at");
+        let mut s = self.crm.pool().global().await?;
+        let mut tx = s.begin().await?;
+        let out = insert_in(&mut tx, id, new).await;
+        tx.settle(out).await
+    }
+
+    /// Creates an organization and its first company admin in one transaction: either both
+    /// exist afterwards or neither (self-service sign-up).
+    ///
+    /// # Errors
+    /// As [`Organizations::create`] and [`crate::Users::create`]; the admin's role is always
+    /// `company_admin`.
+    pub async fn create_with_admin(
+        &self,
+        new: NewOrganization,
+        admin: NewUser,
+    ) -> Result<(Organization, User)> {
+        let id = OrganizationId::new();
+        let ctx = TenantContext::system(id);
+        let admin = NewUser {
+            role: Role::CompanyAdmin,
+            ..admin
+        };
+        // Checks and hashing first: a bad admin leaves nothing behind, and no lock is held while
+        // argon2 runs.
+        let prepared = PreparedUser::new(self.crm, &ctx, admin).await?;
         let mut s = self.crm.pool().global().await?;
         let mut tx = s.begin().await?;
         let out = async {
-            let org: Organization = tx
-                .conn()
-                .fetch_one(&q)
-                .await
-                .on_unique(|| format!("an organization with slug `{slug}` already exists"))?;
-            // The new tenant's own rows (its default pipeline) are written under its id, set for
-            // this transaction only (the connection's binding comes back at commit).
-            let mut bind = Sql::new("select set_config('crm.org_id', ");
-            bind.bind(org.id.to_string()).push(", true)");
-            if tx.conn().backend() == Backend::Postgres {
-                tx.conn().execute(&bind).await?;
-            }
-            pipelines::insert(&mut tx.conn(), org.id, &pipelines::default_pipeline(), true).await?;
-            Ok(org)
+            let org = insert_in(&mut tx, id, new).await?;
+            let user = prepared.insert_in(&mut tx, &ctx).await?;
+            Ok((org, user))
         }
         .await;
         tx.settle(out).await
@@ -215,6 +203,55 @@ impl<'c> Organizations<'c> {
             .await?
             .ok_or(Error::not_found("organization", id))
     }
+}
+
+/// Inserts organization `id` with its default pipeline inside the caller's transaction, and
+/// binds the transaction to it (PostgreSQL) so that its own rows can be written next.
+async fn insert_in(
+    tx: &mut Tx<'_>,
+    id: OrganizationId,
+    new: NewOrganization,
+) -> Result<Organization> {
+    let mut v = Validator::new();
+    v.text("name", &new.name, true, 200);
+    let slug = match &new.slug {
+        Some(s) => {
+            v.check(
+                is_slug(s),
+                "slug",
+                "invalid_format",
+                "must be 1-63 characters of a-z, 0-9 and '-'",
+            );
+            s.clone()
+        }
+        None => slugify(&new.name),
+    };
+    v.finish()?;
+    let at = now();
+    let mut q = Sql::new(
+        "insert into organizations (id, name, slug, status, created_at, updated_at) values (",
+    );
+    q.bind(id)
+        .push(", ")
+        .bind(new.name.trim())
+        .push(", ")
+        .bind(slug.clone());
+    q.push(", 'active', ").bind(at).push(", ").bind(at);
+    q.push(") returning id, name, slug, status, created_at, updated_at");
+    let org: Organization = tx
+        .conn()
+        .fetch_one(&q)
+        .await
+        .on_unique(|| format!("an organization with slug `{slug}` already exists"))?;
+    // The new tenant's own rows are written under its id, set for this transaction only (the
+    // connection's own binding comes back at commit).
+    if tx.conn().backend() == Backend::Postgres {
+        let mut bind = Sql::new("select set_config('crm.org_id', ");
+        bind.bind(org.id.to_string()).push(", true)");
+        tx.conn().execute(&bind).await?;
+    }
+    pipelines::insert(&mut tx.conn(), org.id, &pipelines::default_pipeline(), true).await?;
+    Ok(org)
 }
 
 fn is_slug(s: &str) -> bool {

@@ -4,14 +4,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 
-use crate::context::Role;
+use crate::context::{Role, TenantContext};
 use crate::error::{Error, Result, ResultExt as _};
 use crate::events::{self, Action};
 use crate::id::Id;
 use crate::organizations::OrganizationId;
 use crate::password::Password;
 use crate::record::Referable;
-use crate::storage::{Backend, Sql};
+use crate::storage::{Backend, Sql, Tx};
 use crate::tenant::Tenant;
 use crate::time::now;
 use crate::validation::Validator;
@@ -93,77 +93,10 @@ impl<'t> Users<'t> {
     #[tracing::instrument(skip_all, fields(org = %self.tenant.context().organization_id()))]
     pub async fn create(&self, new: NewUser) -> Result<User> {
         let ctx = self.tenant.context();
-        if !ctx.role().is_admin() {
-            return Err(Error::Forbidden(
-                "only company admins may create users".into(),
-            ));
-        }
-        if new.role > ctx.role() {
-            return Err(Error::Forbidden(format!(
-                "cannot create a user with role {} above your own",
-                new.role
-            )));
-        }
-        let email = new.email.trim().to_owned();
-        let mut v = Validator::new();
-        v.email("email", &email);
-        v.text("name", &new.name, true, 200);
-        if let Some(p) = &new.password {
-            let n = p.expose().chars().count();
-            v.check(
-                (MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&n),
-                "password",
-                "invalid_length",
-                "must be between 8 and 1024 characters",
-            );
-        }
-        v.finish()?;
-        let hash = match &new.password {
-            Some(p) => Some(self.tenant.crm().hasher().hash(p).await?),
-            None => None,
-        };
-
-        let id = UserId::new();
-        let at = now();
-        let mut q = Sql::new(
-            "insert into users (organization_id, id, email, name, password_hash, role, is_active, created_at, updated_at, version) values (",
-        );
-        q.bind(ctx.organization_id()).push(", ").bind(id);
-        q.push(", ")
-            .bind(email.as_str())
-            .push(", ")
-            .bind(new.name.trim());
-        q.push(", ").bind(hash).push(", ").bind(new.role.as_str());
-        q.push(", true, ")
-            .bind(at)
-            .push(", ")
-            .bind(at)
-            .push(", 1) returning ")
-            .push(COLUMNS);
-
-        let mut changes = Map::new();
-        changes.insert("email".into(), json!({ "after": email }));
-        changes.insert("name".into(), json!({ "after": new.name.trim() }));
-        changes.insert("role".into(), json!({ "after": new.role }));
-
+        let prepared = PreparedUser::new(self.tenant.crm(), ctx, new).await?;
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
-        let out = async {
-            let user: User = tx.conn().fetch_one(&q).await.on_unique(|| {
-                format!("a user with email {email} already exists in this organization")
-            })?;
-            events::append(
-                &mut tx.conn(),
-                ctx,
-                "user",
-                id.uuid(),
-                Action::Created,
-                changes,
-            )
-            .await?;
-            Ok(user)
-        }
-        .await;
+        let out = prepared.insert_in(&mut tx, ctx).await;
         tx.settle(out).await
     }
 
@@ -364,6 +297,94 @@ impl<'t> Users<'t> {
             Some(u) if ok && u.user.is_active => Ok(u.user),
             _ => Err(Error::Unauthenticated),
         }
+    }
+}
+
+/// A new user, checked, with the password already hashed (slow: done before any transaction).
+pub(crate) struct PreparedUser {
+    id: UserId,
+    email: String,
+    name: String,
+    hash: Option<String>,
+    role: Role,
+}
+
+impl PreparedUser {
+    /// Checks `new` for creation by `ctx` and hashes its password.
+    pub(crate) async fn new(crm: &crate::Crm, ctx: &TenantContext, new: NewUser) -> Result<Self> {
+        if !ctx.role().is_admin() {
+            return Err(Error::Forbidden(
+                "only company admins may create users".into(),
+            ));
+        }
+        if new.role > ctx.role() {
+            return Err(Error::Forbidden(format!(
+                "cannot create a user with role {} above your own",
+                new.role
+            )));
+        }
+        let email = new.email.trim().to_owned();
+        let mut v = Validator::new();
+        v.email("email", &email);
+        v.text("name", &new.name, true, 200);
+        if let Some(p) = &new.password {
+            let n = p.expose().chars().count();
+            v.check(
+                (MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&n),
+                "password",
+                "invalid_length",
+                "must be between 8 and 1024 characters",
+            );
+        }
+        v.finish()?;
+        let hash = match &new.password {
+            Some(p) => Some(crm.hasher().hash(p).await?),
+            None => None,
+        };
+        Ok(Self {
+            id: UserId::new(),
+            email,
+            name: new.name.trim().to_owned(),
+            hash,
+            role: new.role,
+        })
+    }
+
+    /// Inserts the user and its event in `ctx`'s organization, inside the caller's transaction.
+    pub(crate) async fn insert_in(self, tx: &mut Tx<'_>, ctx: &TenantContext) -> Result<User> {
+        let at = now();
+        let mut q = Sql::new(
+            "insert into users (organization_id, id, email, name, password_hash, role, is_active, created_at, updated_at, version) values (",
+        );
+        q.bind(ctx.organization_id()).push(", ").bind(self.id);
+        q.push(", ")
+            .bind(self.email.as_str())
+            .push(", ")
+            .bind(self.name.as_str());
+        q.push(", ")
+            .bind(self.hash)
+            .push(", ")
+            .bind(self.role.as_str());
+        q.push(", true, ").bind(at).push(", ").bind(at);
+        q.push(", 1) returning ").push(COLUMNS);
+        let email = self.email;
+        let user: User = tx.conn().fetch_one(&q).await.on_unique(|| {
+            format!("a user with email {email} already exists in this organization")
+        })?;
+        let mut changes = Map::new();
+        changes.insert("email".into(), json!({ "after": user.email }));
+        changes.insert("name".into(), json!({ "after": user.name }));
+        changes.insert("role".into(), json!({ "after": user.role }));
+        events::append(
+            &mut tx.conn(),
+            ctx,
+            "user",
+            user.id.uuid(),
+            Action::Created,
+            changes,
+        )
+        .await?;
+        Ok(user)
     }
 }
 

@@ -154,37 +154,22 @@ async fn register(
         return Err(crm_core::Error::RateLimited.into());
     }
     state.auth.login_addresses.hit(&address);
-    // Check the admin's fields first, so a bad email does not leave an organization behind.
-    let mut v = crm_core::Validator::new();
-    v.email("email", req.email.trim());
-    v.text("name", &req.name, true, 200);
-    let n = req.password.expose().chars().count();
-    v.check(
-        (crm_core::MIN_PASSWORD_LEN..=crm_core::MAX_PASSWORD_LEN).contains(&n),
-        "password",
-        "invalid_length",
-        "must be between 8 and 1024 characters",
-    );
-    v.finish()?;
-    let org = state
+    // One transaction: the organization and its first admin both exist afterwards, or neither.
+    let (org, admin) = state
         .crm
         .organizations()
-        .create(NewOrganization {
-            name: req.organization_name,
-            slug: req.organization_slug,
-        })
-        .await?;
-    // The system creates a tenant's first user: there is no one in it yet to act.
-    let admin = state
-        .crm
-        .tenant(&TenantContext::system(org.id))
-        .users()
-        .create(NewUser {
-            email: req.email,
-            name: req.name,
-            password: Some(req.password),
-            role: Role::CompanyAdmin,
-        })
+        .create_with_admin(
+            NewOrganization {
+                name: req.organization_name,
+                slug: req.organization_slug,
+            },
+            NewUser {
+                email: req.email,
+                name: req.name,
+                password: Some(req.password),
+                role: Role::CompanyAdmin,
+            },
+        )
         .await?;
     let principal = Principal {
         organization_id: org.id,
