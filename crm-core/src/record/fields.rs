@@ -163,7 +163,7 @@ impl<E: Referable> FieldType for Id<E> {
     };
 }
 
-/// The columns of an entity and its input types; implemented by [`record_type!`].
+/// The columns of an entity and its input types; implemented by [`record_type!`](crate::record_type).
 pub trait Fields {
     /// The entity's own columns, in declaration order.
     const COLUMNS: &'static [Column];

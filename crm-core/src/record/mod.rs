@@ -1,6 +1,6 @@
 //! The record machinery, written once for every CRM entity.
 //!
-//! An entity declares only what is its own: its columns (with [`record_type!`]), its checks and
+//! An entity declares only what is its own: its columns (with [`record_type!`](crate::record_type)), its checks and
 //! its verbs ([`Entity`]). Everything else is here and shared:
 //!
 //! - [`Records`]: create, get, patch-style update, soft delete, restore, purge, with optimistic
