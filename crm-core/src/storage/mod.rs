@@ -135,6 +135,7 @@ impl Session {
     /// Starts a transaction. On SQLite it is `BEGIN IMMEDIATE`, so two writers queue on the
     /// busy timeout instead of failing when a read lock would have to be upgraded.
     pub(crate) async fn begin(&mut self) -> Result<Tx<'_>> {
+        #[cfg(feature = "sqlite")]
         use sqlx::Connection as _;
         match self {
             #[cfg(feature = "postgres")]
@@ -145,7 +146,8 @@ impl Session {
     }
 }
 
-/// An open transaction; dropped without [`Tx::commit`] it rolls back.
+/// An open transaction; [`Tx::settle`] commits or rolls it back (dropped, it rolls back when its
+/// connection is next used).
 pub(crate) enum Tx<'c> {
     #[cfg(feature = "postgres")]
     Postgres(
