@@ -37,6 +37,7 @@ struct Inner {
     pool: Pool,
     hasher: Hasher,
     definitions: DefinitionCache,
+    pipelines: crate::pipelines::PipelineCache,
 }
 
 impl fmt::Debug for Crm {
@@ -136,6 +137,10 @@ impl Crm {
 
     pub(crate) fn definition_cache(&self) -> &DefinitionCache {
         &self.inner.definitions
+    }
+
+    pub(crate) fn pipeline_cache(&self) -> &crate::pipelines::PipelineCache {
+        &self.inner.pipelines
     }
 }
 
@@ -268,6 +273,7 @@ impl CrmBuilder {
                 pool,
                 hasher: Hasher::new(self.max_concurrent_hashes),
                 definitions: field_definitions::new_cache(),
+                pipelines: crate::pipelines::new_cache(),
             }),
         };
         if self.migrate {

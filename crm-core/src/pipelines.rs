@@ -262,6 +262,31 @@ impl<'t> Pipelines<'t> {
     }
 }
 
+/// The process-wide cache of pipelines. Pipelines and their stages never change once created
+/// (and an organization's default pipeline stays its default), so an entry is never stale;
+/// writes to opportunities look their pipeline up here instead of in the database.
+pub(crate) type PipelineCache =
+    moka::sync::Cache<(OrganizationId, Option<PipelineId>), std::sync::Arc<Pipeline>>;
+
+pub(crate) fn new_cache() -> PipelineCache {
+    moka::sync::Cache::builder().max_capacity(10_000).build()
+}
+
+/// [`load`] through the cache of `tenant`'s [`crate::Crm`].
+pub(crate) async fn load_cached(
+    tenant: &Tenant,
+    conn: &mut Conn<'_>,
+    id: Option<PipelineId>,
+) -> Result<std::sync::Arc<Pipeline>> {
+    let key = (tenant.context().organization_id(), id);
+    if let Some(p) = tenant.crm().pipeline_cache().get(&key) {
+        return Ok(p);
+    }
+    let p = std::sync::Arc::new(load(conn, key.0, id).await?);
+    tenant.crm().pipeline_cache().insert(key, p.clone());
+    Ok(p)
+}
+
 /// Pipeline `id` (the default one when `None`) with its stages, read on `conn`.
 pub(crate) async fn load(
     conn: &mut Conn<'_>,

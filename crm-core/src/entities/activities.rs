@@ -6,8 +6,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::events::Action;
 use crate::id::Id;
-use crate::record::{Entity, Operation, Record, Records, WriteContext};
-use crate::storage::Sql;
+use crate::record::{Entity, Kind, Operation, Record, Records};
 use crate::time::now;
 use crate::users::UserId;
 use crate::validation::Validator;
@@ -115,31 +114,13 @@ impl Entity for Activity {
 
     /// The record it is attached to must be a live record of the organization: another
     /// organization's id is "not found", as everywhere.
-    async fn before_write(
-        &mut self,
-        w: &mut WriteContext<'_, '_>,
-        before: Option<&Self>,
-    ) -> Result<()> {
-        if before.is_some_and(|b| {
-            b.related_entity == self.related_entity && b.related_id == self.related_id
-        }) {
-            return Ok(());
-        }
-        let mut q = Sql::new("select id from ");
-        q.push(self.related_entity.table())
-            .push(" where organization_id = ");
-        q.bind(w.context().organization_id())
-            .push(" and id = ")
-            .bind(self.related_id);
-        q.push(" and not is_deleted");
-        let found: Option<(Uuid,)> = w.conn().fetch_optional(&q).await?;
-        match found {
-            Some(_) => Ok(()),
-            None => Err(Error::NotFound {
-                entity: self.related_entity.as_str(),
-                id: Some(self.related_id),
-            }),
-        }
+    fn links(&self) -> Vec<(Kind, Uuid)> {
+        let kind = Kind::Ref {
+            table: self.related_entity.table(),
+            entity: self.related_entity.as_str(),
+            soft_delete: true,
+        };
+        vec![(kind, self.related_id)]
     }
 }
 

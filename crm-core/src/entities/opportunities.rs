@@ -90,14 +90,14 @@ impl Entity for Opportunity {
         w: &mut WriteContext<'_, '_>,
         before: Option<&Self>,
     ) -> Result<()> {
-        let org = w.context().organization_id();
         let closing = matches!(w.operation(), Operation::Verb(Action::Closed));
         let moved =
             before.is_none_or(|b| b.pipeline_id != self.pipeline_id || b.stage_id != self.stage_id);
         if !moved && !closing {
             return Ok(());
         }
-        let pipeline = pipelines::load(&mut w.conn(), org, self.pipeline_id)
+        let tenant = w.tenant();
+        let pipeline = pipelines::load_cached(tenant, &mut w.conn(), self.pipeline_id)
             .await
             .map_err(|e| match e {
                 Error::NotFound { .. } if self.pipeline_id.is_some() => Error::invalid(

@@ -39,6 +39,13 @@ pub trait Entity:
         None
     }
 
+    /// Links to other records that no column declares (an activity's `related_entity` +
+    /// `related_id`), as `Kind::Ref` targets: they are checked like link columns (a live record
+    /// of the same organization, or `NotFound`), in one query per table for a batch.
+    fn links(&self) -> Vec<(super::fields::Kind, uuid::Uuid)> {
+        Vec::new()
+    }
+
     /// Runs inside the write's transaction after [`Entity::validate`] passed, with the stored
     /// record as `before` (`None` on create): checks that need the database (a stage belongs to
     /// its pipeline), state rules (only drafts are editable), and fields the library derives
@@ -113,6 +120,10 @@ impl<'a, 'c> WriteContext<'a, 'c> {
 
     pub(crate) fn action(&self) -> Action {
         self.action
+    }
+
+    pub(crate) fn tenant(&self) -> &'a Tenant {
+        self.tenant
     }
 
     pub(crate) fn conn(&mut self) -> Conn<'_> {

@@ -74,6 +74,8 @@ pub struct PurgeReport {
 struct Prepared {
     id: Uuid,
     values: Map<String, Value>,
+    /// Records it links to (columns and the entity's own links).
+    links: Vec<(Kind, Uuid)>,
     custom: Map<String, Value>,
     changes: Map<String, Value>,
     action: Action,
@@ -84,7 +86,7 @@ struct Change {
     action: Action,
     sets: Vec<(&'static str, Arg)>,
     /// Links to check (target must exist, live, in the same organization).
-    links: Vec<(&'static Column, Uuid)>,
+    links: Vec<(Kind, Uuid)>,
     changes: Map<String, Value>,
 }
 
@@ -192,12 +194,7 @@ impl<'t, E: Entity> Records<'t, E> {
                 }
                 .await;
                 match prepared {
-                    Ok(row) => links.extend(
-                        E::COLUMNS
-                            .iter()
-                            .filter_map(|c| link(c, field(&row.values, c)))
-                            .map(|l| (i, l)),
-                    ),
+                    Ok(row) => links.extend(row.links.into_iter().map(|l| (i, l))),
                     Err(e @ (Error::Validation(_) | Error::NotFound { .. })) => {
                         problems.push((i, e))
                     }
@@ -206,8 +203,8 @@ impl<'t, E: Entity> Records<'t, E> {
             }
             let all: Vec<_> = links.iter().map(|(_, l)| *l).collect();
             let missing = missing_links(&mut tx.conn(), self.org(), &all).await?;
-            for (i, (column, id)) in links {
-                if let Kind::Ref { entity, .. } = column.kind
+            for (i, (kind, id)) in links {
+                if let Kind::Ref { entity, .. } = kind
                     && missing.contains(&id)
                     && !problems.iter().any(|(p, _)| *p == i)
                 {
@@ -271,9 +268,15 @@ impl<'t, E: Entity> Records<'t, E> {
         for (k, v) in &custom {
             changes.insert(format!("custom_fields.{k}"), json!({ "after": v }));
         }
+        let links = E::COLUMNS
+            .iter()
+            .filter_map(|c| link(c, field(&values, c)))
+            .chain(entity.links())
+            .collect();
         Ok(Prepared {
             id: Uuid::now_v7(),
             values,
+            links,
             custom,
             changes,
             action,
@@ -286,14 +289,7 @@ impl<'t, E: Entity> Records<'t, E> {
         tx: &mut Tx<'_>,
         rows: Vec<Prepared>,
     ) -> Result<Vec<Record<E>>> {
-        let links: Vec<_> = rows
-            .iter()
-            .flat_map(|r| {
-                E::COLUMNS
-                    .iter()
-                    .filter_map(|c| link(c, field(&r.values, c)))
-            })
-            .collect();
+        let links: Vec<_> = rows.iter().flat_map(|r| r.links.iter().copied()).collect();
         check_links(&mut tx.conn(), self.org(), &links).await?;
 
         let at = now();
@@ -717,6 +713,7 @@ fn diff<E: Entity>(
     action: Action,
 ) -> Result<Option<Change>> {
     let before = to_object(&current.fields)?;
+    let after_entity = after;
     let after = to_object(after)?;
     let mut change = Change {
         action,
@@ -733,6 +730,10 @@ fn diff<E: Entity>(
                 .changes
                 .insert(c.name.into(), json!({ "before": b, "after": a }));
         }
+    }
+    let links = after_entity.links();
+    if links != current.fields.links() {
+        change.links.extend(links);
     }
     if custom != current.custom_fields {
         for k in current.custom_fields.keys().chain(custom.keys()) {
@@ -791,11 +792,11 @@ fn select_one<E: Entity>(
 async fn check_links(
     conn: &mut Conn<'_>,
     org: OrganizationId,
-    links: &[(&'static Column, Uuid)],
+    links: &[(Kind, Uuid)],
 ) -> Result<()> {
     let missing = missing_links(conn, org, links).await?;
     match links.iter().find(|(_, id)| missing.contains(id)) {
-        Some((column, id)) => match column.kind {
+        Some((kind, id)) => match kind {
             Kind::Ref { entity, .. } => Err(Error::NotFound {
                 entity,
                 id: Some(*id),
@@ -811,13 +812,13 @@ async fn check_links(
 async fn missing_links(
     conn: &mut Conn<'_>,
     org: OrganizationId,
-    links: &[(&'static Column, Uuid)],
+    links: &[(Kind, Uuid)],
 ) -> Result<std::collections::HashSet<Uuid>> {
     let mut by_target: Vec<(Kind, Vec<Uuid>)> = Vec::new();
-    for (column, target) in links {
-        match by_target.iter_mut().find(|(k, _)| *k == column.kind) {
+    for (kind, target) in links {
+        match by_target.iter_mut().find(|(k, _)| k == kind) {
             Some((_, ids)) => ids.push(*target),
-            None => by_target.push((column.kind, vec![*target])),
+            None => by_target.push((*kind, vec![*target])),
         }
     }
     let mut missing = std::collections::HashSet::new();
@@ -868,9 +869,9 @@ fn field<'a>(values: &'a Map<String, Value>, c: &Column) -> &'a Value {
     values.get(c.name).unwrap_or(&Value::Null)
 }
 
-fn link(c: &'static Column, v: &Value) -> Option<(&'static Column, Uuid)> {
+fn link(c: &Column, v: &Value) -> Option<(Kind, Uuid)> {
     match (c.kind, v) {
-        (Kind::Ref { .. }, Value::String(s)) => s.parse().ok().map(|id| (c, id)),
+        (Kind::Ref { .. }, Value::String(s)) => s.parse().ok().map(|id| (c.kind, id)),
         _ => None,
     }
 }
