@@ -3,11 +3,12 @@
 use anyhow::Context as _;
 use crm_core::{Crm, Organization, OrganizationId, Tenant, TenantContext};
 
-/// Connects to `url`; applies pending migrations when `migrate`.
-pub(crate) async fn connect(url: &str, migrate: bool) -> anyhow::Result<Crm> {
-    Crm::builder()
-        .database_url(url)
-        .migrate(migrate)
+/// Connects to `url`; applies pending migrations when `migrate`; keeps the URL's role on
+/// PostgreSQL when `no_rls`.
+pub(crate) async fn connect(url: &str, migrate: bool, no_rls: bool) -> anyhow::Result<Crm> {
+    let builder = Crm::builder().database_url(url).migrate(migrate);
+    let builder = if no_rls { builder.postgres_role(None) } else { builder };
+    builder
         .build()
         .await
         .with_context(|| format!("cannot open the database at {}", redact(url)))

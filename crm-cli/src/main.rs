@@ -41,6 +41,10 @@ struct Cli {
     /// Do not apply pending migrations before the command.
     #[arg(long, global = true)]
     no_migrate: bool,
+    /// PostgreSQL: keep the URL's role instead of switching to `crm_app`. A superuser or the
+    /// tables' owner then bypasses row-level security: for measuring its cost only.
+    #[arg(long, global = true)]
+    no_rls: bool,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -137,7 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return http::openapi(format);
     }
     if let Command::Migrate { status } = cli.command {
-        let crm = connect::connect(&cli.database_url, false).await?;
+        let crm = connect::connect(&cli.database_url, false, cli.no_rls).await?;
         if !status {
             crm.migrate().await?;
         }
@@ -158,7 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         })?;
         return Ok(ExitCode::SUCCESS);
     }
-    let crm = connect::connect(&cli.database_url, !cli.no_migrate).await?;
+    let crm = connect::connect(&cli.database_url, !cli.no_migrate, cli.no_rls).await?;
     let code = match cli.command {
         Command::Migrate { .. } | Command::Openapi { .. } => ExitCode::SUCCESS,
         Command::ApiKey(cmd) => api_key::run(&crm, cmd, out).await?,
