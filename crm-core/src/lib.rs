@@ -96,6 +96,9 @@ pub use pipelines::{
 };
 pub use record::{Deleted, Direction, Entity, Filter, ListQuery, Op, Page, Record, Records, Sort};
 pub use storage::Backend;
+#[doc(hidden)]
+#[cfg(feature = "postgres")]
+pub use storage::explain_statements;
 pub use tenant::Tenant;
 pub use timeline::TimelineItem;
 pub use users::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, User, UserId, Users};

@@ -8,6 +8,7 @@ mod harness;
 mod activities;
 mod custom_field_types;
 mod events;
+mod index_proof;
 mod invoices;
 mod leads;
 mod links_and_permissions;
