@@ -28,10 +28,12 @@ use crm_core::{
     NewOrganization, Op, OrganizationId, Tenant, TenantContext,
 };
 use serde_json::{Map, Value, json};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{PgPool, SqlitePool};
 use tokio::runtime::Runtime;
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 /// Rows per list page; the deep cursor sits at page `DEEP_PAGE`.
@@ -82,19 +84,31 @@ struct RawContact {
     owner_id: Option<Uuid>,
 }
 
-/// The raw side: a plain sqlx pool of either backend.
-#[derive(Clone)]
+/// The raw side: a plain sqlx pool of either backend, or one connection taken from it and
+/// held (no pool checkout at all: the lower bound for a statement through sqlx).
 enum Raw {
     Pg(PgPool),
     Sqlite(SqlitePool),
+    PgConn(Mutex<PoolConnection<sqlx::Postgres>>),
+    SqliteConn(Mutex<PoolConnection<sqlx::Sqlite>>),
 }
 
-/// Runs the same body on either raw pool (`$q` builds the query from the SQL text).
+/// Runs the same body on any raw side, `$pool` being the executor.
 macro_rules! on_raw {
     ($raw:expr, |$pool:ident| $body:expr) => {
         match $raw {
             Raw::Pg($pool) => $body,
             Raw::Sqlite($pool) => $body,
+            Raw::PgConn(c) => {
+                let mut c = c.lock().await;
+                let $pool = &mut **c;
+                $body
+            }
+            Raw::SqliteConn(c) => {
+                let mut c = c.lock().await;
+                let $pool = &mut **c;
+                $body
+            }
         }
     };
 }
@@ -104,14 +118,20 @@ struct Bench {
     name: &'static str,
     rt: Runtime,
     crm: Crm,
-    /// PostgreSQL only: the library with the URL's (superuser) role, row-level security off.
-    crm_rls_off: Option<Crm>,
+    /// PostgreSQL only: the library and a raw pool with the URL's (superuser) role, so with
+    /// row-level security off.
+    rls_off: Option<(Crm, Raw)>,
     raw: Raw,
+    /// A connection of `raw`'s pool, held for the whole run.
+    held: Raw,
     orgs: Vec<OrganizationId>,
     /// Tenant handles for `orgs`, same order.
     tenants: Vec<Tenant>,
     /// Live contact ids of the first organization (the one the same-tenant runs use).
     ids: Vec<Uuid>,
+    /// The middle half of `ids`: the rows the patch and delete benches write, away from the
+    /// first and the deep page that the list benches read.
+    write_ids: Vec<Uuid>,
     /// One live contact id per organization, for the rotating-tenant runs.
     rotating_ids: Vec<Uuid>,
     /// The id after which page `deep_page` starts, and the library's cursor for it.
@@ -233,11 +253,13 @@ async fn seed_postgres(url: &str, crm: &Crm, orgs: usize, per_org: usize) -> Vec
             .unwrap();
         eprintln!("seeded in {:.1?}", started.elapsed());
     }
-    // Contacts the create benches of earlier runs added.
+    // Contacts the create benches of earlier runs added, and the dead row versions their
+    // writes left, so that every run reads the same table.
     admin
         .execute("delete from contacts where last_name = 'Bench'")
         .await
         .unwrap();
+    admin.execute("vacuum analyze contacts").await.unwrap();
     let ids: Vec<(Uuid,)> =
         sqlx::query_as("select id from organizations where slug like 'bench-%' order by slug")
             .fetch_all(&mut admin)
@@ -259,6 +281,7 @@ impl Bench {
         let crm = Crm::connect(&url).await.unwrap();
         let raw = SqlitePoolOptions::new()
             .max_connections(10)
+            .test_before_acquire(false)
             .connect_with(
                 SqliteConnectOptions::from_str(&url)
                     .unwrap()
@@ -278,7 +301,7 @@ impl Bench {
         (crm, Raw::Sqlite(raw), orgs)
     }
 
-    async fn postgres(url: &str, quick: bool) -> (Crm, Crm, Raw, Vec<OrganizationId>) {
+    async fn postgres(url: &str, quick: bool) -> (Crm, (Crm, Raw), Raw, Vec<OrganizationId>) {
         let crm = Crm::connect(url).await.unwrap();
         let (n, per_org) = if quick { (10, 2_000) } else { (100, 10_000) };
         let orgs = seed_postgres(url, &crm, n, per_org).await;
@@ -290,8 +313,17 @@ impl Bench {
             .unwrap();
         // As the library's pool: the application role, the first tenant bound once.
         let org = orgs[0].uuid().to_string();
-        let raw = PgPoolOptions::new()
-            .max_connections(10)
+        // A ping before every checkout would add a round trip; the library does not ping either.
+        let options = || {
+            PgPoolOptions::new()
+                .max_connections(10)
+                .test_before_acquire(false)
+        };
+        let raw_rls_off = options()
+            .connect_with(PgConnectOptions::from_str(url).unwrap())
+            .await
+            .unwrap();
+        let raw = options()
             .after_connect(move |conn, _| {
                 let org = org.clone();
                 Box::pin(async move {
@@ -307,13 +339,13 @@ impl Bench {
             .connect_with(PgConnectOptions::from_str(url).unwrap())
             .await
             .unwrap();
-        (crm, rls_off, Raw::Pg(raw), orgs)
+        (crm, (rls_off, Raw::Pg(raw_rls_off)), Raw::Pg(raw), orgs)
     }
 
     fn new(name: &'static str) -> Option<Bench> {
         let rt = runtime();
         let quick = quick();
-        let (crm, crm_rls_off, raw, orgs) = match name {
+        let (crm, rls_off, raw, orgs) = match name {
             "sqlite" => {
                 let (crm, raw, orgs) = rt.block_on(Bench::sqlite());
                 (crm, None, raw, orgs)
@@ -324,6 +356,13 @@ impl Bench {
                 (crm, Some(off), raw, orgs)
             }
         };
+        let held = rt.block_on(async {
+            match &raw {
+                Raw::Pg(p) => Raw::PgConn(Mutex::new(p.acquire().await.unwrap())),
+                Raw::Sqlite(p) => Raw::SqliteConn(Mutex::new(p.acquire().await.unwrap())),
+                _ => unreachable!("the raw side starts as a pool"),
+            }
+        });
         let tenants: Vec<Tenant> = orgs
             .iter()
             .map(|o| crm.tenant(&TenantContext::system(*o)))
@@ -370,10 +409,12 @@ impl Bench {
             name,
             rt,
             crm,
-            crm_rls_off,
+            rls_off,
             raw,
+            held,
             orgs,
             tenants,
+            write_ids: ids[ids.len() / 4..ids.len() * 3 / 4].to_vec(),
             ids,
             rotating_ids,
             deep_after,
@@ -393,7 +434,7 @@ impl Bench {
 
     /// PostgreSQL: the raw statements are exactly the ones the library sends.
     fn check_same_sql(&self) {
-        if self.crm_rls_off.is_none() {
+        if self.rls_off.is_none() {
             return;
         }
         let t = &self.tenants[0];
@@ -510,6 +551,12 @@ fn get_by_id(c: &mut Criterion, b: &Bench) {
             async move { b.raw.get(org, id).await }
         })
     });
+    g.bench_function("raw_sqlx_held_connection", |x| {
+        x.to_async(&b.rt).iter(|| {
+            let id = cycle(&b.ids, &mut n);
+            async move { b.held.get(org, id).await }
+        })
+    });
     let t = &b.tenants[0];
     g.bench_function("library", |x| {
         x.to_async(&b.rt).iter(|| {
@@ -517,7 +564,13 @@ fn get_by_id(c: &mut Criterion, b: &Bench) {
             async move { t.contacts().get(id).await.unwrap() }
         })
     });
-    if let Some(off) = &b.crm_rls_off {
+    if let Some((off, raw_off)) = &b.rls_off {
+        g.bench_function("raw_sqlx_rls_off", |x| {
+            x.to_async(&b.rt).iter(|| {
+                let id = cycle(&b.ids, &mut n);
+                async move { raw_off.get(org, id).await }
+            })
+        });
         let t_off = off.tenant(&TenantContext::system(b.orgs[0]));
         let t_off = &t_off;
         g.bench_function("library_rls_off", |x| {
@@ -537,7 +590,8 @@ fn get_by_id(c: &mut Criterion, b: &Bench) {
     g.finish();
 }
 
-/// A list group: raw and library on the first tenant, plus rotating tenants when asked.
+/// A list group: raw and library on the first tenant; for a target path (`target`) also a held
+/// raw connection and rotating tenants.
 #[allow(clippy::too_many_arguments)]
 fn list_group<A>(
     c: &mut Criterion,
@@ -546,7 +600,7 @@ fn list_group<A>(
     sql: &'static str,
     arg: Option<A>,
     query: &ListQuery,
-    rotating: bool,
+    target: bool,
 ) where
     A: for<'q> sqlx::Encode<'q, sqlx::Postgres>
         + sqlx::Type<sqlx::Postgres>
@@ -568,7 +622,11 @@ fn list_group<A>(
         x.to_async(&b.rt)
             .iter(|| async move { t.contacts().list(query).await.unwrap() })
     });
-    if rotating {
+    if target {
+        g.bench_function("raw_sqlx_held_connection", |x| {
+            x.to_async(&b.rt)
+                .iter(|| async move { b.held.page(sql, org, arg.clone()).await })
+        });
         let mut n = 0;
         g.bench_function("library_rotating_tenants", |x| {
             x.to_async(&b.rt).iter(|| {
@@ -611,7 +669,7 @@ fn lists(c: &mut Criterion, b: &Bench) {
         false,
     );
     match &b.raw {
-        Raw::Pg(_) => list_group(
+        Raw::Pg(_) | Raw::PgConn(_) => list_group(
             c,
             b,
             "filter_custom_field",
@@ -620,7 +678,7 @@ fn lists(c: &mut Criterion, b: &Bench) {
             &b.query_tier(),
             false,
         ),
-        Raw::Sqlite(_) => list_group(
+        Raw::Sqlite(_) | Raw::SqliteConn(_) => list_group(
             c,
             b,
             "filter_custom_field",
@@ -679,6 +737,7 @@ macro_rules! raw_tx {
                 $body;
                 $tx.commit().await.unwrap();
             }
+            Raw::PgConn(_) | Raw::SqliteConn(_) => unreachable!("writes use the pool"),
         }
     };
 }
@@ -732,8 +791,8 @@ impl Raw {
     async fn change(&self, org: Uuid, id: Uuid, title: Option<&str>, action: &'static str) {
         let event = event_args(org, id, action, json!({ "title": { "after": title } }));
         let lock = match self {
-            Raw::Pg(_) => LOCK_PG,
-            Raw::Sqlite(_) => GET,
+            Raw::Pg(_) | Raw::PgConn(_) => LOCK_PG,
+            Raw::Sqlite(_) | Raw::SqliteConn(_) => GET,
         };
         raw_tx!(self, |tx| {
             let current: RawContact = sqlx::query_as(lock)
@@ -807,7 +866,7 @@ fn writes(c: &mut Criterion, b: &Bench) {
     let mut g = group(c, b, "patch");
     g.bench_function("raw_sqlx", |x| {
         x.to_async(&b.rt).iter(|| {
-            let id = cycle(&b.ids, &mut n);
+            let id = cycle(&b.write_ids, &mut n);
             round += 1;
             let title = format!("T{round}");
             async move { b.raw.change(org, id, Some(&title), "updated").await }
@@ -815,7 +874,7 @@ fn writes(c: &mut Criterion, b: &Bench) {
     });
     g.bench_function("library", |x| {
         x.to_async(&b.rt).iter(|| {
-            let id = cycle(&b.ids, &mut n);
+            let id = cycle(&b.write_ids, &mut n);
             round += 1;
             let patch = ContactPatch {
                 title: Some(Some(format!("T{round}"))),
@@ -854,9 +913,9 @@ where
     let mut spent = Duration::ZERO;
     let mut left = usize::try_from(iters).unwrap();
     while left > 0 {
-        let batch = left.min(b.ids.len());
+        let batch = left.min(b.write_ids.len());
         let started = Instant::now();
-        for id in &b.ids[..batch] {
+        for id in &b.write_ids[..batch] {
             delete(*id).await;
         }
         spent += started.elapsed();
