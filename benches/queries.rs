@@ -925,15 +925,164 @@ where
     spent
 }
 
+// ---------------------------------------------------------------------------------------------
+// Paired ratios
+//
+// Criterion measures one function after the other, seconds apart; on a machine shared with
+// other work, the load changes in between. Here two variants alternate in blocks of calls, so
+// that whatever load there is falls on both alike, and the median of the per-block ratios is
+// reported (with the 10th and 90th percentiles).
+
+const BLOCK: usize = 200;
+const BLOCKS: usize = 31;
+
+async fn time_block<F, Fut>(f: &mut F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future,
+{
+    let started = Instant::now();
+    for _ in 0..BLOCK {
+        std::hint::black_box(f().await);
+    }
+    started.elapsed()
+}
+
+/// `(p10, median, p90)` of time(a) / time(b) over alternating blocks.
+async fn paired<FA, FB, A, B>(mut a: FA, mut b: FB) -> (f64, f64, f64)
+where
+    FA: FnMut() -> A,
+    FB: FnMut() -> B,
+    A: std::future::Future,
+    B: std::future::Future,
+{
+    time_block(&mut a).await;
+    time_block(&mut b).await;
+    let mut ratios: Vec<f64> = Vec::with_capacity(BLOCKS);
+    for i in 0..BLOCKS {
+        // Alternate which goes first, so neither always follows the other.
+        let (ta, tb) = if i % 2 == 0 {
+            let ta = time_block(&mut a).await;
+            (ta, time_block(&mut b).await)
+        } else {
+            let tb = time_block(&mut b).await;
+            (time_block(&mut a).await, tb)
+        };
+        ratios.push(ta.as_secs_f64() / tb.as_secs_f64());
+    }
+    ratios.sort_by(f64::total_cmp);
+    (
+        ratios[BLOCKS / 10],
+        ratios[BLOCKS / 2],
+        ratios[BLOCKS - 1 - BLOCKS / 10],
+    )
+}
+
+fn report(backend: &str, what: &str, (p10, median, p90): (f64, f64, f64)) {
+    println!("paired {backend:<8} {what:<58} {median:>5.2}  (p10 {p10:.2}, p90 {p90:.2})");
+}
+
+fn paired_ratios(b: &Bench) {
+    let org = b.orgs[0].uuid();
+    let t = &b.tenants[0];
+    let (mut i, mut j) = (0, 0);
+    let name = b.name;
+    b.rt.block_on(async {
+        let (first, deep) = (&b.query_first(), &b.query_deep());
+        let r = paired(
+            || {
+                let id: ContactId = cycle(&b.ids, &mut i).into();
+                async move { t.contacts().get(id).await }
+            },
+            || b.held.get(org, cycle(&b.ids, &mut j)),
+        )
+        .await;
+        report(name, "get_by_id: library / raw held connection", r);
+        let r = paired(
+            || {
+                let id: ContactId = cycle(&b.ids, &mut i).into();
+                async move { t.contacts().get(id).await }
+            },
+            || b.raw.get(org, cycle(&b.ids, &mut j)),
+        )
+        .await;
+        report(name, "get_by_id: library / raw pool", r);
+        let r = paired(
+            || async move { t.contacts().list(first).await },
+            || b.held.page(LIST, org, None::<String>),
+        )
+        .await;
+        report(name, "list_first_page: library / raw held connection", r);
+        let r = paired(
+            || async move { t.contacts().list(first).await },
+            || b.raw.page(LIST, org, None::<String>),
+        )
+        .await;
+        report(name, "list_first_page: library / raw pool", r);
+        let r = paired(
+            || async move { t.contacts().list(deep).await },
+            || async move { t.contacts().list(first).await },
+        )
+        .await;
+        report(name, "library: deep page / first page", r);
+        let r = paired(
+            || b.held.page(LIST_AFTER, org, Some(b.deep_after)),
+            || b.held.page(LIST, org, None::<String>),
+        )
+        .await;
+        report(name, "raw held connection: deep page / first page", r);
+        let r = paired(
+            || {
+                i = (i + 1) % b.tenants.len();
+                let (t, id) = (&b.tenants[i], ContactId::from(b.rotating_ids[i]));
+                async move { t.contacts().get(id).await }
+            },
+            || {
+                let id: ContactId = cycle(&b.ids, &mut j).into();
+                async move { t.contacts().get(id).await }
+            },
+        )
+        .await;
+        report(name, "get_by_id: rotating tenants / same tenant", r);
+        if let Some((off, raw_off)) = &b.rls_off {
+            let t_off = &off.tenant(&TenantContext::system(b.orgs[0]));
+            let r = paired(
+                || {
+                    let id: ContactId = cycle(&b.ids, &mut i).into();
+                    async move { t.contacts().get(id).await }
+                },
+                || {
+                    let id: ContactId = cycle(&b.ids, &mut j).into();
+                    async move { t_off.contacts().get(id).await }
+                },
+            )
+            .await;
+            report(name, "get_by_id: library RLS on / RLS off", r);
+            let r = paired(
+                || b.raw.get(org, cycle(&b.ids, &mut i)),
+                || raw_off.get(org, cycle(&b.ids, &mut j)),
+            )
+            .await;
+            report(name, "get_by_id: raw pool RLS on / RLS off", r);
+        }
+    });
+}
+
 fn backend(c: &mut Criterion, name: &'static str) {
     let Some(b) = Bench::new(name) else {
         eprintln!("{name}: skipped (set CRM_BENCH_DATABASE_URL to measure PostgreSQL)");
         return;
     };
+    paired_ratios(&b);
     get_by_id(c, &b);
     lists(c, &b);
     writes(c, &b);
-    b.rt.block_on(b.crm.close());
+    // sqlx returns a pooled connection to its pool from a task: drop the held one in the runtime.
+    let Bench { rt, held, crm, .. } = b;
+    rt.block_on(async move {
+        drop(held);
+        crm.close().await;
+    });
 }
 
 fn sqlite(c: &mut Criterion) {
