@@ -982,6 +982,17 @@ fn report(backend: &str, what: &str, (p10, median, p90): (f64, f64, f64)) {
     println!("paired {backend:<8} {what:<58} {median:>5.2}  (p10 {p10:.2}, p90 {p90:.2})");
 }
 
+/// A closure getting `$t`'s contacts by id, cycling through `$ids` with the counter `$n`.
+macro_rules! library_get {
+    ($t:expr, $ids:expr, $n:ident) => {
+        || {
+            let id: ContactId = cycle(&$ids, &mut $n).into();
+            let t = $t;
+            async move { t.contacts().get(id).await }
+        }
+    };
+}
+
 fn paired_ratios(b: &Bench) {
     let org = b.orgs[0].uuid();
     let t = &b.tenants[0];
@@ -989,22 +1000,14 @@ fn paired_ratios(b: &Bench) {
     let name = b.name;
     b.rt.block_on(async {
         let (first, deep) = (&b.query_first(), &b.query_deep());
-        let r = paired(
-            || {
-                let id: ContactId = cycle(&b.ids, &mut i).into();
-                async move { t.contacts().get(id).await }
-            },
-            || b.held.get(org, cycle(&b.ids, &mut j)),
-        )
+        let r = paired(library_get!(t, b.ids, i), || {
+            b.held.get(org, cycle(&b.ids, &mut j))
+        })
         .await;
         report(name, "get_by_id: library / raw held connection", r);
-        let r = paired(
-            || {
-                let id: ContactId = cycle(&b.ids, &mut i).into();
-                async move { t.contacts().get(id).await }
-            },
-            || b.raw.get(org, cycle(&b.ids, &mut j)),
-        )
+        let r = paired(library_get!(t, b.ids, i), || {
+            b.raw.get(org, cycle(&b.ids, &mut j))
+        })
         .await;
         report(name, "get_by_id: library / raw pool", r);
         let r = paired(
@@ -1037,26 +1040,13 @@ fn paired_ratios(b: &Bench) {
                 let (t, id) = (&b.tenants[i], ContactId::from(b.rotating_ids[i]));
                 async move { t.contacts().get(id).await }
             },
-            || {
-                let id: ContactId = cycle(&b.ids, &mut j).into();
-                async move { t.contacts().get(id).await }
-            },
+            library_get!(t, b.ids, j),
         )
         .await;
         report(name, "get_by_id: rotating tenants / same tenant", r);
         if let Some((off, raw_off)) = &b.rls_off {
             let t_off = &off.tenant(&TenantContext::system(b.orgs[0]));
-            let r = paired(
-                || {
-                    let id: ContactId = cycle(&b.ids, &mut i).into();
-                    async move { t.contacts().get(id).await }
-                },
-                || {
-                    let id: ContactId = cycle(&b.ids, &mut j).into();
-                    async move { t_off.contacts().get(id).await }
-                },
-            )
-            .await;
+            let r = paired(library_get!(t, b.ids, i), library_get!(t_off, b.ids, j)).await;
             report(name, "get_by_id: library RLS on / RLS off", r);
             let r = paired(
                 || b.raw.get(org, cycle(&b.ids, &mut i)),
