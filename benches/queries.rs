@@ -1011,6 +1011,12 @@ fn paired_ratios(b: &Bench) {
         .await;
         report(name, "get_by_id: library / raw pool", r);
         let r = paired(
+            || b.raw.get(org, cycle(&b.ids, &mut i)),
+            || b.held.get(org, cycle(&b.ids, &mut j)),
+        )
+        .await;
+        report(name, "get_by_id: raw pool / raw held connection", r);
+        let r = paired(
             || async move { t.contacts().list(first).await },
             || b.held.page(LIST, org, None::<String>),
         )
