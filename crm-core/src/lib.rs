@@ -142,6 +142,9 @@ pub use record::{
     Records, Sort,
 };
 pub use storage::Backend;
+#[doc(hidden)]
+#[cfg(feature = "postgres")]
+pub use storage::explain_statements;
 pub use tenant::Tenant;
 pub use timeline::TimelineItem;
 pub use users::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, User, UserId, Users};

@@ -242,6 +242,26 @@ macro_rules! dispatch {
 }
 
 impl Conn<'_> {
+    /// Inside [`explain_statements`] on PostgreSQL: records the plan of `sql` (run as
+    /// `EXPLAIN (format json)` on this very connection, so with its tenant binding and role)
+    /// before the statement itself runs. Elsewhere: nothing but a task-local lookup.
+    async fn explain_if_asked(&mut self, sql: &Sql) -> Result<()> {
+        #[cfg(feature = "postgres")]
+        if let Conn::Postgres(..) = self
+            && EXPLAINED.try_with(|_| ()).is_ok()
+        {
+            let text = format!("explain (format json) {}", sql.text());
+            let text = sqlx::AssertSqlSafe(text);
+            let (plan,): (sqlx::types::Json<serde_json::Value>,) =
+                dispatch!(self, sql, |conn, args| {
+                    sqlx::query_as_with(text, args).fetch_one(conn).await
+                })?;
+            let statement = sql.text().to_owned();
+            let _ = EXPLAINED.try_with(|e| e.borrow_mut().push((statement, plan.0)));
+        }
+        Ok(())
+    }
+
     pub(crate) fn backend(&self) -> Backend {
         match self {
             #[cfg(feature = "postgres")]
@@ -252,6 +272,7 @@ impl Conn<'_> {
     }
 
     pub(crate) async fn fetch_optional<T: FromDbRow>(&mut self, sql: &Sql) -> Result<Option<T>> {
+        self.explain_if_asked(sql).await?;
         let text = sqlx::AssertSqlSafe(sql.text().to_owned());
         dispatch!(self, sql, |conn, args| {
             sqlx::query_as_with::<_, T, _>(text, args)
@@ -261,6 +282,7 @@ impl Conn<'_> {
     }
 
     pub(crate) async fn fetch_one<T: FromDbRow>(&mut self, sql: &Sql) -> Result<T> {
+        self.explain_if_asked(sql).await?;
         let text = sqlx::AssertSqlSafe(sql.text().to_owned());
         dispatch!(self, sql, |conn, args| {
             sqlx::query_as_with::<_, T, _>(text, args)
@@ -270,6 +292,7 @@ impl Conn<'_> {
     }
 
     pub(crate) async fn fetch_all<T: FromDbRow>(&mut self, sql: &Sql) -> Result<Vec<T>> {
+        self.explain_if_asked(sql).await?;
         let text = sqlx::AssertSqlSafe(sql.text().to_owned());
         dispatch!(self, sql, |conn, args| {
             sqlx::query_as_with::<_, T, _>(text, args)
@@ -280,6 +303,7 @@ impl Conn<'_> {
 
     /// Runs a statement and returns the number of rows it affected.
     pub(crate) async fn execute(&mut self, sql: &Sql) -> Result<u64> {
+        self.explain_if_asked(sql).await?;
         let text = sqlx::AssertSqlSafe(sql.text().to_owned());
         dispatch!(self, sql, |conn, args| {
             sqlx::query_with(text, args)
@@ -288,4 +312,29 @@ impl Conn<'_> {
                 .map(|r| r.rows_affected())
         })
     }
+}
+
+#[cfg(feature = "postgres")]
+tokio::task_local! {
+    static EXPLAINED: std::cell::RefCell<Vec<(String, serde_json::Value)>>;
+}
+
+/// Runs `work` and returns, with its output, the SQL text and `EXPLAIN (format json)` plan of
+/// every statement the library sent to PostgreSQL while it ran (SQLite: none).
+///
+/// For the index-proof test (`tests/behaviour/index_proof.rs`), so that it checks the very SQL
+/// the library generates instead of a copy. Not part of the API.
+#[doc(hidden)]
+#[cfg(feature = "postgres")]
+pub async fn explain_statements<F: std::future::Future>(
+    work: F,
+) -> (F::Output, Vec<(String, serde_json::Value)>) {
+    let cell = std::cell::RefCell::new(Vec::new());
+    EXPLAINED
+        .scope(cell, async move {
+            let out = work.await;
+            let plans = EXPLAINED.with(|e| e.take());
+            (out, plans)
+        })
+        .await
 }

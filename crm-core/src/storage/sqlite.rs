@@ -42,7 +42,11 @@ pub(crate) async fn connect(url: &str, settings: &PoolSettings) -> Result<Sqlite
             .idle_timeout(settings.idle_timeout)
             .max_lifetime(settings.max_lifetime)
     };
+    // No ping on checkout: the connection lives in this process (a ping is one more trip to
+    // its worker thread per call, and a broken one reports on its next statement anyway), and
+    // the PostgreSQL pool does not ping either.
     Ok(pool
+        .test_before_acquire(false)
         .acquire_timeout(settings.acquire_timeout)
         .connect_with(options)
         .await?)

@@ -9,6 +9,7 @@ mod activities;
 mod auth;
 mod custom_field_types;
 mod events;
+mod index_proof;
 mod invoices;
 mod leads;
 mod links_and_permissions;
