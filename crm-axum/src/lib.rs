@@ -36,10 +36,12 @@
 //! - `error` — [`ApiError`] → [`Problem`], the one conversion of every error;
 //! - `extract` — [`Json`], [`Path`], [`Query`] whose rejections are problems;
 //! - `idempotency` — `Idempotency-Key` handling on creates;
-//! - `routes/` — handlers: `auth`, `records` (generic over [`crm_core::Entity`]), and the rest;
+//! - `routes/` — handlers: `auth`, `records` (generic over [`crm_core::Entity`]), `verbs`
+//!   (convert, close, send…), `pipelines`, `custom_fields`, and the rest;
 //! - `server` (feature `server`) — [`server::app`] with probes and tower-http layers, and
 //!   [`server::serve`] with graceful shutdown;
-//! - `views` — wire shapes of users and organizations; `openapi` — the description.
+//! - `views` — wire shapes of users and organizations; `schemas` — OpenAPI shapes of crm-core
+//!   types sent as they are; `openapi` — the description.
 #![forbid(unsafe_code)]
 
 mod auth;
@@ -48,6 +50,7 @@ mod extract;
 mod idempotency;
 mod openapi;
 mod routes;
+mod schemas;
 #[cfg(feature = "server")]
 pub mod server;
 mod state;
@@ -59,7 +62,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use crm_core::{Account, Contact, Crm};
+use crm_core::{Account, Activity, Contact, Crm, Invoice, Lead, Opportunity};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
@@ -86,9 +89,16 @@ fn parts() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
         .merge(routes::organizations::routes())
         .merge(routes::api_keys::routes())
         .merge(routes::webhooks::routes())
+        .merge(routes::pipelines::routes())
+        .merge(routes::custom_fields::routes())
+        .merge(routes::verbs::routes())
         // One line per entity: the generic record routes.
         .merge(records::routes::<Account>("accounts"))
-        .merge(records::routes::<Contact>("contacts"));
+        .merge(records::routes::<Contact>("contacts"))
+        .merge(records::routes::<Lead>("leads"))
+        .merge(records::routes::<Opportunity>("opportunities"))
+        .merge(records::routes::<Invoice>("invoices"))
+        .merge(records::routes::<Activity>("activities"));
     (public, protected)
 }
 

@@ -4,14 +4,16 @@
 use crm_core::Entity;
 use crm_core::record::{Column, Kind};
 use utoipa::openapi::path::{
-    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+    HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem,
 };
-use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder, Schema};
+use utoipa::openapi::{
+    Content, ContentBuilder, OpenApi, Ref, RefOr, Required, Response, ResponseBuilder, Schema,
+};
 
 use crate::error::PROBLEM_JSON;
 use crate::routes::records::{MAX_BATCH, SERVER_OWNED};
@@ -28,6 +30,10 @@ pub(crate) mod tags {
     pub(crate) const API_KEYS: &str = "api-keys";
     /// Inbound webhooks.
     pub(crate) const WEBHOOKS: &str = "webhooks";
+    /// Pipelines and their stages.
+    pub(crate) const PIPELINES: &str = "pipelines";
+    /// Custom field definitions (company admins change them).
+    pub(crate) const CUSTOM_FIELDS: &str = "custom-fields";
 }
 
 /// The document's fixed parts: info, security schemes, the problem schema.
@@ -38,6 +44,9 @@ pub(crate) mod tags {
         crate::error::Problem, crate::error::ProblemField,
         crate::routes::records::SearchRequest, crate::routes::records::BatchRequest,
         crate::routes::records::BatchResponse,
+        crate::schemas::ConvertLead, crate::schemas::ConvertOpportunity, crate::schemas::Target,
+        crate::schemas::CloseOpportunity, crate::schemas::Outcome,
+        crate::schemas::Timeline, crate::schemas::TimelineItem, crate::schemas::TimelineItemType,
     )),
     tags(
         (name = "auth", description = "Sign-up, sign-in, tokens"),
@@ -45,13 +54,34 @@ pub(crate) mod tags {
         (name = "organizations", description = "Organizations (super-admins)"),
         (name = "api-keys", description = "API keys (company admins)"),
         (name = "webhooks", description = "Inbound webhooks (API key)"),
+        (name = "pipelines", description = "Pipelines and their stages"),
+        (name = "custom-fields", description = "Custom field definitions"),
     )
 )]
 pub(crate) struct ApiDoc;
 
-/// Adds the security schemes: a JWT bearer and an API key bearer.
+/// Adds the security schemes (a JWT bearer and an API key bearer) and the schemas that refer
+/// to entity schemas.
 pub(crate) fn finish(doc: &mut OpenApi) {
     let components = doc.components.get_or_insert_with(Default::default);
+    let conversion = ObjectBuilder::new()
+        .description(Some("A converted lead and the records it made or linked"))
+        .property("lead", reference("Lead"))
+        .required("lead")
+        .property("account", reference("Account"))
+        .required("account")
+        .property("contact", reference("Contact"))
+        .required("contact")
+        .property(
+            "opportunity",
+            utoipa::openapi::schema::OneOfBuilder::new()
+                .item(reference("Opportunity"))
+                .item(typed(Type::Null, None, false)),
+        )
+        .required("opportunity");
+    components
+        .schemas
+        .insert("Conversion".into(), conversion.into());
     components.add_security_scheme(
         "bearer",
         SecurityScheme::Http(
@@ -88,7 +118,8 @@ fn typed(t: Type, format: Option<KnownFormat>, nullable: bool) -> ObjectBuilder 
         .format(format.map(SchemaFormat::KnownFormat))
 }
 
-fn column_schema(c: &Column, nullable: bool) -> ObjectBuilder {
+/// The schema of an entity column; read-only columns are marked `readOnly`.
+fn column_schema(c: &Column) -> Schema {
     let (t, f) = match c.kind {
         Kind::Text => (Type::String, None),
         Kind::Integer => (Type::Integer, Some(KnownFormat::Int64)),
@@ -96,10 +127,22 @@ fn column_schema(c: &Column, nullable: bool) -> ObjectBuilder {
         Kind::Uuid | Kind::Ref { .. } => (Type::String, Some(KnownFormat::Uuid)),
         Kind::Timestamp => (Type::String, Some(KnownFormat::DateTime)),
         Kind::Date => (Type::String, Some(KnownFormat::Date)),
-        // A JSON document (an invoice's line items): any JSON value.
-        Kind::Json => return ObjectBuilder::new(),
+        // A JSON document: the only one is an invoice's line items, an array of objects.
+        Kind::Json => {
+            return ArrayBuilder::new()
+                .items(free_object())
+                .description(Some("A JSON array of objects"))
+                .build()
+                .into();
+        }
     };
-    typed(t, f, nullable)
+    let mut o = typed(t, f, c.nullable);
+    if c.readonly {
+        o = o
+            .read_only(true)
+            .description(Some("Read-only: set by the server and the entity's verbs"));
+    }
+    o.build().into()
 }
 
 fn free_object() -> ObjectBuilder {
@@ -121,7 +164,7 @@ fn reference(name: &str) -> RefOr<Schema> {
 }
 
 /// The schemas and paths of entity `E` under `/{plural}`.
-pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str) {
+pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str, timeline: bool) {
     let name = schema_name::<E>();
     let (new_name, patch_name, list_name) = (
         format!("New{name}"),
@@ -153,23 +196,24 @@ pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str) {
     let mut new = ObjectBuilder::new()
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         .description(Some(format!(
-            "Input to create a {}. Unknown and server-owned fields are rejected (422).",
+            "Input to create a {}. Unknown, server-owned and read-only fields are rejected (422).",
             E::NAME
         )));
     let mut patch = ObjectBuilder::new()
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         .description(Some(
-            "Absent fields are kept; `null` clears an optional field; custom fields merge key by key.",
+            "Absent fields are kept; `null` clears an optional field; custom fields merge key by key. Read-only fields are rejected (422).",
         ));
     for c in E::COLUMNS {
-        record = record
-            .property(c.name, column_schema(c, c.nullable))
-            .required(c.name);
-        new = new.property(c.name, column_schema(c, c.nullable));
+        record = record.property(c.name, column_schema(c)).required(c.name);
+        if c.readonly {
+            continue;
+        }
+        new = new.property(c.name, column_schema(c));
         if !c.nullable {
             new = new.required(c.name);
         }
-        patch = patch.property(c.name, column_schema(c, c.nullable));
+        patch = patch.property(c.name, column_schema(c));
     }
     new = new.property("custom_fields", free_object());
     patch = patch.property("custom_fields", typed(Type::Object, None, true));
@@ -185,48 +229,7 @@ pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str) {
     components.schemas.insert(patch_name.clone(), patch.into());
     components.schemas.insert(list_name.clone(), list.into());
 
-    let tag = plural.to_owned();
-    let op = |id: &str, summary: String| {
-        OperationBuilder::new()
-            .tag(tag.clone())
-            .operation_id(Some(format!("{id}_{plural}")))
-            .summary(Some(summary))
-            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
-            .security(SecurityRequirement::new("api_key", Vec::<String>::new()))
-    };
-    let json = |schema: &str| {
-        ContentBuilder::new()
-            .schema(Some(reference(schema)))
-            .build()
-    };
-    let ok = |desc: &str, schema: &str| {
-        ResponseBuilder::new()
-            .description(desc)
-            .content("application/json", json(schema))
-            .build()
-    };
-    let problem = |desc: &str| {
-        ResponseBuilder::new()
-            .description(desc)
-            .content(PROBLEM_JSON, json("Problem"))
-            .build()
-    };
-    let body = |schema: &str| {
-        Some(
-            RequestBodyBuilder::new()
-                .required(Some(Required::True))
-                .content("application/json", json(schema))
-                .build(),
-        )
-    };
-    let id_param = || {
-        ParameterBuilder::new()
-            .name("id")
-            .parameter_in(ParameterIn::Path)
-            .required(Required::True)
-            .schema(Some(uuid(false)))
-            .build()
-    };
+    let op = |id: &str, summary: String| operation(plural, id, summary);
     let query = |n: &str, desc: &str, t: Type| {
         ParameterBuilder::new()
             .name(n)
@@ -244,14 +247,6 @@ pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str) {
             .description(Some(desc))
             .schema(Some(typed(Type::String, None, false)))
             .build()
-    };
-    let errors = |o: OperationBuilder| {
-        o.response("401", problem("Missing or invalid credentials"))
-            .response("403", problem("The caller's role may not do this"))
-            .response(
-                "422",
-                problem("Invalid input, with one entry per field in `errors`"),
-            )
     };
     let one = || ok("The record (its version is the `ETag`)", &name);
 
@@ -371,4 +366,122 @@ pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str) {
         format!("/{plural}/{{id}}/restore"),
         PathItem::new(HttpMethod::Post, restore_op),
     );
+    if timeline {
+        let timeline_op = errors(op("timeline", format!("The timeline of a {}", E::NAME)))
+            .description(Some(
+                "Its activities and event-log entries, newest first (trashed records keep theirs).",
+            ))
+            .parameter(id_param())
+            .parameter(query(
+                "limit",
+                "Page size, 1-100 (default 50)",
+                Type::Integer,
+            ))
+            .parameter(query(
+                "cursor",
+                "`next_cursor` of the previous page",
+                Type::String,
+            ))
+            .response("200", ok("One page", "Timeline"))
+            .response("404", problem("No such record in your organization"));
+        paths.insert(
+            format!("/{plural}/{{id}}/timeline"),
+            PathItem::new(HttpMethod::Get, timeline_op),
+        );
+    }
+}
+
+/// An entity verb, `POST /{plural}/{id}/{verb}`, for its OpenAPI description.
+pub(crate) struct Verb {
+    /// The entity's path segment.
+    pub(crate) plural: &'static str,
+    /// The verb's path segment.
+    pub(crate) verb: &'static str,
+    /// One line on what it does.
+    pub(crate) summary: &'static str,
+    /// The request body's schema, if it takes one.
+    pub(crate) request: Option<&'static str>,
+    /// The response's schema.
+    pub(crate) response: &'static str,
+    /// When it answers 409.
+    pub(crate) conflict: &'static str,
+}
+
+/// Describes an entity verb: its operation, its body and its answers.
+pub(crate) fn describe_verb(doc: &mut OpenApi, v: &Verb) {
+    let mut op = errors(operation(v.plural, v.verb, v.summary.to_owned()))
+        .parameter(id_param())
+        .response("200", ok("Done", v.response))
+        .response("404", problem("No such record in your organization"))
+        .response("409", problem(v.conflict));
+    if let Some(schema) = v.request {
+        op = op.request_body(body(schema));
+    }
+    doc.paths.paths.insert(
+        format!("/{}/{{id}}/{}", v.plural, v.verb),
+        PathItem::new(HttpMethod::Post, op),
+    );
+}
+
+/// An operation `{id}_{plural}` tagged `plural`, for a JWT or an API key.
+fn operation(plural: &str, id: &str, summary: String) -> OperationBuilder {
+    OperationBuilder::new()
+        .tag(plural)
+        .operation_id(Some(format!("{id}_{plural}")))
+        .summary(Some(summary))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+        .security(SecurityRequirement::new("api_key", Vec::<String>::new()))
+}
+
+/// The errors every entity operation may answer.
+fn errors(o: OperationBuilder) -> OperationBuilder {
+    o.response("401", problem("Missing or invalid credentials"))
+        .response("403", problem("The caller's role may not do this"))
+        .response(
+            "422",
+            problem("Invalid input, with one entry per field in `errors`"),
+        )
+}
+
+/// JSON content of a named schema.
+fn json(schema: &str) -> Content {
+    ContentBuilder::new()
+        .schema(Some(reference(schema)))
+        .build()
+}
+
+/// A success answering a named schema.
+fn ok(desc: &str, schema: &str) -> Response {
+    ResponseBuilder::new()
+        .description(desc)
+        .content("application/json", json(schema))
+        .build()
+}
+
+/// An error answering problem+json.
+fn problem(desc: &str) -> Response {
+    ResponseBuilder::new()
+        .description(desc)
+        .content(PROBLEM_JSON, json("Problem"))
+        .build()
+}
+
+/// A required JSON request body of a named schema.
+fn body(schema: &str) -> Option<RequestBody> {
+    Some(
+        RequestBodyBuilder::new()
+            .required(Some(Required::True))
+            .content("application/json", json(schema))
+            .build(),
+    )
+}
+
+/// The `{id}` path parameter, a UUID.
+fn id_param() -> Parameter {
+    ParameterBuilder::new()
+        .name("id")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .schema(Some(typed(Type::String, Some(KnownFormat::Uuid), false)))
+        .build()
 }

@@ -162,7 +162,8 @@ impl<'t> Users<'t> {
         .await
     }
 
-    /// Deactivates user `id`: they can no longer sign in; their records stay.
+    /// Deactivates user `id`: they can no longer sign in and their refresh tokens are revoked;
+    /// their records stay.
     ///
     /// # Errors
     /// [`Error::Conflict`] for the last active company admin.
@@ -255,6 +256,17 @@ impl<'t> Users<'t> {
                 .push(" returning ")
                 .push(COLUMNS);
             let updated: User = tx.conn().fetch_one(&q).await?;
+            if active_before && !active_after {
+                // A deactivated user keeps no way back in: their refresh tokens die with them.
+                let mut r = Sql::new("update refresh_tokens set revoked_at = ");
+                r.bind(now())
+                    .push(" where organization_id = ")
+                    .bind(org)
+                    .push(" and user_id = ")
+                    .bind(id)
+                    .push(" and revoked_at is null");
+                tx.conn().execute(&r).await?;
+            }
             let mut changes = Map::new();
             if role_before != role_after {
                 changes.insert(

@@ -2,7 +2,10 @@
 
 pub(crate) mod api_keys;
 pub(crate) mod auth;
+pub(crate) mod custom_fields;
 pub(crate) mod organizations;
+pub(crate) mod pipelines;
 pub(crate) mod records;
 pub(crate) mod users;
+pub(crate) mod verbs;
 pub(crate) mod webhooks;

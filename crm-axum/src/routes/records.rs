@@ -8,7 +8,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use crm_core::record::Kind;
-use crm_core::{Deleted, Direction, Entity, FieldError, Filter, Id, ListQuery, Op, Record, Sort};
+use crm_core::{
+    Deleted, Direction, Entity, FieldError, Filter, Id, ListQuery, Op, Record, RelatedEntity, Sort,
+    TimelineItem,
+};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -55,8 +58,23 @@ pub(crate) fn routes<E: Resource>(plural: &'static str) -> OpenApiRouter<ApiStat
             get(read::<E>).patch(update::<E>).delete(delete::<E>),
         )
         .route(&format!("/{plural}/{{id}}/restore"), post(restore::<E>));
-    openapi::describe_entity::<E>(r.get_openapi_mut(), plural);
+    // Activities have no timeline of their own: they are what timelines show.
+    let has_timeline = related::<E>().is_some();
+    if has_timeline {
+        r = r.route(&format!("/{plural}/{{id}}/timeline"), get(timeline::<E>));
+    }
+    openapi::describe_entity::<E>(r.get_openapi_mut(), plural, has_timeline);
     r
+}
+
+/// The kind of record `E` is for timelines, if it has one.
+fn related<E: Entity>() -> Option<RelatedEntity> {
+    E::NAME.parse().ok()
+}
+
+/// A record answered with status 200 and its `ETag`: the answer of the entity verbs.
+pub(crate) fn record_ok<E: Entity>(record: crm_core::Result<Record<E>>) -> ApiResult<Response> {
+    record_response(StatusCode::OK, &record?)
 }
 
 /// A record as answered: JSON with its version as `ETag`.
@@ -88,13 +106,20 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
         })
 }
 
+/// Whether a client may never assign field `name` of `E`: the common server-owned columns and
+/// the entity's read-only ones (statuses, numbers, totals, conversion links), which only the
+/// library and the entity verbs write.
+pub(crate) fn server_owned<E: Entity>(name: &str) -> bool {
+    SERVER_OWNED.contains(&name) || E::COLUMNS.iter().any(|c| c.readonly && c.name == name)
+}
+
 /// Checks the keys of a create or patch body: server-owned fields and unknown fields are
 /// reported all at once, one field error each.
 pub(crate) fn check_fields<E: Entity>(body: &Map<String, Value>) -> ApiResult<()> {
     let errors: Vec<FieldError> = body
         .keys()
         .filter_map(|k| {
-            if SERVER_OWNED.contains(&k.as_str()) {
+            if server_owned::<E>(k) {
                 Some(FieldError::new(k, "read_only", "is set by the server"))
             } else if k != "custom_fields" && !E::COLUMNS.iter().any(|c| c.name == k) {
                 Some(FieldError::new(
@@ -536,11 +561,32 @@ async fn delete<E: Resource>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `?limit=` (1-100, default 50) and `?cursor=` of a timeline.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TimelineParams {
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// The timeline of one record: its activities and event-log entries, newest first.
+async fn timeline<E: Resource>(
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    extract::Query(p): extract::Query<TimelineParams>,
+) -> ApiResult<Json<crm_core::Page<TimelineItem>>> {
+    let Some(entity) = related::<E>() else {
+        return Err(ApiError::NoRoute);
+    };
+    let page = tenant
+        .timeline(entity, id, p.limit.unwrap_or(50), p.cursor.as_deref())
+        .await?;
+    Ok(Json(page))
+}
+
 /// Takes a record out of the trash.
 async fn restore<E: Resource>(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
-    let record = tenant
-        .records::<E>()
-        .restore(Id::<E>::from_uuid(id))
-        .await?;
-    record_response(StatusCode::OK, &record)
+    record_ok(tenant.records::<E>().restore(Id::<E>::from_uuid(id)).await)
 }

@@ -38,13 +38,17 @@ pub(crate) struct CreateUserRequest {
     role: RoleView,
 }
 
-/// A change to a user. Only activation for now.
+/// A change to a user's role and/or activation; absent fields are kept.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateUserRequest {
+    /// The new role; never above the caller's own.
+    #[serde(default)]
+    role: Option<RoleView>,
     /// `false` deactivates the user (their refresh tokens are revoked; access tokens stop
-    /// working within the principal cache's lifetime).
-    is_active: bool,
+    /// working within the principal cache's lifetime); `true` reactivates them.
+    #[serde(default)]
+    is_active: Option<bool>,
 }
 
 /// Lists the users of the caller's organization.
@@ -88,13 +92,16 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
-/// Activates or deactivates a user (company admins).
+/// Changes a user's role or activation (company admins; not above their own role). The
+/// organization keeps at least one active company admin (409 otherwise).
 #[utoipa::path(patch, path = "/users/{id}", tag = tags::USERS, request_body = UpdateUserRequest,
     params(("id" = Uuid, Path, description = "User id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "Updated", body = UserView),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin, or a role above the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user in your organization", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It would leave the organization without an active company admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn update_user(
     State(state): State<ApiState>,
@@ -103,13 +110,23 @@ async fn update_user(
     Json(req): Json<UpdateUserRequest>,
 ) -> ApiResult<Json<UserView>> {
     let id = UserId::from_uuid(id);
-    state
-        .crm
-        .auth()
-        .set_user_active(&tenant, id, req.is_active)
-        .await?;
+    let users = tenant.users();
+    let out = async {
+        let mut user = match req.role {
+            Some(role) => users.set_role(id, role.into()).await?,
+            None => users.get(id).await?,
+        };
+        user = match req.is_active {
+            Some(false) => users.deactivate(id).await?,
+            Some(true) => users.reactivate(id).await?,
+            None => user,
+        };
+        Ok::<_, crm_core::Error>(user)
+    }
+    .await;
+    // Even a half-done change (a role set, then a 409) leaves cached principals stale.
     state
         .auth
         .forget(tenant.context().organization_id().uuid(), id.uuid());
-    Ok(Json(tenant.users().get(id).await?.into()))
+    Ok(Json(out?.into()))
 }

@@ -1,12 +1,10 @@
-//! `webhooks/forms`: a web form posts here with an API key and becomes a contact.
-//!
-//! Leads do not exist in crm-core yet: when they land, this creates a lead with source
-//! `web_form` instead (one line in [`form`]).
+//! `webhooks/forms`: a web form posts here with an API key and becomes a lead with source
+//! `web_form`.
 
 use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use crm_core::{Actor, Contact, NewContact};
+use crm_core::{Actor, LeadSource, NewLead};
 use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -22,7 +20,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(form))
 }
 
-/// Form field names accepted for each contact field (lowercase; `-` and ` ` read as `_`).
+/// Form field names accepted for each lead field (lowercase; `-` and ` ` read as `_`).
 const MAPPING: &[(&str, &[&str])] = &[
     (
         "first_name",
@@ -33,8 +31,23 @@ const MAPPING: &[(&str, &[&str])] = &[
         &["last_name", "lastname", "family_name", "surname", "lname"],
     ),
     ("email", &["email", "e_mail", "email_address"]),
-    ("phone", &["phone", "telephone", "tel", "phone_number"]),
-    ("mobile", &["mobile", "mobile_phone", "cell"]),
+    // Leads have one phone number: a mobile number is taken when no phone comes first.
+    (
+        "phone",
+        &[
+            "phone",
+            "telephone",
+            "tel",
+            "phone_number",
+            "mobile",
+            "mobile_phone",
+            "cell",
+        ],
+    ),
+    (
+        "company",
+        &["company", "company_name", "organization", "organisation"],
+    ),
     ("title", &["title", "job_title", "position"]),
 ];
 
@@ -72,8 +85,8 @@ impl<S: Send + Sync> FromRequest<S> for FormFields {
     }
 }
 
-/// Maps form fields to a contact; a single `name` is split into first and last name.
-/// Returns the contact input and the names of the fields that were not used.
+/// Maps form fields to a lead; a single `name` is split into first and last name.
+/// Returns the lead input and the names of the fields that were not used.
 fn map_fields(fields: &[(String, String)]) -> (Map<String, Value>, Vec<String>) {
     let mut out = Map::new();
     let mut ignored = Vec::new();
@@ -85,7 +98,8 @@ fn map_fields(fields: &[(String, String)]) -> (Map<String, Value>, Vec<String>) 
             .find(|(_, names)| names.contains(&norm.as_str()))
         {
             if !v.is_empty() {
-                out.insert((*target).to_owned(), Value::String(v.to_owned()));
+                out.entry(*target)
+                    .or_insert_with(|| Value::String(v.to_owned()));
             }
         } else if norm == "name" || norm == "full_name" {
             let mut parts = v.rsplitn(2, ' ');
@@ -107,10 +121,10 @@ fn map_fields(fields: &[(String, String)]) -> (Map<String, Value>, Vec<String>) 
     (out, ignored)
 }
 
-/// Receives a web form post (API key only) and creates a contact from it.
+/// Receives a web form post (API key only) and creates a lead (source `web_form`) from it.
 ///
 /// Fields are mapped by name (`first_name`/`firstname`, `last_name`/`surname`, `name`,
-/// `email`, `phone`, `mobile`, `title`…); others are listed in `ignored_fields`. Honours
+/// `email`, `phone`/`mobile`, `company`, `title`…); others are listed in `ignored_fields`. Honours
 /// `Idempotency-Key`; rate limited per key.
 #[utoipa::path(post, path = "/webhooks/forms", tag = tags::WEBHOOKS, security(("api_key" = [])),
     request_body(content(
@@ -119,7 +133,7 @@ fn map_fields(fields: &[(String, String)]) -> (Map<String, Value>, Vec<String>) 
     )),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the post safe to retry")),
     responses(
-        (status = 201, description = "The contact created (`data`) and the fields not used (`ignored_fields`)", body = Object),
+        (status = 201, description = "The lead created (`data`) and the fields not used (`ignored_fields`)", body = Object),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an API key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Nothing usable in the form", body = Problem, content_type = "application/problem+json"),
@@ -146,9 +160,10 @@ async fn form(
     Ok(
         idempotency::run(&state, &tenant, &headers, path, &canonical, || async {
             let (input, ignored) = map_fields(&fields);
-            let new: NewContact = extract::from_value(Value::Object(input))?;
-            let contact = tenant.records::<Contact>().create(new).await?;
-            let body = serde_json::json!({ "data": contact, "ignored_fields": ignored });
+            let mut new: NewLead = extract::from_value(Value::Object(input))?;
+            new.source = LeadSource::WebForm;
+            let lead = tenant.leads().create(new).await?;
+            let body = serde_json::json!({ "data": lead, "ignored_fields": ignored });
             Ok(axum::response::IntoResponse::into_response((
                 axum::http::StatusCode::CREATED,
                 axum::Json(body),
@@ -163,7 +178,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn form_fields_map_to_contact_fields() {
+    fn form_fields_map_to_lead_fields() {
         let f = |k: &str, v: &str| (k.to_owned(), v.to_owned());
         let (m, ignored) = map_fields(&[
             f("Name", "Ada King Lovelace"),

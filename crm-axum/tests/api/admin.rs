@@ -177,6 +177,8 @@ async fn api_keys_post_web_forms(crm: Crm) {
         .await
         .expect(201);
     assert_eq!(r.body["data"]["last_name"], "Lovelace");
+    assert_eq!(r.body["data"]["source"], "web_form");
+    assert_eq!(r.body["data"]["status"], "new");
     assert_eq!(r.body["data"]["created_by"], key_id.as_str());
     assert_eq!(r.body["ignored_fields"], json!(["utm"]));
     // Urlencoded form post, with an Idempotency-Key: replayed once.
@@ -195,8 +197,11 @@ async fn api_keys_post_web_forms(crm: Crm) {
     let f1 = app.raw(form(&key)).await.expect(201);
     let f2 = app.raw(form(&key)).await.expect(201);
     assert_eq!(f1.body["data"]["id"], f2.body["data"]["id"]);
+    // Leads, not contacts.
+    let leads = app.get("/api/v1/leads", t).await.expect(200);
+    assert_eq!(leads.body["data"].as_array().unwrap().len(), 2);
     let contacts = app.get("/api/v1/contacts", t).await.expect(200);
-    assert_eq!(contacts.body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(contacts.body["data"], json!([]));
     // An empty form: 422. A user's token: 403. The key on admin routes: 403.
     app.post("/api/v1/webhooks/forms", &key, json!({ "utm": "x" }))
         .await

@@ -417,8 +417,8 @@ async fn deactivation_bites_within_the_principal_cache_ttl(crm: Crm) {
         crm_core::UserId::from_uuid(admin.user),
         crm_core::Role::CompanyAdmin,
     ));
-    crm.auth()
-        .set_user_active(&org, crm_core::UserId::from_uuid(user.user), false)
+    org.users()
+        .deactivate(crm_core::UserId::from_uuid(user.user))
         .await
         .unwrap();
     app.get("/api/v1/contacts", &user.access).await.expect(200);

@@ -14,9 +14,11 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod entities;
 mod errors;
 mod mount;
 mod openapi;
 mod records;
 mod server;
+mod settings;
 mod tenancy;

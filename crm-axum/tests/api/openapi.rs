@@ -45,6 +45,25 @@ fn every_route_is_described_with_its_errors() {
         "/api/v1/api-keys",
         "/api/v1/api-keys/{id}",
         "/api/v1/webhooks/forms",
+        "/api/v1/leads",
+        "/api/v1/leads/{id}",
+        "/api/v1/leads/{id}/convert",
+        "/api/v1/leads/{id}/timeline",
+        "/api/v1/opportunities",
+        "/api/v1/opportunities/{id}/close",
+        "/api/v1/invoices",
+        "/api/v1/invoices/{id}/send",
+        "/api/v1/invoices/{id}/pay",
+        "/api/v1/invoices/{id}/void",
+        "/api/v1/activities",
+        "/api/v1/activities/{id}/complete",
+        "/api/v1/activities/{id}/reopen",
+        "/api/v1/accounts/{id}/timeline",
+        "/api/v1/pipelines",
+        "/api/v1/pipelines/{id}",
+        "/api/v1/pipelines/{id}/summary",
+        "/api/v1/custom-fields/{entity}",
+        "/api/v1/custom-fields/{entity}/{key}",
     ] {
         assert!(paths.contains_key(p), "{p} is not described");
     }
@@ -57,9 +76,58 @@ fn every_route_is_described_with_its_errors() {
         "AccountPatch",
         "Contact",
         "UserView",
+        "Lead",
+        "NewInvoice",
+        "Conversion",
+        "ConvertLead",
+        "CloseOpportunity",
+        "Pipeline",
+        "PipelineSummary",
+        "CustomFieldDefinition",
+        "Timeline",
     ] {
         assert!(doc["components"]["schemas"].get(s).is_some(), "schema {s}");
     }
+    // Every `$ref` points at a schema that exists.
+    let text = doc.to_string();
+    for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = r.split('"').next().unwrap();
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "dangling $ref {name}"
+        );
+    }
+    // Invoices: line items are an array of objects, dates are dates, read-only fields are
+    // marked in the record and absent from the inputs.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["NewInvoice"]["properties"]["line_items"]["type"],
+        "array"
+    );
+    assert_eq!(
+        schemas["NewInvoice"]["properties"]["line_items"]["items"]["type"],
+        "object"
+    );
+    assert_eq!(
+        schemas["Invoice"]["properties"]["due_date"]["format"],
+        "date"
+    );
+    assert_eq!(schemas["Invoice"]["properties"]["status"]["readOnly"], true);
+    for input in ["NewInvoice", "InvoicePatch"] {
+        for f in ["status", "number", "total_minor", "paid_at"] {
+            assert!(schemas[input]["properties"].get(f).is_none(), "{input}.{f}");
+        }
+    }
+    assert!(
+        schemas["NewLead"]["properties"]
+            .get("converted_at")
+            .is_none()
+    );
+    assert!(
+        schemas["ActivityPatch"]["properties"]
+            .get("completed_at")
+            .is_none()
+    );
 }
 
 #[tokio::test]

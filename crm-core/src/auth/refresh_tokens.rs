@@ -11,7 +11,6 @@ use crate::crm::Crm;
 use crate::error::{Error, Result};
 use crate::organizations::OrganizationId;
 use crate::storage::{Conn, Sql};
-use crate::tenant::Tenant;
 use crate::time::now;
 use crate::users::UserId;
 
@@ -203,56 +202,6 @@ impl<'c> Auth<'c> {
             }
             _ => Err(Error::Unauthenticated),
         }
-    }
-
-    /// Activates or deactivates a user of `tenant`'s organization (company admins; not a user
-    /// above the caller's role). Deactivation also revokes the user's refresh tokens.
-    ///
-    /// This belongs in `Users` once it grows an update; it lives here until then.
-    ///
-    /// # Errors
-    /// [`Error::Forbidden`] for non-admins or a target above the caller's role;
-    /// [`Error::NotFound`] for a user of no (or another) organization.
-    pub async fn set_user_active(&self, tenant: &Tenant, user: UserId, active: bool) -> Result<()> {
-        let ctx = tenant.context();
-        if !ctx.role().is_admin() {
-            return Err(Error::Forbidden(
-                "only company admins may (de)activate users".into(),
-            ));
-        }
-        let org = ctx.organization_id();
-        let target = tenant.users().get(user).await?;
-        if target.role > ctx.role() {
-            return Err(Error::Forbidden(
-                "cannot change a user with a role above your own".into(),
-            ));
-        }
-        let mut s = self.crm.pool().tenant(org).await?;
-        let mut tx = s.begin().await?;
-        let out = async {
-            let mut q = Sql::new("update users set is_active = ");
-            q.bind(active)
-                .push(", updated_at = ")
-                .bind(now())
-                .push(", version = version + 1 where organization_id = ")
-                .bind(org)
-                .push(" and id = ")
-                .bind(user);
-            tx.conn().execute(&q).await?;
-            if !active {
-                let mut r = Sql::new("update refresh_tokens set revoked_at = ");
-                r.bind(now())
-                    .push(" where organization_id = ")
-                    .bind(org)
-                    .push(" and user_id = ")
-                    .bind(user)
-                    .push(" and revoked_at is null");
-                tx.conn().execute(&r).await?;
-            }
-            Ok(())
-        }
-        .await;
-        tx.settle(out).await
     }
 }
 

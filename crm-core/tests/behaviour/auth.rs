@@ -51,13 +51,10 @@ async fn principals_reflect_deactivation_and_suspension(crm: Crm) {
     assert!(auth.principal(org.id, org.user).await.is_ok());
     // Plain users may not deactivate anyone.
     assert!(matches!(
-        auth.set_user_active(&org.user(&crm), org.admin, false)
-            .await,
+        org.user(&crm).users().deactivate(org.admin).await,
         Err(Error::Forbidden(_))
     ));
-    auth.set_user_active(&org.admin(&crm), org.user, false)
-        .await
-        .unwrap();
+    org.admin(&crm).users().deactivate(org.user).await.unwrap();
     assert!(matches!(
         auth.principal(org.id, org.user).await,
         Err(Error::Unauthenticated)
