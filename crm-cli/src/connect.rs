@@ -7,7 +7,11 @@ use crm_core::{Crm, Organization, OrganizationId, Tenant, TenantContext};
 /// PostgreSQL when `no_rls`.
 pub(crate) async fn connect(url: &str, migrate: bool, no_rls: bool) -> anyhow::Result<Crm> {
     let builder = Crm::builder().database_url(url).migrate(migrate);
-    let builder = if no_rls { builder.postgres_role(None) } else { builder };
+    let builder = if no_rls {
+        builder.postgres_role(None)
+    } else {
+        builder
+    };
     builder
         .build()
         .await

@@ -394,7 +394,11 @@ impl World {
                 } else if c.links == [a.id] {
                     // Already linked: the patch changes nothing, so nothing is written or
                     // checked, whatever has become of the account since.
-                    assert_eq!(out.unwrap().version, c.version, "a no-op patch writes nothing");
+                    assert_eq!(
+                        out.unwrap().version,
+                        c.version,
+                        "a no-op patch writes nothing"
+                    );
                 } else if a.org != actor || a.state != State::Live {
                     assert!(
                         matches!(
