@@ -47,6 +47,7 @@ pub(crate) mod tags {
         crate::schemas::ConvertLead, crate::schemas::ConvertOpportunity, crate::schemas::Target,
         crate::schemas::CloseOpportunity, crate::schemas::Outcome,
         crate::schemas::Timeline, crate::schemas::TimelineItem, crate::schemas::TimelineItemType,
+        crate::schemas::Erasure,
     )),
     tags(
         (name = "auth", description = "Sign-up, sign-in, tokens"),

@@ -302,3 +302,20 @@ pub(crate) struct Timeline {
     /// Pass as `cursor` to get the next page; `null` on the last page.
     next_cursor: Option<String>,
 }
+
+/// What an erasure (GDPR) removed; only a tombstone event remains of the record.
+#[derive(ToSchema)]
+pub(crate) struct Erasure {
+    /// `contact` or `lead`.
+    entity: String,
+    /// The erased record's id.
+    id: Uuid,
+    /// When.
+    erased_at: DateTime<Utc>,
+    /// Records that linked to it and now link to nothing.
+    unlinked: u64,
+    /// Activities attached to it, removed with it.
+    activities_removed: u64,
+    /// Event-log entries whose changes were blanked.
+    events_scrubbed: u64,
+}

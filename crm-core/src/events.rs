@@ -62,6 +62,8 @@ pub enum Action {
     Deactivated,
     /// A user was reactivated.
     Reactivated,
+    /// A person's record was erased for good (GDPR); only this tombstone remains.
+    Erased,
 }
 
 impl Action {
@@ -85,6 +87,7 @@ impl Action {
             Action::RoleChanged => "role_changed",
             Action::Deactivated => "deactivated",
             Action::Reactivated => "reactivated",
+            Action::Erased => "erased",
         }
     }
 }
@@ -116,6 +119,7 @@ impl TryFrom<String> for Action {
             "role_changed" => Action::RoleChanged,
             "deactivated" => Action::Deactivated,
             "reactivated" => Action::Reactivated,
+            "erased" => Action::Erased,
             other => return Err(Error::Internal(format!("unknown event action `{other}`"))),
         })
     }

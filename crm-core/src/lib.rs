@@ -138,8 +138,8 @@ pub use pipelines::{
     StageId, StageKind, StageSummary, default_pipeline,
 };
 pub use record::{
-    Condition, Deleted, Direction, Entity, Filter, ListQuery, Op, Page, PurgeReport, Record,
-    Records, Sort,
+    Condition, Deleted, Direction, Entity, Erasure, Filter, ListQuery, Op, Page, PurgeReport,
+    Record, Records, Sort,
 };
 pub use storage::Backend;
 #[doc(hidden)]

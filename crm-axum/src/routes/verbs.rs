@@ -1,5 +1,5 @@
 //! The entity verbs: `POST /{entity}/{id}/{verb}` for lead conversion, opportunity close,
-//! invoice send/pay/void and activity complete/reopen. Each is one call of crm-core, which
+//! invoice send/pay/void, activity complete/reopen and the erasure of contacts and leads. Each is one call of crm-core, which
 //! owns the rules (what may move where, who may do it); the answer is the record changed.
 
 use axum::response::Response;
@@ -59,6 +59,22 @@ const VERBS: &[Verb] = &[
         conflict: "The invoice is paid or already void",
     },
     Verb {
+        plural: "contacts",
+        verb: "erase",
+        summary: "Erase a contact for good (GDPR): unlinks what points at it, removes its activities, blanks the event log about it, leaves a tombstone (company admins)",
+        request: None,
+        response: "Erasure",
+        conflict: "Never",
+    },
+    Verb {
+        plural: "leads",
+        verb: "erase",
+        summary: "Erase a lead for good (GDPR): removes its activities, blanks the event log about it, leaves a tombstone (company admins)",
+        request: None,
+        response: "Erasure",
+        conflict: "Never",
+    },
+    Verb {
         plural: "activities",
         verb: "complete",
         summary: "Complete a task",
@@ -84,6 +100,8 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .route("/invoices/{id}/send", post(send))
         .route("/invoices/{id}/pay", post(pay))
         .route("/invoices/{id}/void", post(void))
+        .route("/contacts/{id}/erase", post(erase_contact))
+        .route("/leads/{id}/erase", post(erase_lead))
         .route("/activities/{id}/complete", post(complete))
         .route("/activities/{id}/reopen", post(reopen));
     for v in VERBS {
@@ -153,6 +171,16 @@ async fn pay(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
 /// Voids an invoice.
 async fn void(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
     record_ok(tenant.invoices().void(Id::from_uuid(id)).await)
+}
+
+/// Erases a contact for good.
+async fn erase_contact(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<crm_core::Erasure>> {
+    Ok(Json(tenant.contacts().erase(Id::from_uuid(id)).await?))
+}
+
+/// Erases a lead for good.
+async fn erase_lead(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<crm_core::Erasure>> {
+    Ok(Json(tenant.leads().erase(Id::from_uuid(id)).await?))
 }
 
 /// Completes a task.

@@ -14,7 +14,63 @@ crate::on_both_backends!(
     tasks_complete_and_reopen,
     timelines_page_newest_first,
     verbs_and_timelines_of_another_organization_answer_404,
+    contacts_and_leads_are_erased_by_admins,
 );
+
+async fn contacts_and_leads_are_erased_by_admins(crm: Crm) {
+    let app = TestApp::new(crm);
+    let admin = app.register("acme").await;
+    let user = app.user(&admin, "u@example.com", Role::User).await;
+    let other = app.register("globex").await;
+    let a = admin.access.as_str();
+    let contact = create(
+        &app,
+        a,
+        "contacts",
+        json!({ "first_name": "Ada", "email": "ada@secret.test" }),
+    )
+    .await;
+    let lead = create(
+        &app,
+        a,
+        "leads",
+        json!({ "last_name": "Hopper", "email": "grace@secret.test" }),
+    )
+    .await;
+    let erase = |plural: &str, id: &str| format!("/api/v1/{plural}/{id}/erase");
+
+    app.post(
+        &erase("contacts", &contact),
+        user.access.as_str(),
+        json!({}),
+    )
+    .await
+    .problem(403, "forbidden");
+    app.post(
+        &erase("contacts", &contact),
+        other.access.as_str(),
+        json!({}),
+    )
+    .await
+    .problem(404, "not-found");
+    let r = app
+        .post(&erase("contacts", &contact), a, json!({}))
+        .await
+        .expect(200);
+    assert_eq!(
+        (r.body["entity"].as_str(), r.body["id"].as_str()),
+        (Some("contact"), Some(contact.as_str()))
+    );
+    app.get(&format!("/api/v1/contacts/{contact}"), a)
+        .await
+        .problem(404, "not-found");
+    app.post(&erase("leads", &lead), a, json!({}))
+        .await
+        .expect(200);
+    app.post(&erase("leads", &lead), a, json!({}))
+        .await
+        .problem(404, "not-found");
+}
 
 /// The id of a created record.
 async fn create(app: &TestApp, token: &str, plural: &str, body: Value) -> String {

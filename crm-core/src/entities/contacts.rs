@@ -61,3 +61,28 @@ impl Entity for Contact {
         self.owner_id
     }
 }
+
+impl crate::record::Records<'_, Contact> {
+    /// Erases a contact for good (GDPR): unlinks the opportunities and converted leads that
+    /// point at it, removes its activities, blanks what the event log recorded about it, and
+    /// leaves an `erased` tombstone event. Company admins only.
+    pub async fn erase(&self, id: ContactId) -> crate::Result<crate::record::Erasure> {
+        use crate::record::Referrer;
+        self.erase_with(
+            id,
+            &[
+                Referrer {
+                    table: "opportunities",
+                    entity: "opportunity",
+                    column: "primary_contact_id",
+                },
+                Referrer {
+                    table: "leads",
+                    entity: "lead",
+                    column: "converted_contact_id",
+                },
+            ],
+        )
+        .await
+    }
+}

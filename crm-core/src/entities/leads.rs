@@ -170,3 +170,11 @@ impl Entity for Lead {
         }
     }
 }
+
+impl crate::record::Records<'_, Lead> {
+    /// Erases a lead for good (GDPR): removes its activities, blanks what the event log
+    /// recorded about it, and leaves an `erased` tombstone event. Company admins only.
+    pub async fn erase(&self, id: LeadId) -> crate::Result<crate::record::Erasure> {
+        self.erase_with(id, &[]).await
+    }
+}

@@ -12,12 +12,15 @@
 mod cursor;
 mod custom_fields;
 mod entity;
+mod erasure;
 mod fields;
 mod list;
 mod row;
 mod service;
 
 pub use entity::{Entity, Operation, Referable, WriteContext};
+pub use erasure::Erasure;
+pub(crate) use erasure::Referrer;
 pub use fields::{Column, FieldType, Fields, Kind, present};
 pub use list::{
     Condition, DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_DEPTH, MAX_FILTERS,

@@ -374,3 +374,137 @@ crate::on_both_backends!(
     conversion_links_existing_records_and_only_fills_empty_fields,
     failed_conversion_leaves_nothing_behind,
 );
+
+mod erasure {
+    use crm_core::{
+        Action, ActivityKind, ConvertLead, Error, NewActivity, NewContact, NewLead, NewOpportunity,
+        RelatedEntity,
+    };
+
+    use crate::harness::Org;
+
+    async fn erase_removes_the_person_and_what_the_log_said(crm: crm_core::Crm) {
+        let org = Org::new(&crm, "Acme").await;
+        let t = org.admin(&crm);
+        let ada = t
+            .contacts()
+            .create(NewContact {
+                first_name: Some("Ada".into()),
+                email: Some("ada@secret.test".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        t.contacts()
+            .update(
+                ada.id,
+                crm_core::ContactPatch {
+                    phone: Some(Some("+1 555".into())),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let deal = t
+            .opportunities()
+            .create(NewOpportunity {
+                name: "Deal".into(),
+                primary_contact_id: Some(ada.id),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let note = NewActivity {
+            kind: ActivityKind::Note,
+            subject: "Ada's private phone is +1 555".into(),
+            related_entity: RelatedEntity::Contact,
+            related_id: ada.id.uuid(),
+            ..Default::default()
+        };
+        let note = t.activities().create(note).await.unwrap();
+
+        // Plain users may not erase; another organization's admin finds nothing.
+        assert!(matches!(
+            org.user(&crm).contacts().erase(ada.id).await,
+            Err(Error::Forbidden(_))
+        ));
+        let other = Org::new(&crm, "Other").await;
+        assert!(matches!(
+            other.admin(&crm).contacts().erase(ada.id).await,
+            Err(Error::NotFound { .. })
+        ));
+
+        let erased = t.contacts().erase(ada.id).await.unwrap();
+        assert_eq!((erased.unlinked, erased.activities_removed), (1, 1));
+        assert!(erased.events_scrubbed >= 3, "{erased:?}");
+        assert!(matches!(
+            t.contacts().get_including_deleted(ada.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            t.activities().get_including_deleted(note.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        let deal = t.opportunities().get(deal.id).await.unwrap();
+        assert_eq!(
+            (deal.primary_contact_id, deal.version),
+            (None, 2),
+            "unlinked, as a logged update"
+        );
+
+        // Nothing in the log says who Ada was; a tombstone says she was erased.
+        let log = t.events().recent(100, None).await.unwrap();
+        let text = serde_json::to_string(&log.data).unwrap();
+        assert!(
+            !text.contains("ada@secret.test") && !text.contains("+1 555") && !text.contains("Ada"),
+            "{text}"
+        );
+        let about: Vec<_> = log
+            .data
+            .iter()
+            .filter(|e| e.record_id == ada.id.uuid())
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(about, [Action::Erased, Action::Updated, Action::Created]);
+        assert!(matches!(
+            t.contacts().erase(ada.id).await,
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    async fn erase_a_converted_lead_and_its_contact(crm: crm_core::Crm) {
+        let org = Org::new(&crm, "Acme").await;
+        let t = org.admin(&crm);
+        let lead = NewLead {
+            last_name: Some("Hopper".into()),
+            company: Some("Cobol Corp".into()),
+            email: Some("grace@secret.test".into()),
+            ..Default::default()
+        };
+        let lead = t.leads().create(lead).await.unwrap();
+        let c = t
+            .leads()
+            .convert(lead.id, ConvertLead::default())
+            .await
+            .unwrap();
+        // The contact is linked from the converted lead: erasing it unlinks the lead.
+        let erased = t.contacts().erase(c.contact.id).await.unwrap();
+        assert_eq!(erased.unlinked, 1);
+        assert_eq!(
+            t.leads().get(lead.id).await.unwrap().converted_contact_id,
+            None
+        );
+        t.leads().erase(lead.id).await.unwrap();
+        let text =
+            serde_json::to_string(&t.events().recent(100, None).await.unwrap().data).unwrap();
+        assert!(
+            !text.contains("grace@secret.test") && !text.contains("Hopper"),
+            "{text}"
+        );
+    }
+
+    crate::on_both_backends!(
+        erase_removes_the_person_and_what_the_log_said,
+        erase_a_converted_lead_and_its_contact
+    );
+}
