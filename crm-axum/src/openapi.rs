@@ -138,6 +138,9 @@ fn column_schema(c: &Column) -> Schema {
         }
     };
     let mut o = typed(t, f, c.nullable);
+    if !c.choices.is_empty() {
+        o = o.enum_values(Some(c.choices.iter().copied()));
+    }
     if c.readonly {
         o = o
             .read_only(true)
@@ -211,7 +214,7 @@ pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str, timeli
             continue;
         }
         new = new.property(c.name, column_schema(c));
-        if !c.nullable {
+        if !c.nullable && !c.defaulted {
             new = new.required(c.name);
         }
         patch = patch.property(c.name, column_schema(c));

@@ -95,6 +95,11 @@ pub struct Column {
     /// Whether only the library writes it (statuses, numbers, totals): it is not part of the
     /// entity's create and patch inputs.
     pub readonly: bool,
+    /// Whether a create may leave it out and get a default (enums start at their first value,
+    /// JSON documents empty).
+    pub defaulted: bool,
+    /// The allowed values of a text enum (empty for free text).
+    pub choices: &'static [&'static str],
 }
 
 impl Column {
@@ -106,6 +111,8 @@ impl Column {
             nullable: T::NULLABLE,
             sortable: false,
             readonly: false,
+            defaulted: T::DEFAULTED,
+            choices: T::CHOICES,
         }
     }
 
@@ -128,6 +135,10 @@ pub trait FieldType {
     const KIND: Kind;
     /// Whether it is an `Option`.
     const NULLABLE: bool = false;
+    /// Whether a missing value takes a meaningful default.
+    const DEFAULTED: bool = false;
+    /// The allowed values, for text enums.
+    const CHOICES: &'static [&'static str] = &[];
 }
 
 impl FieldType for String {
@@ -150,10 +161,12 @@ impl FieldType for chrono::NaiveDate {
 }
 impl<T> FieldType for sqlx::types::Json<T> {
     const KIND: Kind = Kind::Json;
+    const DEFAULTED: bool = true;
 }
 impl<T: FieldType> FieldType for Option<T> {
     const KIND: Kind = T::KIND;
     const NULLABLE: bool = true;
+    const CHOICES: &'static [&'static str] = T::CHOICES;
 }
 impl<E: Referable> FieldType for Id<E> {
     const KIND: Kind = Kind::Ref {
@@ -357,6 +370,8 @@ macro_rules! text_enum {
 
         impl $crate::record::FieldType for $name {
             const KIND: $crate::record::Kind = $crate::record::Kind::Text;
+            const DEFAULTED: bool = true;
+            const CHOICES: &'static [&'static str] = &[$($text),+];
         }
 
         impl<DB: sqlx::Database> sqlx::Type<DB> for $name
