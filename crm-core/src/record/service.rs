@@ -127,10 +127,23 @@ impl<'t, E: Entity> Records<'t, E> {
 
     /// [`Records::create`] inside the caller's transaction.
     pub(crate) async fn create_in(&self, tx: &mut Tx<'_>, new: E::New) -> Result<Record<E>> {
+        let defs = field_definitions::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+        let row = self.prepare_new(tx, &defs, new).await?;
+        self.insert_one(tx, row).await
+    }
+
+    /// Splits a create input into the entity and its custom fields, and prepares it.
+    async fn prepare_new(
+        &self,
+        tx: &mut Tx<'_>,
+        defs: &Definitions,
+        new: E::New,
+    ) -> Result<Prepared> {
         let mut input = to_object(&new)?;
         let custom = CustomValues::take_new(&mut input)?;
         let entity: E = from_object(input)?;
-        self.insert_in(tx, entity, custom, Operation::Create).await
+        self.prepare(tx, defs, entity, custom, Operation::Create)
+            .await
     }
 
     /// Creates many records in one transaction: all or none. Every record is checked as by
@@ -149,14 +162,7 @@ impl<'t, E: Entity> Records<'t, E> {
             let mut rows = Vec::with_capacity(items.len());
             let mut errors = Vec::new();
             for (i, new) in items.into_iter().enumerate() {
-                let prepared = async {
-                    let mut input = to_object(&new)?;
-                    let custom = CustomValues::take_new(&mut input)?;
-                    let entity: E = from_object(input)?;
-                    self.prepare(&mut tx, &defs, entity, custom, Operation::Create)
-                        .await
-                }
-                .await;
+                let prepared = self.prepare_new(&mut tx, &defs, new).await;
                 match prepared {
                     Ok(row) => rows.push(row),
                     Err(Error::Validation(e)) => errors.extend(e.into_iter().map(|f| FieldError {
@@ -185,14 +191,7 @@ impl<'t, E: Entity> Records<'t, E> {
             let mut problems = Vec::new();
             let mut links = Vec::new();
             for (i, new) in items.into_iter().enumerate() {
-                let prepared = async {
-                    let mut input = to_object(&new)?;
-                    let custom = CustomValues::take_new(&mut input)?;
-                    let entity: E = from_object(input)?;
-                    self.prepare(&mut tx, &defs, entity, custom, Operation::Create)
-                        .await
-                }
-                .await;
+                let prepared = self.prepare_new(&mut tx, &defs, new).await;
                 match prepared {
                     Ok(row) => links.extend(row.links.into_iter().map(|l| (i, l))),
                     Err(e @ (Error::Validation(_) | Error::NotFound { .. })) => {
@@ -226,16 +225,7 @@ impl<'t, E: Entity> Records<'t, E> {
         out
     }
 
-    /// Inserts a complete entity (verbs that create records use it directly).
-    pub(crate) async fn insert_in(
-        &self,
-        tx: &mut Tx<'_>,
-        entity: E,
-        custom: Map<String, Value>,
-        operation: Operation,
-    ) -> Result<Record<E>> {
-        let defs = field_definitions::load(self.tenant, E::NAME, &mut tx.conn()).await?;
-        let row = self.prepare(tx, &defs, entity, custom, operation).await?;
+    async fn insert_one(&self, tx: &mut Tx<'_>, row: Prepared) -> Result<Record<E>> {
         let mut records = self.insert_prepared(tx, vec![row]).await?;
         records
             .pop()
