@@ -41,6 +41,26 @@ pub(crate) async fn organization(crm: &Crm, key: &str) -> anyhow::Result<Organiz
     found.with_context(|| format!("unknown organization `{key}` (give its slug or id)"))
 }
 
+/// Every organization (or the first `limit`), in creation order, page by page.
+pub(crate) async fn organizations(
+    crm: &Crm,
+    limit: Option<usize>,
+) -> anyhow::Result<Vec<Organization>> {
+    let mut all: Vec<Organization> = Vec::new();
+    loop {
+        let page = crm
+            .organizations()
+            .list(all.last().map(|o| o.id), 100)
+            .await?;
+        let done = page.len() < 100;
+        all.extend(page);
+        if done || limit.is_some_and(|l| all.len() >= l) {
+            all.truncate(limit.unwrap_or(usize::MAX));
+            return Ok(all);
+        }
+    }
+}
+
 /// The system acting inside organization `key`.
 pub(crate) async fn system(crm: &Crm, key: &str) -> anyhow::Result<Tenant> {
     let org = organization(crm, key).await?;

@@ -56,18 +56,7 @@ macro_rules! with_entity {
 pub(crate) use with_entity;
 
 /// The columns every record has, exported first and ignored on import (the server owns them).
-pub(crate) const COMMON: &[&str] = &[
-    "id",
-    "organization_id",
-    "created_at",
-    "updated_at",
-    "created_by",
-    "updated_by",
-    "version",
-    "is_deleted",
-    "deleted_at",
-    "deleted_by",
-];
+pub(crate) use crm_core::record::COMMON_FIELDS as COMMON;
 
 /// A CSV cell as the JSON value of a column of `kind`; `Err` names what was expected.
 pub(crate) fn cell_for_column(kind: Kind, cell: &str) -> Result<Value, String> {

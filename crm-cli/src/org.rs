@@ -6,7 +6,7 @@ use clap::Subcommand;
 use crm_core::{Crm, NewOrganization, Organization, OrganizationStatus};
 
 use crate::Output;
-use crate::connect::organization;
+use crate::connect::{organization, organizations};
 
 /// Organization commands.
 #[derive(Debug, Subcommand)]
@@ -52,18 +52,7 @@ pub(crate) async fn run(crm: &Crm, cmd: OrgCommand, out: Output) -> anyhow::Resu
             out.show(&org, || format!("created {}", line(&org)))?;
         }
         OrgCommand::List { limit } => {
-            let mut all = Vec::new();
-            let mut after = None;
-            loop {
-                let page = crm.organizations().list(after, 100).await?;
-                let done = page.len() < 100;
-                after = page.last().map(|o| o.id);
-                all.extend(page);
-                if done || limit.is_some_and(|l| all.len() >= l) {
-                    break;
-                }
-            }
-            all.truncate(limit.unwrap_or(usize::MAX));
+            let all = organizations(crm, limit).await?;
             out.show(&all, || all.iter().map(line).collect::<Vec<_>>().join("\n"))?;
         }
         OrgCommand::Suspend { org } => {

@@ -9,7 +9,7 @@ use crm_core::{Crm, Entity, Organization, PurgeReport, Tenant, TenantContext};
 use serde::Serialize;
 
 use crate::Output;
-use crate::connect::organization;
+use crate::connect::{organization, organizations};
 
 /// Arguments of `crm purge`.
 #[derive(Debug, Args)]
@@ -65,20 +65,7 @@ pub(crate) async fn run(crm: &Crm, args: PurgeArgs, out: Output) -> anyhow::Resu
     };
     let orgs: Vec<Organization> = match &args.org {
         Some(key) => vec![organization(crm, key).await?],
-        None => {
-            let mut all = Vec::new();
-            loop {
-                let page = crm
-                    .organizations()
-                    .list(all.last().map(|o: &Organization| o.id), 100)
-                    .await?;
-                let done = page.len() < 100;
-                all.extend(page);
-                if done {
-                    break all;
-                }
-            }
-        }
+        None => organizations(crm, None).await?,
     };
     let dry_run = !args.yes;
     let mut lines = Vec::new();

@@ -30,18 +30,7 @@ use crate::state::ApiState;
 pub const MAX_BATCH: usize = 100;
 
 /// Columns every record has and no client may set.
-pub(crate) const SERVER_OWNED: &[&str] = &[
-    "id",
-    "organization_id",
-    "version",
-    "created_at",
-    "updated_at",
-    "created_by",
-    "updated_by",
-    "is_deleted",
-    "deleted_at",
-    "deleted_by",
-];
+pub(crate) use crm_core::record::COMMON_FIELDS as SERVER_OWNED;
 
 /// What an entity needs to be served: its inputs must deserialize.
 pub trait Resource: Entity<New: DeserializeOwned, Patch: DeserializeOwned> {}

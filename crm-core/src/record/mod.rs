@@ -26,7 +26,7 @@ pub use list::{
     Condition, DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_DEPTH, MAX_FILTERS,
     MAX_IN_VALUES, MAX_LIMIT, Op, Page, Sort,
 };
-pub use row::Record;
+pub use row::{COMMON_FIELDS, Record};
 pub use service::{PurgeReport, Records};
 
 /// Whether `key` is a valid custom field key (`[a-z][a-z0-9_]{0,62}`).

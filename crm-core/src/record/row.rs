@@ -10,6 +10,21 @@ use uuid::Uuid;
 use crate::id::Id;
 use crate::organizations::OrganizationId;
 
+/// The columns every record has besides `custom_fields`, in [`Record`]'s order. Only the
+/// library writes them: APIs refuse them in inputs, imports skip them, exports lead with them.
+pub const COMMON_FIELDS: &[&str] = &[
+    "id",
+    "organization_id",
+    "created_at",
+    "updated_at",
+    "created_by",
+    "updated_by",
+    "version",
+    "is_deleted",
+    "deleted_at",
+    "deleted_by",
+];
+
 /// A stored record of entity `E`.
 ///
 /// It dereferences to `E`, so `account.name` reads the entity's own field. It serializes flat:
