@@ -1,4 +1,5 @@
-//! In-process counters and caches: login rate limits and the principal cache.
+//! In-process counters and caches: login rate limits (fixed windows) and the principal cache
+//! (moka, as crm-core's caches).
 //!
 //! Per process: behind a load balancer each instance counts on its own (a shared store such as
 //! Redis would make the limits global; not done yet).
@@ -62,56 +63,54 @@ impl RateLimiter {
     }
 }
 
-/// A map whose entries expire after a fixed time.
-#[derive(Debug)]
+/// A map whose entries expire after a fixed time (moka); with a zero time it keeps nothing.
 pub(crate) struct TtlCache<K, V> {
-    ttl: Duration,
-    entries: Mutex<HashMap<K, (V, Instant)>>,
+    entries: Option<moka::sync::Cache<K, V>>,
 }
 
-impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
+impl<K, V> std::fmt::Debug for TtlCache<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TtlCache")
+            .field("enabled", &self.entries.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> TtlCache<K, V>
+where
+    K: Eq + Hash + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     pub(crate) fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
+        let entries = (!ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build()
+        });
+        Self { entries }
     }
 
     pub(crate) fn get(&self, key: &K) -> Option<V> {
-        if self.ttl.is_zero() {
-            return None;
-        }
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(key)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
-            .map(|(v, _)| v.clone())
+        self.entries.as_ref()?.get(key)
     }
 
     pub(crate) fn insert(&self, key: K, value: V) {
-        if self.ttl.is_zero() {
-            return;
+        if let Some(entries) = &self.entries {
+            entries.insert(key, value);
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= SWEEP_AT {
-            let ttl = self.ttl;
-            entries.retain(|_, (_, at)| at.elapsed() < ttl);
-        }
-        entries.insert(key, (value, Instant::now()));
     }
 
     pub(crate) fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        if let Some(entries) = &self.entries {
+            entries.invalidate_all();
+        }
     }
 
     pub(crate) fn remove(&self, key: &K) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        if let Some(entries) = &self.entries {
+            entries.invalidate(key);
+        }
     }
 }
 
