@@ -250,6 +250,19 @@ async fn import<E: Entity>(t: &Tenant, args: &ImportArgs, out: Output) -> anyhow
             break;
         }
         let (lines, news): (Vec<u64>, Vec<_>) = rows.into_iter().unzip();
+        // With --skip-invalid, a clean batch is written at once; only a batch that fails is
+        // checked row by row to set its bad rows aside.
+        if write_now && !news.is_empty() {
+            match t.records::<E>().create_many(news.clone()).await {
+                Ok(created) => {
+                    report.imported += created.len() as u64;
+                    bar.set_position(records.reader().position().byte());
+                    continue;
+                }
+                Err(Error::Validation(_) | Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         let problems = t.records::<E>().validate_many(news.clone()).await?;
         let mut valid = Vec::new();
         for (i, new) in news.into_iter().enumerate() {
