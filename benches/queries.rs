@@ -24,8 +24,8 @@ use criterion::{
 };
 use crm_core::sqlx::{self, Connection as _, Executor as _};
 use crm_core::{
-    ContactId, ContactPatch, Crm, CustomFieldType, ListQuery, NewContact, NewCustomField,
-    NewOrganization, Op, OrganizationId, Tenant, TenantContext,
+    ContactId, ContactPatch, Crm, CustomFieldType, EntityKind, ListQuery, NewContact,
+    NewCustomField, NewOrganization, Op, OrganizationId, Tenant, TenantContext,
 };
 use serde_json::{Map, Value, json};
 use sqlx::pool::PoolConnection;
@@ -172,7 +172,7 @@ async fn create_orgs(crm: &Crm, n: usize) -> Vec<OrganizationId> {
         tier.options = vec!["gold".into(), "silver".into(), "bronze".into()];
         crm.tenant(&TenantContext::system(org.id))
             .custom_fields()
-            .define("contact", tier)
+            .define(EntityKind::Contact, tier)
             .await
             .unwrap();
         orgs.push(org.id);

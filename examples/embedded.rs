@@ -9,9 +9,9 @@
 
 use abetworks_crm::sqlx::types::Json;
 use abetworks_crm::{
-    AccountPatch, ConvertLead, ConvertOpportunity, Crm, CustomFieldType, Direction, LeadSource,
-    LineItem, ListQuery, NewAccount, NewContact, NewCustomField, NewInvoice, NewLead,
-    NewOrganization, NewUser, Op, RelatedEntity, Role, TenantContext, TimelineItem,
+    AccountPatch, ConvertLead, ConvertOpportunity, Crm, CustomFieldType, Direction, EntityKind,
+    LeadSource, LineItem, ListQuery, NewAccount, NewContact, NewCustomField, NewInvoice, NewLead,
+    NewOrganization, NewUser, Op, Role, TenantContext, TimelineItem,
 };
 use anyhow::Context as _;
 
@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     // A typed custom field: values are checked against it, and filters compare by its type.
     let mut tier = NewCustomField::new("tier", "Customer tier", CustomFieldType::Select);
     tier.options = vec!["gold".into(), "silver".into()];
-    t.custom_fields().define("account", tier).await?;
+    t.custom_fields().define(EntityKind::Account, tier).await?;
     println!("defined the custom field account.tier (gold | silver)");
     let mut accounts = Vec::new();
     for (name, industry) in [
@@ -258,7 +258,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let timeline = t
-        .timeline(RelatedEntity::Opportunity, won.id, 10, None)
+        .timeline(EntityKind::Opportunity, won.id, 10, None)
         .await?;
     for item in timeline.data {
         if let TimelineItem::Event(e) = item {

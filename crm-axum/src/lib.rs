@@ -62,7 +62,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use crm_core::{Account, Activity, Contact, Crm, Invoice, Lead, Opportunity};
+use crm_core::{Crm, EntityKind};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
@@ -91,14 +91,11 @@ fn parts() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
         .merge(routes::webhooks::routes())
         .merge(routes::pipelines::routes())
         .merge(routes::custom_fields::routes())
-        .merge(routes::verbs::routes())
-        // One line per entity: the generic record routes.
-        .merge(records::routes::<Account>("accounts"))
-        .merge(records::routes::<Contact>("contacts"))
-        .merge(records::routes::<Lead>("leads"))
-        .merge(records::routes::<Opportunity>("opportunities"))
-        .merge(records::routes::<Invoice>("invoices"))
-        .merge(records::routes::<Activity>("activities"));
+        .merge(routes::verbs::routes());
+    // The generic record routes of every entity of the registry.
+    let protected = EntityKind::ALL
+        .iter()
+        .fold(protected, |r, kind| r.merge(kind.visit(records::Routes)));
     (public, protected)
 }
 

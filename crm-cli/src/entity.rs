@@ -1,59 +1,25 @@
-//! The entities the data commands take, and how their fields map to CSV columns.
+//! The entities the data commands take (any of the registry), and how their fields map to CSV
+//! columns.
 
-use clap::ValueEnum;
+use std::future::Future;
+use std::pin::Pin;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use crm_core::EntityKind;
 use crm_core::record::{Column, Kind};
 use crm_core::{CustomFieldDefinition, CustomFieldType};
 use serde_json::Value;
 
-/// An entity of the CRM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum EntityName {
-    /// Companies.
-    Accounts,
-    /// People.
-    Contacts,
-    /// Prospects.
-    Leads,
-    /// Deals.
-    Opportunities,
-    /// Bills.
-    Invoices,
-    /// Notes, tasks, calls, meetings.
-    Activities,
+/// The parser of an entity argument: the plural of any entity of the registry (`contacts`),
+/// with the choices listed in `--help`.
+pub(crate) fn entity_parser() -> impl TypedValueParser<Value = EntityKind> {
+    PossibleValuesParser::new(EntityKind::ALL.iter().map(|k| k.table()))
+        .try_map(|s| EntityKind::from_table(&s).ok_or("not an entity of the registry"))
 }
 
-/// Runs `$body` with `$E` naming the entity type of `$name`.
-macro_rules! with_entity {
-    ($name:expr, $E:ident => $body:expr) => {
-        match $name {
-            $crate::entity::EntityName::Accounts => {
-                type $E = crm_core::Account;
-                $body
-            }
-            $crate::entity::EntityName::Contacts => {
-                type $E = crm_core::Contact;
-                $body
-            }
-            $crate::entity::EntityName::Leads => {
-                type $E = crm_core::Lead;
-                $body
-            }
-            $crate::entity::EntityName::Opportunities => {
-                type $E = crm_core::Opportunity;
-                $body
-            }
-            $crate::entity::EntityName::Invoices => {
-                type $E = crm_core::Invoice;
-                $body
-            }
-            $crate::entity::EntityName::Activities => {
-                type $E = crm_core::Activity;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use with_entity;
+/// A future of a command's work, boxed so that an [`EntityVisitor`] can return it for any
+/// entity type.
+pub(crate) type Work<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + 'a>>;
 
 /// The columns every record has, exported first and ignored on import (the server owns them).
 pub(crate) use crm_core::record::COMMON_FIELDS as COMMON;

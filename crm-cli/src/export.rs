@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use crm_core::{Deleted, Entity, Filter, ListQuery, Op, Tenant};
+use crm_core::{Deleted, Entity, EntityKind, EntityVisitor, Filter, ListQuery, Op, Tenant};
 use serde_json::Value;
 
 use crate::connect::system;
-use crate::entity::{COMMON, EntityName, cell_of, with_entity};
+use crate::entity::{COMMON, Work, cell_of, entity_parser};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -26,8 +26,8 @@ enum Format {
 #[derive(Debug, Args)]
 pub(crate) struct ExportArgs {
     /// What to export.
-    #[arg(value_enum)]
-    entity: EntityName,
+    #[arg(value_parser = entity_parser())]
+    entity: EntityKind,
     /// Organization slug or id.
     #[arg(long)]
     org: String,
@@ -55,7 +55,13 @@ pub(crate) async fn run(crm: &crm_core::Crm, args: ExportArgs) -> anyhow::Result
         None => Box::new(std::io::stdout().lock()),
     };
     let mut sink = BufWriter::new(sink);
-    with_entity!(args.entity, E => export::<E>(&t, &args, &mut sink).await)?;
+    args.entity
+        .visit(Export {
+            t: &t,
+            args: &args,
+            out: &mut sink,
+        })
+        .await?;
     sink.flush()?;
     Ok(ExitCode::SUCCESS)
 }
@@ -74,6 +80,20 @@ fn filter(text: &str) -> anyhow::Result<Filter> {
         op,
         value,
     })
+}
+
+/// Runs [`export`] for the entity type of a kind.
+struct Export<'a, W> {
+    t: &'a Tenant,
+    args: &'a ExportArgs,
+    out: &'a mut W,
+}
+
+impl<'a, W: Write> EntityVisitor for Export<'a, W> {
+    type Output = Work<'a, ()>;
+    fn visit<E: Entity>(self) -> Self::Output {
+        Box::pin(export::<E>(self.t, self.args, self.out))
+    }
 }
 
 async fn export<E: Entity>(
@@ -97,7 +117,7 @@ async fn export<E: Entity>(
     };
     let keys: Vec<String> = t
         .custom_fields()
-        .list(E::NAME)
+        .list(E::KIND)
         .await?
         .into_iter()
         .map(|d| d.key)

@@ -13,21 +13,21 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use crm_core::record::Fields;
-use crm_core::{CustomFieldDefinition, Entity, Error, Tenant};
+use crm_core::{CustomFieldDefinition, Entity, EntityKind, EntityVisitor, Error, Tenant};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::Output;
 use crate::connect::system;
-use crate::entity::{COMMON, EntityName, cell_for_column, cell_for_custom, editable, with_entity};
+use crate::entity::{COMMON, Work, cell_for_column, cell_for_custom, editable, entity_parser};
 
 /// Arguments of `crm import`.
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
     /// What the rows are.
-    #[arg(value_enum)]
-    entity: EntityName,
+    #[arg(value_parser = entity_parser())]
+    entity: EntityKind,
     /// The CSV file (with a header row).
     file: PathBuf,
     /// Organization slug or id.
@@ -80,7 +80,13 @@ pub(crate) async fn run(
     out: Output,
 ) -> anyhow::Result<ExitCode> {
     let t = system(crm, &args.org).await?;
-    with_entity!(args.entity, E => import::<E>(&t, &args, out).await)
+    args.entity
+        .visit(Import {
+            t: &t,
+            args: &args,
+            out,
+        })
+        .await
 }
 
 fn mappings(args: &ImportArgs) -> anyhow::Result<HashMap<String, String>> {
@@ -215,8 +221,22 @@ fn open(path: &Path) -> anyhow::Result<(csv::Reader<File>, ProgressBar)> {
     ))
 }
 
+/// Runs [`import`] for the entity type of a kind.
+struct Import<'a> {
+    t: &'a Tenant,
+    args: &'a ImportArgs,
+    out: Output,
+}
+
+impl<'a> EntityVisitor for Import<'a> {
+    type Output = Work<'a, ExitCode>;
+    fn visit<E: Entity>(self) -> Self::Output {
+        Box::pin(import::<E>(self.t, self.args, self.out))
+    }
+}
+
 async fn import<E: Entity>(t: &Tenant, args: &ImportArgs, out: Output) -> anyhow::Result<ExitCode> {
-    let defs = t.custom_fields().list(E::NAME).await?;
+    let defs = t.custom_fields().list(E::KIND).await?;
     let map = mappings(args)?;
     let batch = usize::from(args.batch);
     let mut report = Report {

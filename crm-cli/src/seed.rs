@@ -8,10 +8,9 @@ use anyhow::Context as _;
 use clap::Args;
 use crm_core::sqlx::types::Json;
 use crm_core::{
-    AccountId, ActivityKind, ContactId, Crm, CustomFieldType, Error, LeadSource, LeadStatus,
-    LineItem, NewAccount, NewActivity, NewContact, NewCustomField, NewInvoice, NewLead,
-    NewOpportunity, NewOrganization, NewUser, RelatedEntity, Role, StageKind, Tenant,
-    TenantContext,
+    AccountId, ActivityKind, ContactId, Crm, CustomFieldType, EntityKind, Error, LeadSource,
+    LeadStatus, LineItem, NewAccount, NewActivity, NewContact, NewCustomField, NewInvoice, NewLead,
+    NewOpportunity, NewOrganization, NewUser, Role, StageKind, Tenant, TenantContext,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -196,10 +195,10 @@ pub(crate) async fn run(crm: &Crm, args: SeedArgs, out: Output) -> anyhow::Resul
             .await?;
         let mut tier = NewCustomField::new("tier", "Tier", CustomFieldType::Select);
         tier.options = vec!["gold".into(), "silver".into(), "bronze".into()];
-        t.custom_fields().define("account", tier).await?;
+        t.custom_fields().define(EntityKind::Account, tier).await?;
         t.custom_fields()
             .define(
-                "contact",
+                EntityKind::Contact,
                 NewCustomField::new("score", "Lead score", CustomFieldType::Number),
             )
             .await?;
@@ -343,7 +342,7 @@ pub(crate) async fn run(crm: &Crm, args: SeedArgs, out: Output) -> anyhow::Resul
                     ActivityKind::Meeting,
                 ][rng.usize(..3)],
                 subject: format!("Follow-up {i}"),
-                related_entity: RelatedEntity::Contact,
+                related_entity: EntityKind::Contact,
                 related_id: contact_ids[rng.usize(..contact_ids.len())].uuid(),
                 ..Default::default()
             })

@@ -1,71 +1,9 @@
 //! Who is acting, for which organization: the [`TenantContext`] every tenant call carries.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::Error;
 use crate::organizations::OrganizationId;
-use crate::users::UserId;
-
-/// A user's role. Ordered: `User < CompanyAdmin < SuperAdmin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Works with the CRM records of their organization.
-    User,
-    /// Administers one organization: users, custom fields, API keys, purges.
-    CompanyAdmin,
-    /// Operates the whole installation: creates and suspends organizations.
-    SuperAdmin,
-}
-
-impl Role {
-    /// The stored and serialized name (`"user"`, `"company_admin"`, `"super_admin"`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::CompanyAdmin => "company_admin",
-            Role::SuperAdmin => "super_admin",
-        }
-    }
-
-    /// Whether this role administers its organization (company admin or above).
-    pub fn is_admin(self) -> bool {
-        self >= Role::CompanyAdmin
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "user" => Ok(Role::User),
-            "company_admin" => Ok(Role::CompanyAdmin),
-            "super_admin" => Ok(Role::SuperAdmin),
-            other => Err(Error::invalid(
-                "role",
-                "invalid_choice",
-                format!("unknown role `{other}` (expected user, company_admin or super_admin)"),
-            )),
-        }
-    }
-}
-
-impl TryFrom<String> for Role {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self, Error> {
-        s.parse()
-    }
-}
+use crate::users::{Role, UserId};
 
 /// Who performs a call; recorded as `created_by` / `updated_by` / `deleted_by` and in the
 /// event log.
@@ -164,6 +102,9 @@ mod tests {
         for r in [Role::User, Role::CompanyAdmin, Role::SuperAdmin] {
             assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
         }
-        assert!(matches!("root".parse::<Role>(), Err(Error::Validation(_))));
+        assert!(matches!(
+            "root".parse::<Role>(),
+            Err(crate::Error::Validation(_))
+        ));
     }
 }

@@ -2,15 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::context::TenantContext;
+use crate::custom_fields::{self, DefinitionCache};
 use crate::error::{Error, Result};
-use crate::field_definitions::{self, DefinitionCache};
-use crate::organizations::Organizations;
 use crate::password::Hasher;
-use crate::storage::{Backend, Pool};
-use crate::tenant::Tenant;
+use crate::storage::{Backend, Pool, PoolSettings};
 
 /// The library's entry point: a cheap-to-clone handle on the database pool and shared state.
 ///
@@ -106,17 +102,6 @@ impl Crm {
             .collect())
     }
 
-    /// The services of one tenant. Every read and write through the returned handle is confined
-    /// to `ctx`'s organization and attributed to its actor.
-    pub fn tenant(&self, ctx: &TenantContext) -> Tenant {
-        Tenant::new(self.clone(), *ctx)
-    }
-
-    /// Installation-level administration of organizations.
-    pub fn organizations(&self) -> Organizations<'_> {
-        Organizations::new(self)
-    }
-
     /// Which backend this handle talks to.
     pub fn backend(&self) -> Backend {
         self.inner.pool.backend()
@@ -153,33 +138,6 @@ pub struct MigrationStatus {
     pub description: String,
     /// Whether the database has it.
     pub applied: bool,
-}
-
-/// Connection-pool settings.
-#[derive(Debug, Clone)]
-pub struct PoolSettings {
-    /// Most connections open at once (default 10).
-    pub max_connections: u32,
-    /// Connections kept open when idle (default 0).
-    pub min_connections: u32,
-    /// How long a call waits for a free connection (default 10 s); also SQLite's busy timeout.
-    pub acquire_timeout: Duration,
-    /// Idle connections are closed after this long (default 10 min).
-    pub idle_timeout: Option<Duration>,
-    /// Connections are replaced after this long (default 30 min).
-    pub max_lifetime: Option<Duration>,
-}
-
-impl Default for PoolSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: 10,
-            min_connections: 0,
-            acquire_timeout: Duration::from_secs(10),
-            idle_timeout: Some(Duration::from_secs(600)),
-            max_lifetime: Some(Duration::from_secs(1800)),
-        }
-    }
 }
 
 /// Builds a [`Crm`]. The backend is chosen by the URL's scheme: `postgres://…` /
@@ -272,7 +230,7 @@ impl CrmBuilder {
             inner: Arc::new(Inner {
                 pool,
                 hasher: Hasher::new(self.max_concurrent_hashes),
-                definitions: field_definitions::new_cache(),
+                definitions: custom_fields::new_cache(),
                 pipelines: crate::pipelines::new_cache(),
             }),
         };

@@ -213,6 +213,13 @@ pub(crate) async fn append_many(
     Ok(())
 }
 
+impl Tenant {
+    /// The event log (audit trail).
+    pub fn events(&self) -> Events<'_> {
+        Events::new(self)
+    }
+}
+
 /// Reads the event log of one organization. Reached through [`Tenant::events`].
 #[derive(Debug, Clone, Copy)]
 pub struct Events<'t> {

@@ -63,7 +63,7 @@
 //! assert_eq!((invoice.number.as_str(), invoice.total_minor), ("INV-000001", 11_998));
 //! t.invoices().send(invoice.id).await?;
 //!
-//! let timeline = t.timeline(RelatedEntity::Opportunity, deal.id, 20, None).await?;
+//! let timeline = t.timeline(EntityKind::Opportunity, deal.id, 20, None).await?;
 //! assert_eq!(timeline.data.len(), 2); // created, closed
 //! # Ok::<_, crm_core::Error>(())
 //! # }).unwrap();
@@ -81,18 +81,23 @@
 //!
 //! ## Layout
 //!
+//! Lower layers never import higher ones (a test checks that no module imports one that imports
+//! it back); `docs/architecture.md` in the repository has the whole map.
+//!
+//! - `storage/` — both backends behind one small interface, [`PoolSettings`]; `error` —
+//!   [`Error`]; `id` — [`Id`]; `time`, `validation`, `password`;
 //! - `crm` — [`Crm`] handle and [`CrmBuilder`] (backend chosen by URL, pool, migrations);
-//! - `context` — [`TenantContext`], [`Role`], [`Actor`];
-//! - `tenant` — [`Tenant`]: the services of one organization;
-//! - `record/` — the shared record machinery: [`Records`], [`ListQuery`], [`Record`],
-//!   [`Entity`], [`record_type!`];
+//! - `context` — [`TenantContext`], [`Actor`]; `tenant` — [`Tenant`], the handle every
+//!   tenant service hangs off (each service module adds its own accessor);
+//! - `organizations/`, `users/`, `pipelines/`, `custom_fields/` — each a `model` (the types)
+//!   and a `service`;
+//! - `record/` — the shared record machinery: [`Records`], [`ListQuery`] and its SQL compiler,
+//!   [`Record`], [`Entity`], [`record_type!`];
 //! - `entities/` — one file per entity ([`Account`], [`Contact`], [`Lead`] and its conversion,
-//!   [`Opportunity`], [`Invoice`], [`Activity`]);
-//! - `pipelines`, `timeline`, `field_definitions` — pipelines and stages, record timelines,
-//!   typed custom fields;
-//! - `auth/` — principals, refresh tokens, API keys, idempotency keys (for HTTP layers);
-//! - `organizations`, `users`, `events`, `password` — tenants, people, the event log, hashing;
-//! - `storage/` — both backends behind one small interface; `error` — [`Error`].
+//!   [`Opportunity`], [`Invoice`], [`Activity`]) and the registry, [`EntityKind`]: the one list
+//!   of entities that everything iterating them derives from;
+//! - `events`, `timeline` — the event log, record timelines;
+//! - `auth/` — principals, refresh tokens, API keys, idempotency keys (for HTTP layers).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -102,10 +107,10 @@ extern crate self as crm_core;
 pub mod auth;
 mod context;
 mod crm;
+mod custom_fields;
 mod entities;
 mod error;
 mod events;
-mod field_definitions;
 mod id;
 mod organizations;
 mod password;
@@ -119,15 +124,15 @@ mod users;
 mod validation;
 
 pub use auth::{Auth, Principal};
-pub use context::{Actor, Role, TenantContext};
-pub use crm::{Crm, CrmBuilder, MigrationStatus, PoolSettings};
+pub use context::{Actor, TenantContext};
+pub use crm::{Crm, CrmBuilder, MigrationStatus};
+pub use custom_fields::{
+    CustomFieldDefinition, CustomFieldId, CustomFieldPatch, CustomFieldType, CustomFields,
+    NewCustomField,
+};
 pub use entities::*;
 pub use error::{Error, FieldError, Result};
 pub use events::{Action, Event, EventId, Events};
-pub use field_definitions::{
-    CustomFieldDefinition, CustomFieldId, CustomFieldPatch, CustomFieldType, CustomFields,
-    ENTITIES, NewCustomField,
-};
 pub use id::Id;
 pub use organizations::{
     NewOrganization, Organization, OrganizationId, OrganizationStatus, Organizations,
@@ -142,12 +147,13 @@ pub use record::{
     Record, Records, Sort,
 };
 pub use storage::Backend;
+pub use storage::PoolSettings;
 #[doc(hidden)]
 #[cfg(feature = "postgres")]
 pub use storage::explain_statements;
 pub use tenant::Tenant;
 pub use timeline::TimelineItem;
-pub use users::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, User, UserId, Users};
+pub use users::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, Role, User, UserId, Users};
 pub use validation::Validator;
 
 /// The sqlx crate this library is built on, for hosts that share its types.

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::entities::{Activity, RelatedEntity};
+use crate::entities::{Activity, EntityKind};
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::record::{Page, Record};
@@ -30,18 +30,39 @@ impl TimelineItem {
     }
 }
 
-/// The timeline of record `id` of kind `entity`, newest first, `limit` (≤ 100) per page.
-///
-/// # Errors
-/// [`Error::NotFound`] when the record does not exist in the organization (trashed records keep
-/// their timeline).
-pub(crate) async fn timeline(
+impl Tenant {
+    /// The timeline of one record of kind `entity`: its activities and event-log entries,
+    /// newest first, `limit` (≤ 100) per page; pass the previous page's `next_cursor` to
+    /// continue.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the record does not exist in the organization (trashed records
+    /// keep their timeline); [`Error::Validation`] for a kind without a timeline (activities).
+    pub async fn timeline(
+        &self,
+        entity: EntityKind,
+        id: impl Into<Uuid>,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<TimelineItem>> {
+        timeline(self, entity, id.into(), limit, cursor).await
+    }
+}
+
+async fn timeline(
     t: &Tenant,
-    entity: RelatedEntity,
+    entity: EntityKind,
     id: Uuid,
     limit: u32,
     cursor: Option<&str>,
 ) -> Result<Page<TimelineItem>> {
+    if !entity.has_timeline() {
+        return Err(Error::invalid(
+            "entity",
+            "invalid_choice",
+            format!("{} have no timeline", entity.table()),
+        ));
+    }
     if !(1..=100).contains(&limit) {
         return Err(Error::invalid(
             "limit",

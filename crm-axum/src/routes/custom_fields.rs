@@ -2,7 +2,7 @@
 //! company admins define, change and archive them (crm-core enforces it).
 
 use axum::http::StatusCode;
-use crm_core::{CustomFieldDefinition, CustomFieldPatch, NewCustomField};
+use crm_core::{CustomFieldDefinition, CustomFieldPatch, EntityKind, NewCustomField};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -19,23 +19,9 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(update_field, archive_field))
 }
 
-/// The path segment of each entity with custom fields, and its singular name in crm-core.
-const ENTITIES: &[(&str, &str)] = &[
-    ("accounts", "account"),
-    ("contacts", "contact"),
-    ("leads", "lead"),
-    ("opportunities", "opportunity"),
-    ("invoices", "invoice"),
-    ("activities", "activity"),
-];
-
-/// crm-core's name of the entity in the path; an unknown entity is an unknown route (404).
-fn entity(plural: &str) -> ApiResult<&'static str> {
-    ENTITIES
-        .iter()
-        .find(|(p, _)| *p == plural)
-        .map(|(_, singular)| *singular)
-        .ok_or(ApiError::NoRoute)
+/// The entity of a path segment; an unknown entity is an unknown route (404).
+fn entity(plural: &str) -> ApiResult<EntityKind> {
+    EntityKind::from_table(plural).ok_or(ApiError::NoRoute)
 }
 
 /// Lists the definitions of an entity, archived ones included.

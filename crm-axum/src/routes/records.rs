@@ -9,8 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use crm_core::record::Kind;
 use crm_core::{
-    Deleted, Direction, Entity, FieldError, Filter, Id, ListQuery, Op, Record, RelatedEntity, Sort,
-    TimelineItem,
+    Deleted, Direction, Entity, FieldError, Filter, Id, ListQuery, Op, Record, Sort, TimelineItem,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -36,6 +35,16 @@ pub(crate) use crm_core::record::COMMON_FIELDS as SERVER_OWNED;
 pub trait Resource: Entity<New: DeserializeOwned, Patch: DeserializeOwned> {}
 impl<E> Resource for E where E: Entity<New: DeserializeOwned, Patch: DeserializeOwned> {}
 
+/// Visits an entity of the registry for its routes ([`routes`]).
+pub(crate) struct Routes;
+
+impl crm_core::EntityVisitor for Routes {
+    type Output = OpenApiRouter<ApiState>;
+    fn visit<E: Entity>(self) -> Self::Output {
+        routes::<E>(E::TABLE)
+    }
+}
+
 /// The routes of entity `E` under `/{plural}`, with their OpenAPI description.
 pub(crate) fn routes<E: Resource>(plural: &'static str) -> OpenApiRouter<ApiState> {
     let mut r = OpenApiRouter::new()
@@ -48,17 +57,12 @@ pub(crate) fn routes<E: Resource>(plural: &'static str) -> OpenApiRouter<ApiStat
         )
         .route(&format!("/{plural}/{{id}}/restore"), post(restore::<E>));
     // Activities have no timeline of their own: they are what timelines show.
-    let has_timeline = related::<E>().is_some();
+    let has_timeline = E::KIND.has_timeline();
     if has_timeline {
         r = r.route(&format!("/{plural}/{{id}}/timeline"), get(timeline::<E>));
     }
     openapi::describe_entity::<E>(r.get_openapi_mut(), plural, has_timeline);
     r
-}
-
-/// The kind of record `E` is for timelines, if it has one.
-fn related<E: Entity>() -> Option<RelatedEntity> {
-    E::NAME.parse().ok()
 }
 
 /// A record answered with status 200 and its `ETag`: the answer of the entity verbs.
@@ -566,11 +570,8 @@ async fn timeline<E: Resource>(
     Path(id): Path<Uuid>,
     extract::Query(p): extract::Query<TimelineParams>,
 ) -> ApiResult<Json<crm_core::Page<TimelineItem>>> {
-    let Some(entity) = related::<E>() else {
-        return Err(ApiError::NoRoute);
-    };
     let page = tenant
-        .timeline(entity, id, p.limit.unwrap_or(50), p.cursor.as_deref())
+        .timeline(E::KIND, id, p.limit.unwrap_or(50), p.cursor.as_deref())
         .await?;
     Ok(Json(page))
 }

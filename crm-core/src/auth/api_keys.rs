@@ -46,6 +46,13 @@ pub struct NewApiKey {
 
 const COLUMNS: &str = "id, organization_id, name, prefix, created_by, created_at, revoked_at";
 
+impl Tenant {
+    /// API keys of the organization (company admins).
+    pub fn api_keys(&self) -> ApiKeys<'_> {
+        ApiKeys::new(self)
+    }
+}
+
 /// The API keys of one organization; company admins only. Reached through
 /// [`Tenant::api_keys`].
 #[derive(Debug, Clone, Copy)]

@@ -49,6 +49,13 @@ struct Row {
     expires_at: DateTime<Utc>,
 }
 
+impl Tenant {
+    /// `Idempotency-Key` records of the organization.
+    pub fn idempotency(&self) -> Idempotency<'_> {
+        Idempotency::new(self)
+    }
+}
+
 /// The idempotency keys of one organization. Reached through [`Tenant::idempotency`].
 #[derive(Debug, Clone, Copy)]
 pub struct Idempotency<'t> {

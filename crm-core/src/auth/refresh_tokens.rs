@@ -6,12 +6,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use super::secret;
-use crate::context::{Role, TenantContext};
+use crate::context::TenantContext;
 use crate::crm::Crm;
 use crate::error::{Error, Result};
 use crate::organizations::OrganizationId;
 use crate::storage::{Conn, Sql};
 use crate::time::now;
+use crate::users::Role;
 use crate::users::UserId;
 
 /// The prefix of refresh tokens.

@@ -1,5 +1,6 @@
 //! Accounts: the companies an organization sells to.
 
+use crate::entities::EntityKind;
 use crate::id::Id;
 use crate::record::Entity;
 use crate::users::UserId;
@@ -43,8 +44,7 @@ crate::record_type! {
 }
 
 impl Entity for Account {
-    const TABLE: &'static str = "accounts";
-    const NAME: &'static str = "account";
+    const KIND: EntityKind = EntityKind::Account;
 
     fn validate(&self, v: &mut Validator) {
         v.text("name", &self.name, true, 200);

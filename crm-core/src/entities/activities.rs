@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::entities::EntityKind;
 use crate::error::{Error, Result};
 use crate::events::Action;
 use crate::id::Id;
@@ -28,35 +29,6 @@ crate::text_enum! {
     }
 }
 
-crate::text_enum! {
-    /// The kinds of record an activity can be attached to.
-    pub enum RelatedEntity {
-        /// An account.
-        Account = "account",
-        /// A contact.
-        Contact = "contact",
-        /// A lead.
-        Lead = "lead",
-        /// An opportunity.
-        Opportunity = "opportunity",
-        /// An invoice.
-        Invoice = "invoice",
-    }
-}
-
-impl RelatedEntity {
-    /// The table of records of this kind.
-    pub(crate) const fn table(self) -> &'static str {
-        match self {
-            RelatedEntity::Account => "accounts",
-            RelatedEntity::Contact => "contacts",
-            RelatedEntity::Lead => "leads",
-            RelatedEntity::Opportunity => "opportunities",
-            RelatedEntity::Invoice => "invoices",
-        }
-    }
-}
-
 crate::record_type! {
     /// A note, task, call or meeting about one record.
     pub struct Activity / NewActivity / ActivityPatch {
@@ -66,8 +38,8 @@ crate::record_type! {
         subject: String [sortable],
         /// Body text.
         body: Option<String>,
-        /// The kind of record it is attached to.
-        related_entity: RelatedEntity,
+        /// The kind of record it is attached to (any entity with a timeline: not an activity).
+        related_entity: EntityKind [only(EntityKind::WITH_TIMELINE)],
         /// The record it is attached to (live, same organization).
         related_id: Uuid,
         /// When a task is due.
@@ -86,13 +58,18 @@ crate::record_type! {
 }
 
 impl Entity for Activity {
-    const TABLE: &'static str = "activities";
-    const NAME: &'static str = "activity";
+    const KIND: EntityKind = EntityKind::Activity;
 
     fn validate(&self, v: &mut Validator) {
         v.text("subject", &self.subject, true, 500);
         v.opt_text("body", self.body.as_deref(), 100_000);
         v.non_negative("duration_minutes", self.duration_minutes);
+        v.check(
+            self.related_entity.has_timeline(),
+            "related_entity",
+            "invalid_choice",
+            "activities attach to records with a timeline, not to activities",
+        );
         let task = self.kind == ActivityKind::Task;
         v.check(
             task || self.due_at.is_none(),
@@ -117,7 +94,7 @@ impl Entity for Activity {
     fn links(&self) -> Vec<(Kind, Uuid)> {
         let kind = Kind::Ref {
             table: self.related_entity.table(),
-            entity: self.related_entity.as_str(),
+            entity: self.related_entity.name(),
             soft_delete: true,
         };
         vec![(kind, self.related_id)]

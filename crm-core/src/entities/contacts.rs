@@ -1,6 +1,7 @@
 //! Contacts: the people an organization deals with.
 
 use crate::entities::AccountId;
+use crate::entities::EntityKind;
 use crate::id::Id;
 use crate::record::Entity;
 use crate::users::UserId;
@@ -33,8 +34,7 @@ crate::record_type! {
 }
 
 impl Entity for Contact {
-    const TABLE: &'static str = "contacts";
-    const NAME: &'static str = "contact";
+    const KIND: EntityKind = EntityKind::Contact;
 
     fn validate(&self, v: &mut Validator) {
         let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
@@ -67,22 +67,6 @@ impl crate::record::Records<'_, Contact> {
     /// point at it, removes its activities, blanks what the event log recorded about it, and
     /// leaves an `erased` tombstone event. Company admins only.
     pub async fn erase(&self, id: ContactId) -> crate::Result<crate::record::Erasure> {
-        use crate::record::Referrer;
-        self.erase_with(
-            id,
-            &[
-                Referrer {
-                    table: "opportunities",
-                    entity: "opportunity",
-                    column: "primary_contact_id",
-                },
-                Referrer {
-                    table: "leads",
-                    entity: "lead",
-                    column: "converted_contact_id",
-                },
-            ],
-        )
-        .await
+        self.erase_with(id).await
     }
 }

@@ -13,6 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 
+use crate::entities::EntityKind;
 use crate::entities::{AccountId, OpportunityId};
 use crate::error::{Error, Result};
 use crate::events::Action;
@@ -155,8 +156,7 @@ impl Invoice {
 }
 
 impl Entity for Invoice {
-    const TABLE: &'static str = "invoices";
-    const NAME: &'static str = "invoice";
+    const KIND: EntityKind = EntityKind::Invoice;
 
     fn validate(&self, v: &mut Validator) {
         v.check(

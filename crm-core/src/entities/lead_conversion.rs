@@ -5,13 +5,13 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::custom_fields;
 use crate::entities::{
     Account, AccountId, Contact, ContactId, Lead, LeadId, LeadStatus, NewAccount, NewContact,
     NewOpportunity, Opportunity,
 };
 use crate::error::{Error, Result};
 use crate::events::Action;
-use crate::field_definitions;
 use crate::pipelines::{PipelineId, StageId};
 use crate::record::{Entity, Operation, Record, Records};
 use crate::storage::Tx;
@@ -275,15 +275,15 @@ async fn carried<E: Entity>(
     if values.is_empty() {
         return Ok(Map::new());
     }
-    let from = field_definitions::load(t, Lead::NAME, &mut tx.conn()).await?;
-    let to = field_definitions::load(t, E::NAME, &mut tx.conn()).await?;
+    let from = custom_fields::load(t, Lead::NAME, &mut tx.conn()).await?;
+    let to = custom_fields::load(t, E::NAME, &mut tx.conn()).await?;
     Ok(values
         .iter()
         .filter(|(k, v)| match (from.get(k), to.get(k)) {
             (Some(a), Some(b)) => {
                 a.field_type == b.field_type
                     && !b.archived
-                    && field_definitions::normalize(b, v).is_ok()
+                    && custom_fields::normalize(b, v).is_ok()
             }
             _ => false,
         })

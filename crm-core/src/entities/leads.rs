@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::entities::EntityKind;
 use crate::entities::{AccountId, ContactId, OpportunityId};
 use crate::error::{Error, Result};
 use crate::events::Action;
@@ -116,8 +117,7 @@ impl Lead {
 }
 
 impl Entity for Lead {
-    const TABLE: &'static str = "leads";
-    const NAME: &'static str = "lead";
+    const KIND: EntityKind = EntityKind::Lead;
 
     fn validate(&self, v: &mut Validator) {
         let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
@@ -175,6 +175,6 @@ impl crate::record::Records<'_, Lead> {
     /// Erases a lead for good (GDPR): removes its activities, blanks what the event log
     /// recorded about it, and leaves an `erased` tombstone event. Company admins only.
     pub async fn erase(&self, id: LeadId) -> crate::Result<crate::record::Erasure> {
-        self.erase_with(id, &[]).await
+        self.erase_with(id).await
     }
 }

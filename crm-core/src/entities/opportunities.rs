@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::entities::EntityKind;
 use crate::entities::{AccountId, ContactId};
 use crate::error::{Error, Result};
 use crate::events::Action;
@@ -65,8 +66,7 @@ crate::record_type! {
 }
 
 impl Entity for Opportunity {
-    const TABLE: &'static str = "opportunities";
-    const NAME: &'static str = "opportunity";
+    const KIND: EntityKind = EntityKind::Opportunity;
 
     fn validate(&self, v: &mut Validator) {
         v.text("name", &self.name, true, 200);

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::list::Direction;
+use super::query::Direction;
 use crate::error::{Error, Result};
 
 /// The last row of a page: its sort value and id, with the sort they belong to.

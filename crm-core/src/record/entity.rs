@@ -7,7 +7,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::fields::Fields;
+use super::link::Referable;
 use crate::context::TenantContext;
+use crate::entities::EntityKind;
 use crate::error::Result;
 use crate::events::Action;
 use crate::storage::{Conn, FromDbRow, Tx};
@@ -23,10 +25,12 @@ use crate::validation::Validator;
 pub trait Entity:
     Fields + FromDbRow + Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static
 {
-    /// The table (a fixed identifier, never user input).
-    const TABLE: &'static str;
+    /// Its entry in the entity registry ([`EntityKind`]): an entity cannot exist without one.
+    const KIND: EntityKind;
+    /// The table (a fixed identifier from the registry, never user input).
+    const TABLE: &'static str = Self::KIND.table();
     /// The singular name used in errors and the event log (`"account"`).
-    const NAME: &'static str;
+    const NAME: &'static str = Self::KIND.name();
 
     /// Checks a complete record before it is written (on create, and after a patch is merged).
     fn validate(&self, v: &mut Validator) {
@@ -129,16 +133,6 @@ impl<'a, 'c> WriteContext<'a, 'c> {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         self.tx.conn()
     }
-}
-
-/// A table other records may point at (`account_id`, `owner_id`).
-pub trait Referable {
-    /// Its table.
-    const TABLE: &'static str;
-    /// Its singular name, for the `NotFound` a dangling link answers.
-    const NAME: &'static str;
-    /// Whether it has `is_deleted` (a link to a soft-deleted record is refused).
-    const SOFT_DELETE: bool;
 }
 
 impl<E: Entity> Referable for E {

@@ -7,8 +7,10 @@ use serde_json::{Map, json};
 use uuid::Uuid;
 
 use super::entity::Entity;
-use super::list::Deleted;
+use super::fields::Kind;
+use super::query::Deleted;
 use super::service::Records;
+use crate::entities::EntityKind;
 use crate::error::{Error, Result};
 use crate::events::{self, Action};
 use crate::id::Id;
@@ -32,19 +34,35 @@ pub struct Erasure {
     pub events_scrubbed: u64,
 }
 
-/// A column of another table that may link to the erased record.
-pub(crate) struct Referrer {
-    pub(crate) table: &'static str,
-    pub(crate) entity: &'static str,
-    pub(crate) column: &'static str,
+/// A link column of an entity that may point at the erased record.
+struct Referrer {
+    table: &'static str,
+    entity: &'static str,
+    column: &'static str,
+    nullable: bool,
+}
+
+/// Every link column of every registered entity that points at `target`'s table.
+fn referrers(target: &'static str) -> impl Iterator<Item = Referrer> {
+    EntityKind::ALL.iter().flat_map(move |k| {
+        k.columns().iter().filter_map(move |c| match c.kind {
+            Kind::Ref { table, .. } if table == target => Some(Referrer {
+                table: k.table(),
+                entity: k.name(),
+                column: c.name,
+                nullable: c.nullable,
+            }),
+            _ => None,
+        })
+    })
 }
 
 impl<E: Entity> Records<'_, E> {
     /// Erases record `id` (live or trashed) in one transaction: unlinks the records that point
-    /// at it (`referrers`), removes its activities, deletes it, blanks the `changes` of every
-    /// event about it and its activities, and appends an `erased` event without personal
-    /// data. Company admins only.
-    pub(crate) async fn erase_with(&self, id: Id<E>, referrers: &[Referrer]) -> Result<Erasure> {
+    /// at it (every link column of the registry that targets `E`), removes its activities,
+    /// deletes it, blanks the `changes` of every event about it and its activities, and appends
+    /// an `erased` event without personal data. Company admins only.
+    pub(crate) async fn erase_with(&self, id: Id<E>) -> Result<Erasure> {
         if !self.tenant().context().role().is_admin() {
             return Err(Error::Forbidden(format!(
                 "only company admins may erase a {}",
@@ -53,16 +71,11 @@ impl<E: Entity> Records<'_, E> {
         }
         let mut s = self.tenant().session().await?;
         let mut tx = s.begin().await?;
-        let out = self.erase_in(&mut tx, id, referrers).await;
+        let out = self.erase_in(&mut tx, id).await;
         tx.settle(out).await
     }
 
-    async fn erase_in(
-        &self,
-        tx: &mut Tx<'_>,
-        id: Id<E>,
-        referrers: &[Referrer],
-    ) -> Result<Erasure> {
+    async fn erase_in(&self, tx: &mut Tx<'_>, id: Id<E>) -> Result<Erasure> {
         let ctx = *self.tenant().context();
         let org = ctx.organization_id();
         self.lock_in(tx, id, Deleted::Include, None).await?;
@@ -76,7 +89,22 @@ impl<E: Entity> Records<'_, E> {
             events_scrubbed: 0,
         };
 
-        for r in referrers {
+        for r in referrers(E::TABLE) {
+            if !r.nullable {
+                let mut q = Sql::new("select id from ");
+                q.push(r.table).push(" where organization_id = ").bind(org);
+                q.push(" and ").push(r.column).push(" = ").bind(id);
+                q.push(" limit 1");
+                if tx.conn().fetch_optional::<(Uuid,)>(&q).await?.is_some() {
+                    return Err(Error::Conflict(format!(
+                        "a {} still requires this {} ({}); remove that link first",
+                        r.entity,
+                        E::NAME,
+                        r.column
+                    )));
+                }
+                continue;
+            }
             let mut q = Sql::new("update ");
             q.push(r.table)
                 .push(" set ")

@@ -5,8 +5,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::entity::Referable;
-use crate::id::Id;
 use crate::storage::Arg;
 
 /// How a column's values are stored, compared and bound.
@@ -127,6 +125,12 @@ impl Column {
         self.sortable = true;
         self
     }
+
+    /// Narrows the allowed values of a text enum to `choices` (a subset of its type's).
+    pub const fn only(mut self, choices: &'static [&'static str]) -> Self {
+        self.choices = choices;
+        self
+    }
 }
 
 /// A Rust type that maps to a column kind.
@@ -168,13 +172,6 @@ impl<T: FieldType> FieldType for Option<T> {
     const NULLABLE: bool = true;
     const CHOICES: &'static [&'static str] = T::CHOICES;
 }
-impl<E: Referable> FieldType for Id<E> {
-    const KIND: Kind = Kind::Ref {
-        table: E::TABLE,
-        entity: E::NAME,
-        soft_delete: E::SOFT_DELETE,
-    };
-}
 
 /// The columns of an entity and its input types; implemented by [`record_type!`](crate::record_type).
 pub trait Fields {
@@ -205,7 +202,8 @@ where
 ///   clears);
 /// - [`Fields`], with column metadata taken from the field types.
 ///
-/// Append `[sortable]` to a field that lists may sort on (give it an index). Fields in the
+/// Append `[sortable]` to a field that lists may sort on (give it an index), `[only(LIST)]` to
+/// narrow a text enum's allowed values; flags are [`Column`]'s builder methods. Fields in the
 /// optional `readonly { … }` block are written by the library only (statuses, numbers, totals):
 /// they are in the entity but not in its inputs, and start at their `Default`.
 ///
@@ -230,14 +228,14 @@ macro_rules! record_type {
         pub struct $name:ident / $new:ident / $patch:ident {
             $(
                 $(#[doc = $fdoc:expr])*
-                $field:ident : $ty:ty $([$($flag:ident),*])?
+                $field:ident : $ty:ty $([$($flag:ident $(($($arg:expr),*))?),*])?
             ),* $(,)?
         }
         $(
             readonly {
                 $(
                     $(#[doc = $rdoc:expr])*
-                    $rfield:ident : $rty:ty $([$($rflag:ident),*])?
+                    $rfield:ident : $rty:ty $([$($rflag:ident $(($($rarg:expr),*))?),*])?
                 ),* $(,)?
             }
         )?
@@ -291,10 +289,10 @@ macro_rules! record_type {
         impl $crate::record::Fields for $name {
             const COLUMNS: &'static [$crate::record::Column] = &[
                 $(
-                    $crate::record::Column::of::<$ty>(stringify!($field)) $($(.$flag())*)?,
+                    $crate::record::Column::of::<$ty>(stringify!($field)) $($(.$flag($($($arg),*)?))*)?,
                 )*
                 $($(
-                    $crate::record::Column::of::<$rty>(stringify!($rfield)).readonly() $($(.$rflag())*)?,
+                    $crate::record::Column::of::<$rty>(stringify!($rfield)).readonly() $($(.$rflag($($($rarg),*)?))*)?,
                 )*)?
             ];
             type New = $new;

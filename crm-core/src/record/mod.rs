@@ -9,27 +9,31 @@
 //!   keyset (cursor) pagination;
 //! - custom fields stored as JSON, merged key by key on update.
 
+//!
+//! Files: `entity` (the [`Entity`] trait and the write hook's context), `fields` (column
+//! metadata and [`record_type!`](crate::record_type)), `link` (links between records), `row`
+//! ([`Record`]: the common columns), `query` (the list vocabulary), `compile` (a list as SQL),
+//! `cursor` (keyset cursors), `page` ([`Page`]), `service` ([`Records`]), `erasure`.
+
+mod compile;
 mod cursor;
-mod custom_fields;
 mod entity;
 mod erasure;
 mod fields;
-mod list;
+mod link;
+mod page;
+mod query;
 mod row;
 mod service;
 
-pub use entity::{Entity, Operation, Referable, WriteContext};
+pub use entity::{Entity, Operation, WriteContext};
 pub use erasure::Erasure;
-pub(crate) use erasure::Referrer;
 pub use fields::{Column, FieldType, Fields, Kind, present};
-pub use list::{
+pub use link::Referable;
+pub use page::Page;
+pub use query::{
     Condition, DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_DEPTH, MAX_FILTERS,
-    MAX_IN_VALUES, MAX_LIMIT, Op, Page, Sort,
+    MAX_IN_VALUES, MAX_LIMIT, Op, Sort,
 };
 pub use row::{COMMON_FIELDS, Record};
 pub use service::{PurgeReport, Records};
-
-/// Whether `key` is a valid custom field key (`[a-z][a-z0-9_]{0,62}`).
-pub(crate) fn is_custom_field_key(key: &str) -> bool {
-    custom_fields::CustomValues::is_valid_key(key)
-}

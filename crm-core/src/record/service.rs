@@ -9,21 +9,31 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::custom_fields::CustomValues;
+use super::compile;
 use super::entity::{Entity, Operation, WriteContext};
 use super::fields::{Column, Kind};
-use super::list::{self, Deleted, ListQuery, Page};
+use super::page::Page;
+use super::query::{Deleted, ListQuery};
 use super::row::Record;
 use crate::context::TenantContext;
+use crate::custom_fields::CustomValues;
+use crate::custom_fields::{self, Definitions};
 use crate::error::{Error, FieldError, Result, ResultExt as _};
 use crate::events::{self, Action};
-use crate::field_definitions::{self, Definitions};
 use crate::id::Id;
 use crate::organizations::OrganizationId;
 use crate::storage::{Arg, Backend, Conn, Sql, Tx};
 use crate::tenant::Tenant;
 use crate::time::now;
 use crate::validation::Validator;
+
+impl Tenant {
+    /// The records of any entity (the registry also gives each its own accessor, e.g.
+    /// [`Tenant::accounts`]).
+    pub fn records<E: Entity>(&self) -> Records<'_, E> {
+        Records::new(self)
+    }
+}
 
 /// The records of entity `E` in one organization: `tenant.accounts()`, `tenant.contacts()`…
 ///
@@ -127,7 +137,7 @@ impl<'t, E: Entity> Records<'t, E> {
 
     /// [`Records::create`] inside the caller's transaction.
     pub(crate) async fn create_in(&self, tx: &mut Tx<'_>, new: E::New) -> Result<Record<E>> {
-        let defs = field_definitions::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+        let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
         let row = self.prepare_new(tx, &defs, new).await?;
         self.insert_one(tx, row).await
     }
@@ -158,7 +168,7 @@ impl<'t, E: Entity> Records<'t, E> {
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
         let out = async {
-            let defs = field_definitions::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+            let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
             let mut rows = Vec::with_capacity(items.len());
             let mut errors = Vec::new();
             for (i, new) in items.into_iter().enumerate() {
@@ -187,7 +197,7 @@ impl<'t, E: Entity> Records<'t, E> {
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
         let out = async {
-            let defs = field_definitions::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+            let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
             let mut problems = Vec::new();
             let mut links = Vec::new();
             for (i, new) in items.into_iter().enumerate() {
@@ -366,11 +376,11 @@ impl<'t, E: Entity> Records<'t, E> {
         let mut conn = s.conn();
         // Definitions are needed (and, on a cache miss, read) only to filter on custom fields.
         let defs = if query.mentions_custom_fields() {
-            field_definitions::load(self.tenant, E::NAME, &mut conn).await?
+            custom_fields::load(self.tenant, E::NAME, &mut conn).await?
         } else {
             Default::default()
         };
-        let plan = list::plan::<E>(query, self.org(), conn.backend(), &defs)?;
+        let plan = compile::plan::<E>(query, self.org(), conn.backend(), &defs)?;
         let mut data: Vec<Record<E>> = conn.fetch_all(&plan.sql).await?;
         let next_cursor = if data.len() > plan.limit {
             data.truncate(plan.limit);
@@ -464,7 +474,7 @@ impl<'t, E: Entity> Records<'t, E> {
         let custom = if custom == current.custom_fields {
             Ok(custom)
         } else {
-            let defs = field_definitions::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+            let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
             defs.check(Some(&current.custom_fields), custom)
         };
         let custom = checked(custom, validate(&after))?;

@@ -7,10 +7,12 @@
 
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+mod settings;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
+pub use settings::PoolSettings;
 pub(crate) use sql::{Arg, Sql};
 
 use crate::error::Result;

@@ -20,8 +20,8 @@ use sqlx::{Arguments as _, Connection as _, PgConnection};
 use uuid::Uuid;
 
 use super::{Arg, Conn, Tx};
-use crate::crm::PoolSettings;
 use crate::error::{Error, Result};
+use crate::storage::PoolSettings;
 
 /// The session setting the row-level-security policies read.
 const TENANT_SETTING: &str = "crm.org_id";

@@ -11,8 +11,8 @@ use sqlx::types::Json;
 use sqlx::{Arguments as _, SqlitePool};
 
 use super::Arg;
-use crate::crm::PoolSettings;
 use crate::error::{Error, Result};
+use crate::storage::PoolSettings;
 
 /// Opens the pool for `url` (`sqlite://path`, `sqlite:path`, `sqlite::memory:`).
 ///

@@ -1,14 +1,14 @@
 //! Activities attached to records, task completion, and record timelines.
 
 use crm_core::{
-    AccountPatch, ActivityKind, ActivityPatch, Error, NewAccount, NewActivity, NewLead,
-    RelatedEntity, TimelineItem,
+    AccountPatch, ActivityKind, ActivityPatch, EntityKind, Error, NewAccount, NewActivity, NewLead,
+    TimelineItem,
 };
 use uuid::Uuid;
 
 use crate::harness::Org;
 
-fn note(entity: RelatedEntity, id: Uuid, subject: &str) -> NewActivity {
+fn note(entity: EntityKind, id: Uuid, subject: &str) -> NewActivity {
     NewActivity {
         kind: ActivityKind::Note,
         subject: subject.into(),
@@ -40,11 +40,11 @@ async fn activities_attach_to_records_of_the_same_organization(crm: crm_core::Cr
         .unwrap();
 
     t.activities()
-        .create(note(RelatedEntity::Account, account.id.uuid(), "Kickoff"))
+        .create(note(EntityKind::Account, account.id.uuid(), "Kickoff"))
         .await
         .unwrap();
     t.activities()
-        .create(note(RelatedEntity::Lead, lead.id.uuid(), "Called"))
+        .create(note(EntityKind::Lead, lead.id.uuid(), "Called"))
         .await
         .unwrap();
     // The id of an account under the wrong kind, another organization's record, a random id.
@@ -58,9 +58,9 @@ async fn activities_attach_to_records_of_the_same_organization(crm: crm_core::Cr
         .await
         .unwrap();
     for (entity, id) in [
-        (RelatedEntity::Contact, account.id.uuid()),
-        (RelatedEntity::Account, theirs.id.uuid()),
-        (RelatedEntity::Invoice, Uuid::now_v7()),
+        (EntityKind::Contact, account.id.uuid()),
+        (EntityKind::Account, theirs.id.uuid()),
+        (EntityKind::Invoice, Uuid::now_v7()),
     ] {
         let err = t
             .activities()
@@ -77,7 +77,7 @@ async fn activities_attach_to_records_of_the_same_organization(crm: crm_core::Cr
             kind: ActivityKind::Task,
             due_at: Some(chrono::Utc::now()),
             assignee_id: Some(org.user),
-            ..note(RelatedEntity::Account, account.id.uuid(), "Send proposal")
+            ..note(EntityKind::Account, account.id.uuid(), "Send proposal")
         })
         .await
         .unwrap();
@@ -97,7 +97,7 @@ async fn activities_attach_to_records_of_the_same_organization(crm: crm_core::Cr
     );
     let n = t
         .activities()
-        .create(note(RelatedEntity::Account, account.id.uuid(), "n"))
+        .create(note(EntityKind::Account, account.id.uuid(), "n"))
         .await
         .unwrap();
     assert!(matches!(
@@ -134,7 +134,7 @@ async fn timeline_merges_activities_and_events(crm: crm_core::Crm) {
         .await
         .unwrap();
     t.activities()
-        .create(note(RelatedEntity::Account, account.id.uuid(), "first"))
+        .create(note(EntityKind::Account, account.id.uuid(), "first"))
         .await
         .unwrap();
     t.accounts()
@@ -148,12 +148,12 @@ async fn timeline_merges_activities_and_events(crm: crm_core::Crm) {
         .await
         .unwrap();
     t.activities()
-        .create(note(RelatedEntity::Account, account.id.uuid(), "second"))
+        .create(note(EntityKind::Account, account.id.uuid(), "second"))
         .await
         .unwrap();
 
     let page = t
-        .timeline(RelatedEntity::Account, account.id, 100, None)
+        .timeline(EntityKind::Account, account.id, 100, None)
         .await
         .unwrap();
     let kinds: Vec<String> = page
@@ -177,12 +177,12 @@ async fn timeline_merges_activities_and_events(crm: crm_core::Crm) {
 
     // Pages of two.
     let first = t
-        .timeline(RelatedEntity::Account, account.id, 2, None)
+        .timeline(EntityKind::Account, account.id, 2, None)
         .await
         .unwrap();
     let rest = t
         .timeline(
-            RelatedEntity::Account,
+            EntityKind::Account,
             account.id,
             2,
             first.next_cursor.as_deref(),
@@ -204,7 +204,7 @@ async fn timeline_merges_activities_and_events(crm: crm_core::Crm) {
     // Another organization cannot read it.
     let err = other
         .admin(&crm)
-        .timeline(RelatedEntity::Account, account.id, 10, None)
+        .timeline(EntityKind::Account, account.id, 10, None)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");

@@ -1,6 +1,6 @@
 //! The event log: one entry per write, with before/after values, in the write's transaction.
 
-use crm_core::{AccountPatch, Action, CustomFieldType, NewAccount};
+use crm_core::{AccountPatch, Action, CustomFieldType, EntityKind, NewAccount};
 use serde_json::json;
 
 use crate::harness::{Org, define};
@@ -8,7 +8,15 @@ use crate::harness::{Org, define};
 async fn every_write_is_logged_with_its_changes(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.admin(&crm);
-    define(&crm, &org, "account", "tier", CustomFieldType::Text, &[]).await;
+    define(
+        &crm,
+        &org,
+        EntityKind::Account,
+        "tier",
+        CustomFieldType::Text,
+        &[],
+    )
+    .await;
     let mut new = NewAccount {
         name: "Logged".into(),
         city: Some("Oslo".into()),

@@ -3,8 +3,8 @@
 
 use crm_core::sqlx::{self, Connection as _, Executor as _};
 use crm_core::{
-    Crm, CustomFieldType, NewCustomField, NewOrganization, NewUser, OrganizationId, Role, Tenant,
-    TenantContext, UserId,
+    Crm, CustomFieldType, EntityKind, NewCustomField, NewOrganization, NewUser, OrganizationId,
+    Role, Tenant, TenantContext, UserId,
 };
 use uuid::Uuid;
 
@@ -140,7 +140,7 @@ macro_rules! on_both_backends {
 pub(crate) async fn define(
     crm: &Crm,
     org: &Org,
-    entity: &str,
+    entity: EntityKind,
     key: &str,
     ty: CustomFieldType,
     options: &[&str],

@@ -1,8 +1,8 @@
 //! Leads: the status lifecycle and conversion.
 
 use crm_core::{
-    AccountId, ConvertLead, ConvertOpportunity, CustomFieldType, Error, LeadPatch, LeadSource,
-    LeadStatus, NewAccount, NewContact, NewLead, Target,
+    AccountId, ConvertLead, ConvertOpportunity, CustomFieldType, EntityKind, Error, LeadPatch,
+    LeadSource, LeadStatus, NewAccount, NewContact, NewLead, Target,
 };
 use serde_json::json;
 
@@ -82,9 +82,33 @@ async fn conversion_creates_account_contact_and_opportunity(crm: crm_core::Crm) 
     let org = Org::new(&crm, "Acme").await;
     // A custom field that both leads and contacts define carries over; one only leads define
     // does not.
-    define(&crm, &org, "lead", "linkedin", CustomFieldType::Url, &[]).await;
-    define(&crm, &org, "contact", "linkedin", CustomFieldType::Url, &[]).await;
-    define(&crm, &org, "lead", "campaign", CustomFieldType::Text, &[]).await;
+    define(
+        &crm,
+        &org,
+        EntityKind::Lead,
+        "linkedin",
+        CustomFieldType::Url,
+        &[],
+    )
+    .await;
+    define(
+        &crm,
+        &org,
+        EntityKind::Contact,
+        "linkedin",
+        CustomFieldType::Url,
+        &[],
+    )
+    .await;
+    define(
+        &crm,
+        &org,
+        EntityKind::Lead,
+        "campaign",
+        CustomFieldType::Text,
+        &[],
+    )
+    .await;
     let t = org.user(&crm);
     let mut new = lead("Lovelace");
     new.owner_id = Some(org.user);
@@ -377,8 +401,8 @@ crate::on_both_backends!(
 
 mod erasure {
     use crm_core::{
-        Action, ActivityKind, ConvertLead, Error, NewActivity, NewContact, NewLead, NewOpportunity,
-        RelatedEntity,
+        Action, ActivityKind, ConvertLead, EntityKind, Error, NewActivity, NewContact, NewLead,
+        NewOpportunity,
     };
 
     use crate::harness::Org;
@@ -417,7 +441,7 @@ mod erasure {
         let note = NewActivity {
             kind: ActivityKind::Note,
             subject: "Ada's private phone is +1 555".into(),
-            related_entity: RelatedEntity::Contact,
+            related_entity: EntityKind::Contact,
             related_id: ada.id.uuid(),
             ..Default::default()
         };

@@ -3,17 +3,41 @@
 use std::collections::HashSet;
 
 use crm_core::{
-    Account, AccountId, CustomFieldType, Deleted, Direction, Error, ListQuery, NewAccount, Op,
-    Record, Tenant,
+    Account, AccountId, CustomFieldType, Deleted, Direction, EntityKind, Error, ListQuery,
+    NewAccount, Op, Record, Tenant,
 };
 use serde_json::{Value, json};
 
 use crate::harness::{Org, define};
 
 async fn seed(crm: &crm_core::Crm, org: &Org, t: &Tenant) -> Vec<Record<Account>> {
-    define(crm, org, "account", "score", CustomFieldType::Number, &[]).await;
-    define(crm, org, "account", "tier", CustomFieldType::Text, &[]).await;
-    define(crm, org, "account", "vip", CustomFieldType::Boolean, &[]).await;
+    define(
+        crm,
+        org,
+        EntityKind::Account,
+        "score",
+        CustomFieldType::Number,
+        &[],
+    )
+    .await;
+    define(
+        crm,
+        org,
+        EntityKind::Account,
+        "tier",
+        CustomFieldType::Text,
+        &[],
+    )
+    .await;
+    define(
+        crm,
+        org,
+        EntityKind::Account,
+        "vip",
+        CustomFieldType::Boolean,
+        &[],
+    )
+    .await;
     let rows = [
         (
             "Alpha",
@@ -207,7 +231,15 @@ async fn every_filter_operator(crm: crm_core::Crm) {
 async fn bad_queries_are_validation_errors(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.user(&crm);
-    define(&crm, &org, "account", "tier", CustomFieldType::Text, &[]).await;
+    define(
+        &crm,
+        &org,
+        EntityKind::Account,
+        "tier",
+        CustomFieldType::Text,
+        &[],
+    )
+    .await;
     let q = ListQuery::default;
     let cases = [
         (

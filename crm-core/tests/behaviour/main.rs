@@ -11,6 +11,7 @@ mod custom_field_types;
 mod events;
 mod index_proof;
 mod invoices;
+mod layers;
 mod leads;
 mod links_and_permissions;
 mod lists;

@@ -1,6 +1,6 @@
 //! Create, read, patch, versions, soft delete, restore, purge, custom fields.
 
-use crm_core::{AccountPatch, CustomFieldType, Error, NewAccount, NewContact};
+use crm_core::{AccountPatch, CustomFieldType, EntityKind, Error, NewAccount, NewContact};
 use serde_json::json;
 
 use crate::harness::{Org, define};
@@ -250,7 +250,7 @@ async fn custom_fields_merge_and_validate(crm: crm_core::Crm) {
         ("tags", CustomFieldType::MultiSelect, &["a", "b", "c"]),
         ("region", CustomFieldType::Text, &[]),
     ] {
-        define(&crm, &org, "account", key, ty, options).await;
+        define(&crm, &org, EntityKind::Account, key, ty, options).await;
     }
     let mut new = NewAccount {
         name: "CF".into(),

@@ -5,8 +5,8 @@
 //! record is exactly as its own organization left it.
 
 use crm_core::{
-    AccountId, ActivityKind, ContactPatch, ConvertLead, Crm, Deleted, Error, Id, ListQuery,
-    NewAccount, NewActivity, NewContact, NewInvoice, NewLead, Record, RelatedEntity, Tenant,
+    AccountId, ActivityKind, ContactPatch, ConvertLead, Crm, Deleted, EntityKind, Error, Id,
+    ListQuery, NewAccount, NewActivity, NewContact, NewInvoice, NewLead, Record, Tenant,
     TimelineItem,
 };
 use proptest::collection::vec;
@@ -27,12 +27,12 @@ enum Kind {
 }
 
 impl Kind {
-    fn related(self) -> RelatedEntity {
+    fn related(self) -> EntityKind {
         match self {
-            Kind::Account => RelatedEntity::Account,
-            Kind::Contact => RelatedEntity::Contact,
-            Kind::Lead => RelatedEntity::Lead,
-            Kind::Invoice => RelatedEntity::Invoice,
+            Kind::Account => EntityKind::Account,
+            Kind::Contact => EntityKind::Contact,
+            Kind::Lead => EntityKind::Lead,
+            Kind::Invoice => EntityKind::Invoice,
         }
     }
 }

@@ -1,76 +1,26 @@
-//! Users: the people who sign in to an organization, with a role and an argon2id password hash.
+//! [`Users`]: the service that creates, reads, changes and deactivates an organization's users.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 
-use crate::context::{Role, TenantContext};
+use super::model::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, Role, User, UserId};
+use crate::context::TenantContext;
 use crate::error::{Error, Result, ResultExt as _};
 use crate::events::{self, Action};
-use crate::id::Id;
-use crate::organizations::OrganizationId;
 use crate::password::Password;
-use crate::record::Referable;
 use crate::storage::{Backend, Sql, Tx};
 use crate::tenant::Tenant;
 use crate::time::now;
 use crate::validation::Validator;
 
-/// The id of a user.
-pub type UserId = Id<User>;
-
-/// A user of one organization. The password hash is never part of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct User {
-    /// Its id.
-    pub id: UserId,
-    /// Its organization.
-    pub organization_id: OrganizationId,
-    /// Email address as entered; unique per organization, ignoring case.
-    pub email: String,
-    /// Display name.
-    pub name: String,
-    /// Role.
-    #[sqlx(try_from = "String")]
-    pub role: Role,
-    /// Deactivated users cannot sign in; their records stay.
-    pub is_active: bool,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-    /// Optimistic-concurrency version.
-    pub version: i64,
-}
-
-impl Referable for User {
-    const TABLE: &'static str = "users";
-    const NAME: &'static str = "user";
-    const SOFT_DELETE: bool = false;
-}
-
-/// Input of [`Users::create`].
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    /// Email address (unique per organization, ignoring case).
-    pub email: String,
-    /// Display name.
-    pub name: String,
-    /// Initial password (8–1024 characters); `None` for a user who cannot sign in yet.
-    #[serde(default)]
-    pub password: Option<Password>,
-    /// Role; never above the creator's own.
-    pub role: Role,
-}
-
-/// Minimum password length (OWASP ASVS 2.1.1).
-pub const MIN_PASSWORD_LEN: usize = 8;
-/// Maximum password length (argon2 takes any, but unbounded input is a denial of service).
-pub const MAX_PASSWORD_LEN: usize = 1024;
-
 const COLUMNS: &str =
     "id, organization_id, email, name, role, is_active, created_at, updated_at, version";
+
+impl Tenant {
+    /// Users of the organization.
+    pub fn users(&self) -> Users<'_> {
+        Users::new(self)
+    }
+}
 
 /// The users of one organization. Reached through [`Tenant::users`].
 #[derive(Debug, Clone, Copy)]

@@ -1,89 +1,21 @@
-//! Organizations: the tenants. A global table, managed by the installation's operators.
+//! [`Organizations`]: the installation-level service that creates, reads and suspends tenants.
 
-use std::fmt;
-
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-use crate::context::{Role, TenantContext};
+use super::model::{NewOrganization, Organization, OrganizationId, OrganizationStatus};
+use crate::context::TenantContext;
 use crate::crm::Crm;
 use crate::error::{Error, Result, ResultExt as _};
-use crate::id::Id;
 use crate::pipelines;
 use crate::storage::{Backend, Sql, Tx};
 use crate::time::now;
+use crate::users::Role;
 use crate::users::{NewUser, PreparedUser, User};
 use crate::validation::Validator;
 
-/// The id of an organization (tenant).
-pub type OrganizationId = Id<Organization>;
-
-/// A tenant: every CRM record belongs to exactly one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
-pub struct Organization {
-    /// Its id.
-    pub id: OrganizationId,
-    /// Display name.
-    pub name: String,
-    /// Unique, URL-safe short name (`acme-corp`).
-    pub slug: String,
-    /// Whether its users may work.
-    #[sqlx(try_from = "String")]
-    pub status: OrganizationStatus,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// Whether an organization may be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrganizationStatus {
-    /// In use.
-    Active,
-    /// Switched off by an operator: its users are refused, its data kept.
-    Suspended,
-}
-
-impl OrganizationStatus {
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            OrganizationStatus::Active => "active",
-            OrganizationStatus::Suspended => "suspended",
-        }
+impl Crm {
+    /// Installation-level administration of organizations.
+    pub fn organizations(&self) -> Organizations<'_> {
+        Organizations::new(self)
     }
-}
-
-impl fmt::Display for OrganizationStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl TryFrom<String> for OrganizationStatus {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        match s.as_str() {
-            "active" => Ok(OrganizationStatus::Active),
-            "suspended" => Ok(OrganizationStatus::Suspended),
-            other => Err(Error::Internal(format!(
-                "unknown organization status `{other}`"
-            ))),
-        }
-    }
-}
-
-/// Input of [`Organizations::create`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewOrganization {
-    /// Display name (1–200 characters).
-    pub name: String,
-    /// Short name; derived from the name when absent.
-    #[serde(default)]
-    pub slug: Option<String>,
 }
 
 /// Creates, reads and suspends organizations. Reached through [`Crm::organizations`].

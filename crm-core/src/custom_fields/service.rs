@@ -1,0 +1,333 @@
+//! [`CustomFields`]: the service that reads, defines, changes and archives definitions, and
+//! the cached read every record write goes through.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::definition::{
+    CustomFieldDefinition, CustomFieldId, CustomFieldPatch, CustomFieldType, NewCustomField,
+};
+use super::typed::{Definitions, normalize};
+use crate::entities::EntityKind;
+use crate::error::{Error, Result, ResultExt as _};
+use crate::events::{self, Action};
+use crate::storage::{Conn, Sql};
+use crate::tenant::Tenant;
+use crate::time::now;
+use crate::validation::Validator;
+/// The definitions of `entity` for the tenant, from the cache or read on `conn`.
+pub(crate) async fn load(
+    tenant: &Tenant,
+    entity: &'static str,
+    conn: &mut Conn<'_>,
+) -> Result<Arc<Definitions>> {
+    let key = (tenant.context().organization_id(), entity);
+    if let Some(d) = tenant.crm().definition_cache().get(&key) {
+        return Ok(d);
+    }
+    let mut q = Sql::new("select * from custom_field_definitions where organization_id = ");
+    q.bind(key.0)
+        .push(" and entity = ")
+        .bind(entity)
+        .push(" order by key");
+    let defs = Arc::new(Definitions {
+        defs: conn.fetch_all(&q).await?,
+    });
+    tenant.crm().definition_cache().insert(key, defs.clone());
+    Ok(defs)
+}
+
+impl Tenant {
+    /// Custom field definitions.
+    pub fn custom_fields(&self) -> CustomFields<'_> {
+        CustomFields::new(self)
+    }
+}
+
+/// Manages the custom field definitions of one organization. Reached through
+/// [`Tenant::custom_fields`]; changing definitions is for company admins.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use crm_core::{Crm, CustomFieldType, EntityKind, NewAccount, NewCustomField, NewOrganization, TenantContext};
+/// # let crm = Crm::connect("sqlite::memory:").await?;
+/// # let org = crm.organizations().create(NewOrganization { name: "Acme".into(), ..Default::default() }).await?;
+/// let t = crm.tenant(&TenantContext::system(org.id));
+/// let mut tier = NewCustomField::new("tier", "Tier", CustomFieldType::Select);
+/// tier.options = vec!["gold".into(), "silver".into()];
+/// t.custom_fields().define(EntityKind::Account, tier).await?;
+///
+/// let mut new = NewAccount { name: "Globex".into(), ..Default::default() };
+/// new.custom_fields.insert("tier".into(), "bronze".into());
+/// assert!(t.accounts().create(new).await.is_err()); // not an option
+/// # Ok::<_, crm_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct CustomFields<'t> {
+    tenant: &'t Tenant,
+}
+
+impl<'t> CustomFields<'t> {
+    pub(crate) fn new(tenant: &'t Tenant) -> Self {
+        Self { tenant }
+    }
+
+    fn require_admin(&self) -> Result<()> {
+        if self.tenant.context().role().is_admin() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "only company admins may change custom field definitions".into(),
+            ))
+        }
+    }
+
+    /// The definitions of `entity`, archived ones included, by key.
+    pub async fn list(&self, entity: EntityKind) -> Result<Vec<CustomFieldDefinition>> {
+        let entity = entity.name();
+        let mut s = self.tenant.session().await?;
+        Ok(load(self.tenant, entity, &mut s.conn()).await?.defs.clone())
+    }
+
+    /// The definition of `key` on `entity`.
+    pub async fn get(&self, entity: EntityKind, key: &str) -> Result<CustomFieldDefinition> {
+        self.list(entity)
+            .await?
+            .into_iter()
+            .find(|d| d.key == key)
+            .ok_or(Error::NotFound {
+                entity: "custom field",
+                id: None,
+            })
+    }
+
+    /// Defines a new custom field on `entity`.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for plain users, [`Error::Validation`] for a bad key, label,
+    /// options or default, [`Error::Conflict`] when the key exists (archived or not).
+    pub async fn define(
+        &self,
+        entity: EntityKind,
+        new: NewCustomField,
+    ) -> Result<CustomFieldDefinition> {
+        self.require_admin()?;
+        let entity = entity.name();
+        let at = now();
+        let def = CustomFieldDefinition {
+            id: CustomFieldId::new(),
+            organization_id: self.tenant.context().organization_id(),
+            entity: entity.into(),
+            key: new.key.clone(),
+            label: new.label.trim().into(),
+            field_type: new.field_type,
+            required: new.required,
+            options: new.options,
+            default_value: new.default_value,
+            archived: false,
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        };
+        let def = check_definition(def)?;
+        let mut q = Sql::new(
+            "insert into custom_field_definitions (organization_id, id, entity, key, label, field_type, required, options, default_value, archived, created_at, updated_at, version) values (",
+        );
+        q.bind(def.organization_id)
+            .push(", ")
+            .bind(def.id)
+            .push(", ")
+            .bind(entity);
+        q.push(", ")
+            .bind(def.key.as_str())
+            .push(", ")
+            .bind(def.label.as_str());
+        q.push(", ")
+            .bind(def.field_type.as_str())
+            .push(", ")
+            .bind(def.required);
+        q.push(", ")
+            .bind(Value::from(def.options.clone()))
+            .push(", ")
+            .bind(def.default_value.clone());
+        q.push(", false, ")
+            .bind(at)
+            .push(", ")
+            .bind(at)
+            .push(", 1)");
+        let conflict = format!("custom field `{}` already exists on {entity}", def.key);
+        self.write(entity, Action::Created, &def, &q, conflict, 1)
+            .await?;
+        Ok(def)
+    }
+
+    /// Changes the label, required flag, options, default or archived flag of `key`.
+    pub async fn update(
+        &self,
+        entity: EntityKind,
+        key: &str,
+        patch: CustomFieldPatch,
+    ) -> Result<CustomFieldDefinition> {
+        self.require_admin()?;
+        let current = self.get(entity, key).await?;
+        let entity = entity.name();
+        let mut def = current.clone();
+        if let Some(label) = patch.label {
+            def.label = label.trim().into();
+        }
+        if let Some(required) = patch.required {
+            def.required = required;
+        }
+        if let Some(options) = patch.options {
+            def.options = options;
+        }
+        if let Some(default) = patch.default_value {
+            def.default_value = default;
+        }
+        if let Some(archived) = patch.archived {
+            def.archived = archived;
+        }
+        def.updated_at = now();
+        def.version += 1;
+        let def = check_definition(def)?;
+        let mut q = Sql::new("update custom_field_definitions set label = ");
+        q.bind(def.label.as_str())
+            .push(", required = ")
+            .bind(def.required);
+        q.push(", options = ")
+            .bind(Value::from(def.options.clone()));
+        q.push(", default_value = ").bind(def.default_value.clone());
+        q.push(", archived = ")
+            .bind(def.archived)
+            .push(", updated_at = ")
+            .bind(def.updated_at);
+        q.push(", version = version + 1 where organization_id = ")
+            .bind(def.organization_id);
+        q.push(" and id = ")
+            .bind(def.id)
+            .push(" and version = ")
+            .bind(current.version);
+        self.write(
+            entity,
+            Action::Updated,
+            &def,
+            &q,
+            String::new(),
+            current.version,
+        )
+        .await?;
+        Ok(def)
+    }
+
+    /// Archives `key`: existing values stay, new values are refused. (Definitions are never
+    /// deleted, so no stored value loses its meaning.)
+    pub async fn archive(&self, entity: EntityKind, key: &str) -> Result<CustomFieldDefinition> {
+        self.update(
+            entity,
+            key,
+            CustomFieldPatch {
+                archived: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Runs `statement` (which must touch one row; none means someone else wrote at
+    /// `version` first) and logs an event in one transaction, then refreshes the cache.
+    async fn write(
+        &self,
+        entity: &'static str,
+        action: Action,
+        def: &CustomFieldDefinition,
+        statement: &Sql,
+        conflict: String,
+        version: i64,
+    ) -> Result<()> {
+        let mut changes = Map::new();
+        changes.insert(
+            "definition".into(),
+            serde_json::to_value(def).unwrap_or_default(),
+        );
+        let mut s = self.tenant.session().await?;
+        let mut tx = s.begin().await?;
+        let out = async {
+            match tx.conn().execute(statement).await.on_unique(|| conflict)? {
+                1 => {}
+                _ => {
+                    return Err(Error::VersionMismatch {
+                        expected: version,
+                        actual: version + 1,
+                    });
+                }
+            }
+            events::append(
+                &mut tx.conn(),
+                self.tenant.context(),
+                "custom_field",
+                def.id.uuid(),
+                action,
+                changes,
+            )
+            .await
+        }
+        .await;
+        tx.settle(out).await?;
+        self.tenant
+            .crm()
+            .definition_cache()
+            .invalidate(&(self.tenant.context().organization_id(), entity));
+        Ok(())
+    }
+}
+
+/// Checks a definition as a whole.
+fn check_definition(def: CustomFieldDefinition) -> Result<CustomFieldDefinition> {
+    let mut v = Validator::new();
+    v.check(
+        super::CustomValues::is_valid_key(&def.key),
+        "key",
+        "invalid_format",
+        "must be 1-63 characters of a-z, 0-9 and '_', starting with a letter",
+    );
+    v.text("label", &def.label, true, 200);
+    let choice = matches!(
+        def.field_type,
+        CustomFieldType::Select | CustomFieldType::MultiSelect
+    );
+    if choice {
+        let distinct = def
+            .options
+            .iter()
+            .enumerate()
+            .all(|(i, o)| !def.options[..i].contains(o));
+        v.check(
+            !def.options.is_empty()
+                && def.options.len() <= 500
+                && distinct
+                && def
+                    .options
+                    .iter()
+                    .all(|o| !o.trim().is_empty() && o.len() <= 200),
+            "options",
+            "invalid_options",
+            "select fields need 1-500 distinct, non-blank options",
+        );
+    } else {
+        v.check(
+            def.options.is_empty(),
+            "options",
+            "not_allowed",
+            "only select and multi_select fields have options",
+        );
+    }
+    if let Some(default) = &def.default_value
+        && let Err(message) = normalize(&def, default)
+    {
+        v.push("default_value", "invalid_value", message);
+    }
+    v.finish()?;
+    Ok(def)
+}

@@ -1,0 +1,173 @@
+//! What a definition brings to a value: type checks and the stored form, for the definitions
+//! of one entity in one organization; and the process-wide cache of those definitions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+use super::definition::{CustomFieldDefinition, CustomFieldType};
+use crate::error::{Error, FieldError, Result};
+use crate::organizations::OrganizationId;
+use crate::validation::is_email;
+/// The definitions of one entity in one organization.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Definitions {
+    pub(super) defs: Vec<CustomFieldDefinition>,
+}
+
+/// The process-wide cache of definitions.
+pub(crate) type DefinitionCache =
+    moka::sync::Cache<(OrganizationId, &'static str), Arc<Definitions>>;
+
+pub(crate) fn new_cache() -> DefinitionCache {
+    moka::sync::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(Duration::from_secs(30))
+        .build()
+}
+
+impl Definitions {
+    pub(crate) fn get(&self, key: &str) -> Option<&CustomFieldDefinition> {
+        self.defs.iter().find(|d| d.key == key)
+    }
+
+    /// Checks and normalizes the custom fields of a record about to be written. `before` is the
+    /// stored map (`None` on create, when defaults apply and every required field must be set).
+    pub(crate) fn check(
+        &self,
+        before: Option<&Map<String, Value>>,
+        mut after: Map<String, Value>,
+    ) -> Result<Map<String, Value>> {
+        let mut errors = Vec::new();
+        if before.is_none() {
+            for d in self.defs.iter().filter(|d| !d.archived) {
+                if let (false, Some(v)) = (after.contains_key(&d.key), &d.default_value) {
+                    after.insert(d.key.clone(), v.clone());
+                }
+            }
+        }
+        for (key, value) in after.iter_mut() {
+            let field = format!("custom_fields.{key}");
+            let unchanged = before.and_then(|b| b.get(key)) == Some(&*value);
+            match self.get(key) {
+                None if unchanged => {}
+                None => errors.push(FieldError::new(
+                    field,
+                    "unknown_field",
+                    format!("`{key}` is not a custom field of this entity"),
+                )),
+                Some(d) if d.archived && !unchanged => errors.push(FieldError::new(
+                    field,
+                    "archived",
+                    format!("`{key}` is archived and takes no new values"),
+                )),
+                Some(d) => match normalize(d, value) {
+                    Ok(v) => *value = v,
+                    Err(message) => errors.push(FieldError::new(field, "invalid_value", message)),
+                },
+            }
+        }
+        for d in self.defs.iter().filter(|d| d.required && !d.archived) {
+            if !after.contains_key(&d.key) {
+                errors.push(FieldError::new(
+                    format!("custom_fields.{}", d.key),
+                    "required",
+                    "is required",
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(after)
+        } else {
+            Err(Error::Validation(errors))
+        }
+    }
+}
+
+/// Checks `value` against a definition and returns its stored form.
+pub(crate) fn normalize(
+    d: &CustomFieldDefinition,
+    value: &Value,
+) -> std::result::Result<Value, String> {
+    let s = value.as_str();
+    let bad = |what: &str| Err(format!("must be {what}"));
+    match d.field_type {
+        CustomFieldType::Text => match s {
+            Some(t) if t.chars().count() <= 10_000 => Ok(value.clone()),
+            _ => bad("text of at most 10000 characters"),
+        },
+        CustomFieldType::Number => match value {
+            Value::Number(_) => Ok(value.clone()),
+            _ => bad("a number"),
+        },
+        CustomFieldType::Boolean => match value {
+            Value::Bool(_) => Ok(value.clone()),
+            _ => bad("true or false"),
+        },
+        CustomFieldType::Date => {
+            match s.and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok()) {
+                Some(date) => Ok(Value::String(date.format("%Y-%m-%d").to_string())),
+                None => bad("a date (YYYY-MM-DD)"),
+            }
+        }
+        CustomFieldType::Datetime => match s.and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+            Some(t) => Ok(Value::String(
+                t.with_timezone(&Utc)
+                    .to_rfc3339_opts(SecondsFormat::Micros, true),
+            )),
+            None => bad("an RFC 3339 date-time"),
+        },
+        CustomFieldType::Select => match s {
+            Some(t) if d.options.iter().any(|o| o == t) => Ok(value.clone()),
+            _ => Err(format!("must be one of: {}", d.options.join(", "))),
+        },
+        CustomFieldType::MultiSelect => {
+            let items = value
+                .as_array()
+                .map(|a| a.iter().map(Value::as_str).collect::<Option<Vec<_>>>());
+            match items {
+                Some(Some(items))
+                    if items.iter().all(|i| d.options.iter().any(|o| o == i))
+                        && items
+                            .iter()
+                            .enumerate()
+                            .all(|(n, i)| !items[..n].contains(i)) =>
+                {
+                    Ok(value.clone())
+                }
+                _ => Err(format!(
+                    "must be a list of distinct options among: {}",
+                    d.options.join(", ")
+                )),
+            }
+        }
+        CustomFieldType::Email => match s {
+            Some(t) if is_email(t) => Ok(value.clone()),
+            _ => bad("an email address"),
+        },
+        CustomFieldType::Url => match s {
+            Some(t)
+                if (t.starts_with("https://") || t.starts_with("http://"))
+                    && t.len() <= 2048
+                    && !t.chars().any(char::is_whitespace) =>
+            {
+                Ok(value.clone())
+            }
+            _ => bad("an http(s) URL"),
+        },
+        CustomFieldType::Currency => {
+            let amount = value.get("amount_minor").and_then(Value::as_i64);
+            let currency = value.get("currency").and_then(Value::as_str);
+            match (value.as_object().map(Map::len), amount, currency) {
+                (Some(2), Some(_), Some(c))
+                    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) =>
+                {
+                    Ok(value.clone())
+                }
+                _ => bad(r#"money: {"amount_minor": <integer>, "currency": "<ISO 4217>"}"#),
+            }
+        }
+    }
+}

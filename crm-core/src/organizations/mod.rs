@@ -1,0 +1,7 @@
+//! Organizations: the tenants. A global table, managed by the installation's operators.
+
+mod model;
+mod service;
+
+pub use model::{NewOrganization, Organization, OrganizationId, OrganizationStatus};
+pub use service::Organizations;

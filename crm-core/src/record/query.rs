@@ -1,0 +1,254 @@
+//! The list query vocabulary: [`ListQuery`] with its filters ([`Filter`], [`Condition`],
+//! [`Op`]), sort ([`Sort`], [`Direction`]), trash handling ([`Deleted`]) and limits. `compile`
+//! turns one into SQL.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Page size when none is asked for.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 100;
+/// Most values in one `in` filter.
+pub const MAX_IN_VALUES: usize = 100;
+/// Most filters in one query.
+pub const MAX_FILTERS: usize = 50;
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// Equal.
+    Eq,
+    /// Not equal (rows where the field is empty match too).
+    Ne,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Gte,
+    /// Equal to one of a list (at most [`MAX_IN_VALUES`]).
+    In,
+    /// Contains the text, ignoring case.
+    Contains,
+    /// Starts with the text, ignoring case.
+    StartsWith,
+    /// `true`: the field is empty; `false`: it has a value.
+    IsNull,
+    /// `true`: the field has a value; `false`: it is empty.
+    Exists,
+    /// Between two values, both included: `[low, high]`.
+    Between,
+}
+
+/// One condition: `field op value`. `field` is a standard field (`name`, `created_at`…) or a
+/// custom field as `custom_fields.<key>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filter {
+    /// The field.
+    pub field: String,
+    /// The operator.
+    pub op: Op,
+    /// The operand: a JSON scalar; an array for [`Op::In`]; a boolean for [`Op::IsNull`].
+    pub value: Value,
+}
+
+/// A tree of conditions, for searches beyond "all of these": `{"and": […]}`, `{"or": […]}`,
+/// `{"not": …}`, or a single [`Filter`].
+///
+/// ```
+/// use crm_core::{Condition, ListQuery, Op};
+/// let q = ListQuery::default().condition(Condition::or(vec![
+///     Condition::filter("industry", Op::Eq, "Energy"),
+///     !Condition::filter("employee_count", Op::Between, serde_json::json!([10, 100])),
+/// ]));
+/// let json = serde_json::to_value(&q.condition).unwrap();
+/// assert_eq!(json["or"][1]["not"]["op"], "between");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Condition {
+    /// All of these hold.
+    And {
+        /// The conditions.
+        and: Vec<Condition>,
+    },
+    /// At least one of these holds.
+    Or {
+        /// The conditions.
+        or: Vec<Condition>,
+    },
+    /// This does not hold.
+    Not {
+        /// The condition.
+        not: Box<Condition>,
+    },
+    /// One filter.
+    Filter(Filter),
+}
+
+impl Condition {
+    /// All of `conditions`.
+    pub fn and(conditions: Vec<Condition>) -> Self {
+        Condition::And { and: conditions }
+    }
+
+    /// Any of `conditions`.
+    pub fn or(conditions: Vec<Condition>) -> Self {
+        Condition::Or { or: conditions }
+    }
+
+    /// `field op value`.
+    pub fn filter(field: impl Into<String>, op: Op, value: impl Into<Value>) -> Self {
+        Condition::Filter(Filter {
+            field: field.into(),
+            op,
+            value: value.into(),
+        })
+    }
+}
+
+/// `!condition`: it does not hold.
+impl std::ops::Not for Condition {
+    type Output = Condition;
+    fn not(self) -> Condition {
+        Condition::Not {
+            not: Box::new(self),
+        }
+    }
+}
+
+/// Deepest nesting of a [`Condition`].
+pub const MAX_DEPTH: usize = 8;
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Smallest first; empty values last.
+    #[default]
+    Asc,
+    /// Largest first; empty values first.
+    Desc,
+}
+
+/// Sort order: one sortable field, then the id in the same direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sort {
+    /// A sortable field (`id`, `created_at`, `updated_at`, or one the entity marks sortable).
+    pub field: String,
+    /// Its direction.
+    #[serde(default)]
+    pub direction: Direction,
+}
+
+/// Which rows a list sees with respect to the trash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deleted {
+    /// Live rows only.
+    #[default]
+    Exclude,
+    /// Live and soft-deleted rows.
+    Include,
+    /// Soft-deleted rows only (the trash view).
+    Only,
+}
+
+/// What to list.
+///
+/// ```
+/// use crm_core::{Direction, ListQuery, Op};
+/// let q = ListQuery::default()
+///     .filter("email", Op::Eq, "a@b.co")
+///     .filter("custom_fields.tier", Op::In, serde_json::json!(["gold", "silver"]))
+///     .sort("last_name", Direction::Asc)
+///     .limit(20);
+/// assert_eq!(q.filters.len(), 2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// Conditions, all of which must hold.
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// A condition tree that must hold too (and/or/not groups).
+    #[serde(default)]
+    pub condition: Option<Condition>,
+    /// Sort order; by id (creation order) when absent.
+    #[serde(default)]
+    pub sort: Option<Sort>,
+    /// Page size, 1 to [`MAX_LIMIT`]; [`DEFAULT_LIMIT`] when absent.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Where to continue: the `next_cursor` of the previous page (with the same sort).
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Trash handling.
+    #[serde(default)]
+    pub deleted: Deleted,
+}
+
+impl ListQuery {
+    /// Adds a condition.
+    pub fn filter(mut self, field: impl Into<String>, op: Op, value: impl Into<Value>) -> Self {
+        self.filters.push(Filter {
+            field: field.into(),
+            op,
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Whether any filter (flat or in the tree) is on a custom field.
+    pub(crate) fn mentions_custom_fields(&self) -> bool {
+        fn tree(c: &Condition) -> bool {
+            match c {
+                Condition::And { and: items } | Condition::Or { or: items } => {
+                    items.iter().any(tree)
+                }
+                Condition::Not { not } => tree(not),
+                Condition::Filter(f) => f.field.starts_with("custom_fields."),
+            }
+        }
+        self.filters
+            .iter()
+            .any(|f| f.field.starts_with("custom_fields."))
+            || self.condition.as_ref().is_some_and(tree)
+    }
+
+    /// Adds a condition tree (it must hold besides the filters).
+    pub fn condition(mut self, condition: Condition) -> Self {
+        self.condition = Some(condition);
+        self
+    }
+
+    /// Sets the sort order.
+    pub fn sort(mut self, field: impl Into<String>, direction: Direction) -> Self {
+        self.sort = Some(Sort {
+            field: field.into(),
+            direction,
+        });
+        self
+    }
+
+    /// Sets the page size.
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Continues after a previous page.
+    pub fn cursor(mut self, cursor: Option<String>) -> Self {
+        self.cursor = cursor;
+        self
+    }
+
+    /// Sets trash handling.
+    pub fn deleted(mut self, deleted: Deleted) -> Self {
+        self.deleted = deleted;
+        self
+    }
+}

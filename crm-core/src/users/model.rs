@@ -1,0 +1,123 @@
+//! A user, their id and [`Role`], and the input that creates one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::id::Id;
+use crate::organizations::OrganizationId;
+use crate::password::Password;
+use crate::record::Referable;
+
+/// The id of a user.
+pub type UserId = Id<User>;
+
+/// A user of one organization. The password hash is never part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// Its organization.
+    pub organization_id: OrganizationId,
+    /// Email address as entered; unique per organization, ignoring case.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    /// Deactivated users cannot sign in; their records stay.
+    pub is_active: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+impl Referable for User {
+    const TABLE: &'static str = "users";
+    const NAME: &'static str = "user";
+    const SOFT_DELETE: bool = false;
+}
+
+/// Input of [`Users::create`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// Email address (unique per organization, ignoring case).
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Initial password (8–1024 characters); `None` for a user who cannot sign in yet.
+    #[serde(default)]
+    pub password: Option<Password>,
+    /// Role; never above the creator's own.
+    pub role: Role,
+}
+
+/// Minimum password length (OWASP ASVS 2.1.1).
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// Maximum password length (argon2 takes any, but unbounded input is a denial of service).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// A user's role. Ordered: `User < CompanyAdmin < SuperAdmin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Works with the CRM records of their organization.
+    User,
+    /// Administers one organization: users, custom fields, API keys, purges.
+    CompanyAdmin,
+    /// Operates the whole installation: creates and suspends organizations.
+    SuperAdmin,
+}
+
+impl Role {
+    /// The stored and serialized name (`"user"`, `"company_admin"`, `"super_admin"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::CompanyAdmin => "company_admin",
+            Role::SuperAdmin => "super_admin",
+        }
+    }
+
+    /// Whether this role administers its organization (company admin or above).
+    pub fn is_admin(self) -> bool {
+        self >= Role::CompanyAdmin
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "user" => Ok(Role::User),
+            "company_admin" => Ok(Role::CompanyAdmin),
+            "super_admin" => Ok(Role::SuperAdmin),
+            other => Err(Error::invalid(
+                "role",
+                "invalid_choice",
+                format!("unknown role `{other}` (expected user, company_admin or super_admin)"),
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self, Error> {
+        s.parse()
+    }
+}
