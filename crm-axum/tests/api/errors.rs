@@ -78,13 +78,10 @@ async fn malformed_requests_are_problems(crm: Crm) {
     )
     .await
     .problem(400, "bad-request");
-    let a = app
-        .post("/api/v1/accounts", t, json!({ "name": "A" }))
-        .await
-        .expect(201);
+    let a = app.create(t, "accounts", json!({ "name": "A" })).await;
     app.send(
         Method::PATCH,
-        &format!("/api/v1/accounts/{}", a.body["id"].as_str().unwrap()),
+        &format!("/api/v1/accounts/{a}"),
         Some(t),
         Some(json!({})),
         &[("if-match", "yesterday")],
