@@ -37,6 +37,10 @@ pub enum ApiError {
     /// The first request with this `Idempotency-Key` is still running. HTTP 409.
     #[error("a request with this idempotency key is in progress")]
     IdempotencyKeyInProgress,
+    /// A handler takes [`crate::Tenant`] on a route that is not behind [`crate::AuthLayer`]: a
+    /// mistake in the app's assembly. HTTP 500, with a detail that names the layer.
+    #[error("the Tenant extractor is used on a route without crm_axum::AuthLayer")]
+    MissingAuthLayer,
 }
 
 /// The body of every error response (RFC 9457).
@@ -202,6 +206,16 @@ impl ApiError {
                     "idempotency-key-in-progress",
                     "Request in progress",
                     Some("a request with this Idempotency-Key is still being processed".into()),
+                    vec![],
+                ),
+                ApiError::MissingAuthLayer => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal server error",
+                    Some(
+                        "this route takes crm_axum::Tenant but is not behind crm_axum::AuthLayer"
+                            .into(),
+                    ),
                     vec![],
                 ),
             };

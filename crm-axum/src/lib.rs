@@ -17,6 +17,40 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Besides `/api/v1` and `/docs` the router answers nothing: unknown paths are the host's (its
+//! fallback, or axum's empty 404). [`server::app`] is a complete app with a problem+json 404.
+//!
+//! ## The host's own routes behind CRM credentials
+//!
+//! [`AuthLayer`] is the API's auth as a tower layer: put it on your own routes and their
+//! handlers take the [`Tenant`] extractor — the caller's organization, as the caller. Build the
+//! API from the same layer ([`router_with_auth`]) so that both share one principal cache.
+//!
+//! ```no_run
+//! use crm_axum::axum::{Router, routing::get};
+//! use crm_axum::{ApiError, AuthConfig, AuthLayer, Tenant};
+//!
+//! /// The caller's open deals, counted: a host route on top of the CRM.
+//! async fn deal_count(tenant: Tenant) -> Result<String, ApiError> {
+//!     let deals = tenant.opportunities().list(&Default::default()).await?;
+//!     let org = tenant.context().organization_id();
+//!     Ok(format!("{org}: {} deals", deals.data.len()))
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let crm = crm_axum::crm_core::Crm::connect("sqlite://crm.db").await?;
+//! let auth = AuthLayer::new(crm, AuthConfig::hs256(b"a secret of at least thirty-two bytes!!")?);
+//! let app: Router = Router::new()
+//!     .route("/reports/deals", get(deal_count))
+//!     .route_layer(auth.clone()) // 401 problem without a CRM token or API key
+//!     .merge(crm_axum::router_with_auth(&auth));
+//! # let _ = app;
+//! # Ok(()) }
+//! ```
+//!
+//! A handler that takes [`Tenant`] on a route without the layer answers a 500 problem whose
+//! detail names the missing layer.
+//!
 //! ## Conventions
 //!
 //! - Errors: `application/problem+json` with a stable `type` (`urn:abetworks:crm:problem:…`),
@@ -31,7 +65,7 @@
 //! ## Layout
 //!
 //! - `lib.rs` — [`router`] and [`openapi`], the assembly;
-//! - `auth/` — [`AuthConfig`], JWTs, the [`authenticate`] layer and the [`Tenant`] extractor,
+//! - `auth/` — [`AuthConfig`], JWTs, the [`AuthLayer`] and the [`Tenant`] extractor,
 //!   in-process login rate limits and the principal cache;
 //! - `error` — [`ApiError`] → [`Problem`], the one conversion of every error;
 //! - `extract` — [`Json`], [`Path`], [`Query`] whose rejections are problems;
@@ -56,8 +90,6 @@ pub mod server;
 mod state;
 mod views;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
@@ -68,7 +100,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::{
-    ACT_IN_ORGANIZATION, AuthConfig, AuthLayerState, Claims, ConfigError, Tenant, authenticate,
+    ACT_IN_ORGANIZATION, AuthConfig, AuthLayer, Authenticate, Claims, ConfigError, Tenant,
 };
 pub use error::{ApiError, ApiResult, InternalError, PROBLEM_JSON, Problem, ProblemField};
 pub use extract::{Json, JsonBody, Path, Query};
@@ -77,6 +109,11 @@ pub use routes::records::{MAX_BATCH, Resource};
 
 use routes::records;
 use state::ApiState;
+
+/// The axum crate this API is built on, so that a host uses the same version.
+pub use axum;
+/// The library underneath, so that a host needs no separate dependency to reach it.
+pub use crm_core;
 
 /// The prefix of every API route.
 pub const API_PREFIX: &str = "/api/v1";
@@ -111,20 +148,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The REST API: everything under `/api/v1`, the OpenAPI document at
 /// `/api/v1/openapi.json` and Swagger UI at `/docs`. Mount it with `merge` (or `nest`) into a
-/// host router of any state.
+/// host router of any state. It sets no fallback of its own outside `/api/v1` (unknown paths
+/// there answer problem+json 404), so a host router with its own fallback can merge it.
 pub fn router<S: Clone + Send + Sync + 'static>(crm: Crm, auth: AuthConfig) -> Router<S> {
-    let body_limit = auth.body_limit;
-    let state = ApiState {
-        crm,
-        auth: Arc::new(auth::AuthState::new(auth)),
-    };
+    router_with_auth(&AuthLayer::new(crm, auth))
+}
+
+/// [`router`] on an existing [`AuthLayer`]: put that layer on the host's own routes too, and
+/// both share one principal cache, one set of login limits and one set of keys.
+pub fn router_with_auth<S: Clone + Send + Sync + 'static>(auth: &AuthLayer) -> Router<S> {
+    let body_limit = auth.auth.config.body_limit;
+    let state = ApiState::from(auth);
     let (public, protected) = parts();
     let (public, _) = public.split_for_parts();
     let (protected, _) = protected.split_for_parts();
-    let protected = protected.route_layer(middleware::from_fn_with_state(
-        AuthLayerState::from(&state),
-        authenticate,
-    ));
+    let protected = protected.route_layer(auth.clone());
     let api = public
         .merge(protected)
         .method_not_allowed_fallback(method_not_allowed)
@@ -133,7 +171,6 @@ pub fn router<S: Clone + Send + Sync + 'static>(crm: Crm, auth: AuthConfig) -> R
     Router::new()
         .nest(API_PREFIX, api)
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi()))
-        .fallback(no_route)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(log_internal_errors))
 }

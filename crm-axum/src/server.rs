@@ -52,6 +52,8 @@ pub fn app(crm: Crm, auth: AuthConfig, options: &ServerOptions) -> Router {
     let mut app = Router::new()
         .merge(crate::router(crm, auth))
         .merge(probes)
+        // The whole app: unknown paths outside the API are problems too.
+        .fallback(|| async { ApiError::NoRoute })
         .layer(middleware::from_fn(move |req, next| {
             time_limit(timeout, req, next)
         }))

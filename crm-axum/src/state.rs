@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crm_core::Crm;
 
-use crate::auth::{AuthLayerState, AuthState};
+use crate::auth::{AuthLayer, AuthState};
 
 /// The router's state: the library handle and the auth machinery. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -13,11 +13,12 @@ pub(crate) struct ApiState {
     pub(crate) auth: Arc<AuthState>,
 }
 
-impl From<&ApiState> for AuthLayerState {
-    fn from(s: &ApiState) -> Self {
-        AuthLayerState {
-            crm: s.crm.clone(),
-            auth: s.auth.clone(),
+impl From<&AuthLayer> for ApiState {
+    /// The API's state shares the layer's auth machinery (caches, limits, keys).
+    fn from(layer: &AuthLayer) -> Self {
+        ApiState {
+            crm: layer.crm.clone(),
+            auth: layer.auth.clone(),
         }
     }
 }

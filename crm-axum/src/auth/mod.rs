@@ -1,6 +1,6 @@
 //! Authentication: JWT access tokens, the auth layer and the [`Tenant`] extractor.
 //!
-//! The layer ([`authenticate`]) verifies the `Authorization: Bearer` credential once per request
+//! The layer ([`AuthLayer`]) verifies the `Authorization: Bearer` credential once per request
 //! — a JWT, or an API key (`crm_key_…`) — checks that its user is still active in an active
 //! organization (cached for [`AuthConfig::principal_cache_ttl`]), and puts the resulting
 //! [`Tenant`] into the request's extensions. Handlers take [`Tenant`] as an extractor. Every
@@ -11,22 +11,21 @@
 //! [`ACT_IN_ORGANIZATION`] header (`X-Organization-Id`); anyone else sending it gets 403.
 
 mod config;
+mod layer;
 pub(crate) mod limits;
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use crm_core::{Actor, Crm, OrganizationId, Principal, Role, TenantContext, UserId};
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use config::{AuthConfig, ConfigError};
+pub use layer::{AuthLayer, Authenticate};
 use limits::{RateLimiter, TtlCache};
 
 use crate::error::ApiError;
@@ -209,8 +208,9 @@ fn unix_now() -> u64 {
 
 /// The services of the caller's organization, as the caller: what the auth layer established.
 ///
-/// As an extractor it clones the tenant the layer put into the request; without the layer it
-/// answers 401 (and logs that the layer is missing).
+/// As an extractor it clones the tenant that [`AuthLayer`] put into the request. On a route
+/// without the layer it answers a 500 problem whose detail names the missing layer: that is a
+/// mistake in the app's assembly, not the caller's.
 #[derive(Debug, Clone)]
 pub struct Tenant(pub crm_core::Tenant);
 
@@ -226,8 +226,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Tenant {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         parts.extensions.get::<Tenant>().cloned().ok_or_else(|| {
-            tracing::error!("Tenant extractor used on a route without the auth layer");
-            ApiError::Core(crm_core::Error::Unauthenticated)
+            tracing::error!("Tenant extractor used on a route without crm_axum::AuthLayer");
+            ApiError::MissingAuthLayer
         })
     }
 }
@@ -255,30 +255,9 @@ pub(crate) fn forbidden(msg: &str) -> ApiError {
     ApiError::Core(crm_core::Error::Forbidden(msg.to_owned()))
 }
 
-/// The state the auth layer needs.
-#[derive(Debug, Clone)]
-pub struct AuthLayerState {
-    pub(crate) crm: Crm,
-    pub(crate) auth: Arc<AuthState>,
-}
-
-/// The auth middleware: use with `axum::middleware::from_fn_with_state`.
-pub async fn authenticate(
-    State(state): State<AuthLayerState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    match resolve(&state, req.headers()).await {
-        Ok(ctx) => {
-            req.extensions_mut().insert(Tenant(state.crm.tenant(&ctx)));
-            next.run(req).await
-        }
-        Err(e) => e.into_response(),
-    }
-}
-
+/// The tenant context of a request's credentials.
 async fn resolve(
-    state: &AuthLayerState,
+    state: &AuthLayer,
     headers: &axum::http::HeaderMap,
 ) -> Result<TenantContext, ApiError> {
     let unauthenticated = || ApiError::Core(crm_core::Error::Unauthenticated);

@@ -4,7 +4,7 @@
 use crm_core::{Crm, Role};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, expect_uuid};
+use crate::helpers::TestApp;
 
 crate::on_both_backends!(
     read_only_fields_are_refused,
@@ -23,20 +23,20 @@ async fn contacts_and_leads_are_erased_by_admins(crm: Crm) {
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let other = app.register("globex").await;
     let a = admin.access.as_str();
-    let contact = create(
-        &app,
-        a,
-        "contacts",
-        json!({ "first_name": "Ada", "email": "ada@secret.test" }),
-    )
-    .await;
-    let lead = create(
-        &app,
-        a,
-        "leads",
-        json!({ "last_name": "Hopper", "email": "grace@secret.test" }),
-    )
-    .await;
+    let contact = app
+        .create(
+            a,
+            "contacts",
+            json!({ "first_name": "Ada", "email": "ada@secret.test" }),
+        )
+        .await;
+    let lead = app
+        .create(
+            a,
+            "leads",
+            json!({ "last_name": "Hopper", "email": "grace@secret.test" }),
+        )
+        .await;
     let erase = |plural: &str, id: &str| format!("/api/v1/{plural}/{id}/erase");
 
     app.post(
@@ -72,15 +72,6 @@ async fn contacts_and_leads_are_erased_by_admins(crm: Crm) {
         .problem(404, "not-found");
 }
 
-/// The id of a created record.
-async fn create(app: &TestApp, token: &str, plural: &str, body: Value) -> String {
-    let r = app
-        .post(&format!("/api/v1/{plural}"), token, body)
-        .await
-        .expect(201);
-    expect_uuid(&r.body["id"]).to_string()
-}
-
 fn invoice_body(account: &str) -> Value {
     json!({
         "account_id": account,
@@ -94,7 +85,7 @@ async fn read_only_fields_are_refused(crm: Crm) {
     let app = TestApp::new(crm);
     let s = app.register("acme").await;
     let t = s.access.as_str();
-    let account = create(&app, t, "accounts", json!({ "name": "Globex" })).await;
+    let account = app.create(t, "accounts", json!({ "name": "Globex" })).await;
 
     // Create: each read-only column is one `read_only` field error.
     for (plural, body, fields) in [
@@ -183,9 +174,7 @@ async fn leads_convert(crm: Crm) {
     // Plain users convert.
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let t = user.access.as_str();
-    let lead = create(
-        &app,
-        t,
+    let lead = app.create(t,
         "leads",
         json!({ "first_name": "Grace", "last_name": "Hopper", "company": "Navy", "email": "grace@example.com" }),
     )
@@ -220,8 +209,10 @@ async fn leads_convert(crm: Crm) {
         .await
         .problem(409, "conflict");
     // Linking an existing account.
-    let account = create(&app, t, "accounts", json!({ "name": "Globex" })).await;
-    let lead = create(&app, t, "leads", json!({ "last_name": "Lovelace" })).await;
+    let account = app.create(t, "accounts", json!({ "name": "Globex" })).await;
+    let lead = app
+        .create(t, "leads", json!({ "last_name": "Lovelace" }))
+        .await;
     let c = app
         .post(
             &format!("/api/v1/leads/{lead}/convert"),
@@ -239,8 +230,12 @@ async fn opportunities_close(crm: Crm) {
     let admin = app.register("acme").await;
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let t = user.access.as_str();
-    let won = create(&app, t, "opportunities", json!({ "name": "Big deal" })).await;
-    let lost = create(&app, t, "opportunities", json!({ "name": "Small deal" })).await;
+    let won = app
+        .create(t, "opportunities", json!({ "name": "Big deal" }))
+        .await;
+    let lost = app
+        .create(t, "opportunities", json!({ "name": "Small deal" }))
+        .await;
     let close = |id: &str| format!("/api/v1/opportunities/{id}/close");
 
     // Bad bodies: 422 (unknown outcome, unknown field, a reason for a win); no body: 415.
@@ -294,9 +289,9 @@ async fn invoices_send_pay_and_void(crm: Crm) {
     let admin = app.register("acme").await;
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let t = user.access.as_str();
-    let account = create(&app, t, "accounts", json!({ "name": "Globex" })).await;
-    let a = create(&app, t, "invoices", invoice_body(&account)).await;
-    let b = create(&app, t, "invoices", invoice_body(&account)).await;
+    let account = app.create(t, "accounts", json!({ "name": "Globex" })).await;
+    let a = app.create(t, "invoices", invoice_body(&account)).await;
+    let b = app.create(t, "invoices", invoice_body(&account)).await;
     let verb = |id: &str, v: &str| format!("/api/v1/invoices/{id}/{v}");
 
     // A draft cannot be paid.
@@ -336,21 +331,19 @@ async fn tasks_complete_and_reopen(crm: Crm) {
     let admin = app.register("acme").await;
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let t = user.access.as_str();
-    let account = create(&app, t, "accounts", json!({ "name": "Globex" })).await;
-    let task = create(
-        &app,
-        t,
+    let account = app.create(t, "accounts", json!({ "name": "Globex" })).await;
+    let task = app.create(t,
         "activities",
         json!({ "kind": "task", "subject": "Call back", "related_entity": "account", "related_id": account, "due_at": "2030-01-01T09:00:00Z" }),
     )
     .await;
-    let note = create(
-        &app,
-        t,
-        "activities",
-        json!({ "subject": "Met", "related_entity": "account", "related_id": account }),
-    )
-    .await;
+    let note = app
+        .create(
+            t,
+            "activities",
+            json!({ "subject": "Met", "related_entity": "account", "related_id": account }),
+        )
+        .await;
     let r = app
         .post(&format!("/api/v1/activities/{task}/complete"), t, json!({}))
         .await
@@ -378,7 +371,7 @@ async fn timelines_page_newest_first(crm: Crm) {
     let app = TestApp::new(crm);
     let s = app.register("acme").await;
     let t = s.access.as_str();
-    let account = create(&app, t, "accounts", json!({ "name": "Globex" })).await;
+    let account = app.create(t, "accounts", json!({ "name": "Globex" })).await;
     app.patch(
         &format!("/api/v1/accounts/{account}"),
         t,
@@ -386,8 +379,7 @@ async fn timelines_page_newest_first(crm: Crm) {
     )
     .await
     .expect(200);
-    create(
-        &app,
+    app.create(
         t,
         "activities",
         json!({ "subject": "Kickoff", "related_entity": "account", "related_id": account }),
@@ -427,7 +419,7 @@ async fn timelines_page_newest_first(crm: Crm) {
             "opportunities" => json!({ "name": "Deal" }),
             _ => invoice_body(&account),
         };
-        let id = create(&app, t, plural, body).await;
+        let id = app.create(t, plural, body).await;
         let r = app
             .get(&format!("/api/v1/{plural}/{id}/timeline"), t)
             .await
@@ -440,13 +432,15 @@ async fn verbs_and_timelines_of_another_organization_answer_404(crm: Crm) {
     let app = TestApp::new(crm);
     let victim = app.register("victim").await;
     let v = victim.access.as_str();
-    let account = create(&app, v, "accounts", json!({ "name": "Secret" })).await;
-    let lead = create(&app, v, "leads", json!({ "last_name": "Secret" })).await;
-    let opp = create(&app, v, "opportunities", json!({ "name": "Secret" })).await;
-    let invoice = create(&app, v, "invoices", invoice_body(&account)).await;
-    let task = create(
-        &app,
-        v,
+    let account = app.create(v, "accounts", json!({ "name": "Secret" })).await;
+    let lead = app
+        .create(v, "leads", json!({ "last_name": "Secret" }))
+        .await;
+    let opp = app
+        .create(v, "opportunities", json!({ "name": "Secret" }))
+        .await;
+    let invoice = app.create(v, "invoices", invoice_body(&account)).await;
+    let task = app.create(v,
         "activities",
         json!({ "kind": "task", "subject": "Secret", "related_entity": "account", "related_id": account }),
     )
@@ -479,7 +473,7 @@ async fn verbs_and_timelines_of_another_organization_answer_404(crm: Crm) {
             .problem(404, "not-found");
     }
     // Converting their lead into an account of ours, or ours into their account: 404.
-    let mine = create(&app, a, "leads", json!({ "last_name": "Mine" })).await;
+    let mine = app.create(a, "leads", json!({ "last_name": "Mine" })).await;
     app.post(
         &format!("/api/v1/leads/{mine}/convert"),
         a,

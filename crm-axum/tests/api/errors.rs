@@ -61,7 +61,9 @@ async fn malformed_requests_are_problems(crm: Crm) {
     .problem(413, "payload-too-large");
     // Unknown route, wrong method: 404 and 405.
     app.get("/api/v1/nope", t).await.problem(404, "no-route");
-    app.get("/nope", t).await.problem(404, "no-route");
+    // Outside /api/v1 the host's router decides (see mount.rs); the router sets no fallback.
+    let r = app.get("/nope", t).await.expect(404);
+    assert!(!r.headers.contains_key(header::CONTENT_TYPE), "{r:?}");
     app.send(Method::PUT, "/api/v1/accounts", Some(t), None, &[])
         .await
         .problem(405, "method-not-allowed");
@@ -78,13 +80,10 @@ async fn malformed_requests_are_problems(crm: Crm) {
     )
     .await
     .problem(400, "bad-request");
-    let a = app
-        .post("/api/v1/accounts", t, json!({ "name": "A" }))
-        .await
-        .expect(201);
+    let a = app.create(t, "accounts", json!({ "name": "A" })).await;
     app.send(
         Method::PATCH,
-        &format!("/api/v1/accounts/{}", a.body["id"].as_str().unwrap()),
+        &format!("/api/v1/accounts/{a}"),
         Some(t),
         Some(json!({})),
         &[("if-match", "yesterday")],

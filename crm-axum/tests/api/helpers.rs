@@ -182,6 +182,15 @@ impl TestApp {
             .await
     }
 
+    /// Creates a record through `POST /api/v1/{plural}` (asserting 201); returns its id.
+    pub(crate) async fn create(&self, token: &str, plural: &str, body: Value) -> String {
+        let r = self
+            .post(&format!("/api/v1/{plural}"), token, body)
+            .await
+            .expect(201);
+        expect_uuid(&r.body["id"]).to_string()
+    }
+
     /// Registers a new organization; returns its admin's session.
     pub(crate) async fn register(&self, name: &str) -> Session {
         let slug = format!("{name}-{}", &Uuid::now_v7().simple().to_string()[20..]);

@@ -1,15 +1,17 @@
-//! The router mounts into a host app with its own state, under its own prefix.
+//! The router mounts into a host app with its own state, under its own prefix, next to the
+//! host's fallback; the host's own routes accept CRM credentials through `AuthLayer`.
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{Request, header};
+use axum::http::{Method, Request, StatusCode, header};
 use axum::routing::get;
+use crm_axum::{AuthLayer, Tenant};
 use http_body_util::BodyExt as _;
 use serde_json::json;
 use tower::ServiceExt as _;
 
-use crate::helpers::config;
+use crate::helpers::{TestApp, config};
 
 #[derive(Clone)]
 struct HostState(&'static str);
@@ -70,4 +72,81 @@ async fn mounts_under_a_host_prefix_with_host_state() {
             .unwrap()
             .starts_with("/crm/api/v1/accounts/")
     );
+}
+
+/// A host handler that reads the caller's organization through the CRM's extractor.
+async fn whoami(State(s): State<HostState>, tenant: Tenant) -> String {
+    format!("{} {}", s.0, tenant.context().organization_id())
+}
+
+#[tokio::test]
+async fn host_routes_behind_the_auth_layer_know_the_caller() {
+    let crm = crate::harness::sqlite().await;
+    let auth = AuthLayer::new(crm.clone(), config());
+    let router: Router = Router::new()
+        .route("/whoami", get(whoami))
+        .route_layer(auth.clone())
+        .merge(crm_axum::router_with_auth(&auth))
+        .with_state(HostState("host"));
+    let app = TestApp { crm, router };
+    let acme = app.register("acme").await;
+    let globex = app.register("globex").await;
+
+    app.send(Method::GET, "/whoami", None, None, &[])
+        .await
+        .problem(401, "unauthenticated");
+    app.get("/whoami", "not-a-token")
+        .await
+        .problem(401, "unauthenticated");
+    // A token from POST /api/v1/auth/login; each organization sees itself.
+    for s in [&acme, &globex] {
+        let login = app.login(&s.slug, "admin@example.com").await;
+        let r = app.get("/whoami", &login.access).await.expect(200);
+        assert_eq!(r.body, format!("host {}", s.org));
+    }
+    // An API key works there too.
+    let key = app
+        .post("/api/v1/api-keys", &acme.access, json!({ "name": "k" }))
+        .await
+        .expect(201);
+    let key = key.body["key"].as_str().unwrap();
+    let r = app.get("/whoami", key).await.expect(200);
+    assert_eq!(r.body, format!("host {}", acme.org));
+}
+
+#[tokio::test]
+async fn merges_into_a_host_router_with_its_own_fallback() {
+    let crm = crate::harness::sqlite().await;
+    let router: Router = Router::new()
+        .fallback(|| async { (StatusCode::IM_A_TEAPOT, "host fallback") })
+        .merge(crm_axum::router(crm.clone(), config()));
+    let app = TestApp { crm, router };
+    let r = app.send(Method::GET, "/elsewhere", None, None, &[]).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body.as_str()),
+        (418, Some("host fallback"))
+    );
+    // Unknown API routes stay the API's problem+json 404.
+    app.send(Method::GET, "/api/v1/nope", None, None, &[])
+        .await
+        .problem(404, "no-route");
+    app.send(Method::GET, "/api/v1/openapi.json", None, None, &[])
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn the_tenant_extractor_without_the_layer_names_it() {
+    let crm = crate::harness::sqlite().await;
+    let router: Router = Router::new()
+        .route(
+            "/naked",
+            get(|t: Tenant| async move { t.context().organization_id().to_string() }),
+        )
+        .merge(crm_axum::router(crm.clone(), config()));
+    let app = TestApp { crm, router };
+    let s = app.register("acme").await;
+    let r = app.get("/naked", &s.access).await.problem(500, "internal");
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(detail.contains("crm_axum::AuthLayer"), "{detail}");
 }

@@ -386,10 +386,9 @@ async fn mass_assignment_is_refused_per_field(crm: Crm) {
     );
     // The same on a patch.
     let c = app
-        .post("/api/v1/contacts", t, json!({ "first_name": "Eve" }))
-        .await
-        .expect(201);
-    let path = format!("/api/v1/contacts/{}", c.body["id"].as_str().unwrap());
+        .create(t, "contacts", json!({ "first_name": "Eve" }))
+        .await;
+    let path = format!("/api/v1/contacts/{c}");
     let r = app
         .patch(
             &path,
@@ -418,19 +417,16 @@ async fn batch_creates_and_updates(crm: Crm) {
     let app = TestApp::new(crm);
     let s = app.register("acme").await;
     let t = s.access.as_str();
-    let a = app
-        .post("/api/v1/accounts", t, json!({ "name": "Globex" }))
-        .await
-        .expect(201);
+    let a = app.create(t, "accounts", json!({ "name": "Globex" })).await;
     let r = app
         .post(
             "/api/v1/accounts/batch",
             t,
             json!({
-                "create": [{ "name": "Initech" }, { "name": "" }, { "name": "X", "id": a.body["id"] }],
+                "create": [{ "name": "Initech" }, { "name": "" }, { "name": "X", "id": a }],
                 "update": [
-                    { "id": a.body["id"], "version": 1, "patch": { "industry": "Energy" } },
-                    { "id": a.body["id"], "version": 1, "patch": { "industry": "Oil" } },
+                    { "id": a, "version": 1, "patch": { "industry": "Energy" } },
+                    { "id": a, "version": 1, "patch": { "industry": "Oil" } },
                     { "id": uuid::Uuid::now_v7(), "patch": { "industry": "Oil" } }
                 ]
             }),
@@ -460,19 +456,17 @@ async fn permissions_by_role(crm: Crm) {
 
     // Users read, create and update records.
     let c = app
-        .post("/api/v1/contacts", u, json!({ "first_name": "Mine" }))
-        .await
-        .expect(201);
-    let mine = format!("/api/v1/contacts/{}", c.body["id"].as_str().unwrap());
+        .create(u, "contacts", json!({ "first_name": "Mine" }))
+        .await;
+    let mine = format!("/api/v1/contacts/{c}");
     app.patch(&mine, u, json!({ "title": "CTO" }))
         .await
         .expect(200);
     // Users soft-delete what they created; not others' records; never purge.
     let theirs = app
-        .post("/api/v1/contacts", a, json!({ "first_name": "Theirs" }))
-        .await
-        .expect(201);
-    let theirs = format!("/api/v1/contacts/{}", theirs.body["id"].as_str().unwrap());
+        .create(a, "contacts", json!({ "first_name": "Theirs" }))
+        .await;
+    let theirs = format!("/api/v1/contacts/{theirs}");
     app.delete(&theirs, u).await.problem(403, "forbidden");
     app.delete(&mine, u).await.expect(204);
     app.delete(&format!("{mine}?permanent=true"), u)

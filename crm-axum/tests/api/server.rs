@@ -40,6 +40,13 @@ async fn serves_probes_and_the_api_then_shuts_down() {
     let me = get(addr, "/api/v1/me").await;
     assert!(me.starts_with("HTTP/1.1 401"), "{me}");
     assert!(me.contains("application/problem+json"), "{me}");
+    // The ready-made app answers unknown paths outside the API with a problem too.
+    let nope = get(addr, "/nope").await;
+    assert!(nope.starts_with("HTTP/1.1 404"), "{nope}");
+    assert!(
+        nope.contains("urn:abetworks:crm:problem:no-route"),
+        "{nope}"
+    );
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), server)

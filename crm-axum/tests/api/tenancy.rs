@@ -14,16 +14,10 @@ async fn another_organizations_ids_answer_404(crm: Crm) {
     // Arrange: the victim's records, user and API key; the attacker is another org's admin.
     let victim = app.register("victim").await;
     let v = victim.access.as_str();
-    let account = app
-        .post("/api/v1/accounts", v, json!({ "name": "Secret" }))
-        .await
-        .expect(201);
-    let account = account.body["id"].as_str().unwrap().to_owned();
+    let account = app.create(v, "accounts", json!({ "name": "Secret" })).await;
     let contact = app
-        .post("/api/v1/contacts", v, json!({ "first_name": "Secret" }))
-        .await
-        .expect(201);
-    let contact = contact.body["id"].as_str().unwrap().to_owned();
+        .create(v, "contacts", json!({ "first_name": "Secret" }))
+        .await;
     let key = app
         .post("/api/v1/api-keys", v, json!({ "name": "k" }))
         .await

@@ -1,11 +1,11 @@
 //! PostgreSQL: a pool of connections that remember which tenant they are bound to.
 //!
-//! Row-level security (see `migrations/postgres`) lets the `crm_app` role see a row only when
-//! its `organization_id` equals the session setting `crm.org_id`. Setting it costs a round trip,
-//! and a read that does `BEGIN / set_config / SELECT / COMMIT` pays four. So each pooled
-//! connection records the tenant it was last bound to (a session-level setting, made outside
-//! any transaction so no rollback can undo it) and rebinds only when a different tenant takes
-//! it: a read for the tenant the connection already serves is a single round trip.
+//! Row-level security (see `crm-core/migrations/postgres`) lets the `crm_app` role see a row only
+//! when its `organization_id` equals the session setting `crm.org_id`. Setting it costs a round
+//! trip, and a read that does `BEGIN / set_config / SELECT / COMMIT` pays four. So each pooled
+//! connection records the tenant it was last bound to (a session-level setting, made outside any
+//! transaction so no rollback can undo it) and rebinds only when a different tenant takes it: a
+//! read for the tenant the connection already serves is a single round trip.
 //!
 //! Every connection runs `set_config('role', 'crm_app', false)` once when it opens, so even a
 //! superuser URL (which would bypass row-level security) is held to the policies. The pool is
@@ -169,10 +169,10 @@ impl PgPool {
     }
 }
 
-/// The migrations in `migrations/postgres`, recorded in `_crm_migrations` so that they never mix
-/// with a host application's own `_sqlx_migrations`.
+/// The migrations in `crm-core/migrations/postgres`, recorded in `_crm_migrations` so that they
+/// never mix with a host application's own `_sqlx_migrations`.
 pub(crate) fn migrator() -> sqlx::migrate::Migrator {
-    let mut m = sqlx::migrate!("../migrations/postgres");
+    let mut m = sqlx::migrate!("migrations/postgres");
     m.dangerous_set_table_name("_crm_migrations");
     m
 }

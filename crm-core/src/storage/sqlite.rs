@@ -52,9 +52,9 @@ pub(crate) async fn connect(url: &str, settings: &PoolSettings) -> Result<Sqlite
         .await?)
 }
 
-/// The migrations in `migrations/sqlite`, recorded in `_crm_migrations`.
+/// The migrations in `crm-core/migrations/sqlite`, recorded in `_crm_migrations`.
 pub(crate) fn migrator() -> sqlx::migrate::Migrator {
-    let mut m = sqlx::migrate!("../migrations/sqlite");
+    let mut m = sqlx::migrate!("migrations/sqlite");
     m.dangerous_set_table_name("_crm_migrations");
     m
 }

@@ -1,12 +1,11 @@
 //! Activities attached to records, task completion, and record timelines.
 
 use crm_core::{
-    AccountPatch, ActivityKind, ActivityPatch, EntityKind, Error, NewAccount, NewActivity, NewLead,
-    TimelineItem,
+    AccountPatch, ActivityKind, ActivityPatch, EntityKind, Error, NewActivity, TimelineItem,
 };
 use uuid::Uuid;
 
-use crate::harness::Org;
+use crate::harness::{Fixtures as _, Org};
 
 fn note(entity: EntityKind, id: Uuid, subject: &str) -> NewActivity {
     NewActivity {
@@ -22,22 +21,8 @@ async fn activities_attach_to_records_of_the_same_organization(crm: crm_core::Cr
     let org = Org::new(&crm, "Acme").await;
     let other = Org::new(&crm, "Other").await;
     let t = org.user(&crm);
-    let account = t
-        .accounts()
-        .create(NewAccount {
-            name: "Globex".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let lead = t
-        .leads()
-        .create(NewLead {
-            last_name: Some("L".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let account = t.account("Globex").await;
+    let lead = t.lead("L").await;
 
     t.activities()
         .create(note(EntityKind::Account, account.id.uuid(), "Kickoff"))
@@ -48,15 +33,7 @@ async fn activities_attach_to_records_of_the_same_organization(crm: crm_core::Cr
         .await
         .unwrap();
     // The id of an account under the wrong kind, another organization's record, a random id.
-    let theirs = other
-        .admin(&crm)
-        .accounts()
-        .create(NewAccount {
-            name: "T".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let theirs = other.admin(&crm).account("T").await;
     for (entity, id) in [
         (EntityKind::Contact, account.id.uuid()),
         (EntityKind::Account, theirs.id.uuid()),
@@ -125,14 +102,7 @@ async fn timeline_merges_activities_and_events(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let other = Org::new(&crm, "Other").await;
     let t = org.user(&crm);
-    let account = t
-        .accounts()
-        .create(NewAccount {
-            name: "Globex".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let account = t.account("Globex").await;
     t.activities()
         .create(note(EntityKind::Account, account.id.uuid(), "first"))
         .await

@@ -3,7 +3,7 @@
 use crm_core::{AccountPatch, Action, CustomFieldType, EntityKind, NewAccount};
 use serde_json::json;
 
-use crate::harness::{Org, define};
+use crate::harness::{Fixtures as _, Org, define};
 
 async fn every_write_is_logged_with_its_changes(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
@@ -120,14 +120,7 @@ async fn failed_writes_log_nothing(crm: crm_core::Crm) {
         })
         .await
         .unwrap_err();
-    let a = t
-        .accounts()
-        .create(NewAccount {
-            name: "x".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let a = t.account("x").await;
     let _ = t
         .accounts()
         .update_if_version(a.id, 9, AccountPatch::default())

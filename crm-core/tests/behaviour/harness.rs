@@ -3,8 +3,9 @@
 
 use crm_core::sqlx::{self, Connection as _, Executor as _};
 use crm_core::{
-    Crm, CustomFieldType, EntityKind, NewCustomField, NewOrganization, NewUser, OrganizationId,
-    Role, Tenant, TenantContext, UserId,
+    Account, Contact, Crm, CustomFieldType, EntityKind, Lead, NewAccount, NewContact,
+    NewCustomField, NewLead, NewOrganization, NewUser, OrganizationId, Record, Role, Tenant,
+    TenantContext, UserId,
 };
 use uuid::Uuid;
 
@@ -152,4 +153,48 @@ pub(crate) async fn define(
         .define(entity, field)
         .await
         .expect("define custom field");
+}
+
+/// Fixtures: records with only the field that names them, created by the tenant's actor (so
+/// `created_by` and the trash permissions follow from which tenant handle creates them). Each
+/// fails the test if the create fails.
+pub(crate) trait Fixtures {
+    /// An account named `name`.
+    async fn account(&self, name: &str) -> Record<Account>;
+    /// A contact with only a last name.
+    async fn contact(&self, last_name: &str) -> Record<Contact>;
+    /// A lead with only a last name.
+    async fn lead(&self, last_name: &str) -> Record<Lead>;
+}
+
+impl Fixtures for Tenant {
+    async fn account(&self, name: &str) -> Record<Account> {
+        self.accounts()
+            .create(NewAccount {
+                name: name.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("create account")
+    }
+
+    async fn contact(&self, last_name: &str) -> Record<Contact> {
+        self.contacts()
+            .create(NewContact {
+                last_name: Some(last_name.into()),
+                ..Default::default()
+            })
+            .await
+            .expect("create contact")
+    }
+
+    async fn lead(&self, last_name: &str) -> Record<Lead> {
+        self.leads()
+            .create(NewLead {
+                last_name: Some(last_name.into()),
+                ..Default::default()
+            })
+            .await
+            .expect("create lead")
+    }
 }

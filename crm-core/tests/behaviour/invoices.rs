@@ -3,22 +3,9 @@
 use std::collections::BTreeSet;
 
 use crm_core::sqlx::types::Json;
-use crm_core::{
-    AccountId, Crm, Error, InvoicePatch, InvoiceStatus, LineItem, NewAccount, NewInvoice, Tenant,
-};
+use crm_core::{AccountId, Crm, Error, InvoicePatch, InvoiceStatus, LineItem, NewInvoice};
 
-use crate::harness::Org;
-
-async fn account(t: &Tenant) -> AccountId {
-    t.accounts()
-        .create(NewAccount {
-            name: "Billed".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .id
-}
+use crate::harness::{Fixtures as _, Org};
 
 fn invoice(account: AccountId, lines: Vec<LineItem>) -> NewInvoice {
     NewInvoice {
@@ -34,7 +21,7 @@ fn invoice(account: AccountId, lines: Vec<LineItem>) -> NewInvoice {
 async fn totals_numbers_and_lifecycle(crm: Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.user(&crm);
-    let a = account(&t).await;
+    let a = t.account("Billed").await.id;
 
     let lines = vec![
         LineItem::new("Consulting", 3, 333, 2000),
@@ -134,7 +121,7 @@ async fn totals_numbers_and_lifecycle(crm: Crm) {
 async fn numbering_is_per_organization_and_gap_free(crm: Crm) {
     let (a, b) = (Org::new(&crm, "A").await, Org::new(&crm, "B").await);
     let (ta, tb) = (a.user(&crm), b.user(&crm));
-    let (aa, ab) = (account(&ta).await, account(&tb).await);
+    let (aa, ab) = (ta.account("Billed").await.id, tb.account("Billed").await.id);
     assert_eq!(
         ta.invoices()
             .create(invoice(aa, vec![]))
@@ -168,7 +155,7 @@ async fn numbering_is_per_organization_and_gap_free(crm: Crm) {
 
 async fn numbering_under_concurrency(crm: Crm) {
     let org = Org::new(&crm, "Acme").await;
-    let a = account(&org.user(&crm)).await;
+    let a = org.user(&crm).account("Billed").await.id;
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..40 {
         let t = org.user(&crm);

@@ -6,7 +6,7 @@ use crm_core::{
 };
 use serde_json::json;
 
-use crate::harness::{Org, define};
+use crate::harness::{Fixtures as _, Org, define};
 
 fn lead(last: &str) -> NewLead {
     NewLead {
@@ -263,15 +263,7 @@ async fn failed_conversion_leaves_nothing_behind(crm: crm_core::Crm) {
         "{err:?}"
     );
     // Another organization's account is not found, and nothing is created either.
-    let theirs = other
-        .admin(&crm)
-        .accounts()
-        .create(NewAccount {
-            name: "T".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let theirs = other.admin(&crm).account("T").await;
     let err = t
         .leads()
         .convert(
@@ -351,14 +343,7 @@ async fn failed_conversion_leaves_nothing_behind(crm: crm_core::Crm) {
         matches!(&err, Error::Validation(e) if e[0].field == "contact"),
         "{err:?}"
     );
-    let existing = t
-        .contacts()
-        .create(NewContact {
-            last_name: Some("Known".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let existing = t.contact("Known").await;
     let c = t
         .leads()
         .convert(

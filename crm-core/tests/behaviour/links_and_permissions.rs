@@ -2,29 +2,14 @@
 
 use crm_core::{AccountId, AccountPatch, ContactPatch, Error, NewAccount, NewContact, UserId};
 
-use crate::harness::Org;
+use crate::harness::{Fixtures as _, Org};
 
 async fn links_only_reach_live_records_of_the_same_organization(crm: crm_core::Crm) {
     let acme = Org::new(&crm, "Acme").await;
     let other = Org::new(&crm, "Other").await;
     let t = acme.admin(&crm);
-    let mine = t
-        .accounts()
-        .create(NewAccount {
-            name: "Mine".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let theirs = other
-        .admin(&crm)
-        .accounts()
-        .create(NewAccount {
-            name: "Theirs".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let mine = t.account("Mine").await;
+    let theirs = other.admin(&crm).account("Theirs").await;
 
     let contact = |account_id: AccountId| NewContact {
         last_name: Some("Doe".into()),
@@ -93,14 +78,7 @@ async fn links_only_reach_live_records_of_the_same_organization(crm: crm_core::C
     assert_eq!(owned.owner_id, Some(acme.user));
 
     // A soft-deleted account cannot be linked to, and a linked account cannot be purged.
-    let gone = t
-        .accounts()
-        .create(NewAccount {
-            name: "Gone".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let gone = t.account("Gone").await;
     t.accounts().delete(gone.id).await.unwrap();
     assert!(matches!(
         t.contacts().create(contact(gone.id)).await,
@@ -120,22 +98,8 @@ async fn links_only_reach_live_records_of_the_same_organization(crm: crm_core::C
 async fn users_trash_only_their_own_records(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let (admin, user) = (org.admin(&crm), org.user(&crm));
-    let by_admin = admin
-        .accounts()
-        .create(NewAccount {
-            name: "Admin's".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let by_user = user
-        .accounts()
-        .create(NewAccount {
-            name: "User's".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let by_admin = admin.account("Admin's").await;
+    let by_user = user.account("User's").await;
     let owned_by_user = admin
         .accounts()
         .create(NewAccount {

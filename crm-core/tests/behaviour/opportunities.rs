@@ -1,11 +1,11 @@
 //! Pipelines, opportunities moving through stages, closing, and the pipeline summary.
 
 use crm_core::{
-    Action, Error, NewAccount, NewOpportunity, NewPipeline, NewStage, OpportunityPatch,
-    OpportunityStatus, StageKind,
+    Action, Error, NewOpportunity, NewPipeline, NewStage, OpportunityPatch, OpportunityStatus,
+    StageKind,
 };
 
-use crate::harness::Org;
+use crate::harness::{Fixtures as _, Org};
 
 fn deal(name: &str, amount: i64, currency: &str) -> NewOpportunity {
     NewOpportunity {
@@ -32,14 +32,7 @@ async fn default_pipeline_stages_and_closing(crm: crm_core::Crm) {
         [0, 1, 2, 3, 4, 5]
     );
 
-    let account = t
-        .accounts()
-        .create(NewAccount {
-            name: "Globex".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let account = t.account("Globex").await;
     let mut new = deal("Big one", 1_000_000, "EUR");
     new.account_id = Some(account.id);
     new.expected_close_date = Some("2027-01-31".parse().unwrap());

@@ -3,7 +3,7 @@
 use crm_core::{AccountPatch, CustomFieldType, EntityKind, Error, NewAccount, NewContact};
 use serde_json::json;
 
-use crate::harness::{Org, define};
+use crate::harness::{Fixtures as _, Org, define};
 
 async fn crud_and_audit_columns(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
@@ -103,14 +103,7 @@ async fn validation_errors_name_every_field(crm: crm_core::Crm) {
     );
 
     // A patch is validated against the merged record.
-    let a = t
-        .accounts()
-        .create(NewAccount {
-            name: "Ok".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let a = t.account("Ok").await;
     let err = t
         .accounts()
         .update(
@@ -136,14 +129,7 @@ async fn validation_errors_name_every_field(crm: crm_core::Crm) {
 async fn optimistic_versions(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.admin(&crm);
-    let a = t
-        .accounts()
-        .create(NewAccount {
-            name: "V".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let a = t.account("V").await;
     let patch = |city: &str| AccountPatch {
         city: Some(Some(city.into())),
         ..Default::default()
@@ -186,14 +172,7 @@ async fn optimistic_versions(crm: crm_core::Crm) {
 async fn soft_delete_restore_and_purge(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.admin(&crm);
-    let a = t
-        .accounts()
-        .create(NewAccount {
-            name: "Trash me".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let a = t.account("Trash me").await;
 
     let deleted = t.accounts().delete(a.id).await.unwrap();
     assert!(deleted.is_deleted);
@@ -306,21 +285,14 @@ crate::on_both_backends!(
 );
 
 mod batch {
-    use crm_core::{Error, NewAccount, NewContact};
+    use crm_core::{Error, NewContact};
 
-    use crate::harness::Org;
+    use crate::harness::{Fixtures as _, Org};
 
     async fn create_many_is_all_or_nothing(crm: crm_core::Crm) {
         let org = Org::new(&crm, "Acme").await;
         let t = org.user(&crm);
-        let account = t
-            .accounts()
-            .create(NewAccount {
-                name: "Parent".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let account = t.account("Parent").await;
         // More rows than one statement takes on either backend.
         let contacts: Vec<_> = (0..2_600)
             .map(|i| NewContact {

@@ -1,10 +1,10 @@
 //! PostgreSQL row-level security: a query that forgets the tenant filter still sees one
 //! organization only, and cannot write into another.
 
+use crm_core::Crm;
 use crm_core::sqlx::{self, Connection as _, Executor as _, PgConnection};
-use crm_core::{Crm, NewAccount};
 
-use crate::harness::{self, Org};
+use crate::harness::{self, Fixtures as _, Org};
 
 async fn as_app_role(url: &str, org: Option<uuid::Uuid>) -> PgConnection {
     let mut conn = PgConnection::connect(url).await.unwrap();
@@ -28,14 +28,7 @@ async fn rls_blocks_queries_that_omit_the_tenant_filter() {
     let (a, b) = (Org::new(&crm, "A").await, Org::new(&crm, "B").await);
     for (org, n) in [(&a, 3), (&b, 5)] {
         for i in 0..n {
-            org.admin(&crm)
-                .accounts()
-                .create(NewAccount {
-                    name: format!("n{i}"),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
+            org.admin(&crm).account(&format!("n{i}")).await;
         }
     }
 
