@@ -12,6 +12,7 @@ use crate::users::UserId;
 
 /// A user's role. Ordered: `User < CompanyAdmin < SuperAdmin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Works with the CRM records of their organization.

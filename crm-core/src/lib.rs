@@ -107,6 +107,8 @@ mod error;
 mod events;
 mod field_definitions;
 mod id;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod organizations;
 mod password;
 mod pipelines;

@@ -21,6 +21,7 @@ pub type UserId = Id<User>;
 
 /// A user of one organization. The password hash is never part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Its id.
     pub id: UserId,

@@ -209,6 +209,15 @@ where
 /// optional `readonly { … }` block are written by the library only (statuses, numbers, totals):
 /// they are in the entity but not in its inputs, and start at their `Default`.
 ///
+/// Attributes on an editable field (doc comments, `#[cfg_attr(feature = "openapi",
+/// schema(…))]`) go on that field in all three structs.
+///
+/// With feature `openapi` the three structs derive `utoipa::ToSchema` (read-only fields are
+/// marked `readOnly`; a patch field is described as the field's own type, so it takes `null`
+/// only where the field is nullable). `cfg_attr(feature = "openapi")` in an exported macro is
+/// evaluated in the crate that invokes it: every invocation is inside crm-core, whose feature
+/// it is; a crate invoking it elsewhere needs a feature of that name (and `utoipa`) too.
+///
 /// ```ignore
 /// crm_core::record_type! {
 ///     /// A company.
@@ -229,7 +238,7 @@ macro_rules! record_type {
         $(#[doc = $doc:expr])*
         pub struct $name:ident / $new:ident / $patch:ident {
             $(
-                $(#[doc = $fdoc:expr])*
+                $(#[$fattr:meta])*
                 $field:ident : $ty:ty $([$($flag:ident),*])?
             ),* $(,)?
         }
@@ -244,24 +253,27 @@ macro_rules! record_type {
     ) => {
         $(#[doc = $doc])*
         #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub struct $name {
             $(
-                $(#[doc = $fdoc])*
+                $(#[$fattr])*
                 pub $field: $ty,
             )*
             $($(
                 $(#[doc = $rdoc])*
                 #[serde(default)]
+                #[cfg_attr(feature = "openapi", schema(read_only))]
                 pub $rfield: $rty,
             )*)?
         }
 
         #[doc = concat!("Input to create a [`", stringify!($name), "`]: its fields plus custom fields.")]
         #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(deny_unknown_fields)]
         pub struct $new {
             $(
-                $(#[doc = $fdoc])*
+                $(#[$fattr])*
                 #[serde(default)]
                 pub $field: $ty,
             )*
@@ -276,10 +288,13 @@ macro_rules! record_type {
             "`null` is removed and other keys are merged."
         )]
         #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(deny_unknown_fields)]
         pub struct $patch {
             $(
-                $(#[doc = $fdoc])*
+                $(#[$fattr])*
+                // Described as the field itself: `null` only where the field is nullable.
+                #[cfg_attr(feature = "openapi", schema(value_type = $ty))]
                 #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "::crm_core::record::present")]
                 pub $field: Option<$ty>,
             )*
@@ -305,6 +320,9 @@ macro_rules! record_type {
 
 /// Declares an enum stored as text (`status`, `source`, `kind`…): serde and SQL use the given
 /// names, it parses from them, and it is a text column for filters.
+///
+/// With feature `openapi` it derives `utoipa::ToSchema` (a string enum of the given names; see
+/// [`record_type!`](crate::record_type) on where that feature is evaluated).
 #[macro_export]
 macro_rules! text_enum {
     (
@@ -318,6 +336,7 @@ macro_rules! text_enum {
     ) => {
         $(#[doc = $doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
             $(
                 $(#[doc = $vdoc])*
