@@ -34,7 +34,7 @@ fn nullable(t: Type, format: KnownFormat) -> ObjectBuilder {
 impl<E: ToSchema> ComposeSchema for Id<E> {
     fn compose(_: Vec<RefOr<Schema>>) -> RefOr<Schema> {
         string(KnownFormat::Uuid)
-            .description(Some(format!("The id of a {} (a UUID)", E::name())))
+            .description(Some(format!("{} id (a UUID)", E::name())))
             .into()
     }
 }

@@ -2,7 +2,7 @@
 //! company admins define, change and archive them (crm-core enforces it).
 
 use axum::http::StatusCode;
-use crm_core::{CustomFieldDefinition, CustomFieldPatch, NewCustomField};
+use crm_core::{CustomFieldDefinition, CustomFieldPatch, NewCustomField, Page};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,7 +11,6 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Path};
 use crate::openapi::tags;
 use crate::state::ApiState;
-use crate::views::ListOf;
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -43,15 +42,15 @@ fn entity(plural: &str) -> ApiResult<&'static str> {
     params(("entity" = String, Path, description = "accounts, contacts, leads, opportunities, invoices or activities")),
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Every definition (not paged)", body = crate::schemas::CustomFieldList),
+        (status = 200, description = "Every definition (not paged)", body = Page<CustomFieldDefinition>),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entity", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_fields(
     tenant: Tenant,
     Path(plural): Path<String>,
-) -> ApiResult<Json<ListOf<CustomFieldDefinition>>> {
-    Ok(Json(ListOf {
+) -> ApiResult<Json<Page<CustomFieldDefinition>>> {
+    Ok(Json(Page {
         data: tenant.custom_fields().list(entity(&plural)?).await?,
         next_cursor: None,
     }))
@@ -60,9 +59,9 @@ async fn list_fields(
 /// Defines a custom field (company admins).
 #[utoipa::path(post, path = "/custom-fields/{entity}", tag = tags::CUSTOM_FIELDS,
     params(("entity" = String, Path, description = "accounts, contacts, leads, opportunities, invoices or activities")),
-    request_body = crate::schemas::NewCustomField, security(("bearer" = []), ("api_key" = [])),
+    request_body = NewCustomField, security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 201, description = "Defined", body = crate::schemas::CustomFieldDefinition),
+        (status = 201, description = "Defined", body = CustomFieldDefinition),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entity", body = Problem, content_type = "application/problem+json"),
@@ -84,9 +83,9 @@ async fn define_field(
         ("entity" = String, Path, description = "accounts, contacts, leads, opportunities, invoices or activities"),
         ("key" = String, Path, description = "The field's key"),
     ),
-    request_body = crate::schemas::CustomFieldPatch, security(("bearer" = []), ("api_key" = [])),
+    request_body = CustomFieldPatch, security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Changed", body = crate::schemas::CustomFieldDefinition),
+        (status = 200, description = "Changed", body = CustomFieldDefinition),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entity or field in your organization", body = Problem, content_type = "application/problem+json"),
@@ -112,7 +111,7 @@ async fn update_field(
     ),
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Archived", body = crate::schemas::CustomFieldDefinition),
+        (status = 200, description = "Archived", body = CustomFieldDefinition),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entity or field in your organization", body = Problem, content_type = "application/problem+json"),

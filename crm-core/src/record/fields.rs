@@ -341,6 +341,8 @@ macro_rules! text_enum {
             $(
                 $(#[doc = $vdoc])*
                 #[serde(rename = $text)]
+                // utoipa does not read serde's rename through the macro's literal.
+                #[cfg_attr(feature = "openapi", schema(rename = $text))]
                 $variant,
             )+
         }
