@@ -74,8 +74,8 @@
 //!   (convert, close, send…), `pipelines`, `custom_fields`, and the rest;
 //! - `server` (feature `server`) — [`server::app`] with probes and tower-http layers, and
 //!   [`server::serve`] with graceful shutdown;
-//! - `views` — wire shapes of users and organizations; `schemas` — OpenAPI shapes of crm-core
-//!   types sent as they are; `openapi` — the description.
+//! - `views` — paging of the simple lists; `openapi` — the description. crm-core's wire types
+//!   describe themselves (its feature `openapi`): nothing here restates them.
 #![forbid(unsafe_code)]
 
 mod auth;
@@ -84,7 +84,6 @@ mod extract;
 mod idempotency;
 mod openapi;
 mod routes;
-mod schemas;
 #[cfg(feature = "server")]
 pub mod server;
 mod state;
@@ -139,10 +138,17 @@ fn parts() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
 /// The OpenAPI 3.1 description of every route of [`router`] (paths include `/api/v1`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (public, protected) = parts();
+    let public_paths = public
+        .get_openapi()
+        .paths
+        .paths
+        .keys()
+        .map(|p| format!("{API_PREFIX}{p}"))
+        .collect();
     let mut doc = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest(API_PREFIX, public.merge(protected))
         .into_openapi();
-    openapi::finish(&mut doc);
+    openapi::finish(&mut doc, &public_paths);
     doc
 }
 

@@ -1,22 +1,24 @@
-//! The OpenAPI 3.1 description: annotated routes via `utoipa-axum`, and the entity routes, whose
-//! handlers are generic, described here from each entity's column list.
+//! The OpenAPI 3.1 description: annotated routes via `utoipa-axum`; the entity routes, whose
+//! handlers are generic, described here with the schemas crm-core derives for each entity
+//! (feature `openapi` of crm-core: nothing here restates a core type); and the answers every
+//! route shares, declared once as components and referenced by [`finish`].
 
-use crm_core::Entity;
-use crm_core::record::{Column, Kind};
+use std::collections::BTreeSet;
+
+use crm_core::{Page, Record};
+use utoipa::__dev::ComposeSchema;
+use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::path::{
-    HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem,
+    HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem,
 };
 use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
-use utoipa::openapi::schema::{
-    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type,
-};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{
-    Content, ContentBuilder, OpenApi, Ref, RefOr, Required, Response, ResponseBuilder, Schema,
-};
+use utoipa::openapi::{Content, OpenApi, Ref, RefOr, Required, Response, ResponseBuilder, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::PROBLEM_JSON;
-use crate::routes::records::{MAX_BATCH, SERVER_OWNED};
+use crate::routes::records::{MAX_BATCH, Resource};
 
 /// Operation tags.
 pub(crate) mod tags {
@@ -36,18 +38,15 @@ pub(crate) mod tags {
     pub(crate) const CUSTOM_FIELDS: &str = "custom-fields";
 }
 
-/// The document's fixed parts: info, security schemes, the problem schema.
+/// The document's fixed parts: info, the server, the problem schema, the record requests.
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "abetworks CRM API", description = "The REST API of abetworks CRM. Errors are RFC 9457 problem+json.", license(name = "MIT OR Apache-2.0")),
+    servers((url = "/", description = "The host that mounts the API; every path includes `/api/v1`")),
     components(schemas(
         crate::error::Problem, crate::error::ProblemField,
         crate::routes::records::SearchRequest, crate::routes::records::BatchRequest,
         crate::routes::records::BatchResponse,
-        crate::schemas::ConvertLead, crate::schemas::ConvertOpportunity, crate::schemas::Target,
-        crate::schemas::CloseOpportunity, crate::schemas::Outcome,
-        crate::schemas::Timeline, crate::schemas::TimelineItem, crate::schemas::TimelineItemType,
-        crate::schemas::Erasure,
     )),
     tags(
         (name = "auth", description = "Sign-up, sign-in, tokens"),
@@ -61,28 +60,79 @@ pub(crate) mod tags {
 )]
 pub(crate) struct ApiDoc;
 
-/// Adds the security schemes (a JWT bearer and an API key bearer) and the schemas that refer
-/// to entity schemas.
-pub(crate) fn finish(doc: &mut OpenApi) {
+/// The problem answers routes share, declared once under `components/responses`: status, name,
+/// description.
+const PROBLEMS: &[(&str, &str, &str)] = &[
+    (
+        "400",
+        "BadRequest",
+        "Malformed request: JSON, path, query string, or an `If-Match` that is no ETag of this API",
+    ),
+    (
+        "401",
+        "Unauthorized",
+        "Missing or invalid credentials (`WWW-Authenticate: Bearer`)",
+    ),
+    ("403", "Forbidden", "The caller may not do this"),
+    ("404", "NotFound", "No such resource in your organization"),
+    (
+        "409",
+        "Conflict",
+        "The change conflicts with the current state",
+    ),
+    (
+        "412",
+        "PreconditionFailed",
+        "The record changed since the ETag in `If-Match`",
+    ),
+    (
+        "413",
+        "PayloadTooLarge",
+        "The body is larger than the server accepts",
+    ),
+    (
+        "415",
+        "UnsupportedMediaType",
+        "The body is not of a media type this route reads",
+    ),
+    (
+        "422",
+        "UnprocessableEntity",
+        "Invalid input, with one entry per field in `errors`",
+    ),
+    (
+        "429",
+        "TooManyRequests",
+        "Rate limited: retry after `Retry-After` seconds",
+    ),
+    (
+        "500",
+        "InternalError",
+        "The server failed; the details are logged, not sent",
+    ),
+];
+
+/// A reference to a shared problem answer.
+fn problem_ref(status: &str) -> RefOr<Response> {
+    let name = PROBLEMS
+        .iter()
+        .find(|(s, ..)| *s == status)
+        .map_or("InternalError", |(_, name, _)| *name);
+    RefOr::Ref(Ref::from_response_name(name))
+}
+
+/// Adds the security schemes and the shared answers, then completes every operation with the
+/// answers it can give besides its own: 500 always; 401 and 403 behind authentication; 400,
+/// 413, 415 and 422 where a body is read; 400 and 404 with path parameters; 400 and 422 with
+/// query parameters; 400 and 412 with `If-Match`. Operations of `public` paths need no
+/// credentials (`security: []`). Record answers carry their `ETag`.
+pub(crate) fn finish(doc: &mut OpenApi, public: &BTreeSet<String>) {
     let components = doc.components.get_or_insert_with(Default::default);
-    let conversion = ObjectBuilder::new()
-        .description(Some("A converted lead and the records it made or linked"))
-        .property("lead", reference("Lead"))
-        .required("lead")
-        .property("account", reference("Account"))
-        .required("account")
-        .property("contact", reference("Contact"))
-        .required("contact")
-        .property(
-            "opportunity",
-            utoipa::openapi::schema::OneOfBuilder::new()
-                .item(reference("Opportunity"))
-                .item(typed(Type::Null, None, false)),
-        )
-        .required("opportunity");
-    components
-        .schemas
-        .insert("Conversion".into(), conversion.into());
+    for (_, name, description) in PROBLEMS {
+        components
+            .responses
+            .insert((*name).to_owned(), RefOr::T(problem(description)));
+    }
     components.add_security_scheme(
         "bearer",
         SecurityScheme::Http(
@@ -106,132 +156,194 @@ pub(crate) fn finish(doc: &mut OpenApi) {
                 .build(),
         ),
     );
-}
-
-fn typed(t: Type, format: Option<KnownFormat>, nullable: bool) -> ObjectBuilder {
-    let ty = if nullable {
-        SchemaType::from_iter([t, Type::Null])
-    } else {
-        SchemaType::new(t)
-    };
-    ObjectBuilder::new()
-        .schema_type(ty)
-        .format(format.map(SchemaFormat::KnownFormat))
-}
-
-/// The schema of an entity column; read-only columns are marked `readOnly`.
-fn column_schema(c: &Column) -> Schema {
-    let (t, f) = match c.kind {
-        Kind::Text => (Type::String, None),
-        Kind::Integer => (Type::Integer, Some(KnownFormat::Int64)),
-        Kind::Bool => (Type::Boolean, None),
-        Kind::Uuid | Kind::Ref { .. } => (Type::String, Some(KnownFormat::Uuid)),
-        Kind::Timestamp => (Type::String, Some(KnownFormat::DateTime)),
-        Kind::Date => (Type::String, Some(KnownFormat::Date)),
-        // A JSON document: the only one is an invoice's line items, an array of objects.
-        Kind::Json => {
-            return ArrayBuilder::new()
-                .items(free_object())
-                .description(Some("A JSON array of objects"))
-                .build()
-                .into();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let is_public = public.contains(path);
+        for op in operations(item) {
+            complete(op, path, is_public);
+            entity_param(op);
         }
+    }
+}
+
+/// An `{entity}` path parameter takes the URL segment of any entity of the registry.
+fn entity_param(op: &mut Operation) {
+    for p in op.parameters.iter_mut().flatten() {
+        if let RefOr::T(p) = p
+            && p.name == "entity"
+            && p.parameter_in == ParameterIn::Path
+        {
+            let segments = crm_core::EntityKind::ALL.iter().map(|k| k.table());
+            p.schema = Some(RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(segments))
+                    .build(),
+            )));
+        }
+    }
+}
+
+/// Every operation of a path item.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+/// Adds the shared answers `op` can give (see [`finish`]).
+fn complete(op: &mut Operation, path: &str, public: bool) {
+    let params = |place: ParameterIn| {
+        op.parameters.iter().flatten().any(|p| match p {
+            RefOr::T(p) => p.parameter_in == place,
+            RefOr::Ref(_) => false,
+        })
     };
-    let mut o = typed(t, f, c.nullable);
-    if !c.choices.is_empty() {
-        o = o.enum_values(Some(c.choices.iter().copied()));
+    let if_match = op.parameters.iter().flatten().any(|p| match p {
+        RefOr::T(p) => p.name == "If-Match",
+        RefOr::Ref(_) => false,
+    });
+    let mut statuses = vec!["500"];
+    if public {
+        op.security = Some(Vec::new());
+    } else {
+        statuses.extend(["401", "403"]);
     }
-    if c.readonly {
-        o = o
-            .read_only(true)
-            .description(Some("Read-only: set by the server and the entity's verbs"));
+    if op.request_body.is_some() {
+        statuses.extend(["400", "413", "415", "422"]);
     }
-    o.build().into()
+    if path.contains('{') || params(ParameterIn::Path) {
+        statuses.extend(["400", "404"]);
+    }
+    if params(ParameterIn::Query) {
+        statuses.extend(["400", "422"]);
+    }
+    if if_match {
+        statuses.extend(["400", "412"]);
+    }
+    for status in statuses {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem_ref(status));
+    }
+    // Every record answer carries the record's version as its `ETag`.
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let (true, RefOr::T(r)) = (status.starts_with('2'), response) {
+            let record = r.content.get("application/json").is_some_and(|c| {
+                matches!(c, RefOr::T(Content { schema: Some(RefOr::Ref(s)), .. })
+                    if s.ref_location.starts_with("#/components/schemas/Record_"))
+            });
+            if record {
+                r.headers.entry("ETag".into()).or_insert_with(|| {
+                    RefOr::T(header(
+                        "The record's version, for `If-Match` / `If-None-Match`",
+                    ))
+                });
+            }
+        }
+    }
 }
 
-fn free_object() -> ObjectBuilder {
+/// A string response header.
+fn header(description: &str) -> Header {
+    HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some(description))
+        .build()
+}
+
+/// A plain schema of type `t`.
+fn typed(t: Type, format: Option<KnownFormat>) -> ObjectBuilder {
     ObjectBuilder::new()
-        .schema_type(SchemaType::new(Type::Object))
-        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
-}
-
-/// `Account` from `account`.
-fn schema_name<E: Entity>() -> String {
-    let mut c = E::NAME.chars();
-    c.next()
-        .map(|f| f.to_uppercase().chain(c).collect())
-        .unwrap_or_default()
+        .schema_type(SchemaType::new(t))
+        .format(format.map(SchemaFormat::KnownFormat))
 }
 
 fn reference(name: &str) -> RefOr<Schema> {
     RefOr::Ref(Ref::from_schema_name(name))
 }
 
-/// The schemas and paths of entity `E` under `/{plural}`.
-pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str, timeline: bool) {
-    let name = schema_name::<E>();
-    let (new_name, patch_name, list_name) = (
-        format!("New{name}"),
-        format!("{name}Patch"),
-        format!("{name}List"),
-    );
-
-    // The record: common columns, the entity's own, custom fields.
-    let uuid = |n| typed(Type::String, Some(KnownFormat::Uuid), n);
-    let time = |n| typed(Type::String, Some(KnownFormat::DateTime), n);
-    let mut record = ObjectBuilder::new()
-        .property("id", uuid(false))
-        .property("organization_id", uuid(false))
-        .property("created_at", time(false))
-        .property("updated_at", time(false))
-        .property("created_by", uuid(true))
-        .property("updated_by", uuid(true))
-        .property(
-            "version",
-            typed(Type::Integer, Some(KnownFormat::Int64), false),
-        )
-        .property("is_deleted", typed(Type::Boolean, None, false))
-        .property("deleted_at", time(true))
-        .property("deleted_by", uuid(true))
-        .property("custom_fields", free_object());
-    for r in SERVER_OWNED.iter().chain(&["custom_fields"]) {
-        record = record.required(*r);
+/// Whether a derived property schema admits `null` (`type: [T, "null"]` or `oneOf` with null).
+fn nullable(schema: &RefOr<Schema>) -> bool {
+    let null = |s: &SchemaType| match s {
+        SchemaType::Array(types) => types.contains(&Type::Null),
+        SchemaType::Type(t) => *t == Type::Null,
+        SchemaType::AnyValue => true,
+    };
+    match schema {
+        RefOr::T(Schema::Object(o)) => null(&o.schema_type),
+        RefOr::T(Schema::Array(a)) => null(&a.schema_type),
+        RefOr::T(Schema::OneOf(one)) => one.items.iter().any(nullable),
+        _ => false,
     }
-    let mut new = ObjectBuilder::new()
-        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-        .description(Some(format!(
-            "Input to create a {}. Unknown, server-owned and read-only fields are rejected (422).",
-            E::NAME
-        )));
-    let mut patch = ObjectBuilder::new()
-        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
-        .description(Some(
-            "Absent fields are kept; `null` clears an optional field; custom fields merge key by key. Read-only fields are rejected (422).",
-        ));
-    for c in E::COLUMNS {
-        record = record.property(c.name, column_schema(c)).required(c.name);
-        if c.readonly {
-            continue;
-        }
-        new = new.property(c.name, column_schema(c));
-        if !c.nullable && !c.defaulted {
-            new = new.required(c.name);
-        }
-        patch = patch.property(c.name, column_schema(c));
-    }
-    new = new.property("custom_fields", free_object());
-    patch = patch.property("custom_fields", typed(Type::Object, None, true));
-    let list = ObjectBuilder::new()
-        .property("data", ArrayBuilder::new().items(reference(&name)))
-        .required("data")
-        .property("next_cursor", typed(Type::String, None, true))
-        .required("next_cursor");
+}
 
+/// Registers `T`'s schema under `name` and every schema it refers to.
+fn register(
+    doc: &mut OpenApi,
+    name: String,
+    schema: RefOr<Schema>,
+    refs: fn(&mut Vec<(String, RefOr<Schema>)>),
+) {
     let components = doc.components.get_or_insert_with(Default::default);
-    components.schemas.insert(name.clone(), record.into());
-    components.schemas.insert(new_name.clone(), new.into());
-    components.schemas.insert(patch_name.clone(), patch.into());
-    components.schemas.insert(list_name.clone(), list.into());
+    let mut found = Vec::new();
+    refs(&mut found);
+    components.schemas.extend(found);
+    components.schemas.insert(name, schema);
+}
+
+/// The name of `Record<E>`'s schema, as utoipa names it where a derived type refers to it
+/// (`Record_Account`).
+pub(crate) fn record_schema<E: ToSchema>() -> String {
+    format!("{}_{}", <Record<E> as ToSchema>::name(), E::name())
+}
+
+/// The schemas and paths of entity `E` under `/{plural}`: its own fields (`Account`), its
+/// record (`Record_Account`), create and patch inputs and list page, as crm-core derives them.
+pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi, plural: &str, timeline: bool) {
+    let name = record_schema::<E>();
+    let new_name = <E::New as ToSchema>::name().into_owned();
+    let patch_name = <E::Patch as ToSchema>::name().into_owned();
+    let list_name = format!("{}_{name}", <Page<Record<E>> as ToSchema>::name());
+
+    // A create needs the fields that are neither nullable nor defaulted (validation, not
+    // serde, refuses their absence: the derive cannot see it).
+    let mut new = <E::New as PartialSchema>::schema();
+    if let RefOr::T(Schema::Object(o)) = &mut new {
+        for c in E::COLUMNS.iter().filter(|c| !c.readonly && !c.defaulted) {
+            if o.properties.get(c.name).is_some_and(|p| !nullable(p))
+                && !o.required.iter().any(|r| r == c.name)
+            {
+                o.required.push(c.name.to_owned());
+            }
+        }
+    }
+    register(doc, E::name().into_owned(), E::schema(), E::schemas);
+    register(
+        doc,
+        name.clone(),
+        <Record<E> as PartialSchema>::schema(),
+        <Record<E> as ToSchema>::schemas,
+    );
+    register(doc, new_name.clone(), new, <E::New as ToSchema>::schemas);
+    register(
+        doc,
+        patch_name.clone(),
+        <E::Patch as PartialSchema>::schema(),
+        <E::Patch as ToSchema>::schemas,
+    );
+    register(
+        doc,
+        list_name.clone(),
+        <Page<Record<E>> as ComposeSchema>::compose(vec![reference(&name)]),
+        |_| {},
+    );
 
     let op = |id: &str, summary: String| operation(plural, id, summary);
     let query = |n: &str, desc: &str, t: Type| {
@@ -240,21 +352,28 @@ pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str, timeli
             .parameter_in(ParameterIn::Query)
             .required(Required::False)
             .description(Some(desc))
-            .schema(Some(typed(t, None, false)))
+            .schema(Some(typed(t, None)))
             .build()
     };
-    let header = |n: &str, desc: &str| {
+    let header_param = |n: &str, desc: &str| {
         ParameterBuilder::new()
             .name(n)
             .parameter_in(ParameterIn::Header)
             .required(Required::False)
             .description(Some(desc))
-            .schema(Some(typed(Type::String, None, false)))
+            .schema(Some(typed(Type::String, None)))
             .build()
     };
+    let if_match = || {
+        header_param(
+            "If-Match",
+            "The ETag read; 412 when the record changed since",
+        )
+    };
     let one = || ok("The record (its version is the `ETag`)", &name);
+    let no_record = || problem("No such record in your organization");
 
-    let list_op = errors(op("list", format!("List {plural}")))
+    let list_op = op("list", format!("List {plural}"))
         .parameter(query("limit", "Page size, 1-100 (default 50)", Type::Integer))
         .parameter(query("cursor", "`next_cursor` of the previous page", Type::String))
         .parameter(query("sort", "A sortable field; `-field` for descending", Type::String))
@@ -265,90 +384,86 @@ pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str, timeli
             Type::String,
         ))
         .response("200", ok("One page", &list_name));
-    let create_op = errors(op("create", format!("Create a {}", E::NAME)))
-        .parameter(header(
+    let mut created = one();
+    created.description = "Created (its version is the `ETag`)".into();
+    created.headers.insert(
+        "Location".into(),
+        RefOr::T(header("The path of the new record")),
+    );
+    let create_op = op("create", format!("Create a {}", E::NAME))
+        .parameter(header_param(
             "Idempotency-Key",
             "Makes the create safe to retry: a repeat replays the first response",
         ))
         .request_body(body(&new_name))
-        .response("201", one())
+        .response("201", created)
         .response(
             "409",
             problem("The same Idempotency-Key is still being processed"),
+        )
+        .response(
+            "422",
+            problem("Invalid input (one entry per field in `errors`), or an Idempotency-Key reused with another body"),
         );
-    let search_op = errors(op("search", format!("Search {plural}")))
+    let search_op = op("search", format!("Search {plural}"))
         .description(Some(
             "All filters must hold. Same operators as the list's `filter[…]`.",
         ))
         .request_body(body("SearchRequest"))
         .response("200", ok("One page", &list_name));
-    let batch_op = errors(op(
+    let batch_op = op(
         "batch",
         format!("Create and update up to {MAX_BATCH} {plural}"),
-    ))
+    )
     .description(Some(
         "Each item succeeds or fails on its own (not one transaction).",
     ))
     .request_body(body("BatchRequest"))
     .response("200", ok("One result per item", "BatchResponse"));
-    let get_op = errors(op("get", format!("Read a {}", E::NAME)))
+    let get_op = op("get", format!("Read a {}", E::NAME))
         .parameter(id_param())
         .parameter(query(
             "include_deleted",
             "Also find it in the trash",
             Type::Boolean,
         ))
-        .parameter(header(
+        .parameter(header_param(
             "If-None-Match",
             "The ETag you hold; 304 while it is current",
         ))
         .response("200", one())
         .response(
             "304",
-            ResponseBuilder::new().description("Not modified").build(),
+            ResponseBuilder::new()
+                .description("Not modified")
+                .header("ETag", header("The record's version"))
+                .build(),
         )
-        .response("404", problem("No such record in your organization"));
-    let patch_op = errors(op("update", format!("Patch a {}", E::NAME)))
+        .response("404", no_record());
+    let patch_op = op("update", format!("Patch a {}", E::NAME))
         .parameter(id_param())
-        .parameter(header(
-            "If-Match",
-            "The ETag read; 412 when the record changed since",
-        ))
+        .parameter(if_match())
         .request_body(body(&patch_name))
         .response("200", one())
-        .response("404", problem("No such record in your organization"))
-        .response(
-            "412",
-            problem("The record changed since the ETag in If-Match"),
-        );
-    let delete_op = errors(op("delete", format!("Delete a {}", E::NAME)))
+        .response("404", no_record());
+    let delete_op = op("delete", format!("Delete a {}", E::NAME))
         .parameter(id_param())
         .parameter(query(
             "permanent",
             "Remove for good (company admins) instead of moving to the trash",
             Type::Boolean,
         ))
-        .parameter(header(
-            "If-Match",
-            "The ETag read; 412 when the record changed since",
-        ))
+        .parameter(if_match())
         .response("204", ResponseBuilder::new().description("Deleted").build())
-        .response("404", problem("No such record in your organization"))
+        .response("404", no_record())
         .response(
             "409",
             problem("Other records still link to it (permanent delete)"),
-        )
-        .response(
-            "412",
-            problem("The record changed since the ETag in If-Match"),
         );
-    let restore_op = errors(op(
-        "restore",
-        format!("Restore a {} from the trash", E::NAME),
-    ))
-    .parameter(id_param())
-    .response("200", one())
-    .response("404", problem("No such record in your organization"));
+    let restore_op = op("restore", format!("Restore a {} from the trash", E::NAME))
+        .parameter(id_param())
+        .response("200", one())
+        .response("404", no_record());
 
     let paths = &mut doc.paths.paths;
     let mut collection = PathItem::new(HttpMethod::Get, list_op);
@@ -371,7 +486,26 @@ pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str, timeli
         PathItem::new(HttpMethod::Post, restore_op),
     );
     if timeline {
-        let timeline_op = errors(op("timeline", format!("The timeline of a {}", E::NAME)))
+        let page = format!(
+            "{}_{}",
+            <Page<crm_core::TimelineItem> as ToSchema>::name(),
+            <crm_core::TimelineItem as ToSchema>::name()
+        );
+        register(
+            doc,
+            page.clone(),
+            <Page<crm_core::TimelineItem> as ComposeSchema>::compose(vec![reference(
+                &<crm_core::TimelineItem as ToSchema>::name(),
+            )]),
+            |found| {
+                found.push((
+                    <crm_core::TimelineItem as ToSchema>::name().into_owned(),
+                    <crm_core::TimelineItem as PartialSchema>::schema(),
+                ));
+                <crm_core::TimelineItem as ToSchema>::schemas(found);
+            },
+        );
+        let timeline_op = op("timeline", format!("The timeline of a {}", E::NAME))
             .description(Some(
                 "Its activities and event-log entries, newest first (trashed records keep theirs).",
             ))
@@ -386,45 +520,13 @@ pub(crate) fn describe_entity<E: Entity>(doc: &mut OpenApi, plural: &str, timeli
                 "`next_cursor` of the previous page",
                 Type::String,
             ))
-            .response("200", ok("One page", "Timeline"))
-            .response("404", problem("No such record in your organization"));
-        paths.insert(
+            .response("200", ok("One page", &page))
+            .response("404", no_record());
+        doc.paths.paths.insert(
             format!("/{plural}/{{id}}/timeline"),
             PathItem::new(HttpMethod::Get, timeline_op),
         );
     }
-}
-
-/// An entity verb, `POST /{plural}/{id}/{verb}`, for its OpenAPI description.
-pub(crate) struct Verb {
-    /// The entity's path segment.
-    pub(crate) plural: &'static str,
-    /// The verb's path segment.
-    pub(crate) verb: &'static str,
-    /// One line on what it does.
-    pub(crate) summary: &'static str,
-    /// The request body's schema, if it takes one.
-    pub(crate) request: Option<&'static str>,
-    /// The response's schema.
-    pub(crate) response: &'static str,
-    /// When it answers 409.
-    pub(crate) conflict: &'static str,
-}
-
-/// Describes an entity verb: its operation, its body and its answers.
-pub(crate) fn describe_verb(doc: &mut OpenApi, v: &Verb) {
-    let mut op = errors(operation(v.plural, v.verb, v.summary.to_owned()))
-        .parameter(id_param())
-        .response("200", ok("Done", v.response))
-        .response("404", problem("No such record in your organization"))
-        .response("409", problem(v.conflict));
-    if let Some(schema) = v.request {
-        op = op.request_body(body(schema));
-    }
-    doc.paths.paths.insert(
-        format!("/{}/{{id}}/{}", v.plural, v.verb),
-        PathItem::new(HttpMethod::Post, op),
-    );
 }
 
 /// An operation `{id}_{plural}` tagged `plural`, for a JWT or an API key.
@@ -437,21 +539,9 @@ fn operation(plural: &str, id: &str, summary: String) -> OperationBuilder {
         .security(SecurityRequirement::new("api_key", Vec::<String>::new()))
 }
 
-/// The errors every entity operation may answer.
-fn errors(o: OperationBuilder) -> OperationBuilder {
-    o.response("401", problem("Missing or invalid credentials"))
-        .response("403", problem("The caller's role may not do this"))
-        .response(
-            "422",
-            problem("Invalid input, with one entry per field in `errors`"),
-        )
-}
-
 /// JSON content of a named schema.
 fn json(schema: &str) -> Content {
-    ContentBuilder::new()
-        .schema(Some(reference(schema)))
-        .build()
+    Content::new(Some(reference(schema)))
 }
 
 /// A success answering a named schema.
@@ -486,6 +576,6 @@ fn id_param() -> Parameter {
         .name("id")
         .parameter_in(ParameterIn::Path)
         .required(Required::True)
-        .schema(Some(typed(Type::String, Some(KnownFormat::Uuid), false)))
+        .schema(Some(typed(Type::String, Some(KnownFormat::Uuid))))
         .build()
 }

@@ -25,6 +25,7 @@ pub type EventId = Id<Event>;
 
 /// What happened to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Action {
@@ -127,6 +128,7 @@ impl TryFrom<String> for Action {
 
 /// One entry of the event log.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Its id (UUIDv7: ids order events in time).
     pub id: EventId,

@@ -112,6 +112,8 @@ mod entities;
 mod error;
 mod events;
 mod id;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod organizations;
 mod password;
 mod pipelines;

@@ -12,6 +12,7 @@ use crate::tenant::Tenant;
 
 /// One entry of a timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TimelineItem {
     /// A note, task, call or meeting attached to the record.

@@ -19,7 +19,6 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::Json;
 use crate::openapi::tags;
 use crate::state::ApiState;
-use crate::views::{OrganizationView, UserView};
 
 pub(crate) fn public() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -90,9 +89,9 @@ pub(crate) struct TokenResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct MeResponse {
     /// The signed-in user.
-    pub(crate) user: UserView,
+    pub(crate) user: crm_core::User,
     /// Their organization.
-    pub(crate) organization: OrganizationView,
+    pub(crate) organization: crm_core::Organization,
 }
 
 /// The client's address, when the server recorded it (`into_make_service_with_connect_info`).
@@ -298,8 +297,5 @@ async fn me(State(state): State<ApiState>, tenant: Tenant) -> ApiResult<Json<MeR
             tenant.context().organization_id().uuid(),
         ))
         .await?;
-    Ok(Json(MeResponse {
-        user: user.into(),
-        organization: organization.into(),
-    }))
+    Ok(Json(MeResponse { user, organization }))
 }

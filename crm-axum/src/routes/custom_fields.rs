@@ -2,7 +2,7 @@
 //! company admins define, change and archive them (crm-core enforces it).
 
 use axum::http::StatusCode;
-use crm_core::{CustomFieldDefinition, CustomFieldPatch, EntityKind, NewCustomField};
+use crm_core::{CustomFieldDefinition, CustomFieldPatch, EntityKind, NewCustomField, Page};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -11,7 +11,6 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Json, Path};
 use crate::openapi::tags;
 use crate::state::ApiState;
-use crate::views::ListOf;
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -26,18 +25,18 @@ fn entity(plural: &str) -> ApiResult<EntityKind> {
 
 /// Lists the definitions of an entity, archived ones included.
 #[utoipa::path(get, path = "/custom-fields/{entity}", tag = tags::CUSTOM_FIELDS,
-    params(("entity" = String, Path, description = "accounts, contacts, leads, opportunities, invoices or activities")),
+    params(("entity" = String, Path, description = "The entity, by its URL segment (`contacts`)")),
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Every definition (not paged)", body = crate::schemas::CustomFieldList),
+        (status = 200, description = "Every definition (not paged)", body = Page<CustomFieldDefinition>),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entity", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_fields(
     tenant: Tenant,
     Path(plural): Path<String>,
-) -> ApiResult<Json<ListOf<CustomFieldDefinition>>> {
-    Ok(Json(ListOf {
+) -> ApiResult<Json<Page<CustomFieldDefinition>>> {
+    Ok(Json(Page {
         data: tenant.custom_fields().list(entity(&plural)?).await?,
         next_cursor: None,
     }))
@@ -45,10 +44,10 @@ async fn list_fields(
 
 /// Defines a custom field (company admins).
 #[utoipa::path(post, path = "/custom-fields/{entity}", tag = tags::CUSTOM_FIELDS,
-    params(("entity" = String, Path, description = "accounts, contacts, leads, opportunities, invoices or activities")),
-    request_body = crate::schemas::NewCustomField, security(("bearer" = []), ("api_key" = [])),
+    params(("entity" = String, Path, description = "The entity, by its URL segment (`contacts`)")),
+    request_body = NewCustomField, security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 201, description = "Defined", body = crate::schemas::CustomFieldDefinition),
+        (status = 201, description = "Defined", body = CustomFieldDefinition),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entity", body = Problem, content_type = "application/problem+json"),
@@ -67,12 +66,12 @@ async fn define_field(
 /// Changes a custom field definition (company admins).
 #[utoipa::path(patch, path = "/custom-fields/{entity}/{key}", tag = tags::CUSTOM_FIELDS,
     params(
-        ("entity" = String, Path, description = "accounts, contacts, leads, opportunities, invoices or activities"),
+        ("entity" = String, Path, description = "The entity, by its URL segment (`contacts`)"),
         ("key" = String, Path, description = "The field's key"),
     ),
-    request_body = crate::schemas::CustomFieldPatch, security(("bearer" = []), ("api_key" = [])),
+    request_body = CustomFieldPatch, security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Changed", body = crate::schemas::CustomFieldDefinition),
+        (status = 200, description = "Changed", body = CustomFieldDefinition),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entity or field in your organization", body = Problem, content_type = "application/problem+json"),
@@ -93,12 +92,12 @@ async fn update_field(
 /// Archives a custom field (company admins): records keep its values, it takes no new ones.
 #[utoipa::path(delete, path = "/custom-fields/{entity}/{key}", tag = tags::CUSTOM_FIELDS,
     params(
-        ("entity" = String, Path, description = "accounts, contacts, leads, opportunities, invoices or activities"),
+        ("entity" = String, Path, description = "The entity, by its URL segment (`contacts`)"),
         ("key" = String, Path, description = "The field's key"),
     ),
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Archived", body = crate::schemas::CustomFieldDefinition),
+        (status = 200, description = "Archived", body = CustomFieldDefinition),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entity or field in your organization", body = Problem, content_type = "application/problem+json"),

@@ -1,7 +1,7 @@
 //! `organizations`: tenants, for super-admins.
 
 use axum::http::StatusCode;
-use crm_core::{NewOrganization, OrganizationId, OrganizationStatus, Role};
+use crm_core::{NewOrganization, Organization, OrganizationId, OrganizationStatus, Page, Role};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,7 +13,7 @@ use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::tags;
 use crate::state::ApiState;
-use crate::views::{ListOf, OrganizationStatusView, OrganizationView, Paging};
+use crate::views::Paging;
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -21,23 +21,12 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(update_organization))
 }
 
-/// A new organization.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateOrganizationRequest {
-    /// Display name.
-    name: String,
-    /// Short name; derived from the name when absent.
-    #[serde(default)]
-    slug: Option<String>,
-}
-
 /// A change of status: suspend or resume.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateOrganizationRequest {
     /// The new status.
-    status: OrganizationStatusView,
+    status: OrganizationStatus,
 }
 
 fn super_admin(tenant: &Tenant) -> ApiResult<()> {
@@ -48,14 +37,14 @@ fn super_admin(tenant: &Tenant) -> ApiResult<()> {
 /// Lists organizations (super-admins).
 #[utoipa::path(get, path = "/organizations", tag = tags::ORGANIZATIONS, params(Paging), security(("bearer" = [])),
     responses(
-        (status = 200, description = "One page", body = ListOf<OrganizationView>),
+        (status = 200, description = "One page", body = Page<Organization>),
         (status = 403, description = "Not a super-admin", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_organizations(
     state: axum::extract::State<ApiState>,
     tenant: Tenant,
     Query(p): Query<Paging>,
-) -> ApiResult<Json<ListOf<OrganizationView>>> {
+) -> ApiResult<Json<Page<Organization>>> {
     super_admin(&tenant)?;
     let rows = state
         .crm
@@ -66,9 +55,9 @@ async fn list_organizations(
 }
 
 /// Creates an organization (super-admins).
-#[utoipa::path(post, path = "/organizations", tag = tags::ORGANIZATIONS, request_body = CreateOrganizationRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = "/organizations", tag = tags::ORGANIZATIONS, request_body = NewOrganization, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = OrganizationView),
+        (status = 201, description = "Created", body = Organization),
         (status = 403, description = "Not a super-admin", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Slug taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
@@ -76,18 +65,11 @@ async fn list_organizations(
 async fn create_organization(
     state: axum::extract::State<ApiState>,
     tenant: Tenant,
-    Json(req): Json<CreateOrganizationRequest>,
-) -> ApiResult<(StatusCode, Json<OrganizationView>)> {
+    Json(new): Json<NewOrganization>,
+) -> ApiResult<(StatusCode, Json<Organization>)> {
     super_admin(&tenant)?;
-    let org = state
-        .crm
-        .organizations()
-        .create(NewOrganization {
-            name: req.name,
-            slug: req.slug,
-        })
-        .await?;
-    Ok((StatusCode::CREATED, Json(org.into())))
+    let org = state.crm.organizations().create(new).await?;
+    Ok((StatusCode::CREATED, Json(org)))
 }
 
 /// Suspends or resumes an organization (super-admins). Its users are refused within the
@@ -95,7 +77,7 @@ async fn create_organization(
 #[utoipa::path(patch, path = "/organizations/{id}", tag = tags::ORGANIZATIONS, request_body = UpdateOrganizationRequest,
     params(("id" = Uuid, Path, description = "Organization id")), security(("bearer" = [])),
     responses(
-        (status = 200, description = "Updated", body = OrganizationView),
+        (status = 200, description = "Updated", body = Organization),
         (status = 403, description = "Not a super-admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such organization", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -104,16 +86,13 @@ async fn update_organization(
     tenant: Tenant,
     Path(id): Path<Uuid>,
     Json(req): Json<UpdateOrganizationRequest>,
-) -> ApiResult<Json<OrganizationView>> {
+) -> ApiResult<Json<Organization>> {
     super_admin(&tenant)?;
-    let status = match req.status {
-        OrganizationStatusView::Active => OrganizationStatus::Active,
-        OrganizationStatusView::Suspended => OrganizationStatus::Suspended,
-    };
+    let status = req.status;
     let org = state
         .crm
         .organizations()
         .set_status(OrganizationId::from_uuid(id), status)
         .await?;
-    Ok(Json(org.into()))
+    Ok(Json(org))
 }

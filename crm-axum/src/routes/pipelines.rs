@@ -1,7 +1,7 @@
 //! `pipelines`: the organization's sales processes and their stages.
 
 use axum::http::StatusCode;
-use crm_core::{NewPipeline, Pipeline, PipelineId, PipelineSummary};
+use crm_core::{NewPipeline, Page, Pipeline, PipelineId, PipelineSummary};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -11,7 +11,6 @@ use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, Path};
 use crate::openapi::tags;
 use crate::state::ApiState;
-use crate::views::ListOf;
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -23,21 +22,21 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
 /// Lists the pipelines with their stages, the default first.
 #[utoipa::path(get, path = "/pipelines", tag = tags::PIPELINES, security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "Every pipeline (not paged)", body = crate::schemas::PipelineList),
+        (status = 200, description = "Every pipeline (not paged)", body = Page<Pipeline>),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list_pipelines(tenant: Tenant) -> ApiResult<Json<ListOf<Pipeline>>> {
-    Ok(Json(ListOf {
+async fn list_pipelines(tenant: Tenant) -> ApiResult<Json<Page<Pipeline>>> {
+    Ok(Json(Page {
         data: tenant.pipelines().list().await?,
         next_cursor: None,
     }))
 }
 
 /// Creates a pipeline with its stages (company admins).
-#[utoipa::path(post, path = "/pipelines", tag = tags::PIPELINES, request_body = crate::schemas::NewPipeline,
+#[utoipa::path(post, path = "/pipelines", tag = tags::PIPELINES, request_body = NewPipeline,
     security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 201, description = "Created", body = crate::schemas::Pipeline),
+        (status = 201, description = "Created", body = Pipeline),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
@@ -54,7 +53,7 @@ async fn create_pipeline(
 #[utoipa::path(get, path = "/pipelines/{id}", tag = tags::PIPELINES,
     params(("id" = Uuid, Path, description = "Pipeline id")), security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "The pipeline", body = crate::schemas::Pipeline),
+        (status = 200, description = "The pipeline", body = Pipeline),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such pipeline in your organization", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -68,7 +67,7 @@ async fn get_pipeline(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<Pi
 #[utoipa::path(get, path = "/pipelines/{id}/summary", tag = tags::PIPELINES,
     params(("id" = Uuid, Path, description = "Pipeline id")), security(("bearer" = []), ("api_key" = [])),
     responses(
-        (status = 200, description = "One entry per stage, in order", body = crate::schemas::PipelineSummary),
+        (status = 200, description = "One entry per stage, in order", body = PipelineSummary),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such pipeline in your organization", body = Problem, content_type = "application/problem+json"),
     ))]

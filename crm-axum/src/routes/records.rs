@@ -31,9 +31,16 @@ pub const MAX_BATCH: usize = 100;
 /// Columns every record has and no client may set.
 pub(crate) use crm_core::record::COMMON_FIELDS as SERVER_OWNED;
 
-/// What an entity needs to be served: its inputs must deserialize.
-pub trait Resource: Entity<New: DeserializeOwned, Patch: DeserializeOwned> {}
-impl<E> Resource for E where E: Entity<New: DeserializeOwned, Patch: DeserializeOwned> {}
+/// What an entity needs to be served: its inputs must deserialize, and it and its inputs
+/// describe themselves (crm-core's feature `openapi` derives that for every entity).
+pub trait Resource:
+    Entity<New: DeserializeOwned + ToSchema, Patch: DeserializeOwned + ToSchema> + ToSchema
+{
+}
+impl<E> Resource for E where
+    E: Entity<New: DeserializeOwned + ToSchema, Patch: DeserializeOwned + ToSchema> + ToSchema
+{
+}
 
 /// Visits an entity of the registry for its routes ([`routes`]).
 pub(crate) struct Routes;
@@ -238,16 +245,13 @@ async fn list<E: Resource>(
 pub(crate) struct SearchRequest {
     /// Conditions, all of which must hold.
     #[serde(default)]
-    #[schema(value_type = Vec<FilterSchema>)]
     filters: Vec<Filter>,
     /// A tree of conditions that must hold too: `{"and": [..]}`, `{"or": [..]}`,
     /// `{"not": ..}` or a filter, nested up to 8 deep (50 filters in all).
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     condition: Option<crm_core::Condition>,
     /// Sort order; creation order when absent.
     #[serde(default)]
-    #[schema(value_type = Option<SortSchema>)]
     sort: Option<Sort>,
     /// Page size, 1-100 (default 50).
     #[serde(default)]
@@ -257,76 +261,7 @@ pub(crate) struct SearchRequest {
     cursor: Option<String>,
     /// Trash handling: `exclude` (default), `include` or `only`.
     #[serde(default)]
-    #[schema(value_type = DeletedSchema)]
     include_deleted: Deleted,
-}
-
-/// One condition: `field op value`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct FilterSchema {
-    /// A standard field, or `custom_fields.<key>`.
-    field: String,
-    /// The operator.
-    op: OpSchema,
-    /// A JSON scalar; an array for `in` and `between` (`[low, high]`); a boolean for
-    /// `is_null` and `exists`.
-    value: Value,
-}
-
-/// Comparison operators.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub(crate) enum OpSchema {
-    /// Equal.
-    Eq,
-    /// Not equal (empty fields match too).
-    Ne,
-    /// Less than.
-    Lt,
-    /// Less than or equal.
-    Lte,
-    /// Greater than.
-    Gt,
-    /// Greater than or equal.
-    Gte,
-    /// One of a list (≤ 100 values).
-    In,
-    /// Contains the text, ignoring case.
-    Contains,
-    /// Starts with the text, ignoring case.
-    StartsWith,
-    /// `true`: the field is empty; `false`: it has a value.
-    IsNull,
-    /// `true`: the field has a value; `false`: it is empty.
-    Exists,
-    /// Between two values, both included: `[low, high]`.
-    Between,
-}
-
-/// A sort order (the id breaks ties).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct SortSchema {
-    /// A sortable field.
-    field: String,
-    /// `asc` (default) or `desc`.
-    #[schema(value_type = Option<String>, example = "asc")]
-    direction: Option<String>,
-}
-
-/// Trash handling.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub(crate) enum DeletedSchema {
-    /// Live records only.
-    Exclude,
-    /// Live and trashed records.
-    Include,
-    /// Trashed records only.
-    Only,
 }
 
 /// Searches records with a JSON filter list and/or condition tree.

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use crm_core::{NewUser, Password, UserId};
+use crm_core::{NewUser, Page, Password, Role, User, UserId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,7 +14,7 @@ use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::tags;
 use crate::state::ApiState;
-use crate::views::{ListOf, Paging, RoleView, UserView};
+use crate::views::Paging;
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -35,7 +35,7 @@ pub(crate) struct CreateUserRequest {
     #[schema(value_type = Option<String>, format = Password)]
     password: Option<Password>,
     /// Role; never above the caller's own.
-    role: RoleView,
+    role: Role,
 }
 
 /// A change to a user's role and/or activation; absent fields are kept.
@@ -44,7 +44,7 @@ pub(crate) struct CreateUserRequest {
 pub(crate) struct UpdateUserRequest {
     /// The new role; never above the caller's own.
     #[serde(default)]
-    role: Option<RoleView>,
+    role: Option<Role>,
     /// `false` deactivates the user (their refresh tokens are revoked; access tokens stop
     /// working within the principal cache's lifetime); `true` reactivates them.
     #[serde(default)]
@@ -54,11 +54,11 @@ pub(crate) struct UpdateUserRequest {
 /// Lists the users of the caller's organization.
 #[utoipa::path(get, path = "/users", tag = tags::USERS, params(Paging), security(("bearer" = [])),
     responses(
-        (status = 200, description = "One page", body = ListOf<UserView>),
+        (status = 200, description = "One page", body = Page<User>),
         (status = 403, description = "API keys do not list users", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list_users(tenant: Tenant, Query(p): Query<Paging>) -> ApiResult<Json<ListOf<UserView>>> {
+async fn list_users(tenant: Tenant, Query(p): Query<Paging>) -> ApiResult<Json<Page<User>>> {
     // People's emails are for people: API keys (machines) do not list them.
     tenant.user_id()?;
     let rows = tenant
@@ -71,7 +71,7 @@ async fn list_users(tenant: Tenant, Query(p): Query<Paging>) -> ApiResult<Json<L
 /// Creates a user (company admins; not above their own role).
 #[utoipa::path(post, path = "/users", tag = tags::USERS, request_body = CreateUserRequest, security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = UserView),
+        (status = 201, description = "Created", body = User),
         (status = 403, description = "Not an admin, or a role above the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
@@ -79,17 +79,17 @@ async fn list_users(tenant: Tenant, Query(p): Query<Paging>) -> ApiResult<Json<L
 async fn create_user(
     tenant: Tenant,
     Json(req): Json<CreateUserRequest>,
-) -> ApiResult<(StatusCode, Json<UserView>)> {
+) -> ApiResult<(StatusCode, Json<User>)> {
     let user = tenant
         .users()
         .create(NewUser {
             email: req.email,
             name: req.name,
             password: req.password,
-            role: req.role.into(),
+            role: req.role,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(user.into())))
+    Ok((StatusCode::CREATED, Json(user)))
 }
 
 /// Changes a user's role or activation (company admins; not above their own role). The
@@ -97,7 +97,7 @@ async fn create_user(
 #[utoipa::path(patch, path = "/users/{id}", tag = tags::USERS, request_body = UpdateUserRequest,
     params(("id" = Uuid, Path, description = "User id")), security(("bearer" = [])),
     responses(
-        (status = 200, description = "Updated", body = UserView),
+        (status = 200, description = "Updated", body = User),
         (status = 403, description = "Not an admin, or a role above the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user in your organization", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It would leave the organization without an active company admin", body = Problem, content_type = "application/problem+json"),
@@ -108,12 +108,12 @@ async fn update_user(
     tenant: Tenant,
     Path(id): Path<Uuid>,
     Json(req): Json<UpdateUserRequest>,
-) -> ApiResult<Json<UserView>> {
+) -> ApiResult<Json<User>> {
     let id = UserId::from_uuid(id);
     let users = tenant.users();
     let out = async {
         let mut user = match req.role {
-            Some(role) => users.set_role(id, role.into()).await?,
+            Some(role) => users.set_role(id, role).await?,
             None => users.get(id).await?,
         };
         user = match req.is_active {
@@ -128,5 +128,5 @@ async fn update_user(
     state
         .auth
         .forget(tenant.context().organization_id().uuid(), id.uuid());
-    Ok(Json(out?.into()))
+    Ok(Json(out?))
 }

@@ -3,114 +3,41 @@
 //! owns the rules (what may move where, who may do it); the answer is the record changed.
 
 use axum::response::Response;
-use axum::routing::post;
-use crm_core::{Id, OpportunityStatus};
+use crm_core::{Activity, Id, Invoice, Opportunity, OpportunityStatus, Record};
 use serde::Deserialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::Tenant;
-use crate::error::ApiResult;
+use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, Path};
-use crate::openapi::{self, Verb};
 use crate::routes::records::record_ok;
 use crate::state::ApiState;
 
-/// The verbs, described once for the routes and the OpenAPI document.
-const VERBS: &[Verb] = &[
-    Verb {
-        plural: "leads",
-        verb: "convert",
-        summary: "Convert a lead into an account, a contact and optionally an opportunity",
-        request: Some("ConvertLead"),
-        response: "Conversion",
-        conflict: "The lead is already converted",
-    },
-    Verb {
-        plural: "opportunities",
-        verb: "close",
-        summary: "Close an opportunity as won or lost",
-        request: Some("CloseOpportunity"),
-        response: "Opportunity",
-        conflict: "The opportunity is already closed",
-    },
-    Verb {
-        plural: "invoices",
-        verb: "send",
-        summary: "Send a draft invoice (it becomes read-only)",
-        request: None,
-        response: "Invoice",
-        conflict: "The invoice is not a draft",
-    },
-    Verb {
-        plural: "invoices",
-        verb: "pay",
-        summary: "Mark a sent invoice paid",
-        request: None,
-        response: "Invoice",
-        conflict: "The invoice is not sent or overdue",
-    },
-    Verb {
-        plural: "invoices",
-        verb: "void",
-        summary: "Void an unpaid invoice",
-        request: None,
-        response: "Invoice",
-        conflict: "The invoice is paid or already void",
-    },
-    Verb {
-        plural: "contacts",
-        verb: "erase",
-        summary: "Erase a contact for good (GDPR): unlinks what points at it, removes its activities, blanks the event log about it, leaves a tombstone (company admins)",
-        request: None,
-        response: "Erasure",
-        conflict: "Never",
-    },
-    Verb {
-        plural: "leads",
-        verb: "erase",
-        summary: "Erase a lead for good (GDPR): removes its activities, blanks the event log about it, leaves a tombstone (company admins)",
-        request: None,
-        response: "Erasure",
-        conflict: "Never",
-    },
-    Verb {
-        plural: "activities",
-        verb: "complete",
-        summary: "Complete a task",
-        request: None,
-        response: "Activity",
-        conflict: "The activity is not an open task",
-    },
-    Verb {
-        plural: "activities",
-        verb: "reopen",
-        summary: "Reopen a completed task",
-        request: None,
-        response: "Activity",
-        conflict: "The activity is not a completed task",
-    },
-];
-
-/// The verb routes with their OpenAPI description.
+/// The verb routes with their OpenAPI description. The answers common to every route (401,
+/// 403, 404, 400, 415, 422, 500) are added by [`crate::openapi::finish`].
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
-    let mut r = OpenApiRouter::new()
-        .route("/leads/{id}/convert", post(convert))
-        .route("/opportunities/{id}/close", post(close))
-        .route("/invoices/{id}/send", post(send))
-        .route("/invoices/{id}/pay", post(pay))
-        .route("/invoices/{id}/void", post(void))
-        .route("/contacts/{id}/erase", post(erase_contact))
-        .route("/leads/{id}/erase", post(erase_lead))
-        .route("/activities/{id}/complete", post(complete))
-        .route("/activities/{id}/reopen", post(reopen));
-    for v in VERBS {
-        openapi::describe_verb(r.get_openapi_mut(), v);
-    }
-    r
+    OpenApiRouter::new()
+        .routes(routes!(convert))
+        .routes(routes!(close))
+        .routes(routes!(send))
+        .routes(routes!(pay))
+        .routes(routes!(void))
+        .routes(routes!(erase_contact))
+        .routes(routes!(erase_lead))
+        .routes(routes!(complete))
+        .routes(routes!(reopen))
 }
 
 /// Converts a lead in one transaction; answers the lead and the records made or linked.
+#[utoipa::path(post, path = "/leads/{id}/convert", tag = "leads", summary = "Convert a lead into an account, a contact and optionally an opportunity", request_body = crm_core::ConvertLead,
+    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Done", body = crm_core::Conversion),
+        (status = 409, description = "The lead is already converted, or unqualified", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn convert(
     tenant: Tenant,
     Path(id): Path<Uuid>,
@@ -119,28 +46,38 @@ async fn convert(
     Ok(Json(tenant.leads().convert(Id::from_uuid(id), req).await?))
 }
 
-/// Won or lost.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// Whether the opportunity was won or lost.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-enum Outcome {
+pub(crate) enum Outcome {
+    /// Moves it to its pipeline's won stage.
     Won,
+    /// Moves it to its pipeline's lost stage.
     Lost,
 }
 
-/// The body of `POST /opportunities/{id}/close`.
-#[derive(Debug, Deserialize)]
+/// How an opportunity closed: the body of `POST /opportunities/{id}/close`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CloseRequest {
+pub(crate) struct CloseOpportunity {
+    /// Won or lost.
     outcome: Outcome,
+    /// Why it was lost (only with `lost`; up to 1,000 characters).
     #[serde(default)]
     reason: Option<String>,
 }
 
 /// Closes an opportunity as won, or as lost with an optional reason.
+#[utoipa::path(post, path = "/opportunities/{id}/close", tag = "opportunities", summary = "Close an opportunity as won or lost", request_body = CloseOpportunity,
+    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Done", body = Record<Opportunity>),
+        (status = 409, description = "The opportunity is already closed", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn close(
     tenant: Tenant,
     Path(id): Path<Uuid>,
-    Json(req): Json<CloseRequest>,
+    Json(req): Json<CloseOpportunity>,
 ) -> ApiResult<Response> {
     let opportunities = tenant.opportunities();
     let id = Id::from_uuid(id);
@@ -159,36 +96,78 @@ async fn close(
 }
 
 /// Sends a draft invoice.
+#[utoipa::path(post, path = "/invoices/{id}/send", tag = "invoices", summary = "Send a draft invoice (it becomes read-only)",
+    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Done", body = Record<Invoice>),
+        (status = 409, description = "The invoice is not a draft", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn send(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
     record_ok(tenant.invoices().send(Id::from_uuid(id)).await)
 }
 
 /// Marks an invoice paid.
+#[utoipa::path(post, path = "/invoices/{id}/pay", tag = "invoices", summary = "Mark a sent invoice paid",
+    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Done", body = Record<Invoice>),
+        (status = 409, description = "The invoice is not sent or overdue", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn pay(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
     record_ok(tenant.invoices().mark_paid(Id::from_uuid(id)).await)
 }
 
 /// Voids an invoice.
+#[utoipa::path(post, path = "/invoices/{id}/void", tag = "invoices", summary = "Void an unpaid invoice",
+    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Done", body = Record<Invoice>),
+        (status = 409, description = "The invoice is paid or already void", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn void(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
     record_ok(tenant.invoices().void(Id::from_uuid(id)).await)
 }
 
 /// Erases a contact for good.
+#[utoipa::path(post, path = "/contacts/{id}/erase", tag = "contacts", summary = "Erase a contact for good (GDPR; company admins)",
+    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Done", body = crm_core::Erasure),
+        (status = 409, description = "Never", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn erase_contact(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<crm_core::Erasure>> {
     Ok(Json(tenant.contacts().erase(Id::from_uuid(id)).await?))
 }
 
 /// Erases a lead for good.
+#[utoipa::path(post, path = "/leads/{id}/erase", tag = "leads", summary = "Erase a lead for good (GDPR; company admins)",
+    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Done", body = crm_core::Erasure),
+        (status = 409, description = "Never", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn erase_lead(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<crm_core::Erasure>> {
     Ok(Json(tenant.leads().erase(Id::from_uuid(id)).await?))
 }
 
 /// Completes a task.
+#[utoipa::path(post, path = "/activities/{id}/complete", tag = "activities", summary = "Complete a task",
+    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Done", body = Record<Activity>),
+        (status = 409, description = "The activity is not an open task", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn complete(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
     record_ok(tenant.activities().complete(Id::from_uuid(id)).await)
 }
 
 /// Reopens a completed task.
+#[utoipa::path(post, path = "/activities/{id}/reopen", tag = "activities", summary = "Reopen a completed task",
+    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Done", body = Record<Activity>),
+        (status = 409, description = "The activity is not a completed task", body = Problem, content_type = "application/problem+json"),
+    ))]
 async fn reopen(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
     record_ok(tenant.activities().reopen(Id::from_uuid(id)).await)
 }

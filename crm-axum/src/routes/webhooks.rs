@@ -4,7 +4,8 @@
 use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use crm_core::{Actor, LeadSource, NewLead};
+use crm_core::{Actor, Lead, LeadSource, NewLead, Record};
+use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -121,6 +122,15 @@ fn map_fields(fields: &[(String, String)]) -> (Map<String, Value>, Vec<String>) 
     (out, ignored)
 }
 
+/// What a form post made: the lead and the form fields not used.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct FormLead {
+    /// The lead created (source `web_form`).
+    data: Record<Lead>,
+    /// Names of the posted fields that map to no lead field, as posted.
+    ignored_fields: Vec<String>,
+}
+
 /// Receives a web form post (API key only) and creates a lead (source `web_form`) from it.
 ///
 /// Fields are mapped by name (`first_name`/`firstname`, `last_name`/`surname`, `name`,
@@ -133,7 +143,7 @@ fn map_fields(fields: &[(String, String)]) -> (Map<String, Value>, Vec<String>) 
     )),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the post safe to retry")),
     responses(
-        (status = 201, description = "The lead created (`data`) and the fields not used (`ignored_fields`)", body = Object),
+        (status = 201, description = "The lead created (`data`) and the fields not used (`ignored_fields`)", body = FormLead),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an API key", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Nothing usable in the form", body = Problem, content_type = "application/problem+json"),
@@ -163,7 +173,10 @@ async fn form(
             let mut new: NewLead = extract::from_value(Value::Object(input))?;
             new.source = LeadSource::WebForm;
             let lead = tenant.leads().create(new).await?;
-            let body = serde_json::json!({ "data": lead, "ignored_fields": ignored });
+            let body = FormLead {
+                data: lead,
+                ignored_fields: ignored,
+            };
             Ok(axum::response::IntoResponse::into_response((
                 axum::http::StatusCode::CREATED,
                 axum::Json(body),

@@ -11,6 +11,7 @@
 mod harness;
 
 mod helpers;
+mod schema_check;
 
 mod admin;
 mod auth;
@@ -22,3 +23,4 @@ mod records;
 mod server;
 mod settings;
 mod tenancy;
+mod wire;

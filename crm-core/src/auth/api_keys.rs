@@ -19,6 +19,7 @@ pub type ApiKeyId = Id<ApiKey>;
 
 /// An API key as listed: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKey {
     /// Its id.
     pub id: ApiKeyId,

@@ -47,6 +47,7 @@ pub type CustomFieldId = Id<CustomFieldDefinition>;
 
 /// A custom field of one entity in one organization.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustomFieldDefinition {
     /// Its id.
     pub id: CustomFieldId,
@@ -80,6 +81,7 @@ pub struct CustomFieldDefinition {
 
 /// Input of [`CustomFields::define`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewCustomField {
     /// The key.
@@ -115,6 +117,7 @@ impl NewCustomField {
 
 /// Changes to a definition (its key and type are fixed).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CustomFieldPatch {
     /// New label.

@@ -39,6 +39,7 @@ crate::record_type! {
         /// Body text.
         body: Option<String>,
         /// The kind of record it is attached to (any entity with a timeline: not an activity).
+        #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::attachable_kinds))]
         related_entity: EntityKind [only(EntityKind::WITH_TIMELINE)],
         /// The record it is attached to (live, same organization).
         related_id: Uuid,

@@ -47,6 +47,7 @@ crate::text_enum! {
 
 /// One line of an invoice. The library computes its amounts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LineItem {
     /// What is billed.
@@ -92,7 +93,8 @@ fn apply_rate(value: i64, bp: i64) -> Option<i64> {
 crate::record_type! {
     /// A bill sent to an account.
     pub struct Invoice / NewInvoice / InvoicePatch {
-        /// The billed account (required, same organization).
+        /// The billed account (required, same organization; never null once stored).
+        #[cfg_attr(feature = "openapi", schema(nullable = false))]
         account_id: Option<AccountId>,
         /// The opportunity it bills, if any.
         opportunity_id: Option<OpportunityId>,
@@ -103,6 +105,7 @@ crate::record_type! {
         /// Due date.
         due_date: Option<NaiveDate> [sortable],
         /// The lines, in order.
+        #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::line_items))]
         line_items: Json<Vec<LineItem>>,
         /// Free text printed on the invoice.
         notes: Option<String>,

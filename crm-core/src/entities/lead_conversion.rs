@@ -21,6 +21,7 @@ use crate::time::now;
 /// Create a new record, or link an existing one (whose empty fields the lead then fills; nothing
 /// is overwritten).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Target<I> {
     /// Create it from the lead.
@@ -32,6 +33,7 @@ pub enum Target<I> {
 
 /// The opportunity a conversion creates.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConvertOpportunity {
     /// Name; `"<company or lead name> deal"` when absent.
@@ -56,6 +58,7 @@ pub struct ConvertOpportunity {
 
 /// What a conversion should produce.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConvertLead {
     /// The account.
@@ -71,6 +74,7 @@ pub struct ConvertLead {
 
 /// What a conversion produced.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Conversion {
     /// The lead, now `converted`.
     pub lead: Record<Lead>,

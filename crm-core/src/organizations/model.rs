@@ -13,6 +13,7 @@ pub type OrganizationId = Id<Organization>;
 
 /// A tenant: every CRM record belongs to exactly one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Organization {
     /// Its id.
     pub id: OrganizationId,
@@ -31,6 +32,7 @@ pub struct Organization {
 
 /// Whether an organization may be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrganizationStatus {
     /// In use.
@@ -70,6 +72,7 @@ impl TryFrom<String> for OrganizationStatus {
 
 /// Input of [`Organizations::create`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
     /// Display name (1–200 characters).

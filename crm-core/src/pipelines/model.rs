@@ -26,6 +26,7 @@ crate::text_enum! {
 
 /// A sales process.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pipeline {
     /// Its id.
     pub id: PipelineId,
@@ -48,6 +49,7 @@ pub struct Pipeline {
 
 /// One step of a pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stage {
     /// Its id.
     pub id: StageId,
@@ -77,6 +79,7 @@ impl Referable for Stage {
 
 /// Input of [`Pipelines::create`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewPipeline {
     /// Display name.
@@ -87,6 +90,7 @@ pub struct NewPipeline {
 
 /// A stage of a [`NewPipeline`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewStage {
     /// Display name.
@@ -125,6 +129,7 @@ pub fn default_pipeline() -> NewPipeline {
 
 /// Count and amounts of the live opportunities in one stage.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageSummary {
     /// The stage.
     pub stage: Stage,
@@ -137,6 +142,7 @@ pub struct StageSummary {
 
 /// A sum of amounts in one currency.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageAmount {
     /// ISO 4217 code (`None` for opportunities without an amount).
     pub currency: Option<String>,
@@ -146,6 +152,7 @@ pub struct StageAmount {
 
 /// A pipeline with its per-stage totals.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PipelineSummary {
     /// The pipeline.
     pub pipeline: Pipeline,

@@ -19,6 +19,7 @@ use crate::time::now;
 
 /// What an erasure removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Erasure {
     /// The entity (`"contact"`, `"lead"`).
     pub entity: &'static str,

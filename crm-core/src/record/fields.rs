@@ -173,14 +173,28 @@ impl<T: FieldType> FieldType for Option<T> {
     const CHOICES: &'static [&'static str] = T::CHOICES;
 }
 
+/// A wire type that describes itself: `utoipa::ToSchema` with feature `openapi`, any type
+/// without it. Entities and their inputs are `Described`, so that code generic over any entity
+/// (an [`EntityVisitor`](crate::EntityVisitor)) can document them.
+#[cfg(feature = "openapi")]
+pub trait Described: utoipa::ToSchema {}
+#[cfg(feature = "openapi")]
+impl<T: utoipa::ToSchema> Described for T {}
+/// A wire type that describes itself: `utoipa::ToSchema` with feature `openapi`, any type
+/// without it.
+#[cfg(not(feature = "openapi"))]
+pub trait Described {}
+#[cfg(not(feature = "openapi"))]
+impl<T> Described for T {}
+
 /// The columns of an entity and its input types; implemented by [`record_type!`](crate::record_type).
-pub trait Fields {
+pub trait Fields: Described {
     /// The entity's own columns, in declaration order.
     const COLUMNS: &'static [Column];
     /// The input of `create`: the same fields plus `custom_fields`.
-    type New: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync;
+    type New: serde::Serialize + serde::de::DeserializeOwned + Described + Clone + Send + Sync;
     /// The input of `update`: every field optional; `Some(None)` clears a nullable field.
-    type Patch: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync;
+    type Patch: serde::Serialize + serde::de::DeserializeOwned + Described + Clone + Send + Sync;
 }
 
 /// Deserializes a patch field that is present: `"x": null` becomes `Some(None)` for a nullable
@@ -207,6 +221,15 @@ where
 /// optional `readonly { … }` block are written by the library only (statuses, numbers, totals):
 /// they are in the entity but not in its inputs, and start at their `Default`.
 ///
+/// Attributes on an editable field (doc comments, `#[cfg_attr(feature = "openapi",
+/// schema(…))]`) go on that field in all three structs.
+///
+/// With feature `openapi` the three structs derive `utoipa::ToSchema` (read-only fields are
+/// marked `readOnly`; a patch field is described as the field's own type, so it takes `null`
+/// only where the field is nullable). `cfg_attr(feature = "openapi")` in an exported macro is
+/// evaluated in the crate that invokes it: every invocation is inside crm-core, whose feature
+/// it is; a crate invoking it elsewhere needs a feature of that name (and `utoipa`) too.
+///
 /// ```ignore
 /// crm_core::record_type! {
 ///     /// A company.
@@ -227,7 +250,7 @@ macro_rules! record_type {
         $(#[doc = $doc:expr])*
         pub struct $name:ident / $new:ident / $patch:ident {
             $(
-                $(#[doc = $fdoc:expr])*
+                $(#[$fattr:meta])*
                 $field:ident : $ty:ty $([$($flag:ident $(($($arg:expr),*))?),*])?
             ),* $(,)?
         }
@@ -242,24 +265,27 @@ macro_rules! record_type {
     ) => {
         $(#[doc = $doc])*
         #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub struct $name {
             $(
-                $(#[doc = $fdoc])*
+                $(#[$fattr])*
                 pub $field: $ty,
             )*
             $($(
                 $(#[doc = $rdoc])*
                 #[serde(default)]
+                #[cfg_attr(feature = "openapi", schema(read_only))]
                 pub $rfield: $rty,
             )*)?
         }
 
         #[doc = concat!("Input to create a [`", stringify!($name), "`]: its fields plus custom fields.")]
         #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(deny_unknown_fields)]
         pub struct $new {
             $(
-                $(#[doc = $fdoc])*
+                $(#[$fattr])*
                 #[serde(default)]
                 pub $field: $ty,
             )*
@@ -274,10 +300,13 @@ macro_rules! record_type {
             "`null` is removed and other keys are merged."
         )]
         #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(deny_unknown_fields)]
         pub struct $patch {
             $(
-                $(#[doc = $fdoc])*
+                $(#[$fattr])*
+                // Described as the field itself: `null` only where the field is nullable.
+                #[cfg_attr(feature = "openapi", schema(value_type = $ty))]
                 #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "::crm_core::record::present")]
                 pub $field: Option<$ty>,
             )*
@@ -303,6 +332,9 @@ macro_rules! record_type {
 
 /// Declares an enum stored as text (`status`, `source`, `kind`…): serde and SQL use the given
 /// names, it parses from them, and it is a text column for filters.
+///
+/// With feature `openapi` it derives `utoipa::ToSchema` (a string enum of the given names; see
+/// [`record_type!`](crate::record_type) on where that feature is evaluated).
 #[macro_export]
 macro_rules! text_enum {
     (
@@ -316,10 +348,13 @@ macro_rules! text_enum {
     ) => {
         $(#[doc = $doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
             $(
                 $(#[doc = $vdoc])*
                 #[serde(rename = $text)]
+                // utoipa does not read serde's rename through the macro's literal.
+                #[cfg_attr(feature = "openapi", schema(rename = $text))]
                 $variant,
             )+
         }

@@ -16,6 +16,7 @@ pub const MAX_FILTERS: usize = 50;
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     /// Equal.
@@ -47,6 +48,7 @@ pub enum Op {
 /// One condition: `field op value`. `field` is a standard field (`name`, `created_at`…) or a
 /// custom field as `custom_fields.<key>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Filter {
     /// The field.
     pub field: String,
@@ -69,6 +71,7 @@ pub struct Filter {
 /// assert_eq!(json["or"][1]["not"]["op"], "between");
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(no_recursion))]
 #[serde(untagged)]
 pub enum Condition {
     /// All of these hold.
@@ -126,6 +129,7 @@ pub const MAX_DEPTH: usize = 8;
 
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Smallest first; empty values last.
@@ -137,6 +141,7 @@ pub enum Direction {
 
 /// Sort order: one sortable field, then the id in the same direction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sort {
     /// A sortable field (`id`, `created_at`, `updated_at`, or one the entity marks sortable).
     pub field: String,
@@ -147,6 +152,7 @@ pub struct Sort {
 
 /// Which rows a list sees with respect to the trash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Deleted {
     /// Live rows only.

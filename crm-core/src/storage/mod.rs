@@ -248,6 +248,8 @@ impl Conn<'_> {
     /// `EXPLAIN (format json)` on this very connection, so with its tenant binding and role)
     /// before the statement itself runs. Elsewhere: nothing but a task-local lookup.
     async fn explain_if_asked(&mut self, sql: &Sql) -> Result<()> {
+        #[cfg(not(feature = "postgres"))]
+        let _ = sql;
         #[cfg(feature = "postgres")]
         if let Conn::Postgres(..) = self
             && EXPLAINED.try_with(|_| ()).is_ok()

@@ -17,6 +17,7 @@ pub type UserId = Id<User>;
 
 /// A user of one organization. The password hash is never part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Its id.
     pub id: UserId,
@@ -67,6 +68,7 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 
 /// A user's role. Ordered: `User < CompanyAdmin < SuperAdmin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Works with the CRM records of their organization.
