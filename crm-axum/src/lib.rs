@@ -93,7 +93,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use crm_core::{Crm, EntityKind};
+use crm_core::{Crm, Entity, EntityKind, EntityVisitor};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
@@ -131,8 +131,21 @@ fn parts() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
     // The generic record routes of every entity of the registry.
     let protected = EntityKind::ALL
         .iter()
-        .fold(protected, |r, kind| r.merge(kind.visit(records::Routes)));
+        .fold(protected, |r, kind| r.merge(kind.visit(EntityRoutes)));
     (public, protected)
+}
+
+/// Serves and describes one entity of the registry: its generic record routes and their
+/// OpenAPI description.
+struct EntityRoutes;
+
+impl EntityVisitor for EntityRoutes {
+    type Output = OpenApiRouter<ApiState>;
+    fn visit<E: Entity>(self) -> Self::Output {
+        let mut r = records::routes::<E>(E::TABLE);
+        openapi::describe_entity::<E>(r.get_openapi_mut(), E::TABLE, E::KIND.has_timeline());
+        r
+    }
 }
 
 /// The OpenAPI 3.1 description of every route of [`router`] (paths include `/api/v1`).

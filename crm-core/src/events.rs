@@ -4,8 +4,6 @@
 //! webhook delivery and other background jobs read, so an event exists if and only if its
 //! change was committed.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -23,106 +21,46 @@ use crate::time::now;
 /// The id of an event.
 pub type EventId = Id<Event>;
 
-/// What happened to a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Action {
-    /// It was created.
-    Created,
-    /// Some of its fields changed.
-    Updated,
-    /// It was moved to the trash.
-    Deleted,
-    /// It was taken back out of the trash.
-    Restored,
-    /// It was removed for good.
-    Purged,
-    /// A lead was converted.
-    Converted,
-    /// An opportunity moved to another stage.
-    StageChanged,
-    /// An opportunity was closed (won or lost).
-    Closed,
-    /// An invoice was sent.
-    Sent,
-    /// An invoice was paid.
-    Paid,
-    /// An invoice was voided.
-    Voided,
-    /// An invoice passed its due date unpaid.
-    Overdue,
-    /// A task was completed.
-    Completed,
-    /// A task was reopened.
-    Reopened,
-    /// A user's role changed.
-    RoleChanged,
-    /// A user was deactivated.
-    Deactivated,
-    /// A user was reactivated.
-    Reactivated,
-    /// A person's record was erased for good (GDPR); only this tombstone remains.
-    Erased,
-}
-
-impl Action {
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Action::Created => "created",
-            Action::Updated => "updated",
-            Action::Deleted => "deleted",
-            Action::Restored => "restored",
-            Action::Purged => "purged",
-            Action::Converted => "converted",
-            Action::StageChanged => "stage_changed",
-            Action::Closed => "closed",
-            Action::Sent => "sent",
-            Action::Paid => "paid",
-            Action::Voided => "voided",
-            Action::Overdue => "overdue",
-            Action::Completed => "completed",
-            Action::Reopened => "reopened",
-            Action::RoleChanged => "role_changed",
-            Action::Deactivated => "deactivated",
-            Action::Reactivated => "reactivated",
-            Action::Erased => "erased",
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl TryFrom<String> for Action {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        Ok(match s.as_str() {
-            "created" => Action::Created,
-            "updated" => Action::Updated,
-            "deleted" => Action::Deleted,
-            "restored" => Action::Restored,
-            "purged" => Action::Purged,
-            "converted" => Action::Converted,
-            "stage_changed" => Action::StageChanged,
-            "closed" => Action::Closed,
-            "sent" => Action::Sent,
-            "paid" => Action::Paid,
-            "voided" => Action::Voided,
-            "overdue" => Action::Overdue,
-            "completed" => Action::Completed,
-            "reopened" => Action::Reopened,
-            "role_changed" => Action::RoleChanged,
-            "deactivated" => Action::Deactivated,
-            "reactivated" => Action::Reactivated,
-            "erased" => Action::Erased,
-            other => return Err(Error::Internal(format!("unknown event action `{other}`"))),
-        })
+crate::text_enum! {
+    /// What happened to a record.
+    #[non_exhaustive]
+    pub enum Action {
+        /// It was created.
+        Created = "created",
+        /// Some of its fields changed.
+        Updated = "updated",
+        /// It was moved to the trash.
+        Deleted = "deleted",
+        /// It was taken back out of the trash.
+        Restored = "restored",
+        /// It was removed for good.
+        Purged = "purged",
+        /// A lead was converted.
+        Converted = "converted",
+        /// An opportunity moved to another stage.
+        StageChanged = "stage_changed",
+        /// An opportunity was closed (won or lost).
+        Closed = "closed",
+        /// An invoice was sent.
+        Sent = "sent",
+        /// An invoice was paid.
+        Paid = "paid",
+        /// An invoice was voided.
+        Voided = "voided",
+        /// An invoice passed its due date unpaid.
+        Overdue = "overdue",
+        /// A task was completed.
+        Completed = "completed",
+        /// A task was reopened.
+        Reopened = "reopened",
+        /// A user's role changed.
+        RoleChanged = "role_changed",
+        /// A user was deactivated.
+        Deactivated = "deactivated",
+        /// A user was reactivated.
+        Reactivated = "reactivated",
+        /// A person's record was erased for good (GDPR); only this tombstone remains.
+        Erased = "erased",
     }
 }
 
@@ -139,7 +77,6 @@ pub struct Event {
     /// The record's id.
     pub record_id: Uuid,
     /// What happened.
-    #[sqlx(try_from = "String")]
     pub action: Action,
     /// `"user"`, `"api_key"` or `"system"`.
     pub actor_kind: String,

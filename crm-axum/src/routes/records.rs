@@ -1,6 +1,6 @@
 //! The REST resource of any entity, written once: list, search, create (idempotent), batch,
-//! get, patch, delete (soft or permanent), restore. An entity is added with one line in
-//! [`crate::api`]: `.merge(records::routes::<Lead>("leads"))`.
+//! get, patch, delete (soft or permanent), restore. Every entity of crm-core's registry gets
+//! them (`crate::router` visits each `EntityKind`); nothing here names an entity.
 
 use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
@@ -22,7 +22,6 @@ use crate::auth::Tenant;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{self, Json, JsonBody, Path};
 use crate::idempotency;
-use crate::openapi;
 use crate::state::ApiState;
 
 /// Most items in one batch request.
@@ -42,17 +41,8 @@ impl<E> Resource for E where
 {
 }
 
-/// Visits an entity of the registry for its routes ([`routes`]).
-pub(crate) struct Routes;
-
-impl crm_core::EntityVisitor for Routes {
-    type Output = OpenApiRouter<ApiState>;
-    fn visit<E: Entity>(self) -> Self::Output {
-        routes::<E>(E::TABLE)
-    }
-}
-
-/// The routes of entity `E` under `/{plural}`, with their OpenAPI description.
+/// The routes of entity `E` under `/{plural}` (`crate::openapi::describe_entity` documents
+/// them).
 pub(crate) fn routes<E: Resource>(plural: &'static str) -> OpenApiRouter<ApiState> {
     let mut r = OpenApiRouter::new()
         .route(&format!("/{plural}"), get(list::<E>).post(create::<E>))
@@ -64,11 +54,9 @@ pub(crate) fn routes<E: Resource>(plural: &'static str) -> OpenApiRouter<ApiStat
         )
         .route(&format!("/{plural}/{{id}}/restore"), post(restore::<E>));
     // Activities have no timeline of their own: they are what timelines show.
-    let has_timeline = E::KIND.has_timeline();
-    if has_timeline {
+    if E::KIND.has_timeline() {
         r = r.route(&format!("/{plural}/{{id}}/timeline"), get(timeline::<E>));
     }
-    openapi::describe_entity::<E>(r.get_openapi_mut(), plural, has_timeline);
     r
 }
 

@@ -197,6 +197,24 @@ pub trait Fields: Described {
     type Patch: serde::Serialize + serde::de::DeserializeOwned + Described + Clone + Send + Sync;
 }
 
+/// `LeadStatus` → `lead_status`: the field name of a [`text_enum!`](crate::text_enum) type in
+/// its parse errors.
+#[doc(hidden)]
+pub fn snake_case(type_name: &str) -> String {
+    let mut out = String::with_capacity(type_name.len() + 4);
+    for (i, c) in type_name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Deserializes a patch field that is present: `"x": null` becomes `Some(None)` for a nullable
 /// field (clear it) and an error for a required one; an absent field stays `None` (keep it).
 pub fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
@@ -330,15 +348,16 @@ macro_rules! record_type {
     };
 }
 
-/// Declares an enum stored as text (`status`, `source`, `kind`…): serde and SQL use the given
-/// names, it parses from them, and it is a text column for filters.
+/// Declares an enum stored as text (`status`, `source`, `kind`, roles, event actions…): serde
+/// and SQL use the given names, it parses from them, orders by declaration, and it is a text
+/// column for filters.
 ///
 /// With feature `openapi` it derives `utoipa::ToSchema` (a string enum of the given names; see
 /// [`record_type!`](crate::record_type) on where that feature is evaluated).
 #[macro_export]
 macro_rules! text_enum {
     (
-        $(#[doc = $doc:expr])*
+        $(#[$attr:meta])*
         pub enum $name:ident {
             $(
                 $(#[doc = $vdoc:expr])*
@@ -346,8 +365,11 @@ macro_rules! text_enum {
             ),+ $(,)?
         }
     ) => {
-        $(#[doc = $doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        $(#[$attr])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize,
+            serde::Deserialize,
+        )]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
             $(
@@ -389,14 +411,15 @@ macro_rules! text_enum {
             fn from_str(s: &str) -> Result<Self, $crate::Error> {
                 match s {
                     $($text => Ok($name::$variant),)+
-                    other => Err($crate::Error::invalid(
-                        stringify!($name),
-                        "invalid_choice",
-                        format!(
-                            "unknown value `{other}`; expected one of: {}",
+                    other => {
+                        let field = $crate::record::snake_case(stringify!($name));
+                        let message = format!(
+                            "unknown {} `{other}`; expected one of: {}",
+                            field.replace('_', " "),
                             [$($text),+].join(", ")
-                        ),
-                    )),
+                        );
+                        Err($crate::Error::invalid(field, "invalid_choice", message))
+                    }
                 }
             }
         }

@@ -28,7 +28,7 @@ mod service;
 
 pub use entity::{Entity, Operation, WriteContext};
 pub use erasure::Erasure;
-pub use fields::{Column, Described, FieldType, Fields, Kind, present};
+pub use fields::{Column, Described, FieldType, Fields, Kind, present, snake_case};
 pub use link::Referable;
 pub use page::Page;
 pub use query::{

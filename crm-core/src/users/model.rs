@@ -1,12 +1,8 @@
 //! A user, their id and [`Role`], and the input that creates one.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
 use crate::id::Id;
 use crate::organizations::OrganizationId;
 use crate::password::Password;
@@ -28,7 +24,6 @@ pub struct User {
     /// Display name.
     pub name: String,
     /// Role.
-    #[sqlx(try_from = "String")]
     pub role: Role,
     /// Deactivated users cannot sign in; their records stay.
     pub is_active: bool,
@@ -66,60 +61,21 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 /// Maximum password length (argon2 takes any, but unbounded input is a denial of service).
 pub const MAX_PASSWORD_LEN: usize = 1024;
 
-/// A user's role. Ordered: `User < CompanyAdmin < SuperAdmin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Works with the CRM records of their organization.
-    User,
-    /// Administers one organization: users, custom fields, API keys, purges.
-    CompanyAdmin,
-    /// Operates the whole installation: creates and suspends organizations.
-    SuperAdmin,
+crate::text_enum! {
+    /// A user's role. Ordered: `User < CompanyAdmin < SuperAdmin`.
+    pub enum Role {
+        /// Works with the CRM records of their organization.
+        User = "user",
+        /// Administers one organization: users, custom fields, API keys, purges.
+        CompanyAdmin = "company_admin",
+        /// Operates the whole installation: creates and suspends organizations.
+        SuperAdmin = "super_admin",
+    }
 }
 
 impl Role {
-    /// The stored and serialized name (`"user"`, `"company_admin"`, `"super_admin"`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::CompanyAdmin => "company_admin",
-            Role::SuperAdmin => "super_admin",
-        }
-    }
-
     /// Whether this role administers its organization (company admin or above).
     pub fn is_admin(self) -> bool {
         self >= Role::CompanyAdmin
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "user" => Ok(Role::User),
-            "company_admin" => Ok(Role::CompanyAdmin),
-            "super_admin" => Ok(Role::SuperAdmin),
-            other => Err(Error::invalid(
-                "role",
-                "invalid_choice",
-                format!("unknown role `{other}` (expected user, company_admin or super_admin)"),
-            )),
-        }
-    }
-}
-
-impl TryFrom<String> for Role {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self, Error> {
-        s.parse()
     }
 }
