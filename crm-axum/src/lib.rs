@@ -142,8 +142,8 @@ struct EntityRoutes;
 impl EntityVisitor for EntityRoutes {
     type Output = OpenApiRouter<ApiState>;
     fn visit<E: Entity>(self) -> Self::Output {
-        let mut r = records::routes::<E>(E::TABLE);
-        openapi::describe_entity::<E>(r.get_openapi_mut(), E::TABLE, E::KIND.has_timeline());
+        let mut r = records::routes::<E>();
+        openapi::describe_entity::<E>(r.get_openapi_mut());
         r
     }
 }

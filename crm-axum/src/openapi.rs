@@ -304,9 +304,10 @@ pub(crate) fn record_schema<E: ToSchema>() -> String {
     format!("{}_{}", <Record<E> as ToSchema>::name(), E::name())
 }
 
-/// The schemas and paths of entity `E` under `/{plural}`: its own fields (`Account`), its
+/// The schemas and paths of entity `E` under `/{its table}`: its own fields (`Account`), its
 /// record (`Record_Account`), create and patch inputs and list page, as crm-core derives them.
-pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi, plural: &str, timeline: bool) {
+pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
+    let plural = E::TABLE;
     let name = record_schema::<E>();
     let new_name = <E::New as ToSchema>::name().into_owned();
     let patch_name = <E::Patch as ToSchema>::name().into_owned();
@@ -485,7 +486,7 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi, plural: &str, time
         format!("/{plural}/{{id}}/restore"),
         PathItem::new(HttpMethod::Post, restore_op),
     );
-    if timeline {
+    if E::KIND.has_timeline() {
         let page = format!(
             "{}_{}",
             <Page<crm_core::TimelineItem> as ToSchema>::name(),

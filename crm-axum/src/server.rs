@@ -53,7 +53,7 @@ pub fn app(crm: Crm, auth: AuthConfig, options: &ServerOptions) -> Router {
         .merge(crate::router(crm, auth))
         .merge(probes)
         // The whole app: unknown paths outside the API are problems too.
-        .fallback(|| async { ApiError::NoRoute })
+        .fallback(crate::no_route)
         .layer(middleware::from_fn(move |req, next| {
             time_limit(timeout, req, next)
         }))

@@ -41,9 +41,10 @@ impl<E> Resource for E where
 {
 }
 
-/// The routes of entity `E` under `/{plural}` (`crate::openapi::describe_entity` documents
+/// The routes of entity `E` under `/{its table}` (`crate::openapi::describe_entity` documents
 /// them).
-pub(crate) fn routes<E: Resource>(plural: &'static str) -> OpenApiRouter<ApiState> {
+pub(crate) fn routes<E: Resource>() -> OpenApiRouter<ApiState> {
+    let plural = E::TABLE;
     let mut r = OpenApiRouter::new()
         .route(&format!("/{plural}"), get(list::<E>).post(create::<E>))
         .route(&format!("/{plural}/search"), post(search::<E>))

@@ -133,7 +133,7 @@ async fn void(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
     params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = crm_core::Erasure),
-        (status = 409, description = "Never", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A record that cannot lose its link still points at it", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn erase_contact(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<crm_core::Erasure>> {
     Ok(Json(tenant.contacts().erase(Id::from_uuid(id)).await?))
@@ -144,7 +144,7 @@ async fn erase_contact(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<c
     params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = crm_core::Erasure),
-        (status = 409, description = "Never", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A record that cannot lose its link still points at it", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn erase_lead(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<crm_core::Erasure>> {
     Ok(Json(tenant.leads().erase(Id::from_uuid(id)).await?))

@@ -65,12 +65,6 @@ impl Entity for Activity {
         v.text("subject", &self.subject, true, 500);
         v.opt_text("body", self.body.as_deref(), 100_000);
         v.non_negative("duration_minutes", self.duration_minutes);
-        v.check(
-            self.related_entity.has_timeline(),
-            "related_entity",
-            "invalid_choice",
-            "activities attach to records with a timeline, not to activities",
-        );
         let task = self.kind == ActivityKind::Task;
         v.check(
             task || self.due_at.is_none(),

@@ -98,6 +98,9 @@ pub struct Column {
     pub defaulted: bool,
     /// The allowed values of a text enum (empty for free text).
     pub choices: &'static [&'static str],
+    /// Whether [`Column::only`] narrowed `choices` below what the type allows: the record
+    /// machinery then checks the value on every write.
+    pub narrowed: bool,
 }
 
 impl Column {
@@ -111,6 +114,7 @@ impl Column {
             readonly: false,
             defaulted: T::DEFAULTED,
             choices: T::CHOICES,
+            narrowed: false,
         }
     }
 
@@ -126,9 +130,11 @@ impl Column {
         self
     }
 
-    /// Narrows the allowed values of a text enum to `choices` (a subset of its type's).
+    /// Narrows the allowed values of a text enum to `choices` (a subset of its type's); the
+    /// record machinery refuses any other value on create and update (422 `invalid_choice`).
     pub const fn only(mut self, choices: &'static [&'static str]) -> Self {
         self.choices = choices;
+        self.narrowed = true;
         self
     }
 }

@@ -888,8 +888,30 @@ fn column_arg(c: &Column, values: &Map<String, Value>) -> Result<Arg> {
 
 fn validate<E: Entity>(entity: &E) -> Result<()> {
     let mut v = Validator::new();
+    narrowed_choices(entity, &mut v)?;
     entity.validate(&mut v);
     v.finish()
+}
+
+/// Checks the columns whose choices [`Column::only`] narrowed (the type allows more); entities
+/// without such a column pay nothing.
+fn narrowed_choices<E: Entity>(entity: &E, v: &mut Validator) -> Result<()> {
+    if !E::COLUMNS.iter().any(|c| c.narrowed) {
+        return Ok(());
+    }
+    let values = to_object(entity)?;
+    for c in E::COLUMNS.iter().filter(|c| c.narrowed) {
+        if let Some(value) = field(&values, c).as_str()
+            && !c.choices.contains(&value)
+        {
+            v.push(
+                c.name,
+                "invalid_choice",
+                format!("`{value}` is not one of: {}", c.choices.join(", ")),
+            );
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn to_object<T: Serialize>(value: &T) -> Result<Map<String, Value>> {

@@ -47,6 +47,36 @@ async fn activities_attach_to_records_of_the_same_organization(crm: crm_core::Cr
         assert!(matches!(err, Error::NotFound { .. }), "{entity}: {err:?}");
     }
 
+    // Activities attach to records with a timeline: never to another activity, and a patch
+    // cannot move one there either.
+    let on_activity = |id| note(EntityKind::Activity, id, "x");
+    let kickoff = t.activities().list(&Default::default()).await.unwrap().data[0].id;
+    let err = t
+        .activities()
+        .create(on_activity(kickoff.uuid()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation(e) if e[0].field == "related_entity" && e[0].code == "invalid_choice"),
+        "{err:?}"
+    );
+    let err = t
+        .activities()
+        .update(
+            kickoff,
+            ActivityPatch {
+                related_entity: Some(EntityKind::Activity),
+                related_id: Some(kickoff.uuid()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation(e) if e[0].field == "related_entity"),
+        "{err:?}"
+    );
+
     // Tasks: due time, assignee, completion; other kinds have none of these.
     let task = t
         .activities()
