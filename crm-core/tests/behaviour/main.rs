@@ -7,6 +7,7 @@ mod harness;
 
 mod activities;
 mod auth;
+mod constraints;
 mod custom_field_types;
 mod events;
 mod index_proof;
