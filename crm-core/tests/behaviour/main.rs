@@ -21,4 +21,5 @@ mod organizations_and_users;
 mod records;
 mod rls;
 mod tenancy;
+mod transactions;
 mod user_management;
