@@ -171,9 +171,64 @@ async fn units_end_cleanly(crm: Crm) {
     t.accounts().create(account("Works")).await.unwrap();
 }
 
+/// How crm-axum runs a create under an `Idempotency-Key`: the create and its remembered
+/// response commit together. A failure after the create (storing the response, or anything
+/// else) undoes the create too, so the retry that follows creates exactly one record.
+async fn an_idempotent_create_and_its_response_commit_together(crm: Crm) {
+    use crm_core::auth::{Begin, StoredResponse};
+    let org = Org::new(&crm, "Idempotent").await;
+    let t = org.user(&crm);
+    let ttl = Duration::from_secs(60);
+    let response = |body: String| StoredResponse {
+        status: 201,
+        headers: "{}".into(),
+        body,
+    };
+
+    assert_eq!(
+        t.idempotency().begin("k1", "fp", ttl).await.unwrap(),
+        Begin::Started
+    );
+    let failed: crm_core::Result<()> = t
+        .transaction(|t| async move {
+            t.accounts().create(account("Once")).await?;
+            // The process fails before the response is stored.
+            Err(Error::Internal(
+                "lost between the create and its completion".into(),
+            ))
+        })
+        .await;
+    assert!(failed.is_err());
+    t.idempotency().release("k1").await.unwrap();
+    let none = crm_core::ListQuery::default().filter("name", crm_core::Op::Eq, "Once");
+    assert!(t.accounts().list(&none).await.unwrap().data.is_empty());
+
+    // The retry runs again and this time completes.
+    assert_eq!(
+        t.idempotency().begin("k1", "fp", ttl).await.unwrap(),
+        Begin::Started
+    );
+    let id = t
+        .transaction(|t| async move {
+            let a = t.accounts().create(account("Once")).await?;
+            t.idempotency()
+                .complete("k1", &response(a.id.to_string()))
+                .await?;
+            Ok(a.id)
+        })
+        .await
+        .unwrap();
+    let Begin::Replay(stored) = t.idempotency().begin("k1", "fp", ttl).await.unwrap() else {
+        panic!("a completed key replays");
+    };
+    assert_eq!(stored.body, id.to_string());
+    assert_eq!(t.accounts().list(&none).await.unwrap().data.len(), 1);
+}
+
 crate::on_both_backends!(
     a_unit_commits_every_write_or_none,
     a_failed_call_undoes_only_itself,
     a_nested_unit_is_a_savepoint,
     units_end_cleanly,
+    an_idempotent_create_and_its_response_commit_together,
 );
