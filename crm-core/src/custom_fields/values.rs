@@ -20,10 +20,7 @@ pub(crate) struct CustomValues;
 impl CustomValues {
     /// Whether `key` is a valid custom field key.
     pub(crate) fn is_valid_key(key: &str) -> bool {
-        let mut bytes = key.bytes();
-        matches!(bytes.next(), Some(b'a'..=b'z'))
-            && key.len() <= 63
-            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        crate::storage::FieldKey::new(key).is_some()
     }
 
     /// Removes `custom_fields` from a create input, checks it, and drops `null` values.

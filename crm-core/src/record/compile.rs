@@ -20,7 +20,7 @@ use super::query::{
 use crate::custom_fields::{self, CustomFieldDefinition, CustomFieldType, Definitions};
 use crate::error::{Error, FieldError, Result};
 use crate::organizations::OrganizationId;
-use crate::storage::{Arg, Backend, Sql};
+use crate::storage::{Arg, Backend, FieldKey, Sql};
 
 /// The columns every record has, that lists may filter (and some sort) on.
 const COMMON: &[Column] = &[
@@ -566,26 +566,39 @@ fn push_custom_filter(
     backend: Backend,
 ) -> std::result::Result<(), FieldError> {
     use CustomFieldType as T;
-    // Keys are validated identifiers ([a-z][a-z0-9_]*): safe inside a SQL string literal.
-    let key = d.key.as_str();
+    // Only a checked key reaches the SQL text (stored definitions always pass).
+    let Some(key) = FieldKey::new(&d.key) else {
+        return Err(FieldError::new(
+            "field",
+            "unknown_field",
+            "not a custom field",
+        ));
+    };
     let money = d.field_type == T::Currency;
-    let (json_expr, text_expr) = match (backend, money) {
-        (Backend::Postgres, false) => (
-            format!("custom_fields->'{key}'"),
-            format!("(custom_fields->>'{key}') collate \"C\""),
-        ),
-        (Backend::Postgres, true) => (
-            format!("custom_fields->'{key}'->'amount_minor'"),
-            String::new(),
-        ),
-        (Backend::Sqlite, false) => (
-            format!("custom_fields->>'{key}'"),
-            format!("custom_fields->>'{key}'"),
-        ),
-        (Backend::Sqlite, true) => (
-            format!("custom_fields->>'$.{key}.amount_minor'"),
-            String::new(),
-        ),
+    // The value as JSON on PostgreSQL (as SQL on SQLite, where `->>` yields numbers as numbers).
+    let json_expr = |sql: &mut Sql| {
+        match (backend, money) {
+            (Backend::Postgres, false) => sql.push("custom_fields->'").push_key(key).push("'"),
+            (Backend::Postgres, true) => sql
+                .push("custom_fields->'")
+                .push_key(key)
+                .push("'->'amount_minor'"),
+            (Backend::Sqlite, false) => sql.push("custom_fields->>'").push_key(key).push("'"),
+            (Backend::Sqlite, true) => sql
+                .push("custom_fields->>'$.")
+                .push_key(key)
+                .push(".amount_minor'"),
+        };
+    };
+    // The value as text that orders like it (not for money, which compares by amount).
+    let text_expr = |sql: &mut Sql| {
+        match backend {
+            Backend::Postgres => sql
+                .push("(custom_fields->>'")
+                .push_key(key)
+                .push("') collate \"C\""),
+            Backend::Sqlite => sql.push("custom_fields->>'").push_key(key).push("'"),
+        };
     };
     // The operand, checked and normalized for the field's type.
     let operand = |v: &Value| -> std::result::Result<Value, FieldError> {
@@ -624,7 +637,13 @@ fn push_custom_filter(
         }
     };
     let dated = matches!(d.field_type, T::Date | T::Datetime) && backend == Backend::Postgres;
-    let compare_expr = if dated { &text_expr } else { &json_expr };
+    let compare_expr = |sql: &mut Sql| {
+        if dated {
+            text_expr(sql)
+        } else {
+            json_expr(sql)
+        }
+    };
     let contains_one = |sql: &mut Sql, v: Value| match backend {
         Backend::Postgres => {
             let mut object = serde_json::Map::new();
@@ -633,12 +652,12 @@ fn push_custom_filter(
             } else {
                 v
             };
-            object.insert(key.to_owned(), inner);
+            object.insert(d.key.clone(), inner);
             sql.push("custom_fields @> ").bind(Value::Object(object));
         }
         Backend::Sqlite => {
             sql.push("exists (select 1 from json_each(custom_fields, '$.")
-                .push(key);
+                .push_key(key);
             sql.push("') where value = ").bind(bind(v)).push(")");
         }
     };
@@ -670,9 +689,8 @@ fn push_custom_filter(
                 ));
             }
             let v = operand(&f.value)?;
-            sql.push(compare_expr)
-                .push(comparison(f.op).unwrap_or(" = "))
-                .bind(bind(v));
+            compare_expr(sql);
+            sql.push(comparison(f.op).unwrap_or(" = ")).bind(bind(v));
         }
         Op::Ne => {
             let v = operand(&f.value)?;
@@ -680,8 +698,11 @@ fn push_custom_filter(
                 sql.push("not ");
                 contains_one(sql, v);
             } else {
-                sql.push("(").push(compare_expr).push(" <> ").bind(bind(v));
-                sql.push(" or ").push(&json_expr).push(" is null)");
+                sql.push("(");
+                compare_expr(sql);
+                sql.push(" <> ").bind(bind(v)).push(" or ");
+                json_expr(sql);
+                sql.push(" is null)");
             }
         }
         Op::In => {
@@ -689,15 +710,13 @@ fn push_custom_filter(
                 .iter()
                 .map(operand)
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            sql.push(compare_expr)
-                .push(" in (")
+            compare_expr(sql);
+            sql.push(" in (")
                 .bind_list(values.into_iter().map(bind))
                 .push(")");
         }
         Op::Contains | Op::StartsWith => {
-            let (false, Value::String(s)) =
-                (text_expr.is_empty() || !d.field_type.is_textual(), &f.value)
-            else {
+            let (false, Value::String(s)) = (money || !d.field_type.is_textual(), &f.value) else {
                 return Err(FieldError::new(
                     "op",
                     "invalid_operator",
@@ -708,7 +727,7 @@ fn push_custom_filter(
                 ));
             };
             sql.push("lower(custom_fields->>'")
-                .push(key)
+                .push_key(key)
                 .push("') like ");
             sql.bind(like_pattern(s, f.op == Op::Contains))
                 .push(" escape '\\'");
@@ -718,8 +737,8 @@ fn push_custom_filter(
             let Value::Bool(is_null) = f.value else {
                 return Err(value_error("a boolean"));
             };
-            sql.push(&json_expr)
-                .push(if is_null { " is null" } else { " is not null" });
+            json_expr(sql);
+            sql.push(if is_null { " is null" } else { " is not null" });
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ pub(crate) mod sqlite;
 mod unit;
 
 pub use settings::PoolSettings;
-pub(crate) use sql::{Arg, Sql};
+pub(crate) use sql::{Arg, FieldKey, Sql};
 pub(crate) use unit::{Unit, UnitSession};
 
 use crate::error::Result;

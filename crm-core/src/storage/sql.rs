@@ -2,8 +2,11 @@
 //!
 //! Both sqlx drivers accept `$1`-style placeholders (SQLite reads them as `?NNN`), so one text
 //! serves both backends; the values are bound per backend in `postgres.rs` / `sqlite.rs`.
-//! Identifiers are only ever pushed from the entity registry (`&'static str`) or validated
-//! custom-field keys; every value goes through [`Sql::bind`].
+//! Text reaches a statement only three ways, and the types hold it: [`Sql::new`] and
+//! [`Sql::push`] take `&'static str` (SQL written in the source, and identifiers from the entity
+//! registry, which are static too), [`Sql::push_key`] takes a [`FieldKey`] (a custom-field key
+//! checked against `[a-z][a-z0-9_]{0,62}`), and every value goes through [`Sql::bind`]. No
+//! `format!`ed text can be pushed.
 
 use std::fmt::Write as _;
 
@@ -61,6 +64,22 @@ impl<E> From<Option<Id<E>>> for Arg {
     }
 }
 
+/// A custom-field key that passed `[a-z][a-z0-9_]{0,62}`: safe as an identifier and inside a
+/// SQL string literal, the only text besides static SQL that [`Sql`] takes unbound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldKey<'a>(&'a str);
+
+impl<'a> FieldKey<'a> {
+    /// `key`, if it is a valid custom-field key.
+    pub(crate) fn new(key: &'a str) -> Option<Self> {
+        let mut bytes = key.bytes();
+        let valid = matches!(bytes.next(), Some(b'a'..=b'z'))
+            && key.len() <= 63
+            && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        valid.then_some(Self(key))
+    }
+}
+
 /// SQL text plus its bind values.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sql {
@@ -70,16 +89,22 @@ pub(crate) struct Sql {
 
 impl Sql {
     /// Starts a statement with `text`.
-    pub(crate) fn new(text: &str) -> Self {
+    pub(crate) fn new(text: &'static str) -> Self {
         Self {
             text: text.to_owned(),
             args: Vec::new(),
         }
     }
 
-    /// Appends trusted SQL text (never user input).
-    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+    /// Appends SQL text written in the source, or an identifier of the registry.
+    pub(crate) fn push(&mut self, text: &'static str) -> &mut Self {
         self.text.push_str(text);
+        self
+    }
+
+    /// Appends a custom-field key.
+    pub(crate) fn push_key(&mut self, key: FieldKey<'_>) -> &mut Self {
+        self.text.push_str(key.0);
         self
     }
 
@@ -114,6 +139,27 @@ impl Sql {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_keys_are_field_keys() {
+        for ok in ["tier", "a", "renewal_2026"] {
+            assert!(FieldKey::new(ok).is_some(), "{ok}");
+        }
+        let long = "a".repeat(64);
+        for bad in [
+            "",
+            "Tier",
+            "2fa",
+            "a'b",
+            "a-b",
+            "a b",
+            "a.b",
+            "é",
+            long.as_str(),
+        ] {
+            assert!(FieldKey::new(bad).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn placeholders_are_numbered_in_bind_order() {

@@ -17,7 +17,11 @@ use crate::error::{Error, Result};
 
 /// The savepoint each call in a unit runs in. One name serves every level: `release` and
 /// `rollback to` address the most recent savepoint of that name.
-const SAVEPOINT: &str = "crm_unit";
+macro_rules! savepoint {
+    ($verb:literal) => {
+        concat!($verb, " crm_unit")
+    };
+}
 
 /// The shared connection of a unit of work (`None` once it has committed or rolled back).
 pub(crate) struct Unit {
@@ -111,22 +115,21 @@ impl UnitSession {
     /// Starts a savepoint: the call's own atomic part of the unit.
     pub(crate) async fn savepoint(&mut self) -> Result<Tx<'_>> {
         let mut conn = self.0.conn();
-        conn.execute(&Sql::new(&format!("savepoint {SAVEPOINT}")))
-            .await?;
+        conn.execute(&Sql::new(savepoint!("savepoint"))).await?;
         Ok(Tx::Savepoint(conn))
     }
 }
 
 /// Releases the savepoint of a call that succeeded.
 pub(super) async fn release(conn: &mut Conn<'_>) -> Result<()> {
-    conn.execute(&Sql::new(&format!("release savepoint {SAVEPOINT}")))
+    conn.execute(&Sql::new(savepoint!("release savepoint")))
         .await
         .map(drop)
 }
 
 /// Undoes the call whose savepoint this is.
 pub(super) async fn rollback_to(conn: &mut Conn<'_>) -> Result<()> {
-    conn.execute(&Sql::new(&format!("rollback to savepoint {SAVEPOINT}")))
+    conn.execute(&Sql::new(savepoint!("rollback to savepoint")))
         .await?;
     release(conn).await
 }
