@@ -5,7 +5,7 @@ use chrono::Datelike;
 
 use super::entity::Entity;
 use super::fields::{Column, FieldValue, Format};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::time::YEARS;
 use crate::validation::Validator;
 
@@ -57,5 +57,17 @@ fn text(c: &Column, s: &str, v: &mut Validator) {
         Some(Format::Email) => v.email(c.name, s),
         Some(Format::Currency) => v.currency(c.name, s),
         None => {}
+    }
+}
+
+/// Both checks' outcome, with every field error of both in one [`Error::Validation`].
+pub(super) fn checked<T>(first: Result<T>, second: Result<()>) -> Result<T> {
+    match (first, second) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Err(Error::Validation(mut a)), Err(Error::Validation(b))) => {
+            a.extend(b);
+            Err(Error::Validation(a))
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
     }
 }

@@ -12,12 +12,15 @@
 //!
 //! Files: `entity` (the [`Entity`] trait and the write hook's context), `fields` (column
 //! metadata and [`record_type!`](crate::record_type)), `checks` (the declared column constraints,
-//! checked on every write), `link` (links between records), `row`
-//! ([`Record`]: the common columns), `query` (the list vocabulary), `compile` (a list as SQL),
-//! `cursor` (keyset cursors), `page` ([`Page`]), `service` ([`Records`]), `erasure`.
+//! checked on every write), `link` (links between records, and checking that they resolve),
+//! `row` ([`Record`]: the common columns), `values` (a record as column values), `query` (the
+//! list vocabulary), `compile` (a list as SQL), `cursor` (keyset cursors), `page` ([`Page`]),
+//! `service` ([`Records`] and its reads), `create`, `update` (patches, verbs' changes and the one
+//! write path), `trash` (soft delete, restore, purge), `erasure`.
 
 mod checks;
 mod compile;
+mod create;
 mod cursor;
 mod entity;
 mod erasure;
@@ -27,6 +30,9 @@ mod page;
 mod query;
 mod row;
 mod service;
+mod trash;
+mod update;
+mod values;
 
 pub use entity::{Entity, Operation, WriteContext};
 pub use erasure::Erasure;
@@ -40,4 +46,5 @@ pub use query::{
     MAX_IN_VALUES, MAX_LIMIT, Op, Sort,
 };
 pub use row::{COMMON_FIELDS, Record};
-pub use service::{PurgeReport, Records};
+pub use service::Records;
+pub use trash::PurgeReport;

@@ -1,0 +1,198 @@
+//! The trash: soft delete and restore, and purging for good (one record, or what has been in
+//! the trash long enough).
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, json};
+
+use super::entity::Entity;
+use super::query::Deleted;
+use super::row::Record;
+use super::service::Records;
+use super::update::Change;
+use crate::context::TenantContext;
+use crate::error::{Error, Result, ResultExt as _};
+use crate::events::{self, Action};
+use crate::id::Id;
+use crate::storage::{Arg, Sql};
+use crate::time::now;
+
+/// What [`Records::purge_trashed_before`] did (or, in a dry run, would do).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PurgeReport {
+    /// Records removed for good (or that would be).
+    pub purged: u64,
+    /// Records kept because others still link to them.
+    pub kept_linked: u64,
+}
+
+impl<E: Entity> Records<'_, E> {
+    /// Moves the live record `id` to the trash. Users may trash records they created or own;
+    /// company admins any record.
+    pub async fn delete(&self, id: Id<E>) -> Result<Record<E>> {
+        self.trash(id, None, true).await
+    }
+
+    /// Like [`Records::delete`], but only if the record is still at `version`.
+    pub async fn delete_if_version(&self, id: Id<E>, version: i64) -> Result<Record<E>> {
+        self.trash(id, Some(version), true).await
+    }
+
+    /// Takes record `id` out of the trash.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when it is not in the trash.
+    pub async fn restore(&self, id: Id<E>) -> Result<Record<E>> {
+        self.trash(id, None, false).await
+    }
+
+    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org(), delete))]
+    async fn trash(
+        &self,
+        id: Id<E>,
+        expected: Option<i64>,
+        delete: bool,
+    ) -> Result<Record<E>> {
+        let mut s = self.tenant.session().await?;
+        let mut tx = s.begin().await?;
+        let out = async {
+            let scope = if delete {
+                Deleted::Exclude
+            } else {
+                Deleted::Include
+            };
+            let current = self.lock_in(&mut tx, id, scope, expected).await?;
+            if !delete && !current.is_deleted {
+                return Err(Error::Conflict(format!("{} {id} is not deleted", E::NAME)));
+            }
+            may_trash(self.ctx(), &current)?;
+            let (action, at, by) = if delete {
+                (Action::Deleted, Some(now()), self.ctx().actor().id())
+            } else {
+                (Action::Restored, None, None)
+            };
+            let mut changes = Map::new();
+            changes.insert(
+                "is_deleted".into(),
+                json!({ "before": !delete, "after": delete }),
+            );
+            let change = Change {
+                action,
+                sets: vec![
+                    ("is_deleted", Arg::Bool(Some(delete))),
+                    ("deleted_at", Arg::Time(at)),
+                    ("deleted_by", Arg::Uuid(by)),
+                ],
+                links: Vec::new(),
+                changes,
+            };
+            self.write_in(&mut tx, &current, change).await
+        }
+        .await;
+        tx.settle(out).await
+    }
+
+    /// Removes record `id` for good (live or in the trash). Company admins only. The event log
+    /// keeps a `purged` entry.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for plain users; [`Error::Conflict`] while other records still link
+    /// to it.
+    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
+    pub async fn purge(&self, id: Id<E>) -> Result<()> {
+        if !self.ctx().role().is_admin() {
+            return Err(Error::Forbidden(format!(
+                "only company admins may permanently delete a {}",
+                E::NAME
+            )));
+        }
+        let mut s = self.tenant.session().await?;
+        let mut tx = s.begin().await?;
+        let out = async {
+            self.lock_in(&mut tx, id, Deleted::Include, None).await?;
+            let mut q = Sql::new("delete from ");
+            q.push(E::TABLE)
+                .push(" where organization_id = ")
+                .bind(self.org());
+            q.push(" and id = ").bind(id);
+            tx.conn().execute(&q).await.on_foreign_key(|| {
+                format!(
+                    "{} {id} is still linked from other records; unlink or purge those first",
+                    E::NAME
+                )
+            })?;
+            events::append(
+                &mut tx.conn(),
+                self.ctx(),
+                E::NAME,
+                id.uuid(),
+                Action::Purged,
+                Map::new(),
+            )
+            .await
+        }
+        .await;
+        tx.settle(out).await
+    }
+
+    /// Permanently removes the records trashed before `cutoff` (retention), one transaction and
+    /// one `purged` event each; records still linked from others are kept and counted. With
+    /// `dry_run`, only counts. Company admins only.
+    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
+    pub async fn purge_trashed_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<PurgeReport> {
+        if !self.ctx().role().is_admin() {
+            return Err(Error::Forbidden(format!(
+                "only company admins may purge {} records",
+                E::NAME
+            )));
+        }
+        let mut report = PurgeReport::default();
+        let mut after: Option<Id<E>> = None;
+        loop {
+            let mut q = Sql::new("select id from ");
+            q.push(E::TABLE)
+                .push(" where organization_id = ")
+                .bind(self.org());
+            q.push(" and is_deleted and deleted_at < ").bind(cutoff);
+            if let Some(after) = after {
+                q.push(" and id > ").bind(after);
+            }
+            q.push(" order by id limit 500");
+            let ids: Vec<(Id<E>,)> = self.tenant.session().await?.conn().fetch_all(&q).await?;
+            let Some(last) = ids.last() else {
+                return Ok(report);
+            };
+            after = Some(last.0);
+            for (id,) in ids {
+                if dry_run {
+                    report.purged += 1;
+                    continue;
+                }
+                match self.purge(id).await {
+                    Ok(()) => report.purged += 1,
+                    Err(Error::Conflict(_)) => report.kept_linked += 1,
+                    // Restored or purged meanwhile.
+                    Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+fn may_trash<E: Entity>(ctx: &TenantContext, current: &Record<E>) -> Result<()> {
+    let actor = ctx.actor().id();
+    let own = actor.is_some()
+        && (current.created_by == actor || current.fields.owner().map(Id::uuid) == actor);
+    if ctx.role().is_admin() || own {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "users may only delete or restore {} records they created or own",
+            E::NAME
+        )))
+    }
+}
