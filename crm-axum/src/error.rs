@@ -57,6 +57,11 @@ pub struct Problem {
     /// What went wrong with this request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Why a conflict (409) or a refusal (403) happened, as a stable machine-readable code
+    /// (`not_draft`, `admin_only`, `still_linked`…); match on it, not on `detail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "not_draft")]
+    pub code: Option<String>,
     /// One entry per offending field (validation problems only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemField>,
@@ -109,11 +114,11 @@ impl ApiError {
                         Some("one or more fields are invalid".into()),
                         errors.clone(),
                     ),
-                    E::Conflict(msg) => (
+                    E::Conflict(refusal) => (
                         StatusCode::CONFLICT,
                         "conflict",
                         "Conflict",
-                        Some(msg.clone()),
+                        Some(refusal.message.clone()),
                         vec![],
                     ),
                     E::VersionMismatch { .. } => (
@@ -123,11 +128,11 @@ impl ApiError {
                         Some("the record changed since you read it (If-Match)".into()),
                         vec![],
                     ),
-                    E::Forbidden(msg) => (
+                    E::Forbidden(refusal) => (
                         StatusCode::FORBIDDEN,
                         "forbidden",
                         "Forbidden",
-                        Some(msg.clone()),
+                        Some(refusal.message.clone()),
                         vec![],
                     ),
                     E::Unauthenticated => (
@@ -219,6 +224,10 @@ impl ApiError {
                     vec![],
                 ),
             };
+        let code = match self {
+            ApiError::Core(E::Conflict(r) | E::Forbidden(r)) => Some(r.code.to_owned()),
+            _ => None,
+        };
         (
             status,
             Problem {
@@ -226,6 +235,7 @@ impl ApiError {
                 title: title.to_owned(),
                 status: status.as_u16(),
                 detail,
+                code,
                 errors: errors.into_iter().map(ProblemField::from).collect(),
             },
         )

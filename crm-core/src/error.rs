@@ -29,9 +29,9 @@ pub enum Error {
     #[error("validation failed: {}", FieldErrors(.0))]
     Validation(Vec<FieldError>),
     /// The write conflicts with existing state (a duplicate email, a record in the wrong state).
-    /// HTTP 409.
+    /// HTTP 409, with the refusal's `code`.
     #[error("conflict: {0}")]
-    Conflict(String),
+    Conflict(Refusal),
     /// The caller's expected version is not the stored one: someone else wrote first. HTTP 412
     /// when the version came from `If-Match`, 409 otherwise.
     #[error("version mismatch: expected {expected}, found {actual}")]
@@ -41,9 +41,9 @@ pub enum Error {
         /// The version that is stored.
         actual: i64,
     },
-    /// The caller is known but may not do this. HTTP 403.
+    /// The caller is known but may not do this. HTTP 403, with the refusal's `code`.
     #[error("forbidden: {0}")]
-    Forbidden(String),
+    Forbidden(Refusal),
     /// The caller is not known (bad credentials, deactivated user). HTTP 401.
     #[error("unauthenticated")]
     Unauthenticated,
@@ -73,6 +73,18 @@ impl Error {
         }
     }
 
+    /// A [`Error::Conflict`]: `code` is stable, for programs (`"not_draft"`); `message` is for
+    /// people.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Conflict(Refusal::new(code, message))
+    }
+
+    /// A [`Error::Forbidden`]: `code` is stable, for programs (`"admin_only"`); `message` is for
+    /// people.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Forbidden(Refusal::new(code, message))
+    }
+
     /// A [`Error::Validation`] with a single field error.
     pub fn invalid(
         field: impl Into<String>,
@@ -94,6 +106,38 @@ impl From<sqlx::Error> for Error {
             },
             other => Error::Storage(other),
         }
+    }
+}
+
+/// Why a call was refused ([`Error::Conflict`], [`Error::Forbidden`]): a stable
+/// machine-readable `code` to match on, and a message for people (which may change).
+///
+/// Codes of the library: `admin_only`, `role_above_own`, `not_owner` (refusals);
+/// `duplicate`, `still_linked`, `still_required`, `last_admin`, `not_deleted`, `not_draft`,
+/// `wrong_state`, `not_a_task`, `already_converted`, `unqualified`, `converted_read_only`,
+/// `unit_ended` (conflicts). HTTP layers add their own (crm-axum: `users_only`,
+/// `super_admin_only`, `role_required`, `registration_off`, `api_key_only`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// A stable machine-readable code (`"not_draft"`).
+    pub code: &'static str,
+    /// What happened, for people.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with `code` and `message`.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -138,9 +182,10 @@ impl fmt::Display for FieldErrors<'_> {
 /// SQLite reports no constraint names, so the kind of violation decides; PostgreSQL's constraint
 /// name is only a refinement.
 pub(crate) trait ResultExt<T> {
-    /// Maps a unique violation to `Conflict(message)`.
+    /// Maps a unique violation to a `duplicate` conflict with `message`.
     fn on_unique(self, message: impl FnOnce() -> String) -> Result<T>;
-    /// Maps a foreign-key violation to `Conflict(message)` (a row still referenced).
+    /// Maps a foreign-key violation to a `still_linked` conflict with `message` (a row still
+    /// referenced).
     fn on_foreign_key(self, message: impl FnOnce() -> String) -> Result<T>;
 }
 
@@ -148,7 +193,7 @@ impl<T> ResultExt<T> for std::result::Result<T, Error> {
     fn on_unique(self, message: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| match e {
             Error::Storage(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                Error::Conflict(message())
+                Error::conflict("duplicate", message())
             }
             other => other,
         })
@@ -157,7 +202,7 @@ impl<T> ResultExt<T> for std::result::Result<T, Error> {
     fn on_foreign_key(self, message: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| match e {
             Error::Storage(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
-                Error::Conflict(message())
+                Error::conflict("still_linked", message())
             }
             other => other,
         })

@@ -134,7 +134,7 @@ pub use custom_fields::{
     NewCustomField,
 };
 pub use entities::*;
-pub use error::{Error, FieldError, Result};
+pub use error::{Error, FieldError, Refusal, Result};
 pub use events::{Action, Event, EventId, Events};
 pub use id::Id;
 pub use money::{Currency, MAX_MINOR, Money};

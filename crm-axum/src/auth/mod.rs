@@ -237,7 +237,10 @@ impl Tenant {
     pub fn user_id(&self) -> Result<UserId, ApiError> {
         match self.context().actor() {
             Actor::User(id) => Ok(id),
-            _ => Err(forbidden("this route is for signed-in users, not API keys")),
+            _ => Err(forbidden(
+                "users_only",
+                "this route is for signed-in users, not API keys",
+            )),
         }
     }
 
@@ -246,13 +249,17 @@ impl Tenant {
         if self.context().role() >= role {
             Ok(())
         } else {
-            Err(forbidden(&format!("requires the {role} role")))
+            Err(forbidden(
+                "role_required",
+                &format!("requires the {role} role"),
+            ))
         }
     }
 }
 
-pub(crate) fn forbidden(msg: &str) -> ApiError {
-    ApiError::Core(crm_core::Error::Forbidden(msg.to_owned()))
+/// A 403 with a stable `code` (see [`crm_core::Refusal`]).
+pub(crate) fn forbidden(code: &'static str, msg: &str) -> ApiError {
+    ApiError::Core(crm_core::Error::forbidden(code, msg))
 }
 
 /// The tenant context of a request's credentials.
@@ -305,6 +312,7 @@ async fn resolve(
     // and attributed to them in that organization's event log.
     if role < Role::SuperAdmin {
         return Err(forbidden(
+            "super_admin_only",
             "only super-admins may act in another organization",
         ));
     }

@@ -144,7 +144,10 @@ async fn register(
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
     if !state.auth.config.registration {
-        return Err(forbidden("registration is switched off"));
+        return Err(forbidden(
+            "registration_off",
+            "registration is switched off",
+        ));
     }
     // Sign-ups count against the same per-address budget as sign-ins: creating organizations
     // in a loop is as unwelcome as guessing passwords.

@@ -156,7 +156,7 @@ async fn form(
     FormFields(fields): FormFields,
 ) -> ApiResult<Response> {
     let Actor::ApiKey(key_id) = tenant.context().actor() else {
-        return Err(forbidden("web forms post with an API key"));
+        return Err(forbidden("api_key_only", "web forms post with an API key"));
     };
     let limiter = &state.auth.webhook_posts;
     let key = key_id.to_string();

@@ -45,7 +45,8 @@ async fn contacts_and_leads_are_erased_by_admins(crm: Crm) {
         json!({}),
     )
     .await
-    .problem(403, "forbidden");
+    .problem(403, "forbidden")
+    .code("admin_only");
     app.post(
         &erase("contacts", &contact),
         other.access.as_str(),
@@ -204,10 +205,14 @@ async fn leads_convert(crm: Crm) {
         c.body["account"]["id"]
     );
     // Twice: 409. Converted leads are read-only.
-    app.post(&path, t, json!({})).await.problem(409, "conflict");
+    app.post(&path, t, json!({}))
+        .await
+        .problem(409, "conflict")
+        .code("already_converted");
     app.patch(&format!("/api/v1/leads/{lead}"), t, json!({ "title": "x" }))
         .await
-        .problem(409, "conflict");
+        .problem(409, "conflict")
+        .code("converted_read_only");
     // Linking an existing account.
     let account = app.create(t, "accounts", json!({ "name": "Globex" })).await;
     let lead = app
@@ -297,7 +302,8 @@ async fn invoices_send_pay_and_void(crm: Crm) {
     // A draft cannot be paid.
     app.post(&verb(&a, "pay"), t, json!({}))
         .await
-        .problem(409, "conflict");
+        .problem(409, "conflict")
+        .code("wrong_state");
     let r = app.post(&verb(&a, "send"), t, json!({})).await.expect(200);
     assert_eq!(r.body["status"], "sent");
     assert!(r.body["issue_date"].is_string());

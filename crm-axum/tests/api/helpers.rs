@@ -48,6 +48,13 @@ impl Res {
         self
     }
 
+    /// Checks the stable `code` of a 409 or 403 problem.
+    #[track_caller]
+    pub(crate) fn code(self, code: &str) -> Self {
+        assert_eq!(self.body["code"], code, "{}", self.body);
+        self
+    }
+
     /// Asserts a problem+json response of `status` and `kind` (the end of its `type`).
     #[track_caller]
     pub(crate) fn problem(self, status: u16, kind: &str) -> Self {

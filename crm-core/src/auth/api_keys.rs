@@ -69,8 +69,9 @@ impl<'t> ApiKeys<'t> {
     fn admin(&self) -> Result<OrganizationId> {
         let ctx = self.tenant.context();
         if !ctx.role().is_admin() {
-            return Err(Error::Forbidden(
-                "only company admins may manage API keys".into(),
+            return Err(Error::forbidden(
+                "admin_only",
+                "only company admins may manage API keys",
             ));
         }
         Ok(ctx.organization_id())

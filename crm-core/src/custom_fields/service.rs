@@ -78,8 +78,9 @@ impl<'t> CustomFields<'t> {
         if self.tenant.context().role().is_admin() {
             Ok(())
         } else {
-            Err(Error::Forbidden(
-                "only company admins may change custom field definitions".into(),
+            Err(Error::forbidden(
+                "admin_only",
+                "only company admins may change custom field definitions",
             ))
         }
     }

@@ -108,14 +108,17 @@ impl Records<'_, Activity> {
     ) -> Result<Record<Activity>> {
         self.change(id, None, Operation::Verb(action), action, move |current| {
             if current.kind != ActivityKind::Task {
-                return Err(Error::Conflict(format!(
-                    "activity {id} is a {}, not a task",
-                    current.kind
-                )));
+                return Err(Error::conflict(
+                    "not_a_task",
+                    format!("activity {id} is a {}, not a task", current.kind),
+                ));
             }
             if current.completed_at.is_some() == at.is_some() {
                 let state = if at.is_some() { "completed" } else { "open" };
-                return Err(Error::Conflict(format!("task {id} is already {state}")));
+                return Err(Error::conflict(
+                    "wrong_state",
+                    format!("task {id} is already {state}"),
+                ));
             }
             let mut a = current.fields.clone();
             a.completed_at = at;

@@ -226,10 +226,13 @@ impl Entity for Invoice {
         if let (Operation::Update, Some(b)) = (w.operation(), before)
             && b.status != InvoiceStatus::Draft
         {
-            return Err(Error::Conflict(format!(
-                "invoice {} is {}; only drafts can be edited",
-                b.number, b.status
-            )));
+            return Err(Error::conflict(
+                "not_draft",
+                format!(
+                    "invoice {} is {}; only drafts can be edited",
+                    b.number, b.status
+                ),
+            ));
         }
         self.compute_totals()?;
         if before.is_none() {
@@ -337,10 +340,13 @@ impl Records<'_, Invoice> {
     ) -> Result<Record<Invoice>> {
         self.change(id, None, Operation::Verb(action), action, |current| {
             if !from.contains(&current.status) {
-                return Err(Error::Conflict(format!(
-                    "invoice {} is {}; it cannot be {action}",
-                    current.number, current.status
-                )));
+                return Err(Error::conflict(
+                    "wrong_state",
+                    format!(
+                        "invoice {} is {}; it cannot be {action}",
+                        current.number, current.status
+                    ),
+                ));
             }
             let mut invoice = current.fields.clone();
             apply(&mut invoice)?;

@@ -122,15 +122,19 @@ async fn convert_in(
             if let Some(o) = lead.converted_opportunity_id {
                 produced.push(format!("opportunity {o}"));
             }
-            return Err(Error::Conflict(format!(
-                "lead {id} was already converted into {}",
-                produced.join(", ")
-            )));
+            return Err(Error::conflict(
+                "already_converted",
+                format!(
+                    "lead {id} was already converted into {}",
+                    produced.join(", ")
+                ),
+            ));
         }
         LeadStatus::Unqualified => {
-            return Err(Error::Conflict(format!(
-                "lead {id} is unqualified; re-engage it before converting"
-            )));
+            return Err(Error::conflict(
+                "unqualified",
+                format!("lead {id} is unqualified; re-engage it before converting"),
+            ));
         }
         _ => {}
     }

@@ -141,9 +141,9 @@ impl Entity for Lead {
                 "invalid_transition",
                 "a lead becomes converted only by converting it",
             )),
-            (Operation::Update, Some(b)) if b.status == LeadStatus::Converted => {
-                Err(Error::Conflict("a converted lead is read-only".into()))
-            }
+            (Operation::Update, Some(b)) if b.status == LeadStatus::Converted => Err(
+                Error::conflict("converted_read_only", "a converted lead is read-only"),
+            ),
             (Operation::Update, Some(b)) if !b.status.can_become(self.status) => {
                 Err(Error::invalid(
                     "status",

@@ -193,10 +193,10 @@ impl Records<'_, Opportunity> {
             Action::Closed,
             move |current| {
                 if current.status != OpportunityStatus::Open {
-                    return Err(Error::Conflict(format!(
-                        "opportunity {id} is already {}",
-                        current.status
-                    )));
+                    return Err(Error::conflict(
+                        "wrong_state",
+                        format!("opportunity {id} is already {}", current.status),
+                    ));
                 }
                 let mut o = current.fields.clone();
                 o.status = status;

@@ -67,8 +67,9 @@ impl<'t> Pipelines<'t> {
     /// Creates a pipeline (company admins).
     pub async fn create(&self, new: NewPipeline) -> Result<Pipeline> {
         if !self.tenant.context().role().is_admin() {
-            return Err(Error::Forbidden(
-                "only company admins may create pipelines".into(),
+            return Err(Error::forbidden(
+                "admin_only",
+                "only company admins may create pipelines",
             ));
         }
         let mut s = self.tenant.session().await?;

@@ -65,10 +65,10 @@ impl<E: Entity> Records<'_, E> {
     /// an `erased` event without personal data. Company admins only.
     pub(crate) async fn erase_with(&self, id: Id<E>) -> Result<Erasure> {
         if !self.tenant().context().role().is_admin() {
-            return Err(Error::Forbidden(format!(
-                "only company admins may erase a {}",
-                E::NAME
-            )));
+            return Err(Error::forbidden(
+                "admin_only",
+                format!("only company admins may erase a {}", E::NAME),
+            ));
         }
         let mut s = self.tenant().session().await?;
         let mut tx = s.begin().await?;
@@ -97,12 +97,15 @@ impl<E: Entity> Records<'_, E> {
                 q.push(" and ").push(r.column).push(" = ").bind(id);
                 q.push(" limit 1");
                 if tx.conn().fetch_optional::<(Uuid,)>(&q).await?.is_some() {
-                    return Err(Error::Conflict(format!(
-                        "a {} still requires this {} ({}); remove that link first",
-                        r.entity,
-                        E::NAME,
-                        r.column
-                    )));
+                    return Err(Error::conflict(
+                        "still_required",
+                        format!(
+                            "a {} still requires this {} ({}); remove that link first",
+                            r.entity,
+                            E::NAME,
+                            r.column
+                        ),
+                    ));
                 }
                 continue;
             }

@@ -46,12 +46,7 @@ impl<E: Entity> Records<'_, E> {
     }
 
     #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org(), delete))]
-    async fn trash(
-        &self,
-        id: Id<E>,
-        expected: Option<i64>,
-        delete: bool,
-    ) -> Result<Record<E>> {
+    async fn trash(&self, id: Id<E>, expected: Option<i64>, delete: bool) -> Result<Record<E>> {
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
         let out = async {
@@ -62,7 +57,10 @@ impl<E: Entity> Records<'_, E> {
             };
             let current = self.lock_in(&mut tx, id, scope, expected).await?;
             if !delete && !current.is_deleted {
-                return Err(Error::Conflict(format!("{} {id} is not deleted", E::NAME)));
+                return Err(Error::conflict(
+                    "not_deleted",
+                    format!("{} {id} is not deleted", E::NAME),
+                ));
             }
             may_trash(self.ctx(), &current)?;
             let (action, at, by) = if delete {
@@ -100,10 +98,10 @@ impl<E: Entity> Records<'_, E> {
     #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn purge(&self, id: Id<E>) -> Result<()> {
         if !self.ctx().role().is_admin() {
-            return Err(Error::Forbidden(format!(
-                "only company admins may permanently delete a {}",
-                E::NAME
-            )));
+            return Err(Error::forbidden(
+                "admin_only",
+                format!("only company admins may permanently delete a {}", E::NAME),
+            ));
         }
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
@@ -144,10 +142,10 @@ impl<E: Entity> Records<'_, E> {
         dry_run: bool,
     ) -> Result<PurgeReport> {
         if !self.ctx().role().is_admin() {
-            return Err(Error::Forbidden(format!(
-                "only company admins may purge {} records",
-                E::NAME
-            )));
+            return Err(Error::forbidden(
+                "admin_only",
+                format!("only company admins may purge {} records", E::NAME),
+            ));
         }
         let mut report = PurgeReport::default();
         let mut after: Option<Id<E>> = None;
@@ -190,9 +188,12 @@ fn may_trash<E: Entity>(ctx: &TenantContext, current: &Record<E>) -> Result<()> 
     if ctx.role().is_admin() || own {
         Ok(())
     } else {
-        Err(Error::Forbidden(format!(
-            "users may only delete or restore {} records they created or own",
-            E::NAME
-        )))
+        Err(Error::forbidden(
+            "not_owner",
+            format!(
+                "users may only delete or restore {} records they created or own",
+                E::NAME
+            ),
+        ))
     }
 }

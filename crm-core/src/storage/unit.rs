@@ -51,7 +51,7 @@ impl Unit {
     pub(crate) async fn lock(&self) -> Result<UnitSession> {
         OwnedMutexGuard::try_map(self.session.clone().lock_owned().await, Option::as_mut)
             .map(UnitSession)
-            .map_err(|_| Error::Conflict("this unit of work has already ended".into()))
+            .map_err(|_| Error::conflict("unit_ended", "this unit of work has already ended"))
     }
 
     /// Opens a savepoint that spans several calls (a unit of work nested in this one).
@@ -75,8 +75,9 @@ impl Unit {
     pub(crate) async fn end(&self, commit: bool) -> Result<()> {
         let mut guard = self.session.lock().await;
         let Some(mut session) = guard.take() else {
-            return Err(Error::Conflict(
-                "this unit of work has already ended".into(),
+            return Err(Error::conflict(
+                "unit_ended",
+                "this unit of work has already ended",
             ));
         };
         let statement = if commit { "commit" } else { "rollback" };

@@ -102,9 +102,10 @@ impl<'t> Users<'t> {
     pub async fn set_role(&self, id: UserId, role: Role) -> Result<User> {
         let ctx = self.tenant.context();
         if role > ctx.role() {
-            return Err(Error::Forbidden(format!(
-                "cannot grant role {role} above your own"
-            )));
+            return Err(Error::forbidden(
+                "role_above_own",
+                format!("cannot grant role {role} above your own"),
+            ));
         }
         self.change(id, Action::RoleChanged, move |u| {
             (u.role != role).then_some((u.role, role, u.is_active, u.is_active))
@@ -143,8 +144,9 @@ impl<'t> Users<'t> {
     ) -> Result<User> {
         let ctx = self.tenant.context();
         if !ctx.role().is_admin() {
-            return Err(Error::Forbidden(
-                "only company admins may manage users".into(),
+            return Err(Error::forbidden(
+                "admin_only",
+                "only company admins may manage users",
             ));
         }
         let org = ctx.organization_id();
@@ -167,10 +169,13 @@ impl<'t> Users<'t> {
                 .await?
                 .ok_or(Error::not_found("user", id))?;
             if user.role > ctx.role() {
-                return Err(Error::Forbidden(format!(
-                    "cannot change a user whose role ({}) is above your own",
-                    user.role
-                )));
+                return Err(Error::forbidden(
+                    "role_above_own",
+                    format!(
+                        "cannot change a user whose role ({}) is above your own",
+                        user.role
+                    ),
+                ));
             }
             let Some((role_before, role_after, active_before, active_after)) = compute(&user)
             else {
@@ -187,9 +192,9 @@ impl<'t> Users<'t> {
                     .push(lock);
                 let admins: Vec<(uuid::Uuid,)> = tx.conn().fetch_all(&q).await?;
                 if admins.len() <= 1 {
-                    return Err(Error::Conflict(
-                        "the organization's last active company admin cannot be removed or demoted"
-                            .into(),
+                    return Err(Error::conflict(
+                        "last_admin",
+                        "the organization's last active company admin cannot be removed or demoted",
                     ));
                 }
             }
@@ -275,15 +280,16 @@ impl PreparedUser {
     /// Checks `new` for creation by `ctx` and hashes its password.
     pub(crate) async fn new(crm: &crate::Crm, ctx: &TenantContext, new: NewUser) -> Result<Self> {
         if !ctx.role().is_admin() {
-            return Err(Error::Forbidden(
-                "only company admins may create users".into(),
+            return Err(Error::forbidden(
+                "admin_only",
+                "only company admins may create users",
             ));
         }
         if new.role > ctx.role() {
-            return Err(Error::Forbidden(format!(
-                "cannot create a user with role {} above your own",
-                new.role
-            )));
+            return Err(Error::forbidden(
+                "role_above_own",
+                format!("cannot create a user with role {} above your own", new.role),
+            ));
         }
         let email = new.email.trim().to_owned();
         let mut v = Validator::new();

@@ -157,9 +157,11 @@ async fn conversion_creates_account_contact_and_opportunity(crm: crm_core::Crm) 
         .convert(l.id, ConvertLead::default())
         .await
         .unwrap_err();
-    let Error::Conflict(message) = err else {
+    let Error::Conflict(refusal) = err else {
         panic!("{err:?}")
     };
+    assert_eq!(refusal.code, "already_converted");
+    let message = &refusal.message;
     assert!(
         message.contains(&c.account.id.to_string()) && message.contains(&o.id.to_string()),
         "{message}"

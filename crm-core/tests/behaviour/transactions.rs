@@ -50,7 +50,7 @@ async fn a_unit_commits_every_write_or_none(crm: Crm) {
             let created = &mut created;
             async move {
                 *created = Some(t.accounts().create(account("Undone")).await?.id);
-                Err(Error::Conflict("changed my mind".into()))
+                Err(Error::conflict("test", "changed my mind"))
             }
         })
         .await;
@@ -115,7 +115,7 @@ async fn a_nested_unit_is_a_savepoint(crm: Crm) {
                     let inner = &mut inner;
                     async move {
                         *inner = Some(t.accounts().create(account("Inner")).await?.id);
-                        Err(Error::Conflict("undo the inner unit".into()))
+                        Err(Error::conflict("test", "undo the inner unit"))
                     }
                 })
                 .await;
