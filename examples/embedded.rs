@@ -167,10 +167,7 @@ async fn main() -> anyhow::Result<()> {
     println!("restored {} (version {})", restored.name, restored.version);
 
     // The audit trail of that account, newest first.
-    let events = t
-        .events()
-        .for_record("account", globex.id, 10, None)
-        .await?;
+    let events = t.events().for_record(globex.id, 10, None).await?;
     for e in events.data {
         println!(
             "  {} {} by {:?}: {}",

@@ -18,7 +18,7 @@ use utoipa::openapi::{Content, OpenApi, Ref, RefOr, Required, Response, Response
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::PROBLEM_JSON;
-use crate::routes::records::{MAX_BATCH, Resource};
+use crate::routes::records::{BatchRequest, BatchResponse, MAX_BATCH, Resource};
 
 /// Operation tags.
 pub(crate) mod tags {
@@ -45,8 +45,7 @@ pub(crate) mod tags {
     servers((url = "/", description = "The host that mounts the API; every path includes `/api/v1`")),
     components(schemas(
         crate::error::Problem, crate::error::ProblemField,
-        crate::routes::records::SearchRequest, crate::routes::records::BatchRequest,
-        crate::routes::records::BatchResponse,
+        crate::routes::records::SearchRequest,
     )),
     tags(
         (name = "auth", description = "Sign-up, sign-in, tokens"),
@@ -355,6 +354,23 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
         <Page<Record<E>> as ComposeSchema>::compose(vec![reference(&name)]),
         |_| {},
     );
+    let batch_request = format!("BatchRequest_{}", E::name());
+    register(
+        doc,
+        batch_request.clone(),
+        <BatchRequest<E::New, E::Patch> as ComposeSchema>::compose(vec![
+            reference(&new_name),
+            reference(&patch_name),
+        ]),
+        |_| {},
+    );
+    let batch_response = format!("BatchResponse_{}", E::name());
+    register(
+        doc,
+        batch_response.clone(),
+        <BatchResponse<Record<E>> as ComposeSchema>::compose(vec![reference(&name)]),
+        |_| {},
+    );
 
     let op = |id: &str, summary: String| operation(plural, id, summary);
     let query = |n: &str, desc: &str, t: Type| {
@@ -429,8 +445,8 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
     .description(Some(
         "Each item succeeds or fails on its own (not one transaction).",
     ))
-    .request_body(body("BatchRequest"))
-    .response("200", ok("One result per item", "BatchResponse"));
+    .request_body(body(&batch_request))
+    .response("200", ok("One result per item", &batch_response));
     let get_op = op("get", format!("Read a {}", E::NAME))
         .parameter(id_param())
         .parameter(query(

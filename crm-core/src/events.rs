@@ -13,7 +13,7 @@ use crate::context::{Actor, TenantContext};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::organizations::OrganizationId;
-use crate::record::Page;
+use crate::record::{Page, Referable};
 use crate::storage::{Conn, Sql};
 use crate::tenant::Tenant;
 use crate::time::now;
@@ -170,17 +170,28 @@ impl<'t> Events<'t> {
         Self { tenant }
     }
 
-    /// The events of one record, newest first, `limit` (≤ 100) per page; pass the previous
-    /// page's `next_cursor` to continue.
-    pub async fn for_record(
+    /// The events of one record (of any entity, or a user), newest first, `limit` (≤ 100) per
+    /// page; pass the previous page's `next_cursor` to continue.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use crm_core::{Action, Crm, NewAccount, NewOrganization, TenantContext};
+    /// # let crm = Crm::connect("sqlite::memory:").await?;
+    /// # let org = crm.organizations().create(NewOrganization { name: "Acme".into(), ..Default::default() }).await?;
+    /// let t = crm.tenant(&TenantContext::system(org.id));
+    /// let a = t.accounts().create(NewAccount { name: "Globex".into(), ..Default::default() }).await?;
+    /// let page = t.events().for_record(a.id, 10, None).await?;
+    /// assert_eq!(page.data[0].action, Action::Created);
+    /// # Ok::<_, crm_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn for_record<T: Referable>(
         &self,
-        entity: &str,
-        record_id: impl Into<Uuid>,
+        id: Id<T>,
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Event>> {
-        self.list(Some((entity, record_id.into())), limit, cursor)
-            .await
+        self.list(Some((T::NAME, id.uuid())), limit, cursor).await
     }
 
     /// All events of the organization, newest first.

@@ -11,8 +11,10 @@ use crm_core::record::Kind;
 use crm_core::{
     Deleted, Direction, Entity, FieldError, Filter, Id, ListQuery, Op, Record, Sort, TimelineItem,
 };
-use serde::Deserialize;
+use std::marker::PhantomData;
+
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -292,59 +294,72 @@ async fn create<E: Resource>(
     .await
 }
 
-/// The body of `POST …/batch`: creates and updates, at most [`MAX_BATCH`] in all.
+/// The body of `POST …/batch`: creates and updates, at most 100 in all.
+// `N` and `P` (the entity's create and patch inputs) only name the items' schemas: items are
+// read one by one, as JSON values, so that one bad item fails alone.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BatchRequest {
+// The inputs are only named for the document: deserializing needs nothing of them.
+#[serde(deny_unknown_fields, bound = "")]
+pub(crate) struct BatchRequest<N, P> {
     /// Records to create: each like the body of `POST /{entity}`.
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<N>)]
     create: Vec<Value>,
     /// Records to patch.
     #[serde(default)]
-    update: Vec<BatchUpdate>,
+    #[schema(inline)]
+    update: Vec<BatchUpdate<P>>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    new: PhantomData<N>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    patch: PhantomData<P>,
 }
 
 /// One patch of a batch.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BatchUpdate {
+#[serde(deny_unknown_fields, bound = "")]
+pub(crate) struct BatchUpdate<P> {
     /// The record.
     id: Uuid,
     /// When given, the patch applies only to this version (412 otherwise), like `If-Match`.
     #[serde(default)]
     version: Option<i64>,
     /// Like the body of `PATCH /{entity}/{id}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = P)]
     patch: Value,
+    #[serde(skip)]
+    #[schema(ignore)]
+    input: PhantomData<P>,
 }
 
 /// The outcome of one batch item.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct BatchItemResult {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchItemResult<R> {
     /// 200 on success, else the status the item alone would have answered.
     status: u16,
     /// The record, on success.
-    #[schema(value_type = Option<Object>)]
-    data: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<R>,
     /// The problem, on failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<crate::error::Problem>,
 }
 
 /// The body answered by `POST …/batch`: one result per item, creates first.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct BatchResponse {
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchResponse<R> {
     /// Results in request order (creates, then updates).
-    results: Vec<BatchItemResult>,
+    #[schema(inline)]
+    results: Vec<BatchItemResult<R>>,
 }
 
 /// Creates and updates up to [`MAX_BATCH`] records; each item succeeds or fails on its own.
 async fn batch<E: Resource>(
     tenant: Tenant,
-    Json(req): Json<BatchRequest>,
-) -> ApiResult<Json<Value>> {
+    Json(req): Json<BatchRequest<E::New, E::Patch>>,
+) -> ApiResult<Json<BatchResponse<Record<E>>>> {
     if req.create.len() + req.update.len() > MAX_BATCH {
         return Err(crm_core::Error::invalid(
             "body",
@@ -375,15 +390,23 @@ async fn batch<E: Resource>(
         .await;
         results.push(batch_result(out));
     }
-    Ok(Json(serde_json::json!({ "results": results })))
+    Ok(Json(BatchResponse { results }))
 }
 
-fn batch_result<E: Entity>(out: ApiResult<Record<E>>) -> Value {
+fn batch_result<E: Entity>(out: ApiResult<Record<E>>) -> BatchItemResult<Record<E>> {
     match out {
-        Ok(r) => serde_json::json!({ "status": 200, "data": r }),
+        Ok(r) => BatchItemResult {
+            status: 200,
+            data: Some(r),
+            error: None,
+        },
         Err(e) => {
             let (status, problem) = e.problem();
-            serde_json::json!({ "status": status.as_u16(), "error": problem })
+            BatchItemResult {
+                status: status.as_u16(),
+                data: None,
+                error: Some(problem),
+            }
         }
     }
 }

@@ -49,11 +49,7 @@ async fn every_write_is_logged_with_its_changes(crm: crm_core::Crm) {
     t.accounts().restore(a.id).await.unwrap();
     t.accounts().purge(a.id).await.unwrap();
 
-    let page = t
-        .events()
-        .for_record("account", a.id, 100, None)
-        .await
-        .unwrap();
+    let page = t.events().for_record(a.id, 100, None).await.unwrap();
     let actions: Vec<_> = page.data.iter().map(|e| e.action).collect();
     assert_eq!(
         actions,
@@ -93,15 +89,11 @@ async fn every_write_is_logged_with_its_changes(crm: crm_core::Crm) {
     );
 
     // Paging through the log.
-    let first = t
-        .events()
-        .for_record("account", a.id, 2, None)
-        .await
-        .unwrap();
+    let first = t.events().for_record(a.id, 2, None).await.unwrap();
     assert_eq!(first.data.len(), 2);
     let rest = t
         .events()
-        .for_record("account", a.id, 10, first.next_cursor.as_deref())
+        .for_record(a.id, 10, first.next_cursor.as_deref())
         .await
         .unwrap();
     assert_eq!(rest.data.len(), 3);

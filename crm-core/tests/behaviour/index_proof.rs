@@ -265,13 +265,9 @@ async fn record_paths(t: &Tenant) -> usize {
         .await
         .unwrap();
     let contact = contacts.data[2].id;
-    let events = t
-        .events()
-        .for_record("contact", contact, 1, None)
-        .await
-        .unwrap();
+    let events = t.events().for_record(contact, 1, None).await.unwrap();
     t.events()
-        .for_record("contact", contact, 1, events.next_cursor.as_deref())
+        .for_record(contact, 1, events.next_cursor.as_deref())
         .await
         .unwrap();
     let timeline = t

@@ -180,7 +180,7 @@ async fn conversion_creates_account_contact_and_opportunity(crm: crm_core::Crm) 
         .unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
     // The conversion is in the event log.
-    let events = t.events().for_record("lead", l.id, 10, None).await.unwrap();
+    let events = t.events().for_record(l.id, 10, None).await.unwrap();
     assert_eq!(events.data[0].action, crm_core::Action::Converted);
 }
 

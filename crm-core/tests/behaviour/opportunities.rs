@@ -57,11 +57,7 @@ async fn default_pipeline_stages_and_closing(crm: crm_core::Crm) {
         .await
         .unwrap();
     assert_eq!(o.probability, Some(50));
-    let events = t
-        .events()
-        .for_record("opportunity", o.id, 10, None)
-        .await
-        .unwrap();
+    let events = t.events().for_record(o.id, 10, None).await.unwrap();
     assert_eq!(events.data[0].action, Action::StageChanged);
     assert_eq!(
         events.data[0].changes["stage_id"]["before"],

@@ -36,7 +36,7 @@ async fn a_unit_commits_every_write_or_none(crm: Crm) {
     assert_eq!(t.contacts().get(c.id).await.unwrap().account_id, Some(a.id));
     assert_eq!(
         t.events()
-            .for_record("account", a.id, 10, None)
+            .for_record(a.id, 10, None)
             .await
             .unwrap()
             .data
@@ -62,7 +62,7 @@ async fn a_unit_commits_every_write_or_none(crm: Crm) {
     );
     assert!(
         t.events()
-            .for_record("account", id, 10, None)
+            .for_record(id, 10, None)
             .await
             .unwrap()
             .data

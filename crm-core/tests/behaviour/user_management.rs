@@ -62,11 +62,7 @@ async fn roles_deactivation_and_the_last_admin(crm: crm_core::Crm) {
     ] {
         assert!(matches!(err, Err(Error::Conflict(_))), "{err:?}");
     }
-    let events = admin
-        .events()
-        .for_record("user", bob.id, 10, None)
-        .await
-        .unwrap();
+    let events = admin.events().for_record(bob.id, 10, None).await.unwrap();
     let actions: Vec<_> = events.data.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
