@@ -15,6 +15,7 @@ mod schema_check;
 
 mod admin;
 mod auth;
+mod conditional;
 mod entities;
 mod errors;
 mod mount;
