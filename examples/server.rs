@@ -11,6 +11,7 @@
 //!   the process);
 //! - `PORT` — 8080 by default; `CRM_CORS_ORIGINS` — comma-separated origins (or `*`);
 //! - `CRM_DEMO_PASSWORD` — the demo admin's password on first run (random otherwise);
+//! - `CRM_STATEMENT_TIMEOUT_MS` — longest a PostgreSQL statement may run (default 30000, `0`: none);
 //! - `REDIS_URL` — accepted but not used yet (rate limits and caches are in-process);
 //! - `RUST_LOG` — log filter (default `info,tower_http=debug`: one line per request).
 
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use abetworks_crm::http::AuthConfig;
 use abetworks_crm::http::server::{self, ServerOptions};
-use abetworks_crm::{Crm, Error, NewOrganization, NewUser, Role, TenantContext};
+use abetworks_crm::{Crm, Error, NewOrganization, NewUser, PoolSettings, Role, TenantContext};
 use anyhow::Context as _;
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
@@ -54,7 +55,10 @@ async fn main() -> anyhow::Result<()> {
         .map(|v| v.split(',').map(|o| o.trim().to_owned()).collect());
 
     // Connecting migrates the database.
-    let crm = Crm::connect(&url)
+    let crm = Crm::builder()
+        .database_url(&url)
+        .pool(PoolSettings::from_env()?)
+        .build()
         .await
         .context("connecting to DATABASE_URL")?;
     bootstrap(&crm, port).await?;

@@ -99,7 +99,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::{
-    ACT_IN_ORGANIZATION, AuthConfig, AuthLayer, Authenticate, Claims, ConfigError, Tenant,
+    ACT_IN_ORGANIZATION, AuthConfig, AuthLayer, Authenticate, Claims, ConfigError,
+    TRUSTED_PROXIES_ENV, Tenant,
 };
 pub use error::{ApiError, ApiResult, InternalError, PROBLEM_JSON, Problem, ProblemField};
 pub use extract::{Json, JsonBody, Path, Query};

@@ -11,7 +11,9 @@
 mod harness;
 
 mod helpers;
+mod limits;
 mod schema_check;
+mod throwaway;
 
 mod admin;
 mod auth;
@@ -20,6 +22,7 @@ mod entities;
 mod errors;
 mod mount;
 mod openapi;
+mod outage;
 mod records;
 mod server;
 mod settings;
