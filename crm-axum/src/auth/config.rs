@@ -44,6 +44,7 @@ pub struct AuthConfig {
     pub(crate) audience: String,
     pub(crate) access_ttl: Duration,
     pub(crate) refresh_ttl: Duration,
+    pub(crate) refresh_family_lifetime: Duration,
     pub(crate) registration: bool,
     pub(crate) principal_cache_ttl: Duration,
     pub(crate) idempotency_ttl: Duration,
@@ -66,6 +67,7 @@ impl fmt::Debug for AuthConfig {
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
+            .field("refresh_family_lifetime", &self.refresh_family_lifetime)
             .field("registration", &self.registration)
             .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
@@ -121,6 +123,7 @@ impl AuthConfig {
             audience: "abetworks-crm".into(),
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_family_lifetime: Duration::from_secs(90 * 24 * 3600),
             registration: true,
             principal_cache_ttl: Duration::from_secs(30),
             idempotency_ttl: Duration::from_secs(24 * 3600),
@@ -175,6 +178,14 @@ impl AuthConfig {
     /// Lifetime of refresh tokens (default 30 days).
     pub fn refresh_ttl(mut self, ttl: Duration) -> Self {
         self.refresh_ttl = ttl;
+        self
+    }
+
+    /// The absolute lifetime of a refresh-token family (default 90 days): however often its
+    /// tokens are rotated, a sign-in is over this long after it happened, and the user signs in
+    /// again. Each refresh token also expires [`AuthConfig::refresh_ttl`] after it is issued.
+    pub fn refresh_family_lifetime(mut self, lifetime: Duration) -> Self {
+        self.refresh_family_lifetime = lifetime;
         self
     }
 

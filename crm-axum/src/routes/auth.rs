@@ -325,7 +325,11 @@ async fn refresh(
     let (principal, next) = state
         .crm
         .auth()
-        .rotate_refresh_token(&req.refresh_token, state.auth.config.refresh_ttl)
+        .rotate_refresh_token_within(
+            &req.refresh_token,
+            state.auth.config.refresh_ttl,
+            state.auth.config.refresh_family_lifetime,
+        )
         .await?;
     let (access_token, expires_in) = state.auth.issue(&principal)?;
     Ok(Json(TokenResponse {
