@@ -18,10 +18,11 @@
 //! clients. Only session pooling (or none) is supported; [`Manager::connect`] refuses a
 //! connection whose settings do not survive from one statement to the next.
 //!
-//! When the server goes away (a restart, a failover, `pg_terminate_backend`), the connections
-//! it dropped are discarded as soon as one of them reports it; a plain `select` (outside a
-//! transaction) that met such a connection, and a rebind or `BEGIN` that did (nothing ran
-//! yet), are retried on another connection. What still fails is [`Error::Unavailable`].
+//! When the server goes away (a restart, a failover, `pg_terminate_backend`), a connection it
+//! dropped is discarded as soon as it reports it, and the other idle connections opened before
+//! are pinged once before their next use (after a restart they are all dead). A plain `select`
+//! (outside a transaction) and a tenant rebind that met a dropped connection are retried on
+//! another one; a write never is (the caller gets [`Error::Unavailable`] and decides).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
