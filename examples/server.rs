@@ -11,6 +11,9 @@
 //!   the process);
 //! - `PORT` — 8080 by default; `CRM_CORS_ORIGINS` — comma-separated origins (or `*`);
 //! - `CRM_DEMO_PASSWORD` — the demo admin's password on first run (random otherwise);
+//! - `CRM_TRUSTED_PROXIES` — reverse proxies (addresses or networks, comma-separated) whose
+//!   `Forwarded` / `X-Forwarded-For` name the client (default: none, the peer is the client);
+//! - `CRM_STATEMENT_TIMEOUT_MS` — longest a PostgreSQL statement may run (default 30000, `0`: none);
 //! - `REDIS_URL` — accepted but not used yet (rate limits and caches are in-process);
 //! - `RUST_LOG` — log filter (default `info,tower_http=debug`: one line per request).
 
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 use abetworks_crm::http::AuthConfig;
 use abetworks_crm::http::server::{self, ServerOptions};
-use abetworks_crm::{Crm, Error, NewOrganization, NewUser, Role, TenantContext};
+use abetworks_crm::{Crm, Error, NewOrganization, NewUser, PoolSettings, Role, TenantContext};
 use anyhow::Context as _;
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
@@ -54,12 +57,18 @@ async fn main() -> anyhow::Result<()> {
         .map(|v| v.split(',').map(|o| o.trim().to_owned()).collect());
 
     // Connecting migrates the database.
-    let crm = Crm::connect(&url)
+    let crm = Crm::builder()
+        .database_url(&url)
+        .pool(PoolSettings::from_env()?)
+        .build()
         .await
         .context("connecting to DATABASE_URL")?;
     bootstrap(&crm, port).await?;
 
-    let auth = AuthConfig::hs256(secret.as_bytes()).context("CRM_JWT_SECRET")?;
+    let auth = AuthConfig::hs256(secret.as_bytes())
+        .context("CRM_JWT_SECRET")?
+        .trusted_proxies_from_env()
+        .context("CRM_TRUSTED_PROXIES")?;
     let options = ServerOptions {
         request_timeout: Duration::from_secs(30),
         cors_origins,

@@ -9,6 +9,10 @@ use utoipa::ToSchema;
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// Seconds a client is asked to wait (`Retry-After`) when the database is unavailable: about
+/// the time a PostgreSQL restart or a failover takes.
+const UNAVAILABLE_RETRY_AFTER: &str = "2";
+
 /// An error answered by the API: a core error, or one of the few that only HTTP knows.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -142,18 +146,18 @@ impl ApiError {
                         Some("missing, invalid or expired credentials".into()),
                         vec![],
                     ),
-                    E::RateLimited => (
+                    E::RateLimited { .. } => (
                         StatusCode::TOO_MANY_REQUESTS,
                         "rate-limited",
                         "Too many requests",
                         Some("slow down and retry later".into()),
                         vec![],
                     ),
-                    E::Storage(crm_core::sqlx::Error::PoolTimedOut) => (
+                    E::Unavailable(_) => (
                         StatusCode::SERVICE_UNAVAILABLE,
                         "unavailable",
                         "Service unavailable",
-                        None,
+                        Some("the database is unavailable for a moment; retry shortly".into()),
                         vec![],
                     ),
                     _ => (
@@ -257,7 +261,17 @@ impl IntoResponse for ApiError {
                 );
             }
             StatusCode::TOO_MANY_REQUESTS => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+                if let ApiError::Core(crm_core::Error::RateLimited { retry_after }) = &self {
+                    // Whole seconds, rounded up: never invite a retry that is still refused.
+                    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                    headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                }
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER),
+                );
             }
             _ => {}
         }

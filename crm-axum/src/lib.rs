@@ -69,7 +69,8 @@
 //!   in-process login rate limits and the principal cache;
 //! - `error` — [`ApiError`] → [`Problem`], the one conversion of every error;
 //! - `extract` — [`Json`], [`Path`], [`Query`] whose rejections are problems;
-//! - `idempotency` — `Idempotency-Key` handling on creates;
+//! - `idempotency` — `Idempotency-Key` handling on creates; `body` — request bodies read to
+//!   their end before a handler runs (keep-alive connections survive early refusals);
 //! - `routes/` — handlers: `auth`, `records` (generic over [`crm_core::Entity`]), `verbs`
 //!   (convert, close, send…), `pipelines`, `custom_fields`, and the rest;
 //! - `server` (feature `server`) — [`server::app`] with probes and tower-http layers, and
@@ -79,6 +80,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod body;
 mod error;
 mod extract;
 mod idempotency;
@@ -91,6 +93,7 @@ mod views;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use crm_core::{Crm, Entity, EntityKind, EntityVisitor};
@@ -99,7 +102,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::{
-    ACT_IN_ORGANIZATION, AuthConfig, AuthLayer, Authenticate, Claims, ConfigError, Tenant,
+    ACT_IN_ORGANIZATION, AuthConfig, AuthLayer, Authenticate, Claims, ConfigError,
+    TRUSTED_PROXIES_ENV, Tenant,
 };
 pub use error::{ApiError, ApiResult, InternalError, PROBLEM_JSON, Problem, ProblemField};
 pub use extract::{Json, JsonBody, Path, Query};
@@ -186,11 +190,13 @@ pub fn router_with_auth<S: Clone + Send + Sync + 'static>(auth: &AuthLayer) -> R
         .merge(protected)
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_route)
-        .with_state(state);
+        .with_state(state)
+        .layer(middleware::map_response(no_store));
     Router::new()
         .nest(API_PREFIX, api)
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi()))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(body_limit, body::read_whole))
         .layer(middleware::from_fn(log_internal_errors))
 }
 
@@ -202,6 +208,15 @@ pub(crate) fn sha256_hex(parts: &[&[u8]]) -> String {
         h.update(p);
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every answer of the API holds tokens or an organization's (personal) data: no cache, shared
+/// or private, may keep it (a handler that chose its own `Cache-Control` keeps it).
+async fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(header::HeaderValue::from_static("no-store"));
+    res
 }
 
 async fn no_route() -> ApiError {

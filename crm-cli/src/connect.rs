@@ -6,7 +6,12 @@ use crm_core::{Crm, Organization, OrganizationId, Tenant, TenantContext};
 /// Connects to `url`; applies pending migrations when `migrate`; keeps the URL's role on
 /// PostgreSQL when `no_rls`.
 pub(crate) async fn connect(url: &str, migrate: bool, no_rls: bool) -> anyhow::Result<Crm> {
-    let builder = Crm::builder().database_url(url).migrate(migrate);
+    // CRM_STATEMENT_TIMEOUT_MS bounds each PostgreSQL statement (default 30 s).
+    let settings = crm_core::PoolSettings::from_env()?;
+    let builder = Crm::builder()
+        .database_url(url)
+        .pool(settings)
+        .migrate(migrate);
     let builder = if no_rls {
         builder.postgres_role(None)
     } else {

@@ -16,6 +16,10 @@ use serde::Serialize;
 use crate::Output;
 use crate::connect::organization;
 
+/// The longest lifetime `crm token issue` grants: an access token cannot be revoked, only
+/// outlived.
+const MAX_TOKEN_MINUTES: u64 = 24 * 60;
+
 /// Arguments of `crm serve`.
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -44,8 +48,9 @@ pub(crate) enum TokenCommand {
         /// The user's email or id.
         #[arg(long)]
         user: String,
-        /// Lifetime in minutes.
-        #[arg(long, default_value_t = 15)]
+        /// Lifetime in minutes (1 to 1440: a day at most; a token cannot be revoked before it
+        /// expires).
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=MAX_TOKEN_MINUTES))]
         minutes: u64,
     },
 }
@@ -85,7 +90,10 @@ pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode>
             (0..48).map(|_| fastrand::alphanumeric()).collect()
         }
     };
-    let auth = AuthConfig::hs256(secret.as_bytes()).context("CRM_JWT_SECRET")?;
+    let auth = AuthConfig::hs256(secret.as_bytes())
+        .context("CRM_JWT_SECRET")?
+        .trusted_proxies_from_env()
+        .context(crm_axum::TRUSTED_PROXIES_ENV)?;
     let options = ServerOptions {
         request_timeout: Duration::from_secs(args.timeout),
         cors_origins: args.cors_origins,
@@ -129,7 +137,7 @@ pub(crate) async fn token(crm: &Crm, cmd: TokenCommand, out: Output) -> anyhow::
         .context("the user may not sign in")?;
     let auth = AuthConfig::hs256(secret.as_bytes())
         .context("CRM_JWT_SECRET")?
-        .access_ttl(Duration::from_secs(minutes.max(1) * 60));
+        .access_ttl(Duration::from_secs(minutes * 60));
     let (access_token, expires_in) = auth.issue_access_token(&principal)?;
     let issued = Issued {
         access_token,

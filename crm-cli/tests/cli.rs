@@ -496,9 +496,8 @@ async fn api_keys_tokens_and_openapi(postgres: bool) {
     .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CRM_JWT_SECRET"));
-    let out = crm(
-        &url,
-        &[
+    let issue = |extra: &[&str]| {
+        let mut args = vec![
             "--json",
             "token",
             "issue",
@@ -506,11 +505,14 @@ async fn api_keys_tokens_and_openapi(postgres: bool) {
             "keys",
             "--user",
             "k@keys.test",
-        ],
-    )
-    .env("CRM_JWT_SECRET", "0123456789abcdef0123456789abcdef")
-    .output()
-    .unwrap();
+        ];
+        args.extend_from_slice(extra);
+        crm(&url, &args)
+            .env("CRM_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+            .output()
+            .unwrap()
+    };
+    let out = issue(&[]);
     assert!(
         out.status.success(),
         "{}",
@@ -523,6 +525,11 @@ async fn api_keys_tokens_and_openapi(postgres: bool) {
         "a JWT"
     );
     assert_eq!(issued["expires_in"], 900);
+    // Tokens cannot be revoked: their lifetime is bounded.
+    for minutes in ["0", "1441", "99999999999"] {
+        let out = issue(&["--minutes", minutes]);
+        assert!(!out.status.success(), "--minutes {minutes} was accepted");
+    }
 
     // The spec needs no database.
     let spec = text("sqlite::memory:", &["openapi", "--format", "json"]);

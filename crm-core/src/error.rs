@@ -47,15 +47,23 @@ pub enum Error {
     /// The caller is not known (bad credentials, deactivated user). HTTP 401.
     #[error("unauthenticated")]
     Unauthenticated,
-    /// Too many requests; retry later. HTTP 429.
-    #[error("rate limited")]
-    RateLimited,
+    /// Too many requests; retry after `retry_after`. HTTP 429 with `Retry-After`.
+    #[error("rate limited for {retry_after:?}")]
+    RateLimited {
+        /// How long until the limit lets the next request through.
+        retry_after: std::time::Duration,
+    },
     /// The library was set up wrongly (bad database URL, feature not compiled in).
     #[error("configuration error: {0}")]
     Config(String),
     /// The database failed. Opaque to clients; logged by the host. HTTP 500 / 503.
     #[error("storage error")]
     Storage(#[source] sqlx::Error),
+    /// The database cannot serve the call right now: it is unreachable, shutting down or
+    /// restarting, out of connections, or it cancelled a statement that ran past the
+    /// statement timeout. Nothing is wrong with the call itself; retry shortly. HTTP 503.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
     /// Applying migrations failed.
     #[error("migration error")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -97,13 +105,15 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     /// `RowNotFound` never escapes the storage layer as a driver error: callers get a
-    /// [`Error::NotFound`]; every other driver error is kept opaque in [`Error::Storage`].
+    /// [`Error::NotFound`]; the database being away is [`Error::Unavailable`]
+    /// ([`is_transient`]); every other driver error is kept opaque in [`Error::Storage`].
     fn from(err: sqlx::Error) -> Self {
         match err {
             sqlx::Error::RowNotFound => Error::NotFound {
                 entity: "record",
                 id: None,
             },
+            other if is_transient(&other) => Error::Unavailable(other),
             other => Error::Storage(other),
         }
     }
@@ -138,6 +148,23 @@ impl Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// Whether `e` says the database is away for now rather than that the statement is wrong: I/O
+/// errors, an exhausted or closed pool, PostgreSQL's connection exceptions (class `08`),
+/// `admin_shutdown` / `crash_shutdown` / `cannot_connect_now` (`57P01`–`57P03`),
+/// `too_many_connections` (`53300`) and `query_canceled` (`57014`, also the statement timeout).
+pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300" | "57014")
+        }),
+        _ => false,
     }
 }
 

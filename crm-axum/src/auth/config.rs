@@ -12,7 +12,15 @@ pub enum ConfigError {
     /// An HS256 secret shorter than 32 bytes (RFC 7518 §3.2 asks for at least the hash size).
     #[error("the JWT secret must be at least 32 bytes")]
     WeakSecret,
+    /// A trusted proxy that is neither an IP address nor a network (`10.0.0.0/8`).
+    #[error("not an IP address or network: `{0}`")]
+    InvalidProxy(String),
 }
+
+/// The environment variable [`AuthConfig::trusted_proxies_from_env`] reads: comma-separated
+/// addresses or networks of the reverse proxies whose `Forwarded` / `X-Forwarded-For` headers
+/// name the client.
+pub const TRUSTED_PROXIES_ENV: &str = "CRM_TRUSTED_PROXIES";
 
 /// How access tokens (JWTs) are signed and verified, and the auth routes' settings.
 ///
@@ -36,6 +44,7 @@ pub struct AuthConfig {
     pub(crate) audience: String,
     pub(crate) access_ttl: Duration,
     pub(crate) refresh_ttl: Duration,
+    pub(crate) refresh_family_lifetime: Duration,
     pub(crate) registration: bool,
     pub(crate) principal_cache_ttl: Duration,
     pub(crate) idempotency_ttl: Duration,
@@ -43,6 +52,8 @@ pub struct AuthConfig {
     pub(crate) login_attempts_per_account: u32,
     pub(crate) login_attempts_per_address: u32,
     pub(crate) login_window: Duration,
+    pub(crate) signups_per_address: u32,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) webhook_posts_per_minute: u32,
 }
 
@@ -56,7 +67,9 @@ impl fmt::Debug for AuthConfig {
             .field("audience", &self.audience)
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
+            .field("refresh_family_lifetime", &self.refresh_family_lifetime)
             .field("registration", &self.registration)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +123,7 @@ impl AuthConfig {
             audience: "abetworks-crm".into(),
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_family_lifetime: Duration::from_secs(90 * 24 * 3600),
             registration: true,
             principal_cache_ttl: Duration::from_secs(30),
             idempotency_ttl: Duration::from_secs(24 * 3600),
@@ -117,6 +131,8 @@ impl AuthConfig {
             login_attempts_per_account: 5,
             login_attempts_per_address: 30,
             login_window: Duration::from_secs(15 * 60),
+            signups_per_address: 10,
+            trusted_proxies: Vec::new(),
             webhook_posts_per_minute: 60,
         }
     }
@@ -165,6 +181,14 @@ impl AuthConfig {
         self
     }
 
+    /// The absolute lifetime of a refresh-token family (default 90 days): however often its
+    /// tokens are rotated, a sign-in is over this long after it happened, and the user signs in
+    /// again. Each refresh token also expires [`AuthConfig::refresh_ttl`] after it is issued.
+    pub fn refresh_family_lifetime(mut self, lifetime: Duration) -> Self {
+        self.refresh_family_lifetime = lifetime;
+        self
+    }
+
     /// Whether `POST /auth/register` creates organizations (default `true`).
     pub fn registration(mut self, enabled: bool) -> Self {
         self.registration = enabled;
@@ -192,13 +216,59 @@ impl AuthConfig {
         self
     }
 
-    /// Login attempts allowed per account and per client address in each window (defaults 5
-    /// failed attempts per account and 30 attempts per address in 15 minutes).
+    /// Sign-in limits (defaults 5, 30 and 15 minutes):
+    ///
+    /// - `per_account`: failed attempts at one account *from one client address* before that
+    ///   pair backs off (1 s, doubling with each further failure, at most `window`; forgotten
+    ///   after a success or two quiet windows). Another address, such as the owner's, is not
+    ///   affected;
+    /// - `per_address`: sign-in attempts from one client address in each `window`, whatever
+    ///   the account.
+    ///
+    /// A refused attempt answers 429 with the real remaining wait in `Retry-After`.
     pub fn login_limits(mut self, per_account: u32, per_address: u32, window: Duration) -> Self {
         self.login_attempts_per_account = per_account;
         self.login_attempts_per_address = per_address;
         self.login_window = window;
         self
+    }
+
+    /// Sign-ups (`auth/register`) allowed per client address in each sign-in window (default
+    /// 10): a budget of their own, so that signing up does not spend the sign-in budget.
+    pub fn signup_limit(mut self, per_address: u32) -> Self {
+        self.signups_per_address = per_address;
+        self
+    }
+
+    /// The reverse proxies (addresses or networks) trusted to name the client in `Forwarded`
+    /// (RFC 7239) or `X-Forwarded-For`; default none. Only a request whose connection comes
+    /// from one of them is read that way, from the right, skipping trusted hops: anything else
+    /// could forge its address and escape the per-address limits.
+    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = ipnet::IpNet>) -> Self {
+        self.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// [`AuthConfig::trusted_proxies`] from [`TRUSTED_PROXIES_ENV`] (`CRM_TRUSTED_PROXIES`,
+    /// e.g. `10.0.0.0/8, 192.0.2.7`), unchanged when it is unset.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidProxy`] for an entry that is no address or network.
+    pub fn trusted_proxies_from_env(self) -> Result<Self, ConfigError> {
+        let Ok(list) = std::env::var(TRUSTED_PROXIES_ENV) else {
+            return Ok(self);
+        };
+        let proxies = list
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError::InvalidProxy(p.to_owned()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.trusted_proxies(proxies))
     }
 
     /// Form posts allowed per API key per minute on `webhooks/forms` (default 60).

@@ -1,65 +1,155 @@
-//! In-process counters and caches: login rate limits (fixed windows) and the principal cache
+//! In-process counters and caches: the rate limits of the auth routes and the principal cache
 //! (moka, as crm-core's caches).
 //!
 //! Per process: behind a load balancer each instance counts on its own (a shared store such as
-//! Redis would make the limits global; not done yet).
+//! Redis would make the limits global; not done yet). Every counter lives in a bounded moka
+//! cache keyed by a SHA-256 digest (never the caller's raw input) that forgets it once its
+//! window has passed, so a flood of distinct keys cannot grow memory past the bound.
 
-use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Entries kept before a map is swept of expired ones.
-const SWEEP_AT: usize = 10_000;
+/// Counters each limiter keeps at most (about 150 bytes each); the least used go first.
+pub(crate) const LIMITER_CAPACITY: u64 = 50_000;
 
-/// A fixed-window counter per key.
-#[derive(Debug)]
+/// The first wait of a backoff limiter once its budget is spent; it doubles with every further
+/// failure, up to the window.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A limiter's key: the SHA-256 of what it counts (an address, an account and an address…).
+pub(crate) type LimitKey = [u8; 32];
+
+/// The key of `parts` (each length-prefixed, so that `("ab", "c")` and `("a", "bc")` differ).
+pub(crate) fn limit_key(parts: &[&[u8]]) -> LimitKey {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+/// How a limiter refuses once `max` hits are counted.
+#[derive(Debug, Clone, Copy)]
+enum Policy {
+    /// Until the fixed window that began with the first hit ends.
+    Window,
+    /// For [`FIRST_BACKOFF`] after the last hit, doubling with each further hit, at most the
+    /// window; the counter is forgotten after two windows without a hit.
+    Backoff,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Counter {
+    hits: u32,
+    first: Instant,
+    last: Instant,
+}
+
+/// A counter per key, in a bounded cache.
 pub(crate) struct RateLimiter {
     max: u32,
     window: Duration,
-    hits: Mutex<HashMap<String, (u32, Instant)>>,
+    policy: Policy,
+    counters: moka::sync::Cache<LimitKey, Arc<Mutex<Counter>>>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("max", &self.max)
+            .field("window", &self.window)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RateLimiter {
-    pub(crate) fn new(max: u32, window: Duration) -> Self {
+    /// At most `max` hits per key in each fixed `window`.
+    pub(crate) fn window(max: u32, window: Duration, capacity: u64) -> Self {
+        Self::new(max, window, Policy::Window, capacity)
+    }
+
+    /// `max` hits per key, then exponential backoff (1 s, 2 s, 4 s… at most `window`).
+    pub(crate) fn backoff(max: u32, window: Duration, capacity: u64) -> Self {
+        Self::new(max, window, Policy::Backoff, capacity)
+    }
+
+    fn new(max: u32, window: Duration, policy: Policy, capacity: u64) -> Self {
+        let builder = moka::sync::Cache::builder().max_capacity(capacity);
+        let counters = match policy {
+            Policy::Window => builder.time_to_live(window),
+            Policy::Backoff => builder.time_to_idle(window.saturating_mul(2)),
+        }
+        .build();
         Self {
             max,
             window,
-            hits: Mutex::new(HashMap::new()),
+            policy,
+            counters,
         }
     }
 
-    /// Whether `key` is still under its limit (without counting).
-    pub(crate) fn allows(&self, key: &str) -> bool {
-        let now = Instant::now();
-        let hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
-        match hits.get(key) {
-            Some((n, start)) if now.duration_since(*start) < self.window => *n < self.max,
-            _ => true,
+    /// `Ok` when `key` may go on (without counting it); otherwise the 429 with how long it must
+    /// wait.
+    pub(crate) fn check(&self, key: &LimitKey) -> Result<(), crm_core::Error> {
+        let Some(counter) = self.counters.get(key) else {
+            return Ok(());
+        };
+        let counter = *counter.lock().unwrap_or_else(|p| p.into_inner());
+        match self.wait(&counter, Instant::now()) {
+            Some(retry_after) => Err(crm_core::Error::RateLimited { retry_after }),
+            None => Ok(()),
         }
+    }
+
+    /// How long `counter` must still wait at `now`, if at all.
+    fn wait(&self, c: &Counter, now: Instant) -> Option<Duration> {
+        if c.hits < self.max {
+            return None;
+        }
+        let until = match self.policy {
+            Policy::Window => c.first + self.window,
+            Policy::Backoff => {
+                let doublings = (c.hits - self.max).min(30);
+                c.last
+                    + FIRST_BACKOFF
+                        .saturating_mul(1 << doublings)
+                        .min(self.window)
+            }
+        };
+        until.checked_duration_since(now).filter(|d| !d.is_zero())
     }
 
     /// Counts one hit of `key`.
-    pub(crate) fn hit(&self, key: &str) {
+    pub(crate) fn hit(&self, key: LimitKey) {
         let now = Instant::now();
-        let mut hits = self.hits.lock().unwrap_or_else(|p| p.into_inner());
-        if hits.len() >= SWEEP_AT {
-            let window = self.window;
-            hits.retain(|_, (_, start)| now.duration_since(*start) < window);
+        let fresh = Counter {
+            hits: 0,
+            first: now,
+            last: now,
+        };
+        let entry = self.counters.get_with(key, || Arc::new(Mutex::new(fresh)));
+        let mut c = entry.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(self.policy, Policy::Window) && now >= c.first + self.window {
+            *c = fresh;
         }
-        let entry = hits.entry(key.to_owned()).or_insert((0, now));
-        if now.duration_since(entry.1) >= self.window {
-            *entry = (0, now);
-        }
-        entry.0 = entry.0.saturating_add(1);
+        c.hits = c.hits.saturating_add(1);
+        c.last = now;
     }
 
-    /// Forgets `key` (a successful login clears its account's failures).
-    pub(crate) fn reset(&self, key: &str) {
-        self.hits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+    /// Forgets `key` (a successful sign-in clears its failures).
+    pub(crate) fn reset(&self, key: &LimitKey) {
+        self.counters.invalidate(key);
+    }
+
+    /// How many counters are kept (after the cache's pending evictions).
+    #[cfg(test)]
+    fn len(&self) -> u64 {
+        self.counters.run_pending_tasks();
+        self.counters.entry_count()
     }
 }
 
@@ -118,15 +208,53 @@ where
 mod tests {
     use super::*;
 
+    fn k(s: &str) -> LimitKey {
+        limit_key(&[s.as_bytes()])
+    }
+
     #[test]
-    fn limiter_counts_within_a_window() {
-        let l = RateLimiter::new(2, Duration::from_secs(60));
-        assert!(l.allows("a"));
-        l.hit("a");
-        l.hit("a");
-        assert!(!l.allows("a") && l.allows("b"));
-        l.reset("a");
-        assert!(l.allows("a"));
+    fn a_window_limiter_counts_within_its_window_and_says_how_long_to_wait() {
+        let l = RateLimiter::window(2, Duration::from_secs(60), 100);
+        assert!(l.check(&k("a")).is_ok());
+        l.hit(k("a"));
+        l.hit(k("a"));
+        let Err(crm_core::Error::RateLimited { retry_after }) = l.check(&k("a")) else {
+            panic!("limited expected")
+        };
+        assert!(retry_after > Duration::from_secs(59) && retry_after <= Duration::from_secs(60));
+        assert!(l.check(&k("b")).is_ok());
+        l.reset(&k("a"));
+        assert!(l.check(&k("a")).is_ok());
+    }
+
+    #[test]
+    fn a_backoff_limiter_doubles_its_wait() {
+        let l = RateLimiter::backoff(2, Duration::from_secs(60), 100);
+        let wait = |l: &RateLimiter| match l.check(&k("a")) {
+            Err(crm_core::Error::RateLimited { retry_after }) => retry_after,
+            _ => Duration::ZERO,
+        };
+        l.hit(k("a"));
+        assert_eq!(wait(&l), Duration::ZERO);
+        l.hit(k("a"));
+        assert!(wait(&l) > Duration::from_millis(900) && wait(&l) <= Duration::from_secs(1));
+        l.hit(k("a"));
+        l.hit(k("a"));
+        assert!(wait(&l) > Duration::from_millis(3900) && wait(&l) <= Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_flood_of_distinct_keys_stays_within_the_bound() {
+        let l = RateLimiter::window(5, Duration::from_secs(900), 1_000);
+        for i in 0..20_000 {
+            l.hit(k(&format!("attacker-{i}")));
+        }
+        assert!(l.len() <= 1_000, "{} counters kept", l.len());
+    }
+
+    #[test]
+    fn keys_are_length_prefixed() {
+        assert_ne!(limit_key(&[b"ab", b"c"]), limit_key(&[b"a", b"bc"]));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! A super-admin acts in another organization only explicitly, with the
 //! [`ACT_IN_ORGANIZATION`] header (`X-Organization-Id`); anyone else sending it gets 403.
 
+mod client_addr;
 mod config;
 mod layer;
 pub(crate) mod limits;
@@ -24,9 +25,10 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use config::{AuthConfig, ConfigError};
+pub(crate) use client_addr::client_addr;
+pub use config::{AuthConfig, ConfigError, TRUSTED_PROXIES_ENV};
 pub use layer::{AuthLayer, Authenticate};
-use limits::{RateLimiter, TtlCache};
+use limits::{LIMITER_CAPACITY, RateLimiter, TtlCache};
 
 use crate::error::ApiError;
 
@@ -89,9 +91,15 @@ pub(crate) struct AuthState {
     principals: TtlCache<(Uuid, Uuid), Option<Role>>,
     /// API keys verified recently, by the SHA-256 of the key (never the key itself).
     api_keys: TtlCache<String, Option<TenantContext>>,
-    pub(crate) login_accounts: RateLimiter,
+    /// Failed sign-ins per (account, client address), with backoff.
+    pub(crate) login_failures: RateLimiter,
+    /// Sign-in attempts per client address.
     pub(crate) login_addresses: RateLimiter,
+    /// Sign-ups per client address.
+    pub(crate) signups: RateLimiter,
     pub(crate) webhook_posts: RateLimiter,
+    /// Whether the "no client address" warning was logged (once per process).
+    pub(crate) warned_no_address: std::sync::atomic::AtomicBool,
 }
 
 impl AuthState {
@@ -99,18 +107,27 @@ impl AuthState {
         Self {
             principals: TtlCache::new(config.principal_cache_ttl),
             api_keys: TtlCache::new(config.principal_cache_ttl),
-            login_accounts: RateLimiter::new(
+            login_failures: RateLimiter::backoff(
                 config.login_attempts_per_account,
                 config.login_window,
+                LIMITER_CAPACITY,
             ),
-            login_addresses: RateLimiter::new(
+            login_addresses: RateLimiter::window(
                 config.login_attempts_per_address,
                 config.login_window,
+                LIMITER_CAPACITY,
             ),
-            webhook_posts: RateLimiter::new(
+            signups: RateLimiter::window(
+                config.signups_per_address,
+                config.login_window,
+                LIMITER_CAPACITY,
+            ),
+            webhook_posts: RateLimiter::window(
                 config.webhook_posts_per_minute,
                 std::time::Duration::from_secs(60),
+                LIMITER_CAPACITY,
             ),
+            warned_no_address: std::sync::atomic::AtomicBool::new(false),
             config,
         }
     }

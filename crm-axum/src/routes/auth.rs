@@ -1,20 +1,22 @@
 //! `auth/register`, `auth/login`, `auth/refresh`, `auth/logout` and `me`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use crm_core::{
-    NewOrganization, NewUser, OrganizationId, Password, Principal, Role, TenantContext,
+    NewOrganization, NewUser, OrganizationId, Password, Principal, Role, TenantContext, Validator,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{Tenant, forbidden};
+use crate::auth::limits::{LimitKey, RateLimiter, limit_key};
+use crate::auth::{Tenant, client_addr, forbidden};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::Json;
 use crate::openapi::tags;
@@ -94,24 +96,50 @@ pub(crate) struct MeResponse {
     pub(crate) organization: crm_core::Organization,
 }
 
-/// The client's address, when the server recorded it (`into_make_service_with_connect_info`).
+/// The longest organization slug (as crm-core allows) and email (RFC 5321) a sign-in takes.
+const MAX_SLUG: usize = 63;
+const MAX_EMAIL: usize = 254;
+
+/// The client's address, when the server recorded it (`into_make_service_with_connect_info`):
+/// the connection's peer, or the address a trusted proxy forwarded
+/// ([`crate::AuthConfig::trusted_proxies`]).
 pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<ApiState> for ClientAddr {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            if !state.auth.warned_no_address.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "no client address (the server runs without ConnectInfo): per-address \
+                     sign-in and sign-up limits are off; serve with \
+                     into_make_service_with_connect_info::<SocketAddr>() (crm_axum::server::serve does)"
+                );
+            }
+            return Ok(ClientAddr(None));
+        };
+        let trusted = &state.auth.config.trusted_proxies;
+        Ok(ClientAddr(Some(client_addr(
+            peer.ip(),
+            &parts.headers,
+            trusted,
+        ))))
     }
 }
 
-/// The rate-limit key of a client address (`unknown` when the server did not record it).
-fn address_key(addr: Option<IpAddr>) -> String {
-    addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string())
+/// Counts one attempt from `addr` against `limiter`; refused when its budget is spent. Without
+/// an address there is nothing to count by (all clients would share one budget).
+fn spend(limiter: &RateLimiter, scope: &[u8], addr: Option<IpAddr>) -> ApiResult<()> {
+    let Some(addr) = addr else {
+        return Ok(());
+    };
+    let key = limit_key(&[scope, addr.to_string().as_bytes()]);
+    limiter.check(&key)?;
+    limiter.hit(key);
+    Ok(())
 }
 
 async fn tokens(state: &ApiState, principal: &Principal) -> ApiResult<TokenResponse> {
@@ -149,13 +177,9 @@ async fn register(
             "registration is switched off",
         ));
     }
-    // Sign-ups count against the same per-address budget as sign-ins: creating organizations
-    // in a loop is as unwelcome as guessing passwords.
-    let address = address_key(addr);
-    if !state.auth.login_addresses.allows(&address) {
-        return Err(crm_core::Error::RateLimited.into());
-    }
-    state.auth.login_addresses.hit(&address);
+    // Sign-ups have a per-address budget of their own: creating organizations in a loop is
+    // unwelcome, and signing up must not spend the budget of signing in.
+    spend(&state.auth.signups, b"sign-up", addr)?;
     // One transaction: the organization and its first admin both exist afterwards, or neither.
     let (org, admin) = state
         .crm
@@ -183,7 +207,8 @@ async fn register(
 
 /// Signs in with an organization slug, email and password.
 ///
-/// Rate limited per account (failed attempts) and per client address.
+/// Rate limited per client address, and per account as tried from one address (failed
+/// attempts, with backoff); a 429 says in `Retry-After` how long to wait.
 #[utoipa::path(post, path = "/auth/login", tag = tags::AUTH, request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
@@ -195,28 +220,13 @@ async fn login(
     ClientAddr(addr): ClientAddr,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
+    // Bounded before anything else looks at them (limits, database, logs).
+    let mut v = Validator::new();
+    v.text("organization", &req.organization, true, MAX_SLUG);
+    v.text("email", &req.email, true, MAX_EMAIL);
+    v.finish()?;
     let auth = &state.auth;
-    let account = format!("{}\n{}", req.organization, req.email.trim().to_lowercase());
-    let address = address_key(addr);
-    if !auth.login_addresses.allows(&address) || !auth.login_accounts.allows(&account) {
-        return Err(crm_core::Error::RateLimited.into());
-    }
-    auth.login_addresses.hit(&address);
-    match authenticate(&state, &req).await {
-        Ok(principal) => {
-            auth.login_accounts.reset(&account);
-            Ok(Json(tokens(&state, &principal).await?))
-        }
-        Err(e) => {
-            if matches!(e, ApiError::Core(crm_core::Error::Unauthenticated)) {
-                auth.login_accounts.hit(&account);
-            }
-            Err(e)
-        }
-    }
-}
-
-async fn authenticate(state: &ApiState, req: &LoginRequest) -> ApiResult<Principal> {
+    spend(&auth.login_addresses, b"sign-in", addr)?;
     let org = match state
         .crm
         .organizations()
@@ -227,6 +237,67 @@ async fn authenticate(state: &ApiState, req: &LoginRequest) -> ApiResult<Princip
         Err(crm_core::Error::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
+    let account = account_key(&state, org, &req, addr).await?;
+    auth.login_failures.check(&account)?;
+    match authenticate(&state, org, &req).await {
+        Ok(principal) => {
+            auth.login_failures.reset(&account);
+            Ok(Json(tokens(&state, &principal).await?))
+        }
+        Err(e) => {
+            if matches!(e, ApiError::Core(crm_core::Error::Unauthenticated)) {
+                auth.login_failures.hit(account);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The failure counter of one account as tried from one address. The account is the user the
+/// database resolves the email to (its own case folding, e.g. of `İ`, decides), so spellings of
+/// one email share a counter; an email that names no user is counted by its lowercase form.
+async fn account_key(
+    state: &ApiState,
+    org: Option<OrganizationId>,
+    req: &LoginRequest,
+    addr: Option<IpAddr>,
+) -> ApiResult<LimitKey> {
+    let addr = addr.map(|a| a.to_string()).unwrap_or_default();
+    let user = match org {
+        Some(org) => match state
+            .crm
+            .tenant(&TenantContext::system(org))
+            .users()
+            .get_by_email(&req.email)
+            .await
+        {
+            Ok(user) => Some((org, user.id)),
+            Err(crm_core::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    Ok(match user {
+        Some((org, user)) => limit_key(&[
+            b"user",
+            org.uuid().as_bytes(),
+            user.uuid().as_bytes(),
+            addr.as_bytes(),
+        ]),
+        None => limit_key(&[
+            b"name",
+            req.organization.as_bytes(),
+            req.email.trim().to_lowercase().as_bytes(),
+            addr.as_bytes(),
+        ]),
+    })
+}
+
+async fn authenticate(
+    state: &ApiState,
+    org: Option<OrganizationId>,
+    req: &LoginRequest,
+) -> ApiResult<Principal> {
     // Checking a password is the system's act in the organization: no user is known yet. An
     // unknown organization still pays for a (dummy) hash check, in an organization that cannot
     // exist, so timing does not tell which slugs exist.
@@ -257,7 +328,11 @@ async fn refresh(
     let (principal, next) = state
         .crm
         .auth()
-        .rotate_refresh_token(&req.refresh_token, state.auth.config.refresh_ttl)
+        .rotate_refresh_token_within(
+            &req.refresh_token,
+            state.auth.config.refresh_ttl,
+            state.auth.config.refresh_family_lifetime,
+        )
         .await?;
     let (access_token, expires_in) = state.auth.issue(&principal)?;
     Ok(Json(TokenResponse {

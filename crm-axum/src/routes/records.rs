@@ -80,7 +80,13 @@ fn etag(version: i64) -> HeaderValue {
 }
 
 /// The version named by `If-Match` (`"3"`, `W/"3"`); `None` when absent or `*`.
+///
+/// A well-formed entity tag that is no version of this API (`"nope"`) matches no
+/// representation: the write is refused with 412, as RFC 9110 §13.1.1 asks, through the same
+/// version check as a stale tag. Only a value that is no entity tag at all is a 400.
 fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    /// A version no record ever has (versions start at 1).
+    const MATCHES_NOTHING: i64 = -1;
     let Some(v) = headers.get(IF_MATCH) else {
         return Ok(None);
     };
@@ -88,13 +94,15 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     if s == "*" {
         return Ok(None);
     }
-    s.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .map(Some)
-        .map_err(|_| {
+    let tag = s.strip_prefix("W/").unwrap_or(s);
+    let opaque = tag
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .filter(|o| !o.contains('"'))
+        .ok_or_else(|| {
             ApiError::BadRequest("If-Match must be an ETag of this API, e.g. \"3\"".into())
-        })
+        })?;
+    Ok(Some(opaque.parse().unwrap_or(MATCHES_NOTHING)))
 }
 
 /// Whether a client may never assign field `name` of `E`: the common server-owned columns and
@@ -481,17 +489,10 @@ async fn delete<E: Resource>(
     let records = tenant.records::<E>();
     let id = Id::<E>::from_uuid(id);
     if p.permanent {
-        if let Some(v) = version {
-            let current = records.get_including_deleted(id).await?;
-            if current.version != v {
-                return Err(crm_core::Error::VersionMismatch {
-                    expected: v,
-                    actual: current.version,
-                }
-                .into());
-            }
+        match version {
+            Some(v) => records.purge_if_version(id, v).await?,
+            None => records.purge(id).await?,
         }
-        records.purge(id).await?;
     } else {
         match version {
             Some(v) => records.delete_if_version(id, v).await?,

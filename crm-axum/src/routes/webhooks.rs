@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::limits::limit_key;
 use crate::auth::{Tenant, forbidden};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{self, read_body};
@@ -159,11 +160,9 @@ async fn form(
         return Err(forbidden("api_key_only", "web forms post with an API key"));
     };
     let limiter = &state.auth.webhook_posts;
-    let key = key_id.to_string();
-    if !limiter.allows(&key) {
-        return Err(crm_core::Error::RateLimited.into());
-    }
-    limiter.hit(&key);
+    let key = limit_key(&[b"webhook", key_id.as_bytes()]);
+    limiter.check(&key)?;
+    limiter.hit(key);
     // The fingerprint is over the normalized fields, whatever the content type.
     let canonical = serde_json::to_vec(&fields).unwrap_or_default();
     let path = "/api/v1/webhooks/forms";

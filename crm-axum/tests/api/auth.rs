@@ -70,7 +70,8 @@ async fn register_login_me_refresh_logout(crm: Crm) {
     refresh(&app, next).await.problem(401, "unauthenticated");
 }
 
-async fn refresh(app: &TestApp, token: &str) -> crate::helpers::Res {
+/// `POST auth/refresh` with `token`.
+pub(crate) async fn refresh(app: &TestApp, token: &str) -> crate::helpers::Res {
     app.send(
         Method::POST,
         "/api/v1/auth/refresh",

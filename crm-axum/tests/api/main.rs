@@ -11,16 +11,22 @@
 mod harness;
 
 mod helpers;
+mod limits;
 mod schema_check;
+mod throwaway;
 
 mod admin;
 mod auth;
+mod conditional;
 mod entities;
 mod errors;
+mod keepalive;
 mod mount;
 mod openapi;
+mod outage;
 mod records;
 mod server;
 mod settings;
 mod tenancy;
+mod tokens;
 mod wire;

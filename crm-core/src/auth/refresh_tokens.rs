@@ -120,6 +120,24 @@ impl<'c> Auth<'c> {
         token: &str,
         ttl: Duration,
     ) -> Result<(Principal, IssuedRefreshToken)> {
+        self.rotate_refresh_token_within(token, ttl, Duration::MAX)
+            .await
+    }
+
+    /// Like [`Auth::rotate_refresh_token`], within an absolute lifetime of the family: however
+    /// often it is rotated, no token of a family outlives `family_lifetime` after the sign-in
+    /// that started it (the successor's expiry is cut to it), so a stolen token that is kept
+    /// fresh still dies.
+    ///
+    /// # Errors
+    /// As [`Auth::rotate_refresh_token`]; also [`Error::Unauthenticated`] once the family is
+    /// older than `family_lifetime`.
+    pub async fn rotate_refresh_token_within(
+        &self,
+        token: &str,
+        ttl: Duration,
+        family_lifetime: Duration,
+    ) -> Result<(Principal, IssuedRefreshToken)> {
         let parsed = secret::parse(REFRESH_PREFIX, token).ok_or(Error::Unauthenticated)?;
         let org = OrganizationId::from_uuid(parsed.organization);
         let mut s = self.crm.pool().tenant(org).await?;
@@ -139,9 +157,15 @@ impl<'c> Auth<'c> {
                 revoke_family(&mut tx.conn(), org, row.family_id).await?;
                 return Ok(Err(Error::Unauthenticated));
             }
-            if row.expires_at <= now() {
+            // A family's id is a UUIDv7 minted at the sign-in that started it: its time is the
+            // family's birth.
+            let left = family_age(row.family_id)
+                .and_then(|age| family_lifetime.checked_sub(age))
+                .unwrap_or(Duration::ZERO);
+            if row.expires_at <= now() || left.is_zero() {
                 return Ok(Err(Error::Unauthenticated));
             }
+            let ttl = ttl.min(left);
             let user = UserId::from_uuid(row.user_id);
             let principal = match principal(&mut tx.conn(), org, user).await {
                 Ok(p) => p,
@@ -211,6 +235,17 @@ impl Crm {
     pub fn auth(&self) -> Auth<'_> {
         Auth::new(self)
     }
+}
+
+/// How long ago the family `family` (a UUIDv7) started; `None` for an id that carries no time.
+fn family_age(family: Uuid) -> Option<Duration> {
+    let (secs, nanos) = family.get_timestamp()?.to_unix();
+    let born = std::time::UNIX_EPOCH + Duration::new(secs, nanos);
+    Some(
+        std::time::SystemTime::now()
+            .duration_since(born)
+            .unwrap_or_default(),
+    )
 }
 
 /// The refresh token `id` of `org`.

@@ -95,8 +95,18 @@ impl<E: Entity> Records<'_, E> {
     /// # Errors
     /// [`Error::Forbidden`] for plain users; [`Error::Conflict`] while other records still link
     /// to it.
-    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn purge(&self, id: Id<E>) -> Result<()> {
+        self.purge_at(id, None).await
+    }
+
+    /// Like [`Records::purge`], but only if the record is still at `version`, checked in the
+    /// purge's own transaction (under the row lock).
+    pub async fn purge_if_version(&self, id: Id<E>, version: i64) -> Result<()> {
+        self.purge_at(id, Some(version)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
+    async fn purge_at(&self, id: Id<E>, version: Option<i64>) -> Result<()> {
         if !self.ctx().role().is_admin() {
             return Err(Error::forbidden(
                 "admin_only",
@@ -106,7 +116,7 @@ impl<E: Entity> Records<'_, E> {
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
         let out = async {
-            self.lock_in(&mut tx, id, Deleted::Include, None).await?;
+            self.lock_in(&mut tx, id, Deleted::Include, version).await?;
             let mut q = Sql::new("delete from ");
             q.push(E::TABLE)
                 .push(" where organization_id = ")

@@ -13,7 +13,7 @@ mod sql;
 pub(crate) mod sqlite;
 mod unit;
 
-pub use settings::PoolSettings;
+pub use settings::{PoolSettings, STATEMENT_TIMEOUT_ENV};
 pub(crate) use sql::{Arg, FieldKey, Sql};
 pub(crate) use unit::{Unit, UnitSession};
 
@@ -86,7 +86,7 @@ impl Pool {
     pub(crate) async fn tenant(&self, org: OrganizationId) -> Result<Session> {
         match self {
             #[cfg(feature = "postgres")]
-            Pool::Postgres(p) => Ok(Session::Postgres(p.tenant(Some(org.uuid())).await?)),
+            Pool::Postgres(p) => Ok(Session::Postgres(p.session(Some(org.uuid())).await?)),
             // SQLite has no row-level security: the machinery's filters carry the tenant.
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => {
@@ -100,7 +100,7 @@ impl Pool {
     pub(crate) async fn global(&self) -> Result<Session> {
         match self {
             #[cfg(feature = "postgres")]
-            Pool::Postgres(p) => Ok(Session::Postgres(p.tenant(None).await?)),
+            Pool::Postgres(p) => Ok(Session::Postgres(p.session(None).await?)),
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => Ok(Session::Sqlite(p.acquire().await?)),
         }
@@ -120,7 +120,7 @@ impl Pool {
 /// A pooled connection, bound to a tenant (or to none) for as long as it is held.
 pub(crate) enum Session {
     #[cfg(feature = "postgres")]
-    Postgres(postgres::PooledConn),
+    Postgres(postgres::PgSession),
     #[cfg(feature = "sqlite")]
     Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
 }
@@ -130,7 +130,19 @@ impl Session {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
             #[cfg(feature = "postgres")]
-            Session::Postgres(c) => postgres::conn(c),
+            Session::Postgres(c) => Conn::PostgresSession(c),
+            #[cfg(feature = "sqlite")]
+            Session::Sqlite(c) => Conn::Sqlite(&mut *c),
+        }
+    }
+
+    /// Runs statements inside a transaction begun by hand (a unit of work's): a statement that
+    /// fails because the server dropped the connection is never retried on another one, which
+    /// would not be in that transaction.
+    pub(crate) fn conn_in_transaction(&mut self) -> Conn<'_> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Session::Postgres(c) => c.in_transaction(),
             #[cfg(feature = "sqlite")]
             Session::Sqlite(c) => Conn::Sqlite(&mut *c),
         }
@@ -143,7 +155,7 @@ impl Session {
         use sqlx::Connection as _;
         match self {
             #[cfg(feature = "postgres")]
-            Session::Postgres(c) => postgres::begin(c).await,
+            Session::Postgres(c) => c.begin().await,
             #[cfg(feature = "sqlite")]
             Session::Sqlite(c) => Ok(Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?)),
         }
@@ -154,7 +166,7 @@ impl Session {
     pub(crate) fn discard(self) {
         match self {
             #[cfg(feature = "postgres")]
-            Session::Postgres(c) => postgres::discard(c),
+            Session::Postgres(c) => c.discard(),
             #[cfg(feature = "sqlite")]
             Session::Sqlite(mut c) => c.close_on_drop(),
         }
@@ -173,7 +185,7 @@ impl SessionRef {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
             SessionRef::Own(s) => s.conn(),
-            SessionRef::Unit(s) => s.conn(),
+            SessionRef::Unit(s) => s.conn_in_transaction(),
         }
     }
 
@@ -254,11 +266,16 @@ impl Tx<'_> {
 
 /// A borrowed connection (plain or inside a transaction) that runs [`Sql`].
 pub(crate) enum Conn<'c> {
+    /// Inside a transaction.
     #[cfg(feature = "postgres")]
     Postgres(
         &'c mut sqlx::PgConnection,
         &'c std::sync::atomic::AtomicBool,
     ),
+    /// Outside a transaction: a read that met a connection the server dropped is retried on
+    /// another one.
+    #[cfg(feature = "postgres")]
+    PostgresSession(&'c mut postgres::PgSession),
     #[cfg(feature = "sqlite")]
     Sqlite(&'c mut sqlx::SqliteConnection),
 }
@@ -274,6 +291,23 @@ macro_rules! dispatch {
                 let $conn = &mut **c;
                 let result: std::result::Result<_, sqlx::Error> = $body;
                 result.map_err(|e| postgres::track(e, broken))
+            }
+            #[cfg(feature = "postgres")]
+            Conn::PostgresSession(session) => {
+                let mut redials = session.redials();
+                loop {
+                    let $args = postgres::args($sql.args())?;
+                    let $conn = session.connection();
+                    let result: std::result::Result<_, sqlx::Error> = $body;
+                    match result {
+                        Ok(v) => break Ok(v),
+                        Err(e) if session.may_retry(&e, $sql.text(), &mut redials) => {
+                            tracing::debug!(error = %e, "the server dropped the connection; reading again on another");
+                            session.redial().await?;
+                        }
+                        Err(e) => break Err(session.track(e)),
+                    }
+                }
             }
             #[cfg(feature = "sqlite")]
             Conn::Sqlite(c) => {
@@ -292,6 +326,8 @@ impl Conn<'_> {
         match self {
             #[cfg(feature = "postgres")]
             Conn::Postgres(c, broken) => Conn::Postgres(c, broken),
+            #[cfg(feature = "postgres")]
+            Conn::PostgresSession(s) => Conn::PostgresSession(s),
             #[cfg(feature = "sqlite")]
             Conn::Sqlite(c) => Conn::Sqlite(c),
         }
@@ -304,14 +340,15 @@ impl Conn<'_> {
         #[cfg(not(feature = "postgres"))]
         let _ = sql;
         #[cfg(feature = "postgres")]
-        if let Conn::Postgres(..) = self
+        if let Conn::Postgres(..) | Conn::PostgresSession(_) = self
             && EXPLAINED.try_with(|_| ()).is_ok()
         {
             let text = format!("explain (format json) {}", sql.text());
-            let text = sqlx::AssertSqlSafe(text);
             let (plan,): (sqlx::types::Json<serde_json::Value>,) =
                 dispatch!(self, sql, |conn, args| {
-                    sqlx::query_as_with(text, args).fetch_one(conn).await
+                    sqlx::query_as_with(sqlx::AssertSqlSafe(text.clone()), args)
+                        .fetch_one(conn)
+                        .await
                 })?;
             let statement = sql.text().to_owned();
             let _ = EXPLAINED.try_with(|e| e.borrow_mut().push((statement, plan.0)));
@@ -322,7 +359,7 @@ impl Conn<'_> {
     pub(crate) fn backend(&self) -> Backend {
         match self {
             #[cfg(feature = "postgres")]
-            Conn::Postgres(..) => Backend::Postgres,
+            Conn::Postgres(..) | Conn::PostgresSession(_) => Backend::Postgres,
             #[cfg(feature = "sqlite")]
             Conn::Sqlite(_) => Backend::Sqlite,
         }
@@ -330,9 +367,9 @@ impl Conn<'_> {
 
     pub(crate) async fn fetch_optional<T: FromDbRow>(&mut self, sql: &Sql) -> Result<Option<T>> {
         self.explain_if_asked(sql).await?;
-        let text = sqlx::AssertSqlSafe(sql.text().to_owned());
+        let text = || sqlx::AssertSqlSafe(sql.text().to_owned());
         dispatch!(self, sql, |conn, args| {
-            sqlx::query_as_with::<_, T, _>(text, args)
+            sqlx::query_as_with::<_, T, _>(text(), args)
                 .fetch_optional(conn)
                 .await
         })
@@ -340,9 +377,9 @@ impl Conn<'_> {
 
     pub(crate) async fn fetch_one<T: FromDbRow>(&mut self, sql: &Sql) -> Result<T> {
         self.explain_if_asked(sql).await?;
-        let text = sqlx::AssertSqlSafe(sql.text().to_owned());
+        let text = || sqlx::AssertSqlSafe(sql.text().to_owned());
         dispatch!(self, sql, |conn, args| {
-            sqlx::query_as_with::<_, T, _>(text, args)
+            sqlx::query_as_with::<_, T, _>(text(), args)
                 .fetch_one(conn)
                 .await
         })
@@ -350,9 +387,9 @@ impl Conn<'_> {
 
     pub(crate) async fn fetch_all<T: FromDbRow>(&mut self, sql: &Sql) -> Result<Vec<T>> {
         self.explain_if_asked(sql).await?;
-        let text = sqlx::AssertSqlSafe(sql.text().to_owned());
+        let text = || sqlx::AssertSqlSafe(sql.text().to_owned());
         dispatch!(self, sql, |conn, args| {
-            sqlx::query_as_with::<_, T, _>(text, args)
+            sqlx::query_as_with::<_, T, _>(text(), args)
                 .fetch_all(conn)
                 .await
         })
@@ -361,9 +398,9 @@ impl Conn<'_> {
     /// Runs a statement and returns the number of rows it affected.
     pub(crate) async fn execute(&mut self, sql: &Sql) -> Result<u64> {
         self.explain_if_asked(sql).await?;
-        let text = sqlx::AssertSqlSafe(sql.text().to_owned());
+        let text = || sqlx::AssertSqlSafe(sql.text().to_owned());
         dispatch!(self, sql, |conn, args| {
-            sqlx::query_with(text, args)
+            sqlx::query_with(text(), args)
                 .execute(conn)
                 .await
                 .map(|r| r.rows_affected())

@@ -37,11 +37,14 @@ impl std::fmt::Debug for Unit {
 impl Unit {
     /// Begins a transaction on `session` (on SQLite `begin immediate`, as every write there).
     pub(crate) async fn begin(mut session: Session) -> Result<Self> {
-        let begin = match session.conn().backend() {
+        let begin = match session.conn_in_transaction().backend() {
             Backend::Postgres => "begin",
             Backend::Sqlite => "begin immediate",
         };
-        session.conn().execute(&Sql::new(begin)).await?;
+        session
+            .conn_in_transaction()
+            .execute(&Sql::new(begin))
+            .await?;
         Ok(Self {
             session: Arc::new(Mutex::new(Some(session))),
         })
@@ -63,7 +66,7 @@ impl Unit {
     /// Releases (`keep`) or rolls back to the savepoint [`Unit::open_savepoint`] opened.
     pub(crate) async fn close_savepoint(&self, keep: bool) -> Result<()> {
         let mut session = self.lock().await?;
-        let mut conn = session.conn();
+        let mut conn = session.conn_in_transaction();
         if keep {
             release(&mut conn).await
         } else {
@@ -81,7 +84,10 @@ impl Unit {
             ));
         };
         let statement = if commit { "commit" } else { "rollback" };
-        session.conn().execute(&Sql::new(statement)).await?;
+        session
+            .conn_in_transaction()
+            .execute(&Sql::new(statement))
+            .await?;
         Ok(())
     }
 }
@@ -101,7 +107,10 @@ impl Drop for Unit {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     let mut session = session;
-                    let _ = session.conn().execute(&Sql::new("rollback")).await;
+                    let _ = session
+                        .conn_in_transaction()
+                        .execute(&Sql::new("rollback"))
+                        .await;
                 });
             }
             Err(_) => session.discard(),
@@ -115,7 +124,7 @@ pub(crate) struct UnitSession(OwnedMappedMutexGuard<Option<Session>, Session>);
 impl UnitSession {
     /// Starts a savepoint: the call's own atomic part of the unit.
     pub(crate) async fn savepoint(&mut self) -> Result<Tx<'_>> {
-        let mut conn = self.0.conn();
+        let mut conn = self.0.conn_in_transaction();
         conn.execute(&Sql::new(savepoint!("savepoint"))).await?;
         Ok(Tx::Savepoint(conn))
     }
