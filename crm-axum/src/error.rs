@@ -41,6 +41,10 @@ pub enum ApiError {
     /// The first request with this `Idempotency-Key` is still running. HTTP 409.
     #[error("a request with this idempotency key is in progress")]
     IdempotencyKeyInProgress,
+    /// The first request with this `Idempotency-Key` wrote a record that was erased since: its
+    /// response is gone, and the request is not run again. HTTP 410.
+    #[error("the record this idempotency key wrote was erased")]
+    IdempotencyKeyErased,
     /// A handler takes [`crate::Tenant`] on a route that is not behind [`crate::AuthLayer`]: a
     /// mistake in the app's assembly. HTTP 500, with a detail that names the layer.
     #[error("the Tenant extractor is used on a route without crm_axum::AuthLayer")]
@@ -215,6 +219,16 @@ impl ApiError {
                     "idempotency-key-in-progress",
                     "Request in progress",
                     Some("a request with this Idempotency-Key is still being processed".into()),
+                    vec![],
+                ),
+                ApiError::IdempotencyKeyErased => (
+                    StatusCode::GONE,
+                    "erased",
+                    "Erased",
+                    Some(
+                        "the record the first request with this Idempotency-Key wrote was erased"
+                            .into(),
+                    ),
                     vec![],
                 ),
                 ApiError::MissingAuthLayer => (

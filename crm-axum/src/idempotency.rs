@@ -2,9 +2,10 @@
 //!
 //! The first request with a key runs and its response (2xx or 4xx) is stored; a repeat with the
 //! same method, path and body gets that response again (with `Idempotent-Replayed: true`), a
-//! repeat with a different request 422, a repeat while the first still runs 409. A 5xx is not
-//! stored, so the client may retry. Keys are scoped per organization and expire after
-//! [`crate::AuthConfig::idempotency_ttl`].
+//! repeat with a different request 422, a repeat while the first still runs 409, a repeat after
+//! the record it wrote was erased 410. A 5xx is not stored, so the client may retry. Keys belong
+//! to the caller (the user or API key): another caller's same key is another request. They
+//! expire after [`crate::AuthConfig::idempotency_ttl`]; `crm sweep` deletes expired ones.
 
 use std::future::Future;
 
@@ -59,6 +60,7 @@ where
         Err(e) => ApiError::from(e).into_response(),
         Ok(Begin::Mismatch) => ApiError::IdempotencyKeyReused.into_response(),
         Ok(Begin::InProgress) => ApiError::IdempotencyKeyInProgress.into_response(),
+        Ok(Begin::Erased) => ApiError::IdempotencyKeyErased.into_response(),
         Ok(Begin::Replay(stored)) => replay(&stored),
         Ok(Begin::Started) => run_once(tenant, key, work).await,
     }

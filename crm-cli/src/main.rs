@@ -18,6 +18,7 @@ mod import;
 mod org;
 mod purge;
 mod seed;
+mod sweep;
 mod user;
 
 use std::io::Write as _;
@@ -88,6 +89,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Permanently remove records trashed longer ago than the retention period.
     Purge(purge::PurgeArgs),
+    /// Delete expired Idempotency-Key records and refresh tokens (run it daily).
+    Sweep(sweep::SweepArgs),
 }
 
 /// What a command prints: text for people, JSON with `--json`.
@@ -174,6 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(&crm, args, out).await?,
         Command::Export(args) => export::run(&crm, args).await?,
         Command::Purge(args) => purge::run(&crm, args, out).await?,
+        Command::Sweep(args) => sweep::run(&crm, args, out).await?,
     };
     crm.close().await;
     Ok(code)

@@ -1,6 +1,7 @@
 //! Leads, opportunities, invoices and activities: their record routes, read-only fields, the
 //! entity verbs and timelines.
 
+use axum::http::Method;
 use crm_core::{Crm, Role};
 use serde_json::{Value, json};
 
@@ -30,13 +31,20 @@ async fn contacts_and_leads_are_erased_by_admins(crm: Crm) {
             json!({ "first_name": "Ada", "email": "ada@secret.test" }),
         )
         .await;
-    let lead = app
-        .create(
-            a,
-            "leads",
-            json!({ "last_name": "Hopper", "email": "grace@secret.test" }),
+    let lead_body = json!({ "last_name": "Hopper", "email": "grace@secret.test" });
+    let create_lead = || {
+        app.send(
+            Method::POST,
+            "/api/v1/leads",
+            Some(a),
+            Some(lead_body.clone()),
+            &[("idempotency-key", "lead-1")],
         )
-        .await;
+    };
+    let lead = create_lead().await.expect(201).body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let erase = |plural: &str, id: &str| format!("/api/v1/{plural}/{id}/erase");
 
     app.post(
@@ -71,6 +79,12 @@ async fn contacts_and_leads_are_erased_by_admins(crm: Crm) {
     app.post(&erase("leads", &lead), a, json!({}))
         .await
         .problem(404, "not-found");
+    // The stored response of the request that created her is gone: repeating it neither
+    // replays her nor creates her again.
+    let r = create_lead().await.problem(410, "erased");
+    assert!(!r.body.to_string().contains("grace@secret.test"));
+    let leads = app.get("/api/v1/leads", a).await.expect(200);
+    assert_eq!(leads.body["data"].as_array().unwrap().len(), 0);
 }
 
 fn invoice_body(account: &str) -> Value {

@@ -322,8 +322,12 @@ async fn creates_are_idempotent(crm: Crm) {
         .await
         .problem(422, "validation");
 
-    // A first request still running: 409.
-    let tenant = crm.tenant(&TenantContext::system(OrganizationId::from_uuid(s.org)));
+    // A first request of the same caller still running: 409.
+    let tenant = crm.tenant(&TenantContext::user(
+        OrganizationId::from_uuid(s.org),
+        crm_core::UserId::from_uuid(s.user),
+        crm_core::Role::CompanyAdmin,
+    ));
     let claimed = tenant
         .idempotency()
         .begin(
@@ -352,6 +356,22 @@ async fn creates_are_idempotent(crm: Crm) {
         .expect(201);
     assert_ne!(r.body["id"], first.body["id"]);
     assert!(!r.headers.contains_key("idempotent-replayed"));
+
+    // And per caller: another user of the same organization repeating "k1" creates their own
+    // record instead of receiving the first caller's.
+    let colleague = app.user(&s, "colleague@example.com", Role::User).await;
+    let mine = app
+        .send(
+            Method::POST,
+            "/api/v1/accounts",
+            Some(&colleague.access),
+            Some(json!({ "name": "Globex" })),
+            &[("idempotency-key", "k1")],
+        )
+        .await
+        .expect(201);
+    assert_ne!(mine.body["id"], first.body["id"]);
+    assert!(!mine.headers.contains_key("idempotent-replayed"));
 }
 
 async fn mass_assignment_is_refused_per_field(crm: Crm) {

@@ -1,9 +1,11 @@
-//! [`Idempotency`]: `Idempotency-Key` records, scoped per organization and expiring.
+//! [`Idempotency`]: `Idempotency-Key` records, scoped per caller (a user or an API key of one
+//! organization) and expiring.
 
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use crate::context::Actor;
 use crate::error::{Error, Result, ResultExt as _};
 use crate::storage::Sql;
 use crate::tenant::Tenant;
@@ -32,6 +34,9 @@ pub enum Begin {
     InProgress,
     /// The key was used with a different request, which has finished.
     Mismatch,
+    /// The first request's response named a record since erased (GDPR): it is not replayed,
+    /// and the request is not run again.
+    Erased,
 }
 
 /// A pending key older than this belongs to a request that died (process crash, dropped
@@ -67,6 +72,15 @@ impl<'t> Idempotency<'t> {
         Self { tenant }
     }
 
+    /// Whose keys these are: the acting user or API key (`user:…`, `key:…`), or `system`.
+    fn caller(&self) -> String {
+        match self.tenant.context().actor() {
+            Actor::User(id) => format!("user:{id}"),
+            Actor::ApiKey(id) => format!("key:{id}"),
+            Actor::System => "system".to_owned(),
+        }
+    }
+
     /// Claims `key` for the request whose fingerprint (a hash of method, path and body) is
     /// `fingerprint`, for `ttl`.
     ///
@@ -81,6 +95,7 @@ impl<'t> Idempotency<'t> {
             ));
         }
         let org = self.tenant.context().organization_id();
+        let caller = self.caller();
         let at = now();
         let ttl =
             TimeDelta::from_std(ttl).map_err(|e| Error::Config(format!("idempotency TTL: {e}")))?;
@@ -91,7 +106,8 @@ impl<'t> Idempotency<'t> {
             let mut q = Sql::new(
                 "select fingerprint, status, response_status, response_headers, response_body, created_at, expires_at from idempotency_keys where organization_id = ",
             );
-            q.bind(org).push(" and key = ").bind(key);
+            q.bind(org).push(" and caller = ").bind(caller.as_str());
+            q.push(" and key = ").bind(key);
             let found: Option<Row> = tx.conn().fetch_optional(&q).await?;
             if let Some(row) = found {
                 let abandoned = row.status == "pending" && row.created_at + abandoned <= at;
@@ -100,6 +116,8 @@ impl<'t> Idempotency<'t> {
                     // wait before it learns the key was reused.
                     return Ok(if row.status == "pending" {
                         Begin::InProgress
+                    } else if row.status == "erased" {
+                        Begin::Erased
                     } else if row.fingerprint != fingerprint {
                         Begin::Mismatch
                     } else {
@@ -111,13 +129,15 @@ impl<'t> Idempotency<'t> {
                     });
                 }
                 let mut d = Sql::new("delete from idempotency_keys where organization_id = ");
-                d.bind(org).push(" and key = ").bind(key);
+                d.bind(org).push(" and caller = ").bind(caller.as_str());
+                d.push(" and key = ").bind(key);
                 tx.conn().execute(&d).await?;
             }
             let mut i = Sql::new(
-                "insert into idempotency_keys (organization_id, key, fingerprint, status, created_at, expires_at) values (",
+                "insert into idempotency_keys (organization_id, caller, key, fingerprint, status, created_at, expires_at) values (",
             );
-            i.bind(org).push(", ").bind(key).push(", ").bind(fingerprint);
+            i.bind(org).push(", ").bind(caller.as_str());
+            i.push(", ").bind(key).push(", ").bind(fingerprint);
             i.push(", 'pending', ").bind(at).push(", ").bind(at + ttl).push(")");
             // Two first requests racing: the loser sees a unique violation and is "in progress".
             match tx.conn().execute(&i).await.on_unique(String::new) {
@@ -141,6 +161,8 @@ impl<'t> Idempotency<'t> {
             .bind(response.body.as_str())
             .push(" where organization_id = ")
             .bind(org)
+            .push(" and caller = ")
+            .bind(self.caller())
             .push(" and key = ")
             .bind(key);
         let mut s = self.tenant.session().await?;
@@ -152,7 +174,8 @@ impl<'t> Idempotency<'t> {
     pub async fn release(&self, key: &str) -> Result<()> {
         let org = self.tenant.context().organization_id();
         let mut q = Sql::new("delete from idempotency_keys where organization_id = ");
-        q.bind(org).push(" and key = ").bind(key);
+        q.bind(org).push(" and caller = ").bind(self.caller());
+        q.push(" and key = ").bind(key);
         let mut s = self.tenant.session().await?;
         s.conn().execute(&q).await?;
         Ok(())

@@ -4,7 +4,8 @@
 //!   rotating refresh tokens in families, and verifying API keys — calls that start from a
 //!   credential rather than from a known tenant;
 //! - [`ApiKeys`] (from [`crate::Tenant::api_keys`]): an organization's machine credentials;
-//! - [`Idempotency`] (from [`crate::Tenant::idempotency`]): `Idempotency-Key` records.
+//! - [`Idempotency`] (from [`crate::Tenant::idempotency`]): `Idempotency-Key` records;
+//! - [`crate::Tenant::sweep_expired`]: deleting expired keys and refresh tokens.
 //!
 //! Secrets (refresh tokens, API keys) are 256 random bits, shown once, stored as SHA-256. The
 //! token text starts with its organization's id so the lookup binds its session to that
@@ -14,7 +15,9 @@ mod api_keys;
 mod idempotency;
 mod refresh_tokens;
 mod secret;
+mod sweep;
 
 pub use api_keys::{ApiKey, ApiKeyId, ApiKeys, NewApiKey};
 pub use idempotency::{ABANDONED_AFTER, Begin, Idempotency, StoredResponse};
 pub use refresh_tokens::{Auth, IssuedRefreshToken, Principal};
+pub use sweep::SweepReport;

@@ -14,15 +14,15 @@ crate::record_type! {
     /// A person, usually working at an account.
     pub struct Contact / NewContact / ContactPatch {
         /// Given name.
-        first_name: Option<String> [sortable, max_length(200)],
+        first_name: Option<String> [sortable, max_length(200), personal],
         /// Family name.
-        last_name: Option<String> [sortable, max_length(200)],
+        last_name: Option<String> [sortable, max_length(200), personal],
         /// Email address.
-        email: Option<String> [sortable, email],
+        email: Option<String> [sortable, email, personal],
         /// Phone number.
-        phone: Option<String> [max_length(200)],
+        phone: Option<String> [max_length(200), personal],
         /// Mobile number.
-        mobile: Option<String> [max_length(200)],
+        mobile: Option<String> [max_length(200), personal],
         /// Job title.
         title: Option<String> [max_length(200)],
         /// The account (company) the contact works at; must be a live account of the same

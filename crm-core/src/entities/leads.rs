@@ -72,13 +72,13 @@ crate::record_type! {
     /// A prospective customer, before it is qualified and converted.
     pub struct Lead / NewLead / LeadPatch {
         /// Given name.
-        first_name: Option<String> [sortable, max_length(200)],
+        first_name: Option<String> [sortable, max_length(200), personal],
         /// Family name.
-        last_name: Option<String> [sortable, max_length(200)],
+        last_name: Option<String> [sortable, max_length(200), personal],
         /// Email address.
-        email: Option<String> [sortable, email],
+        email: Option<String> [sortable, email, personal],
         /// Phone number.
-        phone: Option<String> [max_length(200)],
+        phone: Option<String> [max_length(200), personal],
         /// Company name; becomes the account's name on conversion.
         company: Option<String> [sortable, max_length(200)],
         /// Job title.
@@ -96,7 +96,7 @@ crate::record_type! {
         /// The account conversion created or linked.
         converted_account_id: Option<AccountId>,
         /// The contact conversion created or linked.
-        converted_contact_id: Option<ContactId>,
+        converted_contact_id: Option<ContactId> [same_person],
         /// The opportunity conversion created, if any.
         converted_opportunity_id: Option<OpportunityId>,
     }

@@ -20,7 +20,7 @@ use super::query::{
 use crate::custom_fields::{self, CustomFieldDefinition, CustomFieldType, Definitions};
 use crate::error::{Error, FieldError, Result};
 use crate::organizations::OrganizationId;
-use crate::storage::{Arg, Backend, FieldKey, Sql};
+use crate::storage::{Arg, Backend, FieldKey, Sql, escape_like};
 
 /// The columns every record has, that lists may filter (and some sort) on.
 const COMMON: &[Column] = &[
@@ -456,18 +456,12 @@ fn comparison(op: Op) -> Option<&'static str> {
 
 /// `%text%` (or `text%`) with LIKE's wildcards escaped, lower-cased.
 fn like_pattern(text: &str, contains: bool) -> String {
-    let mut p = String::with_capacity(text.len() + 2);
+    let escaped = escape_like(&text.to_lowercase());
     if contains {
-        p.push('%');
+        format!("%{escaped}%")
+    } else {
+        format!("{escaped}%")
     }
-    for ch in text.to_lowercase().chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(ch);
-    }
-    p.push('%');
-    p
 }
 
 fn in_values(v: &Value) -> std::result::Result<&Vec<Value>, FieldError> {

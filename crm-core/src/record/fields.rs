@@ -114,6 +114,10 @@ pub struct Column {
     pub range: Option<(i64, i64)>,
     /// Whether it names the record's owner ([`Column::owner`]).
     pub owner: bool,
+    /// Whether its values identify a person ([`Column::personal`]).
+    pub personal: bool,
+    /// Whether it links to the same person in another entity ([`Column::same_person`]).
+    pub same_person: bool,
 }
 
 /// A format text values must have: checked on every write, documented in OpenAPI.
@@ -141,6 +145,8 @@ impl Column {
             format: None,
             range: None,
             owner: false,
+            personal: false,
+            same_person: false,
         }
     }
 
@@ -185,6 +191,21 @@ impl Column {
     /// Bounds an integer to `min..=max` (422 `out_of_range`; `minimum`/`maximum` in OpenAPI).
     pub const fn range(mut self, min: i64, max: i64) -> Self {
         self.range = Some((min, max));
+        self
+    }
+
+    /// Marks text that identifies a person (names, email, phone numbers): erasing the person
+    /// also blanks the event-log entries and stored responses elsewhere that hold it, and
+    /// refuses while a linked record still holds their name.
+    pub const fn personal(mut self) -> Self {
+        self.personal = true;
+        self
+    }
+
+    /// Marks a link to the same person in another entity (a converted lead's contact): erasing
+    /// either record erases both.
+    pub const fn same_person(mut self) -> Self {
+        self.same_person = true;
         self
     }
 
@@ -363,8 +384,9 @@ where
 /// Flags after a field are [`Column`]'s builder methods, and the one place a field's constraints
 /// are declared: the record machinery checks them on every write and OpenAPI documents them.
 /// `[sortable]` for a field lists may sort on (give it an index), `[only(LIST)]` to narrow a text
-/// enum's allowed values, `[max_length(N)]`, `[email]`, `[currency]`, `[range(MIN, MAX)]`, and
-/// `[owner]` for the user who owns the record. Every text field needs a `max_length` (a test
+/// enum's allowed values, `[max_length(N)]`, `[email]`, `[currency]`, `[range(MIN, MAX)]`,
+/// `[owner]` for the user who owns the record, `[personal]` for text that identifies a person and
+/// `[same_person]` for a link to the same person elsewhere (both for erasure). Every text field needs a `max_length` (a test
 /// holds every entity to it); a required (non-`Option`) free-text field must not be blank, and
 /// no text may hold a NUL character or a date a year outside 1–9999. Fields in the
 /// optional `readonly { … }` block are written by the library only (statuses, numbers, totals):

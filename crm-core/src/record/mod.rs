@@ -35,7 +35,7 @@ mod update;
 mod values;
 
 pub use entity::{Entity, Operation, WriteContext};
-pub use erasure::Erasure;
+pub use erasure::{ErasedRecord, Erasure};
 pub use fields::{
     Column, Described, FieldType, FieldValue, Fields, Format, Kind, present, snake_case,
 };

@@ -14,7 +14,7 @@ pub(crate) mod sqlite;
 mod unit;
 
 pub use settings::{PoolSettings, STATEMENT_TIMEOUT_ENV};
-pub(crate) use sql::{Arg, FieldKey, Sql};
+pub(crate) use sql::{Arg, FieldKey, Sql, escape_like};
 pub(crate) use unit::{Unit, UnitSession};
 
 use crate::error::Result;

@@ -80,6 +80,19 @@ impl<'a> FieldKey<'a> {
     }
 }
 
+/// `text` with LIKE's wildcards (`%`, `_`) and the escape character `\` escaped, for a pattern
+/// used with `escape '\'`.
+pub(crate) fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 /// SQL text plus its bind values.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sql {

@@ -12,6 +12,8 @@ crate::on_both_backends!(
     principals_reflect_deactivation_and_suspension,
     api_keys_verify_until_revoked_and_stay_in_their_organization,
     idempotency_keys_replay_refuse_and_expire,
+    idempotency_keys_belong_to_their_caller,
+    expired_keys_and_tokens_are_swept,
 );
 
 const TTL: Duration = Duration::from_secs(3600);
@@ -152,4 +154,57 @@ async fn idempotency_keys_replay_refuse_and_expire(crm: Crm) {
         keys.begin("", "fp", TTL).await,
         Err(Error::Validation(_))
     ));
+}
+
+/// Another caller of the same organization repeating a key makes its own request: it neither
+/// gets the first caller's response nor has its write silently skipped.
+async fn idempotency_keys_belong_to_their_caller(crm: Crm) {
+    let org = Org::new(&crm, "acme").await;
+    let (user, admin) = (org.user(&crm), org.admin(&crm));
+    let stored = StoredResponse {
+        status: 201,
+        headers: "{}".into(),
+        body: "{\"id\":1}".into(),
+    };
+    assert_eq!(
+        user.idempotency().begin("k", "fp", TTL).await.unwrap(),
+        Begin::Started
+    );
+    user.idempotency().complete("k", &stored).await.unwrap();
+    assert_eq!(
+        admin.idempotency().begin("k", "fp", TTL).await.unwrap(),
+        Begin::Started
+    );
+    let key = crm.tenant(&crm_core::TenantContext::api_key(
+        org.id,
+        uuid::Uuid::now_v7(),
+    ));
+    assert_eq!(
+        key.idempotency().begin("k", "fp", TTL).await.unwrap(),
+        Begin::Started
+    );
+    assert_eq!(
+        user.idempotency().begin("k", "fp", TTL).await.unwrap(),
+        Begin::Replay(stored),
+        "the first caller still replays"
+    );
+}
+
+async fn expired_keys_and_tokens_are_swept(crm: Crm) {
+    let org = Org::new(&crm, "acme").await;
+    let t = org.user(&crm);
+    t.idempotency()
+        .begin("old", "fp", Duration::ZERO)
+        .await
+        .unwrap();
+    t.idempotency().begin("new", "fp", TTL).await.unwrap();
+    let report = org.admin(&crm).sweep_expired().await.unwrap();
+    assert_eq!(report.idempotency_keys, 1, "{report:?}");
+    assert_eq!(
+        t.idempotency().begin("new", "fp", TTL).await.unwrap(),
+        Begin::InProgress,
+        "a live key stays"
+    );
+    let again = org.admin(&crm).sweep_expired().await.unwrap();
+    assert_eq!(again.idempotency_keys, 0);
 }

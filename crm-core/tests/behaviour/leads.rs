@@ -387,6 +387,7 @@ crate::on_both_backends!(
 );
 
 mod erasure {
+    use crm_core::record::ErasedRecord;
     use crm_core::{
         Action, ActivityKind, ConvertLead, EntityKind, Error, NewActivity, NewContact, NewLead,
         NewOpportunity,
@@ -498,14 +499,20 @@ mod erasure {
             .convert(lead.id, ConvertLead::default())
             .await
             .unwrap();
-        // The contact is linked from the converted lead: erasing it unlinks the lead.
+        // The lead and the contact it became are the same person: erasing either erases both.
         let erased = t.contacts().erase(c.contact.id).await.unwrap();
-        assert_eq!(erased.unlinked, 1);
         assert_eq!(
-            t.leads().get(lead.id).await.unwrap().converted_contact_id,
-            None
+            erased.also_erased,
+            [ErasedRecord {
+                entity: "lead",
+                id: lead.id.uuid()
+            }]
         );
-        t.leads().erase(lead.id).await.unwrap();
+        assert!(matches!(
+            t.leads().get_including_deleted(lead.id).await,
+            Err(Error::NotFound { .. })
+        ));
+        t.accounts().get(c.account.id).await.unwrap();
         let text =
             serde_json::to_string(&t.events().recent(100, None).await.unwrap().data).unwrap();
         assert!(
@@ -514,8 +521,93 @@ mod erasure {
         );
     }
 
+    /// A lead without a company converts into an account named after the person: erasure
+    /// refuses while it holds the name, and once renamed, blanks what the log said about it.
+    async fn erase_refuses_while_a_copy_holds_the_name(crm: crm_core::Crm) {
+        let org = Org::new(&crm, "Acme").await;
+        let t = org.admin(&crm);
+        let lead = NewLead {
+            first_name: Some("Grace".into()),
+            last_name: Some("Hopper".into()),
+            email: Some("grace@secret.test".into()),
+            ..Default::default()
+        };
+        let lead = t.leads().create(lead).await.unwrap();
+        let c = t
+            .leads()
+            .convert(lead.id, ConvertLead::default())
+            .await
+            .unwrap();
+        assert_eq!(c.account.name, "Grace Hopper");
+        let Err(Error::Conflict(refusal)) = t.leads().erase(lead.id).await else {
+            panic!("an account still holds her name");
+        };
+        assert_eq!(refusal.code, "personal_data_elsewhere");
+        assert!(
+            refusal.message.contains(&c.account.id.to_string()),
+            "{refusal:?}"
+        );
+        t.leads().get(lead.id).await.unwrap();
+
+        t.accounts()
+            .update(
+                c.account.id,
+                crm_core::AccountPatch {
+                    name: Some("Customer 42".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let erased = t.leads().erase(lead.id).await.unwrap();
+        assert_eq!(erased.also_erased.len(), 1, "and her contact");
+        let text =
+            serde_json::to_string(&t.events().recent(100, None).await.unwrap().data).unwrap();
+        assert!(
+            !text.contains("Grace Hopper") && !text.contains("grace@secret.test"),
+            "the account's own events named her: {text}"
+        );
+    }
+
+    /// A stored `Idempotency-Key` response that named the person is dropped: a repeat neither
+    /// replays her nor creates her again.
+    async fn erase_drops_stored_responses(crm: crm_core::Crm) {
+        use crm_core::auth::{Begin, StoredResponse};
+        let org = Org::new(&crm, "Acme").await;
+        let t = org.admin(&crm);
+        let ttl = std::time::Duration::from_secs(60);
+        assert_eq!(
+            t.idempotency().begin("k", "fp", ttl).await.unwrap(),
+            Begin::Started
+        );
+        let ada = t
+            .contacts()
+            .create(NewContact {
+                first_name: Some("Ada".into()),
+                email: Some("ada@secret.test".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let body = serde_json::to_string(&ada).unwrap();
+        let stored = StoredResponse {
+            status: 201,
+            headers: "{}".into(),
+            body,
+        };
+        t.idempotency().complete("k", &stored).await.unwrap();
+        let erased = t.contacts().erase(ada.id).await.unwrap();
+        assert_eq!(erased.responses_scrubbed, 1);
+        assert_eq!(
+            t.idempotency().begin("k", "fp", ttl).await.unwrap(),
+            Begin::Erased
+        );
+    }
+
     crate::on_both_backends!(
         erase_removes_the_person_and_what_the_log_said,
-        erase_a_converted_lead_and_its_contact
+        erase_a_converted_lead_and_its_contact,
+        erase_refuses_while_a_copy_holds_the_name,
+        erase_drops_stored_responses,
     );
 }
