@@ -5,32 +5,21 @@
 use std::path::Path;
 
 use assert_cmd::Command;
-use crm_core::sqlx::{self, Connection as _, Executor as _};
 use serde_json::Value;
+
+// The per-backend harness of crm-core's behaviour tests: a fresh PostgreSQL schema per test,
+// `CRM_TEST_REQUIRE_POSTGRES`, and the `CRM_TEST_LEDGER` record of tests that reached PostgreSQL.
+#[path = "../../crm-core/tests/behaviour/harness.rs"]
+#[allow(dead_code, unused_imports, unused_macros)]
+mod harness;
 
 /// A database for one test: a SQLite file in `dir`, or a fresh PostgreSQL schema.
 async fn database(dir: &Path, postgres: bool) -> Option<String> {
-    if !postgres {
-        return Some(format!("sqlite://{}", dir.join("crm.db").display()));
+    if postgres {
+        harness::postgres_schema_url().await
+    } else {
+        Some(format!("sqlite://{}", dir.join("crm.db").display()))
     }
-    let url = match std::env::var("CRM_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            assert!(
-                std::env::var_os("CRM_TEST_REQUIRE_POSTGRES").is_none(),
-                "PostgreSQL suite skipped"
-            );
-            eprintln!("skipped: CRM_TEST_DATABASE_URL is not set");
-            return None;
-        }
-    };
-    let schema = format!("crm_cli_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    conn.execute(sqlx::AssertSqlSafe(format!("create schema {schema}")))
-        .await
-        .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
 }
 
 fn crm(url: &str, args: &[&str]) -> Command {
