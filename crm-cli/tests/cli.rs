@@ -612,12 +612,13 @@ async fn api_keys_tokens_and_openapi(postgres: bool) {
         &url,
         &["api-key", "create", "--org", "keys", "--name", "forms"],
     );
-    assert!(created["secret"].as_str().unwrap().starts_with("crm_key_"));
+    let secret = created["secret"].as_str().unwrap();
+    assert!(secret.starts_with("crm_key_"));
     let id = created["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        json(&url, &["api-key", "list", "--org", "keys"])[0]["id"],
-        id.as_str()
-    );
+    let listed = json(&url, &["api-key", "list", "--org", "keys"]);
+    assert_eq!(listed[0]["id"], id.as_str());
+    harness::assert_no_api_key_secret(&listed.to_string(), secret);
+    harness::assert_no_api_key_secret(&text(&url, &["api-key", "list", "--org", "keys"]), secret);
     assert!(json(&url, &["api-key", "revoke", "--org", "keys", &id])["revoked_at"].is_string());
 
     // Tokens need the server's secret, and a user who may sign in.

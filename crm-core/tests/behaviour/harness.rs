@@ -91,6 +91,25 @@ pub(crate) async fn postgres() -> Option<Crm> {
     )
 }
 
+/// Fails if `text` shows any part of the secret of the API key `token`
+/// (`crm_key_<org>_<id>_<secret>`): the whole secret, or any 12 characters of it in a row, not
+/// only the whole token.
+#[track_caller]
+pub(crate) fn assert_no_api_key_secret(text: &str, token: &str) {
+    let secret = token
+        .strip_prefix("crm_key_")
+        .and_then(|rest| rest.get(66..))
+        .unwrap_or_else(|| panic!("not an API key: {token}"));
+    assert_eq!(secret.len(), 43, "the secret of {token}");
+    for part in secret.as_bytes().windows(12) {
+        let part = std::str::from_utf8(part).expect("base64url");
+        assert!(
+            !text.contains(part),
+            "the API key's secret shows (`{part}`) in: {text}"
+        );
+    }
+}
+
 /// An organization with a company admin and a plain user.
 pub(crate) struct Org {
     pub(crate) id: OrganizationId,
