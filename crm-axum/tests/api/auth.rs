@@ -403,13 +403,18 @@ async fn login_is_rate_limited_per_address(crm: Crm) {
 }
 
 async fn deactivation_bites_within_the_principal_cache_ttl(crm: Crm) {
-    let ttl = std::time::Duration::from_millis(300);
+    use std::time::{Duration, Instant};
+    // A wide TTL: the stale answer below must come within it, from when signing in cached the
+    // principal, on a loaded machine too (the cache's clock cannot be set from a test).
+    let ttl = Duration::from_secs(4);
     let app = TestApp::with_config(crm.clone(), config().principal_cache_ttl(ttl));
     let admin = app.register("acme").await;
     let user = app
         .user(&admin, "u@example.com", crm_core::Role::User)
         .await;
     app.get("/api/v1/contacts", &user.access).await.expect(200);
+    // The principal was cached by now (at the latest by the request above).
+    let cached_by = Instant::now();
     // Deactivated behind the API's back (another process, the CLI): the cached check holds
     // until its TTL, then the token is refused.
     let org = crm.tenant(&crm_core::TenantContext::user(
@@ -422,7 +427,7 @@ async fn deactivation_bites_within_the_principal_cache_ttl(crm: Crm) {
         .await
         .unwrap();
     app.get("/api/v1/contacts", &user.access).await.expect(200);
-    tokio::time::sleep(ttl + std::time::Duration::from_millis(100)).await;
+    tokio::time::sleep_until((cached_by + ttl + Duration::from_millis(250)).into()).await;
     app.get("/api/v1/contacts", &user.access)
         .await
         .problem(401, "unauthenticated");
