@@ -26,6 +26,11 @@ pub const REPLAYED: &str = "idempotent-replayed";
 const KEPT: [HeaderName; 3] = [header::CONTENT_TYPE, header::ETAG, header::LOCATION];
 
 /// Runs `work` at most once per `Idempotency-Key` (or simply runs it without one).
+///
+/// `work` gets the tenant handle to write through: with a key, a unit of work
+/// ([`crm_core::Tenant::transaction`]) in which the response is also stored, so that the write
+/// and its remembered response commit together. A failure between the two cannot leave a
+/// record that a retry would create again.
 pub(crate) async fn run<F, Fut>(
     state: &ApiState,
     tenant: &Tenant,
@@ -35,19 +40,19 @@ pub(crate) async fn run<F, Fut>(
     work: F,
 ) -> axum::response::Response
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(crm_core::Tenant) -> Fut,
     Fut: Future<Output = ApiResult<axum::response::Response>>,
 {
     let Some(key) = headers.get(IDEMPOTENCY_KEY) else {
-        return work().await.into_response();
+        return work(tenant.0.clone()).await.into_response();
     };
     let Ok(key) = key.to_str() else {
         return ApiError::BadRequest("Idempotency-Key must be visible ASCII".into())
             .into_response();
     };
     let fingerprint = fingerprint(path, body);
-    let store = tenant.idempotency();
-    match store
+    match tenant
+        .idempotency()
         .begin(key, &fingerprint, state.auth.config.idempotency_ttl)
         .await
     {
@@ -55,40 +60,69 @@ where
         Ok(Begin::Mismatch) => ApiError::IdempotencyKeyReused.into_response(),
         Ok(Begin::InProgress) => ApiError::IdempotencyKeyInProgress.into_response(),
         Ok(Begin::Replay(stored)) => replay(&stored),
-        Ok(Begin::Started) => {
-            let res = work().await.into_response();
-            if res.status().is_server_error() {
-                if let Err(e) = store.release(key).await {
-                    tracing::warn!(error = %e, "releasing an idempotency key failed");
+        Ok(Begin::Started) => run_once(tenant, key, work).await,
+    }
+}
+
+/// Runs the first request with `key` and stores its response, in one unit of work.
+async fn run_once<F, Fut>(tenant: &Tenant, key: &str, work: F) -> axum::response::Response
+where
+    F: FnOnce(crm_core::Tenant) -> Fut,
+    Fut: Future<Output = ApiResult<axum::response::Response>>,
+{
+    // A 5xx is not remembered: the unit rolls back (whatever the work wrote goes with it) and
+    // the key is released so that the client may retry.
+    let mut failed = None;
+    let mut committing = false;
+    let out = tenant
+        .transaction(|t| {
+            let (failed, committing) = (&mut failed, &mut committing);
+            async move {
+                let res = work(t.clone()).await.into_response();
+                if res.status().is_server_error() {
+                    *failed = Some(res);
+                    return Err(crm_core::Error::Internal("the request failed".into()));
                 }
-                return res;
+                let (parts, body) = res.into_parts();
+                let bytes = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .map_err(|e| crm_core::Error::Internal(format!("response body: {e}")))?;
+                t.idempotency()
+                    .complete(key, &stored(&parts, &bytes))
+                    .await?;
+                *committing = true;
+                Ok(Response::from_parts(parts, Body::from(bytes)))
             }
-            let (parts, body) = res.into_parts();
-            let bytes = match axum::body::to_bytes(body, usize::MAX).await {
-                Ok(b) => b,
-                Err(_) => {
-                    let _ = store.release(key).await;
-                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-                }
-            };
-            let kept: serde_json::Map<String, serde_json::Value> = KEPT
-                .iter()
-                .filter_map(|h| {
-                    let v = parts.headers.get(h)?.to_str().ok()?;
-                    Some((h.as_str().to_owned(), v.into()))
-                })
-                .collect();
-            let stored = StoredResponse {
-                status: parts.status.as_u16(),
-                headers: serde_json::Value::Object(kept).to_string(),
-                body: String::from_utf8_lossy(&bytes).into_owned(),
-            };
-            if let Err(e) = store.complete(key, &stored).await {
-                tracing::warn!(error = %e, "storing an idempotent response failed");
-                let _ = store.release(key).await;
+        })
+        .await;
+    match out {
+        Ok(res) => res,
+        Err(e) => {
+            if committing {
+                // The commit itself failed: whether it landed is unknown. The key stays pending,
+                // so a retry waits (409) until it is abandoned, or replays if it did land.
+                tracing::warn!(error = %e, "committing an idempotent request failed");
+            } else if let Err(e) = tenant.idempotency().release(key).await {
+                tracing::warn!(error = %e, "releasing an idempotency key failed");
             }
-            Response::from_parts(parts, Body::from(bytes))
+            failed.unwrap_or_else(|| ApiError::from(e).into_response())
         }
+    }
+}
+
+/// What is kept of a response to replay it.
+fn stored(parts: &axum::http::response::Parts, body: &[u8]) -> StoredResponse {
+    let kept: serde_json::Map<String, serde_json::Value> = KEPT
+        .iter()
+        .filter_map(|h| {
+            let v = parts.headers.get(h)?.to_str().ok()?;
+            Some((h.as_str().to_owned(), v.into()))
+        })
+        .collect();
+    StoredResponse {
+        status: parts.status.as_u16(),
+        headers: serde_json::Value::Object(kept).to_string(),
+        body: String::from_utf8_lossy(body).into_owned(),
     }
 }
 

@@ -313,9 +313,14 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
     let patch_name = <E::Patch as ToSchema>::name().into_owned();
     let list_name = format!("{}_{name}", <Page<Record<E>> as ToSchema>::name());
 
+    // The declared constraints, on every schema that carries the entity's fields.
+    let constrained = |mut schema: RefOr<Schema>| {
+        crm_core::document_columns(E::COLUMNS, &mut schema);
+        schema
+    };
     // A create needs the fields that are neither nullable nor defaulted (validation, not
     // serde, refuses their absence: the derive cannot see it).
-    let mut new = <E::New as PartialSchema>::schema();
+    let mut new = constrained(<E::New as PartialSchema>::schema());
     if let RefOr::T(Schema::Object(o)) = &mut new {
         for c in E::COLUMNS.iter().filter(|c| !c.readonly && !c.defaulted) {
             if o.properties.get(c.name).is_some_and(|p| !nullable(p))
@@ -325,18 +330,23 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
             }
         }
     }
-    register(doc, E::name().into_owned(), E::schema(), E::schemas);
+    register(
+        doc,
+        E::name().into_owned(),
+        constrained(E::schema()),
+        E::schemas,
+    );
     register(
         doc,
         name.clone(),
-        <Record<E> as PartialSchema>::schema(),
+        constrained(<Record<E> as PartialSchema>::schema()),
         <Record<E> as ToSchema>::schemas,
     );
     register(doc, new_name.clone(), new, <E::New as ToSchema>::schemas);
     register(
         doc,
         patch_name.clone(),
-        <E::Patch as PartialSchema>::schema(),
+        constrained(<E::Patch as PartialSchema>::schema()),
         <E::Patch as ToSchema>::schemas,
     );
     register(

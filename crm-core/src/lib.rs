@@ -112,6 +112,7 @@ mod entities;
 mod error;
 mod events;
 mod id;
+mod money;
 #[cfg(feature = "openapi")]
 mod openapi;
 mod organizations;
@@ -136,6 +137,9 @@ pub use entities::*;
 pub use error::{Error, FieldError, Result};
 pub use events::{Action, Event, EventId, Events};
 pub use id::Id;
+pub use money::{Currency, MAX_MINOR, Money};
+#[cfg(feature = "openapi")]
+pub use openapi::document_columns;
 pub use organizations::{
     NewOrganization, Organization, OrganizationId, OrganizationStatus, Organizations,
 };

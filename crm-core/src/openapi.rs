@@ -14,7 +14,7 @@ use utoipa::{__dev::ComposeSchema, PartialSchema, ToSchema};
 
 use crate::entities::LineItem;
 use crate::id::Id;
-use crate::record::Record;
+use crate::record::{Column, Format, Record};
 
 /// A string of the given format, for the common columns.
 fn string(format: KnownFormat) -> ObjectBuilder {
@@ -141,4 +141,34 @@ pub(crate) fn attachable_kinds() -> Schema {
             ))
             .build(),
     )
+}
+
+/// Documents on an entity's object schema (the entity, its record, its create or patch input)
+/// the constraints its [`record_type!`](crate::record_type) declares: `maxLength`,
+/// `format: email`, the currency `pattern`, `minimum`/`maximum`. The same [`Column`] flags the
+/// record machinery checks on every write, so the document cannot promise other limits.
+pub fn document_columns(columns: &[Column], schema: &mut RefOr<Schema>) {
+    let RefOr::T(Schema::Object(object)) = schema else {
+        return;
+    };
+    for c in columns {
+        let Some(RefOr::T(Schema::Object(p))) = object.properties.get_mut(c.name) else {
+            continue;
+        };
+        if c.max_length.is_some() {
+            p.max_length = c.max_length;
+        }
+        match c.format {
+            Some(Format::Email) => {
+                p.format = Some(SchemaFormat::KnownFormat(KnownFormat::Email));
+            }
+            Some(Format::Currency) => p.pattern = Some("^[A-Z]{3}$".to_owned()),
+            None => {}
+        }
+        if let Some((min, max)) = c.range {
+            let number = |n: i64| isize::try_from(n).ok().map(utoipa::Number::Int);
+            p.minimum = number(min);
+            p.maximum = if max == i64::MAX { None } else { number(max) };
+        }
+    }
 }

@@ -3,7 +3,10 @@
 use crate::context::TenantContext;
 use crate::crm::Crm;
 use crate::error::Result;
-use crate::storage::Session;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::storage::{SessionRef, Unit};
 
 /// The services of one organization, acting as one actor. Made by [`Crm::tenant`]; cheap to
 /// make and to clone. Each service module adds its accessor (`accounts()`, `users()`,
@@ -25,6 +28,8 @@ use crate::storage::Session;
 pub struct Tenant {
     crm: Crm,
     ctx: TenantContext,
+    /// The unit of work this handle belongs to ([`Tenant::transaction`]), if any.
+    unit: Option<Arc<Unit>>,
 }
 
 impl Crm {
@@ -34,6 +39,7 @@ impl Crm {
         Tenant {
             crm: self.clone(),
             ctx: *ctx,
+            unit: None,
         }
     }
 }
@@ -48,8 +54,74 @@ impl Tenant {
         &self.crm
     }
 
-    /// A connection bound to this tenant.
-    pub(crate) async fn session(&self) -> Result<Session> {
-        self.crm.pool().tenant(self.ctx.organization_id()).await
+    /// The connection a call runs on: a pooled one bound to this tenant, or the unit of work's.
+    pub(crate) async fn session(&self) -> Result<SessionRef> {
+        match &self.unit {
+            None => Ok(SessionRef::Own(
+                self.crm.pool().tenant(self.ctx.organization_id()).await?,
+            )),
+            Some(unit) => Ok(SessionRef::Unit(unit.lock().await?)),
+        }
+    }
+
+    /// Runs `work` as one unit of work: every call it makes through the [`Tenant`] it is given
+    /// (a handle with the same typed services: `t.accounts()`, `t.contacts()`,
+    /// `t.idempotency()`…) shares one transaction, committed when `work` returns `Ok` and rolled back when it returns an error
+    /// (or is cancelled). Each call inside runs in a savepoint, so a call that fails undoes only
+    /// itself and `work` may go on (or return the error to undo everything).
+    ///
+    /// Called on a handle that already belongs to a unit, `work` runs in a savepoint of it.
+    /// Calls of one unit run one at a time on its connection; a handle kept after the unit ended
+    /// answers [`crate::Error::Conflict`]. Calls through any other handle (`self`, too) run
+    /// outside the unit, on connections of their own.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use crm_core::{Crm, NewAccount, NewContact, NewOrganization, TenantContext};
+    /// # let crm = Crm::connect("sqlite::memory:").await?;
+    /// # let org = crm.organizations().create(NewOrganization { name: "Acme".into(), ..Default::default() }).await?;
+    /// let t = crm.tenant(&TenantContext::system(org.id));
+    /// let (account, contact) = t
+    ///     .transaction(|t| async move {
+    ///         let account = t.accounts().create(NewAccount { name: "Globex".into(), ..Default::default() }).await?;
+    ///         let contact = t.contacts().create(NewContact {
+    ///             last_name: Some("Lovelace".into()),
+    ///             account_id: Some(account.id),
+    ///             ..Default::default()
+    ///         }).await?;
+    ///         Ok((account, contact))
+    ///     })
+    ///     .await?;
+    /// assert_eq!(contact.account_id, Some(account.id));
+    /// # Ok::<_, crm_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn transaction<T, F, Fut>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(Tenant) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        if let Some(unit) = &self.unit {
+            // Nested: a savepoint of the unit, held across the calls `work` makes.
+            unit.open_savepoint().await?;
+            let out = work(self.clone()).await;
+            return unit.close_savepoint(out.is_ok()).await.and(out);
+        }
+        let session = self.crm.pool().tenant(self.ctx.organization_id()).await?;
+        let unit = Arc::new(Unit::begin(session).await?);
+        let handle = Tenant {
+            crm: self.crm.clone(),
+            ctx: self.ctx,
+            unit: Some(unit.clone()),
+        };
+        let out = work(handle).await;
+        match out {
+            Ok(value) => unit.end(true).await.map(|()| value),
+            Err(e) => {
+                // The work's error is the one to report.
+                let _ = unit.end(false).await;
+                Err(e)
+            }
+        }
     }
 }

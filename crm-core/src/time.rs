@@ -9,3 +9,7 @@ pub(crate) fn now() -> DateTime<Utc> {
     now.duration_trunc(TimeDelta::microseconds(1))
         .unwrap_or(now)
 }
+
+/// The years a date or time may fall in: what both backends store, sort and compare faithfully
+/// as four-digit years.
+pub(crate) const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;

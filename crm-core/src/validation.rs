@@ -31,9 +31,13 @@ impl Validator {
         }
     }
 
-    /// Checks that a text field is not blank and not longer than `max` characters.
+    /// Checks that a text field is not blank (when `required`) and not longer than `max`
+    /// characters.
+    /// Text never holds a NUL character (PostgreSQL cannot store one).
     pub fn text(&mut self, field: &str, value: &str, required: bool, max: usize) {
-        if required && value.trim().is_empty() {
+        if value.contains('\0') {
+            self.push(field, "invalid_format", "must not contain NUL characters");
+        } else if required && value.trim().is_empty() {
             self.push(field, "required", "must not be blank");
         } else if value.chars().count() > max {
             self.push(
@@ -72,13 +76,12 @@ impl Validator {
 
     /// Checks an ISO 4217 currency code (three upper-case letters).
     pub fn currency(&mut self, field: &str, value: &str) {
-        let ok = value.len() == 3 && value.bytes().all(|b| b.is_ascii_uppercase());
-        self.check(
-            ok,
-            field,
-            "invalid_format",
-            "must be an ISO 4217 code like EUR",
-        );
+        if let Err(Error::Validation(mut errors)) = value.parse::<crate::money::Currency>() {
+            for e in &mut errors {
+                e.field = field.to_owned();
+            }
+            self.errors.extend(errors);
+        }
     }
 
     /// Checks that an optional number is not negative.
@@ -110,6 +113,17 @@ pub(crate) fn is_email(value: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !value.chars().any(char::is_whitespace)
+}
+
+/// Whether a JSON value holds a string with a NUL character anywhere (no stored text does,
+/// and PostgreSQL refuses one as a parameter).
+pub(crate) fn holds_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -280,9 +280,9 @@ async fn create<E: Resource>(
     // The path as the client sent it (wherever the host mounted us): the fingerprint's scope
     // and the base of `Location`.
     let path = uri.path().trim_end_matches('/').to_owned();
-    idempotency::run(&state, &tenant, &headers, &path, &body, || async {
+    idempotency::run(&state, &tenant, &headers, &path, &body, async |t| {
         let new: E::New = input::<E, _>(extract::parse(&body)?)?;
-        let record = tenant.records::<E>().create(new).await?;
+        let record = t.records::<E>().create(new).await?;
         let mut res = record_response(StatusCode::CREATED, &record)?;
         if let Ok(v) = HeaderValue::from_str(&format!("{path}/{}", record.id)) {
             res.headers_mut().insert(LOCATION, v);

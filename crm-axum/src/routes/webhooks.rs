@@ -168,11 +168,11 @@ async fn form(
     let canonical = serde_json::to_vec(&fields).unwrap_or_default();
     let path = "/api/v1/webhooks/forms";
     Ok(
-        idempotency::run(&state, &tenant, &headers, path, &canonical, || async {
+        idempotency::run(&state, &tenant, &headers, path, &canonical, async |t| {
             let (input, ignored) = map_fields(&fields);
             let mut new: NewLead = extract::from_value(Value::Object(input))?;
             new.source = LeadSource::WebForm;
-            let lead = tenant.leads().create(new).await?;
+            let lead = t.leads().create(new).await?;
             let body = FormLead {
                 data: lead,
                 ignored_fields: ignored,

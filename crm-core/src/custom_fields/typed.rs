@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
+
+use crate::time::YEARS;
 use serde_json::{Map, Value};
 
 use super::definition::{CustomFieldDefinition, CustomFieldType};
@@ -107,12 +109,16 @@ pub(crate) fn normalize(
             _ => bad("true or false"),
         },
         CustomFieldType::Date => {
-            match s.and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok()) {
+            let date = s.and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok());
+            match date.filter(|d| YEARS.contains(&d.year())) {
                 Some(date) => Ok(Value::String(date.format("%Y-%m-%d").to_string())),
                 None => bad("a date (YYYY-MM-DD)"),
             }
         }
-        CustomFieldType::Datetime => match s.and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+        CustomFieldType::Datetime => match s
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .filter(|t| YEARS.contains(&t.with_timezone(&Utc).year()))
+        {
             Some(t) => Ok(Value::String(
                 t.with_timezone(&Utc)
                     .to_rfc3339_opts(SecondsFormat::Micros, true),

@@ -88,6 +88,12 @@ impl CustomValues {
                     "invalid_key",
                     "custom field keys are 1-63 characters of a-z, 0-9 and '_', starting with a letter",
                 ));
+            } else if crate::validation::holds_nul(v) {
+                errors.push(FieldError::new(
+                    field,
+                    "invalid_format",
+                    "must not contain NUL characters",
+                ));
             } else if v.is_object() && v.get("amount_minor").is_none() || !nulls && v.is_null() {
                 errors.push(FieldError::new(
                     field,

@@ -2,6 +2,7 @@
 
 use crate::entities::EntityKind;
 use crate::id::Id;
+use crate::money::{MAX_MINOR, Money};
 use crate::record::Entity;
 use crate::users::UserId;
 use crate::validation::Validator;
@@ -13,33 +14,43 @@ crate::record_type! {
     /// A company: a customer, prospect or partner.
     pub struct Account / NewAccount / AccountPatch {
         /// Company name (required, at most 200 characters).
-        name: String [sortable],
+        name: String [sortable, max_length(200)],
         /// Web domain, e.g. `acme.com`.
-        domain: Option<String> [sortable],
+        domain: Option<String> [sortable, max_length(500)],
         /// Website URL.
-        website: Option<String>,
+        website: Option<String> [max_length(500)],
         /// Industry, free text.
-        industry: Option<String>,
+        industry: Option<String> [max_length(500)],
         /// Main phone number.
-        phone: Option<String>,
+        phone: Option<String> [max_length(500)],
         /// Street address.
-        street: Option<String>,
+        street: Option<String> [max_length(500)],
         /// City.
-        city: Option<String>,
+        city: Option<String> [max_length(500)],
         /// State, province or region.
-        region: Option<String>,
+        region: Option<String> [max_length(500)],
         /// Postal code.
-        postal_code: Option<String>,
+        postal_code: Option<String> [max_length(500)],
         /// Country (ISO 3166-1 alpha-2 recommended).
-        country: Option<String>,
+        country: Option<String> [max_length(500)],
         /// Number of employees.
-        employee_count: Option<i64>,
+        employee_count: Option<i64> [range(0, i64::MAX)],
         /// Annual revenue in minor units of `annual_revenue_currency`.
-        annual_revenue_minor: Option<i64>,
+        annual_revenue_minor: Option<i64> [range(0, MAX_MINOR)],
         /// ISO 4217 currency of `annual_revenue_minor`.
-        annual_revenue_currency: Option<String>,
+        annual_revenue_currency: Option<String> [currency],
         /// The user responsible for the account.
-        owner_id: Option<UserId>,
+        owner_id: Option<UserId> [owner],
+    }
+}
+
+impl Account {
+    /// Its annual revenue, when known.
+    pub fn annual_revenue(&self) -> Option<Money> {
+        Money::from_columns(
+            self.annual_revenue_minor,
+            self.annual_revenue_currency.as_deref(),
+        )
     }
 }
 
@@ -47,34 +58,11 @@ impl Entity for Account {
     const KIND: EntityKind = EntityKind::Account;
 
     fn validate(&self, v: &mut Validator) {
-        v.text("name", &self.name, true, 200);
-        for (field, value) in [
-            ("domain", &self.domain),
-            ("website", &self.website),
-            ("industry", &self.industry),
-            ("phone", &self.phone),
-            ("street", &self.street),
-            ("city", &self.city),
-            ("region", &self.region),
-            ("postal_code", &self.postal_code),
-            ("country", &self.country),
-        ] {
-            v.opt_text(field, value.as_deref(), 500);
-        }
-        v.non_negative("employee_count", self.employee_count);
-        v.non_negative("annual_revenue_minor", self.annual_revenue_minor);
-        match (&self.annual_revenue_minor, &self.annual_revenue_currency) {
-            (Some(_), None) => v.push(
-                "annual_revenue_currency",
-                "required",
-                "is required with annual_revenue_minor",
-            ),
-            (_, Some(c)) => v.currency("annual_revenue_currency", c),
-            (None, None) => {}
-        }
-    }
-
-    fn owner(&self) -> Option<UserId> {
-        self.owner_id
+        v.check(
+            self.annual_revenue_minor.is_none() || self.annual_revenue_currency.is_some(),
+            "annual_revenue_currency",
+            "required",
+            "is required with annual_revenue_minor",
+        );
     }
 }

@@ -35,9 +35,9 @@ crate::record_type! {
         /// Note, task, call or meeting (default note).
         kind: ActivityKind [sortable],
         /// Subject line (required).
-        subject: String [sortable],
+        subject: String [sortable, max_length(500)],
         /// Body text.
-        body: Option<String>,
+        body: Option<String> [max_length(100_000)],
         /// The kind of record it is attached to (any entity with a timeline: not an activity).
         #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::attachable_kinds))]
         related_entity: EntityKind [only(EntityKind::WITH_TIMELINE)],
@@ -48,9 +48,9 @@ crate::record_type! {
         /// When a call or meeting took place.
         occurred_at: Option<DateTime<Utc>>,
         /// How long a call or meeting took.
-        duration_minutes: Option<i64>,
+        duration_minutes: Option<i64> [range(0, 1_000_000)],
         /// The user a task is assigned to.
-        assignee_id: Option<UserId>,
+        assignee_id: Option<UserId> [owner],
     }
     readonly {
         /// When a task was completed.
@@ -62,9 +62,6 @@ impl Entity for Activity {
     const KIND: EntityKind = EntityKind::Activity;
 
     fn validate(&self, v: &mut Validator) {
-        v.text("subject", &self.subject, true, 500);
-        v.opt_text("body", self.body.as_deref(), 100_000);
-        v.non_negative("duration_minutes", self.duration_minutes);
         let task = self.kind == ActivityKind::Task;
         v.check(
             task || self.due_at.is_none(),
@@ -78,10 +75,6 @@ impl Entity for Activity {
             "not_allowed",
             "only tasks have an assignee",
         );
-    }
-
-    fn owner(&self) -> Option<UserId> {
-        self.assignee_id
     }
 
     /// The record it is attached to must be a live record of the organization: another

@@ -14,22 +14,22 @@ crate::record_type! {
     /// A person, usually working at an account.
     pub struct Contact / NewContact / ContactPatch {
         /// Given name.
-        first_name: Option<String> [sortable],
+        first_name: Option<String> [sortable, max_length(200)],
         /// Family name.
-        last_name: Option<String> [sortable],
+        last_name: Option<String> [sortable, max_length(200)],
         /// Email address.
-        email: Option<String> [sortable],
+        email: Option<String> [sortable, email],
         /// Phone number.
-        phone: Option<String>,
+        phone: Option<String> [max_length(200)],
         /// Mobile number.
-        mobile: Option<String>,
+        mobile: Option<String> [max_length(200)],
         /// Job title.
-        title: Option<String>,
+        title: Option<String> [max_length(200)],
         /// The account (company) the contact works at; must be a live account of the same
         /// organization.
         account_id: Option<AccountId>,
         /// The user responsible for the contact.
-        owner_id: Option<UserId>,
+        owner_id: Option<UserId> [owner],
     }
 }
 
@@ -45,20 +45,6 @@ impl Entity for Contact {
                 "a contact needs a first name, a last name or an email",
             );
         }
-        for (field, value) in [
-            ("first_name", &self.first_name),
-            ("last_name", &self.last_name),
-            ("phone", &self.phone),
-            ("mobile", &self.mobile),
-            ("title", &self.title),
-        ] {
-            v.opt_text(field, value.as_deref(), 200);
-        }
-        v.opt_email("email", self.email.as_deref());
-    }
-
-    fn owner(&self) -> Option<UserId> {
-        self.owner_id
     }
 }
 

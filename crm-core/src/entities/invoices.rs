@@ -18,6 +18,7 @@ use crate::entities::{AccountId, OpportunityId};
 use crate::error::{Error, Result};
 use crate::events::Action;
 use crate::id::Id;
+use crate::money::{MAX_MINOR, Money};
 use crate::record::{Entity, Operation, Record, Records, WriteContext};
 use crate::storage::Sql;
 use crate::time::now;
@@ -99,7 +100,7 @@ crate::record_type! {
         /// The opportunity it bills, if any.
         opportunity_id: Option<OpportunityId>,
         /// ISO 4217 currency of every amount (required).
-        currency: String,
+        currency: String [currency],
         /// Issue date (set to the send date if empty when sent).
         issue_date: Option<NaiveDate>,
         /// Due date.
@@ -108,11 +109,11 @@ crate::record_type! {
         #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::line_items))]
         line_items: Json<Vec<LineItem>>,
         /// Free text printed on the invoice.
-        notes: Option<String>,
+        notes: Option<String> [max_length(10_000)],
     }
     readonly {
         /// Per-organization, gap-free number: `INV-000001`, `INV-000002`…
-        number: String [sortable],
+        number: String [sortable, max_length(50)],
         /// Lifecycle status.
         status: InvoiceStatus [sortable],
         /// Sum of the lines' subtotals.
@@ -131,6 +132,11 @@ crate::record_type! {
 }
 
 impl Invoice {
+    /// What it bills in all: [`Invoice::total_minor`] in its currency.
+    pub fn total(&self) -> Option<Money> {
+        Money::from_columns(Some(self.total_minor), Some(&self.currency))
+    }
+
     /// Computes every line's and the invoice's amounts.
     fn compute_totals(&mut self) -> Result<()> {
         let overflow = || Error::invalid("line_items", "out_of_range", "amounts are too large");
@@ -154,6 +160,12 @@ impl Invoice {
         self.subtotal_minor = subtotal;
         self.tax_minor = tax;
         self.total_minor = subtotal.checked_add(tax).ok_or_else(overflow)?;
+        if [subtotal, tax, self.total_minor]
+            .iter()
+            .any(|n| n.unsigned_abs() > MAX_MINOR.unsigned_abs())
+        {
+            return Err(overflow());
+        }
         Ok(())
     }
 }
@@ -168,8 +180,6 @@ impl Entity for Invoice {
             "required",
             "an invoice bills an account",
         );
-        v.currency("currency", &self.currency);
-        v.opt_text("notes", self.notes.as_deref(), 10_000);
         if let (Some(issue), Some(due)) = (self.issue_date, self.due_date) {
             v.check(
                 due >= issue,

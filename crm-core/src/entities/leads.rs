@@ -72,23 +72,23 @@ crate::record_type! {
     /// A prospective customer, before it is qualified and converted.
     pub struct Lead / NewLead / LeadPatch {
         /// Given name.
-        first_name: Option<String> [sortable],
+        first_name: Option<String> [sortable, max_length(200)],
         /// Family name.
-        last_name: Option<String> [sortable],
+        last_name: Option<String> [sortable, max_length(200)],
         /// Email address.
-        email: Option<String> [sortable],
+        email: Option<String> [sortable, email],
         /// Phone number.
-        phone: Option<String>,
+        phone: Option<String> [max_length(200)],
         /// Company name; becomes the account's name on conversion.
-        company: Option<String> [sortable],
+        company: Option<String> [sortable, max_length(200)],
         /// Job title.
-        title: Option<String>,
+        title: Option<String> [max_length(200)],
         /// Where it came from (default `manual`).
         source: LeadSource,
         /// Lifecycle status (default `new`); see [`LeadStatus::can_become`].
         status: LeadStatus [sortable],
         /// The user working the lead.
-        owner_id: Option<UserId>,
+        owner_id: Option<UserId> [owner],
     }
     readonly {
         /// When it was converted.
@@ -128,20 +128,6 @@ impl Entity for Lead {
                 "a lead needs a last name, a company or an email",
             );
         }
-        for (field, value) in [
-            ("first_name", &self.first_name),
-            ("last_name", &self.last_name),
-            ("phone", &self.phone),
-            ("company", &self.company),
-            ("title", &self.title),
-        ] {
-            v.opt_text(field, value.as_deref(), 200);
-        }
-        v.opt_email("email", self.email.as_deref());
-    }
-
-    fn owner(&self) -> Option<UserId> {
-        self.owner_id
     }
 
     async fn before_write(

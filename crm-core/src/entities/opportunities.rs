@@ -7,6 +7,7 @@ use crate::entities::{AccountId, ContactId};
 use crate::error::{Error, Result};
 use crate::events::Action;
 use crate::id::Id;
+use crate::money::{MAX_MINOR, Money};
 use crate::pipelines::{self, PipelineId, StageId, StageKind};
 use crate::record::{Entity, Operation, Record, Records, WriteContext};
 use crate::time::now;
@@ -32,26 +33,26 @@ crate::record_type! {
     /// A potential deal with an account.
     pub struct Opportunity / NewOpportunity / OpportunityPatch {
         /// Name (required).
-        name: String [sortable],
+        name: String [sortable, max_length(200)],
         /// The account (same organization).
         account_id: Option<AccountId>,
         /// The main contact (same organization).
         primary_contact_id: Option<ContactId>,
         /// The user working the deal.
-        owner_id: Option<UserId>,
+        owner_id: Option<UserId> [owner],
         /// Pipeline; the organization's default when absent.
         pipeline_id: Option<PipelineId>,
         /// Stage of that pipeline; its first stage when absent. Moving to a won or lost stage
         /// closes the opportunity; back to an open one reopens it.
         stage_id: Option<StageId>,
         /// Amount in minor units of `currency`.
-        amount_minor: Option<i64> [sortable],
+        amount_minor: Option<i64> [sortable, range(0, MAX_MINOR)],
         /// ISO 4217 currency of the amount.
-        currency: Option<String>,
+        currency: Option<String> [currency],
         /// When it is expected to close.
         expected_close_date: Option<NaiveDate> [sortable],
         /// Free text.
-        description: Option<String>,
+        description: Option<String> [max_length(10_000)],
     }
     readonly {
         /// Open, won or lost, from the stage.
@@ -61,7 +62,14 @@ crate::record_type! {
         /// When it was won or lost.
         closed_at: Option<DateTime<Utc>>,
         /// Why it was lost.
-        lost_reason: Option<String>,
+        lost_reason: Option<String> [max_length(1_000)],
+    }
+}
+
+impl Opportunity {
+    /// Its amount, when it has one.
+    pub fn amount(&self) -> Option<Money> {
+        Money::from_columns(self.amount_minor, self.currency.as_deref())
     }
 }
 
@@ -69,18 +77,12 @@ impl Entity for Opportunity {
     const KIND: EntityKind = EntityKind::Opportunity;
 
     fn validate(&self, v: &mut Validator) {
-        v.text("name", &self.name, true, 200);
-        v.opt_text("description", self.description.as_deref(), 10_000);
-        v.non_negative("amount_minor", self.amount_minor);
-        match (&self.amount_minor, &self.currency) {
-            (Some(_), None) => v.push("currency", "required", "is required with amount_minor"),
-            (_, Some(c)) => v.currency("currency", c),
-            (None, None) => {}
-        }
-    }
-
-    fn owner(&self) -> Option<UserId> {
-        self.owner_id
+        v.check(
+            self.amount_minor.is_none() || self.currency.is_some(),
+            "currency",
+            "required",
+            "is required with amount_minor",
+        );
     }
 
     /// Resolves the pipeline and stage (defaults, stage belongs to pipeline, the won or lost

@@ -96,13 +96,18 @@ impl<'t> Pipelines<'t> {
     pub async fn summary(&self, id: PipelineId) -> Result<PipelineSummary> {
         let mut s = self.tenant.session().await?;
         let pipeline = load(&mut s.conn(), self.org(), Some(id)).await?;
+        // Summed in two halves so that no sum overflows 64 bits in the database (amounts are
+        // capped at `MAX_MINOR`, but a stage may hold any number of them): the high and low 32
+        // bits, put back together in 128 bits below.
         let mut q = Sql::new(
-            "select stage_id, currency, count(*) as n, cast(coalesce(sum(amount_minor), 0) as bigint) as total \
+            "select stage_id, currency, count(*) as n, \
+             cast(coalesce(sum(amount_minor / 4294967296), 0) as bigint) as high, \
+             cast(coalesce(sum(amount_minor % 4294967296), 0) as bigint) as low \
              from opportunities where organization_id = ",
         );
         q.bind(self.org()).push(" and pipeline_id = ").bind(id);
         q.push(" and not is_deleted group by stage_id, currency order by currency");
-        let rows: Vec<(Uuid, Option<String>, i64, i64)> = s.conn().fetch_all(&q).await?;
+        let rows: Vec<(Uuid, Option<String>, i64, i64, i64)> = s.conn().fetch_all(&q).await?;
         let stages = pipeline
             .stages
             .iter()
@@ -114,7 +119,7 @@ impl<'t> Pipelines<'t> {
                     amounts: mine
                         .map(|r| StageAmount {
                             currency: r.1.clone(),
-                            amount_minor: r.3,
+                            amount_minor: joined_sum(r.3, r.4),
                         })
                         .collect(),
                 }
@@ -122,6 +127,13 @@ impl<'t> Pipelines<'t> {
             .collect();
         Ok(PipelineSummary { pipeline, stages })
     }
+}
+
+/// The sum of 64-bit amounts summed as high and low 32-bit halves, saturating at `i64::MAX`
+/// (reached only by more than 9,000 amounts at the `MAX_MINOR` cap in one stage and currency).
+fn joined_sum(high: i64, low: i64) -> i64 {
+    let sum = (i128::from(high) << 32) + i128::from(low);
+    i64::try_from(sum).unwrap_or(if sum < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// [`load`] through the cache of `tenant`'s [`crate::Crm`].

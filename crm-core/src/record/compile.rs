@@ -116,7 +116,7 @@ pub(crate) fn plan<E: Entity>(
 
     if let Some(c) = &q.condition {
         sql.push(" and ");
-        let mut leaves = q.filters.len();
+        let mut nodes = q.filters.len();
         push_condition::<E>(
             &mut sql,
             c,
@@ -124,14 +124,14 @@ pub(crate) fn plan<E: Entity>(
             defs,
             "condition",
             0,
-            &mut leaves,
+            &mut nodes,
             &mut errors,
         );
-        if leaves > MAX_FILTERS {
+        if nodes > MAX_FILTERS {
             errors.push(FieldError::new(
                 "condition",
                 "too_many",
-                format!("at most {MAX_FILTERS} filters in all"),
+                format!("at most {MAX_FILTERS} filters and groups in all"),
             ));
         }
     }
@@ -275,10 +275,10 @@ fn push_condition<E: Entity>(
     defs: &Definitions,
     path: &str,
     depth: usize,
-    leaves: &mut usize,
+    nodes: &mut usize,
     errors: &mut Vec<FieldError>,
 ) {
-    push_node::<E>(sql, c, backend, defs, path, depth, false, leaves, errors);
+    push_node::<E>(sql, c, backend, defs, path, depth, false, nodes, errors);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -290,9 +290,15 @@ fn push_node<E: Entity>(
     path: &str,
     depth: usize,
     negated: bool,
-    leaves: &mut usize,
+    nodes: &mut usize,
     errors: &mut Vec<FieldError>,
 ) {
+    // Every node counts (empty groups too), and past the cap nothing more is compiled: the
+    // caller reports it once.
+    *nodes += 1;
+    if *nodes > MAX_FILTERS {
+        return;
+    }
     if depth > MAX_DEPTH {
         errors.push(FieldError::new(
             path,
@@ -303,7 +309,6 @@ fn push_node<E: Entity>(
     }
     let (items, joiner, empty, key) = match c {
         Condition::Filter(f) => {
-            *leaves += 1;
             if negated {
                 sql.push("coalesce((");
             }
@@ -329,7 +334,7 @@ fn push_node<E: Entity>(
                 &here,
                 depth + 1,
                 true,
-                leaves,
+                nodes,
                 errors,
             );
             sql.push(")");
@@ -356,7 +361,7 @@ fn push_node<E: Entity>(
             &here,
             depth + 1,
             negated,
-            leaves,
+            nodes,
             errors,
         );
     }
@@ -369,6 +374,13 @@ fn push_filter<E: Entity>(
     backend: Backend,
     defs: &Definitions,
 ) -> std::result::Result<(), FieldError> {
+    if crate::validation::holds_nul(&f.value) {
+        return Err(FieldError::new(
+            "value",
+            "invalid_format",
+            "must not contain NUL characters",
+        ));
+    }
     // `exists` and `between` are spelled with the other operators.
     match (f.op, &f.value) {
         (Op::Exists, Value::Bool(exists)) => {

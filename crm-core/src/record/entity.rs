@@ -37,10 +37,11 @@ pub trait Entity:
         let _ = v;
     }
 
-    /// The user who owns the record, if the entity has owners. Users may soft-delete and restore
-    /// records they own or created.
+    /// The user who owns the record: the column declared `[owner]` in its
+    /// [`record_type!`](crate::record_type), if any. Users may soft-delete and restore records
+    /// they own or created.
     fn owner(&self) -> Option<UserId> {
-        None
+        super::fields::owner(self).map(UserId::from_uuid)
     }
 
     /// Links to other records that no column declares (an activity's `related_entity` +

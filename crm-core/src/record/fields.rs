@@ -1,11 +1,12 @@
 //! Column metadata derived from Rust types, and the [`record_type!`] macro that declares an
 //! entity's columns once and derives its create and patch inputs from them.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::storage::Arg;
+use crate::time::YEARS;
 
 /// How a column's values are stored, compared and bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +49,8 @@ impl Kind {
             Kind::Integer => "an integer",
             Kind::Bool => "a boolean",
             Kind::Uuid | Kind::Ref { .. } => "a UUID string",
-            Kind::Timestamp => "an RFC 3339 date-time string",
-            Kind::Date => "a date string (YYYY-MM-DD)",
+            Kind::Timestamp => "an RFC 3339 date-time string (years 1 to 9999)",
+            Kind::Date => "a date string (YYYY-MM-DD, years 1 to 9999)",
             Kind::Json => "a JSON value",
         }
     }
@@ -67,11 +68,15 @@ impl Kind {
             (Kind::Uuid | Kind::Ref { .. }, Value::Null) => Arg::Uuid(None),
             (Kind::Uuid | Kind::Ref { .. }, Value::String(s)) => Arg::Uuid(Some(s.parse().ok()?)),
             (Kind::Timestamp, Value::Null) => Arg::Time(None),
-            (Kind::Timestamp, Value::String(s)) => Arg::Time(Some(
-                DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc),
-            )),
+            (Kind::Timestamp, Value::String(s)) => {
+                let t = DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc);
+                YEARS.contains(&t.year()).then_some(Arg::Time(Some(t)))?
+            }
             (Kind::Date, Value::Null) => Arg::Date(None),
-            (Kind::Date, Value::String(s)) => Arg::Date(Some(s.parse().ok()?)),
+            (Kind::Date, Value::String(s)) => {
+                let d: chrono::NaiveDate = s.parse().ok()?;
+                YEARS.contains(&d.year()).then_some(Arg::Date(Some(d)))?
+            }
             (Kind::Json, Value::Null) => Arg::Json(None),
             (Kind::Json, v) => Arg::Json(Some(v.clone())),
             _ => return None,
@@ -101,6 +106,23 @@ pub struct Column {
     /// Whether [`Column::only`] narrowed `choices` below what the type allows: the record
     /// machinery then checks the value on every write.
     pub narrowed: bool,
+    /// The longest text allowed, in characters ([`Column::max_length`]).
+    pub max_length: Option<usize>,
+    /// The format text values must have ([`Column::email`], [`Column::currency`]).
+    pub format: Option<Format>,
+    /// The smallest and largest integer allowed ([`Column::range`]).
+    pub range: Option<(i64, i64)>,
+    /// Whether it names the record's owner ([`Column::owner`]).
+    pub owner: bool,
+}
+
+/// A format text values must have: checked on every write, documented in OpenAPI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// An email address (see [`Validator::email`](crate::Validator::email)).
+    Email,
+    /// An ISO 4217 currency code: three upper-case letters.
+    Currency,
 }
 
 impl Column {
@@ -115,6 +137,10 @@ impl Column {
             defaulted: T::DEFAULTED,
             choices: T::CHOICES,
             narrowed: false,
+            max_length: None,
+            format: None,
+            range: None,
+            owner: false,
         }
     }
 
@@ -137,6 +163,56 @@ impl Column {
         self.narrowed = true;
         self
     }
+
+    /// Caps a text at `chars` characters (422 `too_long`; `maxLength` in OpenAPI).
+    pub const fn max_length(mut self, chars: usize) -> Self {
+        self.max_length = Some(chars);
+        self
+    }
+
+    /// Requires an email address (422 `invalid_format`; `format: email` in OpenAPI).
+    pub const fn email(mut self) -> Self {
+        self.format = Some(Format::Email);
+        self
+    }
+
+    /// Requires an ISO 4217 currency code (422 `invalid_format`; a pattern in OpenAPI).
+    pub const fn currency(mut self) -> Self {
+        self.format = Some(Format::Currency);
+        self
+    }
+
+    /// Bounds an integer to `min..=max` (422 `out_of_range`; `minimum`/`maximum` in OpenAPI).
+    pub const fn range(mut self, min: i64, max: i64) -> Self {
+        self.range = Some((min, max));
+        self
+    }
+
+    /// Marks the link to the user who owns the record: [`Entity::owner`](crate::Entity::owner)
+    /// reads it, and owners may soft-delete and restore their records.
+    pub const fn owner(mut self) -> Self {
+        self.owner = true;
+        self
+    }
+}
+
+/// A field's value as the record machinery checks it, borrowed from the record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldValue<'a> {
+    /// No value.
+    Null,
+    /// Text (also a text enum's name).
+    Text(&'a str),
+    /// An integer.
+    Integer(i64),
+    /// A UUID (also a link).
+    Uuid(uuid::Uuid),
+    /// A calendar date.
+    Date(chrono::NaiveDate),
+    /// A point in time.
+    Timestamp(DateTime<Utc>),
+    /// Anything the column checks do not look at (booleans, JSON).
+    Other,
 }
 
 /// A Rust type that maps to a column kind.
@@ -149,34 +225,61 @@ pub trait FieldType {
     const DEFAULTED: bool = false;
     /// The allowed values, for text enums.
     const CHOICES: &'static [&'static str] = &[];
+
+    /// The value, for the column checks.
+    fn value(&self) -> FieldValue<'_>;
 }
 
 impl FieldType for String {
     const KIND: Kind = Kind::Text;
+    fn value(&self) -> FieldValue<'_> {
+        FieldValue::Text(self)
+    }
 }
 impl FieldType for i64 {
     const KIND: Kind = Kind::Integer;
+    fn value(&self) -> FieldValue<'_> {
+        FieldValue::Integer(*self)
+    }
 }
 impl FieldType for bool {
     const KIND: Kind = Kind::Bool;
+    fn value(&self) -> FieldValue<'_> {
+        FieldValue::Other
+    }
 }
 impl FieldType for uuid::Uuid {
     const KIND: Kind = Kind::Uuid;
+    fn value(&self) -> FieldValue<'_> {
+        FieldValue::Uuid(*self)
+    }
 }
 impl FieldType for chrono::DateTime<chrono::Utc> {
     const KIND: Kind = Kind::Timestamp;
+    fn value(&self) -> FieldValue<'_> {
+        FieldValue::Timestamp(*self)
+    }
 }
 impl FieldType for chrono::NaiveDate {
     const KIND: Kind = Kind::Date;
+    fn value(&self) -> FieldValue<'_> {
+        FieldValue::Date(*self)
+    }
 }
 impl<T> FieldType for sqlx::types::Json<T> {
     const KIND: Kind = Kind::Json;
     const DEFAULTED: bool = true;
+    fn value(&self) -> FieldValue<'_> {
+        FieldValue::Other
+    }
 }
 impl<T: FieldType> FieldType for Option<T> {
     const KIND: Kind = T::KIND;
     const NULLABLE: bool = true;
     const CHOICES: &'static [&'static str] = T::CHOICES;
+    fn value(&self) -> FieldValue<'_> {
+        self.as_ref().map_or(FieldValue::Null, T::value)
+    }
 }
 
 /// A wire type that describes itself: `utoipa::ToSchema` with feature `openapi`, any type
@@ -201,6 +304,23 @@ pub trait Fields: Described {
     type New: serde::Serialize + serde::de::DeserializeOwned + Described + Clone + Send + Sync;
     /// The input of `update`: every field optional; `Some(None)` clears a nullable field.
     type Patch: serde::Serialize + serde::de::DeserializeOwned + Described + Clone + Send + Sync;
+
+    /// Calls `f` with each column and this record's value of it, in [`Fields::COLUMNS`] order
+    /// (no allocation: the column checks run on every write).
+    fn for_each_value<'a>(&'a self, f: impl FnMut(&'static Column, FieldValue<'a>));
+}
+
+/// The value of the column marked [`Column::owner`], if any.
+pub(crate) fn owner<F: Fields>(record: &F) -> Option<uuid::Uuid> {
+    let mut owner = None;
+    record.for_each_value(|c, value| {
+        if c.owner
+            && let FieldValue::Uuid(id) = value
+        {
+            owner = Some(id);
+        }
+    });
+    owner
 }
 
 /// `LeadStatus` → `lead_status`: the field name of a [`text_enum!`](crate::text_enum) type in
@@ -240,8 +360,13 @@ where
 ///   clears);
 /// - [`Fields`], with column metadata taken from the field types.
 ///
-/// Append `[sortable]` to a field that lists may sort on (give it an index), `[only(LIST)]` to
-/// narrow a text enum's allowed values; flags are [`Column`]'s builder methods. Fields in the
+/// Flags after a field are [`Column`]'s builder methods, and the one place a field's constraints
+/// are declared: the record machinery checks them on every write and OpenAPI documents them.
+/// `[sortable]` for a field lists may sort on (give it an index), `[only(LIST)]` to narrow a text
+/// enum's allowed values, `[max_length(N)]`, `[email]`, `[currency]`, `[range(MIN, MAX)]`, and
+/// `[owner]` for the user who owns the record. Every text field needs a `max_length` (a test
+/// holds every entity to it); a required (non-`Option`) free-text field must not be blank, and
+/// no text may hold a NUL character or a date a year outside 1–9999. Fields in the
 /// optional `readonly { … }` block are written by the library only (statuses, numbers, totals):
 /// they are in the entity but not in its inputs, and start at their `Default`.
 ///
@@ -350,6 +475,23 @@ macro_rules! record_type {
             ];
             type New = $new;
             type Patch = $patch;
+
+            fn for_each_value<'a>(
+                &'a self,
+                mut f: impl FnMut(&'static $crate::record::Column, $crate::record::FieldValue<'a>),
+            ) {
+                let mut columns = <Self as $crate::record::Fields>::COLUMNS.iter();
+                $(
+                    if let Some(c) = columns.next() {
+                        f(c, $crate::record::FieldType::value(&self.$field));
+                    }
+                )*
+                $($(
+                    if let Some(c) = columns.next() {
+                        f(c, $crate::record::FieldType::value(&self.$rfield));
+                    }
+                )*)?
+            }
         }
     };
 }
@@ -434,6 +576,9 @@ macro_rules! text_enum {
             const KIND: $crate::record::Kind = $crate::record::Kind::Text;
             const DEFAULTED: bool = true;
             const CHOICES: &'static [&'static str] = &[$($text),+];
+            fn value(&self) -> $crate::record::FieldValue<'_> {
+                $crate::record::FieldValue::Text(self.as_str())
+            }
         }
 
         impl<DB: sqlx::Database> sqlx::Type<DB> for $name

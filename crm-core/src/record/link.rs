@@ -20,4 +20,7 @@ impl<E: Referable> FieldType for Id<E> {
         entity: E::NAME,
         soft_delete: E::SOFT_DELETE,
     };
+    fn value(&self) -> super::fields::FieldValue<'_> {
+        super::fields::FieldValue::Uuid(self.uuid())
+    }
 }

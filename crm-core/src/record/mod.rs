@@ -11,10 +11,12 @@
 
 //!
 //! Files: `entity` (the [`Entity`] trait and the write hook's context), `fields` (column
-//! metadata and [`record_type!`](crate::record_type)), `link` (links between records), `row`
+//! metadata and [`record_type!`](crate::record_type)), `checks` (the declared column constraints,
+//! checked on every write), `link` (links between records), `row`
 //! ([`Record`]: the common columns), `query` (the list vocabulary), `compile` (a list as SQL),
 //! `cursor` (keyset cursors), `page` ([`Page`]), `service` ([`Records`]), `erasure`.
 
+mod checks;
 mod compile;
 mod cursor;
 mod entity;
@@ -28,7 +30,9 @@ mod service;
 
 pub use entity::{Entity, Operation, WriteContext};
 pub use erasure::Erasure;
-pub use fields::{Column, Described, FieldType, Fields, Kind, present, snake_case};
+pub use fields::{
+    Column, Described, FieldType, FieldValue, Fields, Format, Kind, present, snake_case,
+};
 pub use link::Referable;
 pub use page::Page;
 pub use query::{

@@ -11,7 +11,8 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 100;
 /// Most values in one `in` filter.
 pub const MAX_IN_VALUES: usize = 100;
-/// Most filters in one query.
+/// Most filters in one query, counting every node of a [`Condition`] (its groups and `not`s
+/// too) with the flat filters.
 pub const MAX_FILTERS: usize = 50;
 
 /// A comparison operator.

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::checks::validate;
 use super::compile;
 use super::entity::{Entity, Operation, WriteContext};
 use super::fields::{Column, Kind};
@@ -25,7 +26,6 @@ use crate::organizations::OrganizationId;
 use crate::storage::{Arg, Backend, Conn, Sql, Tx};
 use crate::tenant::Tenant;
 use crate::time::now;
-use crate::validation::Validator;
 
 impl Tenant {
     /// The records of any entity (the registry also gives each its own accessor, e.g.
@@ -884,34 +884,6 @@ fn column_arg(c: &Column, values: &Map<String, Value>) -> Result<Arg> {
             c.kind.expected()
         ))
     })
-}
-
-fn validate<E: Entity>(entity: &E) -> Result<()> {
-    let mut v = Validator::new();
-    narrowed_choices(entity, &mut v)?;
-    entity.validate(&mut v);
-    v.finish()
-}
-
-/// Checks the columns whose choices [`Column::only`] narrowed (the type allows more); entities
-/// without such a column pay nothing.
-fn narrowed_choices<E: Entity>(entity: &E, v: &mut Validator) -> Result<()> {
-    if !E::COLUMNS.iter().any(|c| c.narrowed) {
-        return Ok(());
-    }
-    let values = to_object(entity)?;
-    for c in E::COLUMNS.iter().filter(|c| c.narrowed) {
-        if let Some(value) = field(&values, c).as_str()
-            && !c.choices.contains(&value)
-        {
-            v.push(
-                c.name,
-                "invalid_choice",
-                format!("`{value}` is not one of: {}", c.choices.join(", ")),
-            );
-        }
-    }
-    Ok(())
 }
 
 pub(crate) fn to_object<T: Serialize>(value: &T) -> Result<Map<String, Value>> {

@@ -11,9 +11,11 @@ mod settings;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+mod unit;
 
 pub use settings::PoolSettings;
 pub(crate) use sql::{Arg, Sql};
+pub(crate) use unit::{Unit, UnitSession};
 
 use crate::error::Result;
 use crate::organizations::OrganizationId;
@@ -146,6 +148,42 @@ impl Session {
             Session::Sqlite(c) => Ok(Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?)),
         }
     }
+
+    /// Drops the connection instead of returning it to the pool (it may be inside a
+    /// transaction nobody will end).
+    pub(crate) fn discard(self) {
+        match self {
+            #[cfg(feature = "postgres")]
+            Session::Postgres(c) => postgres::discard(c),
+            #[cfg(feature = "sqlite")]
+            Session::Sqlite(mut c) => c.close_on_drop(),
+        }
+    }
+}
+
+/// The connection one call runs on: the tenant's own pooled [`Session`], or the shared one of
+/// the unit of work the tenant handle belongs to ([`crate::Tenant::transaction`]).
+pub(crate) enum SessionRef {
+    Own(Session),
+    Unit(UnitSession),
+}
+
+impl SessionRef {
+    /// Runs statements outside a transaction of the call's own (in a unit: inside the unit's).
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            SessionRef::Own(s) => s.conn(),
+            SessionRef::Unit(s) => s.conn(),
+        }
+    }
+
+    /// Starts the call's transaction: a transaction of its own, or a savepoint of the unit's.
+    pub(crate) async fn begin(&mut self) -> Result<Tx<'_>> {
+        match self {
+            SessionRef::Own(s) => s.begin().await,
+            SessionRef::Unit(s) => s.savepoint().await,
+        }
+    }
 }
 
 /// An open transaction; [`Tx::settle`] commits or rolls it back (dropped, it rolls back when its
@@ -158,6 +196,8 @@ pub(crate) enum Tx<'c> {
     ),
     #[cfg(feature = "sqlite")]
     Sqlite(sqlx::Transaction<'c, sqlx::Sqlite>),
+    /// A savepoint of a unit of work's transaction.
+    Savepoint(Conn<'c>),
 }
 
 impl Tx<'_> {
@@ -167,6 +207,7 @@ impl Tx<'_> {
             Tx::Postgres(tx, broken) => Conn::Postgres(&mut *tx, broken),
             #[cfg(feature = "sqlite")]
             Tx::Sqlite(tx) => Conn::Sqlite(&mut *tx),
+            Tx::Savepoint(c) => c.reborrow(),
         }
     }
 
@@ -196,6 +237,7 @@ impl Tx<'_> {
             Tx::Postgres(tx, broken) => tx.rollback().await.map_err(|e| postgres::track(e, broken)),
             #[cfg(feature = "sqlite")]
             Tx::Sqlite(tx) => Ok(tx.rollback().await?),
+            Tx::Savepoint(mut c) => unit::rollback_to(&mut c).await,
         }
     }
 
@@ -205,6 +247,7 @@ impl Tx<'_> {
             Tx::Postgres(tx, broken) => tx.commit().await.map_err(|e| postgres::track(e, broken)),
             #[cfg(feature = "sqlite")]
             Tx::Sqlite(tx) => Ok(tx.commit().await?),
+            Tx::Savepoint(mut c) => unit::release(&mut c).await,
         }
     }
 }
@@ -244,6 +287,16 @@ macro_rules! dispatch {
 }
 
 impl Conn<'_> {
+    /// The same connection, borrowed for less long.
+    pub(crate) fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(c, broken) => Conn::Postgres(c, broken),
+            #[cfg(feature = "sqlite")]
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+        }
+    }
+
     /// Inside [`explain_statements`] on PostgreSQL: records the plan of `sql` (run as
     /// `EXPLAIN (format json)` on this very connection, so with its tenant binding and role)
     /// before the statement itself runs. Elsewhere: nothing but a task-local lookup.

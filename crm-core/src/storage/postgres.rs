@@ -190,6 +190,12 @@ pub(crate) async fn begin(c: &mut PooledConn) -> Result<Tx<'_>> {
     }
 }
 
+/// Drops a connection instead of returning it to the pool (PostgreSQL then ends whatever
+/// transaction it was in).
+pub(crate) fn discard(c: PooledConn) {
+    c.broken.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Marks the connection broken when `e` says it is, and converts the error.
 pub(crate) fn track(e: sqlx::Error, broken: &AtomicBool) -> Error {
     if matches!(

@@ -7,6 +7,7 @@ mod harness;
 
 mod activities;
 mod auth;
+mod constraints;
 mod custom_field_types;
 mod events;
 mod index_proof;
@@ -20,4 +21,5 @@ mod organizations_and_users;
 mod records;
 mod rls;
 mod tenancy;
+mod transactions;
 mod user_management;
