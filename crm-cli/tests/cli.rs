@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use assert_cmd::Command;
-use crm_core::sqlx::{self, Connection as _};
+use crm_core::sqlx::{self, Connection as _, Executor as _};
 use crm_core::{CustomFieldType, EntityKind, NewContact, NewCustomField};
 use serde_json::Value;
 
@@ -539,30 +539,156 @@ async fn seed_import_export_round_trip_and_purge(postgres: bool) {
     assert!(trash().is_empty());
 }
 
-/// Moves the moment the contact with `email` went to the trash `days` back, straight in the
-/// database (no command can), so that retention has something old to find.
-async fn backdate_trash(url: &str, email: &str, days: i64) {
-    let when = chrono::Utc::now() - chrono::TimeDelta::days(days);
-    let changed = if url.starts_with("postgres") {
+/// Runs one SQL statement straight on the test database (what no command can do); returns the
+/// rows it changed.
+async fn execute(url: &str, statement: &str) -> u64 {
+    let statement = sqlx::AssertSqlSafe(statement.to_owned());
+    if url.starts_with("postgres") {
         let mut db = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query("update contacts set deleted_at = $1 where email = $2 and is_deleted")
-            .bind(when)
-            .bind(email)
-            .execute(&mut db)
-            .await
-            .unwrap()
-            .rows_affected()
+        db.execute(statement).await.unwrap().rows_affected()
     } else {
         let mut db = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query("update contacts set deleted_at = ?1 where email = ?2 and is_deleted")
-            .bind(when)
-            .bind(email)
-            .execute(&mut db)
-            .await
-            .unwrap()
-            .rows_affected()
-    };
+        db.execute(statement).await.unwrap().rows_affected()
+    }
+}
+
+/// Moves the moment the contact with `email` went to the trash `days` back, so that retention
+/// has something old to find.
+async fn backdate_trash(url: &str, email: &str, days: i64) {
+    let when = (chrono::Utc::now() - chrono::TimeDelta::days(days)).to_rfc3339();
+    let changed = execute(
+        url,
+        &format!(
+            "update contacts set deleted_at = '{when}' where email = '{email}' and is_deleted"
+        ),
+    )
+    .await;
     assert_eq!(changed, 1);
+}
+
+/// CSV as spreadsheets write it, and all or nothing over many batches.
+async fn csv_imports_are_read_faithfully_and_all_or_nothing(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = database(dir.path(), postgres).await else {
+        return;
+    };
+    json(&url, &["org", "create", "--name", "Acme"]);
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let import = |path: &str, extra: &[&str]| {
+        let args = [
+            &["--json", "import", "contacts", path, "--org", "acme"][..],
+            extra,
+        ]
+        .concat();
+        crm(&url, &args).output().unwrap()
+    };
+    let contacts = || -> Vec<Value> {
+        let mut rows: Vec<Value> = text(
+            &url,
+            &["export", "contacts", "--org", "acme", "--format", "jsonl"],
+        )
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+        rows.sort_by_key(|v| v["email"].to_string());
+        rows
+    };
+
+    // A byte order mark before the header (as spreadsheets save), quoted cells with commas,
+    // quotes and line breaks, and CRLF line ends.
+    let spreadsheet = file(
+        "spreadsheet.csv",
+        "\u{feff}first_name,last_name,email,title\r\n\
+         Ada,Lovelace,ada@x.test,\"Head of\r\nResearch, \"\"Analytical\"\" Engines\"\r\n\
+         Grace,\"Hopper, RN\",grace@x.test,Admiral\r\n",
+    );
+    let out = import(&spreadsheet, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let imported = contacts();
+    assert_eq!(imported.len(), 2);
+    assert_eq!(
+        imported[0]["first_name"], "Ada",
+        "the BOM is not part of the header"
+    );
+    assert_eq!(
+        imported[0]["title"],
+        "Head of\r\nResearch, \"Analytical\" Engines"
+    );
+    assert_eq!(imported[1]["last_name"], "Hopper, RN");
+
+    // Batches of two; a row of the wrong width after two clean batches (and after a cell over
+    // two lines, so its line is not its row number).
+    let mut rows = String::from("first_name,last_name,email,title\n");
+    rows.push_str("A,One,a1@y.test,\"Two\nlines\"\n");
+    for i in 2..=4 {
+        rows.push_str(&format!("A,Row{i},a{i}@y.test,T\n"));
+    }
+    rows.push_str("A,Wide,wide@y.test,T,extra\n"); // line 7
+    rows.push_str("A,Six,a6@y.test,T\n");
+    let wide = file("wide.csv", &rows);
+    let out = import(&wide, &["--batch", "2"]);
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rejected"][0]["line"], 7, "{report}");
+    assert_eq!(
+        report["rejected"][0]["reasons"][0], "5 cells where the header has 4",
+        "{report}"
+    );
+    assert_eq!(contacts().len(), 2, "all or nothing: nothing imported");
+    let out = import(&wide, &["--batch", "2", "--skip-invalid"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["rows"].as_u64(), report["imported"].as_u64()),
+        (Some(6), Some(5))
+    );
+    assert_eq!(contacts().len(), 7);
+
+    // A write that fails in the third batch, after two were written: nothing stays. (The check
+    // pass cannot see it coming: the database refuses the row only when it is inserted.)
+    let trigger = if postgres {
+        "create function refuse_boom() returns trigger language plpgsql as \
+         $$ begin raise exception 'boom refused'; end $$; \
+         create trigger refuse_boom before insert on contacts for each row \
+         when (new.email = 'boom@z.test') execute function refuse_boom()"
+    } else {
+        "create trigger refuse_boom before insert on contacts \
+         when new.email = 'boom@z.test' begin select raise(abort, 'boom refused'); end"
+    };
+    execute(&url, trigger).await;
+    let mut rows = String::from("first_name,last_name,email\n");
+    for i in 1..=4 {
+        rows.push_str(&format!("B,Row{i},b{i}@z.test\n"));
+    }
+    rows.push_str("B,Boom,boom@z.test\nB,Last,b6@z.test\n");
+    let late = file("late.csv", &rows);
+    let out = import(&late, &["--batch", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    assert_eq!(contacts().len(), 7, "the first two batches were undone too");
+}
+
+#[tokio::test]
+async fn sqlite_csv_imports_are_read_faithfully_and_all_or_nothing() {
+    csv_imports_are_read_faithfully_and_all_or_nothing(false).await;
+}
+
+#[tokio::test]
+async fn postgres_csv_imports_are_read_faithfully_and_all_or_nothing() {
+    csv_imports_are_read_faithfully_and_all_or_nothing(true).await;
 }
 
 #[tokio::test]
