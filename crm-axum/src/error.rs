@@ -49,6 +49,10 @@ pub enum ApiError {
     /// mistake in the app's assembly. HTTP 500, with a detail that names the layer.
     #[error("the Tenant extractor is used on a route without crm_axum::AuthLayer")]
     MissingAuthLayer,
+    /// The request took longer than the server's time limit
+    /// ([`crate::server::ServerOptions::request_timeout`]). HTTP 503.
+    #[error("request timed out")]
+    TimedOut,
 }
 
 /// The body of every error response (RFC 9457).
@@ -239,6 +243,13 @@ impl ApiError {
                         "this route takes crm_axum::Tenant but is not behind crm_axum::AuthLayer"
                             .into(),
                     ),
+                    vec![],
+                ),
+                ApiError::TimedOut => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    "Request timed out",
+                    Some("the request took longer than the server allows; retry later".into()),
                     vec![],
                 ),
             };

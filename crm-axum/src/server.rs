@@ -98,12 +98,7 @@ async fn ready(State(crm): State<Crm>) -> Response {
 async fn time_limit(limit: Duration, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(res) => res,
-        Err(_) => {
-            let mut res = ApiError::Core(crm_core::Error::Internal("request timed out".into()))
-                .into_response();
-            *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            res
-        }
+        Err(_) => ApiError::TimedOut.into_response(),
     }
 }
 

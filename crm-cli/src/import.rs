@@ -2,8 +2,12 @@
 //!
 //! The file is streamed in batches, never loaded whole. By default an import is all or
 //! nothing: a first pass checks every row without writing (a rejected row stops the import,
-//! with its line and reasons); a second pass writes, one transaction per batch. With
-//! `--skip-invalid`, valid rows are written and rejected ones reported. `--dry-run` only checks.
+//! with its line and reasons); a second pass writes every batch in one transaction
+//! ([`Tenant::transaction`]), so a failure in a late batch leaves nothing behind. With
+//! `--skip-invalid`, valid rows are written batch by batch and rejected ones reported.
+//! `--dry-run` only checks. Cells may be quoted and span lines (RFC 4180); a UTF-8 byte order
+//! mark before the header is ignored; a row with more or fewer cells than the header is rejected
+//! with its line.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -158,6 +162,13 @@ fn row<E: Entity>(
     targets: &[Target],
     record: &csv::StringRecord,
 ) -> Result<<E as Fields>::New, Vec<String>> {
+    if record.len() != targets.len() {
+        return Err(vec![format!(
+            "{} cells where the header has {}",
+            record.len(),
+            targets.len()
+        )]);
+    }
     let mut fields = Map::new();
     let mut custom = Map::new();
     let mut reasons = Vec::new();
@@ -216,7 +227,8 @@ fn open(path: &Path) -> anyhow::Result<(csv::Reader<File>, ProgressBar)> {
         "{spinner} {bytes}/{total_bytes} {wide_bar} {msg}",
     )?);
     Ok((
-        csv::ReaderBuilder::new().flexible(false).from_reader(file),
+        // Flexible: a row of the wrong width is rejected by `row`, with its line, like any other.
+        csv::ReaderBuilder::new().flexible(true).from_reader(file),
         bar,
     ))
 }
@@ -301,28 +313,51 @@ async fn import<E: Entity>(t: &Tenant, args: &ImportArgs, out: Output) -> anyhow
     }
     bar.finish_and_clear();
 
-    // Pass 2 writes an all-or-nothing import once every row passed.
+    // Pass 2 writes an all-or-nothing import once every row passed: every batch in one
+    // transaction, committed after the last.
     if !args.skip_invalid && !args.dry_run && report.rejected.is_empty() {
         let (mut reader, bar) = open(&args.file)?;
         reader.headers()?;
-        let mut records = reader.records();
-        loop {
-            let mut news = Vec::with_capacity(batch);
-            for record in records.by_ref().take(batch) {
-                match row::<E>(&targets, &record?) {
-                    Ok(new) => news.push(new),
-                    Err(reasons) => {
-                        bail!("the file changed during the import: {}", reasons.join("; "))
+        // Why a row that passed pass 1 no longer does: the file changed in between.
+        let mut changed: Option<String> = None;
+        let changed_ref = &mut changed;
+        let (targets, bar_ref) = (&targets, &bar);
+        let written = t
+            .transaction(|t| async move {
+                let mut imported = 0;
+                let mut records = reader.records();
+                loop {
+                    let mut news = Vec::with_capacity(batch);
+                    for record in records.by_ref().take(batch) {
+                        let new = record
+                            .map_err(|e| vec![e.to_string()])
+                            .and_then(|record| row::<E>(targets, &record));
+                        match new {
+                            Ok(new) => news.push(new),
+                            Err(reasons) => {
+                                *changed_ref = Some(reasons.join("; "));
+                                return Err(Error::conflict("file_changed", "the file changed"));
+                            }
+                        }
                     }
+                    if news.is_empty() {
+                        return Ok(imported);
+                    }
+                    imported += t.records::<E>().create_many(news).await?.len() as u64;
+                    bar_ref.set_position(records.reader().position().byte());
                 }
-            }
-            if news.is_empty() {
-                break;
-            }
-            report.imported += t.records::<E>().create_many(news).await?.len() as u64;
-            bar.set_position(records.reader().position().byte());
-        }
+            })
+            .await;
         bar.finish_and_clear();
+        report.imported = match (written, changed) {
+            (Ok(n), _) => n,
+            (Err(_), Some(reason)) => {
+                bail!("the file changed during the import ({reason}); nothing was imported")
+            }
+            (Err(e), None) => {
+                return Err(anyhow::Error::from(e).context("nothing was imported"));
+            }
+        };
     }
 
     let failed = !report.rejected.is_empty() && !args.skip_invalid;

@@ -8,7 +8,8 @@
 //! `debug`.
 //!
 //! A super-admin acts in another organization only explicitly, with the
-//! [`ACT_IN_ORGANIZATION`] header (`X-Organization-Id`); anyone else sending it gets 403.
+//! [`ACT_IN_ORGANIZATION`] header (`X-Organization-Id`); anyone else sending it gets 403,
+//! API keys included (a key acts in its own organization only, and says so by not sending it).
 
 mod client_addr;
 mod config;
@@ -301,13 +302,22 @@ async fn resolve(
             unauthenticated()
         })?;
     if token.starts_with("crm_key_") {
-        return state
+        let ctx = state
             .auth
             .api_key(&state.crm, token)
             .await
             .inspect_err(|e| {
                 tracing::debug!(error = %e, "API key refused");
-            });
+            })?;
+        // A key belongs to one organization; asking to act in one (even its own) is refused
+        // rather than silently ignored.
+        if headers.contains_key(ACT_IN_ORGANIZATION) {
+            return Err(forbidden(
+                "api_key_own_organization",
+                "API keys act only in their own organization",
+            ));
+        }
+        return Ok(ctx);
     }
     let claims = state.auth.verify(token).map_err(|e| {
         tracing::debug!(error = %e, "access token refused");

@@ -11,6 +11,7 @@ crate::on_both_backends!(
     users_of_the_organization,
     super_admins_manage_organizations,
     api_keys_post_web_forms,
+    web_forms_are_rate_limited_per_key,
 );
 
 async fn users_of_the_organization(crm: Crm) {
@@ -163,9 +164,10 @@ async fn api_keys_post_web_forms(crm: Crm) {
     let key = created.body["key"].as_str().unwrap().to_owned();
     let key_id = created.body["api_key"]["id"].as_str().unwrap().to_owned();
     assert!(key.starts_with("crm_key_"));
-    // Listed without the secret.
+    // The secret shows once, in `key`; the key itself and the list never show any of it.
+    crate::harness::assert_no_api_key_secret(&created.body["api_key"].to_string(), &key);
     let l = app.get("/api/v1/api-keys", t).await.expect(200);
-    assert!(!l.body.to_string().contains(&key[20..]));
+    crate::harness::assert_no_api_key_secret(&l.body.to_string(), &key);
 
     // JSON form post.
     let r = app
@@ -220,10 +222,69 @@ async fn api_keys_post_web_forms(crm: Crm) {
     app.get("/api/v1/users", &key)
         .await
         .problem(403, "forbidden");
+    // A key acts in its own organization only: naming any organization is refused, not ignored.
+    let other = app.register("other").await;
+    for org in [s.org, other.org] {
+        let org = org.to_string();
+        app.send(
+            Method::POST,
+            "/api/v1/webhooks/forms",
+            Some(&key),
+            Some(json!({ "email": "x@example.com" })),
+            &[("x-organization-id", &org)],
+        )
+        .await
+        .problem(403, "forbidden");
+    }
+    assert_eq!(
+        app.get("/api/v1/leads", t).await.expect(200).body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "nothing was created"
+    );
 
     // Revoked: 401.
     app.delete(&format!("/api/v1/api-keys/{key_id}"), t)
         .await
         .expect(204);
     app.raw(form(&key)).await.problem(401, "unauthenticated");
+}
+
+async fn web_forms_are_rate_limited_per_key(crm: Crm) {
+    let app = TestApp::with_config(crm, crate::helpers::config().webhook_posts_per_minute(2));
+    let s = app.register("acme").await;
+    let key = |name: &'static str| {
+        let app = &app;
+        let t = s.access.clone();
+        async move {
+            app.post("/api/v1/api-keys", &t, json!({ "name": name }))
+                .await
+                .expect(201)
+                .body["key"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (first, second) = (key("first").await, key("second").await);
+    let post = |key: String, n: u32| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/v1/webhooks/forms",
+                &key,
+                json!({ "email": format!("lead{n}@example.com") }),
+            )
+            .await
+        }
+    };
+    // Two posts a minute per key; the third waits. Another key is not affected.
+    post(first.clone(), 1).await.expect(201);
+    post(first.clone(), 2).await.expect(201);
+    post(first.clone(), 3).await.problem(429, "rate-limited");
+    post(second, 4).await.expect(201);
+    let leads = app.get("/api/v1/leads", &s.access).await.expect(200);
+    assert_eq!(leads.body["data"].as_array().unwrap().len(), 3);
 }

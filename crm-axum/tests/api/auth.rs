@@ -21,6 +21,7 @@ crate::on_both_backends!(
     signing_keys_rotate_by_kid,
     login_is_rate_limited_per_address,
     deactivation_bites_within_the_principal_cache_ttl,
+    sign_ups_are_rate_limited_per_address,
 );
 
 async fn register_login_me_refresh_logout(crm: Crm) {
@@ -404,13 +405,18 @@ async fn login_is_rate_limited_per_address(crm: Crm) {
 }
 
 async fn deactivation_bites_within_the_principal_cache_ttl(crm: Crm) {
-    let ttl = std::time::Duration::from_millis(300);
+    use std::time::{Duration, Instant};
+    // A wide TTL: the stale answer below must come within it, from when signing in cached the
+    // principal, on a loaded machine too (the cache's clock cannot be set from a test).
+    let ttl = Duration::from_secs(4);
     let app = TestApp::with_config(crm.clone(), config().principal_cache_ttl(ttl));
     let admin = app.register("acme").await;
     let user = app
         .user(&admin, "u@example.com", crm_core::Role::User)
         .await;
     app.get("/api/v1/contacts", &user.access).await.expect(200);
+    // The principal was cached by now (at the latest by the request above).
+    let cached_by = Instant::now();
     // Deactivated behind the API's back (another process, the CLI): the cached check holds
     // until its TTL, then the token is refused.
     let org = crm.tenant(&crm_core::TenantContext::user(
@@ -423,8 +429,107 @@ async fn deactivation_bites_within_the_principal_cache_ttl(crm: Crm) {
         .await
         .unwrap();
     app.get("/api/v1/contacts", &user.access).await.expect(200);
-    tokio::time::sleep(ttl + std::time::Duration::from_millis(100)).await;
+    tokio::time::sleep_until((cached_by + ttl + Duration::from_millis(250)).into()).await;
     app.get("/api/v1/contacts", &user.access)
         .await
         .problem(401, "unauthenticated");
+}
+
+async fn sign_ups_are_rate_limited_per_address(crm: Crm) {
+    let app = TestApp::with_config(
+        crm,
+        config().login_limits(100, 2, std::time::Duration::from_secs(60)),
+    );
+    let from = |ip: [u8; 4]| {
+        let slug = format!("org-{}", Uuid::now_v7().simple());
+        crate::helpers::post_from(
+            ip,
+            "/api/v1/auth/register",
+            &json!({ "organization_name": "Org", "organization_slug": slug, "name": "A",
+                "email": "a@example.com", "password": PASSWORD }),
+        )
+    };
+    // Two sign-ups from one address; the third waits. Another address is not affected.
+    for _ in 0..2 {
+        app.raw(from([10, 0, 0, 1])).await.expect(201);
+    }
+    app.raw(from([10, 0, 0, 1]))
+        .await
+        .problem(429, "rate-limited");
+    app.raw(from([10, 0, 0, 2])).await.expect(201);
+}
+
+/// RS256 and EdDSA: tokens name their key, verify with its public key, and keep working through
+/// a rotation while the old public key is accepted (test keys in `keys/`).
+#[tokio::test]
+async fn rs256_and_eddsa_keys_sign_and_rotate() {
+    macro_rules! key {
+        ($file:literal) => {
+            include_bytes!(concat!("keys/", $file)).as_slice()
+        };
+    }
+    type Make = fn(&[u8], &[u8], &str) -> AuthConfig;
+    let cases: [(Algorithm, Make, [&[u8]; 4]); 2] = [
+        (
+            Algorithm::RS256,
+            AuthConfig::rs256_der,
+            [
+                key!("rsa-old-private.der"),
+                key!("rsa-old-public.der"),
+                key!("rsa-new-private.der"),
+                key!("rsa-new-public.der"),
+            ],
+        ),
+        (
+            Algorithm::EdDSA,
+            AuthConfig::eddsa_der,
+            [
+                key!("ed25519-old-private.der"),
+                key!("ed25519-old-public.raw"),
+                key!("ed25519-new-private.der"),
+                key!("ed25519-new-public.raw"),
+            ],
+        ),
+    ];
+    let crm = crate::harness::sqlite().await;
+    let cached = |c: AuthConfig| c.principal_cache_ttl(std::time::Duration::ZERO);
+    for (alg, make, [old_private, old_public, new_private, new_public]) in cases {
+        let old = TestApp::with_config(crm.clone(), cached(make(old_private, old_public, "old")));
+        let s = old.register("keys").await;
+        let header = jsonwebtoken::decode_header(&s.access).unwrap();
+        assert_eq!((header.alg, header.kid.as_deref()), (alg, Some("old")));
+        let by_public_key = |public: &[u8]| {
+            let key = match alg {
+                Algorithm::RS256 => jsonwebtoken::DecodingKey::from_rsa_der(public),
+                _ => jsonwebtoken::DecodingKey::from_ed_der(public),
+            };
+            let mut rules = jsonwebtoken::Validation::new(alg);
+            rules.set_audience(&["abetworks-crm"]);
+            move |token: &str| jsonwebtoken::decode::<serde_json::Value>(token, &key, &rules)
+        };
+        assert!(by_public_key(old_public)(&s.access).is_ok(), "{alg:?}");
+        assert!(by_public_key(new_public)(&s.access).is_err(), "{alg:?}");
+        // The public key used as an HS256 secret (algorithm confusion) is refused.
+        let confused = forge(&s, Algorithm::HS256, old_public, |_| {});
+        old.get("/api/v1/me", &confused)
+            .await
+            .problem(401, "unauthenticated");
+
+        // The next deployment signs with the new key and accepts the old one by its kid.
+        let rotated = TestApp::with_config(
+            crm.clone(),
+            cached(make(new_private, new_public, "new")).accept_previous_key("old", old_public),
+        );
+        rotated.get("/api/v1/me", &s.access).await.expect(200);
+        let fresh = rotated.login(&s.slug, "admin@example.com").await;
+        let header = jsonwebtoken::decode_header(&fresh.access).unwrap();
+        assert_eq!((header.alg, header.kid.as_deref()), (alg, Some("new")));
+        assert!(by_public_key(new_public)(&fresh.access).is_ok(), "{alg:?}");
+        // Once the old key is dropped, its tokens stop working.
+        let done = TestApp::with_config(crm.clone(), cached(make(new_private, new_public, "new")));
+        done.get("/api/v1/me", &fresh.access).await.expect(200);
+        done.get("/api/v1/me", &s.access)
+            .await
+            .problem(401, "unauthenticated");
+    }
 }

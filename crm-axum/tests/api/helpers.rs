@@ -93,6 +93,17 @@ impl Res {
     }
 }
 
+/// A JSON `POST` to `path` as if from the client address `ip` (the per-address limits see it).
+pub(crate) fn post_from(ip: [u8; 4], path: &str, body: &Value) -> Request<Body> {
+    let mut req = Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((ip, 1234))));
+    req
+}
+
 /// `uuid` from a JSON string, failing at the caller's line.
 #[track_caller]
 pub(crate) fn expect_uuid(v: &Value) -> Uuid {

@@ -9,7 +9,12 @@ const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.ya
 #[test]
 fn committed_openapi_matches_the_code() {
     let generated = crm_axum::openapi().to_yaml().unwrap();
-    if std::env::var_os("CRM_UPDATE_OPENAPI").is_some() {
+    let update = may_update(
+        std::env::var("CRM_UPDATE_OPENAPI").ok().as_deref(),
+        std::env::var("CI").ok().as_deref(),
+    )
+    .unwrap_or_else(|refusal| panic!("{refusal}"));
+    if update {
         std::fs::write(COMMITTED, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
@@ -18,6 +23,45 @@ fn committed_openapi_matches_the_code() {
         "docs/openapi.yaml is out of date with the routes. Regenerate it with\n\n    \
          CRM_UPDATE_OPENAPI=1 cargo test -p crm-axum --test api openapi\n\nand commit the result."
     );
+}
+
+/// Whether the drift check may rewrite `docs/openapi.yaml`, from `CRM_UPDATE_OPENAPI` and `CI`:
+/// only when asked, and never in CI, where a stray variable would turn the check into a rewrite
+/// that always passes.
+fn may_update(update: Option<&str>, ci: Option<&str>) -> Result<bool, String> {
+    let set = |v: Option<&str>| v.is_some_and(|v| !matches!(v.trim(), "" | "0" | "false"));
+    match (set(update), set(ci)) {
+        (false, _) => Ok(false),
+        (true, false) => Ok(true),
+        (true, true) => Err(format!(
+            "CRM_UPDATE_OPENAPI is set in CI (CI={}): CI checks docs/openapi.yaml, it does not \
+             rewrite it. Regenerate it locally and commit the result.",
+            ci.unwrap_or_default()
+        )),
+    }
+}
+
+#[test]
+fn ci_refuses_to_rewrite_the_committed_openapi() {
+    assert_eq!(may_update(None, None), Ok(false));
+    assert_eq!(may_update(None, Some("true")), Ok(false));
+    assert_eq!(may_update(Some("1"), None), Ok(true));
+    assert_eq!(may_update(Some("1"), Some("false")), Ok(true));
+    assert_eq!(may_update(Some(""), Some("true")), Ok(false));
+    for ci in ["true", "1", "yes"] {
+        assert!(may_update(Some("1"), Some(ci)).is_err(), "CI={ci}");
+    }
+    // The drift check itself refuses: run it in this test binary with both variables set.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["openapi::committed_openapi_matches_the_code", "--exact"])
+        .env("CRM_UPDATE_OPENAPI", "1")
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("1 failed"), "{text}");
+    assert!(text.contains("CRM_UPDATE_OPENAPI is set in CI"), "{text}");
 }
 
 #[test]

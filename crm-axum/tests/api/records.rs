@@ -303,6 +303,7 @@ async fn creates_are_idempotent(crm: Crm) {
         }
     };
     let first = create(json!({ "name": "Globex" }), "k1").await.expect(201);
+    assert!(!first.headers.contains_key("idempotent-replayed"));
     let again = create(json!({ "name": "Globex" }), "k1").await.expect(201);
     assert_eq!(first.body["id"], again.body["id"]);
     assert_eq!(again.headers["idempotent-replayed"], "true");
@@ -314,13 +315,16 @@ async fn creates_are_idempotent(crm: Crm) {
     create(json!({ "name": "Initech" }), "k1")
         .await
         .problem(422, "idempotency-key-reused");
-    // A 4xx is remembered too.
-    create(json!({ "name": "" }), "k2")
+    // A 4xx is remembered too: the repeat is the stored answer, not a second attempt.
+    let refused = create(json!({ "name": "" }), "k2")
         .await
         .problem(422, "validation");
-    create(json!({ "name": "" }), "k2")
+    assert!(!refused.headers.contains_key("idempotent-replayed"));
+    let replayed = create(json!({ "name": "" }), "k2")
         .await
         .problem(422, "validation");
+    assert_eq!(replayed.headers["idempotent-replayed"], "true");
+    assert_eq!(replayed.body, refused.body);
 
     // A first request of the same caller still running: 409.
     let tenant = crm.tenant(&TenantContext::user(

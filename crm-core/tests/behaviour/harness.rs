@@ -1,5 +1,9 @@
 //! Test harness: a fresh database per test, on SQLite always and on PostgreSQL when
 //! `CRM_TEST_DATABASE_URL` is set (each test in its own schema, so tests run in parallel).
+//!
+//! With `CRM_TEST_LEDGER` set (CI sets it), every test that really reaches a server backend
+//! appends a line to that file (see [`record_backend`]); `.ci/backend-gate` then checks that every
+//! test that must reach one did, so a skipped PostgreSQL (or Redis) test cannot pass for a run one.
 
 use crm_core::sqlx::{self, Connection as _, Executor as _};
 use crm_core::{
@@ -43,8 +47,38 @@ pub(crate) async fn postgres_schema_url() -> Option<String> {
         .await
         .expect("create test schema");
     conn.close().await.ok();
+    record_backend("postgres");
     let sep = if url.contains('?') { '&' } else { '?' };
     Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// Notes in the ledger file named by `CRM_TEST_LEDGER`, if set, that the running test reached
+/// `backend` (`postgres`, later `redis`): one line `<backend> <test binary> <test name>`.
+///
+/// Call it only once the backend answered. The test name is the name of the thread libtest runs
+/// the test on; `.ci/backend-gate` compares the ledger with `cargo test -- --list`.
+pub(crate) fn record_backend(backend: &str) {
+    use std::io::Write as _;
+    let Some(path) = std::env::var_os("CRM_TEST_LEDGER") else {
+        return;
+    };
+    let thread = std::thread::current();
+    let test = thread.name().filter(|name| *name != "main").expect(
+        "CRM_TEST_LEDGER needs the test's own thread (do not run tests on the main thread)",
+    );
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let binary = exe
+        .file_name()
+        .expect("the test binary's file name")
+        .to_string_lossy();
+    // One `write_all` of one short line to a file opened for appending: concurrent tests (and
+    // test binaries) do not interleave their lines.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut ledger| ledger.write_all(format!("{backend} {binary} {test}\n").as_bytes()))
+        .expect("append to CRM_TEST_LEDGER");
 }
 
 /// A migrated PostgreSQL schema of its own, or `None` when PostgreSQL tests are skipped.
@@ -55,6 +89,25 @@ pub(crate) async fn postgres() -> Option<Crm> {
             .await
             .expect("connect and migrate PostgreSQL"),
     )
+}
+
+/// Fails if `text` shows any part of the secret of the API key `token`
+/// (`crm_key_<org>_<id>_<secret>`): the whole secret, or any 12 characters of it in a row, not
+/// only the whole token.
+#[track_caller]
+pub(crate) fn assert_no_api_key_secret(text: &str, token: &str) {
+    let secret = token
+        .strip_prefix("crm_key_")
+        .and_then(|rest| rest.get(66..))
+        .unwrap_or_else(|| panic!("not an API key: {token}"));
+    assert_eq!(secret.len(), 43, "the secret of {token}");
+    for part in secret.as_bytes().windows(12) {
+        let part = std::str::from_utf8(part).expect("base64url");
+        assert!(
+            !text.contains(part),
+            "the API key's secret shows (`{part}`) in: {text}"
+        );
+    }
 }
 
 /// An organization with a company admin and a plain user.
