@@ -143,9 +143,7 @@ impl<'c> Auth<'c> {
         let mut s = self.crm.pool().tenant(org).await?;
         let mut tx = s.begin().await?;
         let mut q = select_refresh(org, parsed.id);
-        if tx.conn().backend() == crate::Backend::Postgres {
-            q.push(" for update");
-        }
+        q.push(tx.conn().backend().lock_rows());
         let out = async {
             let row: Option<RefreshRow> = tx.conn().fetch_optional(&q).await?;
             let Some(row) = row.filter(|r| secret::same(&secret::hash(parsed.secret), &r.secret_hash))

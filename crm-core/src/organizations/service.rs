@@ -5,7 +5,7 @@ use crate::context::TenantContext;
 use crate::crm::Crm;
 use crate::error::{Error, Result, ResultExt as _};
 use crate::pipelines;
-use crate::storage::{Backend, Sql, Tx};
+use crate::storage::{Sql, Tx};
 use crate::time::now;
 use crate::users::Role;
 use crate::users::{NewUser, PreparedUser, User};
@@ -177,7 +177,7 @@ async fn insert_in(
         .on_unique(|| format!("an organization with slug `{slug}` already exists"))?;
     // The new tenant's own rows are written under its id, set for this transaction only (the
     // connection's own binding comes back at commit).
-    if tx.conn().backend() == Backend::Postgres {
+    if tx.conn().backend().binds_tenants() {
         let mut bind = Sql::new("select set_config('crm.org_id', ");
         bind.bind(org.id.to_string()).push(", true)");
         tx.conn().execute(&bind).await?;

@@ -20,7 +20,7 @@ use super::query::{
 use crate::custom_fields::{self, CustomFieldDefinition, CustomFieldType, Definitions};
 use crate::error::{Error, FieldError, Result};
 use crate::organizations::OrganizationId;
-use crate::storage::{Arg, Backend, FieldKey, Sql, escape_like};
+use crate::storage::{Backend, FieldKey, Sql, escape_like};
 
 /// The columns every record has, that lists may filter (and some sort) on.
 const COMMON: &[Column] = &[
@@ -569,31 +569,8 @@ fn push_custom_filter(
         ));
     };
     let money = d.field_type == T::Currency;
-    // The value as JSON on PostgreSQL (as SQL on SQLite, where `->>` yields numbers as numbers).
-    let json_expr = |sql: &mut Sql| {
-        match (backend, money) {
-            (Backend::Postgres, false) => sql.push("custom_fields->'").push_key(key).push("'"),
-            (Backend::Postgres, true) => sql
-                .push("custom_fields->'")
-                .push_key(key)
-                .push("'->'amount_minor'"),
-            (Backend::Sqlite, false) => sql.push("custom_fields->>'").push_key(key).push("'"),
-            (Backend::Sqlite, true) => sql
-                .push("custom_fields->>'$.")
-                .push_key(key)
-                .push(".amount_minor'"),
-        };
-    };
-    // The value as text that orders like it (not for money, which compares by amount).
-    let text_expr = |sql: &mut Sql| {
-        match backend {
-            Backend::Postgres => sql
-                .push("(custom_fields->>'")
-                .push_key(key)
-                .push("') collate \"C\""),
-            Backend::Sqlite => sql.push("custom_fields->>'").push_key(key).push("'"),
-        };
-    };
+    let json_expr = |sql: &mut Sql| backend.push_custom_value(sql, key, money);
+    let text_expr = |sql: &mut Sql| backend.push_custom_text(sql, key);
     // The operand, checked and normalized for the field's type.
     let operand = |v: &Value| -> std::result::Result<Value, FieldError> {
         let ok = match d.field_type {
@@ -611,26 +588,8 @@ fn push_custom_filter(
             Err(value_error(&format!("a value of a {} field", d.field_type)))
         }
     };
-    // How the operand binds: JSON on PostgreSQL (text for dates, compared under "C"), a plain
-    // SQL value on SQLite, where `->>` yields numbers as numbers.
-    let bind = |v: Value| -> Arg {
-        match (backend, &v) {
-            (Backend::Postgres, Value::String(s))
-                if matches!(d.field_type, T::Date | T::Datetime) =>
-            {
-                Arg::Text(Some(s.clone()))
-            }
-            (Backend::Postgres, _) => Arg::Json(Some(v)),
-            (Backend::Sqlite, Value::String(s)) => Arg::Text(Some(s.clone())),
-            (Backend::Sqlite, Value::Bool(b)) => Arg::Bool(Some(*b)),
-            (Backend::Sqlite, Value::Number(n)) => match n.as_i64() {
-                Some(i) => Arg::Int(Some(i)),
-                None => Arg::Float(n.as_f64()),
-            },
-            (Backend::Sqlite, _) => Arg::Json(Some(v)),
-        }
-    };
-    let dated = matches!(d.field_type, T::Date | T::Datetime) && backend == Backend::Postgres;
+    let dated = matches!(d.field_type, T::Date | T::Datetime) && backend.dates_compare_as_text();
+    let bind = |v: Value| backend.custom_operand(v, dated);
     let compare_expr = |sql: &mut Sql| {
         if dated {
             text_expr(sql)
@@ -638,25 +597,10 @@ fn push_custom_filter(
             json_expr(sql)
         }
     };
-    let contains_one = |sql: &mut Sql, v: Value| match backend {
-        Backend::Postgres => {
-            let mut object = serde_json::Map::new();
-            let inner = if d.field_type == T::MultiSelect {
-                Value::Array(vec![v])
-            } else {
-                v
-            };
-            object.insert(d.key.clone(), inner);
-            sql.push("custom_fields @> ").bind(Value::Object(object));
-        }
-        Backend::Sqlite => {
-            sql.push("exists (select 1 from json_each(custom_fields, '$.")
-                .push_key(key);
-            sql.push("') where value = ").bind(bind(v)).push(")");
-        }
-    };
+    let multi = d.field_type == T::MultiSelect;
+    let contains_one = |sql: &mut Sql, v: Value| backend.push_custom_contains(sql, key, v, multi);
     match f.op {
-        Op::Eq if d.field_type == T::MultiSelect || (backend == Backend::Postgres && !money) => {
+        Op::Eq if multi || (backend.equality_is_containment() && !money) => {
             let v = operand(&f.value)?;
             contains_one(sql, v);
         }

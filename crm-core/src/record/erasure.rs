@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::events::{self, Action};
 use crate::id::Id;
 use crate::organizations::OrganizationId;
-use crate::storage::{Backend, Sql, Tx, escape_like};
+use crate::storage::{Sql, Tx, escape_like};
 use crate::time::now;
 
 /// What an erasure removed.
@@ -166,10 +166,7 @@ async fn same_person(
         q.push(k.table())
             .push(" where organization_id = ")
             .bind(org);
-        q.push(" and id = ").bind(rid);
-        if backend == Backend::Postgres {
-            q.push(" for update");
-        }
+        q.push(" and id = ").bind(rid).push(backend.lock_rows());
         if tx.conn().fetch_optional::<(Uuid,)>(&q).await?.is_none() {
             if found.is_empty() {
                 return Err(Error::not_found(k.name(), rid));
@@ -429,10 +426,7 @@ async fn scrub_events_holding(
     if values.is_empty() {
         return Ok(0);
     }
-    let text = match tx.conn().backend() {
-        Backend::Postgres => "cast(changes as text)",
-        Backend::Sqlite => "changes",
-    };
+    let backend = tx.conn().backend();
     let mut q = Sql::new("update events set changes = ");
     q.bind(serde_json::Value::Object(Map::new()))
         .push(" where organization_id = ")
@@ -442,8 +436,8 @@ async fn scrub_events_holding(
         if i > 0 {
             q.push(" or ");
         }
-        q.push(text)
-            .push(" like ")
+        backend.push_json_text(&mut q, "changes");
+        q.push(" like ")
             .bind(format!("%{}%", escape_like(v)))
             .push(" escape '\\'");
     }

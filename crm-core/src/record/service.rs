@@ -176,8 +176,8 @@ fn select_one<E: Entity>(
         Deleted::Include => &mut q,
         Deleted::Only => q.push(" and is_deleted"),
     };
-    if lock && backend == Backend::Postgres {
-        q.push(" for update");
+    if lock {
+        q.push(backend.lock_rows());
     }
     q
 }

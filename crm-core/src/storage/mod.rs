@@ -5,6 +5,7 @@
 //! already bound to one tenant (on PostgreSQL: the row-level-security setting is in place), so
 //! nothing below it can forget the tenant.
 
+mod dialect;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod settings;
@@ -53,7 +54,7 @@ impl<T> FromDbRow for T where T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteR
 #[cfg(not(any(feature = "postgres", feature = "sqlite")))]
 compile_error!("crm-core needs at least one backend: enable the `postgres` or `sqlite` feature");
 
-/// The SQL dialect, for the few expressions that differ (JSON paths on custom fields).
+/// The backend a connection talks to; its SQL differences are methods of it (`dialect.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// PostgreSQL 15+.

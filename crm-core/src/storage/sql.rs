@@ -78,6 +78,11 @@ impl<'a> FieldKey<'a> {
             && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         valid.then_some(Self(key))
     }
+
+    /// The key.
+    pub(crate) fn as_str(&self) -> &'a str {
+        self.0
+    }
 }
 
 /// `text` with LIKE's wildcards (`%`, `_`) and the escape character `\` escaped, for a pattern

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
-use super::{Backend, Conn, Session, Sql, Tx};
+use super::{Conn, Session, Sql, Tx};
 use crate::error::{Error, Result};
 
 /// The savepoint each call in a unit runs in. One name serves every level: `release` and
@@ -37,10 +37,7 @@ impl std::fmt::Debug for Unit {
 impl Unit {
     /// Begins a transaction on `session` (on SQLite `begin immediate`, as every write there).
     pub(crate) async fn begin(mut session: Session) -> Result<Self> {
-        let begin = match session.conn_in_transaction().backend() {
-            Backend::Postgres => "begin",
-            Backend::Sqlite => "begin immediate",
-        };
+        let begin = session.conn_in_transaction().backend().begin_write();
         session
             .conn_in_transaction()
             .execute(&Sql::new(begin))

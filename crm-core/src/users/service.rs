@@ -7,7 +7,7 @@ use crate::context::TenantContext;
 use crate::error::{Error, Result, ResultExt as _};
 use crate::events::{self, Action};
 use crate::password::Password;
-use crate::storage::{Backend, Sql, Tx};
+use crate::storage::{Sql, Tx};
 use crate::tenant::Tenant;
 use crate::time::now;
 use crate::validation::Validator;
@@ -153,11 +153,7 @@ impl<'t> Users<'t> {
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
         let out = async {
-            let lock = if tx.conn().backend() == Backend::Postgres {
-                " for update"
-            } else {
-                ""
-            };
+            let lock = tx.conn().backend().lock_rows();
             let mut q = Sql::new("select ");
             q.push(COLUMNS)
                 .push(" from users where organization_id = ")

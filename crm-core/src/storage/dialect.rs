@@ -1,0 +1,129 @@
+//! The dialect seam: every SQL difference between PostgreSQL and SQLite, in one place. Code above
+//! storage asks the connection's [`Backend`] for the piece it needs instead of matching on it.
+
+use serde_json::Value;
+
+use super::{Arg, Backend, FieldKey, Sql};
+
+impl Backend {
+    /// What makes a `select` lock the rows it reads until the transaction ends: `for update` on
+    /// PostgreSQL; nothing on SQLite, where a writing transaction (`begin immediate`) already
+    /// holds the database's write lock.
+    pub(crate) fn lock_rows(self) -> &'static str {
+        match self {
+            Backend::Postgres => " for update",
+            Backend::Sqlite => "",
+        }
+    }
+
+    /// The statement that begins a transaction that will write: on SQLite `begin immediate`,
+    /// so that two writers queue on the busy timeout instead of failing when a read lock would
+    /// have to be upgraded.
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Backend::Postgres => "begin",
+            Backend::Sqlite => "begin immediate",
+        }
+    }
+
+    /// Whether sessions are bound to a tenant in the database (row-level security).
+    pub(crate) fn binds_tenants(self) -> bool {
+        self == Backend::Postgres
+    }
+
+    /// Appends JSON column `column` as text, for `like` (PostgreSQL stores `jsonb`, SQLite
+    /// text).
+    pub(crate) fn push_json_text(self, sql: &mut Sql, column: &'static str) {
+        match self {
+            Backend::Postgres => sql.push("cast(").push(column).push(" as text)"),
+            Backend::Sqlite => sql.push(column),
+        };
+    }
+
+    /// Appends custom field `key`'s value, compared as JSON on PostgreSQL and as an SQL value
+    /// on SQLite (where `->>` yields numbers as numbers); of a money field, its amount.
+    pub(crate) fn push_custom_value(self, sql: &mut Sql, key: FieldKey<'_>, money: bool) {
+        match (self, money) {
+            (Backend::Postgres, false) => sql.push("custom_fields->'").push_key(key).push("'"),
+            (Backend::Postgres, true) => sql
+                .push("custom_fields->'")
+                .push_key(key)
+                .push("'->'amount_minor'"),
+            (Backend::Sqlite, false) => sql.push("custom_fields->>'").push_key(key).push("'"),
+            (Backend::Sqlite, true) => sql
+                .push("custom_fields->>'$.")
+                .push_key(key)
+                .push(".amount_minor'"),
+        };
+    }
+
+    /// Appends custom field `key`'s value as text that orders like it (byte order on
+    /// PostgreSQL, as SQLite compares).
+    pub(crate) fn push_custom_text(self, sql: &mut Sql, key: FieldKey<'_>) {
+        match self {
+            Backend::Postgres => sql
+                .push("(custom_fields->>'")
+                .push_key(key)
+                .push("') collate \"C\""),
+            Backend::Sqlite => sql.push("custom_fields->>'").push_key(key).push("'"),
+        };
+    }
+
+    /// Whether date and date-time custom fields compare as their text (PostgreSQL: JSON
+    /// strings do not order as times; SQLite's `->>` already yields the text).
+    pub(crate) fn dates_compare_as_text(self) -> bool {
+        self == Backend::Postgres
+    }
+
+    /// Whether custom-field equality is containment (`@>`), which PostgreSQL's GIN index on
+    /// `custom_fields` serves.
+    pub(crate) fn equality_is_containment(self) -> bool {
+        self == Backend::Postgres
+    }
+
+    /// How an operand compared with [`Backend::push_custom_value`] binds: JSON on PostgreSQL
+    /// (text when `as_text`), a plain SQL value on SQLite.
+    pub(crate) fn custom_operand(self, v: Value, as_text: bool) -> Arg {
+        match (self, v) {
+            (Backend::Postgres, Value::String(s)) if as_text => Arg::Text(Some(s)),
+            (Backend::Postgres, v) => Arg::Json(Some(v)),
+            (Backend::Sqlite, Value::String(s)) => Arg::Text(Some(s)),
+            (Backend::Sqlite, Value::Bool(b)) => Arg::Bool(Some(b)),
+            (Backend::Sqlite, Value::Number(n)) => match n.as_i64() {
+                Some(i) => Arg::Int(Some(i)),
+                None => Arg::Float(n.as_f64()),
+            },
+            (Backend::Sqlite, v) => Arg::Json(Some(v)),
+        }
+    }
+
+    /// Appends "custom field `key` holds `value`" (of a multi-select: has it among its values):
+    /// containment on PostgreSQL, `json_each` on SQLite.
+    pub(crate) fn push_custom_contains(
+        self,
+        sql: &mut Sql,
+        key: FieldKey<'_>,
+        value: Value,
+        multi: bool,
+    ) {
+        match self {
+            Backend::Postgres => {
+                let inner = if multi {
+                    Value::Array(vec![value])
+                } else {
+                    value
+                };
+                let mut object = serde_json::Map::new();
+                object.insert(key.as_str().to_owned(), inner);
+                sql.push("custom_fields @> ").bind(Value::Object(object));
+            }
+            Backend::Sqlite => {
+                sql.push("exists (select 1 from json_each(custom_fields, '$.")
+                    .push_key(key);
+                sql.push("') where value = ")
+                    .bind(self.custom_operand(value, false))
+                    .push(")");
+            }
+        }
+    }
+}
