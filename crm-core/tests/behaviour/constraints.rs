@@ -125,24 +125,12 @@ async fn declared_constraints_are_checked(crm: Crm) {
 async fn unstorable_input_is_a_validation_error(crm: Crm) {
     let org = Org::new(&crm, "Unstorable").await;
     let t = org.user(&crm);
-    harness::define(
-        &crm,
-        &org,
-        EntityKind::Account,
-        "tier",
-        CustomFieldType::Text,
-        &[],
-    )
-    .await;
-    harness::define(
-        &crm,
-        &org,
-        EntityKind::Account,
-        "since",
-        CustomFieldType::Date,
-        &[],
-    )
-    .await;
+    for (key, ty) in [
+        ("tier", CustomFieldType::Text),
+        ("since", CustomFieldType::Date),
+    ] {
+        harness::define(&crm, &org, EntityKind::Account, key, ty, &[]).await;
+    }
 
     let r = t
         .accounts()

@@ -389,8 +389,8 @@ crate::on_both_backends!(
 mod erasure {
     use crm_core::record::ErasedRecord;
     use crm_core::{
-        Action, ActivityKind, ConvertLead, EntityKind, Error, NewActivity, NewContact, NewLead,
-        NewOpportunity,
+        Action, ActivityKind, Conversion, ConvertLead, EntityKind, Error, Lead, NewActivity,
+        NewContact, NewLead, NewOpportunity, Record,
     };
 
     use crate::harness::Org;
@@ -487,18 +487,14 @@ mod erasure {
     async fn erase_a_converted_lead_and_its_contact(crm: crm_core::Crm) {
         let org = Org::new(&crm, "Acme").await;
         let t = org.admin(&crm);
-        let lead = NewLead {
-            last_name: Some("Hopper".into()),
-            company: Some("Cobol Corp".into()),
-            email: Some("grace@secret.test".into()),
-            ..Default::default()
-        };
-        let lead = t.leads().create(lead).await.unwrap();
-        let c = t
-            .leads()
-            .convert(lead.id, ConvertLead::default())
-            .await
-            .unwrap();
+        let (lead, c) = converted(
+            &t,
+            NewLead {
+                company: Some("Cobol Corp".into()),
+                ..grace()
+            },
+        )
+        .await;
         // The lead and the contact it became are the same person: erasing either erases both.
         let erased = t.contacts().erase(c.contact.id).await.unwrap();
         assert_eq!(
@@ -513,12 +509,35 @@ mod erasure {
             Err(Error::NotFound { .. })
         ));
         t.accounts().get(c.account.id).await.unwrap();
-        let text =
-            serde_json::to_string(&t.events().recent(100, None).await.unwrap().data).unwrap();
+        let text = log_text(&t).await;
         assert!(
             !text.contains("grace@secret.test") && !text.contains("Hopper"),
             "{text}"
         );
+    }
+
+    fn grace() -> NewLead {
+        NewLead {
+            first_name: Some("Grace".into()),
+            last_name: Some("Hopper".into()),
+            email: Some("grace@secret.test".into()),
+            ..Default::default()
+        }
+    }
+
+    async fn converted(t: &crm_core::Tenant, new: NewLead) -> (Record<Lead>, Conversion) {
+        let lead = t.leads().create(new).await.unwrap();
+        let c = t
+            .leads()
+            .convert(lead.id, ConvertLead::default())
+            .await
+            .unwrap();
+        (lead, c)
+    }
+
+    /// Everything the organization's event log says, as one text.
+    async fn log_text(t: &crm_core::Tenant) -> String {
+        serde_json::to_string(&t.events().recent(100, None).await.unwrap().data).unwrap()
     }
 
     /// A lead without a company converts into an account named after the person: erasure
@@ -526,18 +545,7 @@ mod erasure {
     async fn erase_refuses_while_a_copy_holds_the_name(crm: crm_core::Crm) {
         let org = Org::new(&crm, "Acme").await;
         let t = org.admin(&crm);
-        let lead = NewLead {
-            first_name: Some("Grace".into()),
-            last_name: Some("Hopper".into()),
-            email: Some("grace@secret.test".into()),
-            ..Default::default()
-        };
-        let lead = t.leads().create(lead).await.unwrap();
-        let c = t
-            .leads()
-            .convert(lead.id, ConvertLead::default())
-            .await
-            .unwrap();
+        let (lead, c) = converted(&t, grace()).await;
         assert_eq!(c.account.name, "Grace Hopper");
         let Err(Error::Conflict(refusal)) = t.leads().erase(lead.id).await else {
             panic!("an account still holds her name");
@@ -561,8 +569,7 @@ mod erasure {
             .unwrap();
         let erased = t.leads().erase(lead.id).await.unwrap();
         assert_eq!(erased.also_erased.len(), 1, "and her contact");
-        let text =
-            serde_json::to_string(&t.events().recent(100, None).await.unwrap().data).unwrap();
+        let text = log_text(&t).await;
         assert!(
             !text.contains("Grace Hopper") && !text.contains("grace@secret.test"),
             "the account's own events named her: {text}"
