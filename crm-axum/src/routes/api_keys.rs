@@ -94,7 +94,6 @@ async fn list_keys(tenant: Tenant) -> ApiResult<Json<ApiKeyList>> {
     responses(
         (status = 201, description = "Created", body = CreatedApiKey),
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_key(
     tenant: Tenant,

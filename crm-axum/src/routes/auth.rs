@@ -163,7 +163,6 @@ async fn tokens(state: &ApiState, principal: &Principal) -> ApiResult<TokenRespo
         (status = 201, description = "Registered and signed in", body = TokenResponse),
         (status = 403, description = "Registration is switched off", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The slug is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many sign-ups or sign-ins from this address", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn register(
@@ -363,7 +362,6 @@ async fn logout(
 #[utoipa::path(get, path = "/me", tag = tags::AUTH, security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = MeResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "An API key has no user", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn me(State(state): State<ApiState>, tenant: Tenant) -> ApiResult<Json<MeResponse>> {

@@ -29,7 +29,6 @@ fn entity(plural: &str) -> ApiResult<EntityKind> {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Every definition (not paged)", body = Page<CustomFieldDefinition>),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entity", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_fields(
@@ -48,11 +47,9 @@ async fn list_fields(
     request_body = NewCustomField, security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 201, description = "Defined", body = CustomFieldDefinition),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entity", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The key exists (archived or not)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn define_field(
     tenant: Tenant,
@@ -72,10 +69,8 @@ async fn define_field(
     request_body = CustomFieldPatch, security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Changed", body = CustomFieldDefinition),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entity or field in your organization", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn update_field(
     tenant: Tenant,
@@ -98,7 +93,6 @@ async fn update_field(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Archived", body = CustomFieldDefinition),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such entity or field in your organization", body = Problem, content_type = "application/problem+json"),
     ))]

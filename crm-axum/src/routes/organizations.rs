@@ -60,7 +60,6 @@ async fn list_organizations(
         (status = 201, description = "Created", body = Organization),
         (status = 403, description = "Not a super-admin", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Slug taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_organization(
     state: axum::extract::State<ApiState>,

@@ -23,7 +23,6 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
 #[utoipa::path(get, path = "/pipelines", tag = tags::PIPELINES, security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Every pipeline (not paged)", body = Page<Pipeline>),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_pipelines(tenant: Tenant) -> ApiResult<Json<Page<Pipeline>>> {
     Ok(Json(Page {
@@ -37,9 +36,7 @@ async fn list_pipelines(tenant: Tenant) -> ApiResult<Json<Page<Pipeline>>> {
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 201, description = "Created", body = Pipeline),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_pipeline(
     tenant: Tenant,
@@ -54,7 +51,6 @@ async fn create_pipeline(
     params(("id" = Uuid, Path, description = "Pipeline id")), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The pipeline", body = Pipeline),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such pipeline in your organization", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn get_pipeline(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<Pipeline>> {
@@ -68,7 +64,6 @@ async fn get_pipeline(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<Pi
     params(("id" = Uuid, Path, description = "Pipeline id")), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "One entry per stage, in order", body = PipelineSummary),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such pipeline in your organization", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn pipeline_summary(

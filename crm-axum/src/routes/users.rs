@@ -56,7 +56,6 @@ pub(crate) struct UpdateUserRequest {
     responses(
         (status = 200, description = "One page", body = Page<User>),
         (status = 403, description = "API keys do not list users", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_users(tenant: Tenant, Query(p): Query<Paging>) -> ApiResult<Json<Page<User>>> {
     // People's emails are for people: API keys (machines) do not list them.
@@ -74,7 +73,6 @@ async fn list_users(tenant: Tenant, Query(p): Query<Paging>) -> ApiResult<Json<P
         (status = 201, description = "Created", body = User),
         (status = 403, description = "Not an admin, or a role above the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_user(
     tenant: Tenant,
@@ -101,7 +99,6 @@ async fn create_user(
         (status = 403, description = "Not an admin, or a role above the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user in your organization", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It would leave the organization without an active company admin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn update_user(
     State(state): State<ApiState>,

@@ -5,7 +5,7 @@
 use axum::response::Response;
 use crm_core::{Activity, Id, Invoice, Opportunity, OpportunityStatus, Record};
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -33,7 +33,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
 
 /// Converts a lead in one transaction; answers the lead and the records made or linked.
 #[utoipa::path(post, path = "/leads/{id}/convert", tag = "leads", summary = "Convert a lead into an account, a contact and optionally an opportunity", request_body = crm_core::ConvertLead,
-    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    params(RecordPath), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = crm_core::Conversion),
         (status = 409, description = "The lead is already converted, or unqualified", body = Problem, content_type = "application/problem+json"),
@@ -67,9 +67,18 @@ pub(crate) struct CloseOpportunity {
     reason: Option<String>,
 }
 
+/// The record a verb acts on (for the document; handlers read it with `Path<Uuid>`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct RecordPath {
+    /// The record's id.
+    id: Uuid,
+}
+
 /// Closes an opportunity as won, or as lost with an optional reason.
 #[utoipa::path(post, path = "/opportunities/{id}/close", tag = "opportunities", summary = "Close an opportunity as won or lost", request_body = CloseOpportunity,
-    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    params(RecordPath), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = Record<Opportunity>),
         (status = 409, description = "The opportunity is already closed", body = Problem, content_type = "application/problem+json"),
@@ -97,7 +106,7 @@ async fn close(
 
 /// Sends a draft invoice.
 #[utoipa::path(post, path = "/invoices/{id}/send", tag = "invoices", summary = "Send a draft invoice (it becomes read-only)",
-    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    params(RecordPath), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = Record<Invoice>),
         (status = 409, description = "The invoice is not a draft", body = Problem, content_type = "application/problem+json"),
@@ -108,7 +117,7 @@ async fn send(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
 
 /// Marks an invoice paid.
 #[utoipa::path(post, path = "/invoices/{id}/pay", tag = "invoices", summary = "Mark a sent invoice paid",
-    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    params(RecordPath), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = Record<Invoice>),
         (status = 409, description = "The invoice is not sent or overdue", body = Problem, content_type = "application/problem+json"),
@@ -119,7 +128,7 @@ async fn pay(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
 
 /// Voids an invoice.
 #[utoipa::path(post, path = "/invoices/{id}/void", tag = "invoices", summary = "Void an unpaid invoice",
-    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    params(RecordPath), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = Record<Invoice>),
         (status = 409, description = "The invoice is paid or already void", body = Problem, content_type = "application/problem+json"),
@@ -130,10 +139,10 @@ async fn void(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
 
 /// Erases a contact for good.
 #[utoipa::path(post, path = "/contacts/{id}/erase", tag = "contacts", summary = "Erase a contact for good (GDPR; company admins)",
-    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    params(RecordPath), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = crm_core::Erasure),
-        (status = 409, description = "A record that cannot lose its link still points at it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A record that cannot lose its link still points at it (`still_required`), or a linked record still holds the person's name (`personal_data_elsewhere`)", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn erase_contact(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<crm_core::Erasure>> {
     Ok(Json(tenant.contacts().erase(Id::from_uuid(id)).await?))
@@ -141,10 +150,10 @@ async fn erase_contact(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<c
 
 /// Erases a lead for good.
 #[utoipa::path(post, path = "/leads/{id}/erase", tag = "leads", summary = "Erase a lead for good (GDPR; company admins)",
-    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    params(RecordPath), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = crm_core::Erasure),
-        (status = 409, description = "A record that cannot lose its link still points at it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A record that cannot lose its link still points at it (`still_required`), or a linked record still holds the person's name (`personal_data_elsewhere`)", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn erase_lead(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<crm_core::Erasure>> {
     Ok(Json(tenant.leads().erase(Id::from_uuid(id)).await?))
@@ -152,7 +161,7 @@ async fn erase_lead(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<crm_
 
 /// Completes a task.
 #[utoipa::path(post, path = "/activities/{id}/complete", tag = "activities", summary = "Complete a task",
-    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    params(RecordPath), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = Record<Activity>),
         (status = 409, description = "The activity is not an open task", body = Problem, content_type = "application/problem+json"),
@@ -163,7 +172,7 @@ async fn complete(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
 
 /// Reopens a completed task.
 #[utoipa::path(post, path = "/activities/{id}/reopen", tag = "activities", summary = "Reopen a completed task",
-    params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
+    params(RecordPath), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = Record<Activity>),
         (status = 409, description = "The activity is not a completed task", body = Problem, content_type = "application/problem+json"),
