@@ -7,6 +7,7 @@ mod harness;
 
 mod activities;
 mod auth;
+mod catalog;
 mod constraints;
 mod custom_field_types;
 mod events;
