@@ -25,18 +25,15 @@ use abetworks_crm::{Crm, Error, NewOrganization, NewUser, PoolSettings, Role, Te
 use anyhow::Context as _;
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
-use tracing_subscriber::EnvFilter;
 
 const DEMO_SLUG: &str = "demo";
 const DEMO_EMAIL: &str = "admin@demo.example";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=debug".into()),
-        )
-        .init();
+    crm_axum::server::init_tracing(
+        crm_axum::server::LogFormat::from_env().map_err(anyhow::Error::msg)?,
+    );
 
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://crm.db".into());
     let port: u16 = match std::env::var("PORT") {

@@ -75,12 +75,9 @@ fn secret(required: bool) -> anyhow::Result<Option<String>> {
 }
 
 pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=debug".into()),
-        )
-        .init();
+    crm_axum::server::init_tracing(
+        crm_axum::server::LogFormat::from_env().map_err(anyhow::Error::msg)?,
+    );
     let secret = match secret(false)? {
         Some(s) => s,
         None => {

@@ -887,3 +887,123 @@ fn serve_answers_and_stops() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 }
+
+/// Sends one HTTP/1.1 request to `port` and returns the whole answer (status line, headers,
+/// body).
+fn http(port: u16, method: &str, path: &str, token: &str, body: Option<&str>) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// `CRM_LOG_FORMAT=json`: one JSON object per line, naming the request (id, route template,
+/// status, latency, organization), never its credentials or body.
+#[test]
+fn json_logs_name_the_request_never_its_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = dir.path().join("log.jsonl");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("crm.db").display()),
+        )
+        .env("CRM_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+        .env("CRM_LOG_FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let secret_password = "correct horse battery staple";
+    let registered = http(
+        port,
+        "POST",
+        "/api/v1/auth/register",
+        "none",
+        Some(&format!(
+            r#"{{"organization_name":"Acme","name":"Ada","email":"ada@secret.test","password":"{secret_password}"}}"#
+        )),
+    );
+    let body: Value = serde_json::from_str(registered.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let id = uuid::Uuid::now_v7();
+    assert!(
+        http(port, "GET", &format!("/api/v1/contacts/{id}"), &token, None)
+            .starts_with("HTTP/1.1 404")
+    );
+    assert!(
+        http(port, "GET", "/api/v1/contacts", "forged-SECRET-token", None)
+            .starts_with("HTTP/1.1 401")
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    for secret in [
+        secret_password,
+        "forged-SECRET-token",
+        token.as_str(),
+        "ada@secret.test",
+    ] {
+        assert!(!text.contains(secret), "the log holds `{secret}`:\n{text}");
+    }
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let answered = |status: u64| {
+        lines
+            .iter()
+            .find(|l| l["status"] == status)
+            .unwrap_or_else(|| panic!("no {status} line in:\n{text}"))
+    };
+    let found = answered(404);
+    let span = &found["span"];
+    assert_eq!(span["route"], "/api/v1/contacts/{id}", "{found}");
+    assert_eq!(span["method"], "GET", "{found}");
+    assert!(
+        span["request_id"].as_str().is_some_and(|r| r.len() >= 32),
+        "{found}"
+    );
+    assert!(found["latency_ms"].as_f64().is_some(), "{found}");
+    // The organization the token is for: an id, never who the caller is.
+    assert!(
+        span["org"]
+            .as_str()
+            .is_some_and(|o| o.parse::<uuid::Uuid>().is_ok()),
+        "{found}"
+    );
+    assert_eq!(answered(401)["span"]["route"], "/api/v1/contacts");
+}

@@ -81,6 +81,9 @@ where
         Box::pin(async move {
             match resolve(&layer, req.headers()).await {
                 Ok(ctx) => {
+                    // The request's log lines name the organization (never the caller).
+                    tracing::Span::current()
+                        .record("org", tracing::field::display(ctx.organization_id()));
                     req.extensions_mut().insert(Tenant(layer.crm.tenant(&ctx)));
                     Ok(inner.call(req).await?.into_response())
                 }

@@ -436,9 +436,12 @@ async fn deactivation_bites_within_the_principal_cache_ttl(crm: Crm) {
 }
 
 async fn sign_ups_are_rate_limited_per_address(crm: Crm) {
+    // Sign-ups have a budget of their own, apart from sign-ins.
     let app = TestApp::with_config(
         crm,
-        config().login_limits(100, 2, std::time::Duration::from_secs(60)),
+        config()
+            .login_limits(100, 100, std::time::Duration::from_secs(60))
+            .signup_limit(2),
     );
     let from = |ip: [u8; 4]| {
         let slug = format!("org-{}", Uuid::now_v7().simple());
