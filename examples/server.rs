@@ -65,7 +65,8 @@ async fn main() -> anyhow::Result<()> {
     let auth = AuthConfig::hs256(secret.as_bytes())
         .context("CRM_JWT_SECRET")?
         .trusted_proxies_from_env()
-        .context("CRM_TRUSTED_PROXIES")?;
+        .context("CRM_TRUSTED_PROXIES")?
+        .registration_from_env()?;
     let options = ServerOptions {
         request_timeout: Duration::from_secs(30),
         cors_origins,

@@ -103,7 +103,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::{
     ACT_IN_ORGANIZATION, AuthConfig, AuthLayer, Authenticate, Claims, ConfigError,
-    TRUSTED_PROXIES_ENV, Tenant,
+    REGISTRATION_ENV, TRUSTED_PROXIES_ENV, Tenant,
 };
 pub use error::{ApiError, ApiResult, InternalError, PROBLEM_JSON, Problem, ProblemField};
 pub use extract::{Json, JsonBody, Path, Query};

@@ -35,6 +35,11 @@ pub(crate) struct ServeArgs {
     /// Longest a request may take, in seconds.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    /// Whether anyone who reaches the server may sign up a new organization (`POST
+    /// auth/register`); `off` for a single company's own server (`crm org create` still
+    /// works). Default: `CRM_REGISTRATION`, else on.
+    #[arg(long, value_parser = ["on", "off"])]
+    registration: Option<String>,
 }
 
 /// Token commands.
@@ -90,7 +95,12 @@ pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode>
     let auth = AuthConfig::hs256(secret.as_bytes())
         .context("CRM_JWT_SECRET")?
         .trusted_proxies_from_env()
-        .context(crm_axum::TRUSTED_PROXIES_ENV)?;
+        .context(crm_axum::TRUSTED_PROXIES_ENV)?
+        .registration_from_env()?;
+    let auth = match args.registration.as_deref() {
+        Some(switch) => auth.registration(switch == "on"),
+        None => auth,
+    };
     let options = ServerOptions {
         request_timeout: Duration::from_secs(args.timeout),
         cors_origins: args.cors_origins,

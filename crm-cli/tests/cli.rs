@@ -1007,3 +1007,65 @@ fn json_logs_name_the_request_never_its_secrets() {
     );
     assert_eq!(answered(401)["span"]["route"], "/api/v1/contacts");
 }
+
+/// `CRM_REGISTRATION=off` (and `--registration off`): nobody signs up a new organization.
+#[test]
+fn registration_can_be_switched_off() {
+    for (flag, env) in [(None, Some("off")), (Some("off"), None)] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut args = vec![
+            "serve".to_owned(),
+            "--listen".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+        ];
+        if let Some(flag) = flag {
+            args.extend(["--registration".to_owned(), flag.to_owned()]);
+        }
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"));
+        cmd.args(&args)
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("crm.db").display()),
+            )
+            .env("CRM_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+            .env_remove("CRM_REGISTRATION")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(env) = env {
+            cmd.env("CRM_REGISTRATION", env);
+        }
+        let mut child = cmd.spawn().unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let answer = http(
+            port,
+            "POST",
+            "/api/v1/auth/register",
+            "none",
+            Some(
+                r#"{"organization_name":"Acme","name":"Ada","email":"ada@example.com","password":"correct horse battery"}"#,
+            ),
+        );
+        std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait().unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 403"),
+            "{flag:?} {env:?}: {answer}"
+        );
+        assert!(answer.contains("registration_off"), "{answer}");
+    }
+}

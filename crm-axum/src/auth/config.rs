@@ -15,7 +15,14 @@ pub enum ConfigError {
     /// A trusted proxy that is neither an IP address nor a network (`10.0.0.0/8`).
     #[error("not an IP address or network: `{0}`")]
     InvalidProxy(String),
+    /// A switch that is neither `on` nor `off`.
+    #[error("{0} is `on` or `off`, not `{1}`")]
+    InvalidSwitch(&'static str, String),
 }
+
+/// The environment variable [`AuthConfig::registration_from_env`] reads: `on` (the default) or
+/// `off`.
+pub const REGISTRATION_ENV: &str = "CRM_REGISTRATION";
 
 /// The environment variable [`AuthConfig::trusted_proxies_from_env`] reads: comma-separated
 /// addresses or networks of the reverse proxies whose `Forwarded` / `X-Forwarded-For` headers
@@ -269,6 +276,23 @@ impl AuthConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(self.trusted_proxies(proxies))
+    }
+
+    /// [`AuthConfig::registration`] from [`REGISTRATION_ENV`] (`CRM_REGISTRATION=off` switches
+    /// sign-up off), unchanged when it is unset.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidSwitch`] for a value other than `on` or `off`.
+    pub fn registration_from_env(self) -> Result<Self, ConfigError> {
+        match std::env::var(REGISTRATION_ENV).as_deref() {
+            Err(_) | Ok("") => Ok(self),
+            Ok("on") => Ok(self.registration(true)),
+            Ok("off") => Ok(self.registration(false)),
+            Ok(other) => Err(ConfigError::InvalidSwitch(
+                REGISTRATION_ENV,
+                other.to_owned(),
+            )),
+        }
     }
 
     /// Form posts allowed per API key per minute on `webhooks/forms` (default 60).

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub(crate) use client_addr::client_addr;
-pub use config::{AuthConfig, ConfigError, TRUSTED_PROXIES_ENV};
+pub use config::{AuthConfig, ConfigError, REGISTRATION_ENV, TRUSTED_PROXIES_ENV};
 pub use layer::{AuthLayer, Authenticate};
 use limits::{LIMITER_CAPACITY, RateLimiter, TtlCache};
 
