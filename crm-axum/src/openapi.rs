@@ -485,7 +485,9 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
         .response("404", no_record())
         .response(
             "409",
-            problem("Other records still link to it (permanent delete)"),
+            problem(
+                "Other records still link to it (permanent delete), or the record is kept (`not_draft`: an invoice once sent is voided, never deleted)",
+            ),
         );
     let restore_op = op("restore", format!("Restore a {} from the trash", E::NAME))
         .parameter(id_param())

@@ -107,7 +107,7 @@ async fn send(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
 }
 
 /// Marks an invoice paid.
-#[utoipa::path(post, path = "/invoices/{id}/pay", tag = "invoices", summary = "Mark a sent invoice paid",
+#[utoipa::path(post, path = "/invoices/{id}/pay", tag = "invoices", summary = "Mark a sent invoice paid (company admins)",
     params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = Record<Invoice>),
@@ -118,7 +118,7 @@ async fn pay(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
 }
 
 /// Voids an invoice.
-#[utoipa::path(post, path = "/invoices/{id}/void", tag = "invoices", summary = "Void an unpaid invoice",
+#[utoipa::path(post, path = "/invoices/{id}/void", tag = "invoices", summary = "Void an unpaid invoice (company admins)",
     params(("id" = Uuid, Path, description = "The record's id")), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = Record<Invoice>),
