@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crm_core::auth::{Begin, NewApiKey, StoredResponse};
-use crm_core::{Crm, Error, OrganizationStatus, TenantContext};
+use crm_core::auth::{ApiKeyScope, Begin, NewApiKey, StoredResponse};
+use crm_core::{Crm, EntityKind, Error, OrganizationStatus, TenantContext};
 
 use crate::harness::Org;
 
@@ -11,6 +11,7 @@ crate::on_both_backends!(
     refresh_tokens_rotate_and_reuse_revokes_the_family,
     principals_reflect_deactivation_and_suspension,
     api_keys_verify_until_revoked_and_stay_in_their_organization,
+    api_keys_carry_their_scopes_and_their_own_prefix,
     idempotency_keys_replay_refuse_and_expire,
 );
 
@@ -78,7 +79,10 @@ async fn api_keys_verify_until_revoked_and_stay_in_their_organization(crm: Crm) 
     assert!(matches!(
         org.user(&crm)
             .api_keys()
-            .create(NewApiKey { name: "k".into() })
+            .create(NewApiKey {
+                name: "k".into(),
+                scopes: vec![ApiKeyScope::Forms],
+            })
             .await,
         Err(Error::Forbidden(_))
     ));
@@ -87,11 +91,15 @@ async fn api_keys_verify_until_revoked_and_stay_in_their_organization(crm: Crm) 
         .api_keys()
         .create(NewApiKey {
             name: "website".into(),
+            scopes: vec![ApiKeyScope::Forms],
         })
         .await
         .unwrap();
-    let ctx = crm.auth().verify_api_key(&secret).await.unwrap();
-    assert_eq!(ctx, TenantContext::api_key(org.id, key.id.uuid()));
+    let access = crm.auth().verify_api_key(&secret).await.unwrap();
+    assert_eq!(
+        access.context,
+        TenantContext::api_key(org.id, key.id.uuid())
+    );
     assert!(!format!("{key:?}").contains(&secret[20..]));
     // Another organization can neither see nor revoke it.
     assert!(
@@ -112,6 +120,55 @@ async fn api_keys_verify_until_revoked_and_stay_in_their_organization(crm: Crm) 
         crm.auth().verify_api_key(&secret).await,
         Err(Error::Unauthenticated)
     ));
+}
+
+async fn api_keys_carry_their_scopes_and_their_own_prefix(crm: Crm) {
+    let org = Org::new(&crm, "acme").await;
+    let admin = org.admin(&crm);
+    let new = |name: &str, scopes: Vec<ApiKeyScope>| NewApiKey {
+        name: name.into(),
+        scopes,
+    };
+    // A key needs a scope.
+    assert!(matches!(
+        admin.api_keys().create(new("none", vec![])).await,
+        Err(Error::Validation(_))
+    ));
+    let (forms, forms_secret) = admin
+        .api_keys()
+        .create(new("forms", vec![ApiKeyScope::Forms, ApiKeyScope::Forms]))
+        .await
+        .unwrap();
+    let scopes = vec![
+        ApiKeyScope::Read(EntityKind::Lead),
+        ApiKeyScope::Write(EntityKind::Account),
+    ];
+    let (sync, sync_secret) = admin
+        .api_keys()
+        .create(new("sync", scopes.clone()))
+        .await
+        .unwrap();
+    assert_eq!(forms.scopes.as_slice(), [ApiKeyScope::Forms]);
+    assert_eq!(sync.scopes.as_slice(), scopes.as_slice());
+
+    // Verifying a key yields its scopes; write includes read of the same entity only.
+    let access = crm.auth().verify_api_key(&sync_secret).await.unwrap();
+    assert_eq!(access.scopes, sync.scopes);
+    assert!(access.scopes.grant(ApiKeyScope::Read(EntityKind::Account)));
+    assert!(!access.scopes.grant(ApiKeyScope::Write(EntityKind::Lead)));
+    assert!(!access.scopes.grant(ApiKeyScope::Forms));
+
+    // Each key has its own visible prefix: the start of its secret text, never the secret.
+    assert_ne!(forms.prefix, sync.prefix);
+    for (key, secret) in [(&forms, &forms_secret), (&sync, &sync_secret)] {
+        assert!(secret.starts_with(&format!("{}_", key.prefix)), "{key:?}");
+        assert!(secret.len() > key.prefix.len() + 40);
+    }
+    // Listed with their scopes.
+    let listed = admin.api_keys().list().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].scopes, sync.scopes);
+    assert_eq!(listed[1].prefix, sync.prefix);
 }
 
 async fn idempotency_keys_replay_refuse_and_expire(crm: Crm) {
