@@ -79,6 +79,17 @@ mod tests {
             needed(&Method::DELETE, "/contacts/x", true),
             write(EntityKind::Contact)
         );
+        assert_eq!(
+            needed(&Method::POST, "/leads/x/convert", true).map(|n| n.len()),
+            Some(4)
+        );
+        assert_eq!(
+            needed(&Method::GET, "/accounts/x/timeline", true),
+            Some(vec![
+                ApiKeyScope::Read(EntityKind::Account),
+                ApiKeyScope::Read(EntityKind::Activity)
+            ])
+        );
         assert_eq!(needed(&Method::GET, "/users", true), None);
         assert_eq!(needed(&Method::GET, "/accounts", false), None);
     }
