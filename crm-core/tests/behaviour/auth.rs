@@ -171,6 +171,60 @@ async fn api_keys_carry_their_scopes_and_their_own_prefix(crm: Crm) {
     assert_eq!(listed[1].prefix, sync.prefix);
 }
 
+/// Keys made before scopes existed keep the access they had: migration 0005 gives them `all`.
+/// (SQLite: the migration is the same statement on PostgreSQL.)
+#[tokio::test]
+async fn keys_made_before_scopes_keep_full_access() {
+    use crm_core::sqlx::{self, migrate::Migrator};
+    use sha2::Digest as _;
+
+    let path = std::env::temp_dir().join(format!("crm-scopes-{}.db", uuid::Uuid::now_v7()));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    // The schema as it was before 0005, with a key in it.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let mut before = Migrator::new(dir).await.unwrap();
+    before.dangerous_set_table_name("_crm_migrations");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    before.run(&pool).await.unwrap();
+    let (org, key) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let secret = "a".repeat(43);
+    let hash: String = sha2::Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    sqlx::query("insert into organizations (id, name, slug, created_at, updated_at) values (?, 'Old', 'old', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')")
+        .bind(org)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("insert into api_keys (organization_id, id, name, prefix, secret_hash, created_at) values (?, ?, 'old', 'crm_key_x', ?, '2026-01-01T00:00:00Z')")
+        .bind(org)
+        .bind(key)
+        .bind(hash)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    // The library migrates the rest; the key verifies with every scope.
+    let crm = Crm::connect(&url).await.unwrap();
+    let token = format!("crm_key_{}_{}_{secret}", org.simple(), key.simple());
+    let access = crm.auth().verify_api_key(&token).await.unwrap();
+    assert!(access.scopes.is_all());
+    for scope in ApiKeyScope::every() {
+        assert!(access.scopes.grant(scope), "{scope}");
+    }
+    drop(crm);
+    let _ = std::fs::remove_file(&path);
+}
+
 async fn idempotency_keys_replay_refuse_and_expire(crm: Crm) {
     let org = Org::new(&crm, "acme").await;
     let other = Org::new(&crm, "other").await;
