@@ -102,7 +102,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::{
-    ACT_IN_ORGANIZATION, AuthConfig, AuthLayer, Authenticate, Claims, ConfigError,
+    ACT_IN_ORGANIZATION, API_KEY_HEADER, AuthConfig, AuthLayer, Authenticate, Claims, ConfigError,
     REGISTRATION_ENV, TRUSTED_PROXIES_ENV, Tenant,
 };
 pub use error::{ApiError, ApiResult, InternalError, PROBLEM_JSON, Problem, ProblemField};
@@ -185,7 +185,7 @@ pub fn router_with_auth<S: Clone + Send + Sync + 'static>(auth: &AuthLayer) -> R
     let (public, protected) = parts();
     let (public, _) = public.split_for_parts();
     let (protected, _) = protected.split_for_parts();
-    let protected = protected.route_layer(auth.clone());
+    let protected = protected.route_layer(auth.for_api());
     let api = public
         .merge(protected)
         .method_not_allowed_fallback(method_not_allowed)

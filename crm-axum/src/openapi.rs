@@ -151,9 +151,22 @@ pub(crate) fn finish(doc: &mut OpenApi, public: &BTreeSet<String>) {
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .bearer_format("crm_key_…")
-                .description(Some("An API key from `POST /api/v1/api-keys`."))
+                .description(Some(
+                    "An API key from `POST /api/v1/api-keys`. A key reaches only what its \
+                     scopes name (`forms`, `<entity>:read`, `<entity>:write`, `all`); \
+                     elsewhere 403 `out_of_scope`.",
+                ))
                 .build(),
         ),
+    );
+    components.add_security_scheme(
+        "api_key_header",
+        SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+            utoipa::openapi::security::ApiKeyValue::with_description(
+                "X-API-Key",
+                "An API key with the `forms` scope, for `POST /api/v1/webhooks/forms` only.",
+            ),
+        )),
     );
     for (path, item) in doc.paths.paths.iter_mut() {
         let is_public = public.contains(path);
@@ -485,7 +498,9 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
         .response("404", no_record())
         .response(
             "409",
-            problem("Other records still link to it (permanent delete)"),
+            problem(
+                "Other records still link to it (permanent delete), or the record is kept (`not_draft`: an invoice once sent is voided, never deleted)",
+            ),
         );
     let restore_op = op("restore", format!("Restore a {} from the trash", E::NAME))
         .parameter(id_param())

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 use crm_core::Crm;
-use crm_core::auth::{ApiKey, ApiKeyId, NewApiKey};
+use crm_core::auth::{ApiKey, ApiKeyId, ApiKeyScope, NewApiKey};
 use serde::Serialize;
 
 use crate::Output;
@@ -22,6 +22,11 @@ pub(crate) enum ApiKeyCommand {
         /// What it is for.
         #[arg(long)]
         name: String,
+        /// What it may do (repeat, or separate with commas): `forms` (post web forms),
+        /// `<entity>:read`, `<entity>:write` (write includes read) for any entity, or `all`.
+        /// Default: `forms`.
+        #[arg(long = "scope", value_delimiter = ',', default_value = "forms")]
+        scopes: Vec<ApiKeyScope>,
     },
     /// List an organization's keys (never the secrets).
     List {
@@ -45,7 +50,15 @@ fn line(k: &ApiKey) -> String {
     } else {
         "active"
     };
-    format!("{}  {:<10} {:<8} {}", k.id, k.prefix, state, k.name)
+    let scopes: Vec<_> = k.scopes.as_slice().iter().map(|s| s.to_string()).collect();
+    format!(
+        "{}  {}  {:<8} {}  [{}]",
+        k.id,
+        k.prefix,
+        state,
+        k.name,
+        scopes.join(" ")
+    )
 }
 
 #[derive(Serialize)]
@@ -57,9 +70,9 @@ struct Created<'a> {
 
 pub(crate) async fn run(crm: &Crm, cmd: ApiKeyCommand, out: Output) -> anyhow::Result<ExitCode> {
     match cmd {
-        ApiKeyCommand::Create { org, name } => {
+        ApiKeyCommand::Create { org, name, scopes } => {
             let t = system(crm, &org).await?;
-            let (key, secret) = t.api_keys().create(NewApiKey { name }).await?;
+            let (key, secret) = t.api_keys().create(NewApiKey { name, scopes }).await?;
             out.show(
                 &Created {
                     key: &key,

@@ -740,9 +740,31 @@ async fn api_keys_tokens_and_openapi(postgres: bool) {
     );
     let secret = created["secret"].as_str().unwrap();
     assert!(secret.starts_with("crm_key_"));
+    // Without --scope a key is for web forms only; scopes are listed.
+    assert_eq!(created["scopes"], serde_json::json!(["forms"]));
     let id = created["id"].as_str().unwrap().to_owned();
+    let create = |name: &str, scopes: &[&str]| {
+        let mut args = vec!["api-key", "create", "--org", "keys", "--name", name];
+        for s in scopes {
+            args.extend(["--scope", s]);
+        }
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let args = create("sync", &["leads:read", "accounts:write,contacts:read"]);
+    let scoped = json(&url, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        scoped["scopes"],
+        serde_json::json!(["leads:read", "accounts:write", "contacts:read"])
+    );
+    assert_ne!(scoped["prefix"], created["prefix"]);
+    let args = create("x", &["leads:own"]);
+    let bad = crm(&url, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
     let listed = json(&url, &["api-key", "list", "--org", "keys"]);
     assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[1]["scopes"], scoped["scopes"]);
     harness::assert_no_api_key_secret(&listed.to_string(), secret);
     harness::assert_no_api_key_secret(&text(&url, &["api-key", "list", "--org", "keys"]), secret);
     assert!(json(&url, &["api-key", "revoke", "--org", "keys", &id])["revoked_at"].is_string());

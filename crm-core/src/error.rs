@@ -126,7 +126,7 @@ impl From<sqlx::Error> for Error {
 /// `duplicate`, `still_linked`, `still_required`, `last_admin`, `not_deleted`, `not_draft`,
 /// `wrong_state`, `not_a_task`, `already_converted`, `unqualified`, `converted_read_only`,
 /// `unit_ended` (conflicts). HTTP layers add their own (crm-axum: `users_only`,
-/// `super_admin_only`, `role_required`, `registration_off`, `api_key_only`).
+/// `super_admin_only`, `role_required`, `registration_off`, `api_key_only`, `out_of_scope`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Refusal {
     /// A stable machine-readable code (`"not_draft"`).

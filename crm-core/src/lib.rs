@@ -139,7 +139,7 @@ pub use events::{Action, Event, EventId, Events};
 pub use id::Id;
 pub use money::{Currency, MAX_MINOR, Money};
 #[cfg(feature = "openapi")]
-pub use openapi::document_columns;
+pub use openapi::{api_key_scopes, document_columns};
 pub use organizations::{
     NewOrganization, Organization, OrganizationId, OrganizationStatus, Organizations,
 };

@@ -132,6 +132,23 @@ pub(crate) fn line_items() -> ArrayBuilder {
 }
 
 /// What activities attach to: the kinds of the registry with a timeline, as a string enum.
+/// The schema of [`ApiKeyScopes`](crate::auth::ApiKeyScopes): an array of scope names, every
+/// one derived from the registry (`all`, `forms`, `<entity>:read`, `<entity>:write`).
+pub fn api_key_scopes() -> Schema {
+    let names = crate::auth::ApiKeyScope::every()
+        .into_iter()
+        .map(|s| s.to_string());
+    Schema::Array(
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(names)),
+            )
+            .build(),
+    )
+}
+
 pub(crate) fn attachable_kinds() -> Schema {
     Schema::Object(
         ObjectBuilder::new()

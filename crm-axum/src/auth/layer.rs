@@ -11,12 +11,15 @@ use axum::response::{IntoResponse, Response};
 use crm_core::Crm;
 use tower::{Layer, Service};
 
-use super::{AuthConfig, AuthState, Tenant, resolve};
+use super::{AuthConfig, AuthState, Tenant, authorize};
 
 /// A tower layer that accepts CRM credentials (`Authorization: Bearer` with an access token
 /// from `POST /api/v1/auth/login`, or an API key `crm_key_…`) and puts the caller's [`Tenant`]
 /// into the request, where handlers take it as an extractor. A request without valid
 /// credentials never reaches the handler: it answers the API's 401 problem.
+///
+/// API keys carry scopes: on a host's own routes this layer admits only keys with the `all`
+/// scope (it cannot know what those routes do); others answer 403 `out_of_scope`.
 ///
 /// Put it on a host router of any state with `Router::route_layer` (only the routes added
 /// before it; unknown paths keep answering 404) or `Router::layer`. Build the API from the
@@ -29,6 +32,8 @@ use super::{AuthConfig, AuthState, Tenant, resolve};
 pub struct AuthLayer {
     pub(crate) crm: Crm,
     pub(crate) auth: Arc<AuthState>,
+    /// Whether it guards the API's own routes (whose scopes it knows) rather than a host's.
+    pub(crate) api: bool,
 }
 
 impl AuthLayer {
@@ -37,6 +42,15 @@ impl AuthLayer {
         Self {
             crm,
             auth: Arc::new(AuthState::new(config)),
+            api: false,
+        }
+    }
+
+    /// The same layer (one shared state) guarding the API's own routes.
+    pub(crate) fn for_api(&self) -> Self {
+        Self {
+            api: true,
+            ..self.clone()
         }
     }
 }
@@ -79,7 +93,8 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            match resolve(&layer, req.headers()).await {
+            let authorized = authorize(&layer, req.method(), req.uri().path(), req.headers()).await;
+            match authorized {
                 Ok(ctx) => {
                     // The request's log lines name the organization (never the caller).
                     tracing::Span::current()

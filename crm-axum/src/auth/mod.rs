@@ -1,9 +1,11 @@
 //! Authentication: JWT access tokens, the auth layer and the [`Tenant`] extractor.
 //!
 //! The layer ([`AuthLayer`]) verifies the `Authorization: Bearer` credential once per request
-//! — a JWT, or an API key (`crm_key_…`) — checks that its user is still active in an active
-//! organization (cached for [`AuthConfig::principal_cache_ttl`]), and puts the resulting
-//! [`Tenant`] into the request's extensions. Handlers take [`Tenant`] as an extractor. Every
+//! — a JWT, or an API key (`crm_key_…`; the web-form post also takes it as `X-API-Key`) —
+//! checks that its user is still active in an active organization (cached for
+//! [`AuthConfig::principal_cache_ttl`]), refuses an API key outside its scopes (403
+//! `out_of_scope`, see `scope.rs`), and puts the resulting [`Tenant`] into the request's
+//! extensions. Handlers take [`Tenant`] as an extractor. Every
 //! failure answers the same 401 with `WWW-Authenticate: Bearer`; the precise reason is logged at
 //! `debug`.
 //!
@@ -15,12 +17,15 @@ mod client_addr;
 mod config;
 mod layer;
 pub(crate) mod limits;
+mod scope;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
+use crm_core::auth::{ApiKeyAccess, ApiKeyScopes};
 use crm_core::{Actor, Crm, OrganizationId, Principal, Role, TenantContext, UserId};
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -91,7 +96,7 @@ pub(crate) struct AuthState {
     pub(crate) config: AuthConfig,
     principals: TtlCache<(Uuid, Uuid), Option<Role>>,
     /// API keys verified recently, by the SHA-256 of the key (never the key itself).
-    api_keys: TtlCache<String, Option<TenantContext>>,
+    api_keys: TtlCache<String, Option<ApiKeyAccess>>,
     /// Failed sign-ins per (account, client address), with backoff.
     pub(crate) login_failures: RateLimiter,
     /// Sign-in attempts per client address.
@@ -187,16 +192,16 @@ impl AuthState {
         }
     }
 
-    /// The context of an API key, from the cache or one query.
-    async fn api_key(&self, crm: &Crm, key: &str) -> Result<TenantContext, ApiError> {
+    /// The context and scopes of an API key, from the cache or one query.
+    async fn api_key(&self, crm: &Crm, key: &str) -> Result<ApiKeyAccess, ApiError> {
         let digest = crate::sha256_hex(&[key.as_bytes()]);
         if let Some(cached) = self.api_keys.get(&digest) {
             return cached.ok_or(ApiError::Core(crm_core::Error::Unauthenticated));
         }
         match crm.auth().verify_api_key(key).await {
-            Ok(ctx) => {
-                self.api_keys.insert(digest, Some(ctx));
-                Ok(ctx)
+            Ok(access) => {
+                self.api_keys.insert(digest, Some(access.clone()));
+                Ok(access)
             }
             Err(crm_core::Error::Unauthenticated) => {
                 self.api_keys.insert(digest, None);
@@ -280,29 +285,74 @@ pub(crate) fn forbidden(code: &'static str, msg: &str) -> ApiError {
     ApiError::Core(crm_core::Error::forbidden(code, msg))
 }
 
+/// Who a request's credentials are: a user (or super-admin acting elsewhere), or an API key
+/// with its scopes.
+struct Resolved {
+    context: TenantContext,
+    /// `Some` for an API key.
+    scopes: Option<ApiKeyScopes>,
+}
+
+/// The header the web-form post also accepts its API key in (`Authorization: Bearer` comes
+/// first when both are sent).
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The credentials of a request, checked: an API key also against the scopes the request
+/// needs (403 `out_of_scope`).
+async fn authorize(
+    state: &AuthLayer,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<TenantContext, ApiError> {
+    let resolved = resolve(state, method, path, headers).await?;
+    if let Some(scopes) = &resolved.scopes {
+        let granted = match scope::needed(method, path, state.api) {
+            Some(needed) => needed.iter().all(|n| scopes.grant(*n)),
+            None => scopes.is_all(),
+        };
+        if !granted {
+            return Err(forbidden(
+                "out_of_scope",
+                "this API key's scopes do not include this request",
+            ));
+        }
+    }
+    Ok(resolved.context)
+}
+
 /// The tenant context of a request's credentials.
 async fn resolve(
     state: &AuthLayer,
-    headers: &axum::http::HeaderMap,
-) -> Result<TenantContext, ApiError> {
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Resolved, ApiError> {
     let unauthenticated = || ApiError::Core(crm_core::Error::Unauthenticated);
-    let Some(value) = headers.get(AUTHORIZATION) else {
-        tracing::debug!("no Authorization header");
-        return Err(unauthenticated());
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
+    let form_key = (state.api && scope::is_forms(method, path))
+        .then(|| headers.get(API_KEY_HEADER))
+        .flatten();
+    let token = match (headers.get(AUTHORIZATION), form_key) {
+        (Some(value), _) => value.to_str().ok().and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .ok_or_else(|| {
-            tracing::debug!("Authorization is not a Bearer credential");
-            unauthenticated()
-        })?;
+        }),
+        (None, Some(key)) => key
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|k| k.starts_with("crm_key_")),
+        (None, None) => {
+            tracing::debug!("no Authorization header");
+            return Err(unauthenticated());
+        }
+    }
+    .ok_or_else(|| {
+        tracing::debug!("Authorization is not a Bearer credential");
+        unauthenticated()
+    })?;
     if token.starts_with("crm_key_") {
-        let ctx = state
+        let access = state
             .auth
             .api_key(&state.crm, token)
             .await
@@ -317,7 +367,10 @@ async fn resolve(
                 "API keys act only in their own organization",
             ));
         }
-        return Ok(ctx);
+        return Ok(Resolved {
+            context: access.context,
+            scopes: Some(access.scopes),
+        });
     }
     let claims = state.auth.verify(token).map_err(|e| {
         tracing::debug!(error = %e, "access token refused");
@@ -329,11 +382,10 @@ async fn resolve(
         .await?;
     let user = UserId::from_uuid(claims.sub);
     let Some(target) = headers.get(ACT_IN_ORGANIZATION) else {
-        return Ok(TenantContext::user(
-            OrganizationId::from_uuid(claims.org),
-            user,
-            role,
-        ));
+        return Ok(Resolved {
+            context: TenantContext::user(OrganizationId::from_uuid(claims.org), user, role),
+            scopes: None,
+        });
     };
     // A super-admin acting in another organization: explicit (this header), checked, logged,
     // and attributed to them in that organization's event log.
@@ -356,7 +408,10 @@ async fn resolve(
         .get(OrganizationId::from_uuid(target))
         .await?;
     tracing::info!(super_admin = %user, home = %claims.org, organization = %org.id, "super-admin acting in another organization");
-    Ok(TenantContext::user(org.id, user, role))
+    Ok(Resolved {
+        context: TenantContext::user(org.id, user, role),
+        scopes: None,
+    })
 }
 
 /// The request header with which a super-admin acts in another organization.

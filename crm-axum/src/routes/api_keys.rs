@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use crm_core::auth::{ApiKey, ApiKeyId, NewApiKey};
+use crm_core::auth::{ApiKey, ApiKeyId, ApiKeyScope, ApiKeyScopes, NewApiKey};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -29,8 +29,11 @@ pub(crate) struct ApiKeyView {
     id: Uuid,
     /// What it is for.
     name: String,
-    /// The start of the key, to tell keys apart.
+    /// The start of the key, its own for each key (everything before the secret).
     prefix: String,
+    /// What it may do.
+    #[schema(schema_with = crm_core::api_key_scopes)]
+    scopes: ApiKeyScopes,
     /// Who created it.
     created_by: Option<Uuid>,
     /// Created at.
@@ -45,6 +48,7 @@ impl From<ApiKey> for ApiKeyView {
             id: k.id.uuid(),
             name: k.name,
             prefix: k.prefix,
+            scopes: k.scopes,
             created_by: k.created_by,
             created_at: k.created_at,
             revoked_at: k.revoked_at,
@@ -58,6 +62,11 @@ impl From<ApiKey> for ApiKeyView {
 pub(crate) struct CreateApiKeyRequest {
     /// What it is for.
     name: String,
+    /// What it may do (default `["forms"]`): `forms` (post web forms), `<entity>:read`,
+    /// `<entity>:write` (write includes read) for any entity, or `all`.
+    #[serde(default)]
+    #[schema(schema_with = crm_core::api_key_scopes)]
+    scopes: Option<Vec<String>>,
 }
 
 /// A key just created: the only time its secret is shown.
@@ -65,7 +74,8 @@ pub(crate) struct CreateApiKeyRequest {
 pub(crate) struct CreatedApiKey {
     /// The key.
     api_key: ApiKeyView,
-    /// Send as `Authorization: Bearer <key>`. Store it now: it is never shown again.
+    /// Send as `Authorization: Bearer <key>` (web forms may send `X-API-Key: <key>`). Store it
+    /// now: it is never shown again.
     key: String,
 }
 
@@ -89,7 +99,11 @@ async fn list_keys(tenant: Tenant) -> ApiResult<Json<ApiKeyList>> {
     }))
 }
 
-/// Creates an API key (company admins); its secret is in this response only.
+/// Creates an API key (company admins) with its scopes; its secret is in this response only.
+///
+/// A key reaches only what its scopes name (403 `out_of_scope` elsewhere): `forms` the web-form
+/// post, `<entity>:read` that entity's reads, `<entity>:write` its writes and reads, `all`
+/// everything an API key may do. Without `scopes` a key gets `["forms"]`.
 #[utoipa::path(post, path = "/api-keys", tag = tags::API_KEYS, request_body = CreateApiKeyRequest, security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = CreatedApiKey),
@@ -100,9 +114,13 @@ async fn create_key(
     Json(req): Json<CreateApiKeyRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     tenant.user_id()?;
+    let scopes = scopes(req.scopes)?;
     let (key, secret) = tenant
         .api_keys()
-        .create(NewApiKey { name: req.name })
+        .create(NewApiKey {
+            name: req.name,
+            scopes,
+        })
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -111,6 +129,32 @@ async fn create_key(
             key: secret,
         }),
     ))
+}
+
+/// The scopes asked for; `forms` when none are named (the least a key is made for).
+fn scopes(asked: Option<Vec<String>>) -> crm_core::Result<Vec<ApiKeyScope>> {
+    let Some(asked) = asked else {
+        return Ok(vec![ApiKeyScope::Forms]);
+    };
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for (i, s) in asked.iter().enumerate() {
+        match s.parse() {
+            Ok(scope) => out.push(scope),
+            Err(crm_core::Error::Validation(e)) => {
+                errors.extend(e.into_iter().map(|f| crm_core::FieldError {
+                    field: format!("scopes[{i}]"),
+                    ..f
+                }));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(crm_core::Error::Validation(errors))
+    }
 }
 
 /// Revokes an API key (company admins).

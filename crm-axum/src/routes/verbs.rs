@@ -116,7 +116,7 @@ async fn send(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
 }
 
 /// Marks an invoice paid.
-#[utoipa::path(post, path = "/invoices/{id}/pay", tag = "invoices", summary = "Mark a sent invoice paid",
+#[utoipa::path(post, path = "/invoices/{id}/pay", tag = "invoices", summary = "Mark a sent invoice paid (company admins)",
     params(RecordPath), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = Record<Invoice>),
@@ -127,7 +127,7 @@ async fn pay(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Response> {
 }
 
 /// Voids an invoice.
-#[utoipa::path(post, path = "/invoices/{id}/void", tag = "invoices", summary = "Void an unpaid invoice",
+#[utoipa::path(post, path = "/invoices/{id}/void", tag = "invoices", summary = "Void an unpaid invoice (company admins)",
     params(RecordPath), security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "Done", body = Record<Invoice>),

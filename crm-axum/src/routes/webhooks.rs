@@ -134,10 +134,13 @@ pub(crate) struct FormLead {
 
 /// Receives a web form post (API key only) and creates a lead (source `web_form`) from it.
 ///
+/// The key (scope `forms` or `all`) comes as `Authorization: Bearer <key>` or as
+/// `X-API-Key: <key>`.
+///
 /// Fields are mapped by name (`first_name`/`firstname`, `last_name`/`surname`, `name`,
 /// `email`, `phone`/`mobile`, `company`, `title`…); others are listed in `ignored_fields`. Honours
 /// `Idempotency-Key`; rate limited per key.
-#[utoipa::path(post, path = "/webhooks/forms", tag = tags::WEBHOOKS, security(("api_key" = [])),
+#[utoipa::path(post, path = "/webhooks/forms", tag = tags::WEBHOOKS, security(("api_key" = []), ("api_key_header" = [])),
     request_body(content(
         (Object = "application/json"),
         (Object = "application/x-www-form-urlencoded"),
@@ -146,7 +149,7 @@ pub(crate) struct FormLead {
     responses(
         (status = 201, description = "The lead created (`data`) and the fields not used (`ignored_fields`)", body = FormLead),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an API key, or a key without the `forms` scope", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Nothing usable in the form", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many posts with this key", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -12,6 +12,7 @@ crate::on_both_backends!(
     super_admins_manage_organizations,
     api_keys_post_web_forms,
     web_forms_are_rate_limited_per_key,
+    api_keys_reach_only_their_scopes,
 );
 
 async fn users_of_the_organization(crm: Crm) {
@@ -287,4 +288,137 @@ async fn web_forms_are_rate_limited_per_key(crm: Crm) {
     post(second, 4).await.expect(201);
     let leads = app.get("/api/v1/leads", &s.access).await.expect(200);
     assert_eq!(leads.body["data"].as_array().unwrap().len(), 3);
+}
+
+async fn api_keys_reach_only_their_scopes(crm: Crm) {
+    let app = TestApp::new(crm);
+    let s = app.register("acme").await;
+    let t = s.access.as_str();
+    let lead = app
+        .create(t, "leads", json!({ "last_name": "Known" }))
+        .await;
+    let make = |name: &'static str, scopes: serde_json::Value| {
+        app.post(
+            "/api/v1/api-keys",
+            t,
+            json!({ "name": name, "scopes": scopes }),
+        )
+    };
+    // Unknown scopes: 422 per entry.
+    let bad = make("bad", json!(["forms", "leads:admin", "widgets:read"]))
+        .await
+        .problem(422, "validation");
+    let fields: Vec<_> = bad.field_errors().into_iter().map(|(f, _)| f).collect();
+    assert_eq!(fields, ["scopes[1]", "scopes[2]"]);
+    make("none", json!([])).await.problem(422, "validation");
+
+    // Without scopes a key is for web forms only.
+    let forms = app
+        .post("/api/v1/api-keys", t, json!({ "name": "website" }))
+        .await
+        .expect(201);
+    assert_eq!(forms.body["api_key"]["scopes"], json!(["forms"]));
+    let forms_key = forms.body["key"].as_str().unwrap().to_owned();
+    let reader = make("reader", json!(["leads:read"])).await.expect(201);
+    let reader_key = reader.body["key"].as_str().unwrap().to_owned();
+    let writer = make("writer", json!(["accounts:write"])).await.expect(201);
+    let writer_key = writer.body["key"].as_str().unwrap().to_owned();
+    let all = make("all", json!(["all"])).await.expect(201);
+    let all_key = all.body["key"].as_str().unwrap().to_owned();
+
+    // Listed with their scopes, each with a prefix of its own that starts its key.
+    let listed = app.get("/api/v1/api-keys", t).await.expect(200);
+    let listed = listed.body["data"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 4);
+    assert_eq!(listed[1]["scopes"], json!(["leads:read"]));
+    let prefixes: std::collections::BTreeSet<_> = listed
+        .iter()
+        .map(|k| k["prefix"].as_str().unwrap())
+        .collect();
+    assert_eq!(prefixes.len(), 4);
+    for (k, key) in listed
+        .iter()
+        .zip([&forms_key, &reader_key, &writer_key, &all_key])
+    {
+        assert!(key.starts_with(k["prefix"].as_str().unwrap()));
+        assert!(
+            !listed
+                .iter()
+                .any(|l| l.to_string().contains(&key[key.len() - 43..]))
+        );
+    }
+
+    let out_of_scope = |r: crate::helpers::Res| {
+        r.problem(403, "forbidden").code("out_of_scope");
+    };
+    let leads = "/api/v1/leads";
+    let one_lead = format!("/api/v1/leads/{lead}");
+    let form = json!({ "email": "ada@example.com" });
+
+    // The form key posts forms, also as X-API-Key, and reads or writes nothing.
+    app.send(
+        Method::POST,
+        "/api/v1/webhooks/forms",
+        None,
+        Some(form.clone()),
+        &[("x-api-key", &forms_key)],
+    )
+    .await
+    .expect(201);
+    out_of_scope(app.get(leads, &forms_key).await);
+    out_of_scope(app.get(&one_lead, &forms_key).await);
+    out_of_scope(
+        app.patch(&one_lead, &forms_key, json!({ "last_name": "X" }))
+            .await,
+    );
+    out_of_scope(app.get("/api/v1/accounts", &forms_key).await);
+    out_of_scope(app.get("/api/v1/pipelines", &forms_key).await);
+    // X-API-Key is for the form post only.
+    app.send(Method::GET, leads, None, None, &[("x-api-key", &all_key)])
+        .await
+        .problem(401, "unauthenticated");
+
+    // Read: lists, one record, search; no writes, no other entity, no forms.
+    app.get(leads, &reader_key).await.expect(200);
+    app.get(&one_lead, &reader_key).await.expect(200);
+    app.post(&format!("{leads}/search"), &reader_key, json!({}))
+        .await
+        .expect(200);
+    out_of_scope(
+        app.post(leads, &reader_key, json!({ "last_name": "New" }))
+            .await,
+    );
+    out_of_scope(
+        app.patch(&one_lead, &reader_key, json!({ "last_name": "X" }))
+            .await,
+    );
+    out_of_scope(app.delete(&one_lead, &reader_key).await);
+    out_of_scope(app.get("/api/v1/contacts", &reader_key).await);
+    out_of_scope(
+        app.post("/api/v1/webhooks/forms", &reader_key, form.clone())
+            .await,
+    );
+    // Its timeline shows activities, which it may not read.
+    out_of_scope(app.get(&format!("{one_lead}/timeline"), &reader_key).await);
+
+    // Write includes read, of that entity only.
+    let account = app
+        .post("/api/v1/accounts", &writer_key, json!({ "name": "Globex" }))
+        .await
+        .expect(201);
+    let account = format!("/api/v1/accounts/{}", account.body["id"].as_str().unwrap());
+    app.get(&account, &writer_key).await.expect(200);
+    app.patch(&account, &writer_key, json!({ "city": "Lyon" }))
+        .await
+        .expect(200);
+    out_of_scope(app.get(leads, &writer_key).await);
+
+    // `all`: everything an API key may do (keys made before scopes existed have it).
+    app.get(leads, &all_key).await.expect(200);
+    app.post("/api/v1/webhooks/forms", &all_key, form)
+        .await
+        .expect(201);
+    app.get(&format!("{one_lead}/timeline"), &all_key)
+        .await
+        .expect(200);
 }

@@ -12,6 +12,7 @@ crate::on_both_backends!(
     leads_convert,
     opportunities_close,
     invoices_send_pay_and_void,
+    only_admins_and_owners_reassign_records,
     tasks_complete_and_reopen,
     timelines_page_newest_first,
     verbs_and_timelines_of_another_organization_answer_404,
@@ -307,14 +308,15 @@ async fn invoices_send_pay_and_void(crm: Crm) {
     let app = TestApp::new(crm);
     let admin = app.register("acme").await;
     let user = app.user(&admin, "u@example.com", Role::User).await;
-    let t = user.access.as_str();
+    let (t, ad) = (user.access.as_str(), admin.access.as_str());
     let account = app.create(t, "accounts", json!({ "name": "Globex" })).await;
     let a = app.create(t, "invoices", invoice_body(&account)).await;
     let b = app.create(t, "invoices", invoice_body(&account)).await;
     let verb = |id: &str, v: &str| format!("/api/v1/invoices/{id}/{v}");
+    let one = |id: &str| format!("/api/v1/invoices/{id}");
 
     // A draft cannot be paid.
-    app.post(&verb(&a, "pay"), t, json!({}))
+    app.post(&verb(&a, "pay"), ad, json!({}))
         .await
         .problem(409, "conflict")
         .code("wrong_state");
@@ -322,28 +324,118 @@ async fn invoices_send_pay_and_void(crm: Crm) {
     assert_eq!(r.body["status"], "sent");
     assert!(r.body["issue_date"].is_string());
     // Sent invoices are read-only to patches.
-    app.patch(
-        &format!("/api/v1/invoices/{a}"),
-        t,
-        json!({ "notes": "late change" }),
-    )
-    .await
-    .problem(409, "conflict");
-    let r = app.post(&verb(&a, "pay"), t, json!({})).await.expect(200);
+    app.patch(&one(&a), t, json!({ "notes": "late change" }))
+        .await
+        .problem(409, "conflict");
+    // Financial records: a sent invoice is neither trashed (by its creator or an admin) nor
+    // purged; voiding is the way.
+    for (token, path) in [
+        (t, one(&a)),
+        (ad, one(&a)),
+        (ad, format!("{}?permanent=true", one(&a))),
+    ] {
+        app.delete(&path, token)
+            .await
+            .problem(409, "conflict")
+            .code("not_draft");
+    }
+    // Paying and voiding are for company admins.
+    app.post(&verb(&a, "pay"), t, json!({}))
+        .await
+        .problem(403, "forbidden")
+        .code("admin_only");
+    let r = app.post(&verb(&a, "pay"), ad, json!({})).await.expect(200);
     assert_eq!(r.body["status"], "paid");
     assert!(r.body["paid_at"].is_string());
     // Paid: cannot be voided.
-    app.post(&verb(&a, "void"), t, json!({}))
+    app.post(&verb(&a, "void"), ad, json!({}))
         .await
         .problem(409, "conflict");
-    let r = app.post(&verb(&b, "void"), t, json!({})).await.expect(200);
+    app.post(&verb(&b, "void"), t, json!({}))
+        .await
+        .problem(403, "forbidden")
+        .code("admin_only");
+    let r = app.post(&verb(&b, "void"), ad, json!({})).await.expect(200);
     assert_eq!(r.body["status"], "void");
+    app.delete(&format!("{}?permanent=true", one(&b)), ad)
+        .await
+        .problem(409, "conflict")
+        .code("not_draft");
+    // Drafts go to the trash as any record.
+    let c = app.create(t, "invoices", invoice_body(&account)).await;
+    app.delete(&one(&c), t).await.expect(204);
     // Lists filter on the read-only status.
     let l = app
         .get("/api/v1/invoices?filter[status]=void", t)
         .await
         .expect(200);
     assert_eq!(l.body["data"].as_array().unwrap().len(), 1);
+}
+
+async fn only_admins_and_owners_reassign_records(crm: Crm) {
+    let app = TestApp::new(crm);
+    let admin = app.register("acme").await;
+    let user = app.user(&admin, "u@example.com", Role::User).await;
+    let (t, ad) = (user.access.as_str(), admin.access.as_str());
+    let account = app
+        .create(ad, "accounts", json!({ "name": "Admin's" }))
+        .await;
+    let path = format!("/api/v1/accounts/{account}");
+
+    // Claiming someone else's record, to delete it next: refused, and so is the delete.
+    app.patch(&path, t, json!({ "owner_id": user.user }))
+        .await
+        .problem(403, "forbidden")
+        .code("not_owner");
+    app.post(
+        "/api/v1/accounts/batch",
+        t,
+        json!({ "update": [{ "id": account, "patch": { "owner_id": user.user } }] }),
+    )
+    .await
+    .expect(200)
+    .body["results"][0]["status"]
+        .as_u64()
+        .filter(|s| *s == 403)
+        .expect("the batch item is refused");
+    app.delete(&path, t)
+        .await
+        .problem(403, "forbidden")
+        .code("not_owner");
+    // An activity's assignee is its owner column.
+    let task = app
+        .create(
+            ad,
+            "activities",
+            json!({ "kind": "task", "subject": "Call", "related_entity": "account",
+                    "related_id": account, "assignee_id": admin.user }),
+        )
+        .await;
+    app.patch(
+        &format!("/api/v1/activities/{task}"),
+        t,
+        json!({ "assignee_id": user.user }),
+    )
+    .await
+    .problem(403, "forbidden")
+    .code("not_owner");
+
+    // An admin assigns it; the new owner may hand it back (and delete it meanwhile).
+    let r = app
+        .patch(&path, ad, json!({ "owner_id": user.user }))
+        .await
+        .expect(200);
+    assert_eq!(r.body["owner_id"], user.user.to_string());
+    app.patch(&path, t, json!({ "owner_id": admin.user }))
+        .await
+        .expect(200);
+    // A create may assign a record to anyone of the organization.
+    app.create(
+        t,
+        "contacts",
+        json!({ "first_name": "Ada", "owner_id": admin.user }),
+    )
+    .await;
 }
 
 async fn tasks_complete_and_reopen(crm: Crm) {

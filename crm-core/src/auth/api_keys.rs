@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::refresh_tokens::API_KEY_PREFIX;
+use super::scopes::{ApiKeyScope, ApiKeyScopes};
 use super::secret;
+use crate::context::TenantContext;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::organizations::OrganizationId;
@@ -27,8 +29,13 @@ pub struct ApiKey {
     pub organization_id: OrganizationId,
     /// What it is for.
     pub name: String,
-    /// The start of the key, to tell keys apart (not secret).
+    /// The start of the key, its own for each key (`crm_key_<organization>_<key id>`, what
+    /// precedes the secret): tells keys apart, and is not secret.
     pub prefix: String,
+    /// What the key may do (`["forms"]`, `["leads:read", "accounts:write"]`, `["all"]`).
+    #[sqlx(try_from = "String")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::api_key_scopes))]
+    pub scopes: ApiKeyScopes,
     /// The user who created it.
     pub created_by: Option<Uuid>,
     /// When it was created.
@@ -43,9 +50,32 @@ pub struct ApiKey {
 pub struct NewApiKey {
     /// What it is for (1–200 characters).
     pub name: String,
+    /// What it may do: at least one scope (see [`ApiKeyScope`]).
+    pub scopes: Vec<ApiKeyScope>,
 }
 
-const COLUMNS: &str = "id, organization_id, name, prefix, created_by, created_at, revoked_at";
+/// A verified API key: the context it acts in and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyAccess {
+    /// The organization it acts on, as the key (role `user`).
+    pub context: TenantContext,
+    /// Its scopes.
+    pub scopes: ApiKeyScopes,
+}
+
+const COLUMNS: &str =
+    "id, organization_id, name, prefix, scopes, created_by, created_at, revoked_at";
+
+/// The visible start of a key: everything before its secret. Derived rather than read, so
+/// keys made when all keys of an organization shared one stored prefix show their own too.
+fn visible(mut key: ApiKey) -> ApiKey {
+    key.prefix = format!(
+        "{API_KEY_PREFIX}_{}_{}",
+        key.organization_id.uuid().simple(),
+        key.id.uuid().simple()
+    );
+    key
+}
 
 impl Tenant {
     /// API keys of the organization (company admins).
@@ -80,24 +110,36 @@ impl<'t> ApiKeys<'t> {
     /// Creates a key; returns it and its secret text, which is never shown again.
     ///
     /// # Errors
-    /// [`Error::Forbidden`] for non-admins; [`Error::Validation`] for a bad name.
+    /// [`Error::Forbidden`] for non-admins; [`Error::Validation`] for a bad name or no scope.
     pub async fn create(&self, new: NewApiKey) -> Result<(ApiKey, String)> {
         let org = self.admin()?;
         let mut v = Validator::new();
         v.text("name", &new.name, true, 200);
+        v.check(
+            !new.scopes.is_empty(),
+            "scopes",
+            "required",
+            "a key needs at least one scope",
+        );
         v.finish()?;
+        let scopes = ApiKeyScopes::new(new.scopes);
         let id = ApiKeyId::new();
         let (token, hash) = secret::mint(API_KEY_PREFIX, org.uuid(), id.uuid());
-        let prefix: String = token.chars().take(API_KEY_PREFIX.len() + 9).collect();
+        let prefix = format!(
+            "{API_KEY_PREFIX}_{}_{}",
+            org.uuid().simple(),
+            id.uuid().simple()
+        );
         let mut q = Sql::new(
-            "insert into api_keys (organization_id, id, name, prefix, secret_hash, created_by, created_at) values (",
+            "insert into api_keys (organization_id, id, name, prefix, scopes, secret_hash, created_by, created_at) values (",
         );
         q.bind(org)
             .push(", ")
             .bind(id)
             .push(", ")
             .bind(new.name.trim());
-        q.push(", ").bind(prefix).push(", ").bind(hash);
+        q.push(", ").bind(prefix).push(", ").bind(scopes.stored());
+        q.push(", ").bind(hash);
         q.push(", ")
             .bind(self.tenant.context().actor().id())
             .push(", ")
@@ -106,7 +148,7 @@ impl<'t> ApiKeys<'t> {
             .push(COLUMNS);
         let mut s = self.tenant.session().await?;
         let key = s.conn().fetch_one(&q).await?;
-        Ok((key, token))
+        Ok((visible(key), token))
     }
 
     /// Up to 100 keys (revoked ones too), newest last.
@@ -118,7 +160,8 @@ impl<'t> ApiKeys<'t> {
             .bind(org)
             .push(" order by id limit 100");
         let mut s = self.tenant.session().await?;
-        s.conn().fetch_all(&q).await
+        let keys: Vec<ApiKey> = s.conn().fetch_all(&q).await?;
+        Ok(keys.into_iter().map(visible).collect())
     }
 
     /// Revokes a key (idempotent).
@@ -139,6 +182,7 @@ impl<'t> ApiKeys<'t> {
         s.conn()
             .fetch_optional(&q)
             .await?
+            .map(visible)
             .ok_or(Error::not_found("api key", id))
     }
 }

@@ -3,7 +3,8 @@
 //! - [`Auth`] (from [`crate::Crm::auth`]): who a token's subject is right now ([`Principal`]),
 //!   rotating refresh tokens in families, and verifying API keys — calls that start from a
 //!   credential rather than from a known tenant;
-//! - [`ApiKeys`] (from [`crate::Tenant::api_keys`]): an organization's machine credentials;
+//! - [`ApiKeys`] (from [`crate::Tenant::api_keys`]): an organization's machine credentials, each
+//!   with its [`ApiKeyScopes`];
 //! - [`Idempotency`] (from [`crate::Tenant::idempotency`]): `Idempotency-Key` records;
 //! - [`crate::Tenant::sweep_expired`]: deleting expired keys and refresh tokens.
 //!
@@ -14,10 +15,12 @@
 mod api_keys;
 mod idempotency;
 mod refresh_tokens;
+mod scopes;
 mod secret;
 mod sweep;
 
-pub use api_keys::{ApiKey, ApiKeyId, ApiKeys, NewApiKey};
+pub use api_keys::{ApiKey, ApiKeyAccess, ApiKeyId, ApiKeys, NewApiKey};
 pub use idempotency::{ABANDONED_AFTER, Begin, Idempotency, StoredResponse};
 pub use refresh_tokens::{Auth, IssuedRefreshToken, Principal};
+pub use scopes::{ApiKeyScope, ApiKeyScopes};
 pub use sweep::SweepReport;

@@ -73,6 +73,7 @@ struct RefreshRow {
 #[derive(sqlx::FromRow)]
 struct KeyRow {
     secret_hash: String,
+    scopes: String,
     revoked_at: Option<DateTime<Utc>>,
     status: String,
 }
@@ -202,15 +203,15 @@ impl<'c> Auth<'c> {
         Ok(())
     }
 
-    /// The context of the API key `key`, in one query.
+    /// The context and scopes of the API key `key`, in one query.
     ///
     /// # Errors
     /// [`Error::Unauthenticated`] for an unknown or revoked key, or a suspended organization.
-    pub async fn verify_api_key(&self, key: &str) -> Result<TenantContext> {
+    pub async fn verify_api_key(&self, key: &str) -> Result<super::ApiKeyAccess> {
         let parsed = secret::parse(API_KEY_PREFIX, key).ok_or(Error::Unauthenticated)?;
         let org = OrganizationId::from_uuid(parsed.organization);
         let mut q = Sql::new(
-            "select k.secret_hash, k.revoked_at, o.status from api_keys k join organizations o on o.id = k.organization_id where k.organization_id = ",
+            "select k.secret_hash, k.scopes, k.revoked_at, o.status from api_keys k join organizations o on o.id = k.organization_id where k.organization_id = ",
         );
         q.bind(org).push(" and k.id = ").bind(parsed.id);
         let mut s = self.crm.pool().tenant(org).await?;
@@ -221,7 +222,10 @@ impl<'c> Auth<'c> {
                     && r.revoked_at.is_none()
                     && r.status == "active" =>
             {
-                Ok(TenantContext::api_key(org, parsed.id))
+                Ok(super::ApiKeyAccess {
+                    context: TenantContext::api_key(org, parsed.id),
+                    scopes: r.scopes.into(),
+                })
             }
             _ => Err(Error::Unauthenticated),
         }

@@ -1,6 +1,16 @@
 //! Invoices: line items, totals computed by the library, gap-free numbers per organization,
 //! and the `draft → sent → paid` lifecycle (or `void`, or `overdue`).
 //!
+//! # Financial records
+//!
+//! Numbers are taken in the creating transaction from a per-organization counter: in order,
+//! never twice, and a rolled-back creation gives its number back, so no gaps. Once an invoice
+//! leaves the draft state (sent, overdue, paid, void) it is never trashed or purged
+//! (`not_draft`, [`Entity::may_trash`]); voiding is how one is cancelled, and its number stays
+//! on it. Only a draft (never sent to anyone) may be trashed, and purged by a company admin; the
+//! event log keeps its `created` entry with the number and its `purged` entry, so the sequence
+//! stays accounted for. Marking paid and voiding are for company admins.
+//!
 //! # Rounding
 //!
 //! Amounts are integers in minor units of the invoice currency. For each line,
@@ -216,6 +226,22 @@ impl Entity for Invoice {
         }
     }
 
+    /// Invoices are financial records: once sent (sent, paid, overdue, void) an invoice is never
+    /// trashed or purged, so its number stays accounted for; voiding is the way to cancel one.
+    /// Only drafts may be trashed (and purged).
+    fn may_trash(&self) -> Result<()> {
+        if self.status == InvoiceStatus::Draft {
+            return Ok(());
+        }
+        Err(Error::conflict(
+            "not_draft",
+            format!(
+                "invoice {} is {}; only drafts can be deleted (void it instead)",
+                self.number, self.status
+            ),
+        ))
+    }
+
     /// Only drafts are editable; totals are recomputed on every write; a new invoice takes the
     /// next number of its organization inside the creating transaction.
     async fn before_write(
@@ -271,8 +297,13 @@ impl Records<'_, Invoice> {
         .await
     }
 
-    /// Records payment of a sent or overdue invoice.
+    /// Records payment of a sent or overdue invoice. Company admins only.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] (`admin_only`) for plain users; [`Error::Conflict`] (`wrong_state`)
+    /// for an invoice that is not sent or overdue.
     pub async fn mark_paid(&self, id: InvoiceId) -> Result<Record<Invoice>> {
+        self.finance("mark invoices paid")?;
         self.transition(
             id,
             Action::Paid,
@@ -286,8 +317,13 @@ impl Records<'_, Invoice> {
         .await
     }
 
-    /// Voids an invoice that is not paid. Its number stays taken.
+    /// Voids an invoice that is not paid. Its number stays taken. Company admins only.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] (`admin_only`) for plain users; [`Error::Conflict`] (`wrong_state`)
+    /// for a paid or void invoice.
     pub async fn void(&self, id: InvoiceId) -> Result<Record<Invoice>> {
+        self.finance("void invoices")?;
         let from = [
             InvoiceStatus::Draft,
             InvoiceStatus::Sent,
@@ -328,6 +364,18 @@ impl Records<'_, Invoice> {
                     Err(e) => return Err(e),
                 }
             }
+        }
+    }
+
+    /// Settling and cancelling invoices moves money on the books: company admins only.
+    fn finance(&self, what: &str) -> Result<()> {
+        if self.tenant().context().role().is_admin() {
+            Ok(())
+        } else {
+            Err(Error::forbidden(
+                "admin_only",
+                format!("only company admins may {what}"),
+            ))
         }
     }
 

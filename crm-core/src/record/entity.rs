@@ -44,6 +44,16 @@ pub trait Entity:
         super::fields::owner(self).map(UserId::from_uuid)
     }
 
+    /// Whether the record may leave the live set: be moved to the trash
+    /// ([`Records::delete`](super::Records::delete)) or removed for good
+    /// ([`Records::purge`](super::Records::purge)). Runs on the stored record, under its row
+    /// lock, after the caller's own permission was checked. By default every record may; an
+    /// entity whose records must stay (an invoice once sent: financial records are voided,
+    /// never deleted) refuses with an [`Error::Conflict`](crate::Error::Conflict).
+    fn may_trash(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Links to other records that no column declares (an activity's `related_entity` +
     /// `related_id`), as `Kind::Ref` targets: they are checked like link columns (a live record
     /// of the same organization, or `NotFound`), in one query per table for a batch.

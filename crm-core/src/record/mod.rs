@@ -16,7 +16,7 @@
 //! `row` ([`Record`]: the common columns), `values` (a record as column values), `query` (the
 //! list vocabulary), `compile` (a list as SQL), `cursor` (keyset cursors), `page` ([`Page`]),
 //! `service` ([`Records`] and its reads), `create`, `update` (patches, verbs' changes and the one
-//! write path), `trash` (soft delete, restore, purge), `erasure`.
+//! write path), `trash` (soft delete, restore, purge), `ownership` (what owning a record permits), `erasure`.
 
 mod checks;
 mod compile;
@@ -26,6 +26,7 @@ mod entity;
 mod erasure;
 mod fields;
 mod link;
+mod ownership;
 mod page;
 mod query;
 mod row;

@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, json};
 
 use super::entity::Entity;
+use super::ownership::may_trash;
 use super::query::Deleted;
 use super::row::Record;
 use super::service::Records;
 use super::update::Change;
-use crate::context::TenantContext;
 use crate::error::{Error, Result, ResultExt as _};
 use crate::events::{self, Action};
 use crate::id::Id;
@@ -28,6 +28,11 @@ pub struct PurgeReport {
 impl<E: Entity> Records<'_, E> {
     /// Moves the live record `id` to the trash. Users may trash records they created or own;
     /// company admins any record.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] (`not_owner`) for a user who neither created nor owns it;
+    /// [`Error::Conflict`] when the entity keeps the record ([`Entity::may_trash`]: a sent
+    /// invoice is `not_draft`).
     pub async fn delete(&self, id: Id<E>) -> Result<Record<E>> {
         self.trash(id, None, true).await
     }
@@ -63,6 +68,9 @@ impl<E: Entity> Records<'_, E> {
                 ));
             }
             may_trash(self.ctx(), &current)?;
+            if delete {
+                current.fields.may_trash()?;
+            }
             let (action, at, by) = if delete {
                 (Action::Deleted, Some(now()), self.ctx().actor().id())
             } else {
@@ -94,7 +102,7 @@ impl<E: Entity> Records<'_, E> {
     ///
     /// # Errors
     /// [`Error::Forbidden`] for plain users; [`Error::Conflict`] while other records still link
-    /// to it.
+    /// to it, or when the entity keeps the record ([`Entity::may_trash`]).
     pub async fn purge(&self, id: Id<E>) -> Result<()> {
         self.purge_at(id, None).await
     }
@@ -116,7 +124,8 @@ impl<E: Entity> Records<'_, E> {
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
         let out = async {
-            self.lock_in(&mut tx, id, Deleted::Include, version).await?;
+            let current = self.lock_in(&mut tx, id, Deleted::Include, version).await?;
+            current.fields.may_trash()?;
             let mut q = Sql::new("delete from ");
             q.push(E::TABLE)
                 .push(" where organization_id = ")
@@ -188,22 +197,5 @@ impl<E: Entity> Records<'_, E> {
                 }
             }
         }
-    }
-}
-
-fn may_trash<E: Entity>(ctx: &TenantContext, current: &Record<E>) -> Result<()> {
-    let actor = ctx.actor().id();
-    let own = actor.is_some()
-        && (current.created_by == actor || current.fields.owner().map(Id::uuid) == actor);
-    if ctx.role().is_admin() || own {
-        Ok(())
-    } else {
-        Err(Error::forbidden(
-            "not_owner",
-            format!(
-                "users may only delete or restore {} records they created or own",
-                E::NAME
-            ),
-        ))
     }
 }

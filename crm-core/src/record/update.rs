@@ -8,6 +8,7 @@ use super::checks::{checked, validate};
 use super::entity::{Entity, Operation, WriteContext};
 use super::fields::Kind;
 use super::link::{check_links, link_of};
+use super::ownership::may_change_owner;
 use super::query::Deleted;
 use super::row::Record;
 use super::service::Records;
@@ -94,8 +95,9 @@ impl<E: Entity> Records<'_, E> {
     }
 
     /// The shared path of every change to a live record: lock it, check the version, compute
-    /// the new fields and custom fields, check them, run the entity's hook, write what changed
-    /// and log it. Nothing changed: nothing written.
+    /// the new fields and custom fields, check them, run the entity's hook, check that the
+    /// caller may change the owner if it changes (see `ownership`), write what changed and log
+    /// it. Nothing changed: nothing written.
     pub(crate) async fn change_in(
         &self,
         tx: &mut Tx<'_>,
@@ -118,6 +120,7 @@ impl<E: Entity> Records<'_, E> {
         after.before_write(&mut w, Some(&current.fields)).await?;
         let action = w.action();
         validate(&after)?;
+        may_change_owner(self.ctx(), &current, &after)?;
         match diff(&current, &after, custom, action)? {
             Some(change) => self.write_in(tx, &current, change).await,
             None => Ok(current),

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crm_core::auth::{Begin, NewApiKey, StoredResponse};
-use crm_core::{Crm, Error, OrganizationStatus, TenantContext};
+use crm_core::auth::{ApiKeyScope, Begin, NewApiKey, StoredResponse};
+use crm_core::{Crm, EntityKind, Error, OrganizationStatus, TenantContext};
 
 use crate::harness::{self, Org};
 
@@ -11,6 +11,7 @@ crate::on_both_backends!(
     refresh_tokens_rotate_and_reuse_revokes_the_family,
     principals_reflect_deactivation_and_suspension,
     api_keys_verify_until_revoked_and_stay_in_their_organization,
+    api_keys_carry_their_scopes_and_their_own_prefix,
     idempotency_keys_replay_refuse_and_expire,
     idempotency_keys_belong_to_their_caller,
     expired_keys_and_tokens_are_swept,
@@ -80,7 +81,10 @@ async fn api_keys_verify_until_revoked_and_stay_in_their_organization(crm: Crm) 
     assert!(matches!(
         org.user(&crm)
             .api_keys()
-            .create(NewApiKey { name: "k".into() })
+            .create(NewApiKey {
+                name: "k".into(),
+                scopes: vec![ApiKeyScope::Forms],
+            })
             .await,
         Err(Error::Forbidden(_))
     ));
@@ -89,11 +93,15 @@ async fn api_keys_verify_until_revoked_and_stay_in_their_organization(crm: Crm) 
         .api_keys()
         .create(NewApiKey {
             name: "website".into(),
+            scopes: vec![ApiKeyScope::Forms],
         })
         .await
         .unwrap();
-    let ctx = crm.auth().verify_api_key(&secret).await.unwrap();
-    assert_eq!(ctx, TenantContext::api_key(org.id, key.id.uuid()));
+    let access = crm.auth().verify_api_key(&secret).await.unwrap();
+    assert_eq!(
+        access.context,
+        TenantContext::api_key(org.id, key.id.uuid())
+    );
     harness::assert_no_api_key_secret(&format!("{key:?}"), &secret);
     let listed = org.admin(&crm).api_keys().list().await.unwrap();
     harness::assert_no_api_key_secret(&format!("{listed:?}"), &secret);
@@ -117,6 +125,109 @@ async fn api_keys_verify_until_revoked_and_stay_in_their_organization(crm: Crm) 
         crm.auth().verify_api_key(&secret).await,
         Err(Error::Unauthenticated)
     ));
+}
+
+async fn api_keys_carry_their_scopes_and_their_own_prefix(crm: Crm) {
+    let org = Org::new(&crm, "acme").await;
+    let admin = org.admin(&crm);
+    let new = |name: &str, scopes: Vec<ApiKeyScope>| NewApiKey {
+        name: name.into(),
+        scopes,
+    };
+    // A key needs a scope.
+    assert!(matches!(
+        admin.api_keys().create(new("none", vec![])).await,
+        Err(Error::Validation(_))
+    ));
+    let (forms, forms_secret) = admin
+        .api_keys()
+        .create(new("forms", vec![ApiKeyScope::Forms, ApiKeyScope::Forms]))
+        .await
+        .unwrap();
+    let scopes = vec![
+        ApiKeyScope::Read(EntityKind::Lead),
+        ApiKeyScope::Write(EntityKind::Account),
+    ];
+    let (sync, sync_secret) = admin
+        .api_keys()
+        .create(new("sync", scopes.clone()))
+        .await
+        .unwrap();
+    assert_eq!(forms.scopes.as_slice(), [ApiKeyScope::Forms]);
+    assert_eq!(sync.scopes.as_slice(), scopes.as_slice());
+
+    // Verifying a key yields its scopes; write includes read of the same entity only.
+    let access = crm.auth().verify_api_key(&sync_secret).await.unwrap();
+    assert_eq!(access.scopes, sync.scopes);
+    assert!(access.scopes.grant(ApiKeyScope::Read(EntityKind::Account)));
+    assert!(!access.scopes.grant(ApiKeyScope::Write(EntityKind::Lead)));
+    assert!(!access.scopes.grant(ApiKeyScope::Forms));
+
+    // Each key has its own visible prefix: the start of its secret text, never the secret.
+    assert_ne!(forms.prefix, sync.prefix);
+    for (key, secret) in [(&forms, &forms_secret), (&sync, &sync_secret)] {
+        assert!(secret.starts_with(&format!("{}_", key.prefix)), "{key:?}");
+        assert!(secret.len() > key.prefix.len() + 40);
+    }
+    // Listed with their scopes.
+    let listed = admin.api_keys().list().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].scopes, sync.scopes);
+    assert_eq!(listed[1].prefix, sync.prefix);
+}
+
+/// Keys made before scopes existed keep the access they had: migration 0005 gives them `all`.
+/// (SQLite: the migration is the same statement on PostgreSQL.)
+#[tokio::test]
+async fn keys_made_before_scopes_keep_full_access() {
+    use crm_core::sqlx::{self, migrate::Migrator};
+    use sha2::Digest as _;
+
+    let path = std::env::temp_dir().join(format!("crm-scopes-{}.db", uuid::Uuid::now_v7()));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    // The schema as it was before 0005, with a key in it.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let mut before = Migrator::new(dir).await.unwrap();
+    before.dangerous_set_table_name("_crm_migrations");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    before.run(&pool).await.unwrap();
+    let (org, key) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let secret = "a".repeat(43);
+    let hash: String = sha2::Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    sqlx::query("insert into organizations (id, name, slug, created_at, updated_at) values (?, 'Old', 'old', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')")
+        .bind(org)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("insert into api_keys (organization_id, id, name, prefix, secret_hash, created_at) values (?, ?, 'old', 'crm_key_x', ?, '2026-01-01T00:00:00Z')")
+        .bind(org)
+        .bind(key)
+        .bind(hash)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    // The library migrates the rest; the key verifies with every scope.
+    let crm = Crm::connect(&url).await.unwrap();
+    let token = format!("crm_key_{}_{}_{secret}", org.simple(), key.simple());
+    let access = crm.auth().verify_api_key(&token).await.unwrap();
+    assert!(access.scopes.is_all());
+    for scope in ApiKeyScope::every() {
+        assert!(access.scopes.grant(scope), "{scope}");
+    }
+    drop(crm);
+    let _ = std::fs::remove_file(&path);
 }
 
 async fn idempotency_keys_replay_refuse_and_expire(crm: Crm) {

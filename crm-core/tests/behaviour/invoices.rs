@@ -1,4 +1,6 @@
-//! Invoices: totals, gap-free numbering (also under concurrency), the status lifecycle.
+//! Invoices: totals, gap-free numbering (also under concurrency), the status lifecycle; invoices
+//! once sent are financial records (never trashed or purged), and paying or voiding one needs an
+//! admin.
 
 use std::collections::BTreeSet;
 
@@ -20,7 +22,8 @@ fn invoice(account: AccountId, lines: Vec<LineItem>) -> NewInvoice {
 
 async fn totals_numbers_and_lifecycle(crm: Crm) {
     let org = Org::new(&crm, "Acme").await;
-    let t = org.user(&crm);
+    // Paying and voiding are for company admins (see `pay_and_void_need_an_admin`).
+    let t = org.admin(&crm);
     let a = t.account("Billed").await.id;
 
     let lines = vec![
@@ -175,7 +178,63 @@ async fn numbering_under_concurrency(crm: Crm) {
     assert_eq!(numbers, expected, "unique and gap-free");
 }
 
+fn refused<T: std::fmt::Debug>(out: Result<T, Error>, code: &str) {
+    match out {
+        Err(Error::Conflict(r) | Error::Forbidden(r)) if r.code == code => {}
+        other => panic!("expected {code}, got {other:?}"),
+    }
+}
+
+async fn sent_invoices_are_voided_never_deleted(crm: Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let (admin, user) = (org.admin(&crm), org.user(&crm));
+    let a = user.account("Billed").await.id;
+    let line = || vec![LineItem::new("Work", 1, 1_000, 0)];
+
+    // Drafts: their creator trashes and restores them, an admin purges them.
+    let draft = user.invoices().create(invoice(a, line())).await.unwrap();
+    user.invoices().delete(draft.id).await.unwrap();
+    user.invoices().restore(draft.id).await.unwrap();
+    admin.invoices().purge(draft.id).await.unwrap();
+
+    // Sent, overdue, paid or void: neither the creator nor an admin deletes it.
+    let inv = user.invoices().create(invoice(a, line())).await.unwrap();
+    user.invoices().send(inv.id).await.unwrap();
+    for status in [InvoiceStatus::Sent, InvoiceStatus::Overdue] {
+        if status == InvoiceStatus::Overdue {
+            let today = "2027-03-01".parse().unwrap();
+            assert_eq!(admin.invoices().mark_overdue(today).await.unwrap(), 1);
+        }
+        assert_eq!(admin.invoices().get(inv.id).await.unwrap().status, status);
+        refused(user.invoices().delete(inv.id).await, "not_draft");
+        refused(admin.invoices().delete(inv.id).await, "not_draft");
+        refused(admin.invoices().purge(inv.id).await, "not_draft");
+    }
+
+    // Paying and voiding are for company admins.
+    refused(user.invoices().mark_paid(inv.id).await, "admin_only");
+    let paid = admin.invoices().mark_paid(inv.id).await.unwrap();
+    assert_eq!(paid.status, InvoiceStatus::Paid);
+    refused(admin.invoices().purge(inv.id).await, "not_draft");
+
+    let cancelled = user.invoices().create(invoice(a, line())).await.unwrap();
+    user.invoices().send(cancelled.id).await.unwrap();
+    refused(user.invoices().void(cancelled.id).await, "admin_only");
+    let void = admin.invoices().void(cancelled.id).await.unwrap();
+    assert_eq!(void.status, InvoiceStatus::Void);
+    refused(admin.invoices().delete(cancelled.id).await, "not_draft");
+    refused(admin.invoices().purge(cancelled.id).await, "not_draft");
+
+    // Every invoice that was sent is still there with its number, in order.
+    let mut kept = Vec::new();
+    for id in [inv.id, cancelled.id] {
+        kept.push(admin.invoices().get(id).await.unwrap().number.clone());
+    }
+    assert_eq!(kept, ["INV-000002", "INV-000003"]);
+}
+
 crate::on_both_backends!(
+    sent_invoices_are_voided_never_deleted,
     totals_numbers_and_lifecycle,
     numbering_is_per_organization_and_gap_free,
     numbering_under_concurrency
