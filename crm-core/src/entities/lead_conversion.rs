@@ -139,6 +139,9 @@ async fn convert_in(
         _ => {}
     }
     let op = Operation::Verb(Action::Converted);
+    // Only company admins give an unowned record an owner (record/ownership.rs): for anyone
+    // else, linking keeps the existing record's owner as it is.
+    let may_assign = t.context().role().is_admin();
     let name = lead.full_name();
     let company = lead
         .company
@@ -164,7 +167,9 @@ async fn convert_in(
                 .change_in(tx, account_id, None, op, Action::Updated, |a| {
                     let mut f = a.fields.clone();
                     fill(&mut f.phone, &lead.phone);
-                    fill(&mut f.owner_id, &lead.owner_id);
+                    if may_assign {
+                        fill(&mut f.owner_id, &lead.owner_id);
+                    }
                     Ok((f, fill_custom(&a.custom_fields, custom)))
                 })
                 .await?
@@ -205,7 +210,9 @@ async fn convert_in(
                     fill(&mut f.phone, &lead.phone);
                     fill(&mut f.title, &lead.title);
                     fill(&mut f.account_id, &Some(account.id));
-                    fill(&mut f.owner_id, &lead.owner_id);
+                    if may_assign {
+                        fill(&mut f.owner_id, &lead.owner_id);
+                    }
                     Ok((f, fill_custom(&c.custom_fields, custom)))
                 })
                 .await?

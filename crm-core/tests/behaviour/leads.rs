@@ -235,6 +235,30 @@ async fn conversion_links_existing_records_and_only_fills_empty_fields(crm: crm_
     assert_eq!(c.contact.title.as_deref(), Some("CTO"));
     assert_eq!(c.contact.account_id, Some(account.id));
     assert!(c.opportunity.is_none());
+
+    // A plain user linking an owned lead to an unowned account converts it, and the account
+    // stays unowned: only company admins give a record an owner.
+    let u = org.user(&crm);
+    let unowned = t.account("Unowned Inc").await;
+    let owned = u
+        .leads()
+        .create(NewLead {
+            owner_id: Some(org.user),
+            ..lead("Owned")
+        })
+        .await
+        .unwrap();
+    let target = ConvertLead {
+        account: Target::Existing(unowned.id),
+        ..Default::default()
+    };
+    let c = u.leads().convert(owned.id, target).await.unwrap();
+    assert_eq!(c.account.owner_id, None);
+    assert_eq!(
+        c.contact.owner_id,
+        Some(org.user),
+        "a new contact takes the lead's owner"
+    );
 }
 
 async fn failed_conversion_leaves_nothing_behind(crm: crm_core::Crm) {
