@@ -7,7 +7,10 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, config};
 
-crate::on_both_backends!(malformed_requests_are_problems);
+crate::on_both_backends!(
+    malformed_requests_are_problems,
+    input_the_database_cannot_take_is_a_422,
+);
 
 async fn malformed_requests_are_problems(crm: Crm) {
     let app = TestApp::with_config(crm, config().body_limit(4096));
@@ -116,4 +119,55 @@ async fn malformed_requests_are_problems(crm: Crm) {
         .await
         .problem(422, "validation");
     assert_eq!(r.field_errors()[0].1, "required");
+}
+
+/// Input that PostgreSQL or SQLite cannot take answers 422 with the field named, never 500.
+async fn input_the_database_cannot_take_is_a_422(crm: Crm) {
+    let app = TestApp::new(crm);
+    let s = app.register("acme").await;
+    let t = s.access.as_str();
+    let field = |r: &crate::helpers::Res| r.body["errors"][0]["field"].as_str().map(str::to_owned);
+
+    let r = app
+        .post("/api/v1/contacts", t, json!({ "last_name": "Nul\u{0}" }))
+        .await
+        .problem(422, "validation");
+    assert_eq!(field(&r).as_deref(), Some("last_name"));
+    let r = app
+        .post(
+            "/api/v1/opportunities",
+            t,
+            json!({ "name": "Big", "amount_minor": 1_000_000_000_000_001_i64, "currency": "EUR" }),
+        )
+        .await
+        .problem(422, "validation");
+    assert_eq!(field(&r).as_deref(), Some("amount_minor"));
+    let r = app
+        .post(
+            "/api/v1/opportunities",
+            t,
+            json!({ "name": "Late", "expected_close_date": "0000-01-01" }),
+        )
+        .await
+        .problem(422, "validation");
+    assert_eq!(field(&r).as_deref(), Some("expected_close_date"));
+    let groups: Vec<_> = (0..1_000).map(|_| json!({ "and": [] })).collect();
+    let r = app
+        .post(
+            "/api/v1/accounts/search",
+            t,
+            json!({ "condition": { "or": groups } }),
+        )
+        .await
+        .problem(422, "validation");
+    assert_eq!(field(&r).as_deref(), Some("condition"), "{}", r.body);
+    let r = app
+        .post(
+            "/api/v1/accounts/search",
+            t,
+            json!({ "filters": [{ "field": "name", "op": "eq", "value": "a\u{0}" }] }),
+        )
+        .await
+        .problem(422, "validation");
+    assert_eq!(field(&r).as_deref(), Some("filters[0].value"), "{}", r.body);
 }
