@@ -864,48 +864,73 @@ async fn postgres_api_keys_tokens_and_openapi() {
 
 /// `crm serve` answers on its port and stops on SIGTERM (SQLite; the server is crm-axum's, tested
 /// on both backends there).
+/// `crm serve` on a fresh SQLite database and a free port, until [`Served::stop`].
+struct Served {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Starts it with `args` after `serve` and `env`, its stdout into `stdout`, and waits until
+    /// it accepts connections.
+    fn start(args: &[&str], env: &[(&str, &str)], stdout: std::process::Stdio) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let port_arg = port.to_string();
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"));
+        cmd.args(["serve", "--listen", "127.0.0.1", "--port", &port_arg])
+            .args(args)
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("crm.db").display()),
+            )
+            .env("CRM_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+            .env_remove("CRM_REGISTRATION")
+            .env_remove("CRM_LOG_FORMAT")
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .stdout(stdout)
+            .stderr(std::process::Stdio::null());
+        let child = cmd.spawn().unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Served {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// One request (see [`http`]).
+    fn http(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> String {
+        http(self.port, method, path, token, body)
+    }
+
+    /// Stops it with SIGTERM (graceful shutdown) and returns its exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let stopped = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+        self.child.wait().unwrap()
+    }
+}
+
 #[test]
 fn serve_answers_and_stops() {
-    use std::io::{Read as _, Write as _};
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("crm.db").display()),
-        )
-        .env("CRM_JWT_SECRET", "0123456789abcdef0123456789abcdef")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut answer = String::new();
-    for _ in 0..100 {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            s.read_to_string(&mut answer).unwrap();
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success());
-    let status = child.wait().unwrap();
+    let served = Served::start(&[], &[], std::process::Stdio::null());
+    let answer = served.http("GET", "/healthz", "none", None);
+    let status = served.stop();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 }
@@ -934,40 +959,14 @@ fn http(port: u16, method: &str, path: &str, token: &str, body: Option<&str>) ->
 #[test]
 fn json_logs_name_the_request_never_its_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let log = dir.path().join("log.jsonl");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("crm.db").display()),
-        )
-        .env("CRM_JWT_SECRET", "0123456789abcdef0123456789abcdef")
-        .env("CRM_LOG_FORMAT", "json")
-        .env_remove("RUST_LOG")
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let served = Served::start(
+        &[],
+        &[("CRM_LOG_FORMAT", "json")],
+        std::fs::File::create(&log).unwrap().into(),
+    );
     let secret_password = "correct horse battery staple";
-    let registered = http(
-        port,
+    let registered = served.http(
         "POST",
         "/api/v1/auth/register",
         "none",
@@ -978,19 +977,11 @@ fn json_logs_name_the_request_never_its_secrets() {
     let body: Value = serde_json::from_str(registered.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     let token = body["access_token"].as_str().unwrap().to_owned();
     let id = uuid::Uuid::now_v7();
-    assert!(
-        http(port, "GET", &format!("/api/v1/contacts/{id}"), &token, None)
-            .starts_with("HTTP/1.1 404")
-    );
-    assert!(
-        http(port, "GET", "/api/v1/contacts", "forged-SECRET-token", None)
-            .starts_with("HTTP/1.1 401")
-    );
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    let missing = served.http("GET", &format!("/api/v1/contacts/{id}"), &token, None);
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    let forged = served.http("GET", "/api/v1/contacts", "forged-SECRET-token", None);
+    assert!(forged.starts_with("HTTP/1.1 401"), "{forged}");
+    served.stop();
 
     let text = std::fs::read_to_string(&log).unwrap();
     for secret in [
@@ -1033,60 +1024,20 @@ fn json_logs_name_the_request_never_its_secrets() {
 /// `CRM_REGISTRATION=off` (and `--registration off`): nobody signs up a new organization.
 #[test]
 fn registration_can_be_switched_off() {
-    for (flag, env) in [(None, Some("off")), (Some("off"), None)] {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut args = vec![
-            "serve".to_owned(),
-            "--listen".into(),
-            "127.0.0.1".into(),
-            "--port".into(),
-            port.to_string(),
-        ];
-        if let Some(flag) = flag {
-            args.extend(["--registration".to_owned(), flag.to_owned()]);
-        }
-        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"));
-        cmd.args(&args)
-            .env(
-                "DATABASE_URL",
-                format!("sqlite://{}", dir.path().join("crm.db").display()),
-            )
-            .env("CRM_JWT_SECRET", "0123456789abcdef0123456789abcdef")
-            .env_remove("CRM_REGISTRATION")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        if let Some(env) = env {
-            cmd.env("CRM_REGISTRATION", env);
-        }
-        let mut child = cmd.spawn().unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        let answer = http(
-            port,
+    let by_env: (&[&str], &[(&str, &str)]) = (&[], &[("CRM_REGISTRATION", "off")]);
+    let by_flag: (&[&str], &[(&str, &str)]) = (&["--registration", "off"], &[]);
+    for (args, env) in [by_env, by_flag] {
+        let served = Served::start(args, env, std::process::Stdio::null());
+        let answer = served.http(
             "POST",
             "/api/v1/auth/register",
             "none",
-            Some(
-                r#"{"organization_name":"Acme","name":"Ada","email":"ada@example.com","password":"correct horse battery"}"#,
-            ),
+            Some(r#"{"organization_name":"Acme","name":"Ada","email":"ada@example.com","password":"correct horse battery"}"#),
         );
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        child.wait().unwrap();
+        served.stop();
         assert!(
             answer.starts_with("HTTP/1.1 403"),
-            "{flag:?} {env:?}: {answer}"
+            "{args:?} {env:?}: {answer}"
         );
         assert!(answer.contains("registration_off"), "{answer}");
     }
