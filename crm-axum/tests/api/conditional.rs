@@ -27,15 +27,9 @@ async fn a_well_formed_tag_that_matches_nothing_is_412(crm: Crm) {
         }
     }
     // A value that is no entity tag at all stays a malformed request.
-    app.send(
-        Method::PATCH,
-        &path,
-        Some(t),
-        Some(json!({ "name": "B" })),
-        &[("if-match", "nope")],
-    )
-    .await
-    .problem(400, "bad-request");
+    app.patch_if_match(&path, t, json!({ "name": "B" }), "nope")
+        .await
+        .problem(400, "bad-request");
     // Nothing was written.
     let r = app.get(&path, t).await.expect(200);
     assert_eq!(r.body["name"], "A");
@@ -49,19 +43,11 @@ async fn purge_with_if_match_checks_the_version(crm: Crm) {
     let id = app.create(t, "accounts", json!({ "name": "A" })).await;
     let path = format!("/api/v1/accounts/{id}?permanent=true");
     for tag in ["\"2\"", "\"nope\""] {
-        app.send(Method::DELETE, &path, Some(t), None, &[("if-match", tag)])
+        app.delete_if_match(&path, t, tag)
             .await
             .problem(412, "version-mismatch");
     }
-    app.send(
-        Method::DELETE,
-        &path,
-        Some(t),
-        None,
-        &[("if-match", "\"1\"")],
-    )
-    .await
-    .expect(204);
+    app.delete_if_match(&path, t, "\"1\"").await.expect(204);
     app.get(&format!("/api/v1/accounts/{id}?include_deleted=true"), t)
         .await
         .problem(404, "not-found");

@@ -84,15 +84,9 @@ async fn malformed_requests_are_problems(crm: Crm) {
     .await
     .problem(400, "bad-request");
     let a = app.create(t, "accounts", json!({ "name": "A" })).await;
-    app.send(
-        Method::PATCH,
-        &format!("/api/v1/accounts/{a}"),
-        Some(t),
-        Some(json!({})),
-        &[("if-match", "yesterday")],
-    )
-    .await
-    .problem(400, "bad-request");
+    app.patch_if_match(&format!("/api/v1/accounts/{a}"), t, json!({}), "yesterday")
+        .await
+        .problem(400, "bad-request");
     // Unknown fields in auth bodies: 422 naming the field.
     let r = app
         .send(

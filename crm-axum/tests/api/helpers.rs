@@ -200,6 +200,36 @@ impl TestApp {
             .await
     }
 
+    /// `DELETE` with `If-Match: tag`.
+    pub(crate) async fn delete_if_match(&self, path: &str, token: &str, tag: &str) -> Res {
+        self.send(
+            Method::DELETE,
+            path,
+            Some(token),
+            None,
+            &[("if-match", tag)],
+        )
+        .await
+    }
+
+    /// `PATCH` with `If-Match: tag`.
+    pub(crate) async fn patch_if_match(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+        tag: &str,
+    ) -> Res {
+        self.send(
+            Method::PATCH,
+            path,
+            Some(token),
+            Some(body),
+            &[("if-match", tag)],
+        )
+        .await
+    }
+
     /// Creates a record through `POST /api/v1/{plural}` (asserting 201); returns its id.
     pub(crate) async fn create(&self, token: &str, plural: &str, body: Value) -> String {
         let r = self

@@ -57,15 +57,9 @@ async fn crud_with_etags_and_the_trash(crm: Crm) {
     assert_eq!(cached.headers[header::ETAG], "\"1\"");
 
     // Patch with a stale If-Match: 412; with the right one: 200 and a new ETag.
-    app.send(
-        Method::PATCH,
-        &path,
-        Some(t),
-        Some(json!({ "industry": "Energy" })),
-        &[("if-match", "\"7\"")],
-    )
-    .await
-    .problem(412, "version-mismatch");
+    app.patch_if_match(&path, t, json!({ "industry": "Energy" }), "\"7\"")
+        .await
+        .problem(412, "version-mismatch");
     let p = app
         .send(
             Method::PATCH,
@@ -86,24 +80,10 @@ async fn crud_with_etags_and_the_trash(crm: Crm) {
     assert!(p.body["industry"].is_null());
 
     // Delete with a stale If-Match: 412; then soft delete.
-    app.send(
-        Method::DELETE,
-        &path,
-        Some(t),
-        None,
-        &[("if-match", "\"1\"")],
-    )
-    .await
-    .problem(412, "version-mismatch");
-    app.send(
-        Method::DELETE,
-        &path,
-        Some(t),
-        None,
-        &[("if-match", "\"3\"")],
-    )
-    .await
-    .expect(204);
+    app.delete_if_match(&path, t, "\"1\"")
+        .await
+        .problem(412, "version-mismatch");
+    app.delete_if_match(&path, t, "\"3\"").await.expect(204);
     app.get(&path, t).await.problem(404, "not-found");
     let trashed = app
         .get(&format!("{path}?include_deleted=true"), t)
