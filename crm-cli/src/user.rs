@@ -51,6 +51,18 @@ pub(crate) enum UserCommand {
         /// The new role.
         role: String,
     },
+    /// Set a user's password (prompted for, or read from standard input); their sessions end
+    /// (refresh tokens revoked).
+    SetPassword {
+        /// Organization slug or id.
+        #[arg(long)]
+        org: String,
+        /// The user's email or id.
+        user: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Deactivate a user: they can no longer sign in; their records stay.
     Deactivate {
         /// Organization slug or id.
@@ -146,6 +158,20 @@ pub(crate) async fn run(crm: &Crm, cmd: UserCommand, out: Output) -> anyhow::Res
             let id = find(&t, &user).await?.id;
             let user = t.users().set_role(id, role.parse()?).await?;
             out.show(&user, || format!("updated {}", line(&user)))?;
+        }
+        UserCommand::SetPassword {
+            org,
+            user,
+            password_stdin,
+        } => {
+            let t = system(crm, &org).await?;
+            let user = find(&t, &user).await?;
+            t.users()
+                .set_password(user.id, &read_password(password_stdin)?)
+                .await?;
+            out.show(&user, || {
+                format!("password set for {}; their sessions ended", line(&user))
+            })?;
         }
         UserCommand::Deactivate { org, user } => {
             let t = system(crm, &org).await?;

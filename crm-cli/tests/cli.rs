@@ -125,6 +125,43 @@ async fn organizations_users_and_errors(postgres: bool) {
             "--no-password",
         ],
     );
+    // A user created without a password gets one; it is the one that signs in.
+    let set = crm(
+        &url,
+        &[
+            "user",
+            "set-password",
+            "--org",
+            "acme-corp",
+            "bob@acme.test",
+            "--password-stdin",
+        ],
+    )
+    .write_stdin("a password for bob\n")
+    .output()
+    .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    {
+        let crm = crm_core::Crm::connect(&url).await.unwrap();
+        let acme = crm.organizations().get_by_slug("acme-corp").await.unwrap();
+        let users = crm.tenant(&crm_core::TenantContext::system(acme.id));
+        let users = users.users();
+        users
+            .authenticate("bob@acme.test", &"a password for bob".into())
+            .await
+            .unwrap();
+        assert!(
+            users
+                .authenticate("bob@acme.test", &"wrong".into())
+                .await
+                .is_err()
+        );
+        crm.close().await;
+    }
     assert_eq!(
         json(
             &url,

@@ -59,6 +59,8 @@ crate::text_enum! {
         Deactivated = "deactivated",
         /// A user was reactivated.
         Reactivated = "reactivated",
+        /// A user's password was changed or set (the event holds no password).
+        PasswordChanged = "password_changed",
         /// A person's record was erased for good (GDPR); only this tombstone remains.
         Erased = "erased",
     }

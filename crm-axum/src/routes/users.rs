@@ -19,7 +19,97 @@ use crate::views::Paging;
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list_users, create_user))
-        .routes(routes!(update_user))
+        .routes(routes!(get_user, update_user))
+        .routes(routes!(set_password))
+        .routes(routes!(change_own_password))
+}
+
+/// A password set by a company admin.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetPasswordRequest {
+    /// The new password (8–1024 characters).
+    #[schema(value_type = String, format = Password)]
+    password: Password,
+}
+
+/// The caller's own password change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangePasswordRequest {
+    /// The password now.
+    #[schema(value_type = String, format = Password)]
+    current_password: Password,
+    /// The new one (8–1024 characters).
+    #[schema(value_type = String, format = Password)]
+    new_password: Password,
+    /// The refresh token of the session the change comes from: its family keeps working; every
+    /// other session of the user ends. Without it, every session ends.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    refresh_token: Option<Password>,
+}
+
+/// Reads one user of the caller's organization.
+#[utoipa::path(get, path = "/users/{id}", tag = tags::USERS,
+    params(("id" = Uuid, Path, description = "User id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 403, description = "API keys do not read users", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user in your organization", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_user(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<User>> {
+    tenant.user_id()?;
+    Ok(Json(tenant.users().get(UserId::from_uuid(id)).await?))
+}
+
+/// Sets a user's password (company admins; not for a role above their own). Every session of
+/// the user ends.
+#[utoipa::path(put, path = "/users/{id}/password", tag = tags::USERS, request_body = SetPasswordRequest,
+    params(("id" = Uuid, Path, description = "User id")), security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Set"),
+        (status = 403, description = "Not an admin, or a role above the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user in your organization", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn set_password(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    Json(req): Json<SetPasswordRequest>,
+) -> ApiResult<StatusCode> {
+    tenant.user_id()?;
+    let id = UserId::from_uuid(id);
+    tenant.users().set_password(id, &req.password).await?;
+    state
+        .auth
+        .forget(tenant.context().organization_id().uuid(), id.uuid());
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the caller's own password; the current one is required (401 when wrong). The
+/// caller's other sessions end.
+#[utoipa::path(post, path = "/me/password", tag = tags::USERS, request_body = ChangePasswordRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 403, description = "An API key has no password", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn change_own_password(
+    State(state): State<ApiState>,
+    tenant: Tenant,
+    Json(req): Json<ChangePasswordRequest>,
+) -> ApiResult<StatusCode> {
+    let me = tenant.user_id()?;
+    let keep = match &req.refresh_token {
+        Some(token) => state.crm.auth().refresh_family(token.expose(), me).await?,
+        None => None,
+    };
+    tenant
+        .users()
+        .change_own_password(&req.current_password, &req.new_password, keep)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A new user of the caller's organization.

@@ -15,6 +15,7 @@ mod limits;
 mod schema_check;
 mod throwaway;
 
+mod accounts_of_people;
 mod admin;
 mod auth;
 mod conditional;

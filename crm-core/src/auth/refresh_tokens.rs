@@ -185,6 +185,24 @@ impl<'c> Auth<'c> {
         tx.settle(out).await?
     }
 
+    /// The family of refresh token `token` if it is a live token of user `user` (the session a
+    /// password change comes from, which keeps its family); `None` otherwise.
+    pub async fn refresh_family(&self, token: &str, user: UserId) -> Result<Option<Uuid>> {
+        let Some(parsed) = secret::parse(REFRESH_PREFIX, token) else {
+            return Ok(None);
+        };
+        let org = OrganizationId::from_uuid(parsed.organization);
+        let mut s = self.crm.pool().tenant(org).await?;
+        let row: Option<RefreshRow> = s
+            .conn()
+            .fetch_optional(&select_refresh(org, parsed.id))
+            .await?;
+        Ok(row
+            .filter(|r| secret::same(&secret::hash(parsed.secret), &r.secret_hash))
+            .filter(|r| r.user_id == user.uuid() && r.revoked_at.is_none())
+            .map(|r| r.family_id))
+    }
+
     /// Revokes the family of `token` (sign-out). Unknown tokens are ignored: signing out twice
     /// is not an error.
     pub async fn revoke_refresh_token(&self, token: &str) -> Result<()> {

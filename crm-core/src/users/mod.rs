@@ -1,6 +1,7 @@
 //! Users: the people who sign in to an organization, with a role and an argon2id password hash.
 
 mod model;
+mod password;
 mod service;
 
 pub use model::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, Role, User, UserId};

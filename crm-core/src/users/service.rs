@@ -33,6 +33,10 @@ impl<'t> Users<'t> {
         Self { tenant }
     }
 
+    pub(super) fn tenant(&self) -> &'t Tenant {
+        self.tenant
+    }
+
     /// Creates a user. Company admins (and the system context) may create users up to their own
     /// role.
     ///

@@ -1,0 +1,136 @@
+//! People's accounts: reading a user, changing one's own password (other sessions end), an
+//! admin setting someone's password.
+
+use axum::http::Method;
+use crm_core::{Crm, Role};
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+crate::on_both_backends!(
+    a_user_changes_their_password_and_other_sessions_end,
+    admins_set_passwords_and_read_users,
+);
+
+/// Signs in with `password`; the status it answers.
+async fn sign_in(app: &TestApp, slug: &str, email: &str, password: &str) -> u16 {
+    app.send(
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({ "organization": slug, "email": email, "password": password })),
+        &[],
+    )
+    .await
+    .status
+    .as_u16()
+}
+
+/// Refreshes `token`; the status it answers.
+async fn refresh(app: &TestApp, token: &str) -> u16 {
+    app.send(
+        Method::POST,
+        "/api/v1/auth/refresh",
+        None,
+        Some(json!({ "refresh_token": token })),
+        &[],
+    )
+    .await
+    .status
+    .as_u16()
+}
+
+async fn a_user_changes_their_password_and_other_sessions_end(crm: Crm) {
+    let app = TestApp::new(crm);
+    let admin = app.register("acme").await;
+    let here = app.user(&admin, "ada@example.com", Role::User).await;
+    let elsewhere = app.login(&admin.slug, "ada@example.com").await;
+    let change = |current: &str, new: &str| json!({ "current_password": current, "new_password": new, "refresh_token": here.refresh });
+
+    app.post(
+        "/api/v1/me/password",
+        &here.access,
+        change("wrong password", "a new passphrase"),
+    )
+    .await
+    .problem(401, "unauthenticated");
+    app.post(
+        "/api/v1/me/password",
+        &here.access,
+        change(PASSWORD, "short"),
+    )
+    .await
+    .problem(422, "validation");
+    app.post(
+        "/api/v1/me/password",
+        &here.access,
+        change(PASSWORD, "a new passphrase"),
+    )
+    .await
+    .expect(204);
+
+    assert_eq!(
+        sign_in(&app, &admin.slug, "ada@example.com", PASSWORD).await,
+        401
+    );
+    assert_eq!(
+        sign_in(&app, &admin.slug, "ada@example.com", "a new passphrase").await,
+        200
+    );
+    assert_eq!(
+        refresh(&app, &here.refresh).await,
+        200,
+        "this session goes on"
+    );
+    assert_eq!(
+        refresh(&app, &elsewhere.refresh).await,
+        401,
+        "the other one ended"
+    );
+}
+
+async fn admins_set_passwords_and_read_users(crm: Crm) {
+    let app = TestApp::new(crm);
+    let admin = app.register("acme").await;
+    let user = app.user(&admin, "bob@example.com", Role::User).await;
+    let path = format!("/api/v1/users/{}", user.user);
+
+    let read = app.get(&path, &user.access).await.expect(200);
+    assert_eq!(read.body["email"], "bob@example.com");
+    let other = app.register("globex").await;
+    app.get(&path, &other.access)
+        .await
+        .problem(404, "not-found");
+
+    // A plain user sets nobody's password; an admin does, and Bob's sessions end.
+    let set = |password: &str| json!({ "password": password });
+    let admin_path = format!("/api/v1/users/{}/password", admin.user);
+    app.send(
+        Method::PUT,
+        &admin_path,
+        Some(&user.access),
+        Some(set("taken over!")),
+        &[],
+    )
+    .await
+    .problem(403, "forbidden")
+    .code("admin_only");
+    app.send(
+        Method::PUT,
+        &format!("{path}/password"),
+        Some(&admin.access),
+        Some(set("reset by admin")),
+        &[],
+    )
+    .await
+    .expect(204);
+    assert_eq!(refresh(&app, &user.refresh).await, 401);
+    assert_eq!(
+        sign_in(&app, &admin.slug, "bob@example.com", "reset by admin").await,
+        200
+    );
+    assert_eq!(
+        sign_in(&app, &admin.slug, "bob@example.com", PASSWORD).await,
+        401
+    );
+}
