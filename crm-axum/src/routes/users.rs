@@ -128,10 +128,17 @@ pub(crate) struct CreateUserRequest {
     role: Role,
 }
 
-/// A change to a user's role and/or activation; absent fields are kept.
+/// A change to a user's name, email, role and/or activation; absent fields are kept. Name and
+/// email: the user themselves or a company admin; role and activation: company admins.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateUserRequest {
+    /// The new display name.
+    #[serde(default)]
+    name: Option<String>,
+    /// The new email (unique in the organization, ignoring case).
+    #[serde(default)]
+    email: Option<String>,
     /// The new role; never above the caller's own.
     #[serde(default)]
     role: Option<Role>,
@@ -180,15 +187,16 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-/// Changes a user's role or activation (company admins; not above their own role). The
-/// organization keeps at least one active company admin (409 otherwise).
+/// Changes a user's name or email (the user or a company admin), role or activation (company
+/// admins; not above their own role). The organization keeps at least one active company admin
+/// (409 otherwise).
 #[utoipa::path(patch, path = "/users/{id}", tag = tags::USERS, request_body = UpdateUserRequest,
     params(("id" = Uuid, Path, description = "User id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "Updated", body = User),
         (status = 403, description = "Not an admin, or a role above the caller's", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user in your organization", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It would leave the organization without an active company admin", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It would leave the organization without an active company admin (`last_admin`), or the email is taken (`duplicate`)", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn update_user(
     State(state): State<ApiState>,
@@ -199,6 +207,9 @@ async fn update_user(
     let id = UserId::from_uuid(id);
     let users = tenant.users();
     let out = async {
+        if req.name.is_some() || req.email.is_some() {
+            users.update_profile(id, req.name, req.email).await?;
+        }
         let mut user = match req.role {
             Some(role) => users.set_role(id, role).await?,
             None => users.get(id).await?,

@@ -10,6 +10,7 @@ use crate::helpers::{PASSWORD, TestApp};
 crate::on_both_backends!(
     a_user_changes_their_password_and_other_sessions_end,
     admins_set_passwords_and_read_users,
+    names_and_emails_change,
 );
 
 /// Signs in with `password`; the status it answers.
@@ -132,5 +133,54 @@ async fn admins_set_passwords_and_read_users(crm: Crm) {
     assert_eq!(
         sign_in(&app, &admin.slug, "bob@example.com", PASSWORD).await,
         401
+    );
+}
+
+/// A user changes their own name and email, an admin anyone's (emails stay unique per
+/// organization, ignoring case); a plain user changes nobody else's.
+async fn names_and_emails_change(crm: Crm) {
+    let app = TestApp::new(crm);
+    let admin = app.register("acme").await;
+    let ada = app.user(&admin, "ada@example.com", Role::User).await;
+    let bob = app.user(&admin, "bob@example.com", Role::User).await;
+    let path = |id: uuid::Uuid| format!("/api/v1/users/{id}");
+
+    let me = app
+        .patch(&path(ada.user), &ada.access, json!({ "name": "Ada L." }))
+        .await
+        .expect(200);
+    assert_eq!(me.body["name"], "Ada L.");
+    app.patch(&path(bob.user), &ada.access, json!({ "name": "Not Bob" }))
+        .await
+        .problem(403, "forbidden")
+        .code("admin_only");
+    app.patch(
+        &path(bob.user),
+        &admin.access,
+        json!({ "email": "ADA@example.com" }),
+    )
+    .await
+    .problem(409, "conflict")
+    .code("duplicate");
+    app.patch(
+        &path(bob.user),
+        &admin.access,
+        json!({ "email": "not an email" }),
+    )
+    .await
+    .problem(422, "validation");
+    let renamed = app
+        .patch(
+            &path(bob.user),
+            &admin.access,
+            json!({ "email": "robert@example.com" }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(renamed.body["email"], "robert@example.com");
+    assert_eq!(
+        sign_in(&app, &admin.slug, "robert@example.com", PASSWORD).await,
+        200,
+        "the new email signs in"
     );
 }

@@ -2,6 +2,7 @@
 
 mod model;
 mod password;
+mod profile;
 mod service;
 
 pub use model::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, Role, User, UserId};

@@ -12,7 +12,7 @@ use crate::tenant::Tenant;
 use crate::time::now;
 use crate::validation::Validator;
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, organization_id, email, name, role, is_active, created_at, updated_at, version";
 
 impl Tenant {
