@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::Tenant;
+use crate::auth::limits::limit_key;
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Json, Path, Query};
 use crate::openapi::tags;
@@ -94,6 +95,7 @@ async fn set_password(
     responses(
         (status = 204, description = "Changed"),
         (status = 403, description = "An API key has no password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong current passwords (counted as failed sign-ins)", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn change_own_password(
     State(state): State<ApiState>,
@@ -101,14 +103,27 @@ async fn change_own_password(
     Json(req): Json<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
     let me = tenant.user_id()?;
+    // Wrong current passwords count like failed sign-ins of the account (with their backoff):
+    // a stolen access token is no way to guess the password.
+    let failures = &state.auth.login_failures;
+    let account = limit_key(&[b"password-change", me.uuid().as_bytes()]);
+    failures.check(&account)?;
     let keep = match &req.refresh_token {
         Some(token) => state.crm.auth().refresh_family(token.expose(), me).await?,
         None => None,
     };
-    tenant
+    match tenant
         .users()
         .change_own_password(&req.current_password, &req.new_password, keep)
-        .await?;
+        .await
+    {
+        Ok(()) => failures.reset(&account),
+        Err(e @ crm_core::Error::Unauthenticated) => {
+            failures.hit(account);
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

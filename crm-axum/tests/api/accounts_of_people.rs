@@ -5,12 +5,13 @@ use axum::http::Method;
 use crm_core::{Crm, Role};
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, config};
 
 crate::on_both_backends!(
     a_user_changes_their_password_and_other_sessions_end,
     admins_set_passwords_and_read_users,
     names_and_emails_change,
+    wrong_current_passwords_are_limited,
 );
 
 /// Signs in with `password`; the status it answers.
@@ -182,5 +183,32 @@ async fn names_and_emails_change(crm: Crm) {
         sign_in(&app, &admin.slug, "robert@example.com", PASSWORD).await,
         200,
         "the new email signs in"
+    );
+}
+
+/// Guessing the current password with a stolen access token is slowed like guessing at sign-in.
+async fn wrong_current_passwords_are_limited(crm: Crm) {
+    let app = TestApp::with_config(
+        crm,
+        config().login_limits(2, 100, std::time::Duration::from_secs(60)),
+    );
+    let admin = app.register("acme").await;
+    let ada = app.user(&admin, "ada@example.com", Role::User).await;
+    let change =
+        |current: &str| json!({ "current_password": current, "new_password": "a new passphrase" });
+    for guess in ["guess one", "guess two"] {
+        app.post("/api/v1/me/password", &ada.access, change(guess))
+            .await
+            .problem(401, "unauthenticated");
+    }
+    let limited = app
+        .post("/api/v1/me/password", &ada.access, change(PASSWORD))
+        .await
+        .problem(429, "rate-limited");
+    assert!(limited.headers.contains_key("retry-after"));
+    assert_eq!(
+        sign_in(&app, &admin.slug, "ada@example.com", PASSWORD).await,
+        200,
+        "nothing changed"
     );
 }
