@@ -28,18 +28,9 @@ async fn sign_in(app: &TestApp, slug: &str, email: &str, password: &str) -> u16 
     .as_u16()
 }
 
-/// Refreshes `token`; the status it answers.
+/// Refreshes `token` (the helper of the auth tests); the status it answers.
 async fn refresh(app: &TestApp, token: &str) -> u16 {
-    app.send(
-        Method::POST,
-        "/api/v1/auth/refresh",
-        None,
-        Some(json!({ "refresh_token": token })),
-        &[],
-    )
-    .await
-    .status
-    .as_u16()
+    crate::auth::refresh(app, token).await.status.as_u16()
 }
 
 async fn a_user_changes_their_password_and_other_sessions_end(crm: Crm) {
