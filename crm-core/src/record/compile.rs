@@ -6,6 +6,8 @@
 //! row even when many rows share a sort value. There is no `OFFSET`: a deep page costs what the
 //! first one does.
 
+use std::marker::PhantomData;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
@@ -104,30 +106,21 @@ pub(crate) fn plan<E: Entity>(
         Deleted::Only => sql.push(" and is_deleted"),
     };
 
+    let mut conditions = Conditions::<E> {
+        backend,
+        defs,
+        nodes: q.filters.len(),
+        errors: &mut errors,
+        entity: PhantomData,
+    };
     for (i, f) in q.filters.iter().enumerate() {
         sql.push(" and ");
-        if let Err(e) = push_filter::<E>(&mut sql, f, backend, defs) {
-            errors.push(FieldError {
-                field: format!("filters[{i}].{}", e.field),
-                ..e
-            });
-        }
+        conditions.filter(&mut sql, f, &format!("filters[{i}]"), false);
     }
-
     if let Some(c) = &q.condition {
         sql.push(" and ");
-        let mut nodes = q.filters.len();
-        push_condition::<E>(
-            &mut sql,
-            c,
-            backend,
-            defs,
-            "condition",
-            0,
-            &mut nodes,
-            &mut errors,
-        );
-        if nodes > MAX_FILTERS {
+        conditions.node(&mut sql, c, "condition", 0, false);
+        if conditions.nodes > MAX_FILTERS {
             errors.push(FieldError::new(
                 "condition",
                 "too_many",
@@ -262,110 +255,78 @@ enum Target<'d> {
     Custom(&'d CustomFieldDefinition),
 }
 
-/// Appends a condition tree; every problem goes to `errors`, named by its path in the tree.
-///
-/// Under a `not`, each filter is read as false when its field is empty (`coalesce(…, false)`),
-/// so that `not (vip = true)` includes records without `vip` on both backends instead of
-/// following SQL's three-valued logic. Elsewhere filters stay bare, so indexes serve them.
-#[allow(clippy::too_many_arguments)]
-fn push_condition<E: Entity>(
-    sql: &mut Sql,
-    c: &Condition,
+/// Compiles filters and condition trees of `E`; every problem goes to `errors`, named by its
+/// path in the query.
+struct Conditions<'q, E> {
     backend: Backend,
-    defs: &Definitions,
-    path: &str,
-    depth: usize,
-    nodes: &mut usize,
-    errors: &mut Vec<FieldError>,
-) {
-    push_node::<E>(sql, c, backend, defs, path, depth, false, nodes, errors);
+    defs: &'q Definitions,
+    /// Filters and groups compiled so far (with the plain filters), against `MAX_FILTERS`.
+    nodes: usize,
+    errors: &'q mut Vec<FieldError>,
+    entity: PhantomData<E>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn push_node<E: Entity>(
-    sql: &mut Sql,
-    c: &Condition,
-    backend: Backend,
-    defs: &Definitions,
-    path: &str,
-    depth: usize,
-    negated: bool,
-    nodes: &mut usize,
-    errors: &mut Vec<FieldError>,
-) {
-    // Every node counts (empty groups too), and past the cap nothing more is compiled: the
-    // caller reports it once.
-    *nodes += 1;
-    if *nodes > MAX_FILTERS {
-        return;
+impl<E: Entity> Conditions<'_, E> {
+    /// Appends one filter; under a `not` (`negated`) it reads as false when its field is empty
+    /// (`coalesce(…, false)`), so that `not (vip = true)` includes records without `vip` on both
+    /// backends instead of following SQL's three-valued logic. Elsewhere filters stay bare, so
+    /// indexes serve them.
+    fn filter(&mut self, sql: &mut Sql, f: &Filter, path: &str, negated: bool) {
+        if negated {
+            sql.push("coalesce((");
+        }
+        if let Err(e) = push_filter::<E>(sql, f, self.backend, self.defs) {
+            self.errors.push(FieldError {
+                field: format!("{path}.{}", e.field),
+                ..e
+            });
+        }
+        if negated {
+            sql.push("), false)");
+        }
     }
-    if depth > MAX_DEPTH {
-        errors.push(FieldError::new(
-            path,
-            "too_deep",
-            format!("conditions nest at most {MAX_DEPTH} deep"),
-        ));
-        return;
-    }
-    let (items, joiner, empty, key) = match c {
-        Condition::Filter(f) => {
-            if negated {
-                sql.push("coalesce((");
-            }
-            if let Err(e) = push_filter::<E>(sql, f, backend, defs) {
-                errors.push(FieldError {
-                    field: format!("{path}.{}", e.field),
-                    ..e
-                });
-            }
-            if negated {
-                sql.push("), false)");
-            }
+
+    /// Appends a condition tree.
+    fn node(&mut self, sql: &mut Sql, c: &Condition, path: &str, depth: usize, negated: bool) {
+        // Every node counts (empty groups too), and past the cap nothing more is compiled: the
+        // caller reports it once.
+        self.nodes += 1;
+        if self.nodes > MAX_FILTERS {
             return;
         }
-        Condition::Not { not } => {
-            sql.push("not (");
-            let here = format!("{path}.not");
-            push_node::<E>(
-                sql,
-                not,
-                backend,
-                defs,
-                &here,
-                depth + 1,
-                true,
-                nodes,
-                errors,
-            );
-            sql.push(")");
+        if depth > MAX_DEPTH {
+            self.errors.push(FieldError::new(
+                path,
+                "too_deep",
+                format!("conditions nest at most {MAX_DEPTH} deep"),
+            ));
             return;
         }
-        Condition::And { and } => (and, " and ", "1 = 1", "and"),
-        Condition::Or { or } => (or, " or ", "1 = 0", "or"),
-    };
-    if items.is_empty() {
-        sql.push(empty);
-        return;
-    }
-    sql.push("(");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            sql.push(joiner);
+        let (items, joiner, empty, key) = match c {
+            Condition::Filter(f) => return self.filter(sql, f, path, negated),
+            Condition::Not { not } => {
+                sql.push("not (");
+                self.node(sql, not, &format!("{path}.not"), depth + 1, true);
+                sql.push(")");
+                return;
+            }
+            Condition::And { and } => (and, " and ", "1 = 1", "and"),
+            Condition::Or { or } => (or, " or ", "1 = 0", "or"),
+        };
+        if items.is_empty() {
+            sql.push(empty);
+            return;
         }
-        let here = format!("{path}.{key}[{i}]");
-        push_node::<E>(
-            sql,
-            item,
-            backend,
-            defs,
-            &here,
-            depth + 1,
-            negated,
-            nodes,
-            errors,
-        );
+        sql.push("(");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                sql.push(joiner);
+            }
+            let here = format!("{path}.{key}[{i}]");
+            self.node(sql, item, &here, depth + 1, negated);
+        }
+        sql.push(")");
     }
-    sql.push(")");
 }
 
 fn push_filter<E: Entity>(
@@ -464,9 +425,15 @@ fn like_pattern(text: &str, contains: bool) -> String {
     }
 }
 
-fn in_values(v: &Value) -> std::result::Result<&Vec<Value>, FieldError> {
+/// The operands of an `in`: 1 to `MAX_IN_VALUES` values, each checked by `operand`.
+fn in_values<T>(
+    v: &Value,
+    operand: impl Fn(&Value) -> std::result::Result<T, FieldError>,
+) -> std::result::Result<Vec<T>, FieldError> {
     match v {
-        Value::Array(items) if !items.is_empty() && items.len() <= MAX_IN_VALUES => Ok(items),
+        Value::Array(items) if !items.is_empty() && items.len() <= MAX_IN_VALUES => {
+            items.iter().map(operand).collect()
+        }
         _ => Err(value_error(&format!(
             "an array of 1 to {MAX_IN_VALUES} values"
         ))),
@@ -508,35 +475,53 @@ fn push_column_filter(
                 .push(" is null)");
         }
         Op::In => {
-            let args = in_values(&f.value)?
-                .iter()
-                .map(arg)
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let args = in_values(&f.value, arg)?;
             sql.push(name).push(" in (").bind_list(args).push(")");
         }
-        Op::Contains | Op::StartsWith => {
-            let (Kind::Text, Value::String(s)) = (c.kind, &f.value) else {
-                return Err(FieldError::new(
-                    "op",
-                    "invalid_operator",
-                    format!(
-                        "`{}` applies to text fields with a string value",
-                        op_name(f.op)
-                    ),
-                ));
+        Op::Contains | Op::StartsWith | Op::IsNull | Op::Exists | Op::Between => {
+            let expr = |sql: &mut Sql| {
+                sql.push(name);
             };
-            sql.push("lower(").push(name).push(") like ");
-            sql.bind(like_pattern(s, f.op == Op::Contains))
+            push_any_type_filter(sql, f, c.kind == Kind::Text, expr, expr)?;
+        }
+    }
+    Ok(())
+}
+
+/// The operators every field answers alike, given how to write its value (`expr`) and its
+/// text (`text`): `contains` / `starts_with` (text fields only, case-insensitive, wildcards
+/// escaped) and `is_null`.
+fn push_any_type_filter(
+    sql: &mut Sql,
+    f: &Filter,
+    textual: bool,
+    expr: impl Fn(&mut Sql),
+    text: impl Fn(&mut Sql),
+) -> std::result::Result<(), FieldError> {
+    match (f.op, &f.value) {
+        (Op::Contains | Op::StartsWith, Value::String(s)) if textual => {
+            sql.push("lower(");
+            text(sql);
+            sql.push(") like ")
+                .bind(like_pattern(s, f.op == Op::Contains))
                 .push(" escape '\\'");
         }
-        Op::Exists | Op::Between => return Err(value_error("a value this operator takes")),
-        Op::IsNull => {
-            let Value::Bool(is_null) = f.value else {
-                return Err(value_error("a boolean"));
-            };
-            sql.push(name)
-                .push(if is_null { " is null" } else { " is not null" });
+        (Op::Contains | Op::StartsWith, _) => {
+            return Err(FieldError::new(
+                "op",
+                "invalid_operator",
+                format!(
+                    "`{}` applies to text fields with a string value",
+                    op_name(f.op)
+                ),
+            ));
         }
+        (Op::IsNull, Value::Bool(is_null)) => {
+            expr(sql);
+            sql.push(if *is_null { " is null" } else { " is not null" });
+        }
+        (Op::IsNull, _) => return Err(value_error("a boolean")),
+        _ => return Err(value_error("a value this operator takes")),
     }
     Ok(())
 }
@@ -605,10 +590,7 @@ fn push_custom_filter(
             contains_one(sql, v);
         }
         Op::In if d.field_type == T::MultiSelect => {
-            let values = in_values(&f.value)?
-                .iter()
-                .map(operand)
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let values = in_values(&f.value, operand)?;
             sql.push("(");
             for (i, v) in values.into_iter().enumerate() {
                 if i > 0 {
@@ -644,39 +626,19 @@ fn push_custom_filter(
             }
         }
         Op::In => {
-            let values = in_values(&f.value)?
-                .iter()
-                .map(operand)
-                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let values = in_values(&f.value, operand)?;
             compare_expr(sql);
             sql.push(" in (")
                 .bind_list(values.into_iter().map(bind))
                 .push(")");
         }
-        Op::Contains | Op::StartsWith => {
-            let (false, Value::String(s)) = (money || !d.field_type.is_textual(), &f.value) else {
-                return Err(FieldError::new(
-                    "op",
-                    "invalid_operator",
-                    format!(
-                        "`{}` applies to text fields with a string value",
-                        op_name(f.op)
-                    ),
-                ));
+        Op::Contains | Op::StartsWith | Op::IsNull | Op::Exists | Op::Between => {
+            // Case folding needs the text in its own collation, not `text_expr`'s "C".
+            let text = |sql: &mut Sql| {
+                sql.push("custom_fields->>'").push_key(key).push("'");
             };
-            sql.push("lower(custom_fields->>'")
-                .push_key(key)
-                .push("') like ");
-            sql.bind(like_pattern(s, f.op == Op::Contains))
-                .push(" escape '\\'");
-        }
-        Op::Exists | Op::Between => return Err(value_error("a value this operator takes")),
-        Op::IsNull => {
-            let Value::Bool(is_null) = f.value else {
-                return Err(value_error("a boolean"));
-            };
-            json_expr(sql);
-            sql.push(if is_null { " is null" } else { " is not null" });
+            let textual = !money && d.field_type.is_textual();
+            push_any_type_filter(sql, f, textual, json_expr, text)?;
         }
     }
     Ok(())
