@@ -34,8 +34,7 @@ async fn refresh(app: &TestApp, token: &str) -> u16 {
 }
 
 async fn a_user_changes_their_password_and_other_sessions_end(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let here = app.user(&admin, "ada@example.com", Role::User).await;
     let elsewhere = app.login(&admin.slug, "ada@example.com").await;
     let change = |current: &str, new: &str| json!({ "current_password": current, "new_password": new, "refresh_token": here.refresh });
@@ -83,8 +82,7 @@ async fn a_user_changes_their_password_and_other_sessions_end(crm: Crm) {
 }
 
 async fn admins_set_passwords_and_read_users(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let user = app.user(&admin, "bob@example.com", Role::User).await;
     let path = format!("/api/v1/users/{}", user.user);
 
@@ -131,8 +129,7 @@ async fn admins_set_passwords_and_read_users(crm: Crm) {
 /// A user changes their own name and email, an admin anyone's (emails stay unique per
 /// organization, ignoring case); a plain user changes nobody else's.
 async fn names_and_emails_change(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let ada = app.user(&admin, "ada@example.com", Role::User).await;
     let bob = app.user(&admin, "bob@example.com", Role::User).await;
     let path = |id: uuid::Uuid| format!("/api/v1/users/{id}");

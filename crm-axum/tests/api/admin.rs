@@ -16,8 +16,7 @@ crate::on_both_backends!(
 );
 
 async fn users_of_the_organization(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
     let u = app
         .post("/api/v1/users", t, json!({ "email": "bob@example.com", "name": "Bob", "role": "user", "password": crate::helpers::PASSWORD }))
@@ -291,8 +290,7 @@ async fn web_forms_are_rate_limited_per_key(crm: Crm) {
 }
 
 async fn api_keys_reach_only_their_scopes(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
     let lead = app
         .create(t, "leads", json!({ "last_name": "Known" }))

@@ -84,8 +84,7 @@ pub(crate) async fn refresh(app: &TestApp, token: &str) -> crate::helpers::Res {
 }
 
 async fn reused_refresh_token_revokes_its_family(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let first = refresh(&app, &admin.refresh).await.expect(200);
     let second = first.body["refresh_token"].as_str().unwrap().to_owned();
 
@@ -148,8 +147,7 @@ fn forge(
 }
 
 async fn every_bad_credential_is_the_same_401(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     // The control: a well-formed token of our own works.
     let good = forge(&s, Algorithm::HS256, SECRET, |_| {});
     app.get("/api/v1/me", &good).await.expect(200);
@@ -312,8 +310,7 @@ async fn deactivated_users_and_suspended_organizations_are_refused(crm: Crm) {
 }
 
 async fn login_is_rate_limited_per_account(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let attempt = |pw: &'static str| {
         let slug = admin.slug.clone();
         let app = &app;

@@ -12,8 +12,7 @@ crate::on_both_backends!(
 );
 
 async fn a_well_formed_tag_that_matches_nothing_is_412(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
     let id = app.create(t, "accounts", json!({ "name": "A" })).await;
     let path = format!("/api/v1/accounts/{id}");
@@ -37,8 +36,7 @@ async fn a_well_formed_tag_that_matches_nothing_is_412(crm: Crm) {
 }
 
 async fn purge_with_if_match_checks_the_version(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
     let id = app.create(t, "accounts", json!({ "name": "A" })).await;
     let path = format!("/api/v1/accounts/{id}?permanent=true");

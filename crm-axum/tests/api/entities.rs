@@ -20,8 +20,7 @@ crate::on_both_backends!(
 );
 
 async fn contacts_and_leads_are_erased_by_admins(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let other = app.register("globex").await;
     let a = admin.access.as_str();
@@ -98,8 +97,7 @@ fn invoice_body(account: &str) -> Value {
 }
 
 async fn read_only_fields_are_refused(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
     let account = app.create(t, "accounts", json!({ "name": "Globex" })).await;
 
@@ -185,8 +183,7 @@ async fn read_only_fields_are_refused(crm: Crm) {
 }
 
 async fn leads_convert(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     // Plain users convert.
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let t = user.access.as_str();
@@ -246,8 +243,7 @@ async fn leads_convert(crm: Crm) {
 }
 
 async fn opportunities_close(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let t = user.access.as_str();
     let won = app
@@ -305,8 +301,7 @@ async fn opportunities_close(crm: Crm) {
 }
 
 async fn invoices_send_pay_and_void(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let (t, ad) = (user.access.as_str(), admin.access.as_str());
     let account = app.create(t, "accounts", json!({ "name": "Globex" })).await;
@@ -373,8 +368,7 @@ async fn invoices_send_pay_and_void(crm: Crm) {
 }
 
 async fn only_admins_and_owners_reassign_records(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let (t, ad) = (user.access.as_str(), admin.access.as_str());
     let account = app
@@ -439,8 +433,7 @@ async fn only_admins_and_owners_reassign_records(crm: Crm) {
 }
 
 async fn tasks_complete_and_reopen(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let t = user.access.as_str();
     let account = app.create(t, "accounts", json!({ "name": "Globex" })).await;
@@ -480,8 +473,7 @@ async fn tasks_complete_and_reopen(crm: Crm) {
 }
 
 async fn timelines_page_newest_first(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
     let account = app.create(t, "accounts", json!({ "name": "Globex" })).await;
     app.patch(

@@ -117,8 +117,7 @@ async fn malformed_requests_are_problems(crm: Crm) {
 
 /// Input that PostgreSQL or SQLite cannot take answers 422 with the field named, never 500.
 async fn input_the_database_cannot_take_is_a_422(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
     let field = |r: &crate::helpers::Res| r.body["errors"][0]["field"].as_str().map(str::to_owned);
 

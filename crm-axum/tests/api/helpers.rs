@@ -127,6 +127,13 @@ impl TestApp {
         Self::with_config(crm, config())
     }
 
+    /// A test app over `crm` with its first organization, `acme`, registered.
+    pub(crate) async fn signed_up(crm: Crm) -> (Self, Session) {
+        let app = Self::new(crm);
+        let admin = app.register("acme").await;
+        (app, admin)
+    }
+
     pub(crate) fn with_config(crm: Crm, auth: AuthConfig) -> Self {
         let router = crm_axum::router(crm.clone(), auth);
         Self { crm, router }

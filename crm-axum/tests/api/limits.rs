@@ -47,8 +47,7 @@ fn retry_after(res: &Res) -> u64 {
 }
 
 async fn login_fields_are_bounded_before_anything_else(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let huge = "x".repeat(1_000_000);
     let long_email = format!("{}@example.com", "a".repeat(250));
     for (org, email, field) in [
@@ -75,8 +74,7 @@ async fn login_fields_are_bounded_before_anything_else(crm: Crm) {
 }
 
 async fn wrong_passwords_from_one_address_do_not_lock_out_the_owner_elsewhere(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let as_admin = |peer, password| login(&app, peer, &admin.slug, "admin@example.com", password);
     let attacker = [203, 0, 113, 9];
     for _ in 0..5 {

@@ -18,8 +18,7 @@ crate::on_both_backends!(
 );
 
 async fn crud_with_etags_and_the_trash(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
 
     // Create: 201, Location, ETag = version.
@@ -111,8 +110,7 @@ async fn crud_with_etags_and_the_trash(crm: Crm) {
 }
 
 async fn lists_filter_sort_and_page(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
     for (first, last, email) in [
         ("Ada", "Lovelace", "ada@example.com"),
@@ -200,8 +198,7 @@ async fn lists_filter_sort_and_page(crm: Crm) {
 }
 
 async fn search_takes_a_json_filter_list(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
     for (name, n) in [("Small", 5), ("Mid", 50), ("Big", 500)] {
         app.post(
@@ -359,8 +356,7 @@ async fn creates_are_idempotent(crm: Crm) {
 }
 
 async fn mass_assignment_is_refused_per_field(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
     let other = uuid::Uuid::now_v7();
     let r = app
@@ -418,8 +414,7 @@ async fn mass_assignment_is_refused_per_field(crm: Crm) {
 }
 
 async fn batch_creates_and_updates(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
     let a = app.create(t, "accounts", json!({ "name": "Globex" })).await;
     let r = app
@@ -453,8 +448,7 @@ async fn batch_creates_and_updates(crm: Crm) {
 }
 
 async fn permissions_by_role(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let (a, u) = (admin.access.as_str(), user.access.as_str());
 

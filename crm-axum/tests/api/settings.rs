@@ -21,8 +21,7 @@ fn stages() -> Value {
 }
 
 async fn pipelines_list_create_read_and_summarize(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let a = admin.access.as_str();
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let u = user.access.as_str();
@@ -104,8 +103,7 @@ async fn pipelines_list_create_read_and_summarize(crm: Crm) {
 }
 
 async fn custom_field_definitions_for_admins(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let a = admin.access.as_str();
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let u = user.access.as_str();
@@ -196,8 +194,7 @@ async fn custom_field_definitions_for_admins(crm: Crm) {
 }
 
 async fn users_change_role_and_activation(crm: Crm) {
-    let app = TestApp::new(crm);
-    let admin = app.register("acme").await;
+    let (app, admin) = TestApp::signed_up(crm).await;
     let a = admin.access.as_str();
     let user = app.user(&admin, "u@example.com", Role::User).await;
     let path = format!("/api/v1/users/{}", user.user);

@@ -16,8 +16,7 @@ crate::on_both_backends!(
 );
 
 async fn token_and_personal_data_responses_are_not_stored(crm: Crm) {
-    let app = TestApp::new(crm);
-    let s = app.register("acme").await;
+    let (app, s) = TestApp::signed_up(crm).await;
     let t = s.access.as_str();
     let id = app
         .create(

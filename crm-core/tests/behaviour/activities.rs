@@ -5,6 +5,8 @@ use crm_core::{
 };
 use uuid::Uuid;
 
+use serde_json::json;
+
 use crate::harness::{Fixtures as _, Org};
 
 fn note(entity: EntityKind, id: Uuid, subject: &str) -> NewActivity {
@@ -112,14 +114,7 @@ async fn activities_attach_to_records_of_the_same_organization(crm: crm_core::Cr
         Err(Error::Conflict(_))
     ));
     let err = t
-        .activities()
-        .update(
-            n.id,
-            ActivityPatch {
-                due_at: Some(Some(chrono::Utc::now())),
-                ..Default::default()
-            },
-        )
+        .update_json(n.id, json!({ "due_at": chrono::Utc::now() }))
         .await
         .unwrap_err();
     assert!(

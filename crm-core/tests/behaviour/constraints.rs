@@ -7,11 +7,11 @@ use crm_core::record::{Format, Kind};
 use crm_core::sqlx::{self, Connection as _, Executor as _};
 use crm_core::{
     Condition, Crm, CustomFieldType, EntityKind, Error, ListQuery, MAX_MINOR, NewAccount,
-    NewActivity, NewContact, NewOpportunity, Op,
+    NewActivity, NewOpportunity, Op,
 };
 use serde_json::json;
 
-use crate::harness::{self, Fixtures as _, Org};
+use crate::harness::{self, CreateJson, Fixtures as _, Org};
 
 /// The field and code of the first validation error, or the error itself.
 fn first_problem<T: std::fmt::Debug>(r: crm_core::Result<T>) -> (String, &'static str) {
@@ -49,59 +49,48 @@ async fn declared_constraints_are_checked(crm: Crm) {
     let t = org.user(&crm);
 
     let long = "x".repeat(201);
-    let r = t
-        .accounts()
-        .create(NewAccount {
-            name: long.clone(),
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(first_problem(r), ("name".into(), "too_long"));
-    let r = t
-        .accounts()
-        .create(NewAccount {
-            name: "  ".into(),
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(first_problem(r), ("name".into(), "required"));
-    let r = t
-        .contacts()
-        .create(NewContact {
-            email: Some("not an email".into()),
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(first_problem(r), ("email".into(), "invalid_format"));
-    let r = t
-        .opportunities()
-        .create(NewOpportunity {
-            name: "Big".into(),
-            amount_minor: Some(MAX_MINOR + 1),
-            currency: Some("EUR".into()),
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(first_problem(r), ("amount_minor".into(), "out_of_range"));
-    let r = t
-        .opportunities()
-        .create(NewOpportunity {
-            name: "Big".into(),
-            amount_minor: Some(1),
-            currency: Some("euro".into()),
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(first_problem(r), ("currency".into(), "invalid_format"));
-    let r = t
-        .accounts()
-        .create(NewAccount {
-            name: "Negative".into(),
-            employee_count: Some(-1),
-            ..Default::default()
-        })
-        .await;
-    assert_eq!(first_problem(r), ("employee_count".into(), "out_of_range"));
+    let refused = [
+        (
+            EntityKind::Account,
+            json!({ "name": long }),
+            "name",
+            "too_long",
+        ),
+        (
+            EntityKind::Account,
+            json!({ "name": "  " }),
+            "name",
+            "required",
+        ),
+        (
+            EntityKind::Contact,
+            json!({ "email": "not an email" }),
+            "email",
+            "invalid_format",
+        ),
+        (
+            EntityKind::Opportunity,
+            json!({ "name": "Big", "amount_minor": MAX_MINOR + 1, "currency": "EUR" }),
+            "amount_minor",
+            "out_of_range",
+        ),
+        (
+            EntityKind::Opportunity,
+            json!({ "name": "Big", "amount_minor": 1, "currency": "euro" }),
+            "currency",
+            "invalid_format",
+        ),
+        (
+            EntityKind::Account,
+            json!({ "name": "Negative", "employee_count": -1 }),
+            "employee_count",
+            "out_of_range",
+        ),
+    ];
+    for (kind, input, field, code) in refused {
+        let problem = first_problem(kind.visit(CreateJson(&t, input.clone())).await);
+        assert_eq!(problem, (field.to_owned(), code), "{kind:?} {input}");
+    }
 
     // The cap itself is fine, and the owner column is what `owner()` reads.
     let ok = t
@@ -125,12 +114,11 @@ async fn declared_constraints_are_checked(crm: Crm) {
 async fn unstorable_input_is_a_validation_error(crm: Crm) {
     let org = Org::new(&crm, "Unstorable").await;
     let t = org.user(&crm);
-    for (key, ty) in [
+    let fields = [
         ("tier", CustomFieldType::Text),
         ("since", CustomFieldType::Date),
-    ] {
-        harness::define(&crm, &org, EntityKind::Account, key, ty, &[]).await;
-    }
+    ];
+    harness::define_fields(&crm, &org, EntityKind::Account, &fields).await;
 
     let r = t
         .accounts()

@@ -6,7 +6,7 @@ use crm_core::{
 };
 use serde_json::{Value, json};
 
-use crate::harness::{Org, define};
+use crate::harness::{Fixtures as _, Org, define};
 
 fn account(name: &str, custom: Value) -> NewAccount {
     NewAccount {
@@ -164,14 +164,7 @@ async fn required_default_archived_and_permissions(crm: crm_core::Crm) {
         .await
         .unwrap();
     let a = t
-        .accounts()
-        .update(
-            a.id,
-            AccountPatch {
-                city: Some(Some("Oslo".into())),
-                ..Default::default()
-            },
-        )
+        .update_json(a.id, json!({ "city": "Oslo" }))
         .await
         .unwrap();
     assert_eq!(a.custom_fields["code"], json!("X1"));

@@ -3,18 +3,16 @@
 use crm_core::{AccountPatch, Action, CustomFieldType, EntityKind, NewAccount};
 use serde_json::json;
 
-use crate::harness::{Fixtures as _, Org, define};
+use crate::harness::{Fixtures as _, Org, define_fields};
 
 async fn every_write_is_logged_with_its_changes(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.admin(&crm);
-    define(
+    define_fields(
         &crm,
         &org,
         EntityKind::Account,
-        "tier",
-        CustomFieldType::Text,
-        &[],
+        &[("tier", CustomFieldType::Text)],
     )
     .await;
     let mut new = NewAccount {
@@ -24,27 +22,14 @@ async fn every_write_is_logged_with_its_changes(crm: crm_core::Crm) {
     };
     new.custom_fields.insert("tier".into(), json!("gold"));
     let a = t.accounts().create(new).await.unwrap();
-    t.accounts()
-        .update(
-            a.id,
-            AccountPatch {
-                city: Some(Some("Bergen".into())),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    // A no-op patch logs nothing.
-    t.accounts()
-        .update(
-            a.id,
-            AccountPatch {
-                city: Some(Some("Bergen".into())),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    // The same patch twice: the second changes nothing, and a no-op patch logs nothing.
+    for _ in 0..2 {
+        let patch = AccountPatch {
+            city: Some(Some("Bergen".into())),
+            ..Default::default()
+        };
+        t.accounts().update(a.id, patch).await.unwrap();
+    }
     t.accounts().delete(a.id).await.unwrap();
     t.accounts().restore(a.id).await.unwrap();
     t.accounts().purge(a.id).await.unwrap();

@@ -6,11 +6,14 @@
 //! test that must reach one did, so a skipped PostgreSQL (or Redis) test cannot pass for a run one.
 
 use crm_core::sqlx::{self, Connection as _, Executor as _};
+use std::pin::Pin;
+
 use crm_core::{
-    Account, Contact, Crm, CustomFieldType, EntityKind, Lead, NewAccount, NewContact,
-    NewCustomField, NewLead, NewOrganization, NewUser, OrganizationId, Record, Role, Tenant,
-    TenantContext, UserId,
+    Account, Contact, Crm, CustomFieldType, Entity, EntityKind, EntityVisitor, Id, Lead,
+    NewCustomField, NewOrganization, NewUser, OrganizationId, Record, Role, Tenant, TenantContext,
+    UserId,
 };
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// A migrated in-memory SQLite database.
@@ -190,6 +193,18 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Defines custom fields without options on `entity` (as an admin of `org`).
+pub(crate) async fn define_fields(
+    crm: &Crm,
+    org: &Org,
+    entity: EntityKind,
+    fields: &[(&str, CustomFieldType)],
+) {
+    for (key, ty) in fields {
+        define(crm, org, entity, key, *ty, &[]).await;
+    }
+}
+
 /// Defines a custom field (as an admin of `org`).
 pub(crate) async fn define(
     crm: &Crm,
@@ -212,42 +227,47 @@ pub(crate) async fn define(
 /// `created_by` and the trash permissions follow from which tenant handle creates them). Each
 /// fails the test if the create fails.
 pub(crate) trait Fixtures {
+    /// Creates an `E` from its JSON input, as a client would send it.
+    async fn create_json<E: Entity>(&self, input: Value) -> crm_core::Result<Record<E>>;
+    /// Applies a JSON patch, as a client would send it, to record `id`.
+    async fn update_json<E: Entity>(&self, id: Id<E>, patch: Value) -> crm_core::Result<Record<E>>;
     /// An account named `name`.
-    async fn account(&self, name: &str) -> Record<Account>;
+    async fn account(&self, name: &str) -> Record<Account> {
+        let input = json!({ "name": name });
+        self.create_json(input).await.expect("create account")
+    }
     /// A contact with only a last name.
-    async fn contact(&self, last_name: &str) -> Record<Contact>;
+    async fn contact(&self, last_name: &str) -> Record<Contact> {
+        let input = json!({ "last_name": last_name });
+        self.create_json(input).await.expect("create contact")
+    }
     /// A lead with only a last name.
-    async fn lead(&self, last_name: &str) -> Record<Lead>;
+    async fn lead(&self, last_name: &str) -> Record<Lead> {
+        let input = json!({ "last_name": last_name });
+        self.create_json(input).await.expect("create lead")
+    }
 }
 
 impl Fixtures for Tenant {
-    async fn account(&self, name: &str) -> Record<Account> {
-        self.accounts()
-            .create(NewAccount {
-                name: name.into(),
-                ..Default::default()
-            })
-            .await
-            .expect("create account")
+    async fn create_json<E: Entity>(&self, input: Value) -> crm_core::Result<Record<E>> {
+        let new = serde_json::from_value(input).expect("an input of the kind");
+        self.records::<E>().create(new).await
     }
 
-    async fn contact(&self, last_name: &str) -> Record<Contact> {
-        self.contacts()
-            .create(NewContact {
-                last_name: Some(last_name.into()),
-                ..Default::default()
-            })
-            .await
-            .expect("create contact")
+    async fn update_json<E: Entity>(&self, id: Id<E>, patch: Value) -> crm_core::Result<Record<E>> {
+        let patch = serde_json::from_value(patch).expect("a patch of the kind");
+        self.records::<E>().update(id, patch).await
     }
+}
 
-    async fn lead(&self, last_name: &str) -> Record<Lead> {
-        self.leads()
-            .create(NewLead {
-                last_name: Some(last_name.into()),
-                ..Default::default()
-            })
-            .await
-            .expect("create lead")
+/// Creates a record of the visited kind from its JSON input and answers its id:
+/// `kind.visit(CreateJson(&tenant, input))`.
+pub(crate) struct CreateJson<'a>(pub(crate) &'a Tenant, pub(crate) Value);
+
+impl<'a> EntityVisitor for CreateJson<'a> {
+    type Output = Pin<Box<dyn Future<Output = crm_core::Result<Uuid>> + 'a>>;
+
+    fn visit<E: Entity>(self) -> Self::Output {
+        Box::pin(async move { Ok(self.0.create_json::<E>(self.1).await?.id.uuid()) })
     }
 }

@@ -6,7 +6,7 @@ use crm_core::{
 };
 use serde_json::json;
 
-use crate::harness::{Fixtures as _, Org, define};
+use crate::harness::{Fixtures as _, Org, define_fields};
 
 fn lead(last: &str) -> NewLead {
     NewLead {
@@ -82,31 +82,16 @@ async fn conversion_creates_account_contact_and_opportunity(crm: crm_core::Crm) 
     let org = Org::new(&crm, "Acme").await;
     // A custom field that both leads and contacts define carries over; one only leads define
     // does not.
-    define(
-        &crm,
-        &org,
-        EntityKind::Lead,
-        "linkedin",
-        CustomFieldType::Url,
-        &[],
-    )
-    .await;
-    define(
+    let lead_fields = [
+        ("linkedin", CustomFieldType::Url),
+        ("campaign", CustomFieldType::Text),
+    ];
+    define_fields(&crm, &org, EntityKind::Lead, &lead_fields).await;
+    define_fields(
         &crm,
         &org,
         EntityKind::Contact,
-        "linkedin",
-        CustomFieldType::Url,
-        &[],
-    )
-    .await;
-    define(
-        &crm,
-        &org,
-        EntityKind::Lead,
-        "campaign",
-        CustomFieldType::Text,
-        &[],
+        &[("linkedin", CustomFieldType::Url)],
     )
     .await;
     let t = org.user(&crm);
@@ -168,14 +153,7 @@ async fn conversion_creates_account_contact_and_opportunity(crm: crm_core::Crm) 
     );
     // A converted lead is read-only.
     let err = t
-        .leads()
-        .update(
-            l.id,
-            LeadPatch {
-                title: Some(Some("CEO".into())),
-                ..Default::default()
-            },
-        )
+        .update_json(l.id, json!({ "title": "CEO" }))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
@@ -387,14 +365,7 @@ async fn failed_conversion_leaves_nothing_behind(crm: crm_core::Crm) {
     );
     // Unqualified leads are not converted.
     let l = t
-        .leads()
-        .update(
-            l.id,
-            LeadPatch {
-                status: Some(LeadStatus::Unqualified),
-                ..Default::default()
-            },
-        )
+        .update_json(l.id, json!({ "status": LeadStatus::Unqualified }))
         .await
         .unwrap();
     assert!(matches!(

@@ -2,9 +2,11 @@
 //! who may change a record's owner.
 
 use crm_core::{
-    AccountId, AccountPatch, ActivityKind, ActivityPatch, ContactPatch, EntityKind, Error,
-    NewAccount, NewActivity, NewContact, NewUser, Role, TenantContext, UserId,
+    AccountId, AccountPatch, ActivityKind, ActivityPatch, EntityKind, Error, NewAccount,
+    NewActivity, NewContact, NewUser, Role, TenantContext, UserId,
 };
+
+use serde_json::json;
 
 use crate::harness::{Fixtures as _, Org};
 
@@ -31,14 +33,7 @@ async fn links_only_reach_live_records_of_the_same_organization(crm: crm_core::C
             "{err:?}"
         );
         let err = t
-            .contacts()
-            .update(
-                c.id,
-                ContactPatch {
-                    account_id: Some(Some(target)),
-                    ..Default::default()
-                },
-            )
+            .update_json(c.id, json!({ "account_id": target }))
             .await
             .unwrap_err();
         assert!(
@@ -54,14 +49,7 @@ async fn links_only_reach_live_records_of_the_same_organization(crm: crm_core::C
     }
     // So is a user of another organization as owner.
     let err = t
-        .accounts()
-        .update(
-            mine.id,
-            AccountPatch {
-                owner_id: Some(Some(other.admin)),
-                ..Default::default()
-            },
-        )
+        .update_json(mine.id, json!({ "owner_id": other.admin }))
         .await
         .unwrap_err();
     assert!(
@@ -69,14 +57,7 @@ async fn links_only_reach_live_records_of_the_same_organization(crm: crm_core::C
         "{err:?}"
     );
     let owned = t
-        .accounts()
-        .update(
-            mine.id,
-            AccountPatch {
-                owner_id: Some(Some(acme.user)),
-                ..Default::default()
-            },
-        )
+        .update_json(mine.id, json!({ "owner_id": acme.user }))
         .await
         .unwrap();
     assert_eq!(owned.owner_id, Some(acme.user));

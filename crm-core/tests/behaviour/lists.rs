@@ -8,34 +8,18 @@ use crm_core::{
 };
 use serde_json::{Value, json};
 
-use crate::harness::{Fixtures as _, Org, define};
+use crate::harness::{Fixtures as _, Org, define_fields};
 
 async fn seed(crm: &crm_core::Crm, org: &Org, t: &Tenant) -> Vec<Record<Account>> {
-    define(
+    define_fields(
         crm,
         org,
         EntityKind::Account,
-        "score",
-        CustomFieldType::Number,
-        &[],
-    )
-    .await;
-    define(
-        crm,
-        org,
-        EntityKind::Account,
-        "tier",
-        CustomFieldType::Text,
-        &[],
-    )
-    .await;
-    define(
-        crm,
-        org,
-        EntityKind::Account,
-        "vip",
-        CustomFieldType::Boolean,
-        &[],
+        &[
+            ("score", CustomFieldType::Number),
+            ("tier", CustomFieldType::Text),
+            ("vip", CustomFieldType::Boolean),
+        ],
     )
     .await;
     let rows = [
@@ -231,13 +215,11 @@ async fn every_filter_operator(crm: crm_core::Crm) {
 async fn bad_queries_are_validation_errors(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.user(&crm);
-    define(
+    define_fields(
         &crm,
         &org,
         EntityKind::Account,
-        "tier",
-        CustomFieldType::Text,
-        &[],
+        &[("tier", CustomFieldType::Text)],
     )
     .await;
     let q = ListQuery::default;
