@@ -36,6 +36,8 @@ pub(crate) mod tags {
     pub(crate) const PIPELINES: &str = "pipelines";
     /// Custom field definitions (company admins change them).
     pub(crate) const CUSTOM_FIELDS: &str = "custom-fields";
+    /// The change feed.
+    pub(crate) const CHANGES: &str = "changes";
 }
 
 /// The document's fixed parts: info, the server, the problem schema, the record requests.
@@ -55,6 +57,7 @@ pub(crate) mod tags {
         (name = "webhooks", description = "Inbound webhooks (API key)"),
         (name = "pipelines", description = "Pipelines and their stages"),
         (name = "custom-fields", description = "Custom field definitions"),
+        (name = "changes", description = "The change feed: every change, in commit order"),
     )
 )]
 pub(crate) struct ApiDoc;

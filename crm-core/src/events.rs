@@ -1,8 +1,8 @@
 //! The event log: one row per write, in the same transaction as the write.
 //!
 //! It is the audit trail (who changed what, with before and after values) and the outbox that
-//! webhook delivery and other background jobs read, so an event exists if and only if its
-//! change was committed.
+//! the change feed ([`crate::changes`]), webhook delivery and other background jobs read, so an
+//! event exists if and only if its change was committed.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -128,11 +128,17 @@ pub(crate) async fn append_many(
         Actor::System => "system",
     };
     let at = now();
-    // Nine parameters a row; PostgreSQL takes at most 65,535 per statement.
+    let position = feed_position(conn, ctx).await?;
+    // Ten parameters a row; PostgreSQL takes at most 65,535 per statement.
     for chunk in entries.chunks(3_000) {
-        let mut q = Sql::new(
-            "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at) values ",
-        );
+        let mut q = Sql::new(match position {
+            None => {
+                "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at) values "
+            }
+            Some(_) => {
+                "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at, position) values "
+            }
+        });
         for (i, e) in chunk.iter().enumerate() {
             q.push(if i == 0 { "(" } else { ", (" });
             q.bind(ctx.organization_id())
@@ -147,11 +153,29 @@ pub(crate) async fn append_many(
                 .bind(ctx.actor().id())
                 .push(", ")
                 .bind(Value::Object(e.changes.clone()));
-            q.push(", ").bind(at).push(")");
+            q.push(", ").bind(at);
+            if let Some(p) = position {
+                q.push(", ").bind(p);
+            }
+            q.push(")");
         }
         conn.execute(&q).await?;
     }
     Ok(())
+}
+
+/// The change-feed position of events appended now, where the backend takes it as it writes
+/// (see [`crate::changes`]); `None` where the commit takes it.
+async fn feed_position(conn: &mut Conn<'_>, ctx: &TenantContext) -> Result<Option<i64>> {
+    if !conn.backend().stamps_feed_on_write() {
+        return Ok(None);
+    }
+    let mut q = Sql::new("insert into feed_heads (organization_id, position) values (");
+    q.bind(ctx.organization_id()).push(
+        ", 1) on conflict (organization_id) do update set position = feed_heads.position + 1 returning position",
+    );
+    let (position,): (i64,) = conn.fetch_one(&q).await?;
+    Ok(Some(position))
 }
 
 impl Tenant {

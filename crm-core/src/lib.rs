@@ -96,7 +96,8 @@
 //! - `entities/` — one file per entity ([`Account`], [`Contact`], [`Lead`] and its conversion,
 //!   [`Opportunity`], [`Invoice`], [`Activity`]) and the registry, [`EntityKind`]: the one list
 //!   of entities that everything iterating them derives from;
-//! - `events`, `timeline` — the event log, record timelines;
+//! - `events`, `changes`, `timeline` — the event log, the change feed ([`Changes`]: every change
+//!   in commit order, by cursor), record timelines;
 //! - `auth/` — principals, refresh tokens, API keys, idempotency keys (for HTTP layers).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -105,6 +106,7 @@
 extern crate self as crm_core;
 
 pub mod auth;
+mod changes;
 mod context;
 mod crm;
 mod custom_fields;
@@ -127,6 +129,7 @@ mod users;
 mod validation;
 
 pub use auth::{Auth, Principal};
+pub use changes::{Change, Changes, MAX_CHANGES_PAGE};
 pub use context::{Actor, TenantContext};
 pub use crm::{Crm, CrmBuilder, MigrationStatus};
 pub use custom_fields::{

@@ -2,6 +2,7 @@
 //! scopes do not grant them all (403 `out_of_scope`).
 //!
 //! - `POST webhooks/forms`: `forms`.
+//! - `GET changes` (and `changes/head`): `changes`.
 //! - The record routes of every entity of the registry (`{entity}`, `{entity}/{id}`…): reads
 //!   (`GET`, and `POST {entity}/search`) need `{entity}:read`; everything else (create, batch,
 //!   patch, delete, restore, the entity's verbs) needs `{entity}:write`. A timeline also shows
@@ -24,6 +25,9 @@ pub(crate) fn needed(method: &Method, path: &str, api: bool) -> Option<Vec<ApiKe
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     if is_forms(method, path) {
         return Some(vec![ApiKeyScope::Forms]);
+    }
+    if segments.first() == Some(&"changes") && *method == Method::GET {
+        return Some(vec![ApiKeyScope::Changes]);
     }
     let kind = EntityKind::from_table(segments.first()?)?;
     let reading = *method == Method::GET || *method == Method::HEAD;

@@ -18,6 +18,7 @@ mod throwaway;
 mod accounts_of_people;
 mod admin;
 mod auth;
+mod changes;
 mod conditional;
 mod entities;
 mod errors;

@@ -269,6 +269,9 @@ async fn every_route_family_answers_as_described(crm: Crm) {
         { "name": "Lost", "probability": 0, "kind": "lost" },
     ]);
     api.at(Method::GET, "/pipelines", None, 200).await;
+    // The change feed, from the beginning and from its head.
+    api.at(Method::GET, "/changes", None, 200).await;
+    api.at(Method::GET, "/changes/head", None, 200).await;
     let p = api
         .at(
             Method::POST,

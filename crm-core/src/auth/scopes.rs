@@ -1,7 +1,7 @@
 //! [`ApiKeyScope`]: what an API key may do, chosen when it is made.
 //!
 //! A scope is written as text: `forms` (post web forms: `POST /api/v1/webhooks/forms`),
-//! `<entity>:read` and `<entity>:write` for every entity of the registry (`accounts:read`,
+//! `changes` (read the change feed: `GET /api/v1/changes`), `<entity>:read` and `<entity>:write` for every entity of the registry (`accounts:read`,
 //! `invoices:write`…; write implies read of the same entity), or `all` (everything an API key
 //! may do: every entity read and write, web forms, the settings routes). Keys made before
 //! scopes existed have `all`, so they keep the access they had. The HTTP layer (crm-axum)
@@ -22,6 +22,9 @@ pub enum ApiKeyScope {
     All,
     /// Post web forms (`POST /api/v1/webhooks/forms`), which create leads.
     Forms,
+    /// Read the change feed (`GET /api/v1/changes`): every change of every entity and user of
+    /// the organization, so it reveals as much as reading them all.
+    Changes,
     /// Read records of one entity (`accounts:read`).
     Read(EntityKind),
     /// Create, change, trash and restore records of one entity, and read them
@@ -30,10 +33,10 @@ pub enum ApiKeyScope {
 }
 
 impl ApiKeyScope {
-    /// Every scope there is, derived from the entity registry: `all`, `forms`, then read and
-    /// write of each entity.
+    /// Every scope there is, derived from the entity registry: `all`, `forms`, `changes`, then
+    /// read and write of each entity.
     pub fn every() -> Vec<ApiKeyScope> {
-        let mut out = vec![ApiKeyScope::All, ApiKeyScope::Forms];
+        let mut out = vec![ApiKeyScope::All, ApiKeyScope::Forms, ApiKeyScope::Changes];
         for kind in EntityKind::ALL {
             out.push(ApiKeyScope::Read(*kind));
             out.push(ApiKeyScope::Write(*kind));
@@ -56,6 +59,7 @@ impl fmt::Display for ApiKeyScope {
         match self {
             ApiKeyScope::All => f.write_str("all"),
             ApiKeyScope::Forms => f.write_str("forms"),
+            ApiKeyScope::Changes => f.write_str("changes"),
             ApiKeyScope::Read(kind) => write!(f, "{}:read", kind.table()),
             ApiKeyScope::Write(kind) => write!(f, "{}:write", kind.table()),
         }
@@ -65,7 +69,7 @@ impl fmt::Display for ApiKeyScope {
 impl FromStr for ApiKeyScope {
     type Err = Error;
 
-    /// Parses `all`, `forms`, `<entity>:read` or `<entity>:write`.
+    /// Parses `all`, `forms`, `changes`, `<entity>:read` or `<entity>:write`.
     ///
     /// # Errors
     /// [`Error::Validation`] (`scopes`, `unknown_scope`) for anything else.
@@ -73,6 +77,7 @@ impl FromStr for ApiKeyScope {
         let parsed = match s {
             "all" => Some(ApiKeyScope::All),
             "forms" => Some(ApiKeyScope::Forms),
+            "changes" => Some(ApiKeyScope::Changes),
             _ => s.split_once(':').and_then(|(table, access)| {
                 let kind = EntityKind::from_table(table)?;
                 match access {

@@ -26,6 +26,34 @@ impl Backend {
         }
     }
 
+    /// Whether an append to the event log takes its change-feed position as it writes (SQLite,
+    /// which writes one transaction at a time) rather than at commit (PostgreSQL's deferred
+    /// trigger, migration `0008_change_feed`).
+    pub(crate) fn stamps_feed_on_write(self) -> bool {
+        self == Backend::Sqlite
+    }
+
+    /// The change feed's `select`, up to the organization to bind: each event with its
+    /// position as `feed_position`, the event table aliased `e`.
+    pub(crate) fn feed_select(self) -> &'static str {
+        match self {
+            Backend::Postgres => {
+                "select c.position as feed_position, e.* from feed_commits c join events e on e.organization_id = c.organization_id and e.txid = c.txid where c.organization_id = "
+            }
+            Backend::Sqlite => {
+                "select e.position as feed_position, e.* from events e where e.organization_id = "
+            }
+        }
+    }
+
+    /// The change-feed position in [`Backend::feed_select`]'s query.
+    pub(crate) fn feed_position(self) -> &'static str {
+        match self {
+            Backend::Postgres => "c.position",
+            Backend::Sqlite => "e.position",
+        }
+    }
+
     /// Whether sessions are bound to a tenant in the database (row-level security).
     pub(crate) fn binds_tenants(self) -> bool {
         self == Backend::Postgres

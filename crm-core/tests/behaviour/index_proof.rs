@@ -256,8 +256,8 @@ async fn entity_paths<E: Entity>(t: &Tenant) -> usize {
     calls + 2
 }
 
-/// The lookups around one record: its events, its timeline (activities and events), and the
-/// pipeline summary.
+/// The lookups around one record: its events, its timeline (activities and events), the
+/// pipeline summary, and the change feed.
 async fn record_paths(t: &Tenant) -> usize {
     let contacts = t
         .contacts()
@@ -285,7 +285,14 @@ async fn record_paths(t: &Tenant) -> usize {
     let pipelines = t.pipelines().list().await.unwrap();
     let default = pipelines.iter().find(|p| p.is_default).unwrap();
     t.pipelines().summary(default.id).await.unwrap();
-    6
+    // The change feed, from the beginning and from a cursor.
+    let changes = t.changes().after(None, 1).await.unwrap();
+    t.changes()
+        .after(changes.next_cursor.as_deref(), 1)
+        .await
+        .unwrap();
+    t.changes().head().await.unwrap();
+    9
 }
 
 #[test]

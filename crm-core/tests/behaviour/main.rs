@@ -8,6 +8,7 @@ mod harness;
 mod activities;
 mod auth;
 mod catalog;
+mod changes;
 mod constraints;
 mod custom_field_types;
 mod events;

@@ -1,0 +1,121 @@
+//! `GET /changes`: the change feed over HTTP — who may read it, paging by cursor, and what a
+//! bad cursor or limit answers.
+
+use crm_core::{Crm, Role};
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+crate::on_both_backends!(the_feed_pages_in_commit_order_for_admins_and_keys);
+
+/// The `(entity, action)` of each change of a page.
+fn actions(page: &Value) -> Vec<(String, String)> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap().to_owned();
+            (s("entity"), s("action"))
+        })
+        .collect()
+}
+
+async fn the_feed_pages_in_commit_order_for_admins_and_keys(crm: Crm) {
+    let (app, admin) = TestApp::signed_up(crm).await;
+    let t = admin.access.as_str();
+    let head = app.get("/api/v1/changes/head", t).await.expect(200);
+    let start = head.body["cursor"].as_str().unwrap().to_owned();
+
+    let id = app.create(t, "accounts", json!({ "name": "Globex" })).await;
+    app.patch(
+        &format!("/api/v1/accounts/{id}"),
+        t,
+        json!({ "city": "Oslo" }),
+    )
+    .await
+    .expect(200);
+    app.delete(&format!("/api/v1/accounts/{id}"), t)
+        .await
+        .expect(204);
+
+    let all = app
+        .get(&format!("/api/v1/changes?after={start}"), t)
+        .await
+        .expect(200);
+    let expected = [
+        ("account", "created"),
+        ("account", "updated"),
+        ("account", "deleted"),
+    ]
+    .map(|(e, a)| (e.to_owned(), a.to_owned()));
+    assert_eq!(actions(&all.body), expected);
+    assert_eq!(all.body["next_cursor"], Value::Null, "caught up");
+    assert_eq!(all.body["data"][1]["changes"]["city"]["after"], "Oslo");
+
+    // One a page: `next_cursor` while more wait, then each change's own cursor.
+    let first = app
+        .get(&format!("/api/v1/changes?after={start}&limit=1"), t)
+        .await
+        .expect(200);
+    let next = first.body["next_cursor"].as_str().unwrap();
+    assert_eq!(next, first.body["data"][0]["cursor"]);
+    let rest = app
+        .get(&format!("/api/v1/changes?after={next}"), t)
+        .await
+        .expect(200);
+    assert_eq!(actions(&rest.body), expected[1..]);
+
+    // Keys need the `changes` scope; users are refused.
+    let key = |scopes: Value| {
+        let app = &app;
+        async move {
+            let made = app
+                .post(
+                    "/api/v1/api-keys",
+                    t,
+                    json!({ "name": "feed", "scopes": scopes }),
+                )
+                .await
+                .expect(201);
+            made.body["key"].as_str().unwrap().to_owned()
+        }
+    };
+    let reader = key(json!(["changes"])).await;
+    let page = app
+        .get(&format!("/api/v1/changes?after={start}"), &reader)
+        .await
+        .expect(200);
+    assert_eq!(actions(&page.body), expected);
+    let other = key(json!(["accounts:read"])).await;
+    app.get("/api/v1/changes", &other)
+        .await
+        .problem(403, "forbidden")
+        .code("out_of_scope");
+    let user = app.user(&admin, "u@example.com", Role::User).await;
+    app.get("/api/v1/changes", &user.access)
+        .await
+        .problem(403, "forbidden")
+        .code("admin_only");
+
+    // Another organization's admin sees none of it, even from this organization's cursor.
+    let globex = app.register("globex").await;
+    let theirs = app
+        .get(&format!("/api/v1/changes?after={start}"), &globex.access)
+        .await
+        .expect(200);
+    assert!(
+        actions(&theirs.body).iter().all(|(e, _)| e == "user"),
+        "{}",
+        theirs.body
+    );
+
+    for bad in ["after=nope", "limit=0", "limit=1001"] {
+        app.get(&format!("/api/v1/changes?{bad}"), t)
+            .await
+            .problem(422, "validation");
+    }
+    app.get("/api/v1/changes?since=1", t)
+        .await
+        .problem(400, "bad-request");
+}
