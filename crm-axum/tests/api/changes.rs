@@ -28,21 +28,17 @@ async fn the_feed_pages_in_commit_order_for_admins_and_keys(crm: Crm) {
     let start = head.body["cursor"].as_str().unwrap().to_owned();
 
     let id = app.create(t, "accounts", json!({ "name": "Globex" })).await;
-    app.patch(
-        &format!("/api/v1/accounts/{id}"),
-        t,
-        json!({ "city": "Oslo" }),
-    )
-    .await
-    .expect(200);
-    app.delete(&format!("/api/v1/accounts/{id}"), t)
-        .await
-        .expect(204);
-
-    let all = app
-        .get(&format!("/api/v1/changes?after={start}"), t)
+    let path = format!("/api/v1/accounts/{id}");
+    app.patch(&path, t, json!({ "city": "Oslo" }))
         .await
         .expect(200);
+    app.delete(&path, t).await.expect(204);
+
+    let feed = |query: String, token: &str| {
+        let (app, token) = (&app, token.to_owned());
+        async move { app.get(&format!("/api/v1/changes?{query}"), &token).await }
+    };
+    let all = feed(format!("after={start}"), t).await.expect(200);
     let expected = [
         ("account", "created"),
         ("account", "updated"),
@@ -54,16 +50,10 @@ async fn the_feed_pages_in_commit_order_for_admins_and_keys(crm: Crm) {
     assert_eq!(all.body["data"][1]["changes"]["city"]["after"], "Oslo");
 
     // One a page: `next_cursor` while more wait, then each change's own cursor.
-    let first = app
-        .get(&format!("/api/v1/changes?after={start}&limit=1"), t)
-        .await
-        .expect(200);
+    let first = feed(format!("after={start}&limit=1"), t).await.expect(200);
     let next = first.body["next_cursor"].as_str().unwrap();
     assert_eq!(next, first.body["data"][0]["cursor"]);
-    let rest = app
-        .get(&format!("/api/v1/changes?after={next}"), t)
-        .await
-        .expect(200);
+    let rest = feed(format!("after={next}"), t).await.expect(200);
     assert_eq!(actions(&rest.body), expected[1..]);
 
     // Keys need the `changes` scope; users are refused.
@@ -82,10 +72,7 @@ async fn the_feed_pages_in_commit_order_for_admins_and_keys(crm: Crm) {
         }
     };
     let reader = key(json!(["changes"])).await;
-    let page = app
-        .get(&format!("/api/v1/changes?after={start}"), &reader)
-        .await
-        .expect(200);
+    let page = feed(format!("after={start}"), &reader).await.expect(200);
     assert_eq!(actions(&page.body), expected);
     let other = key(json!(["accounts:read"])).await;
     app.get("/api/v1/changes", &other)
@@ -100,8 +87,7 @@ async fn the_feed_pages_in_commit_order_for_admins_and_keys(crm: Crm) {
 
     // Another organization's admin sees none of it, even from this organization's cursor.
     let globex = app.register("globex").await;
-    let theirs = app
-        .get(&format!("/api/v1/changes?after={start}"), &globex.access)
+    let theirs = feed(format!("after={start}"), &globex.access)
         .await
         .expect(200);
     assert!(
@@ -111,9 +97,7 @@ async fn the_feed_pages_in_commit_order_for_admins_and_keys(crm: Crm) {
     );
 
     for bad in ["after=nope", "limit=0", "limit=1001"] {
-        app.get(&format!("/api/v1/changes?{bad}"), t)
-            .await
-            .problem(422, "validation");
+        feed(bad.to_owned(), t).await.problem(422, "validation");
     }
     app.get("/api/v1/changes?since=1", t)
         .await

@@ -67,20 +67,20 @@ create constraint trigger events_feed_stamp
     deferrable initially deferred
     for each row execute function crm_feed_stamp();
 
-do $$
+-- Makes a table a tenant table: forced row-level security under the `tenant_isolation` policy
+-- (as 0001 spells out for the first ones). Later migrations call it for their own tables.
+create function crm_isolate_tenant_table(t regclass) returns void language plpgsql as $$
 declare
-    t text;
+    rule constant text :=
+        'organization_id = nullif(current_setting(''crm.org_id'', true), '''')::uuid';
 begin
-    foreach t in array array['feed_heads', 'feed_commits'] loop
-        execute format('alter table %I enable row level security', t);
-        execute format('alter table %I force row level security', t);
-        execute format(
-            'create policy tenant_isolation on %I
-                 using (organization_id = nullif(current_setting(''crm.org_id'', true), '''')::uuid)
-                 with check (organization_id = nullif(current_setting(''crm.org_id'', true), '''')::uuid)',
-            t);
-    end loop;
-    execute 'grant select, insert, update on feed_heads to crm_app';
-    execute 'grant select, insert on feed_commits to crm_app';
+    execute format('alter table %s enable row level security', t);
+    execute format('alter table %s force row level security', t);
+    execute format('create policy tenant_isolation on %s using (%s) with check (%s)', t, rule, rule);
 end
 $$;
+
+select crm_isolate_tenant_table('feed_heads');
+select crm_isolate_tenant_table('feed_commits');
+grant select, insert, update on feed_heads to crm_app;
+grant select, insert on feed_commits to crm_app;
