@@ -52,27 +52,26 @@ fn text(url: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Asserts that every migration `crm migrate` listed in `status` is applied (or pending).
+#[track_caller]
+fn assert_every_migration(status: &Value, applied: bool) {
+    let migrations = status.as_array().unwrap();
+    assert!(!migrations.is_empty());
+    assert!(
+        migrations.iter().all(|m| m["applied"] == applied),
+        "{status}"
+    );
+}
+
 async fn organizations_users_and_errors(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
     let Some(url) = database(dir.path(), postgres).await else {
         return;
     };
     let status = json(&url, &["migrate", "--status"]);
-    assert!(
-        status
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["applied"] == false)
-    );
+    assert_every_migration(&status, false);
     let status = json(&url, &["migrate"]);
-    assert!(
-        status
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["applied"] == true)
-    );
+    assert_every_migration(&status, true);
 
     let org = json(&url, &["org", "create", "--name", "Acme Corp"]);
     assert_eq!(org["slug"], "acme-corp");
@@ -897,6 +896,38 @@ async fn sqlite_api_keys_tokens_and_openapi() {
 #[tokio::test]
 async fn postgres_api_keys_tokens_and_openapi() {
     api_keys_tokens_and_openapi(true).await;
+}
+
+/// TLS to PostgreSQL as an operator meets it: `sslmode=require` against a server that offers no
+/// TLS says so, and where to look.
+#[test]
+fn sslmode_require_against_a_server_without_tls_says_why() {
+    let url = format!(
+        "postgres://crm@{}/crm?sslmode=require",
+        harness::server_without_tls()
+    );
+    let out = crm(&url, &["org", "list"]).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "error: cannot open the database at {url}: configuration error: cannot set up TLS to \
+             the database: server does not support TLS (check the database URL's sslmode, and \
+             its sslrootcert for verify-ca and verify-full)\n"
+        )
+    );
+}
+
+/// `sslmode=disable` keeps working (the CLI is built with TLS by default).
+#[tokio::test]
+async fn postgres_sslmode_disable_keeps_working() {
+    let Some(url) = harness::postgres_schema_url().await else {
+        return;
+    };
+    let url = format!("{url}&sslmode=disable");
+    let status = json(&url, &["migrate"]);
+    assert_every_migration(&status, true);
+    json(&url, &["org", "create", "--name", "Plain"]);
 }
 
 /// `crm serve` answers on its port and stops on SIGTERM (SQLite; the server is crm-axum's, tested

@@ -248,6 +248,7 @@ async fn connect(url: &str, b: &CrmBuilder) -> Result<Pool> {
             use std::str::FromStr as _;
             let options = sqlx::postgres::PgConnectOptions::from_str(url)
                 .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
+            crate::storage::postgres::check_tls_files(&options)?;
             return Ok(Pool::Postgres(
                 crate::storage::postgres::PgPool::connect(
                     options,

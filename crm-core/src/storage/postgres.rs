@@ -255,6 +255,41 @@ impl PgPool {
     }
 }
 
+/// Refuses, with a message that names it, a certificate or key file for TLS that the URL (or
+/// `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`) names but that cannot be read. sqlx reads these files
+/// only when a connection opens, and reports a missing one as an I/O error, which would look
+/// like the server being away (and be retried as such).
+///
+/// The root certificate matters only to `sslmode=verify-ca` / `verify-full` (the other modes do
+/// not verify the server); the client certificate and key to every mode that may use TLS.
+pub(crate) fn check_tls_files(options: &PgConnectOptions) -> Result<()> {
+    use sqlx::ConnectOptions as _;
+    use sqlx::postgres::PgSslMode;
+    let mode = options.get_ssl_mode();
+    if matches!(mode, PgSslMode::Disable | PgSslMode::Allow) {
+        return Ok(());
+    }
+    let verifies = matches!(mode, PgSslMode::VerifyCa | PgSslMode::VerifyFull);
+    let url = options.to_url_lossy();
+    for (key, value) in url.query_pairs() {
+        let needed = match &*key {
+            "sslrootcert" => verifies,
+            "sslcert" | "sslkey" => true,
+            _ => false,
+        };
+        // sqlx shows a file as `file: <path>`; an inline PEM certificate has no file to check.
+        let Some(path) = value.strip_prefix("file: ").filter(|_| needed) else {
+            continue;
+        };
+        if let Err(e) = std::fs::File::open(path) {
+            return Err(Error::Config(format!(
+                "cannot read the PostgreSQL TLS file {key}={path}: {e}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The migrations in `crm-core/migrations/postgres`, recorded in `_crm_migrations` so that they
 /// never mix with a host application's own `_sqlx_migrations`.
 pub(crate) fn migrator() -> sqlx::migrate::Migrator {

@@ -22,5 +22,6 @@ mod organizations_and_users;
 mod records;
 mod rls;
 mod tenancy;
+mod tls;
 mod transactions;
 mod user_management;
