@@ -1,5 +1,5 @@
 //! A ready-made server around [`crate::router`]: probes, tracing, request ids, CORS,
-//! compression, a request timeout, and [`serve`] with graceful shutdown.
+//! compression, a request timeout, Prometheus metrics, and [`serve`] with graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +20,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::AuthConfig;
 use crate::error::ApiError;
+use crate::metrics::{Metrics, MetricsError, record_requests};
+
+/// The environment variable naming the address of a listener of its own for `/metrics`
+/// (`127.0.0.1:9100`); `crm serve --metrics-addr` and the example server read it.
+pub const METRICS_ADDR_ENV: &str = "CRM_METRICS_ADDR";
 
 /// Settings of [`app`].
 #[derive(Debug, Clone)]
@@ -29,6 +34,9 @@ pub struct ServerOptions {
     /// CORS: `None` sends no CORS headers (same-origin only, the default); `Some` allows those
     /// origins (`*` for any).
     pub cors_origins: Option<Vec<String>>,
+    /// Prometheus metrics: none (the default), or recorded and served at `/metrics` on the app
+    /// or on a listener of its own.
+    pub metrics: MetricsEndpoint,
 }
 
 impl Default for ServerOptions {
@@ -36,12 +44,28 @@ impl Default for ServerOptions {
         Self {
             request_timeout: Duration::from_secs(30),
             cors_origins: None,
+            metrics: MetricsEndpoint::Off,
         }
     }
 }
 
-/// The API plus `/healthz` (the process is up) and `/readyz` (the database answers), wrapped in
-/// tracing, `x-request-id` (set when absent, echoed back), CORS, gzip and a timeout.
+/// Whether [`app`] records metrics, and where `GET /metrics` is answered.
+#[derive(Debug, Clone, Default)]
+pub enum MetricsEndpoint {
+    /// Nothing is recorded and nothing answers `/metrics`.
+    #[default]
+    Off,
+    /// Requests are recorded, and the app answers `/metrics` next to `/healthz` (behind the
+    /// [`Metrics`]' token, if it requires one).
+    OnApp(Metrics),
+    /// Requests are recorded; `/metrics` is answered only by [`metrics_app`] on a listener of
+    /// its own (an address only the scraper reaches), not by the app.
+    Apart(Metrics),
+}
+
+/// The API plus `/healthz` (the process is up), `/readyz` (the database answers) and, as
+/// [`ServerOptions::metrics`] says, `/metrics`, wrapped in tracing, `x-request-id` (set when
+/// absent, echoed back), request metrics, CORS, gzip and a timeout.
 pub fn app(crm: Crm, auth: AuthConfig, options: &ServerOptions) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     let probes = Router::new()
@@ -50,15 +74,25 @@ pub fn app(crm: Crm, auth: AuthConfig, options: &ServerOptions) -> Router {
         .with_state(crm.clone());
     let timeout = options.request_timeout;
     let mut app = Router::new()
-        .merge(crate::router(crm, auth))
+        .merge(crate::router(crm.clone(), auth))
         .merge(probes)
         // The whole app: unknown paths outside the API are problems too.
         .fallback(crate::no_route)
         .layer(middleware::from_fn(move |req, next| {
             time_limit(timeout, req, next)
         }))
-        .layer(middleware::from_fn(record_route))
-        .layer(CompressionLayer::new());
+        .layer(middleware::from_fn(record_route));
+    match &options.metrics {
+        MetricsEndpoint::Off => {}
+        MetricsEndpoint::OnApp(metrics) => {
+            // Merged after the request metrics: scrapes are not counted as traffic.
+            app = app
+                .layer(middleware::from_fn(record_requests))
+                .merge(metrics.router(crm));
+        }
+        MetricsEndpoint::Apart(_) => app = app.layer(middleware::from_fn(record_requests)),
+    }
+    let mut app = app.layer(CompressionLayer::new());
     if let Some(origins) = &options.cors_origins {
         let cors = if origins.iter().any(|o| o == "*") {
             CorsLayer::permissive()
@@ -101,6 +135,38 @@ pub fn app(crm: Crm, auth: AuthConfig, options: &ServerOptions) -> Router {
                 }),
         )
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+impl MetricsEndpoint {
+    /// For binaries: the process's [`Metrics`] (installed, with [`Metrics::token_from_env`]),
+    /// answered by the app, or, with `addr`, apart on a listener bound to it, returned with its
+    /// [`metrics_app`] to pass to [`serve_beside`].
+    ///
+    /// # Errors
+    /// Those of [`Metrics::install`] and [`Metrics::token_from_env`]; [`MetricsError::Bind`]
+    /// when `addr` cannot be bound.
+    pub async fn serve_at(
+        crm: &Crm,
+        addr: Option<&str>,
+    ) -> Result<(Self, Option<(TcpListener, Router)>), MetricsError> {
+        let metrics = Metrics::install()?.token_from_env()?;
+        let Some(addr) = addr else {
+            return Ok((MetricsEndpoint::OnApp(metrics), None));
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| MetricsError::Bind(addr.to_owned(), e))?;
+        tracing::info!("metrics on http://{addr}{}", crate::metrics::METRICS_PATH);
+        let app = metrics_app(crm.clone(), &metrics);
+        Ok((MetricsEndpoint::Apart(metrics), Some((listener, app))))
+    }
+}
+
+/// The app of a listener of its own for `/metrics` ([`MetricsEndpoint::Apart`]): `GET /metrics`
+/// of `crm`, and a problem+json 404 for anything else. Serve it beside the main app with
+/// [`serve_beside`].
+pub fn metrics_app(crm: Crm, metrics: &Metrics) -> Router {
+    metrics.router(crm).fallback(crate::no_route)
 }
 
 /// Records the matched route template (`/api/v1/contacts/{id}`) on the request's span.
@@ -187,6 +253,28 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// [`serve`] of `app` on `listener` until `shutdown` completes, and meanwhile, when `beside` is
+/// given, another app on another listener (the [`metrics_app`] on its own address); that one
+/// stops when the main app has stopped.
+///
+/// # Errors
+/// The listeners' I/O errors.
+pub async fn serve_beside(
+    listener: TcpListener,
+    app: Router,
+    beside: Option<(TcpListener, Router)>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let main = serve(listener, app, shutdown);
+    let Some((other_listener, other)) = beside else {
+        return main.await;
+    };
+    tokio::select! {
+        done = main => done,
+        done = serve(other_listener, other, std::future::pending()) => done,
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: pass it to [`serve`] for a graceful shutdown.

@@ -944,11 +944,7 @@ impl Served {
     /// it accepts connections.
     fn start(args: &[&str], env: &[(&str, &str)], stdout: std::process::Stdio) -> Served {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let port_arg = port.to_string();
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"));
         cmd.args(["serve", "--listen", "127.0.0.1", "--port", &port_arg])
@@ -961,6 +957,8 @@ impl Served {
             .env_remove("CRM_REGISTRATION")
             .env_remove("CRM_LOG_FORMAT")
             .env_remove("RUST_LOG")
+            .env_remove("CRM_METRICS_ADDR")
+            .env_remove("CRM_METRICS_TOKEN")
             .envs(env.iter().copied())
             .stdout(stdout)
             .stderr(std::process::Stdio::null());
@@ -1001,6 +999,64 @@ fn serve_answers_and_stops() {
     let status = served.stop();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+}
+
+/// A local port nothing listens on (for a moment).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `crm serve` serves Prometheus metrics next to `/healthz`, or, with `--metrics-addr` (or
+/// `CRM_METRICS_ADDR`), on an address of its own and then not on the main listener; with
+/// `CRM_METRICS_TOKEN`, only to scrapers that send it.
+#[test]
+fn metrics_are_served_beside_the_api_or_on_their_own_address() {
+    let served = Served::start(&[], &[], std::process::Stdio::null());
+    served.http("GET", "/healthz", "none", None);
+    let scrape = served.http("GET", "/metrics", "none", None);
+    served.stop();
+    assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+    assert!(
+        scrape.contains(r#"crm_http_requests_total{method="GET",route="/healthz",status="200"} 1"#),
+        "{scrape}"
+    );
+
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let by_flag: (&[&str], &[(&str, &str)], &str) = (&["--metrics-addr", &addr], &[], "none");
+    let by_env: (&[&str], &[(&str, &str)], &str) = (
+        &[],
+        &[
+            ("CRM_METRICS_ADDR", &addr),
+            ("CRM_METRICS_TOKEN", "scrape-token"),
+        ],
+        "scrape-token",
+    );
+    for (args, env, token) in [by_flag, by_env] {
+        let served = Served::start(args, env, std::process::Stdio::null());
+        let on_main = served.http("GET", "/metrics", token, None);
+        let wrong_token = http(port, "GET", "/metrics", "wrong", None);
+        let apart = http(port, "GET", "/metrics", token, None);
+        served.stop();
+        assert!(on_main.starts_with("HTTP/1.1 404"), "{args:?}: {on_main}");
+        assert!(apart.starts_with("HTTP/1.1 200"), "{args:?}: {apart}");
+        assert!(
+            apart.contains(
+                r#"crm_http_requests_total{method="GET",route="unmatched",status="404"}"#
+            ),
+            "{apart}"
+        );
+        let guarded = token != "none";
+        assert_eq!(
+            wrong_token.starts_with("HTTP/1.1 401"),
+            guarded,
+            "{wrong_token}"
+        );
+    }
 }
 
 /// Sends one HTTP/1.1 request to `port` and returns the whole answer (status line, headers,

@@ -49,6 +49,8 @@ pub(crate) struct PgPool {
     dropped: std::sync::Arc<AtomicU64>,
     /// For migrations, which run with the URL's own role on a connection of their own.
     options: std::sync::Arc<PgConnectOptions>,
+    /// The most connections the pool opens.
+    max_size: u32,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -180,6 +182,7 @@ impl PgPool {
             pool,
             dropped,
             options: std::sync::Arc::new(options),
+            max_size: settings.max_connections,
         })
     }
 
@@ -218,6 +221,21 @@ impl PgPool {
                 Err(e) => return Err(track(e, &c.broken)),
             }
             c.broken.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// What bb8 reports: open and idle connections, and how often a checkout had to wait.
+    pub(crate) fn stats(&self) -> super::PoolStats {
+        let state = self.pool.state();
+        let s = &state.statistics;
+        super::PoolStats {
+            backend: super::Backend::Postgres,
+            connections: state.connections,
+            idle: state.idle_connections,
+            max_connections: self.max_size,
+            pending: Some(s.pending_gets()),
+            waits: Some(s.get_waited),
+            timeouts: Some(s.get_timed_out),
         }
     }
 
