@@ -33,9 +33,9 @@ const DEMO_EMAIL: &str = "admin@demo.example";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    crm_axum::server::init_tracing(
+    let _tracing = crm_axum::server::init_tracing(
         crm_axum::server::LogFormat::from_env().map_err(anyhow::Error::msg)?,
-    );
+    )?;
 
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://crm.db".into());
     let port: u16 = match std::env::var("PORT") {

@@ -90,6 +90,8 @@ mod idempotency;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod openapi;
+#[cfg(feature = "otel")]
+mod otel;
 mod routes;
 #[cfg(feature = "server")]
 pub mod server;

@@ -200,20 +200,84 @@ impl LogFormat {
     }
 }
 
+/// Why [`init_tracing`] could not install what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TracingError {
+    /// The OpenTelemetry exporter cannot be built (feature `otel`, with an OTLP endpoint set).
+    #[error("cannot export traces over OTLP: {0}")]
+    Otlp(String),
+}
+
+/// What [`init_tracing`] installed that must be shut down: keep it until the process ends.
+/// Dropping it sends the spans not yet exported (feature `otel`); otherwise it does nothing.
+#[derive(Debug)]
+#[must_use = "dropping it ends the trace export"]
+pub struct Tracing {
+    #[cfg(feature = "otel")]
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for Tracing {
+    fn drop(&mut self) {
+        #[cfg(feature = "otel")]
+        if let Some(provider) = self.provider.take() {
+            // The last export runs on the Tokio runtime while this thread waits for it: on a
+            // worker of a multi-thread runtime, hand the worker's other tasks over first.
+            let multi_thread = tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+            let shutdown = || provider.shutdown();
+            let done = if multi_thread {
+                tokio::task::block_in_place(shutdown)
+            } else {
+                shutdown()
+            };
+            if let Err(e) = done {
+                eprintln!("exporting the last traces failed: {e}");
+            }
+        }
+    }
+}
+
 /// Installs the process's log subscriber: `format`, filtered by `RUST_LOG` (default `info`).
 /// For binaries (the CLI, the example server); a host application installs its own.
-pub fn init_tracing(format: LogFormat) {
+///
+/// With the feature `otel`, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, the same spans are also
+/// exported over OTLP/HTTP (protobuf); call it inside the Tokio runtime then.
+///
+/// # Errors
+/// [`TracingError::Otlp`] when the export is asked for but cannot be set up.
+///
+/// # Panics
+/// When a global subscriber is installed already.
+pub fn init_tracing(format: LogFormat) -> Result<Tracing, TracingError> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
+    let lines = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .init(),
+            .boxed(),
+    };
+    let subscriber = tracing_subscriber::registry().with(filter).with(lines);
+    #[cfg(feature = "otel")]
+    {
+        let provider = crate::otel::provider()?;
+        subscriber
+            .with(provider.as_ref().map(crate::otel::layer))
+            .init();
+        Ok(Tracing { provider })
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        subscriber.init();
+        Ok(Tracing {})
     }
 }
 

@@ -85,9 +85,10 @@ fn secret(required: bool) -> anyhow::Result<Option<String>> {
 }
 
 pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    crm_axum::server::init_tracing(
+    // Kept to the end: dropping it sends the last spans (feature `otel`).
+    let _tracing = crm_axum::server::init_tracing(
         crm_axum::server::LogFormat::from_env().map_err(anyhow::Error::msg)?,
-    );
+    )?;
     let secret = match secret(false)? {
         Some(s) => s,
         None => {

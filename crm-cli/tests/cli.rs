@@ -1059,6 +1059,85 @@ fn metrics_are_served_beside_the_api_or_on_their_own_address() {
     }
 }
 
+/// A stand-in OTLP/HTTP collector on a port of its own: it answers every request 200 and hands
+/// over each one's request line, headers (lower-case) and body.
+#[cfg(feature = "otel")]
+fn otlp_collector() -> (u16, std::sync::mpsc::Receiver<(String, String, Vec<u8>)>) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (send, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut conn = conn;
+                // One request after another on a kept-alive connection.
+                loop {
+                    let mut head = String::new();
+                    while !head.ends_with("\r\n\r\n") {
+                        if reader.read_line(&mut head).unwrap_or(0) == 0 {
+                            return;
+                        }
+                    }
+                    let head = head.to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |n| n.trim().parse().unwrap());
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .unwrap();
+                    let (line, headers) = head.split_once("\r\n").unwrap();
+                    if send
+                        .send((line.to_owned(), headers.to_owned(), body))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, received)
+}
+
+/// Built with `--features otel`, `crm serve` exports its request spans over OTLP/HTTP
+/// (protobuf) to `OTEL_EXPORTER_OTLP_ENDPOINT`, and sends the last ones when it stops.
+#[cfg(feature = "otel")]
+#[test]
+fn request_spans_are_exported_over_otlp_when_an_endpoint_is_set() {
+    let (port, received) = otlp_collector();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let served = Served::start(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_SERVICE_NAME", "crm-under-test"),
+        ],
+        std::process::Stdio::null(),
+    );
+    let answer = served.http("GET", "/healthz", "none", None);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(served.stop().success());
+
+    let (line, headers, body) = received
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("an export request");
+    assert_eq!(line, "post /v1/traces http/1.1");
+    assert!(
+        headers.contains("content-type: application/x-protobuf"),
+        "{headers}"
+    );
+    // Protobuf keeps strings as they are: the service, the span and its route template.
+    let contains = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for needle in ["crm-under-test", "request", "route", "/healthz"] {
+        assert!(contains(needle), "`{needle}` not in the export");
+    }
+}
+
 /// Sends one HTTP/1.1 request to `port` and returns the whole answer (status line, headers,
 /// body).
 fn http(port: u16, method: &str, path: &str, token: &str, body: Option<&str>) -> String {
