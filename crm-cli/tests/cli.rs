@@ -900,6 +900,7 @@ async fn postgres_api_keys_tokens_and_openapi() {
 
 /// TLS to PostgreSQL as an operator meets it: `sslmode=require` against a server that offers no
 /// TLS says so, and where to look.
+#[cfg(feature = "tls")]
 #[test]
 fn sslmode_require_against_a_server_without_tls_says_why() {
     let url = format!(
