@@ -14,13 +14,15 @@
 //! - `CRM_TRUSTED_PROXIES` — reverse proxies (addresses or networks, comma-separated) whose
 //!   `Forwarded` / `X-Forwarded-For` name the client (default: none, the peer is the client);
 //! - `CRM_STATEMENT_TIMEOUT_MS` — longest a PostgreSQL statement may run (default 30000, `0`: none);
+//! - `CRM_METRICS_ADDR` — serve Prometheus metrics (`/metrics`) on this address of its own
+//!   instead of next to `/healthz`; `CRM_METRICS_TOKEN` — a bearer token scrapers must send;
 //! - `REDIS_URL` — accepted but not used yet (rate limits and caches are in-process);
 //! - `RUST_LOG` — log filter (default `info,tower_http=debug`: one line per request).
 
 use std::time::Duration;
 
 use abetworks_crm::http::AuthConfig;
-use abetworks_crm::http::server::{self, ServerOptions};
+use abetworks_crm::http::server::{self, MetricsEndpoint, ServerOptions};
 use abetworks_crm::{Crm, Error, NewOrganization, NewUser, PoolSettings, Role, TenantContext};
 use anyhow::Context as _;
 use rand::Rng as _;
@@ -31,9 +33,9 @@ const DEMO_EMAIL: &str = "admin@demo.example";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    crm_axum::server::init_tracing(
+    let _tracing = crm_axum::server::init_tracing(
         crm_axum::server::LogFormat::from_env().map_err(anyhow::Error::msg)?,
-    );
+    )?;
 
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://crm.db".into());
     let port: u16 = match std::env::var("PORT") {
@@ -67,16 +69,20 @@ async fn main() -> anyhow::Result<()> {
         .trusted_proxies_from_env()
         .context("CRM_TRUSTED_PROXIES")?
         .registration_from_env()?;
+    let metrics_addr = std::env::var(server::METRICS_ADDR_ENV).ok();
+    let (metrics, metrics_listener) =
+        MetricsEndpoint::serve_at(&crm, metrics_addr.as_deref()).await?;
     let options = ServerOptions {
         request_timeout: Duration::from_secs(30),
         cors_origins,
+        metrics,
     };
     let app = server::app(crm.clone(), auth, &options);
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
         .await
         .with_context(|| format!("binding port {port}"))?;
     tracing::info!("listening on http://localhost:{port} (API docs at /docs)");
-    server::serve(listener, app, server::shutdown_signal()).await?;
+    server::serve_beside(listener, app, metrics_listener, server::shutdown_signal()).await?;
     crm.close().await;
     tracing::info!("stopped");
     Ok(())

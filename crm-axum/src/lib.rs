@@ -75,6 +75,9 @@
 //!   (convert, close, send…), `pipelines`, `custom_fields`, and the rest;
 //! - `server` (feature `server`) — [`server::app`] with probes and tower-http layers, and
 //!   [`server::serve`] with graceful shutdown;
+//! - `metrics` (feature `metrics`, part of `server`) — Prometheus metrics: [`metrics::Metrics`]
+//!   renders `/metrics`, [`metrics::record_requests`] counts requests by route template; the
+//!   auth routes count failed sign-ins and rate-limit refusals;
 //! - `views` — paging of the simple lists; `openapi` — the description. crm-core's wire types
 //!   describe themselves (its feature `openapi`): nothing here restates them.
 #![forbid(unsafe_code)]
@@ -84,7 +87,11 @@ mod body;
 mod error;
 mod extract;
 mod idempotency;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod openapi;
+#[cfg(feature = "otel")]
+mod otel;
 mod routes;
 #[cfg(feature = "server")]
 pub mod server;

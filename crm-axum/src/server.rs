@@ -1,5 +1,5 @@
 //! A ready-made server around [`crate::router`]: probes, tracing, request ids, CORS,
-//! compression, a request timeout, and [`serve`] with graceful shutdown.
+//! compression, a request timeout, Prometheus metrics, and [`serve`] with graceful shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +20,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::AuthConfig;
 use crate::error::ApiError;
+use crate::metrics::{Metrics, MetricsError, record_requests};
+
+/// The environment variable naming the address of a listener of its own for `/metrics`
+/// (`127.0.0.1:9100`); `crm serve --metrics-addr` and the example server read it.
+pub const METRICS_ADDR_ENV: &str = "CRM_METRICS_ADDR";
 
 /// Settings of [`app`].
 #[derive(Debug, Clone)]
@@ -29,6 +34,9 @@ pub struct ServerOptions {
     /// CORS: `None` sends no CORS headers (same-origin only, the default); `Some` allows those
     /// origins (`*` for any).
     pub cors_origins: Option<Vec<String>>,
+    /// Prometheus metrics: none (the default), or recorded and served at `/metrics` on the app
+    /// or on a listener of its own.
+    pub metrics: MetricsEndpoint,
 }
 
 impl Default for ServerOptions {
@@ -36,12 +44,28 @@ impl Default for ServerOptions {
         Self {
             request_timeout: Duration::from_secs(30),
             cors_origins: None,
+            metrics: MetricsEndpoint::Off,
         }
     }
 }
 
-/// The API plus `/healthz` (the process is up) and `/readyz` (the database answers), wrapped in
-/// tracing, `x-request-id` (set when absent, echoed back), CORS, gzip and a timeout.
+/// Whether [`app`] records metrics, and where `GET /metrics` is answered.
+#[derive(Debug, Clone, Default)]
+pub enum MetricsEndpoint {
+    /// Nothing is recorded and nothing answers `/metrics`.
+    #[default]
+    Off,
+    /// Requests are recorded, and the app answers `/metrics` next to `/healthz` (behind the
+    /// [`Metrics`]' token, if it requires one).
+    OnApp(Metrics),
+    /// Requests are recorded; `/metrics` is answered only by [`metrics_app`] on a listener of
+    /// its own (an address only the scraper reaches), not by the app.
+    Apart(Metrics),
+}
+
+/// The API plus `/healthz` (the process is up), `/readyz` (the database answers) and, as
+/// [`ServerOptions::metrics`] says, `/metrics`, wrapped in tracing, `x-request-id` (set when
+/// absent, echoed back), request metrics, CORS, gzip and a timeout.
 pub fn app(crm: Crm, auth: AuthConfig, options: &ServerOptions) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     let probes = Router::new()
@@ -50,15 +74,25 @@ pub fn app(crm: Crm, auth: AuthConfig, options: &ServerOptions) -> Router {
         .with_state(crm.clone());
     let timeout = options.request_timeout;
     let mut app = Router::new()
-        .merge(crate::router(crm, auth))
+        .merge(crate::router(crm.clone(), auth))
         .merge(probes)
         // The whole app: unknown paths outside the API are problems too.
         .fallback(crate::no_route)
         .layer(middleware::from_fn(move |req, next| {
             time_limit(timeout, req, next)
         }))
-        .layer(middleware::from_fn(record_route))
-        .layer(CompressionLayer::new());
+        .layer(middleware::from_fn(record_route));
+    match &options.metrics {
+        MetricsEndpoint::Off => {}
+        MetricsEndpoint::OnApp(metrics) => {
+            // Merged after the request metrics: scrapes are not counted as traffic.
+            app = app
+                .layer(middleware::from_fn(record_requests))
+                .merge(metrics.router(crm));
+        }
+        MetricsEndpoint::Apart(_) => app = app.layer(middleware::from_fn(record_requests)),
+    }
+    let mut app = app.layer(CompressionLayer::new());
     if let Some(origins) = &options.cors_origins {
         let cors = if origins.iter().any(|o| o == "*") {
             CorsLayer::permissive()
@@ -103,6 +137,38 @@ pub fn app(crm: Crm, auth: AuthConfig, options: &ServerOptions) -> Router {
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
 }
 
+impl MetricsEndpoint {
+    /// For binaries: the process's [`Metrics`] (installed, with [`Metrics::token_from_env`]),
+    /// answered by the app, or, with `addr`, apart on a listener bound to it, returned with its
+    /// [`metrics_app`] to pass to [`serve_beside`].
+    ///
+    /// # Errors
+    /// Those of [`Metrics::install`] and [`Metrics::token_from_env`]; [`MetricsError::Bind`]
+    /// when `addr` cannot be bound.
+    pub async fn serve_at(
+        crm: &Crm,
+        addr: Option<&str>,
+    ) -> Result<(Self, Option<(TcpListener, Router)>), MetricsError> {
+        let metrics = Metrics::install()?.token_from_env()?;
+        let Some(addr) = addr else {
+            return Ok((MetricsEndpoint::OnApp(metrics), None));
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| MetricsError::Bind(addr.to_owned(), e))?;
+        tracing::info!("metrics on http://{addr}{}", crate::metrics::METRICS_PATH);
+        let app = metrics_app(crm.clone(), &metrics);
+        Ok((MetricsEndpoint::Apart(metrics), Some((listener, app))))
+    }
+}
+
+/// The app of a listener of its own for `/metrics` ([`MetricsEndpoint::Apart`]): `GET /metrics`
+/// of `crm`, and a problem+json 404 for anything else. Serve it beside the main app with
+/// [`serve_beside`].
+pub fn metrics_app(crm: Crm, metrics: &Metrics) -> Router {
+    metrics.router(crm).fallback(crate::no_route)
+}
+
 /// Records the matched route template (`/api/v1/contacts/{id}`) on the request's span.
 async fn record_route(req: Request, next: Next) -> Response {
     if let Some(route) = req.extensions().get::<axum::extract::MatchedPath>() {
@@ -134,20 +200,84 @@ impl LogFormat {
     }
 }
 
+/// Why [`init_tracing`] could not install what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TracingError {
+    /// The OpenTelemetry exporter cannot be built (feature `otel`, with an OTLP endpoint set).
+    #[error("cannot export traces over OTLP: {0}")]
+    Otlp(String),
+}
+
+/// What [`init_tracing`] installed that must be shut down: keep it until the process ends.
+/// Dropping it sends the spans not yet exported (feature `otel`); otherwise it does nothing.
+#[derive(Debug)]
+#[must_use = "dropping it ends the trace export"]
+pub struct Tracing {
+    #[cfg(feature = "otel")]
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for Tracing {
+    fn drop(&mut self) {
+        #[cfg(feature = "otel")]
+        if let Some(provider) = self.provider.take() {
+            // The last export runs on the Tokio runtime while this thread waits for it: on a
+            // worker of a multi-thread runtime, hand the worker's other tasks over first.
+            let multi_thread = tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+            let shutdown = || provider.shutdown();
+            let done = if multi_thread {
+                tokio::task::block_in_place(shutdown)
+            } else {
+                shutdown()
+            };
+            if let Err(e) = done {
+                eprintln!("exporting the last traces failed: {e}");
+            }
+        }
+    }
+}
+
 /// Installs the process's log subscriber: `format`, filtered by `RUST_LOG` (default `info`).
 /// For binaries (the CLI, the example server); a host application installs its own.
-pub fn init_tracing(format: LogFormat) {
+///
+/// With the feature `otel`, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, the same spans are also
+/// exported over OTLP/HTTP (protobuf); call it inside the Tokio runtime then.
+///
+/// # Errors
+/// [`TracingError::Otlp`] when the export is asked for but cannot be set up.
+///
+/// # Panics
+/// When a global subscriber is installed already.
+pub fn init_tracing(format: LogFormat) -> Result<Tracing, TracingError> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
+    let lines = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .init(),
+            .boxed(),
+    };
+    let subscriber = tracing_subscriber::registry().with(filter).with(lines);
+    #[cfg(feature = "otel")]
+    {
+        let provider = crate::otel::provider()?;
+        subscriber
+            .with(provider.as_ref().map(crate::otel::layer))
+            .init();
+        Ok(Tracing { provider })
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        subscriber.init();
+        Ok(Tracing {})
     }
 }
 
@@ -187,6 +317,28 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// [`serve`] of `app` on `listener` until `shutdown` completes, and meanwhile, when `beside` is
+/// given, another app on another listener (the [`metrics_app`] on its own address); that one
+/// stops when the main app has stopped.
+///
+/// # Errors
+/// The listeners' I/O errors.
+pub async fn serve_beside(
+    listener: TcpListener,
+    app: Router,
+    beside: Option<(TcpListener, Router)>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let main = serve(listener, app, shutdown);
+    let Some((other_listener, other)) = beside else {
+        return main.await;
+    };
+    tokio::select! {
+        done = main => done,
+        done = serve(other_listener, other, std::future::pending()) => done,
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: pass it to [`serve`] for a graceful shutdown.

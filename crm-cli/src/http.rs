@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use crm_axum::AuthConfig;
-use crm_axum::server::{self, ServerOptions};
+use crm_axum::server::{self, MetricsEndpoint, ServerOptions};
 use crm_core::{Crm, UserId};
 use serde::Serialize;
 
@@ -40,6 +40,11 @@ pub(crate) struct ServeArgs {
     /// works). Default: `CRM_REGISTRATION`, else on.
     #[arg(long, value_parser = ["on", "off"])]
     registration: Option<String>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address of its own (e.g.
+    /// `127.0.0.1:9100`, reachable only by the scraper) instead of on the main listener. With
+    /// CRM_METRICS_TOKEN set, scrapers must send it as a bearer token, on either.
+    #[arg(long, env = "CRM_METRICS_ADDR")]
+    metrics_addr: Option<String>,
 }
 
 /// Token commands.
@@ -80,9 +85,10 @@ fn secret(required: bool) -> anyhow::Result<Option<String>> {
 }
 
 pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    crm_axum::server::init_tracing(
+    // Kept to the end: dropping it sends the last spans (feature `otel`).
+    let _tracing = crm_axum::server::init_tracing(
         crm_axum::server::LogFormat::from_env().map_err(anyhow::Error::msg)?,
-    );
+    )?;
     let secret = match secret(false)? {
         Some(s) => s,
         None => {
@@ -101,9 +107,12 @@ pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode>
         Some(switch) => auth.registration(switch == "on"),
         None => auth,
     };
+    let (metrics, metrics_listener) =
+        MetricsEndpoint::serve_at(&crm, args.metrics_addr.as_deref()).await?;
     let options = ServerOptions {
         request_timeout: Duration::from_secs(args.timeout),
         cors_origins: args.cors_origins,
+        metrics,
     };
     let app = server::app(crm.clone(), auth, &options);
     let listener = tokio::net::TcpListener::bind((args.listen.as_str(), args.port))
@@ -114,7 +123,7 @@ pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode>
         args.listen,
         args.port
     );
-    server::serve(listener, app, server::shutdown_signal()).await?;
+    server::serve_beside(listener, app, metrics_listener, server::shutdown_signal()).await?;
     crm.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -52,27 +52,26 @@ fn text(url: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Asserts that every migration `crm migrate` listed in `status` is applied (or pending).
+#[track_caller]
+fn assert_every_migration(status: &Value, applied: bool) {
+    let migrations = status.as_array().unwrap();
+    assert!(!migrations.is_empty());
+    assert!(
+        migrations.iter().all(|m| m["applied"] == applied),
+        "{status}"
+    );
+}
+
 async fn organizations_users_and_errors(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
     let Some(url) = database(dir.path(), postgres).await else {
         return;
     };
     let status = json(&url, &["migrate", "--status"]);
-    assert!(
-        status
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["applied"] == false)
-    );
+    assert_every_migration(&status, false);
     let status = json(&url, &["migrate"]);
-    assert!(
-        status
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|m| m["applied"] == true)
-    );
+    assert_every_migration(&status, true);
 
     let org = json(&url, &["org", "create", "--name", "Acme Corp"]);
     assert_eq!(org["slug"], "acme-corp");
@@ -899,6 +898,39 @@ async fn postgres_api_keys_tokens_and_openapi() {
     api_keys_tokens_and_openapi(true).await;
 }
 
+/// TLS to PostgreSQL as an operator meets it: `sslmode=require` against a server that offers no
+/// TLS says so, and where to look.
+#[cfg(feature = "tls")]
+#[test]
+fn sslmode_require_against_a_server_without_tls_says_why() {
+    let url = format!(
+        "postgres://crm@{}/crm?sslmode=require",
+        harness::server_without_tls()
+    );
+    let out = crm(&url, &["org", "list"]).output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "error: cannot open the database at {url}: configuration error: cannot set up TLS to \
+             the database: server does not support TLS (check the database URL's sslmode, and \
+             its sslrootcert for verify-ca and verify-full)\n"
+        )
+    );
+}
+
+/// `sslmode=disable` keeps working (the CLI is built with TLS by default).
+#[tokio::test]
+async fn postgres_sslmode_disable_keeps_working() {
+    let Some(url) = harness::postgres_schema_url().await else {
+        return;
+    };
+    let url = format!("{url}&sslmode=disable");
+    let status = json(&url, &["migrate"]);
+    assert_every_migration(&status, true);
+    json(&url, &["org", "create", "--name", "Plain"]);
+}
+
 /// `crm serve` answers on its port and stops on SIGTERM (SQLite; the server is crm-axum's, tested
 /// on both backends there).
 /// `crm serve` on a fresh SQLite database and a free port, until [`Served::stop`].
@@ -913,11 +945,7 @@ impl Served {
     /// it accepts connections.
     fn start(args: &[&str], env: &[(&str, &str)], stdout: std::process::Stdio) -> Served {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let port_arg = port.to_string();
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"));
         cmd.args(["serve", "--listen", "127.0.0.1", "--port", &port_arg])
@@ -930,6 +958,8 @@ impl Served {
             .env_remove("CRM_REGISTRATION")
             .env_remove("CRM_LOG_FORMAT")
             .env_remove("RUST_LOG")
+            .env_remove("CRM_METRICS_ADDR")
+            .env_remove("CRM_METRICS_TOKEN")
             .envs(env.iter().copied())
             .stdout(stdout)
             .stderr(std::process::Stdio::null());
@@ -970,6 +1000,143 @@ fn serve_answers_and_stops() {
     let status = served.stop();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
+}
+
+/// A local port nothing listens on (for a moment).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `crm serve` serves Prometheus metrics next to `/healthz`, or, with `--metrics-addr` (or
+/// `CRM_METRICS_ADDR`), on an address of its own and then not on the main listener; with
+/// `CRM_METRICS_TOKEN`, only to scrapers that send it.
+#[test]
+fn metrics_are_served_beside_the_api_or_on_their_own_address() {
+    let served = Served::start(&[], &[], std::process::Stdio::null());
+    served.http("GET", "/healthz", "none", None);
+    let scrape = served.http("GET", "/metrics", "none", None);
+    served.stop();
+    assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+    assert!(
+        scrape.contains(r#"crm_http_requests_total{method="GET",route="/healthz",status="200"} 1"#),
+        "{scrape}"
+    );
+
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let by_flag: (&[&str], &[(&str, &str)], &str) = (&["--metrics-addr", &addr], &[], "none");
+    let by_env: (&[&str], &[(&str, &str)], &str) = (
+        &[],
+        &[
+            ("CRM_METRICS_ADDR", &addr),
+            ("CRM_METRICS_TOKEN", "scrape-token"),
+        ],
+        "scrape-token",
+    );
+    for (args, env, token) in [by_flag, by_env] {
+        let served = Served::start(args, env, std::process::Stdio::null());
+        let on_main = served.http("GET", "/metrics", token, None);
+        let wrong_token = http(port, "GET", "/metrics", "wrong", None);
+        let apart = http(port, "GET", "/metrics", token, None);
+        served.stop();
+        assert!(on_main.starts_with("HTTP/1.1 404"), "{args:?}: {on_main}");
+        assert!(apart.starts_with("HTTP/1.1 200"), "{args:?}: {apart}");
+        assert!(
+            apart.contains(
+                r#"crm_http_requests_total{method="GET",route="unmatched",status="404"}"#
+            ),
+            "{apart}"
+        );
+        let guarded = token != "none";
+        assert_eq!(
+            wrong_token.starts_with("HTTP/1.1 401"),
+            guarded,
+            "{wrong_token}"
+        );
+    }
+}
+
+/// A stand-in OTLP/HTTP collector on a port of its own: it answers every request 200 and hands
+/// over each one's request line, headers (lower-case) and body.
+#[cfg(feature = "otel")]
+fn otlp_collector() -> (u16, std::sync::mpsc::Receiver<(String, String, Vec<u8>)>) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (send, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut conn = conn;
+                // One request after another on a kept-alive connection.
+                loop {
+                    let mut head = String::new();
+                    while !head.ends_with("\r\n\r\n") {
+                        if reader.read_line(&mut head).unwrap_or(0) == 0 {
+                            return;
+                        }
+                    }
+                    let head = head.to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |n| n.trim().parse().unwrap());
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .unwrap();
+                    let (line, headers) = head.split_once("\r\n").unwrap();
+                    if send
+                        .send((line.to_owned(), headers.to_owned(), body))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, received)
+}
+
+/// Built with `--features otel`, `crm serve` exports its request spans over OTLP/HTTP
+/// (protobuf) to `OTEL_EXPORTER_OTLP_ENDPOINT`, and sends the last ones when it stops.
+#[cfg(feature = "otel")]
+#[test]
+fn request_spans_are_exported_over_otlp_when_an_endpoint_is_set() {
+    let (port, received) = otlp_collector();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let served = Served::start(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_SERVICE_NAME", "crm-under-test"),
+        ],
+        std::process::Stdio::null(),
+    );
+    let answer = served.http("GET", "/healthz", "none", None);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(served.stop().success());
+
+    let (line, headers, body) = received
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("an export request");
+    assert_eq!(line, "post /v1/traces http/1.1");
+    assert!(
+        headers.contains("content-type: application/x-protobuf"),
+        "{headers}"
+    );
+    // Protobuf keeps strings as they are: the service, the span and its route template.
+    let contains = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for needle in ["crm-under-test", "request", "route", "/healthz"] {
+        assert!(contains(needle), "`{needle}` not in the export");
+    }
 }
 
 /// Sends one HTTP/1.1 request to `port` and returns the whole answer (status line, headers,

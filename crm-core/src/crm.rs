@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::custom_fields::{self, DefinitionCache};
 use crate::error::{Error, Result};
 use crate::password::Hasher;
-use crate::storage::{Backend, Pool, PoolSettings};
+use crate::storage::{Backend, Pool, PoolSettings, PoolStats};
 
 /// The library's entry point: a cheap-to-clone handle on the database pool and shared state.
 ///
@@ -105,6 +105,11 @@ impl Crm {
     /// Which backend this handle talks to.
     pub fn backend(&self) -> Backend {
         self.inner.pool.backend()
+    }
+
+    /// A snapshot of the connection pool (open, idle, waits), for the host's metrics.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.inner.pool.stats()
     }
 
     /// Closes the pool's connections; in-flight calls finish first.
@@ -248,6 +253,7 @@ async fn connect(url: &str, b: &CrmBuilder) -> Result<Pool> {
             use std::str::FromStr as _;
             let options = sqlx::postgres::PgConnectOptions::from_str(url)
                 .map_err(|e| Error::Config(format!("invalid PostgreSQL URL: {e}")))?;
+            crate::storage::postgres::check_tls_files(&options)?;
             return Ok(Pool::Postgres(
                 crate::storage::postgres::PgPool::connect(
                     options,

@@ -53,7 +53,8 @@ pub enum Error {
         /// How long until the limit lets the next request through.
         retry_after: std::time::Duration,
     },
-    /// The library was set up wrongly (bad database URL, feature not compiled in).
+    /// The library was set up wrongly (bad database URL, TLS to the database that cannot be set
+    /// up, feature not compiled in).
     #[error("configuration error: {0}")]
     Config(String),
     /// The database failed. Opaque to clients; logged by the host. HTTP 500 / 503.
@@ -106,13 +107,27 @@ impl Error {
 impl From<sqlx::Error> for Error {
     /// `RowNotFound` never escapes the storage layer as a driver error: callers get a
     /// [`Error::NotFound`]; the database being away is [`Error::Unavailable`]
-    /// ([`is_transient`]); every other driver error is kept opaque in [`Error::Storage`].
+    /// ([`is_transient`]); a failure to set up TLS is [`Error::Config`], with the driver's
+    /// reason; every other driver error is kept opaque in [`Error::Storage`].
     fn from(err: sqlx::Error) -> Self {
         match err {
             sqlx::Error::RowNotFound => Error::NotFound {
                 entity: "record",
                 id: None,
             },
+            // Setting up TLS failed: the server offers none, its certificate is not trusted,
+            // or a certificate file is unusable. Retrying does not help; the URL's `sslmode`
+            // (or the certificates) must change.
+            sqlx::Error::Tls(reason) => tls_failed(&reason),
+            // The TLS layer reports a refused handshake (an untrusted certificate, a name that
+            // does not match) as invalid data read from the socket; nothing else on the
+            // database's socket does.
+            sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                match io.get_ref() {
+                    Some(reason) => tls_failed(reason),
+                    None => Error::Unavailable(sqlx::Error::Io(io)),
+                }
+            }
             other if is_transient(&other) => Error::Unavailable(other),
             other => Error::Storage(other),
         }
@@ -149,6 +164,14 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// The [`Error::Config`] of a TLS connection to the database that could not be set up.
+fn tls_failed(reason: &dyn std::fmt::Display) -> Error {
+    Error::Config(format!(
+        "cannot set up TLS to the database: {reason} (check the database URL's sslmode, and \
+         its sslrootcert for verify-ca and verify-full)"
+    ))
 }
 
 /// Whether `e` says the database is away for now rather than that the statement is wrong: I/O

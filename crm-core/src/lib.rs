@@ -159,7 +159,7 @@ pub use storage::Backend;
 #[doc(hidden)]
 #[cfg(feature = "postgres")]
 pub use storage::explain_statements;
-pub use storage::{PoolSettings, STATEMENT_TIMEOUT_ENV};
+pub use storage::{PoolSettings, PoolStats, STATEMENT_TIMEOUT_ENV};
 pub use tenant::Tenant;
 pub use timeline::TimelineItem;
 pub use users::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, Role, User, UserId, Users};

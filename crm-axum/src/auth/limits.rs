@@ -50,6 +50,8 @@ struct Counter {
 
 /// A counter per key, in a bounded cache.
 pub(crate) struct RateLimiter {
+    /// What it limits, for the `crm_rate_limited_total` metric (`sign_in_address`…).
+    kind: &'static str,
     max: u32,
     window: Duration,
     policy: Policy,
@@ -59,6 +61,7 @@ pub(crate) struct RateLimiter {
 impl std::fmt::Debug for RateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimiter")
+            .field("kind", &self.kind)
             .field("max", &self.max)
             .field("window", &self.window)
             .field("policy", &self.policy)
@@ -67,17 +70,18 @@ impl std::fmt::Debug for RateLimiter {
 }
 
 impl RateLimiter {
-    /// At most `max` hits per key in each fixed `window`.
-    pub(crate) fn window(max: u32, window: Duration, capacity: u64) -> Self {
-        Self::new(max, window, Policy::Window, capacity)
+    /// At most `max` hits per key in each fixed `window`; `kind` names it in metrics.
+    pub(crate) fn window(kind: &'static str, max: u32, window: Duration, capacity: u64) -> Self {
+        Self::new(kind, max, window, Policy::Window, capacity)
     }
 
-    /// `max` hits per key, then exponential backoff (1 s, 2 s, 4 s… at most `window`).
-    pub(crate) fn backoff(max: u32, window: Duration, capacity: u64) -> Self {
-        Self::new(max, window, Policy::Backoff, capacity)
+    /// `max` hits per key, then exponential backoff (1 s, 2 s, 4 s… at most `window`); `kind`
+    /// names it in metrics.
+    pub(crate) fn backoff(kind: &'static str, max: u32, window: Duration, capacity: u64) -> Self {
+        Self::new(kind, max, window, Policy::Backoff, capacity)
     }
 
-    fn new(max: u32, window: Duration, policy: Policy, capacity: u64) -> Self {
+    fn new(kind: &'static str, max: u32, window: Duration, policy: Policy, capacity: u64) -> Self {
         let builder = moka::sync::Cache::builder().max_capacity(capacity);
         let counters = match policy {
             Policy::Window => builder.time_to_live(window),
@@ -85,6 +89,7 @@ impl RateLimiter {
         }
         .build();
         Self {
+            kind,
             max,
             window,
             policy,
@@ -93,14 +98,18 @@ impl RateLimiter {
     }
 
     /// `Ok` when `key` may go on (without counting it); otherwise the 429 with how long it must
-    /// wait.
+    /// wait (counted in the `crm_rate_limited_total` metric by the limiter's kind).
     pub(crate) fn check(&self, key: &LimitKey) -> Result<(), crm_core::Error> {
         let Some(counter) = self.counters.get(key) else {
             return Ok(());
         };
         let counter = *counter.lock().unwrap_or_else(|p| p.into_inner());
         match self.wait(&counter, Instant::now()) {
-            Some(retry_after) => Err(crm_core::Error::RateLimited { retry_after }),
+            Some(retry_after) => {
+                #[cfg(feature = "metrics")]
+                crate::metrics::rate_limited(self.kind);
+                Err(crm_core::Error::RateLimited { retry_after })
+            }
             None => Ok(()),
         }
     }
@@ -214,7 +223,7 @@ mod tests {
 
     #[test]
     fn a_window_limiter_counts_within_its_window_and_says_how_long_to_wait() {
-        let l = RateLimiter::window(2, Duration::from_secs(60), 100);
+        let l = RateLimiter::window("test", 2, Duration::from_secs(60), 100);
         assert!(l.check(&k("a")).is_ok());
         l.hit(k("a"));
         l.hit(k("a"));
@@ -229,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_backoff_limiter_doubles_its_wait() {
-        let l = RateLimiter::backoff(2, Duration::from_secs(60), 100);
+        let l = RateLimiter::backoff("test", 2, Duration::from_secs(60), 100);
         let wait = |l: &RateLimiter| match l.check(&k("a")) {
             Err(crm_core::Error::RateLimited { retry_after }) => retry_after,
             _ => Duration::ZERO,
@@ -245,7 +254,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_distinct_keys_stays_within_the_bound() {
-        let l = RateLimiter::window(5, Duration::from_secs(900), 1_000);
+        let l = RateLimiter::window("test", 5, Duration::from_secs(900), 1_000);
         for i in 0..20_000 {
             l.hit(k(&format!("attacker-{i}")));
         }

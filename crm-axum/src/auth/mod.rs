@@ -114,21 +114,25 @@ impl AuthState {
             principals: TtlCache::new(config.principal_cache_ttl),
             api_keys: TtlCache::new(config.principal_cache_ttl),
             login_failures: RateLimiter::backoff(
+                "sign_in_failures",
                 config.login_attempts_per_account,
                 config.login_window,
                 LIMITER_CAPACITY,
             ),
             login_addresses: RateLimiter::window(
+                "sign_in_address",
                 config.login_attempts_per_address,
                 config.login_window,
                 LIMITER_CAPACITY,
             ),
             signups: RateLimiter::window(
+                "sign_up_address",
                 config.signups_per_address,
                 config.login_window,
                 LIMITER_CAPACITY,
             ),
             webhook_posts: RateLimiter::window(
+                "webhook_forms",
                 config.webhook_posts_per_minute,
                 std::time::Duration::from_secs(60),
                 LIMITER_CAPACITY,

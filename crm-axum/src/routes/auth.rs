@@ -246,6 +246,8 @@ async fn login(
         Err(e) => {
             if matches!(e, ApiError::Core(crm_core::Error::Unauthenticated)) {
                 auth.login_failures.hit(account);
+                #[cfg(feature = "metrics")]
+                crate::metrics::login_failed("sign_in");
             }
             Err(e)
         }

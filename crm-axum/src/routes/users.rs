@@ -120,6 +120,8 @@ async fn change_own_password(
         Ok(()) => failures.reset(&account),
         Err(e @ crm_core::Error::Unauthenticated) => {
             failures.hit(account);
+            #[cfg(feature = "metrics")]
+            crate::metrics::login_failed("password_change");
             return Err(e.into());
         }
         Err(e) => return Err(e.into()),

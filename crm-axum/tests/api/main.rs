@@ -23,6 +23,7 @@ mod conditional;
 mod entities;
 mod errors;
 mod keepalive;
+mod metrics;
 mod mount;
 mod openapi;
 mod outage;

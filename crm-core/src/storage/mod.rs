@@ -12,10 +12,12 @@ mod settings;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+mod stats;
 mod unit;
 
 pub use settings::{PoolSettings, STATEMENT_TIMEOUT_ENV};
 pub(crate) use sql::{Arg, FieldKey, Sql, escape_like};
+pub use stats::PoolStats;
 pub(crate) use unit::{Unit, UnitSession};
 
 use crate::error::Result;
@@ -104,6 +106,16 @@ impl Pool {
             Pool::Postgres(p) => Ok(Session::Postgres(p.session(None).await?)),
             #[cfg(feature = "sqlite")]
             Pool::Sqlite(p) => Ok(Session::Sqlite(p.acquire().await?)),
+        }
+    }
+
+    /// What the pool reports about itself now.
+    pub(crate) fn stats(&self) -> PoolStats {
+        match self {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => p.stats(),
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => sqlite::stats(p),
         }
     }
 

@@ -49,6 +49,8 @@ pub(crate) struct PgPool {
     dropped: std::sync::Arc<AtomicU64>,
     /// For migrations, which run with the URL's own role on a connection of their own.
     options: std::sync::Arc<PgConnectOptions>,
+    /// The most connections the pool opens.
+    max_size: u32,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -180,6 +182,7 @@ impl PgPool {
             pool,
             dropped,
             options: std::sync::Arc::new(options),
+            max_size: settings.max_connections,
         })
     }
 
@@ -221,6 +224,21 @@ impl PgPool {
         }
     }
 
+    /// What bb8 reports: open and idle connections, and how often a checkout had to wait.
+    pub(crate) fn stats(&self) -> super::PoolStats {
+        let state = self.pool.state();
+        let s = &state.statistics;
+        super::PoolStats {
+            backend: super::Backend::Postgres,
+            connections: state.connections,
+            idle: state.idle_connections,
+            max_connections: self.max_size,
+            pending: Some(s.pending_gets()),
+            waits: Some(s.get_waited),
+            timeouts: Some(s.get_timed_out),
+        }
+    }
+
     /// How many dropped connections a call skips before it gives up: a whole pool of them, after
     /// a restart, and one more.
     fn redials(&self) -> u32 {
@@ -253,6 +271,41 @@ impl PgPool {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Refuses, with a message that names it, a certificate or key file for TLS that the URL (or
+/// `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`) names but that cannot be read. sqlx reads these files
+/// only when a connection opens, and reports a missing one as an I/O error, which would look
+/// like the server being away (and be retried as such).
+///
+/// The root certificate matters only to `sslmode=verify-ca` / `verify-full` (the other modes do
+/// not verify the server); the client certificate and key to every mode that may use TLS.
+pub(crate) fn check_tls_files(options: &PgConnectOptions) -> Result<()> {
+    use sqlx::ConnectOptions as _;
+    use sqlx::postgres::PgSslMode;
+    let mode = options.get_ssl_mode();
+    if matches!(mode, PgSslMode::Disable | PgSslMode::Allow) {
+        return Ok(());
+    }
+    let verifies = matches!(mode, PgSslMode::VerifyCa | PgSslMode::VerifyFull);
+    let url = options.to_url_lossy();
+    for (key, value) in url.query_pairs() {
+        let needed = match &*key {
+            "sslrootcert" => verifies,
+            "sslcert" | "sslkey" => true,
+            _ => false,
+        };
+        // sqlx shows a file as `file: <path>`; an inline PEM certificate has no file to check.
+        let Some(path) = value.strip_prefix("file: ").filter(|_| needed) else {
+            continue;
+        };
+        if let Err(e) = std::fs::File::open(path) {
+            return Err(Error::Config(format!(
+                "cannot read the PostgreSQL TLS file {key}={path}: {e}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The migrations in `crm-core/migrations/postgres`, recorded in `_crm_migrations` so that they

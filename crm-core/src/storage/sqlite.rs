@@ -52,6 +52,20 @@ pub(crate) async fn connect(url: &str, settings: &PoolSettings) -> Result<Sqlite
         .await?)
 }
 
+/// What sqlx's pool reports: open and idle connections (it counts no waits).
+pub(crate) fn stats(pool: &SqlitePool) -> super::PoolStats {
+    let connections = pool.size();
+    super::PoolStats {
+        backend: super::Backend::Sqlite,
+        connections,
+        idle: u32::try_from(pool.num_idle()).unwrap_or(connections),
+        max_connections: pool.options().get_max_connections(),
+        pending: None,
+        waits: None,
+        timeouts: None,
+    }
+}
+
 /// The migrations in `crm-core/migrations/sqlite`, recorded in `_crm_migrations`.
 pub(crate) fn migrator() -> sqlx::migrate::Migrator {
     let mut m = sqlx::migrate!("migrations/sqlite");

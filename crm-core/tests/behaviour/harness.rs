@@ -55,6 +55,25 @@ pub(crate) async fn postgres_schema_url() -> Option<String> {
     Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
 }
 
+/// A stand-in for a PostgreSQL server without TLS, on a port of its own: it answers every
+/// connection's `SSLRequest` with `N` ("no TLS here"), as such a server does, and hangs up. On a
+/// thread of its own, so that it also answers a `crm` process the test waits for.
+pub(crate) fn server_without_tls() -> std::net::SocketAddr {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    let addr = listener.local_addr().expect("its address");
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            // The SSLRequest: length 8, code 80877103.
+            let mut request = [0u8; 8];
+            if conn.read_exact(&mut request).is_ok() && request == [0, 0, 0, 8, 4, 210, 22, 47] {
+                let _ = conn.write_all(b"N");
+            }
+        }
+    });
+    addr
+}
+
 /// Notes in the ledger file named by `CRM_TEST_LEDGER`, if set, that the running test reached
 /// `backend` (`postgres`, later `redis`): one line `<backend> <test binary> <test name>`.
 ///

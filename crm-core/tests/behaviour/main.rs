@@ -23,5 +23,7 @@ mod organizations_and_users;
 mod records;
 mod rls;
 mod tenancy;
+#[cfg(feature = "tls")]
+mod tls;
 mod transactions;
 mod user_management;
