@@ -255,20 +255,8 @@ async fn api_keys_post_web_forms(crm: Crm) {
 async fn web_forms_are_rate_limited_per_key(crm: Crm) {
     let app = TestApp::with_config(crm, crate::helpers::config().webhook_posts_per_minute(2));
     let s = app.register("acme").await;
-    let key = |name: &'static str| {
-        let app = &app;
-        let t = s.access.clone();
-        async move {
-            app.post("/api/v1/api-keys", &t, json!({ "name": name }))
-                .await
-                .expect(201)
-                .body["key"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
-    let (first, second) = (key("first").await, key("second").await);
+    let first = app.api_key(&s.access, &[]).await;
+    let second = app.api_key(&s.access, &[]).await;
     let post = |key: String, n: u32| {
         let app = &app;
         async move {

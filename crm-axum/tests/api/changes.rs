@@ -57,24 +57,10 @@ async fn the_feed_pages_in_commit_order_for_admins_and_keys(crm: Crm) {
     assert_eq!(actions(&rest.body), expected[1..]);
 
     // Keys need the `changes` scope; users are refused.
-    let key = |scopes: Value| {
-        let app = &app;
-        async move {
-            let made = app
-                .post(
-                    "/api/v1/api-keys",
-                    t,
-                    json!({ "name": "feed", "scopes": scopes }),
-                )
-                .await
-                .expect(201);
-            made.body["key"].as_str().unwrap().to_owned()
-        }
-    };
-    let reader = key(json!(["changes"])).await;
+    let reader = app.api_key(t, &["changes"]).await;
     let page = feed(format!("after={start}"), &reader).await.expect(200);
     assert_eq!(actions(&page.body), expected);
-    let other = key(json!(["accounts:read"])).await;
+    let other = app.api_key(t, &["accounts:read"]).await;
     app.get("/api/v1/changes", &other)
         .await
         .problem(403, "forbidden")

@@ -127,6 +127,16 @@ impl TestApp {
         Self::with_config(crm, config())
     }
 
+    /// Makes an API key with `scopes` (none: the default, `forms` only) and answers its secret.
+    pub(crate) async fn api_key(&self, token: &str, scopes: &[&str]) -> String {
+        let mut body = json!({ "name": "test key" });
+        if !scopes.is_empty() {
+            body["scopes"] = json!(scopes);
+        }
+        let made = self.post("/api/v1/api-keys", token, body).await.expect(201);
+        made.body["key"].as_str().unwrap().to_owned()
+    }
+
     /// A test app over `crm` with its first organization, `acme`, registered.
     pub(crate) async fn signed_up(crm: Crm) -> (Self, Session) {
         let app = Self::new(crm);

@@ -4,7 +4,6 @@
 //! `organization_id`, foreign keys to other tenant tables that lead with it on both sides, and
 //! unique constraints and indexes that include it.
 
-use crm_core::Crm;
 use crm_core::sqlx::{self, Connection as _, Executor as _, PgConnection};
 
 use crate::harness;
@@ -124,10 +123,9 @@ async fn violations(conn: &mut PgConnection) -> Vec<String> {
 
 #[tokio::test]
 async fn tenant_tables_are_distributable_by_organization() {
-    let Some(url) = harness::postgres_schema_url().await else {
+    let Some((_crm, url)) = harness::postgres_with_url().await else {
         return;
     };
-    let _crm = Crm::connect(&url).await.unwrap();
     let mut conn = PgConnection::connect(&url).await.unwrap();
     assert_eq!(violations(&mut conn).await, Vec::<String>::new());
 

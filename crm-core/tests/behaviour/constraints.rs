@@ -118,7 +118,7 @@ async fn unstorable_input_is_a_validation_error(crm: Crm) {
         ("tier", CustomFieldType::Text),
         ("since", CustomFieldType::Date),
     ];
-    harness::define_fields(&crm, &org, EntityKind::Account, &fields).await;
+    org.define_fields(&crm, EntityKind::Account, &fields).await;
 
     let r = t
         .accounts()
@@ -264,10 +264,9 @@ async fn sqlite_summary_survives_sums_past_64_bits() {
 
 #[tokio::test]
 async fn postgres_summary_survives_sums_past_64_bits() {
-    let Some(url) = harness::postgres_schema_url().await else {
+    let Some((crm, url)) = harness::postgres_with_url().await else {
         return;
     };
-    let crm = Crm::connect(&url).await.unwrap();
     summary_survives_sums_past_64_bits(crm, async |sql| {
         let mut raw = sqlx::PgConnection::connect(&url).await.unwrap();
         raw.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();

@@ -3,14 +3,13 @@
 use crm_core::{AccountPatch, Action, CustomFieldType, EntityKind, NewAccount};
 use serde_json::json;
 
-use crate::harness::{Fixtures as _, Org, define_fields};
+use crate::harness::{Fixtures as _, Org};
 
 async fn every_write_is_logged_with_its_changes(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.admin(&crm);
-    define_fields(
+    org.define_fields(
         &crm,
-        &org,
         EntityKind::Account,
         &[("tier", CustomFieldType::Text)],
     )

@@ -105,12 +105,14 @@ pub(crate) fn record_backend(backend: &str) {
 
 /// A migrated PostgreSQL schema of its own, or `None` when PostgreSQL tests are skipped.
 pub(crate) async fn postgres() -> Option<Crm> {
+    postgres_with_url().await.map(|(crm, _)| crm)
+}
+
+/// [`postgres`] and the schema's URL (for connections of the test's own, as the schema's owner).
+pub(crate) async fn postgres_with_url() -> Option<(Crm, String)> {
     let url = postgres_schema_url().await?;
-    Some(
-        Crm::connect(&url)
-            .await
-            .expect("connect and migrate PostgreSQL"),
-    )
+    let crm = Crm::connect(&url).await;
+    Some((crm.expect("connect and migrate PostgreSQL"), url))
 }
 
 /// Fails if `text` shows any part of the secret of the API key `token`
@@ -173,6 +175,18 @@ impl Org {
         }
     }
 
+    /// Defines custom fields without options on `entity` (as an admin).
+    pub(crate) async fn define_fields(
+        &self,
+        crm: &Crm,
+        entity: EntityKind,
+        fields: &[(&str, CustomFieldType)],
+    ) {
+        for (key, ty) in fields {
+            define(crm, self, entity, key, *ty, &[]).await;
+        }
+    }
+
     pub(crate) fn admin(&self, crm: &Crm) -> Tenant {
         crm.tenant(&TenantContext::user(
             self.id,
@@ -212,16 +226,13 @@ macro_rules! on_both_backends {
     };
 }
 
-/// Defines custom fields without options on `entity` (as an admin of `org`).
-pub(crate) async fn define_fields(
-    crm: &Crm,
-    org: &Org,
-    entity: EntityKind,
-    fields: &[(&str, CustomFieldType)],
-) {
-    for (key, ty) in fields {
-        define(crm, org, entity, key, *ty, &[]).await;
-    }
+/// Asserts that `err` is [`crm_core::Error::NotFound`] of `entity` (`"account"`, `"user"`…).
+#[track_caller]
+pub(crate) fn assert_not_found(err: &crm_core::Error, entity: &str) {
+    assert!(
+        matches!(err, crm_core::Error::NotFound { entity: e, .. } if *e == entity),
+        "expected {entity} not found, got {err:?}"
+    );
 }
 
 /// Defines a custom field (as an admin of `org`).

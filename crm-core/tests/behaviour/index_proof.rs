@@ -9,7 +9,7 @@
 use crm_core::record::{Column, Entity, Kind};
 use crm_core::sqlx::{self, Connection as _, Executor as _};
 use crm_core::{
-    Crm, CustomFieldType, Deleted, Direction, EntityKind, EntityVisitor, ListQuery, NewCustomField,
+    CustomFieldType, Deleted, Direction, EntityKind, EntityVisitor, ListQuery, NewCustomField,
     NewOrganization, Op, Record, Tenant, TenantContext,
 };
 use serde_json::Value;
@@ -88,10 +88,9 @@ const SEED: &[&str] = &[
 
 #[tokio::test]
 async fn no_tenant_list_or_lookup_path_scans_a_whole_table() {
-    let Some(url) = harness::postgres_schema_url().await else {
+    let Some((crm, url)) = harness::postgres_with_url().await else {
         return;
     };
-    let crm = Crm::connect(&url).await.unwrap();
     let mut orgs = Vec::new();
     for i in 0..ORGS {
         let org = crm

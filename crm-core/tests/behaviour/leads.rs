@@ -1,12 +1,12 @@
 //! Leads: the status lifecycle and conversion.
 
 use crm_core::{
-    AccountId, ConvertLead, ConvertOpportunity, CustomFieldType, EntityKind, Error, LeadPatch,
-    LeadSource, LeadStatus, NewAccount, NewContact, NewLead, Target,
+    AccountId, Conversion, ConvertLead, ConvertOpportunity, CustomFieldType, EntityKind, Error,
+    LeadId, LeadPatch, LeadSource, LeadStatus, NewAccount, NewContact, NewLead, Target,
 };
 use serde_json::json;
 
-use crate::harness::{Fixtures as _, Org, define_fields};
+use crate::harness::{Fixtures as _, Org, assert_not_found};
 
 fn lead(last: &str) -> NewLead {
     NewLead {
@@ -19,6 +19,16 @@ fn lead(last: &str) -> NewLead {
         source: LeadSource::WebForm,
         ..Default::default()
     }
+}
+
+/// Converts lead `id` with a `ConvertLead` given as JSON, as a client sends it.
+async fn convert_json(
+    t: &crm_core::Tenant,
+    id: LeadId,
+    body: serde_json::Value,
+) -> crm_core::Result<Conversion> {
+    let body = serde_json::from_value(body).expect("a ConvertLead");
+    t.leads().convert(id, body).await
 }
 
 async fn status_lifecycle(crm: crm_core::Crm) {
@@ -86,10 +96,10 @@ async fn conversion_creates_account_contact_and_opportunity(crm: crm_core::Crm) 
         ("linkedin", CustomFieldType::Url),
         ("campaign", CustomFieldType::Text),
     ];
-    define_fields(&crm, &org, EntityKind::Lead, &lead_fields).await;
-    define_fields(
+    org.define_fields(&crm, EntityKind::Lead, &lead_fields)
+        .await;
+    org.define_fields(
         &crm,
-        &org,
         EntityKind::Contact,
         &[("linkedin", CustomFieldType::Url)],
     )
@@ -268,38 +278,17 @@ async fn failed_conversion_leaves_nothing_behind(crm: crm_core::Crm) {
     );
     // Another organization's account is not found, and nothing is created either.
     let theirs = other.admin(&crm).account("T").await;
-    let err = t
-        .leads()
-        .convert(
-            l.id,
-            ConvertLead {
-                account: Target::Existing(theirs.id),
-                ..Default::default()
-            },
-        )
+    let err = convert_json(&t, l.id, json!({ "account": { "existing": theirs.id } }))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::NotFound {
-                entity: "account",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    let err = t
-        .leads()
-        .convert(
-            l.id,
-            ConvertLead {
-                account: Target::Existing(AccountId::new()),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap_err();
+    assert_not_found(&err, "account");
+    let err = convert_json(
+        &t,
+        l.id,
+        json!({ "account": { "existing": AccountId::new() } }),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
 
     assert_eq!(
@@ -348,17 +337,13 @@ async fn failed_conversion_leaves_nothing_behind(crm: crm_core::Crm) {
         "{err:?}"
     );
     let existing = t.contact("Known").await;
-    let c = t
-        .leads()
-        .convert(
-            company_only.id,
-            ConvertLead {
-                contact: Target::Existing(existing.id),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let c = convert_json(
+        &t,
+        company_only.id,
+        json!({ "contact": { "existing": existing.id } }),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (c.account.name.as_str(), c.contact.account_id),
         ("Only Co", Some(c.account.id))

@@ -8,7 +8,7 @@ use crm_core::{
 
 use serde_json::json;
 
-use crate::harness::{Fixtures as _, Org};
+use crate::harness::{Fixtures as _, Org, assert_not_found};
 
 async fn links_only_reach_live_records_of_the_same_organization(crm: crm_core::Crm) {
     let acme = Org::new(&crm, "Acme").await;
@@ -36,26 +36,14 @@ async fn links_only_reach_live_records_of_the_same_organization(crm: crm_core::C
             .update_json(c.id, json!({ "account_id": target }))
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::NotFound {
-                    entity: "account",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_not_found(&err, "account");
     }
     // So is a user of another organization as owner.
     let err = t
         .update_json(mine.id, json!({ "owner_id": other.admin }))
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, Error::NotFound { entity: "user", .. }),
-        "{err:?}"
-    );
+    assert_not_found(&err, "user");
     let owned = t
         .update_json(mine.id, json!({ "owner_id": acme.user }))
         .await

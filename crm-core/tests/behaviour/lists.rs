@@ -8,12 +8,11 @@ use crm_core::{
 };
 use serde_json::{Value, json};
 
-use crate::harness::{Fixtures as _, Org, define_fields};
+use crate::harness::{Fixtures as _, Org};
 
 async fn seed(crm: &crm_core::Crm, org: &Org, t: &Tenant) -> Vec<Record<Account>> {
-    define_fields(
+    org.define_fields(
         crm,
-        org,
         EntityKind::Account,
         &[
             ("score", CustomFieldType::Number),
@@ -215,9 +214,8 @@ async fn every_filter_operator(crm: crm_core::Crm) {
 async fn bad_queries_are_validation_errors(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.user(&crm);
-    define_fields(
+    org.define_fields(
         &crm,
-        &org,
         EntityKind::Account,
         &[("tier", CustomFieldType::Text)],
     )

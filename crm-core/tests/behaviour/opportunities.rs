@@ -175,25 +175,14 @@ async fn stages_must_belong_to_the_pipeline(crm: crm_core::Crm) {
     ));
 
     // Only admins create pipelines; a pipeline needs open, won and lost stages.
-    let err = org
-        .user(&crm)
-        .pipelines()
-        .create(NewPipeline {
-            name: "X".into(),
-            stages: vec![],
-        })
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Forbidden(_)));
-    let err = t
-        .pipelines()
-        .create(NewPipeline {
-            name: "X".into(),
-            stages: vec![],
-        })
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Validation(_)));
+    let stageless = || NewPipeline {
+        name: "X".into(),
+        stages: vec![],
+    };
+    let err = org.user(&crm).pipelines().create(stageless()).await;
+    assert!(matches!(err, Err(Error::Forbidden(_))), "{err:?}");
+    let err = t.pipelines().create(stageless()).await;
+    assert!(matches!(err, Err(Error::Validation(_))), "{err:?}");
 }
 
 async fn pipeline_summary(crm: crm_core::Crm) {

@@ -1,7 +1,6 @@
 //! PostgreSQL row-level security: a query that forgets the tenant filter still sees one
 //! organization only, and cannot write into another.
 
-use crm_core::Crm;
 use crm_core::sqlx::{self, Connection as _, Executor as _, PgConnection};
 
 use crate::harness::{self, Fixtures as _, Org};
@@ -21,10 +20,9 @@ async fn as_app_role(url: &str, org: Option<uuid::Uuid>) -> PgConnection {
 
 #[tokio::test]
 async fn rls_blocks_queries_that_omit_the_tenant_filter() {
-    let Some(url) = harness::postgres_schema_url().await else {
+    let Some((crm, url)) = harness::postgres_with_url().await else {
         return;
     };
-    let crm = Crm::connect(&url).await.unwrap();
     let (a, b) = (Org::new(&crm, "A").await, Org::new(&crm, "B").await);
     for (org, n) in [(&a, 3), (&b, 5)] {
         for i in 0..n {
@@ -85,10 +83,9 @@ async fn rls_blocks_queries_that_omit_the_tenant_filter() {
 
 #[tokio::test]
 async fn every_tenant_table_has_forced_rls() {
-    let Some(url) = harness::postgres_schema_url().await else {
+    let Some((_crm, url)) = harness::postgres_with_url().await else {
         return;
     };
-    let _crm = Crm::connect(&url).await.unwrap();
     let mut conn = PgConnection::connect(&url).await.unwrap();
     // Every table with an organization_id column is a tenant table.
     let rows: Vec<(String, bool, bool, i64)> = sqlx::query_as(
