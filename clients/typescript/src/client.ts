@@ -228,7 +228,11 @@ export class CrmClient {
    * Deletes the record read (`DELETE /{entity}/{id}`; to the trash, or for good with
    * `permanent`) with `If-Match` set to its ETag (412 when it changed since).
    */
-  async delete(entity: Entity, record: Versioned, options: { permanent?: boolean } = {}) {
+  async delete(
+    entity: Entity,
+    record: Versioned,
+    options: { permanent?: boolean } = {},
+  ): Promise<void> {
     const query = options.permanent ? "?permanent=true" : "";
     await this.json("DELETE", `/api/v1/${entity}/${encodeURIComponent(record.id)}${query}`, undefined, {
       "if-match": etagOf(record),
@@ -284,7 +288,8 @@ export class CrmClient {
 
   /** Sends a request with the access token; on 401, refreshes once and repeats it. */
   private async send(request: Request): Promise<Response> {
-    const isAuthRoute = new URL(request.url).pathname.startsWith(AUTH_PREFIX);
+    // `includes`: the API may be mounted below a prefix of the base URL.
+    const isAuthRoute = new URL(request.url).pathname.includes(AUTH_PREFIX);
     const token = this.tokens?.accessToken;
     if (isAuthRoute || token === undefined || request.headers.has("authorization")) {
       return this.fetchImpl(request);

@@ -12,7 +12,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 
-import { CrmClient, ProblemError, unwrap } from "../src/index.js";
+import { CrmClient, ProblemError, etagOf, unwrap } from "../src/index.js";
 
 const here = dirname(fileURLToPath(import.meta.url)); // clients/typescript/dist/test
 const repo = resolve(here, "../../../..");
@@ -164,6 +164,8 @@ test("register, contacts, paging, a lead converted, a 422 problem, refresh", asy
 
   await t.test("If-Match: an update from a stale read is refused with 412", async () => {
     const bob = await crm.create("contacts", { first_name: "Bob" });
+    const read = await crm.api.GET("/api/v1/contacts/{id}", { params: { path: { id: bob.id } } });
+    assert.equal(read.response.headers.get("etag"), etagOf(bob), "the ETag is the version");
     const renamed = await crm.update("contacts", bob, { last_name: "Builder" });
     assert.equal(renamed.version, bob.version + 1);
     await assert.rejects(
@@ -266,5 +268,21 @@ test("register, contacts, paging, a lead converted, a 422 problem, refresh", asy
     // The new access token works without another refresh.
     await crm.list("contacts", { limit: 1 });
     assert.equal(refreshes(), 1);
+  });
+
+  await t.test("logout ends the session: no token, and the refresh token is refused", async () => {
+    const last = crm.currentTokens;
+    assert.ok(last);
+    await crm.logout();
+    assert.equal(crm.currentTokens, undefined);
+    await assert.rejects(
+      crm.list("contacts"),
+      (e: unknown) => e instanceof ProblemError && e.status === 401,
+    );
+    const reused = await crm.api.POST("/api/v1/auth/refresh", {
+      body: { refresh_token: last.refreshToken },
+    });
+    assert.equal(reused.response.status, 401);
+    assert.equal(refreshes(), 2, "only the one above: a 401 without a session is not retried");
   });
 });
