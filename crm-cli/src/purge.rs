@@ -1,11 +1,15 @@
 //! `crm purge`: retention for the trash.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::process::ExitCode;
 
 use anyhow::bail;
 use chrono::{TimeDelta, Utc};
 use clap::Args;
-use crm_core::{Crm, Entity, Organization, PurgeReport, Tenant, TenantContext};
+use crm_core::{
+    Crm, Entity, EntityKind, EntityVisitor, Organization, PurgeReport, Tenant, TenantContext,
+};
 use serde::Serialize;
 
 use crate::Output;
@@ -49,14 +53,24 @@ struct Line {
     report: PurgeReport,
 }
 
-async fn purge<E: Entity>(
-    t: &Tenant,
+/// Purges what of the visited kind was trashed before `cutoff` (or counts it, on a dry run).
+struct Purge<'t> {
+    tenant: &'t Tenant,
     cutoff: chrono::DateTime<Utc>,
     dry_run: bool,
-) -> anyhow::Result<PurgeReport> {
-    Ok(t.records::<E>()
-        .purge_trashed_before(cutoff, dry_run)
-        .await?)
+}
+
+impl<'t> EntityVisitor for Purge<'t> {
+    type Output = Pin<Box<dyn Future<Output = crm_core::Result<PurgeReport>> + 't>>;
+
+    fn visit<E: Entity>(self) -> Self::Output {
+        Box::pin(async move {
+            let records = self.tenant.records::<E>();
+            records
+                .purge_trashed_before(self.cutoff, self.dry_run)
+                .await
+        })
+    }
 }
 
 pub(crate) async fn run(crm: &Crm, args: PurgeArgs, out: Output) -> anyhow::Result<ExitCode> {
@@ -72,32 +86,15 @@ pub(crate) async fn run(crm: &Crm, args: PurgeArgs, out: Output) -> anyhow::Resu
     for org in &orgs {
         let t = crm.tenant(&TenantContext::system(org.id));
         // Records that others link to go last, once their referrers are gone.
-        let reports = [
-            (
-                crm_core::Activity::NAME,
-                purge::<crm_core::Activity>(&t, cutoff, dry_run).await?,
-            ),
-            (
-                crm_core::Invoice::NAME,
-                purge::<crm_core::Invoice>(&t, cutoff, dry_run).await?,
-            ),
-            (
-                crm_core::Lead::NAME,
-                purge::<crm_core::Lead>(&t, cutoff, dry_run).await?,
-            ),
-            (
-                crm_core::Contact::NAME,
-                purge::<crm_core::Contact>(&t, cutoff, dry_run).await?,
-            ),
-            (
-                crm_core::Opportunity::NAME,
-                purge::<crm_core::Opportunity>(&t, cutoff, dry_run).await?,
-            ),
-            (
-                crm_core::Account::NAME,
-                purge::<crm_core::Account>(&t, cutoff, dry_run).await?,
-            ),
-        ];
+        let mut reports = Vec::new();
+        for kind in EntityKind::referrers_first() {
+            let purge = Purge {
+                tenant: &t,
+                cutoff,
+                dry_run,
+            };
+            reports.push((kind.name(), kind.visit(purge).await?));
+        }
         for (entity, report) in reports {
             if report.purged > 0 || report.kept_linked > 0 {
                 lines.push(Line {

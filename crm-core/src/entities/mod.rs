@@ -1,6 +1,7 @@
 //! The CRM entities. Each file declares one entity's own columns, checks and verbs; the shared
 //! machinery in [`crate::record`] does the rest, and the registry below lists them once.
 
+mod order;
 mod registry;
 
 mod accounts;
