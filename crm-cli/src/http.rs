@@ -45,6 +45,12 @@ pub(crate) struct ServeArgs {
     /// CRM_METRICS_TOKEN set, scrapers must send it as a bearer token, on either.
     #[arg(long, env = "CRM_METRICS_ADDR")]
     metrics_addr: Option<String>,
+    /// Redis shared by the instances of this deployment (`redis://[:password@]host[:port][/db]`):
+    /// the rate limits count there, so every instance spends one budget. While it does not
+    /// answer, each instance counts on its own. Default: none (in-process limits).
+    #[cfg(feature = "redis")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
 }
 
 /// Token commands.
@@ -105,6 +111,14 @@ pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode>
         .registration_from_env()?;
     let auth = match args.registration.as_deref() {
         Some(switch) => auth.registration(switch == "on"),
+        None => auth,
+    };
+    #[cfg(feature = "redis")]
+    let auth = match args.redis_url.as_deref().filter(|url| !url.is_empty()) {
+        Some(url) => {
+            tracing::info!("rate limits are shared through Redis");
+            auth.redis_url(url).context("--redis-url / REDIS_URL")?
+        }
         None => auth,
     };
     let (metrics, metrics_listener) =

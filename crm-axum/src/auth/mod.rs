@@ -18,6 +18,8 @@ mod config;
 mod layer;
 pub(crate) mod limits;
 mod scope;
+#[cfg(feature = "redis")]
+mod shared;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -32,6 +34,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub(crate) use client_addr::client_addr;
+#[cfg(feature = "redis")]
+pub use config::REDIS_URL_ENV;
 pub use config::{AuthConfig, ConfigError, REGISTRATION_ENV, TRUSTED_PROXIES_ENV};
 pub use layer::{AuthLayer, Authenticate};
 use limits::{LIMITER_CAPACITY, RateLimiter, TtlCache};
@@ -110,33 +114,46 @@ pub(crate) struct AuthState {
 
 impl AuthState {
     pub(crate) fn new(config: AuthConfig) -> Self {
+        #[cfg(feature = "redis")]
+        let store = config.redis_url.as_deref().and_then(|url| {
+            // The URL was checked by `AuthConfig::redis_url`.
+            shared::SharedStore::open(url)
+                .inspect_err(|e| tracing::error!(error = %e, "Redis URL: limits count in process"))
+                .ok()
+                .map(std::sync::Arc::new)
+        });
+        let limiter = |limiter: RateLimiter| {
+            #[cfg(feature = "redis")]
+            let limiter = limiter.shared(store.clone());
+            limiter
+        };
         Self {
             principals: TtlCache::new(config.principal_cache_ttl),
             api_keys: TtlCache::new(config.principal_cache_ttl),
-            login_failures: RateLimiter::backoff(
+            login_failures: limiter(RateLimiter::backoff(
                 "sign_in_failures",
                 config.login_attempts_per_account,
                 config.login_window,
                 LIMITER_CAPACITY,
-            ),
-            login_addresses: RateLimiter::window(
+            )),
+            login_addresses: limiter(RateLimiter::window(
                 "sign_in_address",
                 config.login_attempts_per_address,
                 config.login_window,
                 LIMITER_CAPACITY,
-            ),
-            signups: RateLimiter::window(
+            )),
+            signups: limiter(RateLimiter::window(
                 "sign_up_address",
                 config.signups_per_address,
                 config.login_window,
                 LIMITER_CAPACITY,
-            ),
-            webhook_posts: RateLimiter::window(
+            )),
+            webhook_posts: limiter(RateLimiter::window(
                 "webhook_forms",
                 config.webhook_posts_per_minute,
                 std::time::Duration::from_secs(60),
                 LIMITER_CAPACITY,
-            ),
+            )),
             warned_no_address: std::sync::atomic::AtomicBool::new(false),
             config,
         }

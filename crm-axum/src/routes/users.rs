@@ -107,7 +107,7 @@ async fn change_own_password(
     // a stolen access token is no way to guess the password.
     let failures = &state.auth.login_failures;
     let account = limit_key(&[b"password-change", me.uuid().as_bytes()]);
-    failures.check(&account)?;
+    failures.check(&account).await?;
     let keep = match &req.refresh_token {
         Some(token) => state.crm.auth().refresh_family(token.expose(), me).await?,
         None => None,
@@ -117,9 +117,9 @@ async fn change_own_password(
         .change_own_password(&req.current_password, &req.new_password, keep)
         .await
     {
-        Ok(()) => failures.reset(&account),
+        Ok(()) => failures.reset(&account).await,
         Err(e @ crm_core::Error::Unauthenticated) => {
-            failures.hit(account);
+            failures.hit(account).await;
             #[cfg(feature = "metrics")]
             crate::metrics::login_failed("password_change");
             return Err(e.into());
