@@ -84,7 +84,8 @@ async fn set_password(
     tenant.users().set_password(id, &req.password).await?;
     state
         .auth
-        .forget(tenant.context().organization_id().uuid(), id.uuid());
+        .forget(tenant.context().organization_id().uuid(), id.uuid())
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -242,6 +243,7 @@ async fn update_user(
     // Even a half-done change (a role set, then a 409) leaves cached principals stale.
     state
         .auth
-        .forget(tenant.context().organization_id().uuid(), id.uuid());
+        .forget(tenant.context().organization_id().uuid(), id.uuid())
+        .await;
     Ok(Json(out?))
 }

@@ -1,5 +1,5 @@
-//! Rate limits shared through Redis (the `redis` feature): two `Crm` + router instances over one
-//! database, one Redis, as two servers behind a load balancer.
+//! Rate limits and cache epochs shared through Redis (the `redis` feature): two `Crm` + router
+//! instances over one database, one Redis, as two servers behind a load balancer.
 //!
 //! The shared-Redis tests run when `CRM_TEST_REDIS_URL` is set; the outage test starts and kills
 //! a `redis-server` of its own on a free port and runs when that binary is on `PATH`. With
@@ -157,6 +157,27 @@ async fn sign_ups_from_one_address_share_one_budget() {
     signup(&b, peer).await.problem(429, "rate-limited");
 }
 
+/// Deactivates (or reactivates) `user` through `a` and checks that `b` refuses (or lets in)
+/// their token on the very next request.
+async fn switch_on_a_seen_on_b(
+    a: &TestApp,
+    b: &TestApp,
+    admin: &Session,
+    user: &Session,
+    active: bool,
+) {
+    let path = format!("/api/v1/users/{}", user.user);
+    a.patch(&path, &admin.access, json!({ "is_active": active }))
+        .await
+        .expect(200);
+    let res = b.get("/api/v1/me", &user.access).await;
+    if active {
+        res.expect(200);
+    } else {
+        res.problem(401, "unauthenticated");
+    }
+}
+
 /// A `redis-server` of the test's own on `port`, without persistence.
 struct OwnRedis {
     child: Child,
@@ -241,7 +262,7 @@ async fn refused(app: &TestApp, peer: [u8; 4], admin: &Session) -> bool {
 }
 
 #[tokio::test]
-async fn limits_fall_back_to_each_process_while_redis_is_away_and_share_again_when_it_is_back() {
+async fn while_redis_is_away_limits_count_per_process_and_caches_go_to_the_database() {
     if !redis_server_installed() {
         return;
     }
@@ -254,9 +275,11 @@ async fn limits_fall_back_to_each_process_while_redis_is_away_and_share_again_wh
     reached(&url).await;
     let auth = config()
         .login_limits(100, 2, Duration::from_secs(600))
+        .principal_cache_ttl(Duration::from_secs(30))
         .redis_url(&url)
         .unwrap();
     let (a, b, admin, _dir) = two_instances(&auth).await;
+    let user = a.user(&admin, "u@example.com", crm_core::Role::User).await;
 
     // Shared: one attempt on each instance spends the address's budget of two.
     let peer = fresh_peer();
@@ -282,12 +305,108 @@ async fn limits_fall_back_to_each_process_while_redis_is_away_and_share_again_wh
     let res = login(&a, peer, &admin, PASSWORD).await.expect(200);
     let token = res.body["access_token"].as_str().unwrap().to_owned();
     b.get("/api/v1/me", &token).await.expect(200);
+    // The caches go to the database: a user deactivated on A is refused on B at once.
+    b.get("/api/v1/me", &user.access).await.expect(200);
+    switch_on_a_seen_on_b(&a, &b, &admin, &user, false).await;
 
     // Redis is back (empty) on the same port: the instances share one budget again.
     let _redis = OwnRedis::start(port).await;
+    // An instance tries Redis again at most a second after its last failure.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let peer = fresh_peer();
     assert!(!refused(&a, peer, &admin).await);
     assert!(!refused(&b, peer, &admin).await);
     assert!(refused(&b, peer, &admin).await);
     assert!(refused(&a, peer, &admin).await);
+    // And the cache epoch: reactivated on A, let back on B at once (B cached the refusal).
+    b.get("/api/v1/me", &user.access)
+        .await
+        .problem(401, "unauthenticated");
+    switch_on_a_seen_on_b(&a, &b, &admin, &user, true).await;
+}
+
+/// Two instances sharing the test run's Redis, with the principal and API-key cache on (30 s,
+/// the default), so that only the shared epoch can make B see a change made on A; `None` when
+/// the Redis suite is skipped.
+async fn two_caching_instances() -> Option<(TestApp, TestApp, Session, tempfile::TempDir)> {
+    let url = crate::harness::redis_url()?;
+    reached(&url).await;
+    let auth = config()
+        .principal_cache_ttl(Duration::from_secs(30))
+        .redis_url(&url)
+        .unwrap();
+    Some(two_instances(&auth).await)
+}
+
+#[tokio::test]
+async fn a_user_deactivated_on_one_instance_is_refused_on_the_other_at_once() {
+    let Some((a, b, admin, _dir)) = two_caching_instances().await else {
+        return;
+    };
+    let user = b.user(&admin, "u@example.com", crm_core::Role::User).await;
+    // B has the user cached as active.
+    b.get("/api/v1/me", &user.access).await.expect(200);
+    switch_on_a_seen_on_b(&a, &b, &admin, &user, false).await;
+    // Reactivated on A: B lets them back at once (it cached the refusal).
+    b.get("/api/v1/me", &user.access)
+        .await
+        .problem(401, "unauthenticated");
+    switch_on_a_seen_on_b(&a, &b, &admin, &user, true).await;
+}
+
+#[tokio::test]
+async fn an_api_key_revoked_on_one_instance_is_refused_on_the_other_at_once() {
+    let Some((a, b, admin, _dir)) = two_caching_instances().await else {
+        return;
+    };
+    let created = a
+        .post("/api/v1/api-keys", &admin.access, json!({ "name": "site" }))
+        .await
+        .expect(201);
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let id = created.body["api_key"]["id"].as_str().unwrap().to_owned();
+    // B has the key cached (a web-form key: the default scope).
+    let form =
+        |n: u32| json!({ "name": format!("Lead {n}"), "email": format!("l{n}@example.com") });
+    b.post("/api/v1/webhooks/forms", &key, form(1))
+        .await
+        .expect(201);
+    a.delete(&format!("/api/v1/api-keys/{id}"), &admin.access)
+        .await
+        .expect(204);
+    b.post("/api/v1/webhooks/forms", &key, form(2))
+        .await
+        .problem(401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn a_custom_field_defined_on_one_instance_is_known_to_the_other_at_once() {
+    let Some((a, b, admin, _dir)) = two_caching_instances().await else {
+        return;
+    };
+    let t = admin.access.as_str();
+    let contact =
+        json!({ "first_name": "Ada", "last_name": "L", "custom_fields": { "tier": "gold" } });
+    // B reads (and caches) the contacts' definitions: there is no `tier`.
+    b.post("/api/v1/contacts", t, contact.clone())
+        .await
+        .problem(422, "validation");
+    let def = json!({ "key": "tier", "label": "Tier", "field_type": "select", "options": ["gold", "silver"] });
+    a.post("/api/v1/custom-fields/contacts", t, def)
+        .await
+        .expect(201);
+    b.post("/api/v1/contacts", t, contact.clone())
+        .await
+        .expect(201);
+    // Narrowed on A: B refuses the value at once.
+    a.patch(
+        "/api/v1/custom-fields/contacts/tier",
+        t,
+        json!({ "options": ["silver"] }),
+    )
+    .await
+    .expect(200);
+    b.post("/api/v1/contacts", t, contact)
+        .await
+        .problem(422, "validation");
 }
