@@ -17,7 +17,8 @@
 //! - `CRM_METRICS_ADDR` — serve Prometheus metrics (`/metrics`) on this address of its own
 //!   instead of next to `/healthz`; `CRM_METRICS_TOKEN` — a bearer token scrapers must send;
 //! - `REDIS_URL` — Redis shared by the instances of a deployment: the rate limits count there
-//!   (feature `redis`, on by default); while it does not answer, each instance counts on its own;
+//!   and the caches follow its epoch (feature `redis`, on by default); while it does not answer,
+//!   each instance counts on its own and reads from the database;
 //! - `RUST_LOG` — log filter (default `info,tower_http=debug`: one line per request).
 
 use std::time::Duration;

@@ -218,8 +218,11 @@ impl AuthConfig {
 
     /// How long a user's "active, organization not suspended, role" check, and an API key's
     /// verification, are reused (default 30 s). It is also the longest a deactivation, a
-    /// suspension or a key revoked by another process takes to refuse a credential;
-    /// `Duration::ZERO` checks on every request (one more query each).
+    /// suspension or a key revoked by another process takes to refuse a credential — unless the
+    /// processes share Redis (`AuthConfig::redis_url`, feature `redis`) and the change went
+    /// through the API,
+    /// which ends the reuse at once everywhere; `Duration::ZERO` checks on every request (one
+    /// more query each).
     pub fn principal_cache_ttl(mut self, ttl: Duration) -> Self {
         self.principal_cache_ttl = ttl;
         self
@@ -315,11 +318,14 @@ impl AuthConfig {
         self
     }
 
-    /// Counts the rate limits (sign-in per account and per address, sign-up per address, web
-    /// forms per key) in the Redis server at `url` (`redis://[:password@]host[:port][/db]`), so
-    /// that every instance configured with it spends one budget. While Redis does not answer
-    /// (each call waits at most 250 ms) they count in process, and Redis is used again as soon
-    /// as it answers; the change is logged once each way.
+    /// Shares state with the other instances configured with the Redis server at `url`
+    /// (`redis://[:password@]host[:port][/db]`): the rate limits (sign-in per account and per
+    /// address, sign-up per address, web forms per key) spend one budget, and a cache epoch
+    /// makes a user's deactivation or role change, a key's revocation or a custom-field change
+    /// made through the API of any of them refuse or apply on all of them once it has returned.
+    /// While Redis does not answer (each call waits at most 250 ms, and a failure pauses the
+    /// calls for a second) limits count in process and nothing cached is used; Redis is used
+    /// again once it answers. The change is logged once each way.
     ///
     /// # Errors
     /// [`ConfigError::InvalidRedisUrl`] for a URL that does not parse.
@@ -344,7 +350,7 @@ impl AuthConfig {
         }
     }
 
-    /// Whether the rate limits count in Redis (when it answers).
+    /// Whether the rate limits and cache epoch are shared through Redis (when it answers).
     pub fn shares_limits(&self) -> bool {
         #[cfg(feature = "redis")]
         let shared = self.redis_url.is_some();

@@ -3,7 +3,8 @@
 //! The layer ([`AuthLayer`]) verifies the `Authorization: Bearer` credential once per request
 //! — a JWT, or an API key (`crm_key_…`; the web-form post also takes it as `X-API-Key`) —
 //! checks that its user is still active in an active organization (cached for
-//! [`AuthConfig::principal_cache_ttl`]), refuses an API key outside its scopes (403
+//! [`AuthConfig::principal_cache_ttl`], and with Redis only while the shared cache epoch holds,
+//! see `AuthState::epoch`), refuses an API key outside its scopes (403
 //! `out_of_scope`, see `scope.rs`), and puts the resulting [`Tenant`] into the request's
 //! extensions. Handlers take [`Tenant`] as an extractor. Every
 //! failure answers the same 401 with `WWW-Authenticate: Bearer`; the precise reason is logged at
