@@ -16,7 +16,9 @@
 //! - `CRM_STATEMENT_TIMEOUT_MS` — longest a PostgreSQL statement may run (default 30000, `0`: none);
 //! - `CRM_METRICS_ADDR` — serve Prometheus metrics (`/metrics`) on this address of its own
 //!   instead of next to `/healthz`; `CRM_METRICS_TOKEN` — a bearer token scrapers must send;
-//! - `REDIS_URL` — accepted but not used yet (rate limits and caches are in-process);
+//! - `REDIS_URL` — Redis shared by the instances of a deployment: the rate limits count there
+//!   and the caches follow its epoch (feature `redis`, on by default); while it does not answer,
+//!   each instance counts on its own and reads from the database;
 //! - `RUST_LOG` — log filter (default `info,tower_http=debug`: one line per request).
 
 use std::time::Duration;
@@ -48,9 +50,6 @@ async fn main() -> anyhow::Result<()> {
         );
         random(48)
     });
-    if std::env::var_os("REDIS_URL").is_some() {
-        tracing::warn!("REDIS_URL is set but not used yet: rate limits and caches are per process");
-    }
     let cors_origins = std::env::var("CRM_CORS_ORIGINS")
         .ok()
         .map(|v| v.split(',').map(|o| o.trim().to_owned()).collect());
@@ -68,7 +67,9 @@ async fn main() -> anyhow::Result<()> {
         .context("CRM_JWT_SECRET")?
         .trusted_proxies_from_env()
         .context("CRM_TRUSTED_PROXIES")?
-        .registration_from_env()?;
+        .registration_from_env()?
+        .redis_url_from_env()
+        .context("REDIS_URL")?;
     let metrics_addr = std::env::var(server::METRICS_ADDR_ENV).ok();
     let (metrics, metrics_listener) =
         MetricsEndpoint::serve_at(&crm, metrics_addr.as_deref()).await?;

@@ -108,6 +108,8 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+#[cfg(feature = "redis")]
+pub use auth::REDIS_URL_ENV;
 pub use auth::{
     ACT_IN_ORGANIZATION, API_KEY_HEADER, AuthConfig, AuthLayer, Authenticate, Claims, ConfigError,
     REGISTRATION_ENV, TRUSTED_PROXIES_ENV, Tenant,

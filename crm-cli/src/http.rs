@@ -45,6 +45,14 @@ pub(crate) struct ServeArgs {
     /// CRM_METRICS_TOKEN set, scrapers must send it as a bearer token, on either.
     #[arg(long, env = "CRM_METRICS_ADDR")]
     metrics_addr: Option<String>,
+    /// Redis shared by the instances of this deployment (`redis://[:password@]host[:port][/db]`):
+    /// the rate limits count there, so every instance spends one budget, and a cache epoch there
+    /// makes a deactivation, key revocation or custom-field change apply on every instance at
+    /// once. While it does not answer, each instance counts on its own and reads from the
+    /// database. Default: none (in-process limits and caches).
+    #[cfg(feature = "redis")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
 }
 
 /// Token commands.
@@ -105,6 +113,14 @@ pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode>
         .registration_from_env()?;
     let auth = match args.registration.as_deref() {
         Some(switch) => auth.registration(switch == "on"),
+        None => auth,
+    };
+    #[cfg(feature = "redis")]
+    let auth = match args.redis_url.as_deref().filter(|url| !url.is_empty()) {
+        Some(url) => {
+            tracing::info!("rate limits and the cache epoch are shared through Redis");
+            auth.redis_url(url).context("--redis-url / REDIS_URL")?
+        }
         None => auth,
     };
     let (metrics, metrics_listener) =

@@ -125,6 +125,14 @@ impl Crm {
         &self.inner.hasher
     }
 
+    /// Drops every cached custom-field definition, so that the next use reads them from the
+    /// database. For hosts that run several instances: call it when another instance changed a
+    /// definition (crm-axum does, through its shared cache epoch in Redis). A change made
+    /// through this handle drops its own entries already.
+    pub fn forget_cached_definitions(&self) {
+        self.inner.definitions.invalidate_all();
+    }
+
     pub(crate) fn definition_cache(&self) -> &DefinitionCache {
         &self.inner.definitions
     }

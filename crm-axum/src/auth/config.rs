@@ -15,6 +15,10 @@ pub enum ConfigError {
     /// A trusted proxy that is neither an IP address nor a network (`10.0.0.0/8`).
     #[error("not an IP address or network: `{0}`")]
     InvalidProxy(String),
+    /// A Redis URL that does not parse (`redis://[:password@]host[:port][/db]`).
+    #[cfg(feature = "redis")]
+    #[error("not a Redis URL: {0}")]
+    InvalidRedisUrl(String),
     /// A switch that is neither `on` nor `off`.
     #[error("{0} is `on` or `off`, not `{1}`")]
     InvalidSwitch(&'static str, String),
@@ -28,6 +32,11 @@ pub const REGISTRATION_ENV: &str = "CRM_REGISTRATION";
 /// addresses or networks of the reverse proxies whose `Forwarded` / `X-Forwarded-For` headers
 /// name the client.
 pub const TRUSTED_PROXIES_ENV: &str = "CRM_TRUSTED_PROXIES";
+
+/// The environment variable [`AuthConfig::redis_url_from_env`] reads: the Redis server the
+/// instances of one deployment share their rate limits through.
+#[cfg(feature = "redis")]
+pub const REDIS_URL_ENV: &str = "REDIS_URL";
 
 /// How access tokens (JWTs) are signed and verified, and the auth routes' settings.
 ///
@@ -62,6 +71,8 @@ pub struct AuthConfig {
     pub(crate) signups_per_address: u32,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) webhook_posts_per_minute: u32,
+    #[cfg(feature = "redis")]
+    pub(crate) redis_url: Option<String>,
 }
 
 impl fmt::Debug for AuthConfig {
@@ -77,6 +88,7 @@ impl fmt::Debug for AuthConfig {
             .field("refresh_family_lifetime", &self.refresh_family_lifetime)
             .field("registration", &self.registration)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("shared_limits", &self.shares_limits())
             .finish_non_exhaustive()
     }
 }
@@ -141,6 +153,8 @@ impl AuthConfig {
             signups_per_address: 10,
             trusted_proxies: Vec::new(),
             webhook_posts_per_minute: 60,
+            #[cfg(feature = "redis")]
+            redis_url: None,
         }
     }
 
@@ -204,8 +218,11 @@ impl AuthConfig {
 
     /// How long a user's "active, organization not suspended, role" check, and an API key's
     /// verification, are reused (default 30 s). It is also the longest a deactivation, a
-    /// suspension or a key revoked by another process takes to refuse a credential;
-    /// `Duration::ZERO` checks on every request (one more query each).
+    /// suspension or a key revoked by another process takes to refuse a credential — unless the
+    /// processes share Redis (`AuthConfig::redis_url`, feature `redis`) and the change went
+    /// through the API,
+    /// which ends the reuse at once everywhere; `Duration::ZERO` checks on every request (one
+    /// more query each).
     pub fn principal_cache_ttl(mut self, ttl: Duration) -> Self {
         self.principal_cache_ttl = ttl;
         self
@@ -299,5 +316,46 @@ impl AuthConfig {
     pub fn webhook_posts_per_minute(mut self, n: u32) -> Self {
         self.webhook_posts_per_minute = n;
         self
+    }
+
+    /// Shares state with the other instances configured with the Redis server at `url`
+    /// (`redis://[:password@]host[:port][/db]`): the rate limits (sign-in per account and per
+    /// address, sign-up per address, web forms per key) spend one budget, and a cache epoch
+    /// makes a user's deactivation or role change, a key's revocation or a custom-field change
+    /// made through the API of any of them refuse or apply on all of them once it has returned.
+    /// While Redis does not answer (each call waits at most 250 ms, and a failure pauses the
+    /// calls for a second) limits count in process and nothing cached is used; Redis is used
+    /// again once it answers. The change is logged once each way.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidRedisUrl`] for a URL that does not parse.
+    #[cfg(feature = "redis")]
+    pub fn redis_url(mut self, url: &str) -> Result<Self, ConfigError> {
+        use bb8_redis::redis::IntoConnectionInfo as _;
+        url.into_connection_info()
+            .map_err(|e| ConfigError::InvalidRedisUrl(e.to_string()))?;
+        self.redis_url = Some(url.to_owned());
+        Ok(self)
+    }
+
+    /// [`AuthConfig::redis_url`] from [`REDIS_URL_ENV`], unchanged when it is unset or empty.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidRedisUrl`] for a URL that does not parse.
+    #[cfg(feature = "redis")]
+    pub fn redis_url_from_env(self) -> Result<Self, ConfigError> {
+        match std::env::var(REDIS_URL_ENV) {
+            Ok(url) if !url.is_empty() => self.redis_url(&url),
+            _ => Ok(self),
+        }
+    }
+
+    /// Whether the rate limits and cache epoch are shared through Redis (when it answers).
+    pub fn shares_limits(&self) -> bool {
+        #[cfg(feature = "redis")]
+        let shared = self.redis_url.is_some();
+        #[cfg(not(feature = "redis"))]
+        let shared = false;
+        shared
     }
 }

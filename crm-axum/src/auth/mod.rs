@@ -3,7 +3,8 @@
 //! The layer ([`AuthLayer`]) verifies the `Authorization: Bearer` credential once per request
 //! — a JWT, or an API key (`crm_key_…`; the web-form post also takes it as `X-API-Key`) —
 //! checks that its user is still active in an active organization (cached for
-//! [`AuthConfig::principal_cache_ttl`]), refuses an API key outside its scopes (403
+//! [`AuthConfig::principal_cache_ttl`], and with Redis only while the shared cache epoch holds,
+//! see `AuthState::epoch`), refuses an API key outside its scopes (403
 //! `out_of_scope`, see `scope.rs`), and puts the resulting [`Tenant`] into the request's
 //! extensions. Handlers take [`Tenant`] as an extractor. Every
 //! failure answers the same 401 with `WWW-Authenticate: Bearer`; the precise reason is logged at
@@ -18,6 +19,8 @@ mod config;
 mod layer;
 pub(crate) mod limits;
 mod scope;
+#[cfg(feature = "redis")]
+mod shared;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -32,6 +35,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub(crate) use client_addr::client_addr;
+#[cfg(feature = "redis")]
+pub use config::REDIS_URL_ENV;
 pub use config::{AuthConfig, ConfigError, REGISTRATION_ENV, TRUSTED_PROXIES_ENV};
 pub use layer::{AuthLayer, Authenticate};
 use limits::{LIMITER_CAPACITY, RateLimiter, TtlCache};
@@ -94,9 +99,17 @@ impl AuthConfig {
 #[derive(Debug)]
 pub(crate) struct AuthState {
     pub(crate) config: AuthConfig,
-    principals: TtlCache<(Uuid, Uuid), Option<Role>>,
-    /// API keys verified recently, by the SHA-256 of the key (never the key itself).
-    api_keys: TtlCache<String, Option<ApiKeyAccess>>,
+    /// Users looked up recently, with the epoch they were read in.
+    principals: TtlCache<(Uuid, Uuid), (Epoch, Option<Role>)>,
+    /// API keys verified recently, by the SHA-256 of the key (never the key itself), with the
+    /// epoch they were read in.
+    api_keys: TtlCache<String, (Epoch, Option<ApiKeyAccess>)>,
+    /// The Redis the instances share limits and cache epochs through.
+    #[cfg(feature = "redis")]
+    store: Option<std::sync::Arc<shared::SharedStore>>,
+    /// The shared epoch this instance last saw (0: none yet, or Redis did not answer).
+    #[cfg(feature = "redis")]
+    seen_epoch: std::sync::atomic::AtomicU64,
     /// Failed sign-ins per (account, client address), with backoff.
     pub(crate) login_failures: RateLimiter,
     /// Sign-in attempts per client address.
@@ -110,35 +123,82 @@ pub(crate) struct AuthState {
 
 impl AuthState {
     pub(crate) fn new(config: AuthConfig) -> Self {
+        #[cfg(feature = "redis")]
+        let store = config.redis_url.as_deref().and_then(|url| {
+            // The URL was checked by `AuthConfig::redis_url`.
+            shared::SharedStore::open(url)
+                .inspect_err(|e| tracing::error!(error = %e, "Redis URL: limits count in process"))
+                .ok()
+                .map(std::sync::Arc::new)
+        });
+        let limiter = |limiter: RateLimiter| {
+            #[cfg(feature = "redis")]
+            let limiter = limiter.shared(store.clone());
+            limiter
+        };
         Self {
             principals: TtlCache::new(config.principal_cache_ttl),
             api_keys: TtlCache::new(config.principal_cache_ttl),
-            login_failures: RateLimiter::backoff(
+            login_failures: limiter(RateLimiter::backoff(
                 "sign_in_failures",
                 config.login_attempts_per_account,
                 config.login_window,
                 LIMITER_CAPACITY,
-            ),
-            login_addresses: RateLimiter::window(
+            )),
+            login_addresses: limiter(RateLimiter::window(
                 "sign_in_address",
                 config.login_attempts_per_address,
                 config.login_window,
                 LIMITER_CAPACITY,
-            ),
-            signups: RateLimiter::window(
+            )),
+            signups: limiter(RateLimiter::window(
                 "sign_up_address",
                 config.signups_per_address,
                 config.login_window,
                 LIMITER_CAPACITY,
-            ),
-            webhook_posts: RateLimiter::window(
+            )),
+            webhook_posts: limiter(RateLimiter::window(
                 "webhook_forms",
                 config.webhook_posts_per_minute,
                 std::time::Duration::from_secs(60),
                 LIMITER_CAPACITY,
-            ),
+            )),
             warned_no_address: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(feature = "redis")]
+            store,
+            #[cfg(feature = "redis")]
+            seen_epoch: std::sync::atomic::AtomicU64::new(0),
             config,
+        }
+    }
+
+    /// The cache epoch of this request. Without Redis the caches are this process's alone
+    /// ([`Epoch::Local`], entries expire after `principal_cache_ttl`). With Redis it is the
+    /// shared epoch, read once per request; when it differs from the one this instance saw last,
+    /// another instance changed something, and `crm`'s cached definitions are dropped too. While
+    /// Redis does not answer, nothing cached is used or kept ([`Epoch::Unknown`]).
+    async fn epoch(&self, crm: &Crm) -> Epoch {
+        #[cfg(feature = "redis")]
+        if let Some(store) = &self.store {
+            use std::sync::atomic::Ordering;
+            let current = store.epoch().await;
+            let seen = current.unwrap_or(0);
+            if self.seen_epoch.swap(seen, Ordering::Relaxed) != seen || current.is_none() {
+                crm.forget_cached_definitions();
+            }
+            return current.map_or(Epoch::Unknown, Epoch::Shared);
+        }
+        let _ = crm;
+        Epoch::Local
+    }
+
+    /// After a write that changes what the caches hold (a user's role or state, an API key, a
+    /// custom-field definition): with Redis, a new shared epoch, so that no instance uses what
+    /// it cached before once the write has returned.
+    pub(crate) async fn changed(&self) {
+        #[cfg(feature = "redis")]
+        if let Some(store) = &self.store {
+            store.advance_epoch().await;
         }
     }
 
@@ -176,53 +236,89 @@ impl AuthState {
 
     /// The user as they are now, from the cache or one query.
     async fn principal(&self, crm: &Crm, org: Uuid, user: Uuid) -> Result<Role, ApiError> {
-        if let Some(cached) = self.principals.get(&(org, user)) {
+        let epoch = self.epoch(crm).await;
+        if let Some(cached) = epoch.fresh(self.principals.get(&(org, user))) {
             return cached.ok_or(ApiError::Core(crm_core::Error::Unauthenticated));
         }
         let found = crm
             .auth()
             .principal(OrganizationId::from_uuid(org), UserId::from_uuid(user))
             .await;
-        match found {
-            Ok(p) => {
-                self.principals.insert((org, user), Some(p.role));
-                Ok(p.role)
-            }
-            Err(crm_core::Error::Unauthenticated) => {
-                self.principals.insert((org, user), None);
-                Err(ApiError::Core(crm_core::Error::Unauthenticated))
-            }
-            Err(e) => Err(e.into()),
+        let found = match found {
+            Ok(p) => Some(p.role),
+            Err(crm_core::Error::Unauthenticated) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if epoch.keeps() {
+            self.principals.insert((org, user), (epoch, found));
         }
+        found.ok_or(ApiError::Core(crm_core::Error::Unauthenticated))
     }
 
     /// The context and scopes of an API key, from the cache or one query.
     async fn api_key(&self, crm: &Crm, key: &str) -> Result<ApiKeyAccess, ApiError> {
         let digest = crate::sha256_hex(&[key.as_bytes()]);
-        if let Some(cached) = self.api_keys.get(&digest) {
+        let epoch = self.epoch(crm).await;
+        if let Some(cached) = epoch.fresh(self.api_keys.get(&digest)) {
             return cached.ok_or(ApiError::Core(crm_core::Error::Unauthenticated));
         }
-        match crm.auth().verify_api_key(key).await {
-            Ok(access) => {
-                self.api_keys.insert(digest, Some(access.clone()));
-                Ok(access)
-            }
-            Err(crm_core::Error::Unauthenticated) => {
-                self.api_keys.insert(digest, None);
-                Err(ApiError::Core(crm_core::Error::Unauthenticated))
-            }
-            Err(e) => Err(e.into()),
+        let found = match crm.auth().verify_api_key(key).await {
+            Ok(access) => Some(access),
+            Err(crm_core::Error::Unauthenticated) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if epoch.keeps() {
+            self.api_keys.insert(digest, (epoch, found.clone()));
         }
+        found.ok_or(ApiError::Core(crm_core::Error::Unauthenticated))
     }
 
-    /// Forgets every cached API key (after a revocation made through this process).
-    pub(crate) fn forget_api_keys(&self) {
+    /// Forgets every cached API key (after a revocation made through this process), on every
+    /// instance when they share Redis.
+    pub(crate) async fn forget_api_keys(&self) {
         self.api_keys.clear();
+        self.changed().await;
     }
 
-    /// Forgets a user's cached state (after a change made through this process).
-    pub(crate) fn forget(&self, org: Uuid, user: Uuid) {
+    /// Forgets every cached user (after an organization's suspension or resumption made through
+    /// this process), on every instance when they share Redis.
+    pub(crate) async fn forget_principals(&self) {
+        self.principals.clear();
+        self.changed().await;
+    }
+
+    /// Forgets a user's cached state (after a change made through this process), on every
+    /// instance when they share Redis.
+    pub(crate) async fn forget(&self, org: Uuid, user: Uuid) {
         self.principals.remove(&(org, user));
+        self.changed().await;
+    }
+}
+
+/// The cache epoch a request runs in (see [`AuthState::epoch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Epoch {
+    /// No shared store: the caches are this process's, kept for their time to live.
+    Local,
+    /// The shared epoch read from Redis for this request.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Shared(u64),
+    /// Redis is configured but did not answer: nothing cached counts.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Unknown,
+}
+
+impl Epoch {
+    /// The value of a cache entry if it was filled in this epoch.
+    fn fresh<V>(self, entry: Option<(Epoch, V)>) -> Option<V> {
+        entry
+            .filter(|(filled, _)| self.keeps() && *filled == self)
+            .map(|(_, v)| v)
+    }
+
+    /// Whether what is read in this epoch may be cached.
+    fn keeps(self) -> bool {
+        self != Epoch::Unknown
     }
 }
 

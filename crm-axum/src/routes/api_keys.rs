@@ -171,6 +171,6 @@ async fn revoke_key(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     tenant.api_keys().revoke(ApiKeyId::from_uuid(id)).await?;
-    state.auth.forget_api_keys();
+    state.auth.forget_api_keys().await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -132,14 +132,12 @@ impl FromRequestParts<ApiState> for ClientAddr {
 
 /// Counts one attempt from `addr` against `limiter`; refused when its budget is spent. Without
 /// an address there is nothing to count by (all clients would share one budget).
-fn spend(limiter: &RateLimiter, scope: &[u8], addr: Option<IpAddr>) -> ApiResult<()> {
+async fn spend(limiter: &RateLimiter, scope: &[u8], addr: Option<IpAddr>) -> ApiResult<()> {
     let Some(addr) = addr else {
         return Ok(());
     };
     let key = limit_key(&[scope, addr.to_string().as_bytes()]);
-    limiter.check(&key)?;
-    limiter.hit(key);
-    Ok(())
+    Ok(limiter.spend(key).await?)
 }
 
 async fn tokens(state: &ApiState, principal: &Principal) -> ApiResult<TokenResponse> {
@@ -178,7 +176,7 @@ async fn register(
     }
     // Sign-ups have a per-address budget of their own: creating organizations in a loop is
     // unwelcome, and signing up must not spend the budget of signing in.
-    spend(&state.auth.signups, b"sign-up", addr)?;
+    spend(&state.auth.signups, b"sign-up", addr).await?;
     // One transaction: the organization and its first admin both exist afterwards, or neither.
     let (org, admin) = state
         .crm
@@ -225,7 +223,7 @@ async fn login(
     v.text("email", &req.email, true, MAX_EMAIL);
     v.finish()?;
     let auth = &state.auth;
-    spend(&auth.login_addresses, b"sign-in", addr)?;
+    spend(&auth.login_addresses, b"sign-in", addr).await?;
     let org = match state
         .crm
         .organizations()
@@ -237,15 +235,15 @@ async fn login(
         Err(e) => return Err(e.into()),
     };
     let account = account_key(&state, org, &req, addr).await?;
-    auth.login_failures.check(&account)?;
+    auth.login_failures.check(&account).await?;
     match authenticate(&state, org, &req).await {
         Ok(principal) => {
-            auth.login_failures.reset(&account);
+            auth.login_failures.reset(&account).await;
             Ok(Json(tokens(&state, &principal).await?))
         }
         Err(e) => {
             if matches!(e, ApiError::Core(crm_core::Error::Unauthenticated)) {
-                auth.login_failures.hit(account);
+                auth.login_failures.hit(account).await;
                 #[cfg(feature = "metrics")]
                 crate::metrics::login_failed("sign_in");
             }

@@ -1,6 +1,7 @@
 //! `custom-fields/{entity}`: the custom field definitions of an entity. Everyone reads them;
 //! company admins define, change and archive them (crm-core enforces it).
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use crm_core::{CustomFieldDefinition, CustomFieldPatch, EntityKind, NewCustomField, Page};
 use utoipa_axum::router::OpenApiRouter;
@@ -52,11 +53,13 @@ async fn list_fields(
         (status = 409, description = "The key exists (archived or not)", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn define_field(
+    State(state): State<ApiState>,
     tenant: Tenant,
     Path(plural): Path<String>,
     Json(new): Json<NewCustomField>,
 ) -> ApiResult<(StatusCode, Json<CustomFieldDefinition>)> {
     let def = tenant.custom_fields().define(entity(&plural)?, new).await?;
+    state.auth.changed().await;
     Ok((StatusCode::CREATED, Json(def)))
 }
 
@@ -73,6 +76,7 @@ async fn define_field(
         (status = 404, description = "No such entity or field in your organization", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn update_field(
+    State(state): State<ApiState>,
     tenant: Tenant,
     Path((plural, key)): Path<(String, String)>,
     Json(patch): Json<CustomFieldPatch>,
@@ -81,6 +85,7 @@ async fn update_field(
         .custom_fields()
         .update(entity(&plural)?, &key, patch)
         .await?;
+    state.auth.changed().await;
     Ok(Json(def))
 }
 
@@ -97,6 +102,7 @@ async fn update_field(
         (status = 404, description = "No such entity or field in your organization", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn archive_field(
+    State(state): State<ApiState>,
     tenant: Tenant,
     Path((plural, key)): Path<(String, String)>,
 ) -> ApiResult<Json<CustomFieldDefinition>> {
@@ -104,5 +110,6 @@ async fn archive_field(
         .custom_fields()
         .archive(entity(&plural)?, &key)
         .await?;
+    state.auth.changed().await;
     Ok(Json(def))
 }

@@ -93,5 +93,7 @@ async fn update_organization(
         .organizations()
         .set_status(OrganizationId::from_uuid(id), status)
         .await?;
+    // Its users' cached state no longer holds, here or on other instances.
+    state.auth.forget_principals().await;
     Ok(Json(org))
 }

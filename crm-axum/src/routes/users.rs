@@ -84,7 +84,8 @@ async fn set_password(
     tenant.users().set_password(id, &req.password).await?;
     state
         .auth
-        .forget(tenant.context().organization_id().uuid(), id.uuid());
+        .forget(tenant.context().organization_id().uuid(), id.uuid())
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -107,7 +108,7 @@ async fn change_own_password(
     // a stolen access token is no way to guess the password.
     let failures = &state.auth.login_failures;
     let account = limit_key(&[b"password-change", me.uuid().as_bytes()]);
-    failures.check(&account)?;
+    failures.check(&account).await?;
     let keep = match &req.refresh_token {
         Some(token) => state.crm.auth().refresh_family(token.expose(), me).await?,
         None => None,
@@ -117,9 +118,9 @@ async fn change_own_password(
         .change_own_password(&req.current_password, &req.new_password, keep)
         .await
     {
-        Ok(()) => failures.reset(&account),
+        Ok(()) => failures.reset(&account).await,
         Err(e @ crm_core::Error::Unauthenticated) => {
-            failures.hit(account);
+            failures.hit(account).await;
             #[cfg(feature = "metrics")]
             crate::metrics::login_failed("password_change");
             return Err(e.into());
@@ -242,6 +243,7 @@ async fn update_user(
     // Even a half-done change (a role set, then a 409) leaves cached principals stale.
     state
         .auth
-        .forget(tenant.context().organization_id().uuid(), id.uuid());
+        .forget(tenant.context().organization_id().uuid(), id.uuid())
+        .await;
     Ok(Json(out?))
 }

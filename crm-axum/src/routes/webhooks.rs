@@ -164,8 +164,7 @@ async fn form(
     };
     let limiter = &state.auth.webhook_posts;
     let key = limit_key(&[b"webhook", key_id.as_bytes()]);
-    limiter.check(&key)?;
-    limiter.hit(key);
+    limiter.spend(key).await?;
     // The fingerprint is over the normalized fields, whatever the content type.
     let canonical = serde_json::to_vec(&fields).unwrap_or_default();
     let path = "/api/v1/webhooks/forms";

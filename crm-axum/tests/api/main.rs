@@ -28,6 +28,8 @@ mod mount;
 mod openapi;
 mod outage;
 mod records;
+#[cfg(feature = "redis")]
+mod redis;
 mod server;
 mod settings;
 mod tenancy;

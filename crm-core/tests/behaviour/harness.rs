@@ -26,14 +26,31 @@ pub(crate) async fn sqlite() -> Crm {
 /// The PostgreSQL URL of the test server, if any. With `CRM_TEST_REQUIRE_POSTGRES` set (CI
 /// sets it) a missing URL fails the test instead of skipping it.
 pub(crate) fn postgres_url() -> Option<String> {
-    match std::env::var("CRM_TEST_DATABASE_URL") {
+    service_url(
+        "CRM_TEST_DATABASE_URL",
+        "CRM_TEST_REQUIRE_POSTGRES",
+        "PostgreSQL",
+    )
+}
+
+/// The URL of the test run's Redis (`CRM_TEST_REDIS_URL`), if any. With
+/// `CRM_TEST_REQUIRE_REDIS` set (CI sets it) a missing URL fails the test instead of skipping it.
+#[allow(dead_code, reason = "crm-axum's Redis tests use it, crm-core has none")]
+pub(crate) fn redis_url() -> Option<String> {
+    service_url("CRM_TEST_REDIS_URL", "CRM_TEST_REQUIRE_REDIS", "Redis")
+}
+
+/// The URL in the environment variable `var`, or `None` (the test skips) when it is unset; a
+/// failure instead when the variable `require` is set.
+fn service_url(var: &str, require: &str, suite: &str) -> Option<String> {
+    match std::env::var(var) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
             assert!(
-                std::env::var_os("CRM_TEST_REQUIRE_POSTGRES").is_none(),
-                "CRM_TEST_REQUIRE_POSTGRES is set but CRM_TEST_DATABASE_URL is not: the PostgreSQL suite would be skipped"
+                std::env::var_os(require).is_none(),
+                "{require} is set but {var} is not: the {suite} suite would be skipped"
             );
-            eprintln!("skipped: CRM_TEST_DATABASE_URL is not set");
+            eprintln!("skipped: {var} is not set");
             None
         }
     }
@@ -75,7 +92,7 @@ pub(crate) fn server_without_tls() -> std::net::SocketAddr {
 }
 
 /// Notes in the ledger file named by `CRM_TEST_LEDGER`, if set, that the running test reached
-/// `backend` (`postgres`, later `redis`): one line `<backend> <test binary> <test name>`.
+/// `backend` (`postgres` or `redis`): one line `<backend> <test binary> <test name>`.
 ///
 /// Call it only once the backend answered. The test name is the name of the thread libtest runs
 /// the test on; `.ci/backend-gate` compares the ledger with `cargo test -- --list`.
