@@ -125,9 +125,20 @@ pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode>
     };
     let (metrics, metrics_listener) =
         MetricsEndpoint::serve_at(&crm, args.metrics_addr.as_deref()).await?;
+    // Blank entries are none: an empty CRM_CORS_ORIGINS (as docker compose passes an unset
+    // variable) means no CORS, like an unset one.
+    let cors_origins = args
+        .cors_origins
+        .map(|o| {
+            o.into_iter()
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .filter(|o| !o.is_empty());
     let options = ServerOptions {
         request_timeout: Duration::from_secs(args.timeout),
-        cors_origins: args.cors_origins,
+        cors_origins,
         metrics,
     };
     let app = server::app(crm.clone(), auth, &options);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use crm_core::{Crm, NewUser, Password, Role, Tenant, User, UserId};
+use crm_core::{Crm, NewUser, Password, PasswordKind, Role, Tenant, User, UserId};
 
 use crate::Output;
 use crate::connect::system;
@@ -52,7 +52,9 @@ pub(crate) enum UserCommand {
         role: String,
     },
     /// Set a user's password (prompted for, or read from standard input); their sessions end
-    /// (refresh tokens revoked).
+    /// (refresh tokens revoked). It is temporary: the user must change it at their next sign-in
+    /// (until then their access tokens reach only `POST me/password` and `GET me`), unless
+    /// `--permanent`.
     SetPassword {
         /// Organization slug or id.
         #[arg(long)]
@@ -62,6 +64,9 @@ pub(crate) enum UserCommand {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// The user keeps this password (no change required at the next sign-in).
+        #[arg(long)]
+        permanent: bool,
     },
     /// Deactivate a user: they can no longer sign in; their records stay.
     Deactivate {
@@ -163,14 +168,29 @@ pub(crate) async fn run(crm: &Crm, cmd: UserCommand, out: Output) -> anyhow::Res
             org,
             user,
             password_stdin,
+            permanent,
         } => {
             let t = system(crm, &org).await?;
-            let user = find(&t, &user).await?;
+            let id = find(&t, &user).await?.id;
+            let kind = if permanent {
+                PasswordKind::Permanent
+            } else {
+                PasswordKind::Temporary
+            };
             t.users()
-                .set_password(user.id, &read_password(password_stdin)?)
+                .set_password(id, &read_password(password_stdin)?, kind)
                 .await?;
+            let user = t.users().get(id).await?;
+            let must = if permanent {
+                ""
+            } else {
+                " (they must change it at their next sign-in)"
+            };
             out.show(&user, || {
-                format!("password set for {}; their sessions ended", line(&user))
+                format!(
+                    "password set{must} for {}; their sessions ended",
+                    line(&user)
+                )
             })?;
         }
         UserCommand::Deactivate { org, user } => {

@@ -124,35 +124,38 @@ async fn organizations_users_and_errors(postgres: bool) {
             "--no-password",
         ],
     );
-    // A user created without a password gets one; it is the one that signs in.
-    let set = crm(
-        &url,
-        &[
-            "user",
-            "set-password",
-            "--org",
-            "acme-corp",
-            "bob@acme.test",
-            "--password-stdin",
-        ],
-    )
-    .write_stdin("a password for bob\n")
-    .output()
-    .unwrap();
-    assert!(
-        set.status.success(),
-        "{}",
-        String::from_utf8_lossy(&set.stderr)
-    );
+    // A user created without a password gets one; it is the one that signs in. It is temporary
+    // (Bob must change it at his next sign-in) unless `--permanent`.
+    let set_password = |extra: &[&str], password: &str| {
+        let args = [
+            &["--json", "user", "set-password", "--org", "acme-corp"][..],
+            &["bob@acme.test", "--password-stdin"],
+            extra,
+        ]
+        .concat();
+        let set = crm(&url, &args)
+            .write_stdin(format!("{password}\n"))
+            .output()
+            .unwrap();
+        assert!(
+            set.status.success(),
+            "{}",
+            String::from_utf8_lossy(&set.stderr)
+        );
+        serde_json::from_slice::<Value>(&set.stdout).unwrap()["must_change_password"].clone()
+    };
+    assert_eq!(set_password(&[], "a temporary one"), true);
+    assert_eq!(set_password(&["--permanent"], "a password for bob"), false);
     {
         let crm = crm_core::Crm::connect(&url).await.unwrap();
         let acme = crm.organizations().get_by_slug("acme-corp").await.unwrap();
         let users = crm.tenant(&crm_core::TenantContext::system(acme.id));
         let users = users.users();
-        users
+        let bob = users
             .authenticate("bob@acme.test", &"a password for bob".into())
             .await
             .unwrap();
+        assert!(!bob.must_change_password);
         assert!(
             users
                 .authenticate("bob@acme.test", &"wrong".into())

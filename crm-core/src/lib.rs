@@ -162,7 +162,9 @@ pub use storage::explain_statements;
 pub use storage::{PoolSettings, PoolStats, STATEMENT_TIMEOUT_ENV};
 pub use tenant::Tenant;
 pub use timeline::TimelineItem;
-pub use users::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, Role, User, UserId, Users};
+pub use users::{
+    MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, PasswordKind, Role, User, UserId, Users,
+};
 pub use validation::Validator;
 
 /// The sqlx crate this library is built on, for hosts that share its types.

@@ -10,6 +10,11 @@
 //! failure answers the same 401 with `WWW-Authenticate: Bearer`; the precise reason is logged at
 //! `debug`.
 //!
+//! A user whose password was set by someone else ([`crm_core::User::must_change_password`],
+//! read with their role in the same cached lookup) reaches only `POST me/password` and `GET me`
+//! with their access tokens; every other route, a host's own included, answers 403
+//! `password_change_required` until they change it. API keys are not affected.
+//!
 //! A super-admin acts in another organization only explicitly, with the
 //! [`ACT_IN_ORGANIZATION`] header (`X-Organization-Id`); anyone else sending it gets 403,
 //! API keys included (a key acts in its own organization only, and says so by not sending it).
@@ -100,7 +105,7 @@ impl AuthConfig {
 pub(crate) struct AuthState {
     pub(crate) config: AuthConfig,
     /// Users looked up recently, with the epoch they were read in.
-    principals: TtlCache<(Uuid, Uuid), (Epoch, Option<Role>)>,
+    principals: TtlCache<(Uuid, Uuid), (Epoch, Option<Principal>)>,
     /// API keys verified recently, by the SHA-256 of the key (never the key itself), with the
     /// epoch they were read in.
     api_keys: TtlCache<String, (Epoch, Option<ApiKeyAccess>)>,
@@ -235,7 +240,7 @@ impl AuthState {
     }
 
     /// The user as they are now, from the cache or one query.
-    async fn principal(&self, crm: &Crm, org: Uuid, user: Uuid) -> Result<Role, ApiError> {
+    async fn principal(&self, crm: &Crm, org: Uuid, user: Uuid) -> Result<Principal, ApiError> {
         let epoch = self.epoch(crm).await;
         if let Some(cached) = epoch.fresh(self.principals.get(&(org, user))) {
             return cached.ok_or(ApiError::Core(crm_core::Error::Unauthenticated));
@@ -245,7 +250,7 @@ impl AuthState {
             .principal(OrganizationId::from_uuid(org), UserId::from_uuid(user))
             .await;
         let found = match found {
-            Ok(p) => Some(p.role),
+            Ok(p) => Some(p),
             Err(crm_core::Error::Unauthenticated) => None,
             Err(e) => return Err(e.into()),
         };
@@ -476,10 +481,17 @@ async fn resolve(
         tracing::debug!(error = %e, "access token refused");
         unauthenticated()
     })?;
-    let role = state
+    let principal = state
         .auth
         .principal(&state.crm, claims.org, claims.sub)
         .await?;
+    if principal.must_change_password && !allowed_before_password_change(method, path, state.api) {
+        return Err(forbidden(
+            "password_change_required",
+            "your password was set by an administrator: change it with POST /api/v1/me/password first",
+        ));
+    }
+    let role = principal.role;
     let user = UserId::from_uuid(claims.sub);
     let Some(target) = headers.get(ACT_IN_ORGANIZATION) else {
         return Ok(Resolved {
@@ -512,6 +524,16 @@ async fn resolve(
         context: TenantContext::user(org.id, user, role),
         scopes: None,
     })
+}
+
+/// Whether a user who must change their password may make this request: the change itself
+/// (`POST me/password`) and reading who they are (`GET me`), on the API's routes only.
+fn allowed_before_password_change(method: &Method, path: &str, api: bool) -> bool {
+    let path = path.strip_prefix(crate::API_PREFIX).unwrap_or(path);
+    api && matches!(
+        (method, path.trim_end_matches('/')),
+        (&Method::POST, "/me/password") | (&Method::GET, "/me")
+    )
 }
 
 /// The request header with which a super-admin acts in another organization.

@@ -85,6 +85,10 @@ pub(crate) struct TokenResponse {
     /// Single use: trade it at `auth/refresh` for a new pair. Reusing one signs out everywhere
     /// it was passed on.
     pub(crate) refresh_token: String,
+    /// The password was set by someone else (an admin or operator) and must be changed first:
+    /// until `POST me/password` succeeds, the access token reaches only that route and `GET me`
+    /// (403 `password_change_required` elsewhere).
+    pub(crate) password_change_required: bool,
 }
 
 /// The caller.
@@ -152,6 +156,7 @@ async fn tokens(state: &ApiState, principal: &Principal) -> ApiResult<TokenRespo
         token_type: "Bearer",
         expires_in,
         refresh_token: refresh.token,
+        password_change_required: principal.must_change_password,
     })
 }
 
@@ -198,6 +203,7 @@ async fn register(
         organization_id: org.id,
         user_id: admin.id,
         role: admin.role,
+        must_change_password: admin.must_change_password,
     };
     Ok((StatusCode::CREATED, Json(tokens(&state, &principal).await?)))
 }
@@ -339,6 +345,7 @@ async fn refresh(
         token_type: "Bearer",
         expires_in,
         refresh_token: next.token,
+        password_change_required: principal.must_change_password,
     }))
 }
 

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use crm_core::{NewUser, Page, Password, Role, User, UserId};
+use crm_core::{NewUser, Page, Password, PasswordKind, Role, User, UserId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -65,7 +65,9 @@ async fn get_user(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<Json<User>>
 }
 
 /// Sets a user's password (company admins; not for a role above their own). Every session of
-/// the user ends.
+/// the user ends. Another user's password is temporary: until they change it with
+/// `POST me/password`, their access tokens reach only that route and `GET me` (403
+/// `password_change_required` elsewhere); an admin setting their own keeps it.
 #[utoipa::path(put, path = "/users/{id}/password", tag = tags::USERS, request_body = SetPasswordRequest,
     params(("id" = Uuid, Path, description = "User id")), security(("bearer" = [])),
     responses(
@@ -79,9 +81,14 @@ async fn set_password(
     Path(id): Path<Uuid>,
     Json(req): Json<SetPasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    tenant.user_id()?;
+    let me = tenant.user_id()?;
     let id = UserId::from_uuid(id);
-    tenant.users().set_password(id, &req.password).await?;
+    let kind = if id == me {
+        PasswordKind::Permanent
+    } else {
+        PasswordKind::Temporary
+    };
+    tenant.users().set_password(id, &req.password, kind).await?;
     state
         .auth
         .forget(tenant.context().organization_id().uuid(), id.uuid())
@@ -89,8 +96,9 @@ async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Changes the caller's own password; the current one is required (401 when wrong). The
-/// caller's other sessions end.
+/// Changes the caller's own password; the current one is required (401 when wrong) and the new
+/// one must differ from it. The caller's other sessions end. This is how a temporary password
+/// set by an admin is replaced (the one route, with `GET me`, that such a user reaches).
 #[utoipa::path(post, path = "/me/password", tag = tags::USERS, request_body = ChangePasswordRequest,
     security(("bearer" = [])),
     responses(
@@ -118,7 +126,14 @@ async fn change_own_password(
         .change_own_password(&req.current_password, &req.new_password, keep)
         .await
     {
-        Ok(()) => failures.reset(&account).await,
+        Ok(()) => {
+            failures.reset(&account).await;
+            // A temporary password no longer restricts the caller's tokens, here at once.
+            state
+                .auth
+                .forget(tenant.context().organization_id().uuid(), me.uuid())
+                .await;
+        }
         Err(e @ crm_core::Error::Unauthenticated) => {
             failures.hit(account).await;
             #[cfg(feature = "metrics")]

@@ -1,21 +1,27 @@
 //! People's accounts: reading a user, changing one's own password (other sessions end), an
-//! admin setting someone's password.
+//! admin setting someone's password (temporary: it must be changed before anything else).
 
 use axum::http::Method;
 use crm_core::{Crm, Role};
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, config};
+use crate::helpers::{PASSWORD, Res, TestApp, config};
 
 crate::on_both_backends!(
     a_user_changes_their_password_and_other_sessions_end,
     admins_set_passwords_and_read_users,
+    a_password_set_by_an_admin_must_be_changed_first,
     names_and_emails_change,
     wrong_current_passwords_are_limited,
 );
 
 /// Signs in with `password`; the status it answers.
 async fn sign_in(app: &TestApp, slug: &str, email: &str, password: &str) -> u16 {
+    login(app, slug, email, password).await.status.as_u16()
+}
+
+/// Signs in with `password`; the answer.
+async fn login(app: &TestApp, slug: &str, email: &str, password: &str) -> Res {
     app.send(
         Method::POST,
         "/api/v1/auth/login",
@@ -24,8 +30,19 @@ async fn sign_in(app: &TestApp, slug: &str, email: &str, password: &str) -> u16 
         &[],
     )
     .await
-    .status
-    .as_u16()
+}
+
+/// Sets user `id`'s password as the bearer of `token` (204 expected).
+async fn set_password(app: &TestApp, id: uuid::Uuid, token: &str, password: &str) {
+    app.send(
+        Method::PUT,
+        &format!("/api/v1/users/{id}/password"),
+        Some(token),
+        Some(json!({ "password": password })),
+        &[],
+    )
+    .await
+    .expect(204);
 }
 
 /// Refreshes `token` (the helper of the auth tests); the status it answers.
@@ -124,6 +141,102 @@ async fn admins_set_passwords_and_read_users(crm: Crm) {
         sign_in(&app, &admin.slug, "bob@example.com", PASSWORD).await,
         401
     );
+}
+
+/// An admin's reset is a temporary password: signing in with it works, but the tokens reach only
+/// `POST me/password` and `GET me` (old tokens too, at once, whatever the principal cache) until
+/// the user chooses their own; the user's sessions end; API keys go on; an admin setting their
+/// own password keeps it.
+async fn a_password_set_by_an_admin_must_be_changed_first(crm: Crm) {
+    let app = TestApp::with_config(
+        crm,
+        config().principal_cache_ttl(std::time::Duration::from_secs(60)),
+    );
+    let admin = app.register("acme").await;
+    let bob = app.user(&admin, "bob@example.com", Role::User).await;
+    let key = app
+        .post(
+            "/api/v1/api-keys",
+            &admin.access,
+            json!({ "name": "sync", "scopes": ["all"] }),
+        )
+        .await
+        .expect(201)
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.get("/api/v1/accounts", &bob.access).await.expect(200);
+    let user_path = format!("/api/v1/users/{}", bob.user);
+    set_password(&app, bob.user, &admin.access, "temporary one").await;
+    assert_eq!(refresh(&app, &bob.refresh).await, 401, "Bob's sessions end");
+    let read = app.get(&user_path, &admin.access).await.expect(200);
+    assert_eq!(read.body["must_change_password"], true);
+
+    // Bob's token of before the reset, and the tokens of signing in with the temporary password,
+    // reach only the password change and `me`.
+    let signed_in = login(&app, &admin.slug, "bob@example.com", "temporary one")
+        .await
+        .expect(200);
+    assert_eq!(signed_in.body["password_change_required"], true);
+    let access = signed_in.body["access_token"].as_str().unwrap().to_owned();
+    let refresh_token = signed_in.body["refresh_token"].as_str().unwrap().to_owned();
+    for token in [bob.access.as_str(), access.as_str()] {
+        app.get("/api/v1/accounts", token)
+            .await
+            .problem(403, "forbidden")
+            .code("password_change_required");
+        app.patch(&user_path, token, json!({ "name": "Robert" }))
+            .await
+            .problem(403, "forbidden")
+            .code("password_change_required");
+    }
+    app.post("/api/v1/accounts", &access, json!({ "name": "Initech" }))
+        .await
+        .problem(403, "forbidden")
+        .code("password_change_required");
+    let me = app.get("/api/v1/me", &access).await.expect(200);
+    assert_eq!(me.body["user"]["must_change_password"], true);
+    let rotated = crate::auth::refresh(&app, &refresh_token).await.expect(200);
+    assert_eq!(rotated.body["password_change_required"], true);
+    let refresh_token = rotated.body["refresh_token"].as_str().unwrap().to_owned();
+    // The key of the organization is not affected.
+    app.get("/api/v1/accounts", &key).await.expect(200);
+
+    // Keeping the temporary password is no change; choosing one's own lifts the restriction at
+    // once, for the session the change came from.
+    let change = |new: &str| json!({ "current_password": "temporary one", "new_password": new, "refresh_token": refresh_token });
+    app.post("/api/v1/me/password", &access, change("temporary one"))
+        .await
+        .problem(422, "validation");
+    app.post(
+        "/api/v1/me/password",
+        &access,
+        change("bob's own passphrase"),
+    )
+    .await
+    .expect(204);
+    app.get("/api/v1/accounts", &access).await.expect(200);
+    let rotated = crate::auth::refresh(&app, &refresh_token).await.expect(200);
+    assert_eq!(rotated.body["password_change_required"], false);
+    let signed_in = login(&app, &admin.slug, "bob@example.com", "bob's own passphrase")
+        .await
+        .expect(200);
+    assert_eq!(signed_in.body["password_change_required"], false);
+    let read = app.get(&user_path, &admin.access).await.expect(200);
+    assert_eq!(read.body["must_change_password"], false);
+
+    // An admin who sets their own password keeps it.
+    set_password(&app, admin.user, &admin.access, "the admin's new one").await;
+    let signed_in = login(
+        &app,
+        &admin.slug,
+        "admin@example.com",
+        "the admin's new one",
+    )
+    .await
+    .expect(200);
+    assert_eq!(signed_in.body["password_change_required"], false);
 }
 
 /// A user changes their own name and email, an admin anyone's (emails stay unique per

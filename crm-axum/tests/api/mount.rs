@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{Method, Request, StatusCode, header};
 use axum::routing::get;
 use crm_axum::{AuthLayer, Tenant};
+use crm_core::Role;
 use http_body_util::BodyExt as _;
 use serde_json::json;
 use tower::ServiceExt as _;
@@ -124,6 +125,27 @@ async fn host_routes_behind_the_auth_layer_know_the_caller() {
         .await
         .problem(403, "forbidden")
         .code("out_of_scope");
+
+    // A user whose password an admin set reaches no host route until they change it.
+    let bob = app.user(&acme, "bob@example.com", Role::User).await;
+    app.send(
+        Method::PUT,
+        &format!("/api/v1/users/{}/password", bob.user),
+        Some(&acme.access),
+        Some(json!({ "password": "temporary one" })),
+        &[],
+    )
+    .await
+    .expect(204);
+    app.get("/whoami", &bob.access)
+        .await
+        .problem(403, "forbidden")
+        .code("password_change_required");
+    let change = json!({ "current_password": "temporary one", "new_password": "bob's own one" });
+    app.post("/api/v1/me/password", &bob.access, change)
+        .await
+        .expect(204);
+    app.get("/whoami", &bob.access).await.expect(200);
 }
 
 #[tokio::test]

@@ -29,6 +29,9 @@ pub struct Principal {
     pub user_id: UserId,
     /// Their current role (a token's role claim may be older).
     pub role: Role,
+    /// Their password was set by someone else and must be changed before anything else
+    /// ([`crate::User::must_change_password`]).
+    pub must_change_password: bool,
 }
 
 impl Principal {
@@ -57,6 +60,7 @@ pub struct Auth<'c> {
 struct PrincipalRow {
     role: String,
     is_active: bool,
+    must_change_password: bool,
     status: String,
 }
 
@@ -279,7 +283,7 @@ fn select_refresh(org: OrganizationId, id: Uuid) -> Sql {
 
 async fn principal(conn: &mut Conn<'_>, org: OrganizationId, user: UserId) -> Result<Principal> {
     let mut q = Sql::new(
-        "select u.role, u.is_active, o.status from users u join organizations o on o.id = u.organization_id where u.organization_id = ",
+        "select u.role, u.is_active, u.must_change_password, o.status from users u join organizations o on o.id = u.organization_id where u.organization_id = ",
     );
     q.bind(org).push(" and u.id = ").bind(user);
     let row: Option<PrincipalRow> = conn.fetch_optional(&q).await?;
@@ -288,6 +292,7 @@ async fn principal(conn: &mut Conn<'_>, org: OrganizationId, user: UserId) -> Re
             organization_id: org,
             user_id: user,
             role: r.role.parse()?,
+            must_change_password: r.must_change_password,
         }),
         _ => Err(Error::Unauthenticated),
     }

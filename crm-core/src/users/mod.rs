@@ -5,6 +5,6 @@ mod password;
 mod profile;
 mod service;
 
-pub use model::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, Role, User, UserId};
+pub use model::{MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, PasswordKind, Role, User, UserId};
 pub(crate) use service::PreparedUser;
 pub use service::Users;

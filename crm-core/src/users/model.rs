@@ -27,6 +27,9 @@ pub struct User {
     pub role: Role,
     /// Deactivated users cannot sign in; their records stay.
     pub is_active: bool,
+    /// Their password was set by someone else (a company admin or an operator): until they
+    /// choose their own, their access tokens reach only `POST me/password` and `GET me`.
+    pub must_change_password: bool,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -54,6 +57,18 @@ pub struct NewUser {
     pub password: Option<Password>,
     /// Role; never above the creator's own.
     pub role: Role,
+}
+
+/// Whether a password set for a user by someone else ([`super::Users::set_password`]) must be
+/// changed by the user at their next sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordKind {
+    /// The user must replace it with their own before doing anything else (what an admin's
+    /// reset gives).
+    Temporary,
+    /// The user keeps it (an operator setting a password they hand over by other means, or an
+    /// admin setting their own).
+    Permanent,
 }
 
 /// Minimum password length (OWASP ASVS 2.1.1).

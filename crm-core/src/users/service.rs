@@ -12,8 +12,7 @@ use crate::tenant::Tenant;
 use crate::time::now;
 use crate::validation::Validator;
 
-pub(super) const COLUMNS: &str =
-    "id, organization_id, email, name, role, is_active, created_at, updated_at, version";
+pub(super) const COLUMNS: &str = "id, organization_id, email, name, role, is_active, must_change_password, created_at, updated_at, version";
 
 impl Tenant {
     /// Users of the organization.

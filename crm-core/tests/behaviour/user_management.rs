@@ -1,6 +1,6 @@
 //! User management by company admins.
 
-use crm_core::{Error, NewUser, Password, Role};
+use crm_core::{Error, NewUser, Password, PasswordKind, Role};
 
 use crate::harness::Org;
 
@@ -83,4 +83,104 @@ async fn roles_deactivation_and_the_last_admin(crm: crm_core::Crm) {
     ));
 }
 
-crate::on_both_backends!(roles_deactivation_and_the_last_admin);
+crate::on_both_backends!(
+    roles_deactivation_and_the_last_admin,
+    a_password_set_by_someone_else_is_temporary,
+);
+
+/// Whether `org`'s plain user must change their password, as the user and their principal say.
+async fn must_change(crm: &crm_core::Crm, org: &Org) -> bool {
+    let user = org.admin(crm).users().get(org.user).await.unwrap();
+    let principal = crm.auth().principal(org.id, org.user).await.unwrap();
+    assert_eq!(user.must_change_password, principal.must_change_password);
+    user.must_change_password
+}
+
+/// A password an admin or operator sets is temporary unless they say otherwise: the user and
+/// their principal carry `must_change_password` until the user changes it themselves (to
+/// something else); the change is in the event log, the password nowhere.
+async fn a_password_set_by_someone_else_is_temporary(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    let temporary = Password::new("temporary password");
+    assert!(
+        !must_change(&crm, &org).await,
+        "a new user has nothing to change"
+    );
+
+    assert!(matches!(
+        org.user(&crm)
+            .users()
+            .set_password(org.admin, &temporary, PasswordKind::Temporary)
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    admin
+        .users()
+        .set_password(org.user, &temporary, PasswordKind::Temporary)
+        .await
+        .unwrap();
+    assert!(must_change(&crm, &org).await);
+    let me = org.user(&crm);
+    me.users()
+        .authenticate("user@example.com", &temporary)
+        .await
+        .unwrap();
+    let unchanged = me
+        .users()
+        .change_own_password(&temporary, &temporary, None)
+        .await;
+    assert!(
+        matches!(unchanged, Err(Error::Validation(_))),
+        "{unchanged:?}"
+    );
+    assert!(must_change(&crm, &org).await, "still temporary");
+    let own = Password::new("my own passphrase");
+    me.users()
+        .change_own_password(&temporary, &own, None)
+        .await
+        .unwrap();
+    assert!(!must_change(&crm, &org).await);
+
+    // An operator (a system context, as `crm user set-password --permanent`) may hand over a
+    // password that stays.
+    let system = crm.tenant(&crm_core::TenantContext::system(org.id));
+    system
+        .users()
+        .set_password(org.user, &temporary, PasswordKind::Temporary)
+        .await
+        .unwrap();
+    assert!(must_change(&crm, &org).await);
+    system
+        .users()
+        .set_password(org.user, &own, PasswordKind::Permanent)
+        .await
+        .unwrap();
+    assert!(
+        !must_change(&crm, &org).await,
+        "a permanent password ends the requirement"
+    );
+
+    let events = admin.events().for_record(org.user, 10, None).await.unwrap();
+    let changes: Vec<_> = events
+        .data
+        .iter()
+        .filter(|e| e.action.as_str() == "password_changed")
+        .map(|e| e.changes.get("must_change_password").cloned())
+        .collect();
+    let flip =
+        |before: bool, after: bool| Some(serde_json::json!({ "before": before, "after": after }));
+    assert_eq!(
+        changes,
+        [
+            flip(true, false),
+            flip(false, true),
+            flip(true, false),
+            flip(false, true)
+        ]
+    );
+    let text = serde_json::to_string(&events.data).unwrap();
+    for secret in ["temporary password", "my own passphrase"] {
+        assert!(!text.contains(secret), "the event log holds a password");
+    }
+}
