@@ -912,8 +912,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Changes the caller's own password; the current one is required (401 when wrong). The
-         *     caller's other sessions end.
+         * Changes the caller's own password; the current one is required (401 when wrong) and the new
+         *     one must differ from it. The caller's other sessions end. This is how a temporary password
+         *     set by an admin is replaced (the one route, with `GET me`, that such a user reaches).
          */
         post: operations["change_own_password"];
         delete?: never;
@@ -1193,7 +1194,9 @@ export interface paths {
         get?: never;
         /**
          * Sets a user's password (company admins; not for a role above their own). Every session of
-         *     the user ends.
+         *     the user ends. Another user's password is temporary: until they change it with
+         *     `POST me/password`, their access tokens reach only that route and `GET me` (403
+         *     `password_change_required` elsewhere); an admin setting their own keeps it.
          */
         put: operations["set_password"];
         post?: never;
@@ -3347,6 +3350,11 @@ export interface components {
                 id: components["schemas"]["UserId"];
                 /** @description Deactivated users cannot sign in; their records stay. */
                 is_active: boolean;
+                /**
+                 * @description Their password was set by someone else (a company admin or an operator): until they
+                 *     choose their own, their access tokens reach only `POST me/password` and `GET me`.
+                 */
+                must_change_password: boolean;
                 /** @description Display name. */
                 name: string;
                 /** @description Its organization. */
@@ -4004,6 +4012,12 @@ export interface components {
              */
             expires_in: number;
             /**
+             * @description The password was set by someone else (an admin or operator) and must be changed first:
+             *     until `POST me/password` succeeds, the access token reaches only that route and `GET me`
+             *     (403 `password_change_required` elsewhere).
+             */
+            password_change_required: boolean;
+            /**
              * @description Single use: trade it at `auth/refresh` for a new pair. Reusing one signs out everywhere
              *     it was passed on.
              */
@@ -4045,6 +4059,11 @@ export interface components {
             id: components["schemas"]["UserId"];
             /** @description Deactivated users cannot sign in; their records stay. */
             is_active: boolean;
+            /**
+             * @description Their password was set by someone else (a company admin or an operator): until they
+             *     choose their own, their access tokens reach only `POST me/password` and `GET me`.
+             */
+            must_change_password: boolean;
             /** @description Display name. */
             name: string;
             /** @description Its organization. */
