@@ -30,26 +30,27 @@ fn crm(url: &str, args: &[&str]) -> Command {
     cmd
 }
 
+/// Asserts that a run of `crm` succeeded, naming what it printed on standard error; answers its
+/// standard output.
+#[track_caller]
+fn succeeded(out: &std::process::Output) -> &[u8] {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "crm failed: {stderr}");
+    &out.stdout
+}
+
 /// Runs `crm --json …`, expects success, returns the JSON it printed.
+#[track_caller]
 fn json(url: &str, args: &[&str]) -> Value {
     let out = crm(url, &[&["--json"], args].concat()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "crm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(succeeded(&out)).unwrap()
 }
 
 /// Runs `crm …`, expects success, returns standard output.
+#[track_caller]
 fn text(url: &str, args: &[&str]) -> String {
     let out = crm(url, args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "crm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8(succeeded(&out).to_vec()).unwrap()
 }
 
 /// Asserts that every migration `crm migrate` listed in `status` is applied (or pending).
@@ -105,11 +106,7 @@ async fn organizations_users_and_errors(postgres: bool) {
     .write_stdin("correct horse battery\n")
     .output()
     .unwrap();
-    assert!(
-        user.status.success(),
-        "{}",
-        String::from_utf8_lossy(&user.stderr)
-    );
+    succeeded(&user);
     json(
         &url,
         &[
@@ -137,11 +134,7 @@ async fn organizations_users_and_errors(postgres: bool) {
             .write_stdin(format!("{password}\n"))
             .output()
             .unwrap();
-        assert!(
-            set.status.success(),
-            "{}",
-            String::from_utf8_lossy(&set.stderr)
-        );
+        succeeded(&set);
         serde_json::from_slice::<Value>(&set.stdout).unwrap()["must_change_password"].clone()
     };
     assert_eq!(set_password(&[], "a temporary one"), true);
@@ -646,11 +639,7 @@ async fn csv_imports_are_read_faithfully_and_all_or_nothing(postgres: bool) {
          Grace,\"Hopper, RN\",grace@x.test,Admiral\r\n",
     );
     let out = import(&spreadsheet, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let imported = contacts();
     assert_eq!(imported.len(), 2);
     assert_eq!(
@@ -683,11 +672,7 @@ async fn csv_imports_are_read_faithfully_and_all_or_nothing(postgres: bool) {
     );
     assert_eq!(contacts().len(), 2, "all or nothing: nothing imported");
     let out = import(&wide, &["--batch", "2", "--skip-invalid"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         (report["rows"].as_u64(), report["imported"].as_u64()),
@@ -835,11 +820,7 @@ async fn api_keys_tokens_and_openapi(postgres: bool) {
             .unwrap()
     };
     let out = issue(&[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(&out);
     let issued: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(issued["expires_in"], 900);
     // Signed with that secret, for that user of that organization, as the API expects.

@@ -115,11 +115,15 @@ async fn a_password_set_by_someone_else_is_temporary(crm: crm_core::Crm) {
             .await,
         Err(Error::Forbidden(_))
     ));
-    admin
-        .users()
-        .set_password(org.user, &temporary, PasswordKind::Temporary)
-        .await
-        .unwrap();
+    let make_temporary = |t: crm_core::Tenant| {
+        let temporary = temporary.clone();
+        async move {
+            let users = t.users();
+            let set = users.set_password(org.user, &temporary, PasswordKind::Temporary);
+            set.await.unwrap();
+        }
+    };
+    make_temporary(admin.clone()).await;
     assert!(must_change(&crm, &org).await);
     let me = org.user(&crm);
     me.users()
@@ -145,11 +149,7 @@ async fn a_password_set_by_someone_else_is_temporary(crm: crm_core::Crm) {
     // An operator (a system context, as `crm user set-password --permanent`) may hand over a
     // password that stays.
     let system = crm.tenant(&crm_core::TenantContext::system(org.id));
-    system
-        .users()
-        .set_password(org.user, &temporary, PasswordKind::Temporary)
-        .await
-        .unwrap();
+    make_temporary(system.clone()).await;
     assert!(must_change(&crm, &org).await);
     system
         .users()
