@@ -141,33 +141,27 @@ impl AuthState {
             let limiter = limiter.shared(store.clone());
             limiter
         };
+        // Requests per window and key (by name: the kind in metrics and Redis keys).
+        let window = |name, limit, period| {
+            limiter(RateLimiter::window(name, limit, period, LIMITER_CAPACITY))
+        };
+        let (login_window, minute) = (config.login_window, std::time::Duration::from_secs(60));
         Self {
             principals: TtlCache::new(config.principal_cache_ttl),
             api_keys: TtlCache::new(config.principal_cache_ttl),
             login_failures: limiter(RateLimiter::backoff(
                 "sign_in_failures",
                 config.login_attempts_per_account,
-                config.login_window,
+                login_window,
                 LIMITER_CAPACITY,
             )),
-            login_addresses: limiter(RateLimiter::window(
+            login_addresses: window(
                 "sign_in_address",
                 config.login_attempts_per_address,
-                config.login_window,
-                LIMITER_CAPACITY,
-            )),
-            signups: limiter(RateLimiter::window(
-                "sign_up_address",
-                config.signups_per_address,
-                config.login_window,
-                LIMITER_CAPACITY,
-            )),
-            webhook_posts: limiter(RateLimiter::window(
-                "webhook_forms",
-                config.webhook_posts_per_minute,
-                std::time::Duration::from_secs(60),
-                LIMITER_CAPACITY,
-            )),
+                login_window,
+            ),
+            signups: window("sign_up_address", config.signups_per_address, login_window),
+            webhook_posts: window("webhook_forms", config.webhook_posts_per_minute, minute),
             warned_no_address: std::sync::atomic::AtomicBool::new(false),
             #[cfg(feature = "redis")]
             store,

@@ -56,27 +56,15 @@ async fn a_user_changes_their_password_and_other_sessions_end(crm: Crm) {
     let elsewhere = app.login(&admin.slug, "ada@example.com").await;
     let change = |current: &str, new: &str| json!({ "current_password": current, "new_password": new, "refresh_token": here.refresh });
 
-    app.post(
-        "/api/v1/me/password",
-        &here.access,
-        change("wrong password", "a new passphrase"),
-    )
-    .await
-    .problem(401, "unauthenticated");
-    app.post(
-        "/api/v1/me/password",
-        &here.access,
-        change(PASSWORD, "short"),
-    )
-    .await
-    .problem(422, "validation");
-    app.post(
-        "/api/v1/me/password",
-        &here.access,
-        change(PASSWORD, "a new passphrase"),
-    )
-    .await
-    .expect(204);
+    let change_here =
+        |current, new| app.post("/api/v1/me/password", &here.access, change(current, new));
+    change_here("wrong password", "a new passphrase")
+        .await
+        .problem(401, "unauthenticated");
+    change_here(PASSWORD, "short")
+        .await
+        .problem(422, "validation");
+    change_here(PASSWORD, "a new passphrase").await.expect(204);
 
     assert_eq!(
         sign_in(&app, &admin.slug, "ada@example.com", PASSWORD).await,

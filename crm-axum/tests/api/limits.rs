@@ -102,26 +102,11 @@ async fn wrong_passwords_from_one_address_do_not_lock_out_the_owner_elsewhere(cr
 async fn retry_after_is_the_real_remaining_wait(crm: Crm) {
     let app = TestApp::with_config(crm, config().login_limits(100, 2, Duration::from_secs(600)));
     let admin = app.register("acme").await;
+    let wrong = |email| login(&app, [10, 0, 0, 7], &admin.slug, email, "wrong password");
     for _ in 0..2 {
-        login(
-            &app,
-            [10, 0, 0, 7],
-            &admin.slug,
-            "a@example.com",
-            "wrong password",
-        )
-        .await
-        .problem(401, "unauthenticated");
+        wrong("a@example.com").await.problem(401, "unauthenticated");
     }
-    let res = login(
-        &app,
-        [10, 0, 0, 7],
-        &admin.slug,
-        "b@example.com",
-        "wrong password",
-    )
-    .await
-    .problem(429, "rate-limited");
+    let res = wrong("b@example.com").await.problem(429, "rate-limited");
     let wait = retry_after(&res);
     assert!((590..=600).contains(&wait), "Retry-After: {wait}");
 }

@@ -8,12 +8,8 @@ use crate::harness::{Fixtures as _, Org};
 async fn every_write_is_logged_with_its_changes(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.admin(&crm);
-    org.define_fields(
-        &crm,
-        EntityKind::Account,
-        &[("tier", CustomFieldType::Text)],
-    )
-    .await;
+    let tier = [("tier", CustomFieldType::Text)];
+    org.define_fields(&crm, EntityKind::Account, &tier).await;
     let mut new = NewAccount {
         name: "Logged".into(),
         city: Some("Oslo".into()),

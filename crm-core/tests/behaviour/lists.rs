@@ -214,12 +214,8 @@ async fn every_filter_operator(crm: crm_core::Crm) {
 async fn bad_queries_are_validation_errors(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.user(&crm);
-    org.define_fields(
-        &crm,
-        EntityKind::Account,
-        &[("tier", CustomFieldType::Text)],
-    )
-    .await;
+    let tier = [("tier", CustomFieldType::Text)];
+    org.define_fields(&crm, EntityKind::Account, &tier).await;
     let q = ListQuery::default;
     let cases = [
         (
