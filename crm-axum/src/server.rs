@@ -156,7 +156,11 @@ impl MetricsEndpoint {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| MetricsError::Bind(addr.to_owned(), e))?;
-        tracing::info!("metrics on http://{addr}{}", crate::metrics::METRICS_PATH);
+        // The bound address: a port 0 in `addr` is a free port, said here.
+        let bound = listener
+            .local_addr()
+            .map_err(|e| MetricsError::Bind(addr.to_owned(), e))?;
+        tracing::info!("metrics on http://{bound}{}", crate::metrics::METRICS_PATH);
         let app = metrics_app(crm.clone(), &metrics);
         Ok((MetricsEndpoint::Apart(metrics), Some((listener, app))))
     }

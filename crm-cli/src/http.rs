@@ -26,7 +26,7 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CRM_LISTEN", default_value = "0.0.0.0")]
     listen: String,
-    /// Port to listen on.
+    /// Port to listen on (0: a free one, named in the "listening on" log line).
     #[arg(long, env = "PORT", default_value_t = 8080)]
     port: u16,
     /// Comma-separated origins allowed by CORS (`*` for any); none by default.
@@ -145,11 +145,11 @@ pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode>
     let listener = tokio::net::TcpListener::bind((args.listen.as_str(), args.port))
         .await
         .with_context(|| format!("binding {}:{}", args.listen, args.port))?;
-    tracing::info!(
-        "listening on http://{}:{} (API docs at /docs)",
-        args.listen,
-        args.port
-    );
+    // The bound address, not the asked one: `--port 0` takes a free port and says which.
+    let bound = listener
+        .local_addr()
+        .with_context(|| format!("binding {}:{}", args.listen, args.port))?;
+    tracing::info!("listening on http://{bound} (API docs at /docs)");
     server::serve_beside(listener, app, metrics_listener, server::shutdown_signal()).await?;
     crm.close().await;
     Ok(ExitCode::SUCCESS)

@@ -917,22 +917,22 @@ async fn postgres_sslmode_disable_keeps_working() {
 
 /// `crm serve` answers on its port and stops on SIGTERM (SQLite; the server is crm-axum's, tested
 /// on both backends there).
-/// `crm serve` on a fresh SQLite database and a free port, until [`Served::stop`].
+/// `crm serve` on a fresh SQLite database and a port it picks itself (`--port 0`: a port chosen
+/// here beforehand could be taken by a parallel test meanwhile), until [`Served::stop`].
 struct Served {
     child: std::process::Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Served {
-    /// Starts it with `args` after `serve` and `env`, its stdout into `stdout`, and waits until
-    /// it accepts connections.
-    fn start(args: &[&str], env: &[(&str, &str)], stdout: std::process::Stdio) -> Served {
+    /// Starts it with `args` after `serve` and `env`, and waits until its log (stdout, kept in
+    /// [`Served::log`]) names the port it listens on.
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let port_arg = port.to_string();
+        let log = dir.path().join("log");
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"));
-        cmd.args(["serve", "--listen", "127.0.0.1", "--port", &port_arg])
+        cmd.args(["serve", "--listen", "127.0.0.1", "--port", "0"])
             .args(args)
             .env(
                 "DATABASE_URL",
@@ -944,21 +944,34 @@ impl Served {
             .env_remove("RUST_LOG")
             .env_remove("CRM_METRICS_ADDR")
             .env_remove("CRM_METRICS_TOKEN")
+            .env_remove("REDIS_URL")
+            .env("NO_COLOR", "1")
             .envs(env.iter().copied())
-            .stdout(stdout)
-            .stderr(std::process::Stdio::null());
-        let child = cmd.spawn().unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap());
+        let mut child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let port = loop {
+            let text = std::fs::read_to_string(&log).unwrap();
+            if let Some(port) = logged_port(&text, "listening on http://") {
+                break port;
             }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        Served {
-            child,
-            port,
-            _dir: dir,
-        }
+            let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("crm serve exited ({status}) before listening:\n{text}\n{stderr}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "crm serve did not listen within a minute:\n{text}\n{stderr}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        Served { child, port, dir }
+    }
+
+    /// What it has logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap()
     }
 
     /// One request (see [`http`]).
@@ -966,8 +979,9 @@ impl Served {
         http(self.port, method, path, token, body)
     }
 
-    /// Stops it with SIGTERM (graceful shutdown) and returns its exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
+    /// Stops it with SIGTERM (graceful shutdown) and returns its exit status; its log stays
+    /// readable.
+    fn stop(&mut self) -> std::process::ExitStatus {
         let stopped = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -977,22 +991,30 @@ impl Served {
     }
 }
 
+impl Drop for Served {
+    /// A test that failed midway does not leave its server running.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 #[test]
 fn serve_answers_and_stops() {
-    let served = Served::start(&[], &[], std::process::Stdio::null());
+    let mut served = Served::start(&[], &[]);
     let answer = served.http("GET", "/healthz", "none", None);
     let status = served.stop();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 }
 
-/// A local port nothing listens on (for a moment).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The port of the first `http://host:port` address that follows `after` in `log`.
+fn logged_port(log: &str, after: &str) -> Option<u16> {
+    let (_, rest) = log.split_once(after)?;
+    let addr = rest.split(['/', ' ', '"']).next()?;
+    addr.rsplit_once(':')?.1.parse().ok()
 }
 
 /// `crm serve` serves Prometheus metrics next to `/healthz`, or, with `--metrics-addr` (or
@@ -1000,7 +1022,7 @@ fn free_port() -> u16 {
 /// `CRM_METRICS_TOKEN`, only to scrapers that send it.
 #[test]
 fn metrics_are_served_beside_the_api_or_on_their_own_address() {
-    let served = Served::start(&[], &[], std::process::Stdio::null());
+    let mut served = Served::start(&[], &[]);
     served.http("GET", "/healthz", "none", None);
     let scrape = served.http("GET", "/metrics", "none", None);
     served.stop();
@@ -1010,19 +1032,20 @@ fn metrics_are_served_beside_the_api_or_on_their_own_address() {
         "{scrape}"
     );
 
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let by_flag: (&[&str], &[(&str, &str)], &str) = (&["--metrics-addr", &addr], &[], "none");
+    // Port 0: a free one, which the log names.
+    let addr = "127.0.0.1:0";
+    let by_flag: (&[&str], &[(&str, &str)], &str) = (&["--metrics-addr", addr], &[], "none");
     let by_env: (&[&str], &[(&str, &str)], &str) = (
         &[],
         &[
-            ("CRM_METRICS_ADDR", &addr),
+            ("CRM_METRICS_ADDR", addr),
             ("CRM_METRICS_TOKEN", "scrape-token"),
         ],
         "scrape-token",
     );
     for (args, env, token) in [by_flag, by_env] {
-        let served = Served::start(args, env, std::process::Stdio::null());
+        let mut served = Served::start(args, env);
+        let port = logged_port(&served.log(), "metrics on http://").expect("a metrics address");
         let on_main = served.http("GET", "/metrics", token, None);
         let wrong_token = http(port, "GET", "/metrics", "wrong", None);
         let apart = http(port, "GET", "/metrics", token, None);
@@ -1096,13 +1119,12 @@ fn otlp_collector() -> (u16, std::sync::mpsc::Receiver<(String, String, Vec<u8>)
 fn request_spans_are_exported_over_otlp_when_an_endpoint_is_set() {
     let (port, received) = otlp_collector();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let served = Served::start(
+    let mut served = Served::start(
         &[],
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
             ("OTEL_SERVICE_NAME", "crm-under-test"),
         ],
-        std::process::Stdio::null(),
     );
     let answer = served.http("GET", "/healthz", "none", None);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -1146,13 +1168,7 @@ fn http(port: u16, method: &str, path: &str, token: &str, body: Option<&str>) ->
 /// status, latency, organization), never its credentials or body.
 #[test]
 fn json_logs_name_the_request_never_its_secrets() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("log.jsonl");
-    let served = Served::start(
-        &[],
-        &[("CRM_LOG_FORMAT", "json")],
-        std::fs::File::create(&log).unwrap().into(),
-    );
+    let mut served = Served::start(&[], &[("CRM_LOG_FORMAT", "json")]);
     let secret_password = "correct horse battery staple";
     let registered = served.http(
         "POST",
@@ -1171,7 +1187,7 @@ fn json_logs_name_the_request_never_its_secrets() {
     assert!(forged.starts_with("HTTP/1.1 401"), "{forged}");
     served.stop();
 
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = served.log();
     for secret in [
         secret_password,
         "forged-SECRET-token",
@@ -1215,7 +1231,7 @@ fn registration_can_be_switched_off() {
     let by_env: (&[&str], &[(&str, &str)]) = (&[], &[("CRM_REGISTRATION", "off")]);
     let by_flag: (&[&str], &[(&str, &str)]) = (&["--registration", "off"], &[]);
     for (args, env) in [by_env, by_flag] {
-        let served = Served::start(args, env, std::process::Stdio::null());
+        let mut served = Served::start(args, env);
         let answer = served.http(
             "POST",
             "/api/v1/auth/register",
