@@ -15,8 +15,11 @@
 //!
 //! The tenant binding and the role are *session* state: a pooler that hands each transaction
 //! to another server connection (PgBouncer's transaction mode) would mix them up between
-//! clients. Only session pooling (or none) is supported; [`Manager::connect`] refuses a
-//! connection whose settings do not survive from one statement to the next.
+//! clients. Only session pooling (or none) is supported: [`PgPool::connect`] refuses a pooler
+//! that serves two clients from one server connection (before migrations or anything else run
+//! through it), and [`Manager::connect`] refuses a connection whose settings do not survive from
+//! one statement to the next. A session pooler may hand over a server connection another client
+//! used: each new connection clears the tenant binding in its first round trip.
 //!
 //! When the server goes away (a restart, a failover, `pg_terminate_backend`), a connection it
 //! dropped is discarded as soon as it reports it, and the other idle connections opened before
@@ -37,6 +40,12 @@ use crate::storage::PoolSettings;
 
 /// The session setting the row-level-security policies read.
 const TENANT_SETTING: &str = "crm.org_id";
+
+/// Why a pooler that does not keep sessions is refused.
+const TRANSACTION_POOLER: &str = "the database URL leads to a pooler that shares server \
+    connections between clients (PgBouncer pool_mode=transaction or statement): the tenant \
+    binding is session state and would pass from one client to another, so this is refused; \
+    use pool_mode=session (see docs/scaling.md)";
 
 /// A pooled connection.
 pub(crate) type PooledConn = bb8::PooledConnection<'static, Manager>;
@@ -103,14 +112,17 @@ impl bb8::ManageConnection for Manager {
 
     async fn connect(&self) -> Result<TenantConn, sqlx::Error> {
         let mut conn = PgConnection::connect_with(&self.options).await?;
-        // One round trip: the role (unless the URL's own is kept) and the statement timeout,
-        // both for the session. The backend's pid tells whether the session is really ours.
+        // One round trip: the role (unless the URL's own is kept: `none` resets one a previous
+        // client of a pooled server connection set), the statement timeout and no tenant, all
+        // for the session. The backend's pid tells whether the session is really ours.
         let (pid,): (i32,) = sqlx::query_as(
             "select pg_backend_pid() from (select set_config('statement_timeout', $1, false), \
-             coalesce(set_config('role', $2, false), '')) s",
+             set_config('role', coalesce($2, 'none'), false), \
+             set_config($3, '', false)) s",
         )
         .bind(&self.statement_timeout)
         .bind(self.role.as_deref())
+        .bind(TENANT_SETTING)
         .fetch_one(&mut conn)
         .await?;
         // A transaction-mode pooler runs the next statement wherever it likes: the tenant
@@ -121,12 +133,7 @@ impl bb8::ManageConnection for Manager {
                 .fetch_one(&mut conn)
                 .await?;
         if !same {
-            return Err(sqlx::Error::Configuration(
-                "the connection's session state does not persist between statements: a \
-                 transaction-mode pooler (PgBouncer pool_mode=transaction) is not supported, \
-                 use session mode"
-                    .into(),
-            ));
+            return Err(sqlx::Error::Configuration(TRANSACTION_POOLER.into()));
         }
         tracing::trace!(statement_timeout = %timeout, "connection opened");
         Ok(TenantConn {
@@ -158,6 +165,7 @@ impl PgPool {
         role: Option<String>,
         settings: &PoolSettings,
     ) -> Result<Self> {
+        refuse_shared_sessions(&options).await?;
         let dropped = std::sync::Arc::new(AtomicU64::new(0));
         let manager = Manager {
             options: options.clone(),
@@ -314,6 +322,35 @@ pub(crate) fn migrator() -> sqlx::migrate::Migrator {
     let mut m = sqlx::migrate!("migrations/postgres");
     m.dangerous_set_table_name("_crm_migrations");
     m
+}
+
+/// Refuses a URL whose connections share server sessions: two clients, both connected, served
+/// by one backend, or one client served by two. Without a pooler, and behind a session-mode
+/// one, a backend serves one client for as long as it stays connected; a transaction-mode
+/// pooler hands the first client's idle backend to the second (PgBouncer takes the most
+/// recently used one), which this sees before anything (migrations included) runs through it.
+/// Simple-query protocol: no prepared statement to lose between backends.
+async fn refuse_shared_sessions(options: &PgConnectOptions) -> Result<()> {
+    async fn backend(conn: &mut PgConnection) -> std::result::Result<i32, sqlx::Error> {
+        use sqlx::Row as _;
+        sqlx::raw_sql("select pg_backend_pid()")
+            .fetch_one(conn)
+            .await?
+            .try_get(0)
+    }
+    let mut first = PgConnection::connect_with(options).await?;
+    let mut second = PgConnection::connect_with(options).await?;
+    let (a, b, again) = (
+        backend(&mut first).await?,
+        backend(&mut second).await?,
+        backend(&mut first).await?,
+    );
+    first.close().await.ok();
+    second.close().await.ok();
+    if a == b || a != again {
+        return Err(Error::Config(TRANSACTION_POOLER.into()));
+    }
+    Ok(())
 }
 
 /// Binds `c` to `tenant` unless it is known to be bound to it already.

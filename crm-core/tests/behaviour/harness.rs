@@ -56,17 +56,91 @@ fn service_url(var: &str, require: &str, suite: &str) -> Option<String> {
     }
 }
 
+/// How the test PgBouncer instances (`.ci/pgbouncer`) pool server connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PoolMode {
+    /// `pool_mode = session`, at `CRM_TEST_PGBOUNCER_SESSION_URL`.
+    Session,
+    /// `pool_mode = transaction`, at `CRM_TEST_PGBOUNCER_TRANSACTION_URL`.
+    Transaction,
+}
+
+/// A fresh database on the test server, reached through the PgBouncer instance in `mode`:
+/// the pooled URL and the direct one (as the database's owner). PgBouncer 1.18 passes no
+/// `options` startup parameter, so the per-schema isolation of [`postgres_schema_url`] is not
+/// available: each test gets a database of its own, dropped by [`drop_database`]. With
+/// `CRM_TEST_REQUIRE_PGBOUNCER` set (CI sets it) a missing URL fails the test.
+pub(crate) async fn pgbouncer_database(mode: PoolMode) -> Option<(String, String)> {
+    let var = match mode {
+        PoolMode::Session => "CRM_TEST_PGBOUNCER_SESSION_URL",
+        PoolMode::Transaction => "CRM_TEST_PGBOUNCER_TRANSACTION_URL",
+    };
+    let pooler = service_url(var, "CRM_TEST_REQUIRE_PGBOUNCER", "PgBouncer")?;
+    let server = postgres_url().expect("the PgBouncer suite needs CRM_TEST_DATABASE_URL too");
+    let name = format!("crm_pgb_{}", Uuid::now_v7().simple());
+    on_server(&server, format!("create database {name}")).await;
+    let at = |url: &str| with_database(url, &name);
+    // Reached once the pooler has answered: the caller connects through it first.
+    Some((at(&pooler), at(&server)))
+}
+
+/// Drops the database `url` names (one of [`pgbouncer_database`]), ending its sessions.
+pub(crate) async fn drop_database(url: &str) {
+    let (_, path) = split_database(url);
+    let name = path.split('?').next().unwrap_or_default();
+    let server = postgres_url().expect("CRM_TEST_DATABASE_URL");
+    on_server(
+        &server,
+        format!("drop database if exists {name} with (force)"),
+    )
+    .await;
+}
+
+/// The one boolean `sql` answers on a connection of its own to `url`.
+pub(crate) async fn ask(url: &str, sql: &'static str) -> bool {
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let (answer,): (bool,) = sqlx::query_as(sql)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.ok();
+    answer
+}
+
+/// Runs `sql` (made of test-generated names only) on a connection of its own to `url`.
+async fn on_server(url: &str, sql: String) {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to CRM_TEST_DATABASE_URL");
+    conn.execute(sqlx::AssertSqlSafe(sql.as_str()))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    conn.close().await.ok();
+}
+
+/// `url` (`postgres://user@host:port/db?query`) at the start, and what follows its authority.
+fn split_database(url: &str) -> (&str, &str) {
+    let authority = url.find("://").expect("a PostgreSQL URL") + 3;
+    let slash = url[authority..]
+        .find('/')
+        .map_or(url.len(), |i| authority + i);
+    (&url[..slash], url[slash..].trim_start_matches('/'))
+}
+
+/// `url` with the database `name` (its query kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (server, rest) = split_database(url);
+    match rest.split_once('?') {
+        Some((_, query)) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
 /// Creates an empty schema on the test server and returns a URL whose connections use it.
 pub(crate) async fn postgres_schema_url() -> Option<String> {
     let url = postgres_url()?;
     let schema = format!("crm_test_{}", Uuid::now_v7().simple());
-    let mut conn = sqlx::PgConnection::connect(&url)
-        .await
-        .expect("connect to CRM_TEST_DATABASE_URL");
-    conn.execute(sqlx::AssertSqlSafe(format!("create schema {schema}")))
-        .await
-        .expect("create test schema");
-    conn.close().await.ok();
+    on_server(&url, format!("create schema {schema}")).await;
     record_backend("postgres");
     let sep = if url.contains('?') { '&' } else { '?' };
     Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))

@@ -20,6 +20,7 @@ mod links_and_permissions;
 mod lists;
 mod opportunities;
 mod organizations_and_users;
+mod pooler;
 mod records;
 mod rls;
 mod tenancy;

@@ -23,16 +23,22 @@ async fn rls_blocks_queries_that_omit_the_tenant_filter() {
     let Some((crm, url)) = harness::postgres_with_url().await else {
         return;
     };
-    let (a, b) = (Org::new(&crm, "A").await, Org::new(&crm, "B").await);
+    omitted_tenant_filters_are_blocked(&crm, &url).await;
+}
+
+/// With `crm`'s organizations, connections of the test's own to `url` as the application role:
+/// a query without a tenant filter sees the bound organization only, and writes no other.
+pub(crate) async fn omitted_tenant_filters_are_blocked(crm: &crm_core::Crm, url: &str) {
+    let (a, b) = (Org::new(crm, "A").await, Org::new(crm, "B").await);
     for (org, n) in [(&a, 3), (&b, 5)] {
         for i in 0..n {
-            org.admin(&crm).account(&format!("n{i}")).await;
+            org.admin(crm).account(&format!("n{i}")).await;
         }
     }
 
     // No filter on organization_id at all: the policy supplies it.
     let count = "select count(*) from accounts";
-    let mut conn = as_app_role(&url, Some(a.id.uuid())).await;
+    let mut conn = as_app_role(url, Some(a.id.uuid())).await;
     let (n,): (i64,) = sqlx::query_as(count).fetch_one(&mut conn).await.unwrap();
     assert_eq!(n, 3, "only organization A's rows");
     let (n,): (i64,) = sqlx::query_as("select count(*) from events where organization_id <> $1")
@@ -68,12 +74,12 @@ async fn rls_blocks_queries_that_omit_the_tenant_filter() {
     );
 
     // Without a tenant the application role sees nothing.
-    let mut conn = as_app_role(&url, None).await;
+    let mut conn = as_app_role(url, None).await;
     let (n,): (i64,) = sqlx::query_as(count).fetch_one(&mut conn).await.unwrap();
     assert_eq!(n, 0);
 
     // B's rows are untouched.
-    let mut conn = as_app_role(&url, Some(b.id.uuid())).await;
+    let mut conn = as_app_role(url, Some(b.id.uuid())).await;
     let (n,): (i64,) = sqlx::query_as("select count(*) from accounts where name <> 'pwned'")
         .fetch_one(&mut conn)
         .await

@@ -23,7 +23,7 @@ use crate::harness::{self, Org};
 const ORGS: usize = 3;
 
 #[derive(Debug, Clone)]
-enum Step {
+pub(crate) enum Step {
     Create {
         org: usize,
         kind: EntityKind,
@@ -75,7 +75,7 @@ enum Step {
     },
 }
 
-fn step() -> impl Strategy<Value = Step> {
+pub(crate) fn step() -> impl Strategy<Value = Step> {
     let actor = 0..ORGS;
     let target = any::<prop::sample::Index>().prop_map(|i| i.index(usize::MAX));
     let kind = prop::sample::select(EntityKind::ALL);
@@ -615,7 +615,7 @@ impl World {
     }
 }
 
-async fn run_case(crm: Crm, steps: Vec<Step>) {
+pub(crate) async fn run_case(crm: Crm, steps: Vec<Step>) {
     let mut orgs = Vec::new();
     for i in 0..ORGS {
         orgs.push(Org::new(&crm, &format!("Org{i}")).await);
@@ -633,7 +633,7 @@ async fn run_case(crm: Crm, steps: Vec<Step>) {
     world.verify().await;
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -40,14 +40,11 @@ async fn sslmode_require_fails_clearly_against_a_server_without_tls() {
 
 /// Whether the connection `url` opens is encrypted, as the server sees it.
 async fn encrypted(url: &str) -> bool {
-    let mut conn = PgConnection::connect(url).await.unwrap();
-    let (ssl,): (bool,) =
-        sqlx::query_as("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-    conn.close().await.ok();
-    ssl
+    harness::ask(
+        url,
+        "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
+    )
+    .await
 }
 
 /// The test server, whichever way it is set up: `sslmode=disable` keeps working unencrypted; if
