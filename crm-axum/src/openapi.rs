@@ -38,6 +38,7 @@ pub(crate) mod tags {
     pub(crate) const CUSTOM_FIELDS: &str = "custom-fields";
     /// The change feed.
     pub(crate) const CHANGES: &str = "changes";
+    pub(crate) const SEARCH: &str = "search";
 }
 
 /// The document's fixed parts: info, the server, the problem schema, the record requests.
@@ -58,6 +59,7 @@ pub(crate) mod tags {
         (name = "pipelines", description = "Pipelines and their stages"),
         (name = "custom-fields", description = "Custom field definitions"),
         (name = "changes", description = "The change feed: every change, in commit order"),
+        (name = "search", description = "Full-text search across accounts, contacts, leads and opportunities"),
     )
 )]
 pub(crate) struct ApiDoc;

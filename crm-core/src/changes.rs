@@ -143,10 +143,8 @@ impl Changes<'_> {
             .push(", e.id limit ")
             .bind(i64::from(limit) + 1);
         let rows: Vec<Row> = conn.fetch_all(&q).await?;
-        let more = rows.len() > limit as usize;
         let data: Vec<Change> = rows
             .into_iter()
-            .take(limit as usize)
             .map(|r| Change {
                 cursor: Cursor {
                     position: r.feed_position,
@@ -156,10 +154,7 @@ impl Changes<'_> {
                 event: r.event,
             })
             .collect();
-        let next_cursor = more
-            .then(|| data.last().map(|c| c.cursor.clone()))
-            .flatten();
-        Ok(Page { data, next_cursor })
+        Ok(Page::of(data, limit as usize, |c| c.cursor.clone()))
     }
 
     /// The cursor of the feed's present end: reading after it returns only changes committed

@@ -260,13 +260,7 @@ impl<'t> Events<'t> {
         q.push(" order by id desc limit ")
             .bind(i64::from(limit) + 1);
         let mut s = self.tenant.session().await?;
-        let mut data: Vec<Event> = s.conn().fetch_all(&q).await?;
-        let next_cursor = if data.len() > limit as usize {
-            data.truncate(limit as usize);
-            data.last().map(|e| e.id.to_string())
-        } else {
-            None
-        };
-        Ok(Page { data, next_cursor })
+        let data: Vec<Event> = s.conn().fetch_all(&q).await?;
+        Ok(Page::of(data, limit as usize, |e| e.id.to_string()))
     }
 }

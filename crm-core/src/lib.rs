@@ -97,7 +97,8 @@
 //!   [`Opportunity`], [`Invoice`], [`Activity`]) and the registry, [`EntityKind`]: the one list
 //!   of entities that everything iterating them derives from;
 //! - `events`, `changes`, `timeline` — the event log, the change feed ([`Changes`]: every change
-//!   in commit order, by cursor), record timelines;
+//!   in commit order, by cursor), record timelines; `search` — full-text search across the
+//!   kinds with `[searchable]` columns ([`Tenant::search`], [`SearchQuery`]);
 //! - `auth/` — principals, refresh tokens, API keys, idempotency keys (for HTTP layers).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -121,6 +122,7 @@ mod organizations;
 mod password;
 mod pipelines;
 pub mod record;
+mod search;
 mod storage;
 mod tenant;
 mod time;
@@ -154,6 +156,10 @@ pub use pipelines::{
 pub use record::{
     Condition, Deleted, Direction, Entity, Erasure, Filter, ListQuery, Op, Page, PurgeReport,
     Record, Records, Sort,
+};
+pub use search::{
+    DEFAULT_SEARCH_PAGE, MAX_SEARCH_PAGE, MAX_SEARCH_QUERY, MAX_SEARCH_TERMS, SearchHit,
+    SearchQuery,
 };
 pub use storage::Backend;
 #[doc(hidden)]

@@ -130,11 +130,5 @@ async fn timeline(
         .chain(events.into_iter().map(TimelineItem::Event))
         .collect();
     data.sort_by_key(|item| std::cmp::Reverse(item.id()));
-    let next_cursor = if data.len() > limit as usize {
-        data.truncate(limit as usize);
-        data.last().map(|i| i.id().to_string())
-    } else {
-        None
-    };
-    Ok(Page { data, next_cursor })
+    Ok(Page::of(data, limit as usize, |i| i.id().to_string()))
 }

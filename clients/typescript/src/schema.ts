@@ -1144,6 +1144,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Finds the organization's records that have every word of `q` as the start of one of their
+         *     words (names, emails and their parts, phone numbers, companies, titles, descriptions…),
+         *     best match first, the trash left out. A write is found at once. Keyset-paged with no cap:
+         *     follow `next_cursor`. API keys need `<entity>:read` of every kind searched (name them in
+         *     `kinds`).
+         */
+        get: operations["search"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users": {
         parameters: {
             query?: never;
@@ -2460,6 +2483,12 @@ export interface components {
          * @enum {string}
          */
         Direction: "asc" | "desc";
+        /**
+         * @description The kinds of record of the CRM: the entity registry. Serialized, stored and
+         *     parsed as the singular name (`"account"`).
+         * @enum {string}
+         */
+        EntityKind: "account" | "contact" | "lead" | "opportunity" | "invoice" | "activity";
         /** @description A record erased along with the one asked for. */
         ErasedRecord: {
             /** @description Its entity. */
@@ -3329,6 +3358,32 @@ export interface components {
             next_cursor: string | null;
         };
         /** @description One page of a list. */
+        Page_SearchHit: {
+            /** @description The rows, in order. */
+            data: {
+                /**
+                 * Format: uuid
+                 * @description Its id (read it at `/{kind's table}/{id}`).
+                 */
+                id: string;
+                /** @description Its kind. */
+                kind: components["schemas"]["EntityKind"];
+                /**
+                 * Format: double
+                 * @description How well it matches, higher first. Comparable within one search; on SQLite (BM25) it
+                 *     also moves as the organization's records change.
+                 */
+                rank: number;
+                /**
+                 * @description What names it: its `[title]` columns joined by spaces (a contact's first and last name
+                 *     and email).
+                 */
+                title: string;
+            }[];
+            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description One page of a list. */
         Page_TimelineItem: {
             /** @description The rows, in order. */
             data: components["schemas"]["TimelineItem"][];
@@ -3882,6 +3937,27 @@ export interface components {
          * @enum {string}
          */
         Role: "user" | "company_admin" | "super_admin";
+        /** @description One record a search found. */
+        SearchHit: {
+            /**
+             * Format: uuid
+             * @description Its id (read it at `/{kind's table}/{id}`).
+             */
+            id: string;
+            /** @description Its kind. */
+            kind: components["schemas"]["EntityKind"];
+            /**
+             * Format: double
+             * @description How well it matches, higher first. Comparable within one search; on SQLite (BM25) it
+             *     also moves as the organization's records change.
+             */
+            rank: number;
+            /**
+             * @description What names it: its `[title]` columns joined by spaces (a contact's first and last name
+             *     and email).
+             */
+            title: string;
+        };
         /**
          * @description The body of `POST …/search`: flat conditions that must all hold and/or a condition tree
          *     (`{"and": […]}`, `{"or": […]}`, `{"not": …}` over the same filters), a sort, a page.
@@ -7690,6 +7766,62 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             /** @description No such pipeline in your organization */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    search: {
+        parameters: {
+            query: {
+                /**
+                 * @description The words to find (at most 200 characters, 16 words): letters and digits, each matched
+                 *     as the start of a word of the record, every one required (`ada lov`).
+                 */
+                q: string;
+                /**
+                 * @description Comma-separated kinds to search, as hits name them (`contact,lead`); every searchable
+                 *     kind (account, contact, lead, opportunity) when absent.
+                 */
+                kinds?: string;
+                /** @description Hits per page, 1–100 (default 20). */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The best hits first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_SearchHit"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description An API key without the read scope of a kind searched */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A query without words or too long, an unknown or unsearchable kind, a limit out of range, a foreign cursor */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

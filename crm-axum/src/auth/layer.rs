@@ -93,7 +93,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            let authorized = authorize(&layer, req.method(), req.uri().path(), req.headers()).await;
+            let authorized = authorize(&layer, req.method(), req.uri(), req.headers()).await;
             match authorized {
                 Ok(ctx) => {
                     // The request's log lines name the organization (never the caller).

@@ -401,12 +401,13 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 async fn authorize(
     state: &AuthLayer,
     method: &Method,
-    path: &str,
+    uri: &axum::http::Uri,
     headers: &HeaderMap,
 ) -> Result<TenantContext, ApiError> {
+    let path = uri.path();
     let resolved = resolve(state, method, path, headers).await?;
     if let Some(scopes) = &resolved.scopes {
-        let granted = match scope::needed(method, path, state.api) {
+        let granted = match scope::needed(method, path, uri.query(), state.api) {
             Some(needed) => needed.iter().all(|n| scopes.grant(*n)),
             None => scopes.is_all(),
         };

@@ -7,6 +7,7 @@ pub(crate) mod custom_fields;
 pub(crate) mod organizations;
 pub(crate) mod pipelines;
 pub(crate) mod records;
+pub(crate) mod search;
 pub(crate) mod users;
 pub(crate) mod verbs;
 pub(crate) mod webhooks;

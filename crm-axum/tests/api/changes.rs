@@ -10,15 +10,7 @@ crate::on_both_backends!(the_feed_pages_in_commit_order_for_admins_and_keys);
 
 /// The `(entity, action)` of each change of a page.
 fn actions(page: &Value) -> Vec<(String, String)> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let s = |k: &str| c[k].as_str().unwrap().to_owned();
-            (s("entity"), s("action"))
-        })
-        .collect()
+    crate::helpers::pairs(page, "entity", "action")
 }
 
 async fn the_feed_pages_in_commit_order_for_admins_and_keys(crm: Crm) {

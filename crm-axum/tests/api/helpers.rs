@@ -93,6 +93,19 @@ impl Res {
     }
 }
 
+/// The string fields `a` and `b` of each item of a page's `data`.
+pub(crate) fn pairs(page: &Value, a: &str, b: &str) -> Vec<(String, String)> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let s = |k: &str| item[k].as_str().unwrap().to_owned();
+            (s(a), s(b))
+        })
+        .collect()
+}
+
 /// A JSON `POST` to `path` as if from the client address `ip` (the per-address limits see it).
 pub(crate) fn post_from(ip: [u8; 4], path: &str, body: &Value) -> Request<Body> {
     let mut req = Request::post(path)

@@ -30,6 +30,7 @@ mod outage;
 mod records;
 #[cfg(feature = "redis")]
 mod redis;
+mod search;
 mod server;
 mod settings;
 mod tenancy;

@@ -272,6 +272,17 @@ async fn every_route_family_answers_as_described(crm: Crm) {
     // The change feed, from the beginning and from its head.
     api.at(Method::GET, "/changes", None, 200).await;
     api.at(Method::GET, "/changes/head", None, 200).await;
+    // Full-text search over what the record routes made, and a refused query.
+    let hits = api
+        .call(Method::GET, "/search", "/search?q=a&limit=1", None, 200)
+        .await;
+    assert!(
+        !hits.body["data"].as_array().unwrap().is_empty(),
+        "{}",
+        hits.body
+    );
+    api.call(Method::GET, "/search", "/search?q=%3F%3F", None, 422)
+        .await;
     let p = api
         .at(
             Method::POST,

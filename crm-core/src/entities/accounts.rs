@@ -14,25 +14,25 @@ crate::record_type! {
     /// A company: a customer, prospect or partner.
     pub struct Account / NewAccount / AccountPatch {
         /// Company name (required, at most 200 characters).
-        name: String [sortable, max_length(200)],
+        name: String [sortable, max_length(200), title],
         /// Web domain, e.g. `acme.com`.
-        domain: Option<String> [sortable, max_length(500)],
+        domain: Option<String> [sortable, max_length(500), searchable],
         /// Website URL.
-        website: Option<String> [max_length(500)],
+        website: Option<String> [max_length(500), searchable],
         /// Industry, free text.
-        industry: Option<String> [max_length(500)],
+        industry: Option<String> [max_length(500), searchable],
         /// Main phone number.
-        phone: Option<String> [max_length(500)],
+        phone: Option<String> [max_length(500), searchable],
         /// Street address.
         street: Option<String> [max_length(500)],
         /// City.
-        city: Option<String> [max_length(500)],
+        city: Option<String> [max_length(500), searchable],
         /// State, province or region.
         region: Option<String> [max_length(500)],
         /// Postal code.
         postal_code: Option<String> [max_length(500)],
         /// Country (ISO 3166-1 alpha-2 recommended).
-        country: Option<String> [max_length(500)],
+        country: Option<String> [max_length(500), searchable],
         /// Number of employees.
         employee_count: Option<i64> [range(0, i64::MAX)],
         /// Annual revenue in minor units of `annual_revenue_currency`.

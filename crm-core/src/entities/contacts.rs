@@ -14,17 +14,17 @@ crate::record_type! {
     /// A person, usually working at an account.
     pub struct Contact / NewContact / ContactPatch {
         /// Given name.
-        first_name: Option<String> [sortable, max_length(200), personal],
+        first_name: Option<String> [sortable, max_length(200), personal, title],
         /// Family name.
-        last_name: Option<String> [sortable, max_length(200), personal],
+        last_name: Option<String> [sortable, max_length(200), personal, title],
         /// Email address.
-        email: Option<String> [sortable, email, personal],
+        email: Option<String> [sortable, email, personal, title],
         /// Phone number.
-        phone: Option<String> [max_length(200), personal],
+        phone: Option<String> [max_length(200), personal, searchable],
         /// Mobile number.
-        mobile: Option<String> [max_length(200), personal],
+        mobile: Option<String> [max_length(200), personal, searchable],
         /// Job title.
-        title: Option<String> [max_length(200)],
+        title: Option<String> [max_length(200), searchable],
         /// The account (company) the contact works at; must be a live account of the same
         /// organization.
         account_id: Option<AccountId>,

@@ -72,17 +72,17 @@ crate::record_type! {
     /// A prospective customer, before it is qualified and converted.
     pub struct Lead / NewLead / LeadPatch {
         /// Given name.
-        first_name: Option<String> [sortable, max_length(200), personal],
+        first_name: Option<String> [sortable, max_length(200), personal, title],
         /// Family name.
-        last_name: Option<String> [sortable, max_length(200), personal],
+        last_name: Option<String> [sortable, max_length(200), personal, title],
         /// Email address.
-        email: Option<String> [sortable, email, personal],
+        email: Option<String> [sortable, email, personal, title],
         /// Phone number.
-        phone: Option<String> [max_length(200), personal],
+        phone: Option<String> [max_length(200), personal, searchable],
         /// Company name; becomes the account's name on conversion.
-        company: Option<String> [sortable, max_length(200)],
+        company: Option<String> [sortable, max_length(200), searchable],
         /// Job title.
-        title: Option<String> [max_length(200)],
+        title: Option<String> [max_length(200), searchable],
         /// Where it came from (default `manual`).
         source: LeadSource,
         /// Lifecycle status (default `new`); see [`LeadStatus::can_become`].

@@ -33,7 +33,7 @@ crate::record_type! {
     /// A potential deal with an account.
     pub struct Opportunity / NewOpportunity / OpportunityPatch {
         /// Name (required).
-        name: String [sortable, max_length(200)],
+        name: String [sortable, max_length(200), title],
         /// The account (same organization).
         account_id: Option<AccountId>,
         /// The main contact (same organization).
@@ -52,7 +52,7 @@ crate::record_type! {
         /// When it is expected to close.
         expected_close_date: Option<NaiveDate> [sortable],
         /// Free text.
-        description: Option<String> [max_length(10_000)],
+        description: Option<String> [max_length(10_000), searchable],
     }
     readonly {
         /// Open, won or lost, from the stage.

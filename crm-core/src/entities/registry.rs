@@ -60,6 +60,13 @@ macro_rules! registry {
                 }
             }
 
+            /// Its full-text table on SQLite (`"accounts_search"`, migration `0009_search`).
+            pub(crate) const fn search_table(self) -> &'static str {
+                match self {
+                    $(EntityKind::$ty => concat!(stringify!($plural), "_search"),)+
+                }
+            }
+
             /// Its singular name (`"account"`), as in errors, events and activity links.
             pub const fn name(self) -> &'static str {
                 self.as_str()

@@ -118,6 +118,10 @@ pub struct Column {
     pub personal: bool,
     /// Whether it links to the same person in another entity ([`Column::same_person`]).
     pub same_person: bool,
+    /// Whether full-text search reads it ([`Column::searchable`]).
+    pub searchable: bool,
+    /// Whether it is part of the title a search hit shows ([`Column::title`]).
+    pub title: bool,
 }
 
 /// A format text values must have: checked on every write, documented in OpenAPI.
@@ -147,6 +151,8 @@ impl Column {
             owner: false,
             personal: false,
             same_person: false,
+            searchable: false,
+            title: false,
         }
     }
 
@@ -199,6 +205,22 @@ impl Column {
     /// refuses while a linked record still holds their name.
     pub const fn personal(mut self) -> Self {
         self.personal = true;
+        self
+    }
+
+    /// Marks text full-text search reads ([`Tenant::search`](crate::Tenant::search)). The
+    /// search index is built by the migrations from these columns (a test compares them): a
+    /// column newly marked needs a migration that rebuilds its entity's index.
+    pub const fn searchable(mut self) -> Self {
+        self.searchable = true;
+        self
+    }
+
+    /// Marks text that names the record in a search hit (its [`SearchHit::title`](crate::SearchHit::title)
+    /// joins the record's title columns, in order); implies [`Column::searchable`].
+    pub const fn title(mut self) -> Self {
+        self.title = true;
+        self.searchable = true;
         self
     }
 
@@ -386,7 +408,8 @@ where
 /// `[sortable]` for a field lists may sort on (give it an index), `[only(LIST)]` to narrow a text
 /// enum's allowed values, `[max_length(N)]`, `[email]`, `[currency]`, `[range(MIN, MAX)]`,
 /// `[owner]` for the user who owns the record, `[personal]` for text that identifies a person and
-/// `[same_person]` for a link to the same person elsewhere (both for erasure). Every text field needs a `max_length` (a test
+/// `[same_person]` for a link to the same person elsewhere (both for erasure), `[searchable]`
+/// for text full-text search reads and `[title]` for text that names a search hit. Every text field needs a `max_length` (a test
 /// holds every entity to it); a required (non-`Option`) free-text field must not be blank, and
 /// no text may hold a NUL character or a date a year outside 1–9999. Fields in the
 /// optional `readonly { … }` block are written by the library only (statuses, numbers, totals):

@@ -12,3 +12,20 @@ pub struct Page<T> {
     #[cfg_attr(feature = "openapi", schema(required))]
     pub next_cursor: Option<String>,
 }
+
+impl<T> Page<T> {
+    /// The page of `rows` read with a limit of `limit + 1`: at most `limit` of them, and, when
+    /// the extra row came back (more are waiting), `cursor` of the last one kept.
+    pub(crate) fn of(mut rows: Vec<T>, limit: usize, cursor: impl FnOnce(&T) -> String) -> Self {
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(cursor)
+        } else {
+            None
+        };
+        Page {
+            data: rows,
+            next_cursor,
+        }
+    }
+}

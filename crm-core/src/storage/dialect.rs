@@ -2,6 +2,7 @@
 //! storage asks the connection's [`Backend`] for the piece it needs instead of matching on it.
 
 use serde_json::Value;
+use uuid::Uuid;
 
 use super::{Arg, Backend, FieldKey, Sql};
 
@@ -51,6 +52,85 @@ impl Backend {
         match self {
             Backend::Postgres => "c.position",
             Backend::Sqlite => "e.position",
+        }
+    }
+
+    /// The full-text query for `words` (letters and digits only, so nothing in them is
+    /// syntax): every word as a prefix. PostgreSQL `tsquery` text, or an FTS5 `match` string.
+    pub(crate) fn search_match(self, words: &[String]) -> String {
+        let mut out = String::new();
+        for (i, w) in words.iter().enumerate() {
+            match self {
+                Backend::Postgres => {
+                    out.push_str(if i > 0 { " & " } else { "" });
+                    out.push_str(w);
+                    out.push_str(":*");
+                }
+                Backend::Sqlite => {
+                    out.push_str(if i > 0 { " \"" } else { "\"" });
+                    out.push_str(w);
+                    out.push_str("\"*");
+                }
+            }
+        }
+        out
+    }
+
+    /// Appends the `select kind, id, title, rank` of the records of `table` in organization
+    /// `org` that match `matching` ([`Backend::search_match`]), trash left out, the title
+    /// joining the `titles` columns: on PostgreSQL through the `crm_search_<table>` function its
+    /// GIN index is built on, on SQLite through the FTS5 table `fts` (migration `0009_search`).
+    pub(crate) fn push_search_select(
+        self,
+        sql: &mut Sql,
+        (table, fts): (&'static str, &'static str),
+        titles: impl Iterator<Item = &'static str>,
+        org: Uuid,
+        matching: &str,
+    ) {
+        sql.push("select ")
+            .bind(table)
+            .push(" as kind, r.id, trim(");
+        for (i, column) in titles.enumerate() {
+            if i > 0 {
+                sql.push(" || ' ' || ");
+            }
+            sql.push("coalesce(r.").push(column).push(", '')");
+        }
+        sql.push(") as title, ");
+        match self {
+            Backend::Postgres => {
+                sql.push("cast(ts_rank(crm_search_")
+                    .push(table)
+                    .push("(r), q) as float8) as rank from ")
+                    .push(table)
+                    .push(" r, to_tsquery('simple', ")
+                    .bind(matching)
+                    .push(") q where r.organization_id = ")
+                    .bind(org)
+                    .push(" and not r.is_deleted and crm_search_")
+                    .push(table)
+                    .push("(r) @@ q");
+            }
+            Backend::Sqlite => {
+                sql.push("-bm25(")
+                    .push(fts)
+                    .push(") as rank from ")
+                    .push(fts)
+                    .push(" join search_keys k on k.key = ")
+                    .push(fts)
+                    .push(".rowid join ")
+                    .push(table)
+                    .push(" r on r.organization_id = k.organization_id and r.id = k.id where ")
+                    .push(fts)
+                    .push(" match ")
+                    .bind(matching)
+                    .push(" and k.organization_id = ")
+                    .bind(org)
+                    .push(" and k.entity = ")
+                    .bind(table)
+                    .push(" and not r.is_deleted");
+            }
         }
     }
 

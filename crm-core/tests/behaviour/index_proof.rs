@@ -291,7 +291,19 @@ async fn record_paths(t: &Tenant) -> usize {
         .await
         .unwrap();
     t.changes().head().await.unwrap();
-    9
+    // Full-text search over every searchable kind, a first page and the next.
+    let query = crm_core::SearchQuery {
+        q: "account 1".into(),
+        limit: Some(2),
+        ..Default::default()
+    };
+    let hits = t.search(&query).await.unwrap();
+    let next = crm_core::SearchQuery {
+        cursor: hits.next_cursor,
+        ..query
+    };
+    t.search(&next).await.unwrap();
+    11
 }
 
 #[test]

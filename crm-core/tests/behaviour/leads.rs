@@ -113,15 +113,11 @@ async fn conversion_creates_account_contact_and_opportunity(crm: crm_core::Crm) 
         .unwrap();
     let l = t.leads().create(new).await.unwrap();
 
-    let request = ConvertLead {
-        opportunity: Some(ConvertOpportunity {
-            amount_minor: Some(500_000),
-            currency: Some("GBP".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let c = t.leads().convert(l.id, request).await.unwrap();
+    let c = t
+        .leads()
+        .convert(l.id, with_opportunity(500_000, "GBP"))
+        .await
+        .unwrap();
     assert_eq!(c.account.name, "Lovelace Ltd");
     assert_eq!(c.account.owner_id, Some(org.user));
     assert_eq!(c.contact.account_id, Some(c.account.id));
@@ -263,14 +259,7 @@ async fn failed_conversion_leaves_nothing_behind(crm: crm_core::Crm) {
         .len();
 
     // The opportunity step fails (bad currency) after account and contact were created.
-    let bad = ConvertLead {
-        opportunity: Some(ConvertOpportunity {
-            amount_minor: Some(1),
-            currency: Some("euro".into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let bad = with_opportunity(1, "euro");
     let err = t.leads().convert(l.id, bad).await.unwrap_err();
     assert!(
         matches!(&err, Error::Validation(e) if e[0].field == "currency"),
@@ -597,4 +586,16 @@ mod erasure {
         erase_refuses_while_a_copy_holds_the_name,
         erase_drops_stored_responses,
     );
+}
+
+/// A conversion that also makes an opportunity of `amount_minor` in `currency`.
+fn with_opportunity(amount_minor: i64, currency: &str) -> ConvertLead {
+    ConvertLead {
+        opportunity: Some(ConvertOpportunity {
+            amount_minor: Some(amount_minor),
+            currency: Some(currency.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }

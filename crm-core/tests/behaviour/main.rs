@@ -23,6 +23,7 @@ mod organizations_and_users;
 mod pooler;
 mod records;
 mod rls;
+mod search;
 mod tenancy;
 #[cfg(feature = "tls")]
 mod tls;
