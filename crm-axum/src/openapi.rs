@@ -315,6 +315,24 @@ fn register(
     components.schemas.insert(name, schema);
 }
 
+/// Registers `Page<T>` (`Page_<T>`) and `T`'s schemas; answers the page's name.
+fn page_of<T: ToSchema + 'static>(doc: &mut OpenApi) -> String
+where
+    Page<T>: ComposeSchema,
+{
+    let page = format!("{}_{}", <Page<T> as ToSchema>::name(), T::name());
+    register(
+        doc,
+        page.clone(),
+        <Page<T> as ComposeSchema>::compose(vec![reference(&T::name())]),
+        |found| {
+            found.push((T::name().into_owned(), T::schema()));
+            T::schemas(found);
+        },
+    );
+    page
+}
+
 /// The name of `Record<E>`'s schema, as utoipa names it where a derived type refers to it
 /// (`Record_Account`).
 pub(crate) fn record_schema<E: ToSchema>() -> String {
@@ -391,15 +409,16 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
     );
 
     let op = |id: &str, summary: String| operation(plural, id, summary);
-    let query = |n: &str, desc: &str, t: Type| {
+    let query_format = |n: &str, desc: &str, t: Type, format: Option<KnownFormat>| {
         ParameterBuilder::new()
             .name(n)
             .parameter_in(ParameterIn::Query)
             .required(Required::False)
             .description(Some(desc))
-            .schema(Some(typed(t, None)))
+            .schema(Some(typed(t, format)))
             .build()
     };
+    let query = |n: &str, desc: &str, t: Type| query_format(n, desc, t, None);
     let header_param = |n: &str, desc: &str| {
         ParameterBuilder::new()
             .name(n)
@@ -472,6 +491,12 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
             "Also find it in the trash",
             Type::Boolean,
         ))
+        .parameter(query_format(
+            "as_of",
+            "Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet)",
+            Type::String,
+            Some(KnownFormat::DateTime),
+        ))
         .parameter(header_param(
             "If-None-Match",
             "The ETag you hold; 304 while it is current",
@@ -532,30 +557,9 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
         format!("/{plural}/{{id}}/restore"),
         PathItem::new(HttpMethod::Post, restore_op),
     );
-    if E::KIND.has_timeline() {
-        let page = format!(
-            "{}_{}",
-            <Page<crm_core::TimelineItem> as ToSchema>::name(),
-            <crm_core::TimelineItem as ToSchema>::name()
-        );
-        register(
-            doc,
-            page.clone(),
-            <Page<crm_core::TimelineItem> as ComposeSchema>::compose(vec![reference(
-                &<crm_core::TimelineItem as ToSchema>::name(),
-            )]),
-            |found| {
-                found.push((
-                    <crm_core::TimelineItem as ToSchema>::name().into_owned(),
-                    <crm_core::TimelineItem as PartialSchema>::schema(),
-                ));
-                <crm_core::TimelineItem as ToSchema>::schemas(found);
-            },
-        );
-        let timeline_op = op("timeline", format!("The timeline of a {}", E::NAME))
-            .description(Some(
-                "Its activities and event-log entries, newest first (trashed records keep theirs).",
-            ))
+    // A record's paged sub-lists, newest first: `limit` and `cursor`, one page, 404.
+    let sub_list = |doc: &mut OpenApi, path: &str, op: OperationBuilder, page: String| {
+        let op = op
             .parameter(id_param())
             .parameter(query(
                 "limit",
@@ -570,9 +574,28 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
             .response("200", ok("One page", &page))
             .response("404", no_record());
         doc.paths.paths.insert(
-            format!("/{plural}/{{id}}/timeline"),
-            PathItem::new(HttpMethod::Get, timeline_op),
+            format!("/{plural}/{{id}}/{path}"),
+            PathItem::new(HttpMethod::Get, op),
         );
+    };
+    let history_page = page_of::<crm_core::FieldChange>(doc);
+    let history_op = op("history", format!("The field history of a {}", E::NAME))
+        .description(Some(
+            "Each field's before and after at every write, newest first, with the actor and the request (`x-request-id`) that made it. A trashed record keeps its history; a purged or erased one has none.",
+        ))
+        .parameter(query(
+            "field",
+            "Only this field's changes: a column, `is_deleted`, or `custom_fields.<key>`",
+            Type::String,
+        ));
+    sub_list(doc, "history", history_op, history_page);
+    if E::KIND.has_timeline() {
+        let page = page_of::<crm_core::TimelineItem>(doc);
+        let timeline_op =
+            op("timeline", format!("The timeline of a {}", E::NAME)).description(Some(
+                "Its activities and event-log entries, newest first (trashed records keep theirs).",
+            ));
+        sub_list(doc, "timeline", timeline_op, page);
     }
 }
 

@@ -44,6 +44,7 @@ pub struct TenantContext {
     organization_id: OrganizationId,
     actor: Actor,
     role: Role,
+    request_id: Option<Uuid>,
 }
 
 impl TenantContext {
@@ -53,6 +54,7 @@ impl TenantContext {
             organization_id,
             actor: Actor::User(user_id),
             role,
+            request_id: None,
         }
     }
 
@@ -62,6 +64,7 @@ impl TenantContext {
             organization_id,
             actor: Actor::ApiKey(key_id),
             role: Role::User,
+            request_id: None,
         }
     }
 
@@ -73,6 +76,7 @@ impl TenantContext {
             organization_id,
             actor: Actor::System,
             role: Role::SuperAdmin,
+            request_id: None,
         }
     }
 
@@ -89,6 +93,18 @@ impl TenantContext {
     /// With which role.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The same context for the request `request_id` (the HTTP layer's `x-request-id`): the
+    /// events its writes log carry it, so a change can be traced to the request that made it.
+    pub fn with_request_id(mut self, request_id: Option<Uuid>) -> Self {
+        self.request_id = request_id;
+        self
+    }
+
+    /// The request this context serves, if it was given one.
+    pub fn request_id(&self) -> Option<Uuid> {
+        self.request_id
     }
 }
 

@@ -89,6 +89,8 @@ pub struct Event {
     pub changes: Map<String, Value>,
     /// When it was committed.
     pub occurred_at: DateTime<Utc>,
+    /// The request that made the change (see [`TenantContext::with_request_id`]), when known.
+    pub request_id: Option<Uuid>,
 }
 
 /// One event to append.
@@ -122,21 +124,33 @@ pub(crate) async fn append_many(
     entity: &str,
     entries: Vec<Entry>,
 ) -> Result<()> {
+    append_many_at(conn, ctx, entity, entries, now()).await
+}
+
+/// [`append_many`] of events that occurred `at`: the time the write stamped on its rows, so
+/// that a record's `updated_at` is its last event's time (field history rebuilds past states
+/// by it).
+pub(crate) async fn append_many_at(
+    conn: &mut Conn<'_>,
+    ctx: &TenantContext,
+    entity: &str,
+    entries: Vec<Entry>,
+    at: DateTime<Utc>,
+) -> Result<()> {
     let actor_kind = match ctx.actor() {
         Actor::User(_) => "user",
         Actor::ApiKey(_) => "api_key",
         Actor::System => "system",
     };
-    let at = now();
     let position = feed_position(conn, ctx).await?;
-    // Ten parameters a row; PostgreSQL takes at most 65,535 per statement.
+    // Twelve parameters a row at most; PostgreSQL takes at most 65,535 per statement.
     for chunk in entries.chunks(3_000) {
         let mut q = Sql::new(match position {
             None => {
-                "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at) values "
+                "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at, request_id) values "
             }
             Some(_) => {
-                "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at, position) values "
+                "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at, request_id, position) values "
             }
         });
         for (i, e) in chunk.iter().enumerate() {
@@ -153,7 +167,7 @@ pub(crate) async fn append_many(
                 .bind(ctx.actor().id())
                 .push(", ")
                 .bind(Value::Object(e.changes.clone()));
-            q.push(", ").bind(at);
+            q.push(", ").bind(at).push(", ").bind(ctx.request_id());
             if let Some(p) = position {
                 q.push(", ").bind(p);
             }

@@ -154,8 +154,8 @@ pub use pipelines::{
     StageId, StageKind, StageSummary, default_pipeline,
 };
 pub use record::{
-    Condition, Deleted, Direction, Entity, Erasure, Filter, ListQuery, Op, Page, PurgeReport,
-    Record, Records, Sort,
+    Condition, Deleted, Direction, Entity, Erasure, FieldChange, Filter, ListQuery,
+    MAX_HISTORY_PAGE, Op, Page, PurgeReport, Record, Records, Sort,
 };
 pub use search::{
     DEFAULT_SEARCH_PAGE, MAX_SEARCH_PAGE, MAX_SEARCH_QUERY, MAX_SEARCH_TERMS, SearchHit,

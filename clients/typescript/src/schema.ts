@@ -81,6 +81,26 @@ export interface paths {
         patch: operations["update_accounts"];
         trace?: never;
     };
+    "/api/v1/accounts/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The field history of a account
+         * @description Each field's before and after at every write, newest first, with the actor and the request (`x-request-id`) that made it. A trashed record keeps its history; a purged or erased one has none.
+         */
+        get: operations["history_accounts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/accounts/{id}/restore": {
         parameters: {
             query?: never;
@@ -206,6 +226,26 @@ export interface paths {
         put?: never;
         /** Complete a task */
         post: operations["complete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/activities/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The field history of a activity
+         * @description Each field's before and after at every write, newest first, with the actor and the request (`x-request-id`) that made it. A trashed record keeps its history; a purged or erased one has none.
+         */
+        get: operations["history_activities"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -499,6 +539,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/contacts/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The field history of a contact
+         * @description Each field's before and after at every write, newest first, with the actor and the request (`x-request-id`) that made it. A trashed record keeps its history; a purged or erased one has none.
+         */
+        get: operations["history_contacts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/contacts/{id}/restore": {
         parameters: {
             query?: never;
@@ -647,6 +707,26 @@ export interface paths {
         head?: never;
         /** Patch a invoice */
         patch: operations["update_invoices"];
+        trace?: never;
+    };
+    "/api/v1/invoices/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The field history of a invoice
+         * @description Each field's before and after at every write, newest first, with the actor and the request (`x-request-id`) that made it. A trashed record keeps its history; a purged or erased one has none.
+         */
+        get: operations["history_invoices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/invoices/{id}/pay": {
@@ -848,6 +928,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/leads/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The field history of a lead
+         * @description Each field's before and after at every write, newest first, with the actor and the request (`x-request-id`) that made it. A trashed record keeps its history; a purged or erased one has none.
+         */
+        get: operations["history_leads"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/leads/{id}/restore": {
         parameters: {
             query?: never;
@@ -1011,6 +1111,26 @@ export interface paths {
         put?: never;
         /** Close an opportunity as won or lost */
         post: operations["close"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/opportunities/{id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The field history of a opportunity
+         * @description Each field's before and after at every write, newest first, with the actor and the request (`x-request-id`) that made it. A trashed record keeps its history; a purged or erased one has none.
+         */
+        get: operations["history_opportunities"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2570,6 +2690,11 @@ export interface components {
              * @description The record's id.
              */
             record_id: string;
+            /**
+             * Format: uuid
+             * @description The request that made the change (see [`TenantContext::with_request_id`]), when known.
+             */
+            request_id?: string | null;
         };
         /**
          * Format: uuid
@@ -2580,6 +2705,39 @@ export interface components {
         FeedHead: {
             /** @description Pass it as `after` to read only the changes committed from now on. */
             cursor: string;
+        };
+        /** @description One field's change at one write of a record. */
+        FieldChange: {
+            /** @description What the write was. */
+            action: components["schemas"]["Action"];
+            /**
+             * Format: uuid
+             * @description The user's or key's id.
+             */
+            actor_id?: string | null;
+            /** @description `"user"`, `"api_key"` or `"system"`. */
+            actor_kind: string;
+            /** @description Its value after the write (`null` when the write cleared it). */
+            after: unknown;
+            /** @description Its value before the write (`null` on create, or when it was empty). */
+            before: unknown;
+            /** @description The event of the write (see the record's events and the change feed). */
+            event_id: components["schemas"]["EventId"];
+            /**
+             * @description The field: a column (`last_name`), `is_deleted` (trash and restore) or
+             *     `custom_fields.<key>`.
+             */
+            field: string;
+            /**
+             * Format: date-time
+             * @description When it was written.
+             */
+            occurred_at: string;
+            /**
+             * Format: uuid
+             * @description The request that made it, when known (the HTTP layer's `x-request-id`).
+             */
+            request_id?: string | null;
         };
         /**
          * @description One condition: `field op value`. `field` is a standard field (`name`, `created_at`…) or a
@@ -3253,6 +3411,13 @@ export interface components {
                  */
                 version: number;
             }[];
+            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description One page of a list. */
+        Page_FieldChange: {
+            /** @description The rows, in order. */
+            data: components["schemas"]["FieldChange"][];
             /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
@@ -4429,6 +4594,8 @@ export interface operations {
             query?: {
                 /** @description Also find it in the trash */
                 include_deleted?: boolean;
+                /** @description Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet) */
+                as_of?: string;
             };
             header?: {
                 /** @description The ETag you hold; 304 while it is current */
@@ -4571,6 +4738,49 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    history_accounts: {
+        parameters: {
+            query?: {
+                /** @description Only this field's changes: a column, `is_deleted`, or `custom_fields.<key>` */
+                field?: string;
+                /** @description Page size, 1-100 (default 50) */
+                limit?: number;
+                /** @description `next_cursor` of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_FieldChange"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such record in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
         };
@@ -4811,6 +5021,8 @@ export interface operations {
             query?: {
                 /** @description Also find it in the trash */
                 include_deleted?: boolean;
+                /** @description Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet) */
+                as_of?: string;
             };
             header?: {
                 /** @description The ETag you hold; 304 while it is current */
@@ -4993,6 +5205,49 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    history_activities: {
+        parameters: {
+            query?: {
+                /** @description Only this field's changes: a column, `is_deleted`, or `custom_fields.<key>` */
+                field?: string;
+                /** @description Page size, 1-100 (default 50) */
+                limit?: number;
+                /** @description `next_cursor` of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_FieldChange"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such record in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -5582,6 +5837,8 @@ export interface operations {
             query?: {
                 /** @description Also find it in the trash */
                 include_deleted?: boolean;
+                /** @description Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet) */
+                as_of?: string;
             };
             header?: {
                 /** @description The ETag you hold; 304 while it is current */
@@ -5762,6 +6019,49 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    history_contacts: {
+        parameters: {
+            query?: {
+                /** @description Only this field's changes: a column, `is_deleted`, or `custom_fields.<key>` */
+                field?: string;
+                /** @description Page size, 1-100 (default 50) */
+                limit?: number;
+                /** @description `next_cursor` of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_FieldChange"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such record in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -6196,6 +6496,8 @@ export interface operations {
             query?: {
                 /** @description Also find it in the trash */
                 include_deleted?: boolean;
+                /** @description Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet) */
+                as_of?: string;
             };
             header?: {
                 /** @description The ETag you hold; 304 while it is current */
@@ -6338,6 +6640,49 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    history_invoices: {
+        parameters: {
+            query?: {
+                /** @description Only this field's changes: a column, `is_deleted`, or `custom_fields.<key>` */
+                field?: string;
+                /** @description Page size, 1-100 (default 50) */
+                limit?: number;
+                /** @description `next_cursor` of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_FieldChange"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such record in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
         };
@@ -6695,6 +7040,8 @@ export interface operations {
             query?: {
                 /** @description Also find it in the trash */
                 include_deleted?: boolean;
+                /** @description Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet) */
+                as_of?: string;
             };
             header?: {
                 /** @description The ETag you hold; 304 while it is current */
@@ -6919,6 +7266,49 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    history_leads: {
+        parameters: {
+            query?: {
+                /** @description Only this field's changes: a column, `is_deleted`, or `custom_fields.<key>` */
+                field?: string;
+                /** @description Page size, 1-100 (default 50) */
+                limit?: number;
+                /** @description `next_cursor` of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_FieldChange"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such record in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -7235,6 +7625,8 @@ export interface operations {
             query?: {
                 /** @description Also find it in the trash */
                 include_deleted?: boolean;
+                /** @description Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet) */
+                as_of?: string;
             };
             header?: {
                 /** @description The ETag you hold; 304 while it is current */
@@ -7423,6 +7815,49 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    history_opportunities: {
+        parameters: {
+            query?: {
+                /** @description Only this field's changes: a column, `is_deleted`, or `custom_fields.<key>` */
+                field?: string;
+                /** @description Page size, 1-100 (default 50) */
+                limit?: number;
+                /** @description `next_cursor` of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_FieldChange"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such record in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
         };

@@ -99,6 +99,14 @@ where
                     // The request's log lines name the organization (never the caller).
                     tracing::Span::current()
                         .record("org", tracing::field::display(ctx.organization_id()));
+                    // The events its writes log name the request (`x-request-id`, as
+                    // `server::app` sets it: a UUID; other values a client sent are not kept).
+                    let request_id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| uuid::Uuid::try_parse(v).ok());
+                    let ctx = ctx.with_request_id(request_id);
                     req.extensions_mut().insert(Tenant(layer.crm.tenant(&ctx)));
                     Ok(inner.call(req).await?.into_response())
                 }

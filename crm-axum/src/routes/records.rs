@@ -55,7 +55,8 @@ pub(crate) fn routes<E: Resource>() -> OpenApiRouter<ApiState> {
             &format!("/{plural}/{{id}}"),
             get(read::<E>).patch(update::<E>).delete(delete::<E>),
         )
-        .route(&format!("/{plural}/{{id}}/restore"), post(restore::<E>));
+        .route(&format!("/{plural}/{{id}}/restore"), post(restore::<E>))
+        .route(&format!("/{plural}/{{id}}/history"), get(history::<E>));
     // Activities have no timeline of their own: they are what timelines show.
     if E::KIND.has_timeline() {
         r = r.route(&format!("/{plural}/{{id}}/timeline"), get(timeline::<E>));
@@ -419,12 +420,14 @@ fn batch_result<E: Entity>(out: ApiResult<Record<E>>) -> BatchItemResult<Record<
     }
 }
 
-/// `?include_deleted=true` on a read; `?permanent=true` on a delete.
+/// `?include_deleted=true` or `?as_of=<time>` on a read; `?permanent=true` on a delete.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RecordParams {
     #[serde(default)]
     include_deleted: bool,
+    #[serde(default)]
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     permanent: bool,
 }
@@ -438,6 +441,10 @@ async fn read<E: Resource>(
 ) -> ApiResult<Response> {
     let records = tenant.records::<E>();
     let id = Id::<E>::from_uuid(id);
+    if let Some(at) = p.as_of {
+        // A past state, tagged with its version then: a write conditional on it answers 412.
+        return record_response(StatusCode::OK, &records.as_of(id, at).await?);
+    }
     let record = if p.include_deleted {
         records.get_including_deleted(id).await?
     } else {
@@ -520,6 +527,36 @@ async fn timeline<E: Resource>(
 ) -> ApiResult<Json<crm_core::Page<TimelineItem>>> {
     let page = tenant
         .timeline(E::KIND, id, p.limit.unwrap_or(50), p.cursor.as_deref())
+        .await?;
+    Ok(Json(page))
+}
+
+/// `?field=`, `?limit=` (1-100, default 50) and `?cursor=` of a record's history.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HistoryParams {
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// The field changes of one record, newest first.
+async fn history<E: Resource>(
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    extract::Query(p): extract::Query<HistoryParams>,
+) -> ApiResult<Json<crm_core::Page<crm_core::FieldChange>>> {
+    let page = tenant
+        .records::<E>()
+        .history(
+            Id::from_uuid(id),
+            p.field.as_deref(),
+            p.limit.unwrap_or(50),
+            p.cursor.as_deref(),
+        )
         .await?;
     Ok(Json(page))
 }

@@ -22,6 +22,7 @@ mod changes;
 mod conditional;
 mod entities;
 mod errors;
+mod history;
 mod keepalive;
 mod metrics;
 mod mount;

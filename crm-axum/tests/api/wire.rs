@@ -61,7 +61,8 @@ impl Api<'_> {
     }
 
     /// The id of the record `POST /{plural}` creates from `body`, checking every record route
-    /// of the entity on the way: create, read, list, search, patch, batch, delete, restore.
+    /// of the entity on the way: create, read, list, search, patch, history, a past read, batch,
+    /// delete, restore.
     async fn record_routes(&self, plural: &str, body: Value, patch: Value) -> String {
         let coll = format!("/{plural}");
         let item = format!("/{plural}/{{id}}");
@@ -83,6 +84,25 @@ impl Api<'_> {
         .await;
         self.call(Method::PATCH, &item, &one, Some(patch.clone()), 200)
             .await;
+        let history = self
+            .call(
+                Method::GET,
+                &format!("{item}/history"),
+                &format!("{one}/history"),
+                None,
+                200,
+            )
+            .await;
+        let created_at = created.body["created_at"].as_str().unwrap();
+        let as_of = format!("{one}?as_of={}", created_at.replace('+', "%2B"));
+        self.call(Method::GET, &item, &as_of, None, 200).await;
+        assert!(
+            history.body["data"]
+                .as_array()
+                .is_some_and(|d| !d.is_empty()),
+            "{}",
+            history.body
+        );
         self.call(
             Method::POST,
             &format!("{coll}/batch"),

@@ -25,6 +25,7 @@ mod cursor;
 mod entity;
 mod erasure;
 mod fields;
+mod history;
 mod link;
 mod ownership;
 mod page;
@@ -40,6 +41,7 @@ pub use erasure::{ErasedRecord, Erasure};
 pub use fields::{
     Column, Described, FieldType, FieldValue, Fields, Format, Kind, present, snake_case,
 };
+pub use history::{FieldChange, MAX_HISTORY_PAGE};
 pub use link::Referable;
 pub use page::Page;
 pub use query::{

@@ -3,7 +3,7 @@
 use std::ops::{Deref, DerefMut};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -29,7 +29,7 @@ pub const COMMON_FIELDS: &[&str] = &[
 ///
 /// It dereferences to `E`, so `account.name` reads the entity's own field. It serializes flat:
 /// the common columns and the entity's fields side by side.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Record<E> {
     /// Its id (UUIDv7).
     pub id: Id<E>,

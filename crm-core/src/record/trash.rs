@@ -71,8 +71,9 @@ impl<E: Entity> Records<'_, E> {
             if delete {
                 current.fields.may_trash()?;
             }
-            let (action, at, by) = if delete {
-                (Action::Deleted, Some(now()), self.ctx().actor().id())
+            let at = now();
+            let (action, deleted_at, by) = if delete {
+                (Action::Deleted, Some(at), self.ctx().actor().id())
             } else {
                 (Action::Restored, None, None)
             };
@@ -83,9 +84,10 @@ impl<E: Entity> Records<'_, E> {
             );
             let change = Change {
                 action,
+                at,
                 sets: vec![
                     ("is_deleted", Arg::Bool(Some(delete))),
-                    ("deleted_at", Arg::Time(at)),
+                    ("deleted_at", Arg::Time(deleted_at)),
                     ("deleted_by", Arg::Uuid(by)),
                 ],
                 links: Vec::new(),

@@ -1,6 +1,7 @@
 //! Changing records: patches (with or without an expected version), the changes entity verbs
 //! make, and the one place every change is written.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -24,6 +25,8 @@ use crate::time::now;
 /// What a write changes, computed from the current record.
 pub(super) struct Change {
     pub(super) action: Action,
+    /// When it happens: the record's `updated_at` and its event's time.
+    pub(super) at: DateTime<Utc>,
     pub(super) sets: Vec<(&'static str, Arg)>,
     /// Links to check (target must exist, live, in the same organization).
     pub(super) links: Vec<(Kind, Uuid)>,
@@ -139,7 +142,7 @@ impl<E: Entity> Records<'_, E> {
         let mut q = Sql::new("update ");
         q.push(E::TABLE)
             .push(" set version = version + 1, updated_at = ")
-            .bind(now());
+            .bind(change.at);
         q.push(", updated_by = ").bind(self.ctx().actor().id());
         for (column, value) in change.sets {
             q.push(", ").push(column).push(" = ").bind(value);
@@ -156,15 +159,12 @@ impl<E: Entity> Records<'_, E> {
                     expected: current.version,
                     actual: current.version + 1,
                 })?;
-        events::append(
-            &mut tx.conn(),
-            self.ctx(),
-            E::NAME,
-            current.id.uuid(),
-            change.action,
-            change.changes,
-        )
-        .await?;
+        let entry = events::Entry {
+            record_id: current.id.uuid(),
+            action: change.action,
+            changes: change.changes,
+        };
+        events::append_many_at(&mut tx.conn(), self.ctx(), E::NAME, vec![entry], change.at).await?;
         Ok(updated)
     }
 }
@@ -181,6 +181,7 @@ fn diff<E: Entity>(
     let after = to_object(after)?;
     let mut change = Change {
         action,
+        at: now(),
         sets: Vec::new(),
         links: Vec::new(),
         changes: Map::new(),

@@ -12,6 +12,7 @@ mod changes;
 mod constraints;
 mod custom_field_types;
 mod events;
+mod history;
 mod index_proof;
 mod invoices;
 mod layers;
