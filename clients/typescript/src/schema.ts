@@ -2707,37 +2707,16 @@ export interface components {
             cursor: string;
         };
         /** @description One field's change at one write of a record. */
-        FieldChange: {
-            /** @description What the write was. */
-            action: components["schemas"]["Action"];
-            /**
-             * Format: uuid
-             * @description The user's or key's id.
-             */
-            actor_id?: string | null;
-            /** @description `"user"`, `"api_key"` or `"system"`. */
-            actor_kind: string;
+        FieldChange: components["schemas"]["Event"] & {
             /** @description Its value after the write (`null` when the write cleared it). */
             after: unknown;
             /** @description Its value before the write (`null` on create, or when it was empty). */
             before: unknown;
-            /** @description The event of the write (see the record's events and the change feed). */
-            event_id: components["schemas"]["EventId"];
             /**
              * @description The field: a column (`last_name`), `is_deleted` (trash and restore) or
              *     `custom_fields.<key>`.
              */
             field: string;
-            /**
-             * Format: date-time
-             * @description When it was written.
-             */
-            occurred_at: string;
-            /**
-             * Format: uuid
-             * @description The request that made it, when known (the HTTP layer's `x-request-id`).
-             */
-            request_id?: string | null;
         };
         /**
          * @description One condition: `field op value`. `field` is a standard field (`name`, `created_at`…) or a

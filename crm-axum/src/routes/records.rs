@@ -509,13 +509,13 @@ async fn delete<E: Resource>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `?limit=` (1-100, default 50) and `?cursor=` of a timeline.
+/// `?limit=` (1-100, default 50) and `?cursor=` of a record's timeline or history, and the
+/// history's `?field=`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TimelineParams {
-    #[serde(default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SubListParams {
+    field: Option<String>,
     limit: Option<u32>,
-    #[serde(default)]
     cursor: Option<String>,
 }
 
@@ -523,31 +523,24 @@ pub(crate) struct TimelineParams {
 async fn timeline<E: Resource>(
     tenant: Tenant,
     Path(id): Path<Uuid>,
-    extract::Query(p): extract::Query<TimelineParams>,
+    extract::Query(p): extract::Query<SubListParams>,
 ) -> ApiResult<Json<crm_core::Page<TimelineItem>>> {
+    if p.field.is_some() {
+        return Err(ApiError::BadRequest(
+            "`field` narrows a history, not a timeline".into(),
+        ));
+    }
     let page = tenant
         .timeline(E::KIND, id, p.limit.unwrap_or(50), p.cursor.as_deref())
         .await?;
     Ok(Json(page))
 }
 
-/// `?field=`, `?limit=` (1-100, default 50) and `?cursor=` of a record's history.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct HistoryParams {
-    #[serde(default)]
-    field: Option<String>,
-    #[serde(default)]
-    limit: Option<u32>,
-    #[serde(default)]
-    cursor: Option<String>,
-}
-
 /// The field changes of one record, newest first.
 async fn history<E: Resource>(
     tenant: Tenant,
     Path(id): Path<Uuid>,
-    extract::Query(p): extract::Query<HistoryParams>,
+    extract::Query(p): extract::Query<SubListParams>,
 ) -> ApiResult<Json<crm_core::Page<crm_core::FieldChange>>> {
     let page = tenant
         .records::<E>()

@@ -35,18 +35,10 @@ pub struct FieldChange {
     pub before: Value,
     /// Its value after the write (`null` when the write cleared it).
     pub after: Value,
-    /// What the write was.
-    pub action: Action,
-    /// `"user"`, `"api_key"` or `"system"`.
-    pub actor_kind: String,
-    /// The user's or key's id.
-    pub actor_id: Option<Uuid>,
-    /// The request that made it, when known (the HTTP layer's `x-request-id`).
-    pub request_id: Option<Uuid>,
-    /// When it was written.
-    pub occurred_at: DateTime<Utc>,
-    /// The event of the write (see the record's events and the change feed).
-    pub event_id: EventId,
+    /// The write: its event (`id`, `action`, the actor, `request_id`, `occurred_at`), its
+    /// `changes` narrowed to this field.
+    #[serde(flatten)]
+    pub write: Event,
 }
 
 /// Where the previous page of a history ended: its last change's event and field.
@@ -57,7 +49,7 @@ struct Cursor {
 
 impl Cursor {
     fn encode(change: &FieldChange) -> String {
-        format!("{}~{}", change.event_id.uuid().simple(), change.field)
+        format!("{}~{}", change.write.id.uuid().simple(), change.field)
     }
 
     fn decode(text: &str) -> Result<Self> {
@@ -146,16 +138,13 @@ impl<E: Entity> Records<'_, E> {
                     if seen || field.is_some_and(|f| f != name) {
                         continue;
                     }
+                    let mut write = event.clone();
+                    write.changes.retain(|k, _| k == name);
                     out.push(FieldChange {
                         field: name.clone(),
                         before: before.clone(),
                         after: after_value.clone(),
-                        action: event.action,
-                        actor_kind: event.actor_kind.clone(),
-                        actor_id: event.actor_id,
-                        request_id: event.request_id,
-                        occurred_at: event.occurred_at,
-                        event_id: event.id,
+                        write,
                     });
                     if out.len() > limit as usize {
                         break 'walk;

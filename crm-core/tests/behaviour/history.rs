@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use crm_core::Action::{Created, Deleted, Updated};
 use crm_core::{
-    Action, Contact, Crm, CustomFieldType, EntityKind, Error, FieldChange, Record, TenantContext,
+    Action, Contact, ContactId, Crm, CustomFieldType, EntityKind, Error, FieldChange, Record,
+    Tenant, TenantContext,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -21,7 +22,14 @@ type Summary = (String, Value, Value, Action);
 fn summary(changes: &[FieldChange]) -> Vec<Summary> {
     changes
         .iter()
-        .map(|c| (c.field.clone(), c.before.clone(), c.after.clone(), c.action))
+        .map(|c| {
+            (
+                c.field.clone(),
+                c.before.clone(),
+                c.after.clone(),
+                c.write.action,
+            )
+        })
         .collect()
 }
 
@@ -84,11 +92,11 @@ async fn every_field_change_is_listed_with_its_actor_and_request(crm: Crm) {
     );
     assert!(names.next_cursor.is_none());
     // Who and which request: the user's writes carry the request id, the admin's none.
-    assert_eq!(names.data[1].actor_kind, "user");
-    assert_eq!(names.data[1].actor_id, Some(org.user.uuid()));
-    assert_eq!(names.data[1].request_id, Some(request));
-    assert_eq!(names.data[0].actor_id, Some(org.admin.uuid()));
-    assert_eq!(names.data[0].request_id, None);
+    assert_eq!(names.data[1].write.actor_kind, "user");
+    assert_eq!(names.data[1].write.actor_id, Some(org.user.uuid()));
+    assert_eq!(names.data[1].write.request_id, Some(request));
+    assert_eq!(names.data[0].write.actor_id, Some(org.admin.uuid()));
+    assert_eq!(names.data[0].write.request_id, None);
 
     // Every field, newest write first, by field name within a write; trashed records keep it.
     let all = t.contacts().history(c.id, None, 100, None).await.unwrap();
@@ -151,13 +159,14 @@ async fn every_field_change_is_listed_with_its_actor_and_request(crm: Crm) {
         assert_eq!((e[0].field.as_str(), e[0].code), expected);
     }
     let other = Org::new(&crm, "Other").await.admin(&crm);
-    let err = other
-        .contacts()
-        .history(c.id, None, 10, None)
-        .await
-        .unwrap_err();
+    no_history(&other, c.id, Utc::now()).await;
+}
+
+/// Neither the history of contact `id` nor its state at `at` is found in `t`.
+async fn no_history(t: &Tenant, id: ContactId, at: DateTime<Utc>) {
+    let err = t.contacts().history(id, None, 10, None).await.unwrap_err();
     harness::assert_not_found(&err, "contact");
-    let err = other.contacts().as_of(c.id, Utc::now()).await.unwrap_err();
+    let err = t.contacts().as_of(id, at).await.unwrap_err();
     harness::assert_not_found(&err, "contact");
 }
 
@@ -209,14 +218,7 @@ async fn an_erased_person_has_no_history_left(crm: Crm) {
         .unwrap();
     let then = moment().await;
     t.contacts().erase(c.id).await.unwrap();
-    let err = t
-        .contacts()
-        .history(c.id, None, 10, None)
-        .await
-        .unwrap_err();
-    harness::assert_not_found(&err, "contact");
-    let err = t.contacts().as_of(c.id, then).await.unwrap_err();
-    harness::assert_not_found(&err, "contact");
+    no_history(&t, c.id, then).await;
     // Nor does the event log hold the values any more.
     let page = t.events().for_record(c.id, 100, None).await.unwrap();
     let text = serde_json::to_string(&page.data).unwrap();

@@ -84,18 +84,17 @@ async fn words_are_found_by_prefix_in_every_searchable_kind(crm: Crm) {
         )]
     );
     // Emails and domains count as their parts; job titles and descriptions are searched.
-    for (q, kind) in [
-        ("engines.example", EntityKind::Contact),
-        ("countess", EntityKind::Contact),
-        ("analytical", EntityKind::Account),
-        ("difference", EntityKind::Lead),
-        ("translated", EntityKind::Opportunity),
-    ] {
-        assert_eq!(
-            kinds(&found(&t, q, &[]).await),
-            BTreeSet::from([kind]),
-            "{q}"
-        );
+    let only = [
+        (EntityKind::Contact, &["engines.example", "countess"][..]),
+        (EntityKind::Account, &["analytical"]),
+        (EntityKind::Lead, &["difference"]),
+        (EntityKind::Opportunity, &["translated"]),
+    ];
+    for (kind, queries) in only {
+        for q in queries {
+            let hits = kinds(&found(&t, q, &[]).await);
+            assert_eq!(hits, BTreeSet::from([kind]), "{q}");
+        }
     }
     assert_eq!(
         found(&t, "lov", &[EntityKind::Contact, EntityKind::Lead])
