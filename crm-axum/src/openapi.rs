@@ -49,6 +49,8 @@ pub(crate) mod tags {
     components(schemas(
         crate::error::Problem, crate::error::ProblemField,
         crate::routes::records::SearchRequest,
+        // `Condition` does not recurse into its parts: the one it reaches through `exists`.
+        crm_core::Related,
     )),
     tags(
         (name = "auth", description = "Sign-up, sign-in, tokens"),

@@ -155,7 +155,7 @@ pub use pipelines::{
 };
 pub use record::{
     Condition, Deleted, Direction, Entity, Erasure, FieldChange, Filter, ListQuery,
-    MAX_HISTORY_PAGE, Op, Page, PurgeReport, Record, Records, Sort,
+    MAX_HISTORY_PAGE, Op, Page, PurgeReport, Record, Records, Related, Sort,
 };
 pub use search::{
     DEFAULT_SEARCH_PAGE, MAX_SEARCH_PAGE, MAX_SEARCH_QUERY, MAX_SEARCH_TERMS, SearchHit,

@@ -2416,6 +2416,9 @@ export interface components {
         } | {
             /** @description The condition. */
             not: components["schemas"]["Condition"];
+        } | {
+            /** @description The linking records. */
+            exists: components["schemas"]["Related"];
         } | components["schemas"]["Filter"];
         /** @description A person, usually working at an account. */
         Contact: {
@@ -2719,8 +2722,11 @@ export interface components {
             field: string;
         };
         /**
-         * @description One condition: `field op value`. `field` is a standard field (`name`, `created_at`…) or a
-         *     custom field as `custom_fields.<key>`.
+         * @description One condition: `field op value`. `field` is a standard field (`name`, `created_at`…), a
+         *     custom field as `custom_fields.<key>`, or a field of a linked record through its link, up to
+         *     [`MAX_HOPS`] links away: `account.employee_count` (a contact's account),
+         *     `primary_contact.account.name`. A missing or trashed linked record has no fields: the
+         *     filter does not hold.
          */
         Filter: {
             /** @description The field. */
@@ -4076,6 +4082,15 @@ export interface components {
              */
             password: string;
         };
+        /** @description The records of another kind that link to the one a [`Condition::Exists`] tests. */
+        Related: {
+            /**
+             * @description Their kind's table (`opportunities`), with the link column after a dot when the kind
+             *     links here more than one way (`opportunities.primary_contact_id`).
+             */
+            relation: string;
+            where?: components["schemas"]["Condition"] | null;
+        };
         /**
          * @description A user's role. Ordered: `User < CompanyAdmin < SuperAdmin`.
          * @enum {string}
@@ -4133,7 +4148,11 @@ export interface components {
         Sort: {
             /** @description Its direction. */
             direction?: components["schemas"]["Direction"];
-            /** @description A sortable field (`id`, `created_at`, `updated_at`, or one the entity marks sortable). */
+            /**
+             * @description A sortable field (`id`, `created_at`, `updated_at`, or one the entity marks sortable),
+             *     or a sortable field of a linked record (`account.name`; records without one come as
+             *     if it were empty).
+             */
             field: string;
         };
         /** @description One step of a pipeline. */

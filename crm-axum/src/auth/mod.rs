@@ -33,7 +33,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
-use crm_core::auth::{ApiKeyAccess, ApiKeyScopes};
+use crm_core::auth::{ApiKeyAccess, ApiKeyScope, ApiKeyScopes};
 use crm_core::{Actor, Crm, OrganizationId, Principal, Role, TenantContext, UserId};
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -403,7 +403,7 @@ async fn authorize(
     method: &Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
-) -> Result<TenantContext, ApiError> {
+) -> Result<Resolved, ApiError> {
     let path = uri.path();
     let resolved = resolve(state, method, path, headers).await?;
     if let Some(scopes) = &resolved.scopes {
@@ -418,7 +418,33 @@ async fn authorize(
             ));
         }
     }
-    Ok(resolved.context)
+    Ok(resolved)
+}
+
+/// The scopes of the API key a request came with (a request extension the auth layer sets
+/// for keys only), for routes whose reach depends on what is asked: a list that filters or
+/// sorts through links reads the linked kinds too.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyScopes(pub(crate) ApiKeyScopes);
+
+/// 403 `out_of_scope` unless `scopes` (none: not an API key) may read every kind of `kinds`.
+pub(crate) fn may_read(
+    scopes: Option<&KeyScopes>,
+    kinds: &[crm_core::EntityKind],
+) -> Result<(), ApiError> {
+    let Some(KeyScopes(scopes)) = scopes else {
+        return Ok(());
+    };
+    match kinds.iter().find(|k| !scopes.grant(ApiKeyScope::Read(**k))) {
+        None => Ok(()),
+        Some(kind) => Err(forbidden(
+            "out_of_scope",
+            &format!(
+                "this API key may not read {}, which the query reaches through links",
+                kind.table()
+            ),
+        )),
+    }
 }
 
 /// The tenant context of a request's credentials.

@@ -2,7 +2,7 @@
 //! get, patch, delete (soft or permanent), restore. Every entity of crm-core's registry gets
 //! them (`crate::router` visits each `EntityKind`); nothing here names an entity.
 
-use axum::extract::{OriginalUri, RawQuery, State};
+use axum::extract::{Extension, OriginalUri, RawQuery, State};
 use axum::http::header::{ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
-use crate::auth::Tenant;
+use crate::auth::{KeyScopes, Tenant, may_read};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{self, Json, JsonBody, Path};
 use crate::idempotency;
@@ -214,10 +214,10 @@ pub(crate) fn list_query<E: Entity>(raw: Option<&str>) -> ApiResult<ListQuery> {
     Ok(q)
 }
 
-/// A query-string value typed for its column (numbers and booleans); text otherwise. Custom
-/// fields stay text: use `POST …/search` for typed custom-field values.
+/// A query-string value typed for its column, a linked record's too (numbers and booleans);
+/// text otherwise. Custom fields stay text: use `POST …/search` for typed custom-field values.
 fn typed<E: Entity>(field: &str, v: &str) -> Value {
-    match E::COLUMNS.iter().find(|c| c.name == field).map(|c| c.kind) {
+    match E::KIND.column_at(field).map(|c| c.kind) {
         Some(Kind::Integer) => v.parse::<i64>().map_or_else(|_| v.into(), Value::from),
         Some(Kind::Bool) => v.parse::<bool>().map_or_else(|_| v.into(), Value::from),
         _ => Value::String(v.to_owned()),
@@ -232,10 +232,21 @@ fn serde_urlencoded_pairs(raw: &str) -> ApiResult<Vec<(String, String)>> {
 /// Lists records.
 async fn list<E: Resource>(
     tenant: Tenant,
+    scopes: Option<Extension<KeyScopes>>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<crm_core::Page<Record<E>>>> {
     let q = list_query::<E>(raw.as_deref())?;
-    Ok(Json(tenant.records::<E>().list(&q).await?))
+    listed::<E>(&tenant, scopes, &q).await
+}
+
+/// The page `q` lists, once an API key's scopes let it read every kind `q` reaches.
+async fn listed<E: Resource>(
+    tenant: &Tenant,
+    scopes: Option<Extension<KeyScopes>>,
+    q: &ListQuery,
+) -> ApiResult<Json<crm_core::Page<Record<E>>>> {
+    may_read(scopes.as_deref(), &q.linked_kinds(E::KIND))?;
+    Ok(Json(tenant.records::<E>().list(q).await?))
 }
 
 /// The body of `POST …/search`: flat conditions that must all hold and/or a condition tree
@@ -267,6 +278,7 @@ pub(crate) struct SearchRequest {
 /// Searches records with a JSON filter list and/or condition tree.
 async fn search<E: Resource>(
     tenant: Tenant,
+    scopes: Option<Extension<KeyScopes>>,
     Json(req): Json<SearchRequest>,
 ) -> ApiResult<Json<crm_core::Page<Record<E>>>> {
     let q = ListQuery {
@@ -277,7 +289,7 @@ async fn search<E: Resource>(
         cursor: req.cursor,
         deleted: req.include_deleted,
     };
-    Ok(Json(tenant.records::<E>().list(&q).await?))
+    listed::<E>(&tenant, scopes, &q).await
 }
 
 /// Creates a record; honours `Idempotency-Key`.

@@ -31,6 +31,7 @@ mod outage;
 mod records;
 #[cfg(feature = "redis")]
 mod redis;
+mod relations;
 mod search;
 mod server;
 mod settings;

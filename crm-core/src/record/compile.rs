@@ -1,12 +1,17 @@
 //! Lists compiled to one SQL statement: filters, sort and keyset pagination.
 //!
+//! Filters and sorts may reach linked records (`account.employee_count`, `account.name`) and
+//! records that link here (`{"exists": {"relation": "opportunities", …}}`), up to
+//! [`MAX_HOPS`] links away. Each is an `exists` (or, for a sort, a scalar) subquery on the
+//! linked table's tenant-leading key, correlated on `organization_id` too, so every table a
+//! statement reads is confined to the organization, and each level is aliased (`r1`, `r2`)
+//! while the listed table keeps its own name.
+//!
 //! The statement always reads `where organization_id = $1` first (the tenant filter is the
 //! machinery's, never an entity's), then the trash filter, the caller's filters and the cursor,
 //! and orders by the sort column with the id as tie-break, so that pages never skip or repeat a
 //! row even when many rows share a sort value. There is no `OFFSET`: a deep page costs what the
 //! first one does.
-
-use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -17,9 +22,10 @@ use super::entity::Entity;
 use super::fields::{Column, Kind};
 use super::query::{
     Condition, DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_DEPTH, MAX_FILTERS,
-    MAX_IN_VALUES, MAX_LIMIT, Op,
+    MAX_HOPS, MAX_IN_VALUES, MAX_LIMIT, Op, Related,
 };
 use crate::custom_fields::{self, CustomFieldDefinition, CustomFieldType, Definitions};
+use crate::entities::EntityKind;
 use crate::error::{Error, FieldError, Result};
 use crate::organizations::OrganizationId;
 use crate::storage::{Backend, FieldKey, Sql, escape_like};
@@ -41,13 +47,126 @@ pub(crate) struct Plan {
     pub(crate) sql: Sql,
     /// Rows to show; the statement fetches one more to learn whether a next page exists.
     pub(crate) limit: usize,
-    pub(crate) sort_field: &'static str,
+    sort: SortKey,
     pub(crate) direction: Direction,
 }
 
-/// The column of `E` (common or own) called `name`.
-fn column<E: Entity>(name: &str) -> Option<&'static Column> {
-    COMMON.iter().chain(E::COLUMNS).find(|c| c.name == name)
+/// What a list sorts on: a column of the listed record, or of the record one of its links
+/// names.
+#[derive(Clone, Copy)]
+pub(crate) struct SortKey {
+    /// The link followed (its column and the linked kind), if any.
+    pub(crate) link: Option<(&'static Column, EntityKind)>,
+    /// The column sorted on.
+    pub(crate) column: &'static Column,
+}
+
+impl SortKey {
+    /// The sort as callers name it (`name`, `account.name`), as cursors record it.
+    fn name(&self) -> String {
+        match self.link {
+            None => self.column.name.to_owned(),
+            Some((link, _)) => format!("{}.{}", hop_name(link), self.column.name),
+        }
+    }
+
+    /// Appends the sorted value of the listed row `table`.
+    fn push(&self, sql: &mut Sql, table: &'static str) {
+        match self.link {
+            None => {
+                sql.push(self.column.name);
+            }
+            Some((link, kind)) => {
+                sql.push("(select r1.").push(self.column.name);
+                push_link_join(sql, kind, "r1", table, link.name);
+                sql.push(")");
+            }
+        }
+    }
+
+    /// Whether rows may have no value to sort on.
+    fn nullable(&self) -> bool {
+        self.link.is_some() || self.column.nullable
+    }
+}
+
+/// Where conditions are compiled: the records of one kind, named `alias` in the statement
+/// (the listed table by its own name, linked ones `r1`, `r2`), `hops` links from the listed
+/// one.
+#[derive(Clone, Copy)]
+struct Scope<'d> {
+    name: &'static str,
+    table: &'static str,
+    columns: &'static [Column],
+    alias: &'static str,
+    hops: usize,
+    /// Custom-field definitions: only the listed kind's are loaded.
+    defs: Option<&'d Definitions>,
+}
+
+/// The aliases of linked tables by depth (`ALIASES[0]` is the first link's).
+const ALIASES: [&str; MAX_HOPS] = ["r1", "r2"];
+
+impl<'d> Scope<'d> {
+    fn of(kind: EntityKind, alias: &'static str, hops: usize) -> Self {
+        Scope {
+            name: kind.name(),
+            table: kind.table(),
+            columns: kind.columns(),
+            alias,
+            hops,
+            defs: None,
+        }
+    }
+
+    /// The column (common or own) called `name`.
+    fn column(&self, name: &str) -> Option<&'static Column> {
+        COMMON.iter().chain(self.columns).find(|c| c.name == name)
+    }
+
+    /// The link column `{hop}_id` to a kind of the registry, and that kind.
+    fn link(&self, hop: &str) -> Option<(&'static Column, EntityKind)> {
+        self.columns.iter().find_map(|c| match c.kind {
+            Kind::Ref { table, .. } if hop_name(c) == hop => {
+                Some((c, EntityKind::from_table(table)?))
+            }
+            _ => None,
+        })
+    }
+
+    /// The scope one link further, or why not.
+    fn next(&self, kind: EntityKind, path: &str) -> std::result::Result<Scope<'d>, FieldError> {
+        match ALIASES.get(self.hops) {
+            Some(alias) => Ok(Scope::of(kind, alias, self.hops + 1)),
+            None => Err(FieldError::new(
+                "field",
+                "too_deep",
+                format!("`{path}` follows more than {MAX_HOPS} links"),
+            )),
+        }
+    }
+}
+
+/// The name a link column goes by in paths: `account` for `account_id`.
+fn hop_name(link: &Column) -> &'static str {
+    link.name.strip_suffix("_id").unwrap_or(link.name)
+}
+
+/// Appends ` from {kind} {alias} where` the live `alias` record that `outer.link` names, in
+/// the organization of `outer` (its primary key, which leads with the organization).
+fn push_link_join(
+    sql: &mut Sql,
+    kind: EntityKind,
+    alias: &'static str,
+    outer: &'static str,
+    link: &'static str,
+) {
+    sql.push(" from ").push(kind.table()).push(" ").push(alias);
+    sql.push(" where ").push(alias).push(".organization_id = ");
+    sql.push(outer).push(".organization_id and ").push(alias);
+    sql.push(".id = ").push(outer).push(".").push(link);
+    // Every kind of the registry has a trash; a record in it is no link target.
+    sql.push(" and not ").push(alias).push(".is_deleted");
 }
 
 /// Compiles `q` for entity `E` in organization `org`.
@@ -77,21 +196,33 @@ pub(crate) fn plan<E: Entity>(
         ));
     }
 
-    let (sort_col, direction) = match &q.sort {
-        None => (&COMMON[0], Direction::Asc),
-        Some(s) => match column::<E>(&s.field).filter(|c| c.sortable) {
-            Some(c) => (c, s.direction),
+    let top = Scope {
+        name: E::NAME,
+        table: E::TABLE,
+        columns: E::COLUMNS,
+        alias: E::TABLE,
+        hops: 0,
+        defs: Some(defs),
+    };
+    let by_id = SortKey {
+        link: None,
+        column: &COMMON[0],
+    };
+    let (sort, direction) = match &q.sort {
+        None => (by_id, Direction::Asc),
+        Some(s) => match sort_key(&top, &s.field) {
+            Some(key) => (key, s.direction),
             None => {
                 errors.push(FieldError::new(
                     "sort",
                     "not_sortable",
                     format!(
-                        "cannot sort on `{}`; sortable: {}",
+                        "cannot sort on `{}`; sortable: {}, or a sortable field of a linked record (`account.name`)",
                         s.field,
-                        sortable_list::<E>()
+                        sortable_list(top.columns)
                     ),
                 ));
-                (&COMMON[0], Direction::Asc)
+                (by_id, Direction::Asc)
             }
         },
     };
@@ -106,20 +237,18 @@ pub(crate) fn plan<E: Entity>(
         Deleted::Only => sql.push(" and is_deleted"),
     };
 
-    let mut conditions = Conditions::<E> {
+    let mut conditions = Conditions {
         backend,
-        defs,
         nodes: q.filters.len(),
         errors: &mut errors,
-        entity: PhantomData,
     };
     for (i, f) in q.filters.iter().enumerate() {
         sql.push(" and ");
-        conditions.filter(&mut sql, f, &format!("filters[{i}]"), false);
+        conditions.filter(&mut sql, &top, f, &format!("filters[{i}]"), false);
     }
     if let Some(c) = &q.condition {
         sql.push(" and ");
-        conditions.node(&mut sql, c, "condition", 0, false);
+        conditions.node(&mut sql, &top, c, "condition", 0, false);
         if conditions.nodes > MAX_FILTERS {
             errors.push(FieldError::new(
                 "condition",
@@ -131,8 +260,8 @@ pub(crate) fn plan<E: Entity>(
 
     if let Some(c) = &q.cursor {
         match Cursor::decode(c) {
-            Ok(cursor) if cursor.field == sort_col.name && cursor.direction == direction => {
-                if push_keyset(&mut sql, sort_col, direction, &cursor).is_none() {
+            Ok(cursor) if cursor.field == sort.name() && cursor.direction == direction => {
+                if push_keyset(&mut sql, &sort, E::TABLE, direction, &cursor).is_none() {
                     errors.push(cursor_mismatch());
                 }
             }
@@ -151,9 +280,10 @@ pub(crate) fn plan<E: Entity>(
         Direction::Desc => (" desc", " nulls first"),
     };
     sql.push(" order by ");
-    if sort_col.name != "id" {
-        sql.push(sort_col.name).push(dir);
-        if sort_col.nullable {
+    if sort.link.is_some() || sort.column.name != "id" {
+        sort.push(&mut sql, E::TABLE);
+        sql.push(dir);
+        if sort.nullable() {
             sql.push(nulls);
         }
         sql.push(", ");
@@ -166,18 +296,55 @@ pub(crate) fn plan<E: Entity>(
     Ok(Plan {
         sql,
         limit: limit as usize,
-        sort_field: sort_col.name,
+        sort,
         direction,
     })
 }
 
+/// The sort key `field` names in `top`: a sortable column, or `{link}.{column}` with a
+/// sortable column of the linked kind.
+fn sort_key(top: &Scope<'_>, field: &str) -> Option<SortKey> {
+    let sortable = |scope: &Scope<'_>, name| scope.column(name).filter(|c| c.sortable);
+    match field.split_once('.') {
+        None => Some(SortKey {
+            link: None,
+            column: sortable(top, field)?,
+        }),
+        Some((hop, rest)) => {
+            let (link, kind) = top.link(hop)?;
+            Some(SortKey {
+                link: Some((link, kind)),
+                column: sortable(&Scope::of(kind, ALIASES[0], 1), rest)?,
+            })
+        }
+    }
+}
+
 impl Plan {
-    /// The cursor that continues after `last` (a serialized record).
-    pub(crate) fn cursor_after(&self, last: &serde_json::Map<String, Value>, id: Uuid) -> String {
+    /// The link a related sort follows: its column's name and the kind it names, whose sorted
+    /// value [`Plan::cursor_after`] then needs.
+    pub(crate) fn related_sort(&self) -> Option<(&'static str, EntityKind, &'static str)> {
+        self.sort
+            .link
+            .map(|(link, kind)| (link.name, kind, self.sort.column.name))
+    }
+
+    /// The cursor that continues after `last` (a serialized record); `related` is the sorted
+    /// value of its linked record when the sort follows a link.
+    pub(crate) fn cursor_after(
+        &self,
+        last: &serde_json::Map<String, Value>,
+        id: Uuid,
+        related: Option<Value>,
+    ) -> String {
+        let value = match self.sort.link {
+            None => last.get(self.sort.column.name).cloned(),
+            Some(_) => related,
+        };
         Cursor {
-            field: self.sort_field.to_owned(),
+            field: self.sort.name(),
             direction: self.direction,
-            value: last.get(self.sort_field).cloned().unwrap_or(Value::Null),
+            value: value.unwrap_or(Value::Null),
             id,
         }
         .encode()
@@ -192,56 +359,66 @@ fn cursor_mismatch() -> FieldError {
     )
 }
 
-fn sortable_list<E: Entity>() -> String {
+fn sortable_list(columns: &'static [Column]) -> String {
     COMMON
         .iter()
-        .chain(E::COLUMNS)
+        .chain(columns)
         .filter(|c| c.sortable)
         .map(|c| c.name)
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// Appends the keyset condition "after the cursor's row". Empty (NULL) sort values count as
-/// larger than any other value: last in ascending order, first in descending order.
-fn push_keyset(sql: &mut Sql, col: &Column, dir: Direction, cursor: &Cursor) -> Option<()> {
+/// Appends the keyset condition "after the cursor's row" of the listed `table`. Empty (NULL)
+/// sort values count as larger than any other value: last in ascending order, first in
+/// descending order.
+fn push_keyset(
+    sql: &mut Sql,
+    sort: &SortKey,
+    table: &'static str,
+    dir: Direction,
+    cursor: &Cursor,
+) -> Option<()> {
     let (gt, op) = match dir {
         Direction::Asc => (true, " > "),
         Direction::Desc => (false, " < "),
     };
-    if col.name == "id" {
+    if sort.link.is_none() && sort.column.name == "id" {
         sql.push(" and id").push(op).bind(cursor.id);
         return Some(());
     }
-    let value = col.kind.to_arg(&cursor.value)?;
-    let name = col.name;
-    match (&cursor.value, col.nullable) {
+    let value = sort.column.kind.to_arg(&cursor.value)?;
+    let key = |sql: &mut Sql| sort.push(sql, table);
+    match (&cursor.value, sort.nullable()) {
         (Value::Null, false) => return None,
         (_, false) => {
-            sql.push(" and (")
-                .push(name)
-                .push(", id)")
-                .push(op)
-                .push("(");
+            sql.push(" and (");
+            key(sql);
+            sql.push(", id)").push(op).push("(");
             sql.bind(value).push(", ").bind(cursor.id).push(")");
         }
         (Value::Null, true) => {
-            sql.push(" and (")
-                .push(name)
-                .push(" is null and id")
-                .push(op)
-                .bind(cursor.id);
+            sql.push(" and (");
+            key(sql);
+            sql.push(" is null and id").push(op).bind(cursor.id);
             if !gt {
-                sql.push(" or ").push(name).push(" is not null");
+                sql.push(" or ");
+                key(sql);
+                sql.push(" is not null");
             }
             sql.push(")");
         }
         (_, true) => {
-            sql.push(" and (").push(name).push(op).bind(value.clone());
-            sql.push(" or (").push(name).push(" = ").bind(value);
+            sql.push(" and (");
+            key(sql);
+            sql.push(op).bind(value.clone()).push(" or (");
+            key(sql);
+            sql.push(" = ").bind(value);
             sql.push(" and id").push(op).bind(cursor.id).push(")");
             if gt {
-                sql.push(" or ").push(name).push(" is null");
+                sql.push(" or ");
+                key(sql);
+                sql.push(" is null");
             }
             sql.push(")");
         }
@@ -255,27 +432,25 @@ enum Target<'d> {
     Custom(&'d CustomFieldDefinition),
 }
 
-/// Compiles filters and condition trees of `E`; every problem goes to `errors`, named by its
-/// path in the query.
-struct Conditions<'q, E> {
+/// Compiles filters and condition trees; every problem goes to `errors`, named by its path in
+/// the query.
+struct Conditions<'q> {
     backend: Backend,
-    defs: &'q Definitions,
     /// Filters and groups compiled so far (with the plain filters), against `MAX_FILTERS`.
     nodes: usize,
     errors: &'q mut Vec<FieldError>,
-    entity: PhantomData<E>,
 }
 
-impl<E: Entity> Conditions<'_, E> {
-    /// Appends one filter; under a `not` (`negated`) it reads as false when its field is empty
-    /// (`coalesce(…, false)`), so that `not (vip = true)` includes records without `vip` on both
-    /// backends instead of following SQL's three-valued logic. Elsewhere filters stay bare, so
-    /// indexes serve them.
-    fn filter(&mut self, sql: &mut Sql, f: &Filter, path: &str, negated: bool) {
+impl Conditions<'_> {
+    /// Appends one filter on `scope`; under a `not` (`negated`) it reads as false when its field
+    /// is empty (`coalesce(…, false)`), so that `not (vip = true)` includes records without
+    /// `vip` on both backends instead of following SQL's three-valued logic. Elsewhere filters
+    /// stay bare, so indexes serve them.
+    fn filter(&mut self, sql: &mut Sql, scope: &Scope<'_>, f: &Filter, path: &str, negated: bool) {
         if negated {
             sql.push("coalesce((");
         }
-        if let Err(e) = push_filter::<E>(sql, f, self.backend, self.defs) {
+        if let Err(e) = push_filter(sql, scope, f, self.backend) {
             self.errors.push(FieldError {
                 field: format!("{path}.{}", e.field),
                 ..e
@@ -286,8 +461,16 @@ impl<E: Entity> Conditions<'_, E> {
         }
     }
 
-    /// Appends a condition tree.
-    fn node(&mut self, sql: &mut Sql, c: &Condition, path: &str, depth: usize, negated: bool) {
+    /// Appends a condition tree on `scope`.
+    fn node(
+        &mut self,
+        sql: &mut Sql,
+        scope: &Scope<'_>,
+        c: &Condition,
+        path: &str,
+        depth: usize,
+        negated: bool,
+    ) {
         // Every node counts (empty groups too), and past the cap nothing more is compiled: the
         // caller reports it once.
         self.nodes += 1;
@@ -303,12 +486,16 @@ impl<E: Entity> Conditions<'_, E> {
             return;
         }
         let (items, joiner, empty, key) = match c {
-            Condition::Filter(f) => return self.filter(sql, f, path, negated),
+            Condition::Filter(f) => return self.filter(sql, scope, f, path, negated),
             Condition::Not { not } => {
                 sql.push("not (");
-                self.node(sql, not, &format!("{path}.not"), depth + 1, true);
+                self.node(sql, scope, not, &format!("{path}.not"), depth + 1, true);
                 sql.push(")");
                 return;
+            }
+            Condition::Exists { exists } => {
+                let path = format!("{path}.exists");
+                return self.exists(sql, scope, exists, &path, depth);
             }
             Condition::And { and } => (and, " and ", "1 = 1", "and"),
             Condition::Or { or } => (or, " or ", "1 = 0", "or"),
@@ -323,17 +510,189 @@ impl<E: Entity> Conditions<'_, E> {
                 sql.push(joiner);
             }
             let here = format!("{path}.{key}[{i}]");
-            self.node(sql, item, &here, depth + 1, negated);
+            self.node(sql, scope, item, &here, depth + 1, negated);
+        }
+        sql.push(")");
+    }
+
+    /// Appends `exists` a live record of `r.relation` linking to the `scope` row and matching
+    /// `r.condition` (compiled on the linking kind). `exists` is never empty, so a `not` needs
+    /// no `coalesce`.
+    fn exists(&mut self, sql: &mut Sql, scope: &Scope<'_>, r: &Related, path: &str, depth: usize) {
+        let linking = related_link(scope, &r.relation)
+            .and_then(|(kind, link)| Ok((scope.next(kind, &r.relation)?, link)));
+        let (inner, link) = match linking {
+            Ok(found) => found,
+            Err(e) => {
+                self.errors.push(FieldError {
+                    field: format!("{path}.relation"),
+                    ..e
+                });
+                sql.push("1 = 0");
+                return;
+            }
+        };
+        let alias = inner.alias;
+        sql.push("exists (select 1 from ")
+            .push(inner.table)
+            .push(" ")
+            .push(alias);
+        sql.push(" where ").push(alias).push(".organization_id = ");
+        sql.push(scope.alias)
+            .push(".organization_id and ")
+            .push(alias)
+            .push(".");
+        sql.push(link)
+            .push(" = ")
+            .push(scope.alias)
+            .push(".id and not ");
+        sql.push(alias).push(".is_deleted");
+        if let Some(c) = &r.condition {
+            sql.push(" and ");
+            let here = format!("{path}.where");
+            self.node(sql, &inner, c, &here, depth + 1, false);
         }
         sql.push(")");
     }
 }
 
-fn push_filter<E: Entity>(
+/// The kinds other than `kind` whose records `q` reads through links: linked records of its
+/// filters and sort, records that link here in its `exists` conditions (and what those reach).
+/// Paths that do not resolve are left out (compiling the query refuses them).
+pub(crate) fn linked_kinds(q: &ListQuery, kind: EntityKind) -> Vec<EntityKind> {
+    fn path(kind: EntityKind, field: &str, out: &mut Vec<EntityKind>) {
+        let mut at = Scope::of(kind, "", 0);
+        let mut hops = field.split('.').peekable();
+        while let Some(hop) = hops.next() {
+            if hops.peek().is_none() || hop == "custom_fields" {
+                break;
+            }
+            let Some((_, next)) = at.link(hop) else {
+                break;
+            };
+            out.push(next);
+            at = Scope::of(next, "", 0);
+        }
+    }
+    fn tree(kind: EntityKind, c: &Condition, out: &mut Vec<EntityKind>) {
+        match c {
+            Condition::And { and: items } | Condition::Or { or: items } => {
+                items.iter().for_each(|c| tree(kind, c, out));
+            }
+            Condition::Not { not } => tree(kind, not, out),
+            Condition::Filter(f) => path(kind, &f.field, out),
+            Condition::Exists { exists } => {
+                if let Ok((linking, _)) = related_link(&Scope::of(kind, "", 0), &exists.relation) {
+                    out.push(linking);
+                    if let Some(c) = &exists.condition {
+                        tree(linking, c, out);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    q.filters
+        .iter()
+        .for_each(|f| path(kind, &f.field, &mut out));
+    if let Some(c) = &q.condition {
+        tree(kind, c, &mut out);
+    }
+    if let Some(s) = &q.sort {
+        path(kind, &s.field, &mut out);
+    }
+    out.retain(|k| *k != kind);
+    out.sort_by_key(|k| k.table());
+    out.dedup();
+    out
+}
+
+impl EntityKind {
+    /// The column a filter or sort path names from this kind: its own (`name`, `created_at`),
+    /// or a linked record's (`account.employee_count`), up to [`MAX_HOPS`] links away; `None`
+    /// for anything else (custom fields included).
+    ///
+    /// ```
+    /// use crm_core::EntityKind;
+    /// use crm_core::record::Kind;
+    /// let c = EntityKind::Opportunity.column_at("primary_contact.account.employee_count");
+    /// assert_eq!(c.map(|c| c.kind), Some(Kind::Integer));
+    /// assert!(EntityKind::Contact.column_at("account.custom_fields.tier").is_none());
+    /// ```
+    pub fn column_at(self, path: &str) -> Option<&'static Column> {
+        let mut scope = Scope::of(self, "", 0);
+        let mut rest = path;
+        while let Some((hop, tail)) = rest.split_once('.') {
+            let (_, kind) = scope.link(hop)?;
+            scope = scope.next(kind, path).ok()?;
+            rest = tail;
+        }
+        scope.column(rest)
+    }
+}
+
+impl ListQuery {
+    /// The kinds other than `kind` (the listed one) whose records this query reads through
+    /// links: those of linked-record filters and sorts (`account.name`) and of `exists`
+    /// conditions. For callers that grant reading per kind, such as API-key scopes.
+    ///
+    /// ```
+    /// use crm_core::{Condition, EntityKind, ListQuery, Op};
+    /// let q = ListQuery::default()
+    ///     .filter("account.employee_count", Op::Gt, 500)
+    ///     .condition(Condition::exists("opportunities.primary_contact_id", None));
+    /// assert_eq!(
+    ///     q.linked_kinds(EntityKind::Contact),
+    ///     [EntityKind::Account, EntityKind::Opportunity]
+    /// );
+    /// ```
+    pub fn linked_kinds(&self, kind: EntityKind) -> Vec<EntityKind> {
+        linked_kinds(self, kind)
+    }
+}
+
+/// The kind a relation (`opportunities`, `opportunities.primary_contact_id`) names and its link
+/// column to `scope`'s kind: the one there is, or the one named.
+fn related_link(
+    scope: &Scope<'_>,
+    relation: &str,
+) -> std::result::Result<(EntityKind, &'static str), FieldError> {
+    let (table, column) = match relation.split_once('.') {
+        Some((table, column)) => (table, Some(column)),
+        None => (relation, None),
+    };
+    let unknown = |msg: String| FieldError::new("", "unknown_relation", msg);
+    let kind = EntityKind::from_table(table)
+        .ok_or_else(|| unknown(format!("`{table}` is not a kind of record")))?;
+    let links: Vec<&'static str> = kind
+        .columns()
+        .iter()
+        .filter(|c| matches!(c.kind, Kind::Ref { table, .. } if table == scope.table))
+        .filter(|c| column.is_none_or(|name| c.name == name))
+        .map(|c| c.name)
+        .collect();
+    match links.as_slice() {
+        [link] => Ok((kind, link)),
+        [] => Err(unknown(format!(
+            "no {} links to {} that way",
+            kind.name(),
+            scope.name
+        ))),
+        several => Err(unknown(format!(
+            "{} links to {} by {}: name one, as `{table}.{}`",
+            kind.name(),
+            scope.name,
+            several.join(", "),
+            several[0]
+        ))),
+    }
+}
+
+fn push_filter(
     sql: &mut Sql,
+    scope: &Scope<'_>,
     f: &Filter,
     backend: Backend,
-    defs: &Definitions,
 ) -> std::result::Result<(), FieldError> {
     if crate::validation::holds_nul(&f.value) {
         return Err(FieldError::new(
@@ -341,6 +700,29 @@ fn push_filter<E: Entity>(
             "invalid_format",
             "must not contain NUL characters",
         ));
+    }
+    // A field of a linked record: its live record exists and has it.
+    if let Some((hop, rest)) = f.field.split_once('.')
+        && hop != "custom_fields"
+    {
+        let Some((link, kind)) = scope.link(hop) else {
+            return Err(FieldError::new(
+                "field",
+                "unknown_field",
+                format!("`{hop}` is not a link of {} (in `{}`)", scope.name, f.field),
+            ));
+        };
+        let inner = scope.next(kind, &f.field)?;
+        sql.push("exists (select 1");
+        push_link_join(sql, kind, inner.alias, scope.alias, link.name);
+        sql.push(" and ");
+        let rest = Filter {
+            field: rest.to_owned(),
+            ..f.clone()
+        };
+        push_filter(sql, &inner, &rest, backend)?;
+        sql.push(")");
+        return Ok(());
     }
     // `exists` and `between` are spelled with the other operators.
     match (f.op, &f.value) {
@@ -350,7 +732,7 @@ fn push_filter<E: Entity>(
                 value: Value::Bool(!exists),
                 ..f.clone()
             };
-            return push_filter::<E>(sql, &f, backend, defs);
+            return push_filter(sql, scope, &f, backend);
         }
         (Op::Exists, _) => return Err(value_error("a boolean")),
         (Op::Between, Value::Array(bounds))
@@ -362,9 +744,9 @@ fn push_filter<E: Entity>(
                 ..f.clone()
             };
             sql.push("(");
-            push_filter::<E>(sql, &bound(Op::Gte, &bounds[0]), backend, defs)?;
+            push_filter(sql, scope, &bound(Op::Gte, &bounds[0]), backend)?;
             sql.push(" and ");
-            push_filter::<E>(sql, &bound(Op::Lte, &bounds[1]), backend, defs)?;
+            push_filter(sql, scope, &bound(Op::Lte, &bounds[1]), backend)?;
             sql.push(")");
             return Ok(());
         }
@@ -372,24 +754,34 @@ fn push_filter<E: Entity>(
         _ => {}
     }
     let target = if let Some(key) = f.field.strip_prefix("custom_fields.") {
-        match defs.get(key) {
-            Some(d) => Target::Custom(d),
+        match scope.defs.map(|defs| defs.get(key)) {
+            Some(Some(d)) => Target::Custom(d),
+            Some(None) => {
+                return Err(FieldError::new(
+                    "field",
+                    "unknown_field",
+                    format!("`{key}` is not a custom field of {}", scope.name),
+                ));
+            }
             None => {
                 return Err(FieldError::new(
                     "field",
                     "unknown_field",
-                    format!("`{key}` is not a custom field of {}", E::NAME),
+                    format!(
+                        "custom fields of linked records ({}) are not filterable",
+                        scope.name
+                    ),
                 ));
             }
         }
     } else {
-        match column::<E>(&f.field) {
+        match scope.column(&f.field) {
             Some(c) => Target::Column(c),
             None => {
                 return Err(FieldError::new(
                     "field",
                     "unknown_field",
-                    format!("`{}` is not a field of {}", f.field, E::NAME),
+                    format!("`{}` is not a field of {}", f.field, scope.name),
                 ));
             }
         }

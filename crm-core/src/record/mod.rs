@@ -46,7 +46,7 @@ pub use link::Referable;
 pub use page::Page;
 pub use query::{
     Condition, DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_DEPTH, MAX_FILTERS,
-    MAX_IN_VALUES, MAX_LIMIT, Op, Sort,
+    MAX_HOPS, MAX_IN_VALUES, MAX_LIMIT, Op, Related, Sort,
 };
 pub use row::{COMMON_FIELDS, Record};
 pub use service::Records;

@@ -46,8 +46,11 @@ pub enum Op {
     Between,
 }
 
-/// One condition: `field op value`. `field` is a standard field (`name`, `created_at`…) or a
-/// custom field as `custom_fields.<key>`.
+/// One condition: `field op value`. `field` is a standard field (`name`, `created_at`…), a
+/// custom field as `custom_fields.<key>`, or a field of a linked record through its link, up to
+/// [`MAX_HOPS`] links away: `account.employee_count` (a contact's account),
+/// `primary_contact.account.name`. A missing or trashed linked record has no fields: the
+/// filter does not hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Filter {
@@ -90,8 +93,28 @@ pub enum Condition {
         /// The condition.
         not: Box<Condition>,
     },
+    /// At least one live record of another kind links to this one (and matches its condition):
+    /// accounts with an open opportunity. `{"not": {"exists": …}}` asks for none.
+    Exists {
+        /// The linking records.
+        exists: Related,
+    },
     /// One filter.
     Filter(Filter),
+}
+
+/// The records of another kind that link to the one a [`Condition::Exists`] tests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(no_recursion))]
+#[serde(deny_unknown_fields)]
+pub struct Related {
+    /// Their kind's table (`opportunities`), with the link column after a dot when the kind
+    /// links here more than one way (`opportunities.primary_contact_id`).
+    pub relation: String,
+    /// What one of them must match (any of them when absent). Its fields are the linking
+    /// kind's (custom fields of linked records are not filterable).
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "where")]
+    pub condition: Option<Box<Condition>>,
 }
 
 impl Condition {
@@ -103,6 +126,17 @@ impl Condition {
     /// Any of `conditions`.
     pub fn or(conditions: Vec<Condition>) -> Self {
         Condition::Or { or: conditions }
+    }
+
+    /// At least one record of `relation` (see [`Related::relation`]) links here and matches
+    /// `condition` (any, when `None`).
+    pub fn exists(relation: impl Into<String>, condition: Option<Condition>) -> Self {
+        Condition::Exists {
+            exists: Related {
+                relation: relation.into(),
+                condition: condition.map(Box::new),
+            },
+        }
     }
 
     /// `field op value`.
@@ -128,6 +162,10 @@ impl std::ops::Not for Condition {
 /// Deepest nesting of a [`Condition`].
 pub const MAX_DEPTH: usize = 8;
 
+/// Most links a filter, sort or [`Condition::Exists`] may follow from the listed record
+/// (`primary_contact.account.name` follows two).
+pub const MAX_HOPS: usize = 2;
+
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -144,7 +182,9 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Sort {
-    /// A sortable field (`id`, `created_at`, `updated_at`, or one the entity marks sortable).
+    /// A sortable field (`id`, `created_at`, `updated_at`, or one the entity marks sortable),
+    /// or a sortable field of a linked record (`account.name`; records without one come as
+    /// if it were empty).
     pub field: String,
     /// Its direction.
     #[serde(default)]
@@ -217,6 +257,8 @@ impl ListQuery {
                     items.iter().any(tree)
                 }
                 Condition::Not { not } => tree(not),
+                // What linked records match is compiled without custom fields.
+                Condition::Exists { .. } => false,
                 Condition::Filter(f) => f.field.starts_with("custom_fields."),
             }
         }

@@ -2,6 +2,9 @@
 
 use std::marker::PhantomData;
 
+use serde_json::Value;
+use uuid::Uuid;
+
 use super::compile;
 use super::entity::Entity;
 use super::page::Page;
@@ -122,10 +125,31 @@ impl<'t, E: Entity> Records<'t, E> {
         };
         let plan = compile::plan::<E>(query, self.org(), conn.backend(), &defs)?;
         let mut data: Vec<Record<E>> = conn.fetch_all(&plan.sql).await?;
+        // The connection goes back before a related sort's value is read (with another).
+        drop(s);
         let next_cursor = if data.len() > plan.limit {
             data.truncate(plan.limit);
             match data.last() {
-                Some(last) => Some(plan.cursor_after(&to_object(last)?, last.id.uuid())),
+                Some(last) => {
+                    let last_object = to_object(last)?;
+                    let related = match plan.related_sort() {
+                        Some((link, kind, column)) => {
+                            let target = last_object
+                                .get(link)
+                                .and_then(Value::as_str)
+                                .and_then(|id| Uuid::try_parse(id).ok());
+                            Some(match target {
+                                Some(id) => {
+                                    let tenant = self.tenant;
+                                    kind.visit(LinkedValue { tenant, id, column }).await?
+                                }
+                                None => Value::Null,
+                            })
+                        }
+                        None => None,
+                    };
+                    Some(plan.cursor_after(&last_object, last.id.uuid(), related))
+                }
                 None => None,
             }
         } else {
@@ -180,4 +204,31 @@ fn select_one<E: Entity>(
         q.push(backend.lock_rows());
     }
     q
+}
+
+/// The value of `column` of the live record `id` of the visited kind (`null` when it is gone
+/// or in the trash): a related sort's value for the cursor.
+struct LinkedValue<'t> {
+    tenant: &'t Tenant,
+    id: Uuid,
+    column: &'static str,
+}
+
+impl<'t> crate::entities::EntityVisitor for LinkedValue<'t> {
+    type Output = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value>> + Send + 't>>;
+
+    fn visit<K: Entity>(self) -> Self::Output {
+        Box::pin(async move {
+            match Records::<K>::new(self.tenant)
+                .get(Id::from_uuid(self.id))
+                .await
+            {
+                Ok(record) => Ok(to_object(&record)?
+                    .remove(self.column)
+                    .unwrap_or(Value::Null)),
+                Err(Error::NotFound { .. }) => Ok(Value::Null),
+                Err(e) => Err(e),
+            }
+        })
+    }
 }

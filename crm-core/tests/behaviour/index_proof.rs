@@ -291,6 +291,30 @@ async fn record_paths(t: &Tenant) -> usize {
         .await
         .unwrap();
     t.changes().head().await.unwrap();
+    // Across links: a linked record's field, a sort by one (and its next page), and records
+    // that link here with a condition.
+    let big = ListQuery::default()
+        .filter("account.employee_count", Op::Gt, 500)
+        .limit(5);
+    t.contacts().list(&big).await.unwrap();
+    let mut by_account = ListQuery::default().limit(5);
+    by_account.sort = Some(crm_core::Sort {
+        field: "account.name".into(),
+        direction: Direction::Asc,
+    });
+    let first = t.contacts().list(&by_account).await.unwrap();
+    by_account.cursor = first.next_cursor;
+    t.contacts().list(&by_account).await.unwrap();
+    let open = crm_core::Condition::exists(
+        "opportunities",
+        Some(crm_core::Condition::filter("status", Op::Eq, "open")),
+    );
+    let with_open = ListQuery::default().condition(open).limit(5);
+    t.accounts().list(&with_open).await.unwrap();
+    let two_hops = ListQuery::default()
+        .filter("primary_contact.account.name", Op::Eq, "Account 7")
+        .limit(5);
+    t.opportunities().list(&two_hops).await.unwrap();
     // Full-text search over every searchable kind, a first page and the next.
     let query = crm_core::SearchQuery {
         q: "account 1".into(),
@@ -303,7 +327,7 @@ async fn record_paths(t: &Tenant) -> usize {
         ..query
     };
     t.search(&next).await.unwrap();
-    11
+    16
 }
 
 #[test]

@@ -23,6 +23,7 @@ mod opportunities;
 mod organizations_and_users;
 mod pooler;
 mod records;
+mod relations;
 mod rls;
 mod search;
 mod tenancy;
