@@ -126,13 +126,14 @@ impl ApiError {
                         Some("one or more fields are invalid".into()),
                         errors.clone(),
                     ),
-                    E::Conflict(refusal) => (
-                        StatusCode::CONFLICT,
-                        "conflict",
-                        "Conflict",
-                        Some(refusal.message.clone()),
-                        vec![],
-                    ),
+                    E::Conflict(refusal) | E::Forbidden(refusal) | E::Gone(refusal) => {
+                        let (status, kind, title) = match e {
+                            E::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+                            E::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+                            _ => (StatusCode::GONE, "gone", "Gone"),
+                        };
+                        (status, kind, title, Some(refusal.message.clone()), vec![])
+                    }
                     E::VersionMismatch { .. } => (
                         StatusCode::PRECONDITION_FAILED,
                         "version-mismatch",
@@ -140,13 +141,7 @@ impl ApiError {
                         Some("the record changed since you read it (If-Match)".into()),
                         vec![],
                     ),
-                    E::Forbidden(refusal) => (
-                        StatusCode::FORBIDDEN,
-                        "forbidden",
-                        "Forbidden",
-                        Some(refusal.message.clone()),
-                        vec![],
-                    ),
+
                     E::Unauthenticated => (
                         StatusCode::UNAUTHORIZED,
                         "unauthenticated",
@@ -254,7 +249,9 @@ impl ApiError {
                 ),
             };
         let code = match self {
-            ApiError::Core(E::Conflict(r) | E::Forbidden(r)) => Some(r.code.to_owned()),
+            ApiError::Core(E::Conflict(r) | E::Forbidden(r) | E::Gone(r)) => {
+                Some(r.code.to_owned())
+            }
             _ => None,
         };
         (

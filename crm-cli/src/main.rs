@@ -89,7 +89,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Permanently remove records trashed longer ago than the retention period.
     Purge(purge::PurgeArgs),
-    /// Delete expired Idempotency-Key records and refresh tokens (run it daily).
+    /// Delete expired Idempotency-Key records and refresh tokens (run it daily), and change-feed
+    /// commits past `--keep-changes-days`.
     Sweep(sweep::SweepArgs),
 }
 

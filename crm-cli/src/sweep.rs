@@ -1,4 +1,5 @@
-//! `crm sweep`: deletes expired `Idempotency-Key` records and refresh tokens (run it daily).
+//! `crm sweep`: deletes expired `Idempotency-Key` records and refresh tokens (run it daily), and
+//! with `--keep-changes-days` the change-feed commits older than that (the event log's too).
 
 use std::process::ExitCode;
 
@@ -16,6 +17,11 @@ pub(crate) struct SweepArgs {
     /// Only this organization (slug or id); all organizations when absent.
     #[arg(long)]
     org: Option<String>,
+    /// Also delete the change-feed commits (and their events: audit trail and field history)
+    /// older than this many days; feed readers behind them get 410 `cursor_expired`. Kept
+    /// forever when absent.
+    #[arg(long, value_name = "DAYS")]
+    keep_changes_days: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -23,6 +29,9 @@ struct Line {
     organization: String,
     #[serde(flatten)]
     report: SweepReport,
+    /// Events the feed retention deleted (with `--keep-changes-days`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changes_expired: Option<u64>,
 }
 
 pub(crate) async fn run(crm: &Crm, args: SweepArgs, out: Output) -> anyhow::Result<ExitCode> {
@@ -31,21 +40,32 @@ pub(crate) async fn run(crm: &Crm, args: SweepArgs, out: Output) -> anyhow::Resu
         None => organizations(crm, None).await?,
     };
     let mut lines = Vec::with_capacity(orgs.len());
+    let horizon = args
+        .keep_changes_days
+        .map(|days| chrono::Utc::now() - chrono::TimeDelta::days(i64::from(days)));
     for org in orgs {
-        let report = crm
-            .tenant(&TenantContext::system(org.id))
-            .sweep_expired()
-            .await?;
+        let t = crm.tenant(&TenantContext::system(org.id));
+        let report = t.sweep_expired().await?;
+        let changes_expired = match horizon {
+            Some(before) => Some(t.changes().expire_before(before).await?.events),
+            None => None,
+        };
         lines.push(Line {
             organization: org.slug,
             report,
+            changes_expired,
         });
     }
     out.show(&lines, || {
         let keys: u64 = lines.iter().map(|l| l.report.idempotency_keys).sum();
         let tokens: u64 = lines.iter().map(|l| l.report.refresh_tokens).sum();
+        let changes: u64 = lines.iter().filter_map(|l| l.changes_expired).sum();
+        let feed = match args.keep_changes_days {
+            Some(days) => format!(", and {changes} change-feed events older than {days} days"),
+            None => String::new(),
+        };
         format!(
-            "deleted {keys} expired idempotency keys and {tokens} expired refresh tokens in {} organizations",
+            "deleted {keys} expired idempotency keys and {tokens} expired refresh tokens{feed} in {} organizations",
             lines.len()
         )
     })?;

@@ -322,16 +322,10 @@ async fn seed_import_export_round_trip_and_purge(postgres: bool) {
         "seeded contacts all have an account: {export}"
     );
     let csv_path = dir.path().join("contacts.csv");
+    let csv = csv_path.to_str().unwrap();
     let exported = text(
         &url,
-        &[
-            "export",
-            "contacts",
-            "--org",
-            "seed-3-1",
-            "--output",
-            csv_path.to_str().unwrap(),
-        ],
+        &["export", "contacts", "--org", "seed-3-1", "--output", csv],
     );
     assert!(exported.is_empty());
     let people = |org: &str| -> Vec<Value> {
@@ -357,18 +351,11 @@ async fn seed_import_export_round_trip_and_purge(postgres: bool) {
     };
     let before = people("seed-3-1");
     assert_eq!(before.len(), 121);
-    let report = json(
-        &url,
-        &[
-            "import",
-            "contacts",
-            csv_path.to_str().unwrap(),
-            "--org",
-            "seed-3-1",
-            "--batch",
-            "50",
-        ],
-    );
+    let csv = csv_path.to_str().unwrap();
+    let import = [
+        "import", "contacts", csv, "--org", "seed-3-1", "--batch", "50",
+    ];
+    let report = json(&url, &import);
     assert_eq!(
         (report["rows"].as_u64(), report["imported"].as_u64()),
         (Some(121), Some(121))
@@ -388,18 +375,9 @@ async fn seed_import_export_round_trip_and_purge(postgres: bool) {
     // Into another organization, its account ids are foreign and its custom fields undefined:
     // refused, unless those columns are mapped away.
     json(&url, &["org", "create", "--name", "Copy"]);
-    let defined = crm(
-        &url,
-        &[
-            "import",
-            "contacts",
-            csv_path.to_str().unwrap(),
-            "--org",
-            "copy",
-        ],
-    )
-    .output()
-    .unwrap();
+    let defined = crm(&url, &["import", "contacts", csv, "--org", "copy"])
+        .output()
+        .unwrap();
     assert!(
         !defined.status.success(),
         "custom fields are not defined in the copy, and account ids are foreign"
@@ -407,7 +385,7 @@ async fn seed_import_export_round_trip_and_purge(postgres: bool) {
     let mut args = vec![
         "import",
         "contacts",
-        csv_path.to_str().unwrap(),
+        csv,
         "--org",
         "copy",
         "--map",
@@ -569,6 +547,15 @@ async fn seed_import_export_round_trip_and_purge(postgres: bool) {
     );
     assert_eq!(done[0]["purged"], 1, "{done}");
     assert!(trash().is_empty());
+
+    // Feed retention: everything before now goes, once.
+    let swept = ["sweep", "--org", "acme", "--keep-changes-days", "0"];
+    let first = json(&url, &swept);
+    assert!(first[0]["changes_expired"].as_u64() > Some(0), "{first}");
+    let again = json(&url, &swept);
+    assert_eq!(again[0]["changes_expired"], 0, "{again}");
+    let plain = json(&url, &["sweep", "--org", "acme"]);
+    assert!(plain[0].get("changes_expired").is_none(), "{plain}");
 }
 
 /// Runs one SQL statement straight on the test database (what no command can do); returns the

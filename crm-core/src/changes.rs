@@ -14,7 +14,14 @@
 //! transaction with the next position of its organization under that organization's row lock;
 //! SQLite writes one transaction at a time, so a position taken while writing is already in
 //! commit order. A reader that has seen a position has seen every position before it.
+//!
+//! **Retention.** The feed is kept as long as the operator wants (by default: forever). With
+//! [`Changes::expire_before`] the oldest commits go, whole, and the organization's horizon
+//! records the last one gone; a reader whose cursor is behind it is answered
+//! [`Error::Gone`] (`cursor_expired`), never a page that silently skips what was deleted. The
+//! event log is the same rows: the history and audit trail of those changes go with them.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -66,6 +73,15 @@ impl Cursor {
                 )
             })
     }
+}
+
+/// What [`Changes::expire_before`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ExpiredChanges {
+    /// Events deleted.
+    pub events: u64,
+    /// The feed position they reached: cursors before it now answer `cursor_expired`.
+    pub through: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -143,6 +159,23 @@ impl Changes<'_> {
             .push(", e.id limit ")
             .bind(i64::from(limit) + 1);
         let rows: Vec<Row> = conn.fetch_all(&q).await?;
+        // After the read: a retention sweep that committed before it also moved the horizon
+        // this sees, so no page that lacks deleted changes goes out as complete.
+        if let Some(c) = after {
+            let mut h = Sql::new(
+                "select expired_through, expired_through_id from feed_heads where organization_id = ",
+            );
+            h.bind(org);
+            let horizon: Option<(i64, Option<Uuid>)> = conn.fetch_optional(&h).await?;
+            if let Some((through, Some(last))) = horizon
+                && (c.position, c.id) < (through, last)
+            {
+                return Err(Error::gone(
+                    "cursor_expired",
+                    "changes after this cursor were deleted by the retention policy: read again from the beginning (or `head`) and resynchronize",
+                ));
+            }
+        }
         let data: Vec<Change> = rows
             .into_iter()
             .map(|r| Change {
@@ -175,6 +208,79 @@ impl Changes<'_> {
             id: Uuid::max(),
         }
         .encode())
+    }
+
+    /// Deletes the organization's oldest commits, whole, up to the last one committed before
+    /// `before`, with their events (the audit trail and field history of those changes go too),
+    /// and moves the horizon: readers whose cursor is behind it get [`Error::Gone`]. For the
+    /// system context only (an operator's retention policy, `crm sweep --keep-changes-days`);
+    /// it runs as the database URL's role, since the application role may not delete events.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use crm_core::{Crm, NewAccount, NewOrganization, TenantContext};
+    /// # let crm = Crm::connect("sqlite::memory:").await?;
+    /// # let org = crm.organizations().create(NewOrganization { name: "Acme".into(), ..Default::default() }).await?;
+    /// let t = crm.tenant(&TenantContext::system(org.id));
+    /// t.accounts().create(NewAccount { name: "Globex".into(), ..Default::default() }).await?;
+    /// let expired = t.changes().expire_before(chrono::Utc::now()).await?;
+    /// assert_eq!(expired.events, 1);
+    /// assert!(t.changes().after(None, 10).await?.data.is_empty());
+    /// # Ok::<_, crm_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] (`system_only`) for any context but the system's.
+    pub async fn expire_before(&self, before: DateTime<Utc>) -> Result<ExpiredChanges> {
+        let ctx = self.tenant.context();
+        if ctx.actor() != Actor::System {
+            return Err(Error::forbidden(
+                "system_only",
+                "only the system (an operator's retention policy) expires the change feed",
+            ));
+        }
+        let org = ctx.organization_id();
+        let mut owner = self.tenant.crm().pool().owner(org).await?;
+        owner
+            .transaction(async |conn| {
+                let backend = conn.backend();
+                let mut last = Sql::new(backend.feed_last_before());
+                last.bind(org)
+                    .push(" and ")
+                    .push(backend.feed_time())
+                    .push(" < ");
+                last.bind(before)
+                    .push(" order by ")
+                    .push(backend.feed_position());
+                last.push(" desc, e.id desc limit 1");
+                let Some((through, through_id)): Option<(i64, Uuid)> =
+                    conn.fetch_optional(&last).await?
+                else {
+                    return Ok(ExpiredChanges::default());
+                };
+                let mut events = Sql::new(backend.feed_delete_events());
+                events.bind(org).push(" and ").push(backend.feed_position());
+                events.push(" <= ").bind(through).push(")");
+                let deleted = conn.execute(&events).await?;
+                if let Some(commits) = backend.feed_delete_commits() {
+                    let mut q = Sql::new(commits);
+                    q.bind(org).push(" and position <= ").bind(through);
+                    conn.execute(&q).await?;
+                }
+                let mut head = Sql::new("update feed_heads set expired_through = ");
+                head.bind(through)
+                    .push(", expired_through_id = ")
+                    .bind(through_id);
+                head.push(" where organization_id = ").bind(org);
+                head.push(" and expired_through < ").bind(through);
+                conn.execute(&head).await?;
+                Ok(ExpiredChanges {
+                    events: deleted,
+                    through,
+                })
+            })
+            .await
     }
 
     fn may_read(&self) -> Result<()> {

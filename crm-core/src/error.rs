@@ -44,6 +44,10 @@ pub enum Error {
     /// The caller is known but may not do this. HTTP 403, with the refusal's `code`.
     #[error("forbidden: {0}")]
     Forbidden(Refusal),
+    /// What was asked for existed once and is gone for good (a change-feed cursor behind the
+    /// retention horizon). HTTP 410, with the refusal's `code`.
+    #[error("gone: {0}")]
+    Gone(Refusal),
     /// The caller is not known (bad credentials, deactivated user). HTTP 401.
     #[error("unauthenticated")]
     Unauthenticated,
@@ -92,6 +96,12 @@ impl Error {
     /// people.
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
         Error::Forbidden(Refusal::new(code, message))
+    }
+
+    /// A [`Error::Gone`]: `code` is stable, for programs (`"cursor_expired"`); `message` is for
+    /// people.
+    pub fn gone(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Gone(Refusal::new(code, message))
     }
 
     /// A [`Error::Validation`] with a single field error.

@@ -131,7 +131,7 @@ mod users;
 mod validation;
 
 pub use auth::{Auth, Principal};
-pub use changes::{Change, Changes, MAX_CHANGES_PAGE};
+pub use changes::{Change, Changes, ExpiredChanges, MAX_CHANGES_PAGE};
 pub use context::{Actor, TenantContext};
 pub use crm::{Crm, CrmBuilder, MigrationStatus};
 pub use custom_fields::{

@@ -414,7 +414,8 @@ export interface paths {
          *     fields it changed (tombstones of purged and erased records carry none). A reader never misses
          *     a change that commits after it passed by: poll with the last `cursor` you handled;
          *     `next_cursor` is set while more changes are waiting. Company admins, and API keys with the
-         *     `changes` (or `all`) scope.
+         *     `changes` (or `all`) scope. When the operator's retention policy deleted changes after your
+         *     cursor, the answer is 410 `cursor_expired`, never a page with a gap.
          */
         get: operations["list_changes"];
         put?: never;
@@ -5635,6 +5636,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             /** @description Not a company admin, or a key without the `changes` scope */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `cursor_expired`: changes after the cursor were deleted by the retention policy; read again from the beginning */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -37,12 +37,14 @@ pub(crate) struct ChangesParams {
 /// fields it changed (tombstones of purged and erased records carry none). A reader never misses
 /// a change that commits after it passed by: poll with the last `cursor` you handled;
 /// `next_cursor` is set while more changes are waiting. Company admins, and API keys with the
-/// `changes` (or `all`) scope.
+/// `changes` (or `all`) scope. When the operator's retention policy deleted changes after your
+/// cursor, the answer is 410 `cursor_expired`, never a page with a gap.
 #[utoipa::path(get, path = "/changes", tag = tags::CHANGES, params(ChangesParams),
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, description = "The next changes, oldest first", body = Page<Change>),
         (status = 403, description = "Not a company admin, or a key without the `changes` scope", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`cursor_expired`: changes after the cursor were deleted by the retention policy; read again from the beginning", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn list_changes(
     tenant: Tenant,

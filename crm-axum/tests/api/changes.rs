@@ -80,4 +80,15 @@ async fn the_feed_pages_in_commit_order_for_admins_and_keys(crm: Crm) {
     app.get("/api/v1/changes?since=1", t)
         .await
         .problem(400, "bad-request");
+
+    // Past a retention sweep, a cursor behind the horizon is told, not served a gap.
+    let org = crm_core::OrganizationId::from_uuid(admin.org);
+    let system = app.crm.tenant(&crm_core::TenantContext::system(org));
+    let expired = system.changes().expire_before(chrono::Utc::now()).await;
+    assert!(expired.unwrap().events > 0);
+    feed(format!("after={start}"), t)
+        .await
+        .problem(410, "gone")
+        .code("cursor_expired");
+    feed(String::new(), t).await.expect(200);
 }

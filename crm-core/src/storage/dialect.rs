@@ -134,6 +134,48 @@ impl Backend {
         }
     }
 
+    /// The `select position, id` of the change feed's events, up to the organization to bind
+    /// (for retention: the last one before a time, see [`Backend::feed_time`]).
+    pub(crate) fn feed_last_before(self) -> &'static str {
+        match self {
+            Backend::Postgres => {
+                "select c.position, e.id from feed_commits c join events e on e.organization_id = c.organization_id and e.txid = c.txid where c.organization_id = "
+            }
+            Backend::Sqlite => "select e.position, e.id from events e where e.organization_id = ",
+        }
+    }
+
+    /// When a change entered the feed, in [`Backend::feed_last_before`]'s query: its commit on
+    /// PostgreSQL, its write on SQLite (one writer at a time: the same order).
+    pub(crate) fn feed_time(self) -> &'static str {
+        match self {
+            Backend::Postgres => "c.committed_at",
+            Backend::Sqlite => "e.occurred_at",
+        }
+    }
+
+    /// `delete` of an organization's events by feed position, up to the organization to bind;
+    /// the caller adds ` and {feed_position} <= $n)`.
+    pub(crate) fn feed_delete_events(self) -> &'static str {
+        match self {
+            Backend::Postgres => {
+                "delete from events where (organization_id, txid) in (select c.organization_id, c.txid from feed_commits c where c.organization_id = "
+            }
+            Backend::Sqlite => {
+                "delete from events where id in (select e.id from events e where e.organization_id = "
+            }
+        }
+    }
+
+    /// `delete` of an organization's feed commits up to the organization to bind, where
+    /// commits are rows of their own (PostgreSQL).
+    pub(crate) fn feed_delete_commits(self) -> Option<&'static str> {
+        match self {
+            Backend::Postgres => Some("delete from feed_commits where organization_id = "),
+            Backend::Sqlite => None,
+        }
+    }
+
     /// Whether sessions are bound to a tenant in the database (row-level security).
     pub(crate) fn binds_tenants(self) -> bool {
         self == Backend::Postgres

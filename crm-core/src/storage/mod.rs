@@ -109,6 +109,25 @@ impl Pool {
         }
     }
 
+    /// A connection of its own as the database URL's role (the migrations' role, not the
+    /// application role), bound to `org`: for an operator's maintenance the application role
+    /// may not do, such as deleting expired events. Row-level security still confines it to
+    /// `org` unless that role bypasses it.
+    pub(crate) async fn owner(&self, org: OrganizationId) -> Result<OwnerSession> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => Ok(OwnerSession::Postgres(
+                p.owner(org.uuid()).await?,
+                std::sync::atomic::AtomicBool::new(false),
+            )),
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(p) => {
+                let _ = org;
+                Ok(OwnerSession::Sqlite(p.acquire().await?))
+            }
+        }
+    }
+
     /// What the pool reports about itself now.
     pub(crate) fn stats(&self) -> PoolStats {
         match self {
@@ -273,6 +292,43 @@ impl Tx<'_> {
             #[cfg(feature = "sqlite")]
             Tx::Sqlite(tx) => Ok(tx.commit().await?),
             Tx::Savepoint(mut c) => unit::release(&mut c).await,
+        }
+    }
+}
+
+/// A connection as the database URL's role ([`Pool::owner`]).
+pub(crate) enum OwnerSession {
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgConnection, std::sync::atomic::AtomicBool),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+}
+
+impl OwnerSession {
+    /// Runs `work` in a transaction of this connection: committed when it succeeds, rolled
+    /// back when it fails.
+    pub(crate) async fn transaction<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = match self {
+            #[cfg(feature = "postgres")]
+            OwnerSession::Postgres(c, broken) => Conn::Postgres(c, broken),
+            #[cfg(feature = "sqlite")]
+            OwnerSession::Sqlite(c) => Conn::Sqlite(c),
+        };
+        let begin = conn.backend().begin_write();
+        conn.execute(&Sql::new(begin)).await?;
+        match work(&mut conn).await {
+            Ok(v) => {
+                conn.execute(&Sql::new("commit")).await?;
+                Ok(v)
+            }
+            Err(e) => {
+                // A connection that cannot roll back is closed by the caller dropping it.
+                let _ = conn.execute(&Sql::new("rollback")).await;
+                Err(e)
+            }
         }
     }
 }

@@ -255,6 +255,18 @@ impl PgPool {
 
     /// Applies the embedded migrations on a dedicated connection with the URL's own role (the
     /// owner of the tables), never the restricted application role.
+    /// A connection of its own as the URL's role, bound to tenant `org` (see
+    /// [`super::Pool::owner`]).
+    pub(crate) async fn owner(&self, org: Uuid) -> Result<PgConnection> {
+        let mut conn = PgConnection::connect_with(&self.options).await?;
+        sqlx::query("select set_config($1, $2, false)")
+            .bind(TENANT_SETTING)
+            .bind(org.to_string())
+            .execute(&mut conn)
+            .await?;
+        Ok(conn)
+    }
+
     pub(crate) async fn migrate(&self) -> Result<()> {
         let mut conn = PgConnection::connect_with(&self.options).await?;
         migrator().run(&mut conn).await?;

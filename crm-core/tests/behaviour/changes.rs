@@ -278,7 +278,57 @@ async fn concurrent_writers_and_a_poller(crm: Crm) {
     }
 }
 
+/// A retention sweep deletes whole commits before a time; readers behind the horizon are told,
+/// readers at or past it go on; only the system may sweep.
+async fn retention_expires_old_commits_and_the_cursors_behind_them(crm: Crm) {
+    let org = Org::new(&crm, "Retention").await;
+    let admin = org.admin(&crm);
+    let system = crm.tenant(&TenantContext::system(org.id));
+    let start = admin.changes().head().await.unwrap();
+    admin.account("Old").await;
+    let (old, after_old) = drain(&admin, Some(start.clone()), 100).await;
+    assert_eq!(old.len(), 1);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let boundary = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    admin.account("New").await;
+
+    let err = admin.changes().expire_before(boundary).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Forbidden(r) if r.code == "system_only"),
+        "{err:?}"
+    );
+    let expired = system.changes().expire_before(boundary).await.unwrap();
+    assert!(expired.events >= 1, "{expired:?}");
+    assert_eq!(
+        system
+            .changes()
+            .expire_before(boundary)
+            .await
+            .unwrap()
+            .events,
+        0
+    );
+
+    // From the beginning: what is kept. From the cursor that read the last deleted change:
+    // nothing was missed. From before it: told so.
+    let (kept, _) = drain(&admin, None, 100).await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].event.changes["name"]["after"], "New");
+    let (rest, _) = drain(&admin, after_old, 100).await;
+    assert_eq!(rest.len(), 1);
+    let err = admin.changes().after(Some(&start), 100).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Gone(r) if r.code == "cursor_expired"),
+        "{err:?}"
+    );
+    // The event log lost the same rows: the record's history starts after the horizon.
+    let head = admin.changes().head().await.unwrap();
+    assert!(drain(&admin, Some(head), 100).await.0.is_empty());
+}
+
 crate::on_both_backends!(
+    retention_expires_old_commits_and_the_cursors_behind_them,
     the_feed_lists_every_change_in_commit_order,
     only_admins_and_keys_read_the_feed_of_their_organization,
 );
