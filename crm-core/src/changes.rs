@@ -242,45 +242,47 @@ impl Changes<'_> {
         }
         let org = ctx.organization_id();
         let mut owner = self.tenant.crm().pool().owner(org).await?;
-        owner
-            .transaction(async |conn| {
-                let backend = conn.backend();
-                let mut last = Sql::new(backend.feed_last_before());
-                last.bind(org)
-                    .push(" and ")
-                    .push(backend.feed_time())
-                    .push(" < ");
-                last.bind(before)
-                    .push(" order by ")
-                    .push(backend.feed_position());
-                last.push(" desc, e.id desc limit 1");
-                let Some((through, through_id)): Option<(i64, Uuid)> =
-                    conn.fetch_optional(&last).await?
-                else {
-                    return Ok(ExpiredChanges::default());
-                };
-                let mut events = Sql::new(backend.feed_delete_events());
-                events.bind(org).push(" and ").push(backend.feed_position());
-                events.push(" <= ").bind(through).push(")");
-                let deleted = conn.execute(&events).await?;
-                if let Some(commits) = backend.feed_delete_commits() {
-                    let mut q = Sql::new(commits);
-                    q.bind(org).push(" and position <= ").bind(through);
-                    conn.execute(&q).await?;
-                }
-                let mut head = Sql::new("update feed_heads set expired_through = ");
-                head.bind(through)
-                    .push(", expired_through_id = ")
-                    .bind(through_id);
-                head.push(" where organization_id = ").bind(org);
-                head.push(" and expired_through < ").bind(through);
-                conn.execute(&head).await?;
-                Ok(ExpiredChanges {
-                    events: deleted,
-                    through,
-                })
+        let mut tx = owner.begin().await?;
+        let out = async {
+            let mut conn = tx.conn();
+            let backend = conn.backend();
+            let mut last = Sql::new(backend.feed_last_before());
+            last.bind(org)
+                .push(" and ")
+                .push(backend.feed_time())
+                .push(" < ");
+            last.bind(before)
+                .push(" order by ")
+                .push(backend.feed_position());
+            last.push(" desc, e.id desc limit 1");
+            let Some((through, through_id)): Option<(i64, Uuid)> =
+                conn.fetch_optional(&last).await?
+            else {
+                return Ok(ExpiredChanges::default());
+            };
+            let mut events = Sql::new(backend.feed_delete_events());
+            events.bind(org).push(" and ").push(backend.feed_position());
+            events.push(" <= ").bind(through).push(")");
+            let deleted = conn.execute(&events).await?;
+            if let Some(commits) = backend.feed_delete_commits() {
+                let mut q = Sql::new(commits);
+                q.bind(org).push(" and position <= ").bind(through);
+                conn.execute(&q).await?;
+            }
+            let mut head = Sql::new("update feed_heads set expired_through = ");
+            head.bind(through)
+                .push(", expired_through_id = ")
+                .bind(through_id);
+            head.push(" where organization_id = ").bind(org);
+            head.push(" and expired_through < ").bind(through);
+            conn.execute(&head).await?;
+            Ok(ExpiredChanges {
+                events: deleted,
+                through,
             })
-            .await
+        }
+        .await;
+        tx.settle(out).await
     }
 
     fn may_read(&self) -> Result<()> {

@@ -305,30 +305,17 @@ pub(crate) enum OwnerSession {
 }
 
 impl OwnerSession {
-    /// Runs `work` in a transaction of this connection: committed when it succeeds, rolled
-    /// back when it fails.
-    pub(crate) async fn transaction<T>(
-        &mut self,
-        work: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T>,
-    ) -> Result<T> {
-        let mut conn = match self {
+    /// Starts a transaction, as [`Session::begin`] does.
+    pub(crate) async fn begin(&mut self) -> Result<Tx<'_>> {
+        use sqlx::Connection as _;
+        match self {
             #[cfg(feature = "postgres")]
-            OwnerSession::Postgres(c, broken) => Conn::Postgres(c, broken),
+            OwnerSession::Postgres(c, broken) => match c.begin().await {
+                Ok(tx) => Ok(Tx::Postgres(tx, broken)),
+                Err(e) => Err(postgres::track(e, broken)),
+            },
             #[cfg(feature = "sqlite")]
-            OwnerSession::Sqlite(c) => Conn::Sqlite(c),
-        };
-        let begin = conn.backend().begin_write();
-        conn.execute(&Sql::new(begin)).await?;
-        match work(&mut conn).await {
-            Ok(v) => {
-                conn.execute(&Sql::new("commit")).await?;
-                Ok(v)
-            }
-            Err(e) => {
-                // A connection that cannot roll back is closed by the caller dropping it.
-                let _ = conn.execute(&Sql::new("rollback")).await;
-                Err(e)
-            }
+            OwnerSession::Sqlite(c) => Ok(Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?)),
         }
     }
 }
