@@ -114,23 +114,13 @@ pub(crate) async fn append(
         action,
         changes,
     };
-    append_many(conn, ctx, entity, vec![entry]).await
+    append_many(conn, ctx, entity, vec![entry], now()).await
 }
 
-/// Appends events inside the caller's transaction, many rows per statement.
+/// Appends events that occurred `at` inside the caller's transaction, many rows per statement.
+/// A record write passes the time it stamped on its rows, so that a record's `updated_at` is its
+/// last event's time (field history rebuilds past states by it).
 pub(crate) async fn append_many(
-    conn: &mut Conn<'_>,
-    ctx: &TenantContext,
-    entity: &str,
-    entries: Vec<Entry>,
-) -> Result<()> {
-    append_many_at(conn, ctx, entity, entries, now()).await
-}
-
-/// [`append_many`] of events that occurred `at`: the time the write stamped on its rows, so
-/// that a record's `updated_at` is its last event's time (field history rebuilds past states
-/// by it).
-pub(crate) async fn append_many_at(
     conn: &mut Conn<'_>,
     ctx: &TenantContext,
     entity: &str,
@@ -231,19 +221,31 @@ impl<'t> Events<'t> {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<Event>> {
-        self.list(Some((T::NAME, id.uuid())), limit, cursor).await
+        let start = Start::after_cursor(cursor)?;
+        self.list(Some((T::NAME, id.uuid())), limit, start).await
+    }
+
+    /// The events of one record, newest first, from `start` (for the library's own walks of
+    /// the log, which may resume at an event rather than after it).
+    pub(crate) async fn of_record<T: Referable>(
+        &self,
+        id: Id<T>,
+        limit: u32,
+        start: Start,
+    ) -> Result<Page<Event>> {
+        self.list(Some((T::NAME, id.uuid())), limit, start).await
     }
 
     /// All events of the organization, newest first.
     pub async fn recent(&self, limit: u32, cursor: Option<&str>) -> Result<Page<Event>> {
-        self.list(None, limit, cursor).await
+        self.list(None, limit, Start::after_cursor(cursor)?).await
     }
 
     async fn list(
         &self,
         record: Option<(&str, Uuid)>,
         limit: u32,
-        cursor: Option<&str>,
+        start: Start,
     ) -> Result<Page<Event>> {
         if !(1..=100).contains(&limit) {
             return Err(Error::invalid(
@@ -261,20 +263,46 @@ impl<'t> Events<'t> {
                 .push(" and record_id = ")
                 .bind(id);
         }
-        if let Some(c) = cursor {
-            let before: EventId = c.parse().map_err(|_| {
-                Error::invalid(
-                    "cursor",
-                    "invalid_cursor",
-                    "is not a cursor this list returned",
-                )
-            })?;
-            q.push(" and id < ").bind(before);
+        match start {
+            Start::Newest => {}
+            Start::Before(id) => {
+                q.push(" and id < ").bind(id);
+            }
+            Start::At(id) => {
+                q.push(" and id <= ").bind(id);
+            }
         }
         q.push(" order by id desc limit ")
             .bind(i64::from(limit) + 1);
         let mut s = self.tenant.session().await?;
         let data: Vec<Event> = s.conn().fetch_all(&q).await?;
         Ok(Page::of(data, limit as usize, |e| e.id.to_string()))
+    }
+}
+
+/// Where a page of the event log starts, newest first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Start {
+    /// At the newest event.
+    Newest,
+    /// Just before this event (a page's `next_cursor`).
+    Before(EventId),
+    /// At this event.
+    At(EventId),
+}
+
+impl Start {
+    /// After a list's `next_cursor`, or at the newest without one.
+    fn after_cursor(cursor: Option<&str>) -> Result<Self> {
+        match cursor {
+            None => Ok(Start::Newest),
+            Some(c) => c.parse().map(Start::Before).map_err(|_| {
+                Error::invalid(
+                    "cursor",
+                    "invalid_cursor",
+                    "is not a cursor this list returned",
+                )
+            }),
+        }
     }
 }

@@ -245,7 +245,7 @@ impl<E: Entity> Records<'_, E> {
                 changes: r.changes,
             })
             .collect();
-        events::append_many_at(&mut tx.conn(), self.ctx(), E::NAME, entries, at).await?;
+        events::append_many(&mut tx.conn(), self.ctx(), E::NAME, entries, at).await?;
         Ok(records)
     }
 }

@@ -371,7 +371,7 @@ async fn erase_record(
                 }
             })
             .collect();
-        events::append_many_at(&mut tx.conn(), ctx, r.kind.name(), entries, at).await?;
+        events::append_many(&mut tx.conn(), ctx, r.kind.name(), entries, at).await?;
         erasure.unlinked += ids.len() as u64;
     }
 

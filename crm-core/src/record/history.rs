@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::values::to_object;
 use super::{Entity, Page, Record, Records};
 use crate::error::{Error, Result};
-use crate::events::{Action, Event, EventId};
+use crate::events::{Action, Event, EventId, Start};
 use crate::id::Id;
 
 /// The largest page of field changes.
@@ -127,9 +127,9 @@ impl<E: Entity> Records<'_, E> {
         self.get_including_deleted(id).await?;
         let mut out = Vec::new();
         // Events newer than the cursor's were on earlier pages: the walk starts at its event.
-        let mut resume_at = after.as_ref().map(|c| c.event.uuid());
+        let mut start = after.as_ref().map_or(Start::Newest, |c| Start::At(c.event));
         'walk: loop {
-            let page = self.walk_from(id, resume_at.take()).await?;
+            let page = self.tenant().events().of_record(id, WALK, start).await?;
             for event in &page.data {
                 for (name, before, after_value) in changes_of(event) {
                     let seen = after
@@ -151,9 +151,9 @@ impl<E: Entity> Records<'_, E> {
                     }
                 }
             }
-            match page.next_cursor {
-                Some(next) => resume_at = Some(parse_event(&next)?),
-                None => break,
+            match (page.next_cursor, page.data.last()) {
+                (Some(_), Some(last)) => start = Start::Before(last.id),
+                _ => break,
             }
         }
         Ok(Page::of(out, limit as usize, Cursor::encode))
@@ -187,9 +187,9 @@ impl<E: Entity> Records<'_, E> {
         let current = self.get_including_deleted(id).await?;
         let mut state = to_object(&current)?;
         let mut undone = 0_i64;
-        let mut resume_at = None;
+        let mut start = Start::Newest;
         let last = 'walk: loop {
-            let page = self.walk_from(id, resume_at.take()).await?;
+            let page = self.tenant().events().of_record(id, WALK, start).await?;
             for event in &page.data {
                 if event.occurred_at <= at {
                     break 'walk event.clone();
@@ -200,14 +200,9 @@ impl<E: Entity> Records<'_, E> {
                 undo(&mut state, event);
                 undone += 1;
             }
-            match page.next_cursor {
-                Some(next)
-                    if page
-                        .data
-                        .last()
-                        .is_some_and(|e| e.action != Action::Created) =>
-                {
-                    resume_at = Some(parse_event(&next)?);
+            match (page.next_cursor, page.data.last()) {
+                (Some(_), Some(last)) if last.action != Action::Created => {
+                    start = Start::Before(last.id);
                 }
                 _ => return Err(Error::not_found(E::NAME, id)),
             }
@@ -234,26 +229,6 @@ impl<E: Entity> Records<'_, E> {
         serde_json::from_value(Value::Object(state))
             .map_err(|e| Error::Internal(format!("a past state did not rebuild: {e}")))
     }
-
-    /// The events of record `id`, newest first, from the event `from` (inclusive) or the newest.
-    async fn walk_from(&self, id: Id<E>, from: Option<Uuid>) -> Result<Page<Event>> {
-        let events = self.tenant().events();
-        match from {
-            // The log's cursor is exclusive: start just after the event, by starting before
-            // the next id up.
-            Some(from) => {
-                let next = Uuid::from_u128(from.as_u128().saturating_add(1));
-                events.for_record(id, WALK, Some(&next.to_string())).await
-            }
-            None => events.for_record(id, WALK, None).await,
-        }
-    }
-}
-
-/// The event id of a cursor of the event log.
-fn parse_event(cursor: &str) -> Result<Uuid> {
-    Uuid::try_parse(cursor)
-        .map_err(|_| Error::Internal(format!("the event log returned a cursor {cursor:?}")))
 }
 
 /// Undoes the changes of `event` on `state` (a record as JSON): each field back to `before`.

@@ -164,7 +164,7 @@ impl<E: Entity> Records<'_, E> {
             action: change.action,
             changes: change.changes,
         };
-        events::append_many_at(&mut tx.conn(), self.ctx(), E::NAME, vec![entry], change.at).await?;
+        events::append_many(&mut tx.conn(), self.ctx(), E::NAME, vec![entry], change.at).await?;
         Ok(updated)
     }
 }
