@@ -427,14 +427,11 @@ async fn authorize(
 #[derive(Debug, Clone)]
 pub(crate) struct KeyScopes(pub(crate) ApiKeyScopes);
 
-/// 403 `out_of_scope` unless `scopes` (none: not an API key) may read every kind of `kinds`.
+/// 403 `out_of_scope` unless `scopes` may read every kind of `kinds`.
 pub(crate) fn may_read(
-    scopes: Option<&KeyScopes>,
+    KeyScopes(scopes): &KeyScopes,
     kinds: &[crm_core::EntityKind],
 ) -> Result<(), ApiError> {
-    let Some(KeyScopes(scopes)) = scopes else {
-        return Ok(());
-    };
     match kinds.iter().find(|k| !scopes.grant(ApiKeyScope::Read(**k))) {
         None => Ok(()),
         Some(kind) => Err(forbidden(
