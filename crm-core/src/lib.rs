@@ -165,7 +165,7 @@ pub use storage::Backend;
 #[doc(hidden)]
 #[cfg(feature = "postgres")]
 pub use storage::explain_statements;
-pub use storage::{PoolSettings, PoolStats, STATEMENT_TIMEOUT_ENV};
+pub use storage::{MAX_CONNECTIONS_ENV, PoolSettings, PoolStats, STATEMENT_TIMEOUT_ENV};
 pub use tenant::Tenant;
 pub use timeline::TimelineItem;
 pub use users::{

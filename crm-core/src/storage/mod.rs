@@ -15,7 +15,7 @@ pub(crate) mod sqlite;
 mod stats;
 mod unit;
 
-pub use settings::{PoolSettings, STATEMENT_TIMEOUT_ENV};
+pub use settings::{MAX_CONNECTIONS_ENV, PoolSettings, STATEMENT_TIMEOUT_ENV};
 pub(crate) use sql::{Arg, FieldKey, Sql, escape_like};
 pub use stats::PoolStats;
 pub(crate) use unit::{Unit, UnitSession};

@@ -9,6 +9,10 @@ use crate::error::{Error, Result};
 /// milliseconds (`0` switches it off).
 pub const STATEMENT_TIMEOUT_ENV: &str = "CRM_STATEMENT_TIMEOUT_MS";
 
+/// The environment variable [`PoolSettings::from_env`] reads the pool's size from
+/// ([`PoolSettings::max_connections`], 1 to 1,000).
+pub const MAX_CONNECTIONS_ENV: &str = "CRM_POOL_MAX_CONNECTIONS";
+
 /// Connection-pool settings.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -44,13 +48,20 @@ impl Default for PoolSettings {
 }
 
 impl PoolSettings {
-    /// The defaults, with the statement timeout from [`STATEMENT_TIMEOUT_ENV`] when it is set.
+    /// The defaults, with the statement timeout from [`STATEMENT_TIMEOUT_ENV`] and the pool's
+    /// size from [`MAX_CONNECTIONS_ENV`] when they are set.
     ///
     /// # Errors
-    /// [`Error::Config`] when the variable is not a number of milliseconds.
+    /// [`Error::Config`] when the timeout is not a number of milliseconds, or the size not a
+    /// number from 1 to 1,000.
     pub fn from_env() -> Result<Self> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`PoolSettings::from_env`] reading the variables through `var`.
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut settings = Self::default();
-        if let Ok(v) = std::env::var(STATEMENT_TIMEOUT_ENV) {
+        if let Some(v) = var(STATEMENT_TIMEOUT_ENV) {
             let ms: u64 = v.trim().parse().map_err(|_| {
                 Error::Config(format!(
                     "{STATEMENT_TIMEOUT_ENV} must be a number of milliseconds"
@@ -58,6 +69,48 @@ impl PoolSettings {
             })?;
             settings.statement_timeout = (ms > 0).then(|| Duration::from_millis(ms));
         }
+        if let Some(v) = var(MAX_CONNECTIONS_ENV) {
+            settings.max_connections = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "{MAX_CONNECTIONS_ENV} must be a number from 1 to 1000"
+                    ))
+                })?;
+        }
         Ok(settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<PoolSettings> {
+        PoolSettings::from_vars(|name| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn the_environment_sets_the_timeout_and_the_pool_size() {
+        let s = from(&[(STATEMENT_TIMEOUT_ENV, "0"), (MAX_CONNECTIONS_ENV, " 32 ")]).unwrap();
+        assert_eq!((s.statement_timeout, s.max_connections), (None, 32));
+        let s = from(&[]).unwrap();
+        assert_eq!(
+            (s.statement_timeout, s.max_connections),
+            (Some(Duration::from_secs(30)), 10)
+        );
+        for bad in ["0", "1001", "ten", "-1"] {
+            let e = from(&[(MAX_CONNECTIONS_ENV, bad)]).unwrap_err();
+            assert!(e.to_string().contains(MAX_CONNECTIONS_ENV), "{bad}: {e}");
+        }
+        assert!(from(&[(STATEMENT_TIMEOUT_ENV, "soon")]).is_err());
     }
 }
