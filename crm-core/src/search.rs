@@ -174,7 +174,7 @@ impl Tenant {
     /// # Errors
     /// [`Error::Validation`] for a query without words, too long or with too many words, a kind
     /// that is not searchable, a `limit` out of range, or a cursor this search did not return.
-    #[tracing::instrument(skip_all, fields(org = %self.context().organization_id()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(org = %self.context().organization_id()))]
     pub async fn search(&self, query: &SearchQuery) -> Result<Page<SearchHit>> {
         let words = terms(&query.q)?;
         let limit = query.limit.unwrap_or(DEFAULT_SEARCH_PAGE);

@@ -35,7 +35,7 @@ impl<E: Entity> Records<'_, E> {
     /// [`Error::Validation`] for invalid fields or custom fields (every problem at once);
     /// [`Error::NotFound`] when a link (`account_id`, `owner_id`…) names no live record of this
     /// organization.
-    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn create(&self, new: E::New) -> Result<Record<E>> {
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
@@ -71,7 +71,7 @@ impl<E: Entity> Records<'_, E> {
     /// # Errors
     /// [`Error::Validation`] with every problem of every record, fields prefixed by the
     /// record's index (`[3].name`); [`Error::NotFound`] for a dangling link.
-    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org(), n = items.len()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org(), n = items.len()))]
     pub async fn create_many(&self, items: Vec<E::New>) -> Result<Vec<Record<E>>> {
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;

@@ -36,8 +36,10 @@ pub struct Record<E> {
     /// The organization it belongs to.
     pub organization_id: OrganizationId,
     /// When it was created.
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
     pub created_at: DateTime<Utc>,
     /// When it last changed.
+    #[serde(serialize_with = "crate::time::serialize_rfc3339")]
     pub updated_at: DateTime<Utc>,
     /// Who created it (a user's or API key's id; `None` for the system).
     pub created_by: Option<Uuid>,

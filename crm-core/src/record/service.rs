@@ -88,13 +88,13 @@ impl<'t, E: Entity> Records<'t, E> {
     ///
     /// # Errors
     /// [`Error::NotFound`] when it does not exist in this organization or is in the trash.
-    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn get(&self, id: Id<E>) -> Result<Record<E>> {
         self.find(id, Deleted::Exclude).await
     }
 
     /// The record with `id`, even if it is in the trash.
-    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn get_including_deleted(&self, id: Id<E>) -> Result<Record<E>> {
         self.find(id, Deleted::Include).await
     }
@@ -113,7 +113,7 @@ impl<'t, E: Entity> Records<'t, E> {
     /// # Errors
     /// [`Error::Validation`] for unknown fields, unsortable fields, mistyped values, a limit out
     /// of range, or a cursor from another list.
-    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn list(&self, query: &ListQuery) -> Result<Page<Record<E>>> {
         let mut s = self.tenant.session().await?;
         let mut conn = s.conn();

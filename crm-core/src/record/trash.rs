@@ -50,7 +50,7 @@ impl<E: Entity> Records<'_, E> {
         self.trash(id, None, false).await
     }
 
-    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org(), delete))]
+    #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org(), delete))]
     async fn trash(&self, id: Id<E>, expected: Option<i64>, delete: bool) -> Result<Record<E>> {
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
@@ -115,7 +115,7 @@ impl<E: Entity> Records<'_, E> {
         self.purge_at(id, Some(version)).await
     }
 
-    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org()))]
     async fn purge_at(&self, id: Id<E>, version: Option<i64>) -> Result<()> {
         if !self.ctx().role().is_admin() {
             return Err(Error::forbidden(
@@ -156,7 +156,7 @@ impl<E: Entity> Records<'_, E> {
     /// Permanently removes the records trashed before `cutoff` (retention), one transaction and
     /// one `purged` event each; records still linked from others are kept and counted. With
     /// `dry_run`, only counts. Company admins only.
-    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn purge_trashed_before(
         &self,
         cutoff: DateTime<Utc>,

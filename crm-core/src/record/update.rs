@@ -55,7 +55,7 @@ impl<E: Entity> Records<'_, E> {
         self.update_inner(id, Some(version), patch).await
     }
 
-    #[tracing::instrument(skip_all, fields(entity = E::NAME, org = %self.org()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org()))]
     async fn update_inner(
         &self,
         id: Id<E>,

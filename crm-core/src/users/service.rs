@@ -43,7 +43,7 @@ impl<'t> Users<'t> {
     /// [`Error::Forbidden`] for plain users or a role above the caller's;
     /// [`Error::Validation`] for a bad email, name or password; [`Error::Conflict`] when the
     /// email is taken in this organization.
-    #[tracing::instrument(skip_all, fields(org = %self.tenant.context().organization_id()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(org = %self.tenant.context().organization_id()))]
     pub async fn create(&self, new: NewUser) -> Result<User> {
         let ctx = self.tenant.context();
         let prepared = PreparedUser::new(self.tenant.crm(), ctx, new).await?;
