@@ -118,6 +118,11 @@ impl Output {
     }
 }
 
+/// mimalloc rather than the system allocator: `crm serve` allocates and frees many small
+/// objects per request on every worker thread (see docs/benchmarks.md, "HTTP CPU").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -104,6 +104,9 @@ impl AuthConfig {
 #[derive(Debug)]
 pub(crate) struct AuthState {
     pub(crate) config: AuthConfig,
+    /// What an access token must satisfy, built once from `config` (it holds sets of strings:
+    /// building it per request cost a dozen allocations).
+    validation: Validation,
     /// Users looked up recently, with the epoch they were read in.
     principals: TtlCache<(Uuid, Uuid), (Epoch, Option<Principal>)>,
     /// API keys verified recently, by the SHA-256 of the key (never the key itself), with the
@@ -147,6 +150,7 @@ impl AuthState {
         };
         let (login_window, minute) = (config.login_window, std::time::Duration::from_secs(60));
         Self {
+            validation: access_token_validation(&config),
             principals: TtlCache::new(config.principal_cache_ttl),
             api_keys: TtlCache::new(config.principal_cache_ttl),
             login_failures: limiter(RateLimiter::backoff(
@@ -208,14 +212,6 @@ impl AuthState {
 
     /// Verifies an access token's signature and claims.
     pub(crate) fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
-        // Exactly the configured algorithm: `alg: none` does not even parse, and a token signed
-        // with another algorithm (e.g. HS256 with the RSA public key as secret) is refused.
-        let mut v = Validation::new(self.config.algorithm);
-        v.leeway = 5;
-        v.validate_nbf = true;
-        v.set_issuer(&[&self.config.issuer]);
-        v.set_audience(&[&self.config.audience]);
-        v.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         // The key is chosen by `kid`: the current one, or a previous one during a rotation.
         let header = jsonwebtoken::decode_header(token)?;
         let key = match (self.config.kid.as_deref(), header.kid.as_deref()) {
@@ -230,7 +226,7 @@ impl AuthState {
                 .ok_or(jsonwebtoken::errors::ErrorKind::InvalidToken)?,
             (Some(_), None) => return Err(jsonwebtoken::errors::ErrorKind::InvalidToken.into()),
         };
-        jsonwebtoken::decode::<Claims>(token, key, &v).map(|d| d.claims)
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation).map(|d| d.claims)
     }
 
     /// The user as they are now, from the cache or one query.
@@ -292,6 +288,19 @@ impl AuthState {
         self.principals.remove(&(org, user));
         self.changed().await;
     }
+}
+
+/// What [`AuthState::verify`] asks of an access token. Exactly the configured algorithm:
+/// `alg: none` does not even parse, and a token signed with another algorithm (e.g. HS256 with
+/// the RSA public key as secret) is refused.
+fn access_token_validation(config: &AuthConfig) -> Validation {
+    let mut v = Validation::new(config.algorithm);
+    v.leeway = 5;
+    v.validate_nbf = true;
+    v.set_issuer(&[&config.issuer]);
+    v.set_audience(&[&config.audience]);
+    v.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+    v
 }
 
 /// The cache epoch a request runs in (see [`AuthState::epoch`]).

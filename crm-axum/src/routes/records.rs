@@ -71,7 +71,7 @@ pub(crate) fn record_ok<E: Entity>(record: crm_core::Result<Record<E>>) -> ApiRe
 
 /// A record as answered: JSON with its version as `ETag`.
 fn record_response<E: Entity>(status: StatusCode, record: &Record<E>) -> ApiResult<Response> {
-    let mut res = (status, axum::Json(record)).into_response();
+    let mut res = (status, Json(record)).into_response();
     res.headers_mut().insert(ETAG, etag(record.version));
     Ok(res)
 }
