@@ -1,33 +1,67 @@
 #!/usr/bin/env bash
 # HTTP load run: the example server (`crm serve`) on PostgreSQL with seeded data, measured with
-# wrk for GET by id, list, search and create (JWT auth), with row-level security on and off,
-# next to pgbench running the very SELECTs that GET by id and the list page send.
+# wrk for GET by id (a random id of one organization per request), the list page, search and
+# create (JWT auth), with row-level security on and off, next to pgbench running the very
+# SELECTs that GET by id and the list page send.
+#
+# Besides requests/s and latency, each run reports the CPU it cost: the server's process CPU
+# time and the sum over every PostgreSQL process (/proc/PID/stat, user + system), divided by
+# the requests served. wrk's own CPU is not counted.
 #
 # Loopback only, bounded in time (DURATION per run). Everything shares this machine's cores.
 #
 #   benches/http/run.sh                 # 10 orgs x 10,000 contacts, 10 s per run, 32 connections
-#   ORGS=100 RECORDS=10000 DURATION=30s CONNS=32 benches/http/run.sh
+#   ORGS=100 RECORDS=10000 DURATION=15s CONNS=32 benches/http/run.sh
+#   RUNS="get list" MODES=rls benches/http/run.sh    # some runs only
+#   SMOKE=1 benches/http/run.sh         # CI: the debug build, 1 org x 200 contacts, 2 s per run
+#
+# Other knobs: SSLMODE (of the server's and pgbench's connections, default disable), RUST_LOG (the server's log filter; default: the server's own default, `info`,
+# one line per request into a file), CRM_POOL_MAX_CONNECTIONS (the server's pool), PORT (0: a
+# free one),
+# CRM_LOAD_DB (the database, created and seeded on first use), PROFILE (release or debug),
+# CRM_BIN (a crm binary to run instead of building one), PERF=1 (record a perf profile of the server during each run into /tmp/crm-perf-RUN.data).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+SMOKE=${SMOKE:-}
+if [ -n "$SMOKE" ]; then
+    ORGS=${ORGS:-1} RECORDS=${RECORDS:-200} DURATION=${DURATION:-2s} CONNS=${CONNS:-8}
+    PROFILE=${PROFILE:-debug} CRM_LOAD_DB=${CRM_LOAD_DB:-crm_load_smoke} WARMUP=${WARMUP:-0}
+fi
 ORGS=${ORGS:-10}
 RECORDS=${RECORDS:-10000}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
+PROFILE=${PROFILE:-release}
+WARMUP=${WARMUP:-2}
+RUNS=${RUNS:-get list search create}
+MODES=${MODES:-rls no-rls}
 DB=${CRM_LOAD_DB:-crm_load}
 PORT=${PORT:-18080}
-URL="postgres://postgres@127.0.0.1:5432/$DB"
+# Loopback: no TLS by default, for the server and for pgbench alike (SSLMODE=prefer measures
+# both with it, as libpq's and sqlx's default would on a server with ssl on).
+SSLMODE=${SSLMODE:-disable}
+export PGSSLMODE=$SSLMODE
+URL="postgres://postgres@127.0.0.1:5432/$DB?sslmode=$SSLMODE"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${HOME:-/root}/.cache/abetworks-crm-target}"
 export CRM_JWT_SECRET="load-test-secret-load-test-secret-0123"
-# One log line per request would measure the terminal, not the server.
-export RUST_LOG=warn
+TICK=$(getconf CLK_TCK)
+WORK=$(mktemp -d)
+trap 'kill "${SERVER:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
 command -v pgbench >/dev/null || { echo "pgbench is needed (postgresql-contrib / postgresql client)"; exit 1; }
 pg_isready -h 127.0.0.1 -p 5432 -q || pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
 
-cargo build --release -q -p crm-cli
-CRM="$CARGO_TARGET_DIR/release/crm"
+if [ -n "${CRM_BIN:-}" ]; then
+    CRM=$CRM_BIN
+elif [ "$PROFILE" = release ]; then
+    cargo build --release -q -p crm-cli
+    CRM="$CARGO_TARGET_DIR/release/crm"
+else
+    cargo build -q -p crm-cli
+    CRM="$CARGO_TARGET_DIR/debug/crm"
+fi
 export DATABASE_URL="$URL"
 
 if ! psql -h 127.0.0.1 -U postgres -lqt | cut -d'|' -f1 | grep -qw "$DB"; then
@@ -42,55 +76,126 @@ fi
 
 ORG_ID=$(psql -h 127.0.0.1 -U postgres -d "$DB" -Atc "select id from organizations where slug = 'seed-1-1'")
 TOKEN=$("$CRM" token issue --org seed-1-1 --user admin@seed-1-1.test --minutes 120)
-CONTACT=$(psql -h 127.0.0.1 -U postgres -d "$DB" -Atc \
-    "select id from contacts where organization_id = '$ORG_ID' and not is_deleted order by id limit 1 offset 500")
-API="http://127.0.0.1:$PORT/api/v1"
+export CRM_LOAD_IDS="$WORK/ids"
+psql -h 127.0.0.1 -U postgres -d "$DB" -Atc \
+    "select id from contacts where organization_id = '$ORG_ID' and not is_deleted order by id" >"$CRM_LOAD_IDS"
+
+# CPU ticks (user + system) of the given processes, summed.
+ticks() {
+    local total=0 f
+    for pid in "$@"; do
+        # Fields 14 and 15 of /proc/PID/stat (the name, field 2, has no spaces here).
+        read -r -a f <"/proc/$pid/stat" 2>/dev/null || continue
+        total=$((total + f[13] + f[14]))
+    done
+    echo "$total"
+}
+# CPU ticks of PostgreSQL: every live postgres process, plus what the postmaster collected
+# from its children that exited (fields 16 and 17: backends that came and went count too).
+postgres_ticks() {
+    local master f
+    master=$(pgrep -o -x postgres) || { echo 0; return; }
+    read -r -a f <"/proc/$master/stat"
+    echo $(($(ticks $(pgrep -x postgres)) + f[15] + f[16]))
+}
+
+# CPU microseconds per request from a tick difference.
+per_request() { # ticks requests
+    awk -v t="$1" -v n="$2" -v hz="$TICK" 'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e6 / n; else print "-" }'
+}
 
 wrk_run() { # name, extra wrk args...
     local name=$1; shift
-    local out
+    if [ "$WARMUP" != 0 ]; then
+        wrk -t2 -c"$CONNS" -d"${WARMUP}s" -H "authorization: Bearer $TOKEN" "$@" >/dev/null
+    fi
+    local perf_pid=""
+    if [ -n "${PERF:-}" ]; then
+        perf record -q -F 2000 -o "/tmp/crm-perf-${name%% *}.data" -p "$SERVER" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
+    local s0 p0 out s1 p1
+    s0=$(ticks "$SERVER"); p0=$(postgres_ticks)
     out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -H "authorization: Bearer $TOKEN" "$@")
-    local rps p50 p99
+    s1=$(ticks "$SERVER"); p1=$(postgres_ticks)
+    [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+    local requests rps p50 p99 errors server_us pg_us
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-    local errors
     errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-    printf '| %-26s | %10s | %8s | %8s | %s\n' "$name" "$rps" "$p50" "$p99" "${errors:+non-2xx: $errors}"
+    server_us=$(per_request $((s1 - s0)) "$requests")
+    pg_us=$(per_request $((p1 - p0)) "$requests")
+    printf '| %-22s | %10s | %8s | %8s | %7s | %7s | %s\n' "$name" "$rps" "$p50" "$p99" \
+        "$server_us" "$pg_us" "${errors:+non-2xx: $errors}"
+    if [ -z "$requests" ] || [ "$requests" = 0 ] || [ -n "$errors" ]; then
+        echo "wrk: no successful requests for $name" >&2
+        echo "$out" >&2
+        FAILED=1
+    fi
 }
 
 serve() { # extra crm args
-    "$CRM" "$@" serve --listen 127.0.0.1 --port "$PORT" >/tmp/crm-load-server.log 2>&1 &
+    # The "listening on" line names the port (PORT=0: a free one); it is logged at info.
+    RUST_LOG=${RUST_LOG:-info},crm=info "$CRM" "$@" serve --listen 127.0.0.1 --port "$PORT" >"$WORK/server.log" 2>&1 &
     SERVER=$!
+    local bound=""
     for _ in $(seq 1 100); do
-        curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return
+        bound=$(grep -om1 'listening on http://[0-9.]*:[0-9]*' "$WORK/server.log" | sed 's/.*://') || true
+        if [ -n "$bound" ] && curl -fs "http://127.0.0.1:$bound/healthz" >/dev/null 2>&1; then
+            API="http://127.0.0.1:$bound/api/v1"
+            return
+        fi
         sleep 0.1
     done
-    echo "the server did not start"; cat /tmp/crm-load-server.log; exit 1
+    echo "the server did not start"; cat "$WORK/server.log"; exit 1
 }
 
+FAILED=
 echo
-echo "| run                        |  requests/s |      p50 |      p99 |"
-echo "| -------------------------- | ----------: | -------: | -------: |"
-for mode in rls no-rls; do
+echo "| run                    | requests/s |      p50 |      p99 | server µs/req | postgres µs/req |"
+echo "| ---------------------- | ---------: | -------: | -------: | ------: | ------: |"
+for mode in $MODES; do
     if [ "$mode" = rls ]; then serve; else serve --no-rls; fi
-    wrk_run "GET by id ($mode)" "$API/contacts/$CONTACT"
-    wrk_run "list page ($mode)" "$API/contacts?limit=50"
-    wrk_run "search ($mode)" -s benches/http/search.lua "$API/contacts/search"
-    wrk_run "create ($mode)" -s benches/http/create.lua "$API/contacts"
+    for run in $RUNS; do
+        case $run in
+        # The floor: an HTTP request through the same layers that touches no database.
+        healthz) wrk_run "healthz ($mode)" "${API%/api/v1}/healthz" ;;
+        get) wrk_run "GET by id ($mode)" -s benches/http/get.lua "$API/contacts" ;;
+        list) wrk_run "list page ($mode)" "$API/contacts?limit=50" ;;
+        search) wrk_run "search ($mode)" -s benches/http/search.lua "$API/contacts/search" ;;
+        create) wrk_run "create ($mode)" -s benches/http/create.lua "$API/contacts" ;;
+        *) echo "unknown run $run" >&2; exit 2 ;;
+        esac
+    done
     kill -TERM "$SERVER"; wait "$SERVER" || true
+    SERVER=
 done
 
 # The very SELECTs the two read paths send, straight to PostgreSQL (as the URL's role: no RLS).
-cat >/tmp/crm-get.sql <<SQL
-select * from contacts where organization_id = '$ORG_ID' and id = '$CONTACT' and not is_deleted;
-SQL
-cat >/tmp/crm-list.sql <<SQL
-select * from contacts where organization_id = '$ORG_ID' and not is_deleted order by id asc limit 51;
-SQL
-for f in get list; do
-    out=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$CONNS" -j 2 -T "${DURATION%s}" -f "/tmp/crm-$f.sql" "$DB" 2>/dev/null)
-    tps=$(awk '/^tps/ {print $3}' <<<"$out")
-    lat=$(awk '/latency average/ {print $4" "$5}' <<<"$out")
-    printf '| %-26s | %10s | avg %s |\n' "pgbench $f SELECT" "$tps" "$lat"
+# GET by id: 100 scripts of one random id each (pgbench's most is 128), picked at random.
+get_scripts=()
+for id in $(shuf -n 100 --random-source=<(yes) "$CRM_LOAD_IDS"); do
+    echo "select * from contacts where organization_id = '$ORG_ID' and id = '$id' and not is_deleted;" >"$WORK/get-$id.sql"
+    get_scripts+=(-f "$WORK/get-$id.sql")
 done
+echo "select * from contacts where organization_id = '$ORG_ID' and not is_deleted order by id asc limit 51;" >"$WORK/list.sql"
+pgbench_run() { # name, pgbench script args...
+    local name=$1; shift
+    local p0 p1 out tps lat tx
+    p0=$(postgres_ticks)
+    out=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$CONNS" -j 2 -T "${DURATION%s}" "$@" "$DB" 2>/dev/null)
+    # pgbench's backends have exited: let the postmaster collect them.
+    sleep 0.5
+    p1=$(postgres_ticks)
+    tps=$(awk '/^tps/ {printf "%.0f", $3; exit}' <<<"$out")
+    lat=$(awk '/^latency average/ {print $4" "$5; exit}' <<<"$out")
+    tx=$(awk '/^number of transactions actually processed/ {print $6; exit}' <<<"$out")
+    tx=${tx%%/*}
+    printf '| %-22s | %10s | avg %s | | | %7s |\n' "pgbench $name" "$tps" "$lat" "$(per_request $((p1 - p0)) "$tx")"
+}
+if [[ " $RUNS " == *" get "* ]]; then pgbench_run "GET SELECT" "${get_scripts[@]}"; fi
+if [[ " $RUNS " == *" list "* ]]; then pgbench_run "list SELECT" -f "$WORK/list.sql"; fi
+
+if [ -n "$FAILED" ]; then exit 1; fi
