@@ -7,6 +7,8 @@
 
 mod dialect;
 #[cfg(feature = "postgres")]
+mod pooled;
+#[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod settings;
 mod sql;
@@ -278,7 +280,7 @@ impl Tx<'_> {
     pub(crate) async fn rollback(self) -> Result<()> {
         match self {
             #[cfg(feature = "postgres")]
-            Tx::Postgres(tx, broken) => tx.rollback().await.map_err(|e| postgres::track(e, broken)),
+            Tx::Postgres(tx, broken) => tx.rollback().await.map_err(|e| pooled::track(e, broken)),
             #[cfg(feature = "sqlite")]
             Tx::Sqlite(tx) => Ok(tx.rollback().await?),
             Tx::Savepoint(mut c) => unit::rollback_to(&mut c).await,
@@ -288,7 +290,7 @@ impl Tx<'_> {
     async fn commit(self) -> Result<()> {
         match self {
             #[cfg(feature = "postgres")]
-            Tx::Postgres(tx, broken) => tx.commit().await.map_err(|e| postgres::track(e, broken)),
+            Tx::Postgres(tx, broken) => tx.commit().await.map_err(|e| pooled::track(e, broken)),
             #[cfg(feature = "sqlite")]
             Tx::Sqlite(tx) => Ok(tx.commit().await?),
             Tx::Savepoint(mut c) => unit::release(&mut c).await,
@@ -312,7 +314,7 @@ impl OwnerSession {
             #[cfg(feature = "postgres")]
             OwnerSession::Postgres(c, broken) => match c.begin().await {
                 Ok(tx) => Ok(Tx::Postgres(tx, broken)),
-                Err(e) => Err(postgres::track(e, broken)),
+                Err(e) => Err(pooled::track(e, broken)),
             },
             #[cfg(feature = "sqlite")]
             OwnerSession::Sqlite(c) => Ok(Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?)),
@@ -346,7 +348,7 @@ macro_rules! dispatch {
                 let $args = postgres::args($sql.args())?;
                 let $conn = &mut **c;
                 let result: std::result::Result<_, sqlx::Error> = $body;
-                result.map_err(|e| postgres::track(e, broken))
+                result.map_err(|e| pooled::track(e, broken))
             }
             #[cfg(feature = "postgres")]
             Conn::PostgresSession(session) => {
