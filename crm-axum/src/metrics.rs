@@ -7,8 +7,8 @@
 //! | `crm_login_failures_total` | counter | `kind`: `sign_in` (wrong credentials at `auth/login`), `password_change` (wrong current password at `me/password`) |
 //! | `crm_rate_limited_total` | counter | `kind`: `sign_in_address`, `sign_in_failures`, `sign_up_address`, `webhook_forms` |
 //! | `crm_db_pool_connections`, `crm_db_pool_idle_connections`, `crm_db_pool_max_connections` | gauge | `backend` |
-//! | `crm_db_pool_pending_acquires` | gauge | `backend` (PostgreSQL only) |
-//! | `crm_db_pool_acquire_waits_total`, `crm_db_pool_acquire_timeouts_total` | counter | `backend` (PostgreSQL only) |
+//! | `crm_db_pool_pending_acquires` | gauge | `backend` |
+//! | `crm_db_pool_acquire_waits_total`, `crm_db_pool_acquire_timeouts_total` | counter | `backend` |
 //!
 //! No label ever holds tenant data: no organization or user id, no email, no raw path (paths hold
 //! ids), only route templates and fixed words. The pool numbers come from

@@ -61,10 +61,7 @@ impl Crm {
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => p.migrate().await,
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(p) => {
-                crate::storage::sqlite::migrator().run(p).await?;
-                Ok(())
-            }
+            Pool::Sqlite(p) => p.migrate().await,
         }
     }
 
@@ -77,20 +74,10 @@ impl Crm {
                 p.applied_migrations().await?,
             ),
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(p) => {
-                let rows: std::result::Result<Vec<(i64,)>, sqlx::Error> =
-                    sqlx::query_as("select version from _crm_migrations where success")
-                        .fetch_all(p)
-                        .await;
-                let applied = match rows {
-                    Ok(rows) => rows.into_iter().map(|(v,)| v).collect(),
-                    Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => {
-                        Vec::new()
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                (crate::storage::sqlite::migrator(), applied)
-            }
+            Pool::Sqlite(p) => (
+                crate::storage::sqlite::migrator(),
+                p.applied_migrations().await?,
+            ),
         };
         Ok(migrator
             .iter()

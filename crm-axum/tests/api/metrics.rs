@@ -348,14 +348,14 @@ async fn metrics_count_requests_by_route_template_never_tenant_data(crm: Crm) {
             .any(|s| s.name == "crm_db_pool_idle_connections" && s.labels == label_set(&pool)),
         "{text}"
     );
-    if backend == "postgres" {
-        assert_eq!(types["crm_db_pool_acquire_waits_total"], "counter");
-        assert!(
-            after
-                .iter()
-                .any(|s| s.name == "crm_db_pool_pending_acquires")
-        );
-    }
+    // Both backends' pools count the checkouts that waited.
+    assert_eq!(types["crm_db_pool_acquire_waits_total"], "counter");
+    assert_eq!(types["crm_db_pool_acquire_timeouts_total"], "counter");
+    assert!(
+        after
+            .iter()
+            .any(|s| s.name == "crm_db_pool_pending_acquires" && s.labels == label_set(&pool))
+    );
 
     // No tenant data in any label: no id, no email, no slug, no organization name.
     for s in &after {

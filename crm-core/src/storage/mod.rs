@@ -6,6 +6,7 @@
 //! nothing below it can forget the tenant.
 
 mod dialect;
+mod pooled;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 mod settings;
@@ -71,7 +72,7 @@ pub(crate) enum Pool {
     #[cfg(feature = "postgres")]
     Postgres(postgres::PgPool),
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(sqlite::SqlitePool),
 }
 
 impl Pool {
@@ -134,7 +135,7 @@ impl Pool {
             #[cfg(feature = "postgres")]
             Pool::Postgres(p) => p.stats(),
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(p) => sqlite::stats(p),
+            Pool::Sqlite(p) => p.stats(),
         }
     }
 
@@ -154,7 +155,7 @@ pub(crate) enum Session {
     #[cfg(feature = "postgres")]
     Postgres(postgres::PgSession),
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Sqlite(sqlite::PooledConn),
 }
 
 impl Session {
@@ -164,7 +165,7 @@ impl Session {
             #[cfg(feature = "postgres")]
             Session::Postgres(c) => Conn::PostgresSession(c),
             #[cfg(feature = "sqlite")]
-            Session::Sqlite(c) => Conn::Sqlite(&mut *c),
+            Session::Sqlite(c) => c.conn(),
         }
     }
 
@@ -176,20 +177,18 @@ impl Session {
             #[cfg(feature = "postgres")]
             Session::Postgres(c) => c.in_transaction(),
             #[cfg(feature = "sqlite")]
-            Session::Sqlite(c) => Conn::Sqlite(&mut *c),
+            Session::Sqlite(c) => c.conn(),
         }
     }
 
     /// Starts a transaction. On SQLite it is `BEGIN IMMEDIATE`, so two writers queue on the
     /// busy timeout instead of failing when a read lock would have to be upgraded.
     pub(crate) async fn begin(&mut self) -> Result<Tx<'_>> {
-        #[cfg(feature = "sqlite")]
-        use sqlx::Connection as _;
         match self {
             #[cfg(feature = "postgres")]
             Session::Postgres(c) => c.begin().await,
             #[cfg(feature = "sqlite")]
-            Session::Sqlite(c) => Ok(Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?)),
+            Session::Sqlite(c) => c.begin().await,
         }
     }
 
@@ -200,7 +199,7 @@ impl Session {
             #[cfg(feature = "postgres")]
             Session::Postgres(c) => c.discard(),
             #[cfg(feature = "sqlite")]
-            Session::Sqlite(mut c) => c.close_on_drop(),
+            Session::Sqlite(c) => c.discard(),
         }
     }
 }
@@ -239,7 +238,10 @@ pub(crate) enum Tx<'c> {
         &'c std::sync::atomic::AtomicBool,
     ),
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::Transaction<'c, sqlx::Sqlite>),
+    Sqlite(
+        sqlx::Transaction<'c, sqlx::Sqlite>,
+        &'c std::sync::atomic::AtomicBool,
+    ),
     /// A savepoint of a unit of work's transaction.
     Savepoint(Conn<'c>),
 }
@@ -250,7 +252,7 @@ impl Tx<'_> {
             #[cfg(feature = "postgres")]
             Tx::Postgres(tx, broken) => Conn::Postgres(&mut *tx, broken),
             #[cfg(feature = "sqlite")]
-            Tx::Sqlite(tx) => Conn::Sqlite(&mut *tx),
+            Tx::Sqlite(tx, broken) => Conn::Sqlite(&mut *tx, broken),
             Tx::Savepoint(c) => c.reborrow(),
         }
     }
@@ -278,9 +280,9 @@ impl Tx<'_> {
     pub(crate) async fn rollback(self) -> Result<()> {
         match self {
             #[cfg(feature = "postgres")]
-            Tx::Postgres(tx, broken) => tx.rollback().await.map_err(|e| postgres::track(e, broken)),
+            Tx::Postgres(tx, broken) => tx.rollback().await.map_err(|e| pooled::track(e, broken)),
             #[cfg(feature = "sqlite")]
-            Tx::Sqlite(tx) => Ok(tx.rollback().await?),
+            Tx::Sqlite(tx, broken) => tx.rollback().await.map_err(|e| pooled::track(e, broken)),
             Tx::Savepoint(mut c) => unit::rollback_to(&mut c).await,
         }
     }
@@ -288,9 +290,9 @@ impl Tx<'_> {
     async fn commit(self) -> Result<()> {
         match self {
             #[cfg(feature = "postgres")]
-            Tx::Postgres(tx, broken) => tx.commit().await.map_err(|e| postgres::track(e, broken)),
+            Tx::Postgres(tx, broken) => tx.commit().await.map_err(|e| pooled::track(e, broken)),
             #[cfg(feature = "sqlite")]
-            Tx::Sqlite(tx) => Ok(tx.commit().await?),
+            Tx::Sqlite(tx, broken) => tx.commit().await.map_err(|e| pooled::track(e, broken)),
             Tx::Savepoint(mut c) => unit::release(&mut c).await,
         }
     }
@@ -301,21 +303,23 @@ pub(crate) enum OwnerSession {
     #[cfg(feature = "postgres")]
     Postgres(sqlx::PgConnection, std::sync::atomic::AtomicBool),
     #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Sqlite(sqlite::PooledConn),
 }
 
 impl OwnerSession {
     /// Starts a transaction, as [`Session::begin`] does.
     pub(crate) async fn begin(&mut self) -> Result<Tx<'_>> {
-        use sqlx::Connection as _;
         match self {
             #[cfg(feature = "postgres")]
-            OwnerSession::Postgres(c, broken) => match c.begin().await {
-                Ok(tx) => Ok(Tx::Postgres(tx, broken)),
-                Err(e) => Err(postgres::track(e, broken)),
-            },
+            OwnerSession::Postgres(c, broken) => {
+                use sqlx::Connection as _;
+                match c.begin().await {
+                    Ok(tx) => Ok(Tx::Postgres(tx, broken)),
+                    Err(e) => Err(pooled::track(e, broken)),
+                }
+            }
             #[cfg(feature = "sqlite")]
-            OwnerSession::Sqlite(c) => Ok(Tx::Sqlite(c.begin_with("BEGIN IMMEDIATE").await?)),
+            OwnerSession::Sqlite(c) => c.begin().await,
         }
     }
 }
@@ -332,8 +336,12 @@ pub(crate) enum Conn<'c> {
     /// another one.
     #[cfg(feature = "postgres")]
     PostgresSession(&'c mut postgres::PgSession),
+    /// Inside a transaction or not: SQLite has no server to drop the connection.
     #[cfg(feature = "sqlite")]
-    Sqlite(&'c mut sqlx::SqliteConnection),
+    Sqlite(
+        &'c mut sqlx::SqliteConnection,
+        &'c std::sync::atomic::AtomicBool,
+    ),
 }
 
 /// Runs the same body for each backend with `$conn` bound to the driver connection and `$args`
@@ -346,7 +354,7 @@ macro_rules! dispatch {
                 let $args = postgres::args($sql.args())?;
                 let $conn = &mut **c;
                 let result: std::result::Result<_, sqlx::Error> = $body;
-                result.map_err(|e| postgres::track(e, broken))
+                result.map_err(|e| pooled::track(e, broken))
             }
             #[cfg(feature = "postgres")]
             Conn::PostgresSession(session) => {
@@ -366,11 +374,11 @@ macro_rules! dispatch {
                 }
             }
             #[cfg(feature = "sqlite")]
-            Conn::Sqlite(c) => {
+            Conn::Sqlite(c, broken) => {
                 let $args = sqlite::args($sql.args())?;
                 let $conn = &mut **c;
                 let result: std::result::Result<_, sqlx::Error> = $body;
-                Ok(result?)
+                result.map_err(|e| pooled::track(e, broken))
             }
         }
     };
@@ -385,7 +393,7 @@ impl Conn<'_> {
             #[cfg(feature = "postgres")]
             Conn::PostgresSession(s) => Conn::PostgresSession(s),
             #[cfg(feature = "sqlite")]
-            Conn::Sqlite(c) => Conn::Sqlite(c),
+            Conn::Sqlite(c, broken) => Conn::Sqlite(c, broken),
         }
     }
 
@@ -417,7 +425,7 @@ impl Conn<'_> {
             #[cfg(feature = "postgres")]
             Conn::Postgres(..) | Conn::PostgresSession(_) => Backend::Postgres,
             #[cfg(feature = "sqlite")]
-            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Sqlite(..) => Backend::Sqlite,
         }
     }
 

@@ -34,6 +34,7 @@ use sqlx::types::Json;
 use sqlx::{Arguments as _, Connection as _, PgConnection};
 use uuid::Uuid;
 
+use super::pooled::{self, is_dropped, track};
 use super::{Arg, Tx};
 use crate::error::{Error, Result};
 use crate::storage::PoolSettings;
@@ -58,8 +59,6 @@ pub(crate) struct PgPool {
     dropped: std::sync::Arc<AtomicU64>,
     /// For migrations, which run with the URL's own role on a connection of their own.
     options: std::sync::Arc<PgConnectOptions>,
-    /// The most connections the pool opens.
-    max_size: u32,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -175,22 +174,11 @@ impl PgPool {
                 .map_or_else(|| "0".to_owned(), |t| format!("{}ms", t.as_millis().max(1))),
             dropped: dropped.clone(),
         };
-        let pool = bb8::Pool::builder()
-            .max_size(settings.max_connections)
-            .min_idle(Some(settings.min_connections).filter(|n| *n > 0))
-            .connection_timeout(settings.acquire_timeout)
-            .idle_timeout(settings.idle_timeout)
-            .max_lifetime(settings.max_lifetime)
-            // A ping per checkout would double the round trips of every read; broken
-            // connections are detected from the errors they return instead.
-            .test_on_check_out(false)
-            .build(manager)
-            .await?;
+        let pool = pooled::build(manager, settings).await?;
         Ok(Self {
             pool,
             dropped,
             options: std::sync::Arc::new(options),
-            max_size: settings.max_connections,
         })
     }
 
@@ -208,10 +196,7 @@ impl PgPool {
     pub(crate) async fn tenant(&self, tenant: Option<Uuid>) -> Result<PooledConn> {
         let mut attempts = self.redials();
         loop {
-            let mut c = self.pool.get_owned().await.map_err(|e| match e {
-                bb8::RunError::User(e) => Error::from(e),
-                bb8::RunError::TimedOut => Error::Unavailable(sqlx::Error::PoolTimedOut),
-            })?;
+            let mut c = pooled::checkout(&self.pool).await?;
             // Connections older than the last drop the server caused: make sure of this one.
             let dropped = self.dropped.load(Ordering::Relaxed);
             let alive = if c.checked < dropped {
@@ -234,17 +219,7 @@ impl PgPool {
 
     /// What bb8 reports: open and idle connections, and how often a checkout had to wait.
     pub(crate) fn stats(&self) -> super::PoolStats {
-        let state = self.pool.state();
-        let s = &state.statistics;
-        super::PoolStats {
-            backend: super::Backend::Postgres,
-            connections: state.connections,
-            idle: state.idle_connections,
-            max_connections: self.max_size,
-            pending: Some(s.pending_gets()),
-            waits: Some(s.get_waited),
-            timeouts: Some(s.get_timed_out),
-        }
+        pooled::stats(super::Backend::Postgres, &self.pool)
     }
 
     /// How many dropped connections a call skips before it gives up: a whole pool of them, after
@@ -452,32 +427,6 @@ impl PgSession {
             Err(e) => Err(track(e, broken)),
         }
     }
-}
-
-/// Whether `e` says the server dropped the connection before the statement ran to an end: it
-/// is gone (I/O), or the server terminated the session (`admin_shutdown`, `crash_shutdown`,
-/// `cannot_connect_now`, connection exceptions of class `08`).
-fn is_dropped(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
-        _ => false,
-    }
-}
-
-/// Marks the connection broken when `e` says it is, and converts the error.
-pub(crate) fn track(e: sqlx::Error, broken: &AtomicBool) -> Error {
-    if is_dropped(&e)
-        || matches!(
-            e,
-            sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed
-        )
-    {
-        broken.store(true, Ordering::Relaxed);
-    }
-    Error::from(e)
 }
 
 /// Binds the values of a statement as PostgreSQL arguments.

@@ -20,13 +20,13 @@ pub struct PoolStats {
     /// The most connections the pool opens ([`crate::PoolSettings::max_connections`]; one for an
     /// in-memory SQLite database).
     pub max_connections: u32,
-    /// Callers waiting for a connection right now. `None` where the pool does not tell
-    /// (SQLite's).
+    /// Callers waiting for a connection right now. `None` where a pool does not tell (both
+    /// backends' pools do).
     pub pending: Option<u64>,
-    /// Checkouts that found no idle connection and had to wait for one (PostgreSQL). `None`
-    /// where the pool does not count them (SQLite's).
+    /// Checkouts that found no idle connection and had to wait for one. `None` where a pool
+    /// does not count them (both backends' pools do).
     pub waits: Option<u64>,
-    /// Checkouts that waited longer than the acquire timeout and failed (PostgreSQL). `None`
-    /// where the pool does not count them (SQLite's).
+    /// Checkouts that waited longer than the acquire timeout and failed. `None` where a pool
+    /// does not count them (both backends' pools do).
     pub timeouts: Option<u64>,
 }
