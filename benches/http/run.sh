@@ -5,8 +5,8 @@
 # SELECTs that GET by id and the list page send.
 #
 # Besides requests/s and latency, each run reports the CPU it cost: the server's process CPU
-# time and the sum over every PostgreSQL process (/proc/PID/stat, user + system), divided by
-# the requests served. wrk's own CPU is not counted.
+# time and the sum over the PostgreSQL backends serving its database (/proc/PID/stat, user +
+# system), divided by the requests served. wrk's own CPU is not counted.
 #
 # Loopback only, bounded in time (DURATION per run). Everything shares this machine's cores.
 #
@@ -90,13 +90,11 @@ ticks() {
     done
     echo "$total"
 }
-# CPU ticks of PostgreSQL: every live postgres process, plus what the postmaster collected
-# from its children that exited (fields 16 and 17: backends that came and went count too).
-postgres_ticks() {
-    local master f
-    master=$(pgrep -o -x postgres) || { echo 0; return; }
-    read -r -a f <"/proc/$master/stat"
-    echo $(($(ticks $(pgrep -x postgres)) + f[15] + f[16]))
+# The PostgreSQL backends serving this database (the server's pool, or pgbench's clients):
+# other databases' work on the same cluster is not counted, nor are the background processes.
+backends() {
+    psql -h 127.0.0.1 -U postgres -d "$DB" -Atc \
+        "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
 }
 
 # CPU microseconds per request from a tick difference.
@@ -114,10 +112,12 @@ wrk_run() { # name, extra wrk args...
         perf record -q -F 2000 -o "/tmp/crm-perf-${name%% *}.data" -p "$SERVER" >/dev/null 2>&1 &
         perf_pid=$!
     fi
-    local s0 p0 out s1 p1
-    s0=$(ticks "$SERVER"); p0=$(postgres_ticks)
+    local s0 p0 out s1 p1 pg
+    # The pool is open after the warm-up; without one, these are the connections that exist.
+    mapfile -t pg < <(backends)
+    s0=$(ticks "$SERVER"); p0=$(ticks "${pg[@]}")
     out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -H "authorization: Bearer $TOKEN" "$@")
-    s1=$(ticks "$SERVER"); p1=$(postgres_ticks)
+    s1=$(ticks "$SERVER"); p1=$(ticks "${pg[@]}")
     [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
     local requests rps p50 p99 errors server_us pg_us
     requests=$(awk '/requests in/ {print $1}' <<<"$out")
@@ -183,17 +183,21 @@ done
 echo "select * from contacts where organization_id = '$ORG_ID' and not is_deleted order by id asc limit 51;" >"$WORK/list.sql"
 pgbench_run() { # name, pgbench script args...
     local name=$1; shift
-    local p0 p1 out tps lat tx
-    p0=$(postgres_ticks)
-    out=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$CONNS" -j 2 -T "${DURATION%s}" "$@" "$DB" 2>/dev/null)
-    # pgbench's backends have exited: let the postmaster collect them.
-    sleep 0.5
-    p1=$(postgres_ticks)
+    local out tps lat pg used seconds=${DURATION%s}
+    # pgbench's backends start with it and end with it: their CPU is read a second before the
+    # end (from their start), against the transactions of that long at the run's rate.
+    pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$CONNS" -j 2 -T "$seconds" "$@" "$DB" \
+        >"$WORK/pgbench.out" 2>/dev/null &
+    local pgbench=$!
+    sleep $((seconds - 1))
+    mapfile -t pg < <(backends)
+    used=$(ticks "${pg[@]}")
+    wait "$pgbench"
+    out=$(cat "$WORK/pgbench.out")
     tps=$(awk '/^tps/ {printf "%.0f", $3; exit}' <<<"$out")
     lat=$(awk '/^latency average/ {print $4" "$5; exit}' <<<"$out")
-    tx=$(awk '/^number of transactions actually processed/ {print $6; exit}' <<<"$out")
-    tx=${tx%%/*}
-    printf '| %-22s | %10s | avg %s | | | %7s |\n' "pgbench $name" "$tps" "$lat" "$(per_request $((p1 - p0)) "$tx")"
+    local tx=$((tps * (seconds - 1)))
+    printf '| %-22s | %10s | avg %s | | | %7s |\n' "pgbench $name" "$tps" "$lat" "$(per_request "$used" "$tx")"
 }
 if [[ " $RUNS " == *" get "* ]]; then pgbench_run "GET SELECT" "${get_scripts[@]}"; fi
 if [[ " $RUNS " == *" list "* ]]; then pgbench_run "list SELECT" -f "$WORK/list.sql"; fi
