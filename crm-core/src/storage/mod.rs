@@ -13,6 +13,8 @@ mod settings;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
+#[cfg(all(test, feature = "sqlite"))]
+mod sqlite_pool_tests;
 mod stats;
 mod unit;
 
