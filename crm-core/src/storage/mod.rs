@@ -13,7 +13,8 @@ mod settings;
 mod sql;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
-#[cfg(all(test, feature = "sqlite"))]
+#[cfg(test)]
+#[cfg(feature = "sqlite")]
 mod sqlite_pool_tests;
 mod stats;
 mod unit;
