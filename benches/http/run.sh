@@ -15,11 +15,17 @@
 #   RUNS="get list" MODES=rls benches/http/run.sh    # some runs only
 #   SMOKE=1 benches/http/run.sh         # CI: the debug build, 1 org x 200 contacts, 2 s per run
 #
-# Other knobs: SSLMODE (of the server's and pgbench's connections, default disable), RUST_LOG (the server's log filter; default: the server's own default, `info`,
-# one line per request into a file), CRM_POOL_MAX_CONNECTIONS (the server's pool), PORT (0: a
-# free one),
-# CRM_LOAD_DB (the database, created and seeded on first use), PROFILE (release or debug),
-# CRM_BIN (a crm binary to run instead of building one), PERF=1 (record a perf profile of the server during each run into /tmp/crm-perf-RUN.data).
+# Other knobs:
+#   SSLMODE                   of the server's and pgbench's connections (default disable)
+#   RUST_LOG                  the server's log filter (default: its own, `info`, a line per
+#                             request into a file)
+#   CRM_POOL_MAX_CONNECTIONS  the server's pool
+#   PORT                      the server's port (0: a free one)
+#   CRM_LOAD_DB               the database, created and seeded on first use
+#   PROFILE                   release or debug
+#   CRM_BIN                   a crm binary to run instead of building one
+#   RUNS, MODES, WARMUP       which runs (healthz get list search create), rls / no-rls, warm-up s
+#   PERF=1                    a perf profile of the server per run, /tmp/crm-perf-RUN.data
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
