@@ -285,7 +285,7 @@ async fn import<E: Entity>(t: &Tenant, args: &ImportArgs, out: Output) -> anyhow
         // With --skip-invalid, a clean batch is written at once; only a batch that fails is
         // checked row by row to set its bad rows aside.
         if write_now && !news.is_empty() {
-            match t.records::<E>().create_many(news.clone()).await {
+            match t.records::<E>().import(news.clone()).await {
                 Ok(created) => {
                     report.imported += created.len() as u64;
                     bar.set_position(records.reader().position().byte());
@@ -307,7 +307,7 @@ async fn import<E: Entity>(t: &Tenant, args: &ImportArgs, out: Output) -> anyhow
             }
         }
         if write_now && !valid.is_empty() {
-            report.imported += t.records::<E>().create_many(valid).await?.len() as u64;
+            report.imported += t.records::<E>().import(valid).await?.len() as u64;
         }
         bar.set_position(records.reader().position().byte());
     }
@@ -343,7 +343,7 @@ async fn import<E: Entity>(t: &Tenant, args: &ImportArgs, out: Output) -> anyhow
                     if news.is_empty() {
                         return Ok(imported);
                     }
-                    imported += t.records::<E>().create_many(news).await?.len() as u64;
+                    imported += t.records::<E>().import(news).await?.len() as u64;
                     bar_ref.set_position(records.reader().position().byte());
                 }
             })

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::organizations::OrganizationId;
 use crate::record::{Page, Referable};
-use crate::storage::{Conn, Sql};
+use crate::storage::{Conn, Rows, Sql};
 use crate::tenant::Tenant;
 use crate::time::now;
 
@@ -133,36 +133,33 @@ pub(crate) async fn append_many(
         Actor::System => "system",
     };
     let position = feed_position(conn, ctx).await?;
-    // Twelve parameters a row at most; PostgreSQL takes at most 65,535 per statement.
-    for chunk in entries.chunks(3_000) {
-        let mut q = Sql::new(match position {
-            None => {
-                "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at, request_id) values "
-            }
-            Some(_) => {
-                "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at, request_id, position) values "
-            }
-        });
-        for (i, e) in chunk.iter().enumerate() {
-            q.push(if i == 0 { "(" } else { ", (" });
-            q.bind(ctx.organization_id())
-                .push(", ")
-                .bind(EventId::new());
-            q.push(", ").bind(entity).push(", ").bind(e.record_id);
-            q.push(", ")
-                .bind(e.action.as_str())
-                .push(", ")
-                .bind(actor_kind);
-            q.push(", ")
-                .bind(ctx.actor().id())
-                .push(", ")
-                .bind(Value::Object(e.changes.clone()));
-            q.push(", ").bind(at).push(", ").bind(ctx.request_id());
-            if let Some(p) = position {
-                q.push(", ").bind(p);
-            }
-            q.push(")");
+    let mut columns = vec![
+        "organization_id",
+        "id",
+        "entity",
+        "record_id",
+        "action",
+        "actor_kind",
+        "actor_id",
+        "changes",
+        "occurred_at",
+        "request_id",
+    ];
+    if position.is_some() {
+        columns.push("position");
+    }
+    let mut rows = Rows::new("events", columns, entries.len());
+    for e in entries {
+        rows.push(ctx.organization_id()).push(EventId::new());
+        rows.push(entity.to_owned()).push(e.record_id);
+        rows.push(e.action.as_str()).push(actor_kind);
+        rows.push(ctx.actor().id()).push(Value::Object(e.changes));
+        rows.push(at).push(ctx.request_id());
+        if let Some(p) = position {
+            rows.push(p);
         }
+    }
+    for q in rows.statements(conn.backend(), "")? {
         conn.execute(&q).await?;
     }
     Ok(())

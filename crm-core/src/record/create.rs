@@ -7,14 +7,15 @@ use super::checks::{checked, validate};
 use super::entity::{Entity, Operation, WriteContext};
 use super::fields::Kind;
 use super::link::{check_links, link_of, missing_links};
-use super::row::Record;
+use super::row::{COMMON_FIELDS, Record};
 use super::service::Records;
 use super::values::{column_arg, field, from_object, to_object};
 use crate::custom_fields::CustomValues;
 use crate::custom_fields::{self, Definitions};
 use crate::error::{Error, FieldError, Result};
 use crate::events::{self, Action};
-use crate::storage::{Sql, Tx};
+use crate::id::Id;
+use crate::storage::{Rows, Tx};
 use crate::time::now;
 
 /// A new record, checked and ready to insert.
@@ -65,14 +66,50 @@ impl<E: Entity> Records<'_, E> {
     }
 
     /// Creates many records in one transaction: all or none. Every record is checked as by
-    /// [`Records::create`]; the statements are batched (many rows per `insert`), so this is the
-    /// path for imports and seeding.
+    /// [`Records::create`]; the statements are batched (one per batch on PostgreSQL, many rows
+    /// per statement on SQLite).
     ///
     /// # Errors
     /// [`Error::Validation`] with every problem of every record, fields prefixed by the
     /// record's index (`[3].name`); [`Error::NotFound`] for a dangling link.
     #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org(), n = items.len()))]
     pub async fn create_many(&self, items: Vec<E::New>) -> Result<Vec<Record<E>>> {
+        Ok(self.insert_many(items, true).await?.1)
+    }
+
+    /// [`Records::create_many`] that answers only the new ids, in the order of `items`: the
+    /// database does not send the records back, which makes it the path for imports and
+    /// seeding. Checks, events and the change feed are the same.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use crm_core::{Crm, NewContact, NewOrganization, TenantContext};
+    ///
+    /// let crm = Crm::connect("sqlite::memory:").await?;
+    /// let org = crm.organizations().create(NewOrganization { name: "Acme".into(), ..Default::default() }).await?;
+    /// let t = crm.tenant(&TenantContext::system(org.id));
+    /// let new = (0..3).map(|i| NewContact { last_name: Some(format!("Doe {i}")), ..Default::default() });
+    /// let ids = t.contacts().import(new.collect()).await?;
+    /// assert_eq!(t.contacts().get(ids[2]).await?.last_name.as_deref(), Some("Doe 2"));
+    /// # Ok::<_, crm_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Records::create_many`].
+    #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org(), n = items.len()))]
+    pub async fn import(&self, items: Vec<E::New>) -> Result<Vec<Id<E>>> {
+        let (ids, _) = self.insert_many(items, false).await?;
+        Ok(ids.into_iter().map(Id::from_uuid).collect())
+    }
+
+    /// Checks and inserts `items` in one transaction: their ids, and the records as stored when
+    /// `read_back`.
+    async fn insert_many(
+        &self,
+        items: Vec<E::New>,
+        read_back: bool,
+    ) -> Result<(Vec<Uuid>, Vec<Record<E>>)> {
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
         let out = async {
@@ -93,7 +130,9 @@ impl<E: Entity> Records<'_, E> {
             if !errors.is_empty() {
                 return Err(Error::Validation(errors));
             }
-            self.insert_prepared(&mut tx, rows).await
+            let ids = rows.iter().map(|r| r.id).collect();
+            let records = self.insert_prepared(&mut tx, rows, read_back).await?;
+            Ok((ids, records))
         }
         .await;
         tx.settle(out).await
@@ -144,7 +183,7 @@ impl<E: Entity> Records<'_, E> {
     }
 
     async fn insert_one(&self, tx: &mut Tx<'_>, row: Prepared) -> Result<Record<E>> {
-        let mut records = self.insert_prepared(tx, vec![row]).await?;
+        let mut records = self.insert_prepared(tx, vec![row], true).await?;
         records
             .pop()
             .ok_or_else(|| Error::Internal("an insert returned no row".into()))
@@ -191,51 +230,49 @@ impl<E: Entity> Records<'_, E> {
         })
     }
 
-    /// Inserts prepared records, many rows per statement, and their events.
+    /// Inserts prepared records, many rows per statement, and their events; reads the records
+    /// back when `read_back` (otherwise the answer is empty: the caller has the ids).
     async fn insert_prepared(
         &self,
         tx: &mut Tx<'_>,
         rows: Vec<Prepared>,
+        read_back: bool,
     ) -> Result<Vec<Record<E>>> {
         let links: Vec<_> = rows.iter().flat_map(|r| r.links.iter().copied()).collect();
         check_links(&mut tx.conn(), self.org(), &links).await?;
 
         let at = now();
         let actor = self.ctx().actor().id();
-        // Seven common parameters a row plus the columns; SQLite takes at most 32,766 per
-        // statement, PostgreSQL 65,535.
-        let per_statement = (30_000 / (E::COLUMNS.len() + 7)).max(1);
-        let mut records = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(per_statement) {
-            let mut q = Sql::new("insert into ");
-            q.push(E::TABLE).push(
-                " (organization_id, id, created_at, updated_at, created_by, updated_by, version, is_deleted, custom_fields",
-            );
+        // The common columns up to `is_deleted` (the trash columns stay null), then the
+        // record's own.
+        let mut columns = COMMON_FIELDS[..8].to_vec();
+        columns.push("custom_fields");
+        columns.extend(E::COLUMNS.iter().map(|c| c.name));
+        let mut table = Rows::new(E::TABLE, columns, rows.len());
+        for row in &rows {
+            table.push(row.id).push(self.org());
+            table.push(at).push(at).push(actor).push(actor);
+            table.push(1_i64).push(false);
+            table.push(Value::Object(row.custom.clone()));
             for c in E::COLUMNS {
-                q.push(", ").push(c.name);
+                table.push(column_arg(c, &row.values)?);
             }
-            q.push(") values ");
-            for (i, row) in chunk.iter().enumerate() {
-                q.push(if i == 0 { "(" } else { ", (" });
-                q.bind(self.org()).push(", ").bind(row.id);
-                q.push(", ").bind(at).push(", ").bind(at);
-                q.push(", ").bind(actor).push(", ").bind(actor);
-                q.push(", 1, false, ")
-                    .bind(Value::Object(row.custom.clone()));
-                for c in E::COLUMNS {
-                    q.push(", ").bind(column_arg(c, &row.values)?);
-                }
-                q.push(")");
-            }
-            q.push(" returning *");
-            let mut inserted: Vec<Record<E>> = tx.conn().fetch_all(&q).await?;
-            // `returning` does not promise the order of `values`.
-            inserted.sort_by_key(|r| r.id);
-            records.extend(inserted);
         }
-        let order: std::collections::HashMap<Uuid, usize> =
-            rows.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
-        records.sort_by_key(|r| order.get(&r.id.uuid()).copied().unwrap_or(usize::MAX));
+        let mut records = Vec::with_capacity(if read_back { rows.len() } else { 0 });
+        let backend = tx.conn().backend();
+        for q in table.statements(backend, if read_back { " returning *" } else { "" })? {
+            if read_back {
+                records.extend(tx.conn().fetch_all::<Record<E>>(&q).await?);
+            } else {
+                tx.conn().execute(&q).await?;
+            }
+        }
+        if read_back {
+            // `returning` does not promise the order of the rows.
+            let order: std::collections::HashMap<Uuid, usize> =
+                rows.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+            records.sort_by_key(|r| order.get(&r.id.uuid()).copied().unwrap_or(usize::MAX));
+        }
 
         let entries = rows
             .into_iter()

@@ -9,6 +9,7 @@ mod dialect;
 mod pooled;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
+mod rows;
 mod settings;
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -19,6 +20,7 @@ mod sqlite_pool_tests;
 mod stats;
 mod unit;
 
+pub(crate) use rows::Rows;
 pub use settings::{MAX_CONNECTIONS_ENV, PoolSettings, STATEMENT_TIMEOUT_ENV};
 pub(crate) use sql::{Arg, FieldKey, Sql, escape_like};
 pub use stats::PoolStats;

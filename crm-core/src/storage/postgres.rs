@@ -35,6 +35,7 @@ use sqlx::{Arguments as _, Connection as _, PgConnection};
 use uuid::Uuid;
 
 use super::pooled::{self, is_dropped, track};
+use super::rows::Array;
 use super::{Arg, Tx};
 use crate::error::{Error, Result};
 use crate::storage::PoolSettings;
@@ -442,6 +443,18 @@ pub(crate) fn args(values: &[Arg]) -> Result<PgArguments> {
             Arg::Time(v) => out.add(*v),
             Arg::Date(v) => out.add(*v),
             Arg::Json(v) => out.add(v.as_ref().map(Json)),
+            Arg::Array(a) => match a {
+                Array::Uuid(v) => out.add(v),
+                Array::Text(v) => out.add(v),
+                Array::Int(v) => out.add(v),
+                Array::Float(v) => out.add(v),
+                Array::Bool(v) => out.add(v),
+                Array::Time(v) => out.add(v),
+                Array::Date(v) => out.add(v),
+                Array::Json(v) => {
+                    out.add(v.iter().map(|v| v.as_ref().map(Json)).collect::<Vec<_>>())
+                }
+            },
         };
         r.map_err(|e| Error::Storage(sqlx::Error::Encode(e)))?;
     }

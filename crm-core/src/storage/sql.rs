@@ -27,6 +27,8 @@ pub(crate) enum Arg {
     Time(Option<DateTime<Utc>>),
     Date(Option<NaiveDate>),
     Json(Option<Value>),
+    /// One column of many rows (PostgreSQL only: see `rows.rs`).
+    Array(super::rows::Array),
 }
 
 macro_rules! arg_from {

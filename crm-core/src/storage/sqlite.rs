@@ -233,6 +233,9 @@ pub(crate) fn args(values: &[Arg]) -> Result<SqliteArguments> {
             Arg::Time(v) => out.add(*v),
             Arg::Date(v) => out.add(*v),
             Arg::Json(v) => out.add(v.clone().map(Json)),
+            Arg::Array(_) => {
+                return Err(Error::Internal("SQLite takes no array parameters".into()));
+            }
         };
         r.map_err(|e| Error::Storage(sqlx::Error::Encode(e)))?;
     }

@@ -321,5 +321,89 @@ mod batch {
         assert!(t.contacts().list(&q).await.unwrap().data.is_empty());
     }
 
-    crate::on_both_backends!(create_many_is_all_or_nothing);
+    /// `import` writes rows, events and feed entries exactly as `create_many` does (one
+    /// `unnest` statement a batch on PostgreSQL), only without reading the records back.
+    async fn import_writes_what_create_many_writes(crm: crm_core::Crm) {
+        let org = Org::new(&crm, "Acme").await;
+        let t = org.admin(&crm);
+        let account = t.account("Parent").await;
+        let new = |i: usize| {
+            let mut c = NewContact {
+                first_name: (!i.is_multiple_of(3)).then(|| format!("Zoë {i}")),
+                last_name: Some(format!("c{i:04}")),
+                email: Some(format!("c{i}@example.test")),
+                account_id: i.is_multiple_of(2).then_some(account.id),
+                ..Default::default()
+            };
+            if i.is_multiple_of(4) {
+                c.custom_fields
+                    .insert("note".into(), serde_json::json!("x"));
+            }
+            c
+        };
+        t.custom_fields()
+            .define(
+                crm_core::EntityKind::Contact,
+                crm_core::NewCustomField::new("note", "Note", crm_core::CustomFieldType::Text),
+            )
+            .await
+            .unwrap();
+        let created = t
+            .contacts()
+            .create_many((0..50).map(new).collect())
+            .await
+            .unwrap();
+        let mut cursor = Some(t.changes().head().await.unwrap());
+        let ids = t
+            .contacts()
+            .import((0..2_600).map(new).collect())
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 2_600);
+        for (i, c) in created.iter().enumerate() {
+            let imported = t.contacts().get(ids[i]).await.unwrap();
+            assert_eq!(imported.last_name, c.last_name, "in input order");
+            assert_eq!(imported.first_name, c.first_name);
+            assert_eq!(imported.email, c.email);
+            assert_eq!(imported.account_id, c.account_id);
+            assert_eq!(imported.custom_fields, c.custom_fields);
+            assert_eq!((imported.version, imported.is_deleted), (1, false));
+            assert_eq!(imported.created_at, imported.updated_at);
+        }
+        let history = t.contacts().history(ids[7], None, 10, None).await.unwrap();
+        let mut fields: Vec<_> = history.data.iter().map(|h| h.field.as_str()).collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["email", "first_name", "last_name"]);
+        assert!(
+            history
+                .data
+                .iter()
+                .all(|h| h.write.action == crm_core::Action::Created
+                    && h.write.id == history.data[0].write.id),
+            "one created event per record"
+        );
+        let mut fed = 0;
+        loop {
+            let page = t.changes().after(cursor.as_deref(), 1_000).await.unwrap();
+            fed += page.data.len();
+            cursor = page.data.last().map(|c| c.cursor.clone()).or(cursor);
+            if page.next_cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(fed, 2_600, "every import is in the feed");
+
+        // A dangling link: nothing of the batch is written.
+        let mut bad: Vec<_> = (0..3).map(|i| new(10_000 + i)).collect();
+        bad[2].account_id = Some(crm_core::AccountId::new());
+        let err = t.contacts().import(bad).await.unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+        let q = crm_core::ListQuery::default().filter("last_name", crm_core::Op::Eq, "c10000");
+        assert!(t.contacts().list(&q).await.unwrap().data.is_empty());
+    }
+
+    crate::on_both_backends!(
+        create_many_is_all_or_nothing,
+        import_writes_what_create_many_writes
+    );
 }
