@@ -4,14 +4,20 @@ use anyhow::Context as _;
 use crm_core::{Crm, Organization, OrganizationId, Tenant, TenantContext};
 
 /// Connects to `url`; applies pending migrations when `migrate`; keeps the URL's role on
-/// PostgreSQL when `no_rls`.
-pub(crate) async fn connect(url: &str, migrate: bool, no_rls: bool) -> anyhow::Result<Crm> {
+/// PostgreSQL when `no_rls`; enqueues to and works the job queue `job_queue`.
+pub(crate) async fn connect(
+    url: &str,
+    migrate: bool,
+    no_rls: bool,
+    job_queue: &str,
+) -> anyhow::Result<Crm> {
     // CRM_STATEMENT_TIMEOUT_MS bounds each PostgreSQL statement (default 30 s).
     let settings = crm_core::PoolSettings::from_env()?;
     let builder = Crm::builder()
         .database_url(url)
         .pool(settings)
-        .migrate(migrate);
+        .migrate(migrate)
+        .job_queue(job_queue);
     let builder = if no_rls {
         builder.postgres_role(None)
     } else {

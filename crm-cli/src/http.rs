@@ -53,6 +53,11 @@ pub(crate) struct ServeArgs {
     #[cfg(feature = "redis")]
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+    /// Do not run background jobs in this process (a separate `crm worker` fleet does).
+    #[arg(long, env = "CRM_NO_WORKER")]
+    no_worker: bool,
+    #[command(flatten)]
+    worker: crate::jobs::WorkerArgs,
 }
 
 /// Token commands.
@@ -150,7 +155,13 @@ pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode>
         .local_addr()
         .with_context(|| format!("binding {}:{}", args.listen, args.port))?;
     tracing::info!("listening on http://{bound} (API docs at /docs)");
+    let worker =
+        (!args.no_worker).then(|| crate::jobs::Background::start(args.worker.worker(&crm)));
     server::serve_beside(listener, app, metrics_listener, server::shutdown_signal()).await?;
+    // Requests are drained; running jobs get their grace period, waiting ones stay queued.
+    if let Some(worker) = worker {
+        worker.stop().await?;
+    }
     crm.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@
 //! Layout: `main.rs` (commands and dispatch), `connect.rs` (database and organization lookup),
 //! `entity.rs` (which entities the data commands take, and their CSV columns), `org.rs`,
 //! `user.rs`, `api_key.rs`, `http.rs` (serve, token, openapi), `seed.rs`, `import.rs`,
-//! `export.rs`, `purge.rs`.
+//! `export.rs`, `purge.rs`, `sweep.rs`, `jobs.rs` (worker and job queue).
 #![forbid(unsafe_code)]
 
 mod api_key;
@@ -15,6 +15,7 @@ mod entity;
 mod export;
 mod http;
 mod import;
+mod jobs;
 mod org;
 mod purge;
 mod seed;
@@ -46,6 +47,10 @@ struct Cli {
     /// tables' owner then bypasses row-level security: for measuring its cost only.
     #[arg(long, global = true)]
     no_rls: bool,
+    /// The job queue (its name in the job tables): instances that share a database and this
+    /// name share their jobs.
+    #[arg(long, env = "CRM_JOB_QUEUE", default_value = crm_core::DEFAULT_JOB_QUEUE, global = true)]
+    job_queue: String,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -92,6 +97,12 @@ enum Command {
     /// Delete expired Idempotency-Key records and refresh tokens (run it daily), and change-feed
     /// commits past `--keep-changes-days`.
     Sweep(sweep::SweepArgs),
+    /// Run background jobs (the daily maintenance, retries) until SIGINT/SIGTERM; `crm serve`
+    /// runs one in process unless --no-worker.
+    Worker(jobs::WorkerArgs),
+    /// See and steer the job queue.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
 }
 
 /// What a command prints: text for people, JSON with `--json`.
@@ -150,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return http::openapi(format);
     }
     if let Command::Migrate { status } = cli.command {
-        let crm = connect::connect(&cli.database_url, false, cli.no_rls).await?;
+        let crm = connect::connect(&cli.database_url, false, cli.no_rls, &cli.job_queue).await?;
         if !status {
             crm.migrate().await?;
         }
@@ -171,7 +182,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         })?;
         return Ok(ExitCode::SUCCESS);
     }
-    let crm = connect::connect(&cli.database_url, !cli.no_migrate, cli.no_rls).await?;
+    let crm = connect::connect(
+        &cli.database_url,
+        !cli.no_migrate,
+        cli.no_rls,
+        &cli.job_queue,
+    )
+    .await?;
     let code = match cli.command {
         Command::Migrate { .. } | Command::Openapi { .. } => ExitCode::SUCCESS,
         Command::ApiKey(cmd) => api_key::run(&crm, cmd, out).await?,
@@ -184,6 +201,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(&crm, args).await?,
         Command::Purge(args) => purge::run(&crm, args, out).await?,
         Command::Sweep(args) => sweep::run(&crm, args, out).await?,
+        Command::Worker(args) => return jobs::worker(crm, args).await,
+        Command::Jobs(cmd) => jobs::run(&crm, cmd, out).await?,
     };
     crm.close().await;
     Ok(code)

@@ -1,15 +1,11 @@
 //! `crm purge`: retention for the trash.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::process::ExitCode;
 
 use anyhow::bail;
 use chrono::{TimeDelta, Utc};
 use clap::Args;
-use crm_core::{
-    Crm, Entity, EntityKind, EntityVisitor, Organization, PurgeReport, Tenant, TenantContext,
-};
+use crm_core::{Crm, Organization, PurgeReport, TenantContext};
 use serde::Serialize;
 
 use crate::Output;
@@ -53,26 +49,6 @@ struct Line {
     report: PurgeReport,
 }
 
-/// Purges what of the visited kind was trashed before `cutoff` (or counts it, on a dry run).
-struct Purge<'t> {
-    tenant: &'t Tenant,
-    cutoff: chrono::DateTime<Utc>,
-    dry_run: bool,
-}
-
-impl<'t> EntityVisitor for Purge<'t> {
-    type Output = Pin<Box<dyn Future<Output = crm_core::Result<PurgeReport>> + 't>>;
-
-    fn visit<E: Entity>(self) -> Self::Output {
-        Box::pin(async move {
-            let records = self.tenant.records::<E>();
-            records
-                .purge_trashed_before(self.cutoff, self.dry_run)
-                .await
-        })
-    }
-}
-
 pub(crate) async fn run(crm: &Crm, args: PurgeArgs, out: Output) -> anyhow::Result<ExitCode> {
     let Some(cutoff) = Utc::now().checked_sub_signed(args.older_than) else {
         bail!("the retention period is too long");
@@ -85,21 +61,11 @@ pub(crate) async fn run(crm: &Crm, args: PurgeArgs, out: Output) -> anyhow::Resu
     let mut lines = Vec::new();
     for org in &orgs {
         let t = crm.tenant(&TenantContext::system(org.id));
-        // Records that others link to go last, once their referrers are gone.
-        let mut reports = Vec::new();
-        for kind in EntityKind::referrers_first() {
-            let purge = Purge {
-                tenant: &t,
-                cutoff,
-                dry_run,
-            };
-            reports.push((kind.name(), kind.visit(purge).await?));
-        }
-        for (entity, report) in reports {
+        for (kind, report) in t.purge_trash(cutoff, dry_run).await? {
             if report.purged > 0 || report.kept_linked > 0 {
                 lines.push(Line {
                     organization: org.slug.clone(),
-                    entity,
+                    entity: kind.name(),
                     report,
                 });
             }

@@ -692,6 +692,106 @@ async fn csv_imports_are_read_faithfully_and_all_or_nothing(postgres: bool) {
     assert_eq!(contacts().len(), 7, "the first two batches were undone too");
 }
 
+/// `crm jobs plan` enqueues each organization's daily jobs once; `crm worker` runs them and
+/// stops on SIGTERM; `crm jobs list|retry|cancel` show and steer them.
+async fn jobs_are_planned_worked_and_listed(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = database(dir.path(), postgres).await else {
+        return;
+    };
+    // A queue of this test's own (PostgreSQL tests share the `apalis` schema).
+    let queue = format!("cli-{}", uuid::Uuid::now_v7().simple());
+    let crm = |args: &[&str]| {
+        let mut cmd = crm(&url, args);
+        cmd.env("CRM_JOB_QUEUE", &queue);
+        cmd
+    };
+    let json = |args: &[&str]| -> Value {
+        let out = crm(&[&["--json"], args].concat()).output().unwrap();
+        serde_json::from_slice(succeeded(&out)).unwrap()
+    };
+    json(&["org", "create", "--name", "Acme"]);
+    assert_eq!(json(&["jobs", "plan"])["planned"], 3);
+    assert_eq!(json(&["jobs", "plan"])["planned"], 0, "once a day");
+    let pending = json(&["jobs", "list", "--status", "pending"]);
+    assert_eq!(pending.as_array().unwrap().len(), 3, "{pending}");
+    let bad = crm(&["jobs", "list", "--status", "asleep"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("one of pending"));
+
+    // Cancel one before any worker runs.
+    let cancelled = pending[0]["id"].as_str().unwrap().to_owned();
+    json(&["jobs", "cancel", &cancelled]);
+
+    let mut worker = std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"))
+        .args(["worker", "--no-plan"])
+        .env("DATABASE_URL", &url)
+        .env("CRM_JOB_QUEUE", &queue)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let done = json(&["jobs", "list", "--status", "done"]);
+        if done.as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not run: {done}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(worker.wait().unwrap().success(), "a stopped worker exits 0");
+
+    let all = json(&["jobs", "list"]);
+    let status = |id: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id)
+            .map(|j| j["status"].clone())
+    };
+    assert_eq!(status(&cancelled), Some(Value::from("cancelled")));
+    let text =
+        String::from_utf8(succeeded(&crm(&["jobs", "list"]).output().unwrap()).to_vec()).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    // A done job is neither retried nor cancelled; a cancelled one can be retried.
+    let done_id = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["status"] == "done")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = crm(&["jobs", "retry", &done_id]).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no dead or cancelled job"));
+    json(&["jobs", "retry", &cancelled]);
+    assert_eq!(
+        json(&["jobs", "list", "--status", "pending"])[0]["id"],
+        cancelled.as_str()
+    );
+}
+
+#[tokio::test]
+async fn sqlite_jobs_are_planned_worked_and_listed() {
+    jobs_are_planned_worked_and_listed(false).await
+}
+
+#[tokio::test]
+async fn postgres_jobs_are_planned_worked_and_listed() {
+    jobs_are_planned_worked_and_listed(true).await
+}
+
 #[tokio::test]
 async fn sqlite_csv_imports_are_read_faithfully_and_all_or_nothing() {
     csv_imports_are_read_faithfully_and_all_or_nothing(false).await;

@@ -133,13 +133,7 @@ impl Changes<'_> {
     /// [`Error::Validation`] for a `limit` out of range or a cursor this feed did not return.
     pub async fn after(&self, after: Option<&str>, limit: u32) -> Result<Page<Change>> {
         self.may_read()?;
-        if !(1..=MAX_CHANGES_PAGE).contains(&limit) {
-            return Err(Error::invalid(
-                "limit",
-                "out_of_range",
-                format!("must be between 1 and {MAX_CHANGES_PAGE}"),
-            ));
-        }
+        crate::validation::page_limit(limit, MAX_CHANGES_PAGE)?;
         let after = after.map(Cursor::decode).transpose()?;
         let org = self.tenant.context().organization_id();
         let mut s = self.tenant.session().await?;

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use crate::custom_fields::{self, DefinitionCache};
 use crate::error::{Error, Result};
 use crate::password::Hasher;
-use crate::storage::{Backend, Pool, PoolSettings, PoolStats};
+use crate::storage::{Backend, JobStore, Pool, PoolSettings, PoolStats};
+
+/// The job queue of a [`Crm`] unless [`CrmBuilder::job_queue`] names another.
+pub const DEFAULT_JOB_QUEUE: &str = "crm";
 
 /// The library's entry point: a cheap-to-clone handle on the database pool and shared state.
 ///
@@ -31,6 +34,13 @@ pub struct Crm {
 
 struct Inner {
     pool: Pool,
+    /// The database URL, for the job storage's own pool.
+    url: String,
+    /// The job queue's name (apalis `job_type`).
+    job_queue: String,
+    /// The job storage, opened and migrated on first use.
+    jobs: tokio::sync::OnceCell<JobStore>,
+    acquire_timeout: std::time::Duration,
     hasher: Hasher,
     definitions: DefinitionCache,
     pipelines: crate::pipelines::PipelineCache,
@@ -101,11 +111,31 @@ impl Crm {
 
     /// Closes the pool's connections; in-flight calls finish first.
     pub async fn close(&self) {
+        if let Some(jobs) = self.inner.jobs.get() {
+            jobs.close().await;
+        }
         self.inner.pool.close().await;
     }
 
     pub(crate) fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// The job storage, opened (and its tables created or upgraded) on first use.
+    pub(crate) async fn job_store(&self) -> Result<&JobStore> {
+        self.inner
+            .jobs
+            .get_or_try_init(|| async {
+                let store = JobStore::open(
+                    &self.inner.url,
+                    &self.inner.job_queue,
+                    self.inner.acquire_timeout,
+                )
+                .await?;
+                store.migrate().await?;
+                Ok::<_, Error>(store)
+            })
+            .await
     }
 
     pub(crate) fn hasher(&self) -> &Hasher {
@@ -149,6 +179,7 @@ pub struct CrmBuilder {
     migrate: bool,
     postgres_role: Option<String>,
     max_concurrent_hashes: usize,
+    job_queue: String,
 }
 
 impl fmt::Debug for CrmBuilder {
@@ -159,6 +190,7 @@ impl fmt::Debug for CrmBuilder {
             .field("pool", &self.pool)
             .field("migrate", &self.migrate)
             .field("postgres_role", &self.postgres_role)
+            .field("job_queue", &self.job_queue)
             .finish()
     }
 }
@@ -171,6 +203,7 @@ impl Default for CrmBuilder {
             migrate: true,
             postgres_role: Some("crm_app".to_owned()),
             max_concurrent_hashes: 4,
+            job_queue: DEFAULT_JOB_QUEUE.to_owned(),
         }
     }
 }
@@ -215,6 +248,14 @@ impl CrmBuilder {
         self
     }
 
+    /// The job queue this handle enqueues to and its [`crate::Worker`]s take from (default
+    /// `crm`): instances that share a database share their jobs through it. Another name
+    /// keeps a set of instances (or a test) apart.
+    pub fn job_queue(mut self, name: impl Into<String>) -> Self {
+        self.job_queue = name.into();
+        self
+    }
+
     /// Connects (and migrates unless told not to).
     ///
     /// # Errors
@@ -229,6 +270,10 @@ impl CrmBuilder {
         let crm = Crm {
             inner: Arc::new(Inner {
                 pool,
+                url: url.to_owned(),
+                job_queue: self.job_queue.clone(),
+                jobs: tokio::sync::OnceCell::new(),
+                acquire_timeout: self.pool.acquire_timeout,
                 hasher: Hasher::new(self.max_concurrent_hashes),
                 definitions: custom_fields::new_cache(),
                 pipelines: crate::pipelines::new_cache(),

@@ -244,13 +244,7 @@ impl<'t> Events<'t> {
         limit: u32,
         start: Start,
     ) -> Result<Page<Event>> {
-        if !(1..=100).contains(&limit) {
-            return Err(Error::invalid(
-                "limit",
-                "out_of_range",
-                "must be between 1 and 100",
-            ));
-        }
+        crate::validation::page_limit(limit, 100)?;
         let ctx = self.tenant.context();
         let mut q = Sql::new("select * from events where organization_id = ");
         q.bind(ctx.organization_id());

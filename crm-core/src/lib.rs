@@ -99,7 +99,8 @@
 //! - `events`, `changes`, `timeline` — the event log, the change feed ([`Changes`]: every change
 //!   in commit order, by cursor), record timelines; `search` — full-text search across the
 //!   kinds with `[searchable]` columns ([`Tenant::search`], [`SearchQuery`]);
-//! - `auth/` — principals, refresh tokens, API keys, idempotency keys (for HTTP layers).
+//! - `auth/` — principals, refresh tokens, API keys, idempotency keys (for HTTP layers);
+//! - `jobs/` — background jobs on apalis ([`Job`], [`Worker`], `crm.jobs()`).
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -115,6 +116,7 @@ mod entities;
 mod error;
 mod events;
 mod id;
+mod jobs;
 mod money;
 #[cfg(feature = "openapi")]
 mod openapi;
@@ -133,7 +135,7 @@ mod validation;
 pub use auth::{Auth, Principal};
 pub use changes::{Change, Changes, ExpiredChanges, MAX_CHANGES_PAGE};
 pub use context::{Actor, TenantContext};
-pub use crm::{Crm, CrmBuilder, MigrationStatus};
+pub use crm::{Crm, CrmBuilder, DEFAULT_JOB_QUEUE, MigrationStatus};
 pub use custom_fields::{
     CustomFieldDefinition, CustomFieldId, CustomFieldPatch, CustomFieldType, CustomFields,
     NewCustomField,
@@ -142,6 +144,7 @@ pub use entities::*;
 pub use error::{Error, FieldError, Refusal, Result};
 pub use events::{Action, Event, EventId, Events};
 pub use id::Id;
+pub use jobs::{DEFAULT_MAX_ATTEMPTS, Job, JobInfo, JobStatus, Jobs, MAX_JOBS_PAGE, Worker};
 pub use money::{Currency, MAX_MINOR, Money};
 #[cfg(feature = "openapi")]
 pub use openapi::{api_key_scopes, document_columns};

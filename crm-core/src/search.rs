@@ -178,13 +178,7 @@ impl Tenant {
     pub async fn search(&self, query: &SearchQuery) -> Result<Page<SearchHit>> {
         let words = terms(&query.q)?;
         let limit = query.limit.unwrap_or(DEFAULT_SEARCH_PAGE);
-        if !(1..=MAX_SEARCH_PAGE).contains(&limit) {
-            return Err(Error::invalid(
-                "limit",
-                "out_of_range",
-                format!("must be between 1 and {MAX_SEARCH_PAGE}"),
-            ));
-        }
+        crate::validation::page_limit(limit, MAX_SEARCH_PAGE)?;
         if let Some(kind) = query.kinds.iter().find(|k| !k.searchable()) {
             return Err(Error::invalid(
                 "kinds",

@@ -64,13 +64,7 @@ async fn timeline(
             format!("{} have no timeline", entity.table()),
         ));
     }
-    if !(1..=100).contains(&limit) {
-        return Err(Error::invalid(
-            "limit",
-            "out_of_range",
-            "must be between 1 and 100",
-        ));
-    }
+    crate::validation::page_limit(limit, 100)?;
     let before: Option<Uuid> = match cursor {
         Some(c) => Some(c.parse().map_err(|_| {
             Error::invalid(

@@ -2,6 +2,19 @@
 
 use crate::error::{Error, FieldError, Result};
 
+/// Checks a page size: `limit` must be 1 to `max`, else a `limit` / `out_of_range` error.
+pub(crate) fn page_limit(limit: u32, max: u32) -> Result<()> {
+    if (1..=max).contains(&limit) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "limit",
+            "out_of_range",
+            format!("must be between 1 and {max}"),
+        ))
+    }
+}
+
 /// Collects field errors and turns them into one [`Error::Validation`].
 #[derive(Debug, Default)]
 pub struct Validator {

@@ -113,13 +113,7 @@ impl<E: Entity> Records<'_, E> {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<Page<FieldChange>> {
-        if !(1..=MAX_HISTORY_PAGE).contains(&limit) {
-            return Err(Error::invalid(
-                "limit",
-                "out_of_range",
-                format!("must be between 1 and {MAX_HISTORY_PAGE}"),
-            ));
-        }
+        crate::validation::page_limit(limit, MAX_HISTORY_PAGE)?;
         if let Some(field) = field {
             known_field::<E>(field)?;
         }

@@ -1,6 +1,9 @@
 //! The trash: soft delete and restore, and purging for good (one record, or what has been in
 //! the trash long enough).
 
+use std::future::Future;
+use std::pin::Pin;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, json};
 
@@ -10,10 +13,12 @@ use super::query::Deleted;
 use super::row::Record;
 use super::service::Records;
 use super::update::Change;
+use crate::entities::{EntityKind, EntityVisitor};
 use crate::error::{Error, Result, ResultExt as _};
 use crate::events::{self, Action};
 use crate::id::Id;
 use crate::storage::{Arg, Sql};
+use crate::tenant::Tenant;
 use crate::time::now;
 
 /// What [`Records::purge_trashed_before`] did (or, in a dry run, would do).
@@ -199,5 +204,50 @@ impl<E: Entity> Records<'_, E> {
                 }
             }
         }
+    }
+}
+
+/// Purges what of the visited kind was trashed before `cutoff` (or counts it, on a dry run).
+struct PurgeKind<'t> {
+    tenant: &'t Tenant,
+    cutoff: DateTime<Utc>,
+    dry_run: bool,
+}
+
+impl<'t> EntityVisitor for PurgeKind<'t> {
+    type Output = Pin<Box<dyn Future<Output = Result<PurgeReport>> + Send + 't>>;
+
+    fn visit<E: Entity>(self) -> Self::Output {
+        Box::pin(async move {
+            self.tenant
+                .records::<E>()
+                .purge_trashed_before(self.cutoff, self.dry_run)
+                .await
+        })
+    }
+}
+
+impl Tenant {
+    /// Trash retention for every kind of record: [`Records::purge_trashed_before`] for each,
+    /// records that others link to last (once their referrers are gone). Answers each kind's
+    /// report, in that order. Company admins (and the system) only.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] for anyone else; the first failing purge's error.
+    pub async fn purge_trash(
+        &self,
+        cutoff: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<Vec<(EntityKind, PurgeReport)>> {
+        let mut reports = Vec::new();
+        for kind in EntityKind::referrers_first() {
+            let purge = PurgeKind {
+                tenant: self,
+                cutoff,
+                dry_run,
+            };
+            reports.push((kind, kind.visit(purge).await?));
+        }
+        Ok(reports)
     }
 }

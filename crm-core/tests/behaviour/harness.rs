@@ -18,9 +18,17 @@ use uuid::Uuid;
 
 /// A migrated in-memory SQLite database.
 pub(crate) async fn sqlite() -> Crm {
-    Crm::connect("sqlite::memory:")
+    connect("sqlite::memory:").await.expect("SQLite in memory")
+}
+
+/// A library on `url`, migrated, with a job queue of its own: PostgreSQL tests share the
+/// `apalis` schema of the test database, and each test's workers must see its jobs only.
+pub(crate) async fn connect(url: &str) -> crm_core::Result<Crm> {
+    Crm::builder()
+        .database_url(url)
+        .job_queue(format!("test-{}", Uuid::now_v7().simple()))
+        .build()
         .await
-        .expect("SQLite in memory")
 }
 
 /// The PostgreSQL URL of the test server, if any. With `CRM_TEST_REQUIRE_POSTGRES` set (CI
@@ -202,7 +210,7 @@ pub(crate) async fn postgres() -> Option<Crm> {
 /// [`postgres`] and the schema's URL (for connections of the test's own, as the schema's owner).
 pub(crate) async fn postgres_with_url() -> Option<(Crm, String)> {
     let url = postgres_schema_url().await?;
-    let crm = Crm::connect(&url).await;
+    let crm = connect(&url).await;
     Some((crm.expect("connect and migrate PostgreSQL"), url))
 }
 

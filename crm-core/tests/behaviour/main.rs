@@ -15,6 +15,7 @@ mod events;
 mod history;
 mod index_proof;
 mod invoices;
+mod jobs;
 mod layers;
 mod leads;
 mod links_and_permissions;

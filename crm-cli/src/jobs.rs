@@ -1,0 +1,182 @@
+//! `crm worker` (runs background jobs), `crm jobs list|retry|cancel|plan` (operators' view of
+//! the queue), and the worker options `crm serve` shares.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use crm_core::{Crm, JobInfo, JobStatus, Worker};
+use tokio::sync::oneshot;
+
+use crate::Output;
+use crate::connect::organization;
+
+/// How a worker runs (`crm worker`, and the one inside `crm serve`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WorkerArgs {
+    /// Jobs a worker runs at once.
+    #[arg(long, env = "CRM_WORKER_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    worker_concurrency: u32,
+    /// Days a trashed record is kept before the daily purge removes it.
+    #[arg(long, env = "CRM_TRASH_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    trash_retention_days: u32,
+    /// Do not plan the daily jobs from this process (another worker does).
+    #[arg(long)]
+    no_plan: bool,
+}
+
+impl WorkerArgs {
+    /// The worker these options describe.
+    pub(crate) fn worker(&self, crm: &Crm) -> Worker {
+        Worker::new(crm)
+            .concurrency(self.worker_concurrency as usize)
+            .trash_retention(chrono::TimeDelta::days(i64::from(
+                self.trash_retention_days,
+            )))
+            .plan_every((!self.no_plan).then_some(Duration::from_secs(600)))
+    }
+}
+
+/// A worker running beside the server: stop it with [`Background::stop`].
+pub(crate) struct Background {
+    stop: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<crm_core::Result<()>>,
+}
+
+impl Background {
+    /// Starts `worker` on a task of its own.
+    pub(crate) fn start(worker: Worker) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(worker.run_until(async {
+            let _ = stopped.await;
+        }));
+        Self { stop, handle }
+    }
+
+    /// Asks the worker to stop and waits for its running jobs (within its grace period).
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.handle.await.context("the job worker panicked")??;
+        Ok(())
+    }
+}
+
+/// `crm worker`: runs jobs until SIGINT or SIGTERM, then lets running jobs finish.
+pub(crate) async fn worker(crm: Crm, args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let _tracing = crm_axum::server::init_tracing(
+        crm_axum::server::LogFormat::from_env().map_err(anyhow::Error::msg)?,
+    )?;
+    tracing::info!(
+        concurrency = args.worker_concurrency,
+        plans = !args.no_plan,
+        "job worker started"
+    );
+    args.worker(&crm)
+        .run_until(crm_axum::server::shutdown_signal())
+        .await?;
+    tracing::info!("job worker stopped");
+    crm.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Job commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobsCommand {
+    /// List jobs, newest first.
+    List {
+        /// Only jobs in this state.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<JobStatus>,
+        /// Only this organization's jobs (slug or id).
+        #[arg(long)]
+        org: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
+    /// Run a dead or cancelled job again (its attempts start over).
+    Retry {
+        /// The job's id.
+        id: String,
+    },
+    /// Cancel a job that has not run yet (or waits for a retry).
+    Cancel {
+        /// The job's id.
+        id: String,
+    },
+    /// Enqueue today's daily jobs of every organization now (once per day each; workers also
+    /// do it every 10 minutes).
+    Plan,
+}
+
+fn parse_status(s: &str) -> Result<JobStatus, String> {
+    s.parse().map_err(|e: crm_core::Error| e.to_string())
+}
+
+pub(crate) async fn run(crm: &Crm, cmd: JobsCommand, out: Output) -> anyhow::Result<ExitCode> {
+    match cmd {
+        JobsCommand::List { status, org, limit } => {
+            let org = match org {
+                Some(key) => Some(organization(crm, &key).await?.id),
+                None => None,
+            };
+            let jobs = crm.jobs().list(status, org, limit).await?;
+            out.show(&jobs, || table(&jobs))?;
+        }
+        JobsCommand::Retry { id } => {
+            let done = crm.jobs().retry(&id).await;
+            done.with_context(|| format!("no dead or cancelled job `{id}`"))?;
+            out.show(&serde_json::json!({ "retried": id }), || {
+                format!("job {id} queued again")
+            })?;
+        }
+        JobsCommand::Cancel { id } => {
+            let done = crm.jobs().cancel(&id).await;
+            done.with_context(|| format!("no pending or retrying job `{id}`"))?;
+            out.show(&serde_json::json!({ "cancelled": id }), || {
+                format!("job {id} cancelled")
+            })?;
+        }
+        JobsCommand::Plan => {
+            let added = crm.jobs().plan_daily(chrono::Utc::now()).await?;
+            out.show(&serde_json::json!({ "planned": added }), || {
+                format!("{added} jobs planned")
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per job: id, state, attempts, kind, organization, when, error.
+fn table(jobs: &[JobInfo]) -> String {
+    if jobs.is_empty() {
+        return "no jobs".into();
+    }
+    jobs.iter()
+        .map(|j| {
+            let (kind, org) = j.job.as_ref().map_or(("?", String::new()), |job| {
+                (job.kind(), job.organization_id().to_string())
+            });
+            let status = serde_json::to_value(j.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            format!(
+                "{} {:<9} {}/{} {:<22} {} {}{}",
+                j.id,
+                status,
+                j.attempts,
+                j.max_attempts,
+                kind,
+                org,
+                j.run_at.to_rfc3339(),
+                j.error
+                    .as_deref()
+                    .map(|e| format!("  error: {e}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
