@@ -124,20 +124,8 @@ pub(crate) async fn run(crm: &Crm, cmd: JobsCommand, out: Output) -> anyhow::Res
             let jobs = crm.jobs().list(status, org, limit).await?;
             out.show(&jobs, || table(&jobs))?;
         }
-        JobsCommand::Retry { id } => {
-            let done = crm.jobs().retry(&id).await;
-            done.with_context(|| format!("no dead or cancelled job `{id}`"))?;
-            out.show(&serde_json::json!({ "retried": id }), || {
-                format!("job {id} queued again")
-            })?;
-        }
-        JobsCommand::Cancel { id } => {
-            let done = crm.jobs().cancel(&id).await;
-            done.with_context(|| format!("no pending or retrying job `{id}`"))?;
-            out.show(&serde_json::json!({ "cancelled": id }), || {
-                format!("job {id} cancelled")
-            })?;
-        }
+        JobsCommand::Retry { id } => steered(out, crm.jobs().retry(&id).await, &id, RETRIED)?,
+        JobsCommand::Cancel { id } => steered(out, crm.jobs().cancel(&id).await, &id, CANCELLED)?,
         JobsCommand::Plan => {
             let added = crm.jobs().plan_daily(chrono::Utc::now()).await?;
             out.show(&serde_json::json!({ "planned": added }), || {
@@ -146,6 +134,25 @@ pub(crate) async fn run(crm: &Crm, cmd: JobsCommand, out: Output) -> anyhow::Res
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How a retry or cancel reports: its JSON key, what was missing when it fails, what became of
+/// the job when it succeeds.
+type Steer = (&'static str, &'static str, &'static str);
+const RETRIED: Steer = ("retried", "no dead or cancelled job", "queued again");
+const CANCELLED: Steer = ("cancelled", "no pending or retrying job", "cancelled");
+
+/// Reports a retry or cancel of job `id`: `{key: id}` or "job … `done`", or why not.
+fn steered(
+    out: Output,
+    result: crm_core::Result<()>,
+    id: &str,
+    (key, missing, done): Steer,
+) -> anyhow::Result<()> {
+    result.with_context(|| format!("{missing} `{id}`"))?;
+    out.show(&serde_json::json!({ key: id }), || {
+        format!("job {id} {done}")
+    })
 }
 
 /// One line per job: id, state, attempts, kind, organization, when, error.

@@ -212,7 +212,7 @@ impl Jobs<'_> {
             .crm
             .job_store()
             .await?
-            .list(organization.map(|o| o.uuid()))
+            .list(organization.map(|o| o.uuid()), None)
             .await?;
         Ok(rows
             .into_iter()

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::{DEFAULT_MAX_ATTEMPTS, Job};
 use crate::crm::Crm;
 use crate::error::{Error, Result};
-use crate::storage::JobStore;
+use crate::storage::with_apalis_storage;
 
 /// Runs background jobs: `crm worker`, or in the server's process (`crm serve`), or in an
 /// embedding app.
@@ -121,32 +121,16 @@ impl Worker {
         };
         let name = self.name.clone();
         let concurrency = self.concurrency;
-        macro_rules! worker {
-            ($backend:expr) => {
-                move |_| {
-                    WorkerBuilder::new(name.as_str())
-                        .backend($backend)
-                        .data(context.clone())
-                        .catch_panic()
-                        .retry(retry.clone())
-                        .concurrency(concurrency)
-                        .build(run_job)
-                }
-            };
-        }
         let monitor = Monitor::new().shutdown_timeout(self.grace);
-        let monitor = match &store {
-            #[cfg(feature = "postgres")]
-            JobStore::Postgres { pool, queue } => {
-                let (pool, queue) = (pool.clone(), queue.clone());
-                monitor.register(worker!(JobStore::postgres_storage(&pool, &queue)))
-            }
-            #[cfg(feature = "sqlite")]
-            JobStore::Sqlite { pool, queue } => {
-                let (pool, queue) = (pool.clone(), queue.clone());
-                monitor.register(worker!(JobStore::sqlite_storage(&pool, &queue)))
-            }
-        };
+        let monitor = with_apalis_storage!(&store, |storage| monitor.register(move |_| {
+            WorkerBuilder::new(name.as_str())
+                .backend(storage.clone())
+                .data(context.clone())
+                .catch_panic()
+                .retry(retry.clone())
+                .concurrency(concurrency)
+                .build(run_job)
+        }));
         let signal = async move {
             stop.await;
             let _ = stopped_tx.send(true);

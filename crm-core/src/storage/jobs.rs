@@ -38,9 +38,9 @@ pub(crate) enum JobStore {
 const JOB_CONNECTIONS: u32 = 3;
 
 /// How often a worker tells the storage it is alive.
-const HEARTBEAT: Duration = Duration::from_secs(5);
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Heartbeats a worker may miss before its jobs are taken back.
-const MISSED_HEARTBEATS: usize = 6;
+pub(crate) const MISSED_HEARTBEATS: usize = 6;
 
 fn storage_error(e: impl std::fmt::Display) -> Error {
     Error::Internal(format!("job storage: {e}"))
@@ -71,18 +71,46 @@ macro_rules! per_backend {
     };
 }
 
-/// apalis's storage of `$queue` (crate `$apalis`, type `$storage`), beating every 5 s: a worker
-/// silent for 30 s has its jobs taken back (run again elsewhere).
+/// apalis's storage `$apalis::$storage` of `$queue` with this library's heartbeats.
 macro_rules! apalis_storage {
     ($apalis:ident :: $storage:ident, $pool:expr, $queue:expr) => {
         $apalis::$storage::new($pool).with_config(
             $apalis::Config::default()
                 .queue($queue)
-                .heartbeat_interval(HEARTBEAT)
-                .missed_heartbeats(MISSED_HEARTBEATS),
+                .heartbeat_interval($crate::storage::jobs::HEARTBEAT)
+                .missed_heartbeats($crate::storage::jobs::MISSED_HEARTBEATS),
         )
     };
 }
+pub(crate) use apalis_storage;
+
+/// Runs `$body` with `$storage` bound to apalis's storage of the store's backend and queue,
+/// beating every 5 s: a worker silent for 30 s has its jobs taken back (run again elsewhere).
+macro_rules! with_apalis_storage {
+    ($store:expr, |$storage:ident| $body:expr) => {
+        match $store {
+            #[cfg(feature = "postgres")]
+            $crate::storage::JobStore::Postgres { pool, queue } => {
+                let $storage = $crate::storage::jobs::apalis_storage!(
+                    apalis_postgres::PostgresStorage,
+                    pool,
+                    queue
+                );
+                $body
+            }
+            #[cfg(feature = "sqlite")]
+            $crate::storage::JobStore::Sqlite { pool, queue } => {
+                let $storage = $crate::storage::jobs::apalis_storage!(
+                    apalis_sqlite::SqliteStorage,
+                    pool,
+                    queue
+                );
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_apalis_storage;
 
 impl JobStore {
     /// Opens the jobs pool for the database `url` (the library's own), for `queue`.
@@ -188,18 +216,10 @@ impl JobStore {
             task = task.idempotency_key(key);
         }
         let task = task.build();
-        let pushed = match self {
-            #[cfg(feature = "postgres")]
-            Self::Postgres { pool, queue } => Self::postgres_storage(pool, queue)
-                .push_task(task)
-                .await
-                .map_err(storage_error),
-            #[cfg(feature = "sqlite")]
-            Self::Sqlite { pool, queue } => Self::sqlite_storage(pool, queue)
-                .push_task(task)
-                .await
-                .map_err(storage_error),
-        };
+        let pushed = with_apalis_storage!(self, |storage| {
+            let mut sink = storage;
+            sink.push_task(task).await.map_err(storage_error)
+        });
         match (pushed, key) {
             (Ok(()), _) => Ok(Some(id.to_string())),
             // Another worker enqueued the same key meanwhile (the unique index refused ours).
@@ -209,23 +229,16 @@ impl JobStore {
     }
 
     async fn has_key(&self, key: &str) -> Result<bool> {
-        let found: Option<i32> = per_backend!(
-            self,
-            "select 1 from apalis.jobs where job_type = $1 and idempotency_key = $2",
-            "select 1 from Jobs where job_type = ?1 and idempotency_key = ?2",
-            |sql, pool, queue| sqlx::query_scalar(sql)
-                .bind(queue)
-                .bind(key)
-                .fetch_optional(pool)
-                .await
-                .map_err(storage_error)?
-        );
-        Ok(found.is_some())
+        Ok(!self.list(None, Some(key)).await?.is_empty())
     }
 
-    /// The queue's jobs, newest first; of `organization` (the payload's `organization_id`) if
-    /// given.
-    pub(crate) async fn list(&self, organization: Option<uuid::Uuid>) -> Result<Vec<JobRow>> {
+    /// The queue's jobs, newest first; of `organization` (the payload's `organization_id`) and
+    /// with idempotency `key`, when given.
+    pub(crate) async fn list(
+        &self,
+        organization: Option<uuid::Uuid>,
+        key: Option<&str>,
+    ) -> Result<Vec<JobRow>> {
         let org = organization.map(|o| o.to_string());
         let rows: Vec<JobRow> = per_backend!(
             self,
@@ -237,16 +250,19 @@ impl JobStore {
              from apalis.jobs
              where job_type = $1
                and ($2::text is null or convert_from(job, 'UTF8')::jsonb ->> 'organization_id' = $2)
+               and ($3::text is null or idempotency_key = $3)
              order by run_at desc, id desc",
             "select id, cast(job as text) as job, status, attempts, max_attempts, run_at,
                     done_at, last_result
              from Jobs
              where job_type = ?1
                and (?2 is null or json_extract(cast(job as text), '$.organization_id') = ?2)
+               and (?3 is null or idempotency_key = ?3)
              order by run_at desc, id desc",
             |sql, pool, queue| sqlx::query_as(sql)
                 .bind(queue)
                 .bind(org)
+                .bind(key)
                 .fetch_all(pool)
                 .await
                 .map_err(storage_error)?
@@ -313,24 +329,6 @@ impl JobStore {
                 .rows_affected()
         );
         Ok(n)
-    }
-
-    /// apalis's storage of `queue` on PostgreSQL.
-    #[cfg(feature = "postgres")]
-    pub(crate) fn postgres_storage<J>(
-        pool: &sqlx::PgPool,
-        queue: &str,
-    ) -> apalis_postgres::PostgresStorage<J> {
-        apalis_storage!(apalis_postgres::PostgresStorage, pool, queue)
-    }
-
-    /// apalis's storage of `queue` on SQLite.
-    #[cfg(feature = "sqlite")]
-    pub(crate) fn sqlite_storage<J>(
-        pool: &sqlx::SqlitePool,
-        queue: &str,
-    ) -> apalis_sqlite::SqliteStorage<J> {
-        apalis_storage!(apalis_sqlite::SqliteStorage, pool, queue)
     }
 
     /// Closes the jobs pool.

@@ -6,7 +6,7 @@
 //! nothing below it can forget the tenant.
 
 mod dialect;
-mod jobs;
+pub(crate) mod jobs;
 mod pooled;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
@@ -21,7 +21,7 @@ mod sqlite_pool_tests;
 mod stats;
 mod unit;
 
-pub(crate) use jobs::{JobRow, JobStore};
+pub(crate) use jobs::{JobRow, JobStore, with_apalis_storage};
 pub(crate) use rows::Rows;
 pub use settings::{MAX_CONNECTIONS_ENV, PoolSettings, STATEMENT_TIMEOUT_ENV};
 pub(crate) use sql::{Arg, FieldKey, Sql, escape_like};

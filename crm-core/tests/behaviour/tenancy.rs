@@ -226,6 +226,18 @@ fn not_found<T: std::fmt::Debug>(out: &Result<T, Error>, what: &dyn std::fmt::De
 }
 
 impl World {
+    /// The record `target` picks (its index and a copy), the tenant of `actor` and its
+    /// organization.
+    fn acting(
+        &self,
+        actor: usize,
+        target: usize,
+    ) -> Option<(usize, Tracked, Tenant, OrganizationId)> {
+        let k = self.pick(target, None)?;
+        let org = self.orgs[actor].id;
+        Some((k, self.records[k].clone(), self.tenants[actor].clone(), org))
+    }
+
     fn pick(&self, i: usize, kind: Option<EntityKind>) -> Option<usize> {
         self.pick_where(i, |r| kind.is_none_or(|c| r.kind == c))
     }
@@ -337,12 +349,10 @@ impl World {
         match step {
             Step::Create { org, kind } => self.create(org, kind, n).await,
             Step::Get { actor, target } => {
-                let Some(k) = self.pick(target, None) else {
+                let Some((_, r, t, org)) = self.acting(actor, target) else {
                     return;
                 };
-                let r = self.records[k].clone();
-                let t = &self.tenants[actor];
-                let org = self.orgs[actor].id;
+                let t = &t;
                 let out = apply(t, r.kind, r.id, Verb::Get, org).await;
                 if r.org == actor && r.state == State::Live {
                     assert_eq!(out.unwrap().map(|o| o.1), Some(r.version), "{r:?}");
@@ -351,12 +361,10 @@ impl World {
                 }
             }
             Step::Update { actor, target } => {
-                let Some(k) = self.pick(target, None) else {
+                let Some((k, r, t, org)) = self.acting(actor, target) else {
                     return;
                 };
-                let r = self.records[k].clone();
-                let t = &self.tenants[actor];
-                let org = self.orgs[actor].id;
+                let t = &t;
                 let patch = json!({ free_text(r.kind): format!("v{n}") });
                 let out = apply(t, r.kind, r.id, Verb::Update(patch), org).await;
                 if r.org != actor || r.state != State::Live {
@@ -373,12 +381,10 @@ impl World {
             }
             Step::Delete { actor, target } | Step::Restore { actor, target } => {
                 let delete = matches!(step, Step::Delete { .. });
-                let Some(k) = self.pick(target, None) else {
+                let Some((k, r, t, org)) = self.acting(actor, target) else {
                     return;
                 };
-                let r = self.records[k].clone();
-                let t = &self.tenants[actor];
-                let org = self.orgs[actor].id;
+                let t = &t;
                 let verb = if delete { Verb::Delete } else { Verb::Restore };
                 let out = apply(t, r.kind, r.id, verb, org).await;
                 let (from, to) = if delete {
@@ -398,12 +404,10 @@ impl World {
                 }
             }
             Step::Purge { actor, target } => {
-                let Some(k) = self.pick(target, None) else {
+                let Some((k, r, t, org)) = self.acting(actor, target) else {
                     return;
                 };
-                let r = self.records[k].clone();
-                let t = &self.tenants[actor];
-                let out = apply(t, r.kind, r.id, Verb::Purge, self.orgs[actor].id).await;
+                let out = apply(&t, r.kind, r.id, Verb::Purge, org).await;
                 if r.org != actor || r.state == State::Purged {
                     not_found(&out, &r);
                 } else if self.linked(r.id) {
