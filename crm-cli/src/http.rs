@@ -54,7 +54,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
     /// Do not run background jobs in this process (a separate `crm worker` fleet does).
-    #[arg(long, env = "CRM_NO_WORKER")]
+    /// `CRM_NO_WORKER`: any value but empty, `0`, `false`, `no` or `off` sets it.
+    #[arg(long, env = "CRM_NO_WORKER", value_parser = clap::builder::FalseyValueParser::new())]
     no_worker: bool,
     #[command(flatten)]
     worker: crate::jobs::WorkerArgs,
