@@ -141,6 +141,7 @@ fn parts() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
         .merge(routes::pipelines::routes())
         .merge(routes::custom_fields::routes())
         .merge(routes::changes::routes())
+        .merge(routes::jobs::routes())
         .merge(routes::search::routes())
         .merge(routes::verbs::routes());
     // The generic record routes of every entity of the registry.

@@ -39,6 +39,8 @@ pub(crate) mod tags {
     /// The change feed.
     pub(crate) const CHANGES: &str = "changes";
     pub(crate) const SEARCH: &str = "search";
+    /// Background jobs of the organization.
+    pub(crate) const JOBS: &str = "jobs";
 }
 
 /// The document's fixed parts: info, the server, the problem schema, the record requests.
@@ -62,6 +64,7 @@ pub(crate) mod tags {
         (name = "custom-fields", description = "Custom field definitions"),
         (name = "changes", description = "The change feed: every change, in commit order"),
         (name = "search", description = "Full-text search across accounts, contacts, leads and opportunities"),
+        (name = "jobs", description = "The organization's background jobs (company admins)"),
     )
 )]
 pub(crate) struct ApiDoc;

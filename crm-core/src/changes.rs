@@ -280,15 +280,9 @@ impl Changes<'_> {
     }
 
     fn may_read(&self) -> Result<()> {
-        let ctx = self.tenant.context();
-        if ctx.role().is_admin() || matches!(ctx.actor(), Actor::ApiKey(_)) {
-            Ok(())
-        } else {
-            Err(Error::forbidden(
-                "admin_only",
-                "only company admins and API keys may read the change feed",
-            ))
-        }
+        self.tenant
+            .context()
+            .admin_or_api_key("only company admins and API keys may read the change feed")
     }
 }
 

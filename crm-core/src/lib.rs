@@ -144,7 +144,9 @@ pub use entities::*;
 pub use error::{Error, FieldError, Refusal, Result};
 pub use events::{Action, Event, EventId, Events};
 pub use id::Id;
-pub use jobs::{DEFAULT_MAX_ATTEMPTS, Job, JobInfo, JobStatus, Jobs, MAX_JOBS_PAGE, Worker};
+pub use jobs::{
+    DEFAULT_MAX_ATTEMPTS, Job, JobInfo, JobStatus, Jobs, MAX_JOBS_PAGE, OrganizationJobs, Worker,
+};
 pub use money::{Currency, MAX_MINOR, Money};
 #[cfg(feature = "openapi")]
 pub use openapi::{api_key_scopes, document_columns};

@@ -818,6 +818,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lists the organization's background jobs, newest first: what runs, when, how often it
+         *     failed and why. A job that failed on every attempt is `dead` until retried. Company admins,
+         *     and API keys with the `all` scope.
+         */
+        get: operations["list_jobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/jobs/{id}/{verb}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retries a dead or cancelled job of the organization (`retry`: it runs again, its attempts
+         *     reset), or cancels one that has not run yet (`cancel`: a running job finishes).
+         */
+        post: operations["steer_job"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/leads": {
         parameters: {
             query?: never;
@@ -2896,6 +2937,71 @@ export interface components {
          * @enum {string}
          */
         InvoiceStatus: "draft" | "sent" | "paid" | "void" | "overdue";
+        /**
+         * @description A unit of background work, stored as JSON (`{"kind": "purge_trash", …}`) by the job
+         *     library. Each job concerns one organization, so that one tenant's failure retries alone.
+         */
+        Job: {
+            /**
+             * Format: date
+             * @description The day the invoices are judged on.
+             */
+            date: string;
+            /** @enum {string} */
+            kind: "mark_overdue_invoices";
+            /** @description The organization. */
+            organization_id: components["schemas"]["OrganizationId"];
+        } | {
+            /** @enum {string} */
+            kind: "purge_trash";
+            /** @description The organization. */
+            organization_id: components["schemas"]["OrganizationId"];
+        } | {
+            /** @enum {string} */
+            kind: "sweep_expired";
+            /** @description The organization. */
+            organization_id: components["schemas"]["OrganizationId"];
+        };
+        /** @description A job as operators see it. */
+        JobInfo: {
+            /**
+             * Format: int32
+             * @description Runs so far.
+             */
+            attempts: number;
+            /**
+             * Format: date-time
+             * @description When it finished (done, dead or cancelled).
+             */
+            done_at?: string | null;
+            /** @description The last failure's message. */
+            error?: string | null;
+            /** @description Its id (a ULID, given by the job library). */
+            id: string;
+            job?: components["schemas"]["Job"] | null;
+            /**
+             * Format: int32
+             * @description Runs it gets before it is dead.
+             */
+            max_attempts: number;
+            /**
+             * Format: date-time
+             * @description When it runs (or ran).
+             */
+            run_at: string;
+            /** @description Where it stands. */
+            status: components["schemas"]["JobStatus"];
+        };
+        /** @description The organization's jobs. */
+        JobList: {
+            /** @description Newest first. */
+            data: components["schemas"]["JobInfo"][];
+        };
+        /**
+         * @description Where a job stands.
+         * @enum {string}
+         */
+        JobStatus: "pending" | "running" | "done" | "retrying" | "dead" | "cancelled";
         /** @description A prospective customer, before it is qualified and converted. */
         Lead: {
             /** @description Company name; becomes the account's name on conversion. */
@@ -6880,6 +6986,88 @@ export interface operations {
             404: components["responses"]["NotFound"];
             /** @description The invoice is paid or already void */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    list_jobs: {
+        parameters: {
+            query?: {
+                /** @description Only jobs in this state. */
+                status?: components["schemas"]["JobStatus"];
+                /** @description Jobs per answer, 1–1000 (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The jobs */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: components["responses"]["UnprocessableEntity"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    steer_job: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Job id */
+                id: string;
+                /** @description `retry` or `cancel` */
+                verb: "retry" | "cancel";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued again, or cancelled */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No job with this id in your organization in a state for it (dead or cancelled to retry; pending or retrying to cancel) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -4,6 +4,7 @@ pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod changes;
 pub(crate) mod custom_fields;
+pub(crate) mod jobs;
 pub(crate) mod organizations;
 pub(crate) mod pipelines;
 pub(crate) mod records;

@@ -23,6 +23,7 @@ mod conditional;
 mod entities;
 mod errors;
 mod history;
+mod jobs;
 mod keepalive;
 mod metrics;
 mod mount;

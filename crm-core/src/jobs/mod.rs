@@ -27,12 +27,14 @@
 //! ```
 
 mod job;
+mod organization;
 mod worker;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use job::Job;
+pub use organization::OrganizationJobs;
 pub use worker::Worker;
 
 use crate::crm::Crm;
@@ -227,7 +229,13 @@ impl Jobs<'_> {
     /// # Errors
     /// [`Error::NotFound`] when no dead or cancelled job has this id.
     pub async fn retry(&self, id: &str) -> Result<()> {
-        found(self.crm.job_store().await?.retry(id).await?)
+        self.retry_in(id, None).await
+    }
+
+    /// [`Jobs::retry`] of a job of `org` only, when given.
+    pub(crate) async fn retry_in(&self, id: &str, org: Option<OrganizationId>) -> Result<()> {
+        let store = self.crm.job_store().await?;
+        found(store.retry(id, org.map(|o| o.uuid())).await?)
     }
 
     /// Cancels a job that has not run yet (or waits for a retry); a running one finishes.
@@ -235,7 +243,13 @@ impl Jobs<'_> {
     /// # Errors
     /// [`Error::NotFound`] when no pending or retrying job has this id.
     pub async fn cancel(&self, id: &str) -> Result<()> {
-        found(self.crm.job_store().await?.cancel(id).await?)
+        self.cancel_in(id, None).await
+    }
+
+    /// [`Jobs::cancel`] of a job of `org` only, when given.
+    pub(crate) async fn cancel_in(&self, id: &str, org: Option<OrganizationId>) -> Result<()> {
+        let store = self.crm.job_store().await?;
+        found(store.cancel(id, org.map(|o| o.uuid())).await?)
     }
 
     /// Deletes the finished jobs (done, dead, cancelled) that ended before `before`; the

@@ -271,39 +271,54 @@ impl JobStore {
     }
 
     /// Puts a dead or cancelled job back in the queue, attempts reset: whether one was.
-    pub(crate) async fn retry(&self, id: &str) -> Result<bool> {
+    pub(crate) async fn retry(&self, id: &str, org: Option<uuid::Uuid>) -> Result<bool> {
         self.update(
             id,
+            org,
             "update apalis.jobs set status = 'Pending', attempts = 0, lock_by = null, lock_at = null,
                  done_at = null, run_at = now()
-             where id = $1 and job_type = $2 and status in ('Failed', 'Killed')",
+             where id = $1 and job_type = $2 and status in ('Failed', 'Killed')
+               and ($3::text is null or convert_from(job, 'UTF8')::jsonb ->> 'organization_id' = $3)",
             "update Jobs set status = 'Pending', attempts = 0, lock_by = null, lock_at = null,
                  done_at = null, run_at = strftime('%s', 'now')
-             where id = ?1 and job_type = ?2 and status in ('Failed', 'Killed')",
+             where id = ?1 and job_type = ?2 and status in ('Failed', 'Killed')
+               and (?3 is null or json_extract(cast(job as text), '$.organization_id') = ?3)",
         )
         .await
     }
 
     /// Cancels a job that waits to run (or to be retried): it stays listed, as cancelled,
     /// and never runs. A running job is not interrupted. Answers whether one was cancelled.
-    pub(crate) async fn cancel(&self, id: &str) -> Result<bool> {
+    pub(crate) async fn cancel(&self, id: &str, org: Option<uuid::Uuid>) -> Result<bool> {
         self.update(
             id,
+            org,
             "update apalis.jobs set status = 'Killed', done_at = now(),
                  last_result = '{\"Err\": \"cancelled by an operator\"}'
-             where id = $1 and job_type = $2 and status in ('Pending', 'Failed')",
+             where id = $1 and job_type = $2 and status in ('Pending', 'Failed')
+               and ($3::text is null or convert_from(job, 'UTF8')::jsonb ->> 'organization_id' = $3)",
             "update Jobs set status = 'Killed', done_at = strftime('%s', 'now'),
                  last_result = '{\"Err\": \"cancelled by an operator\"}'
-             where id = ?1 and job_type = ?2 and status in ('Pending', 'Failed')",
+             where id = ?1 and job_type = ?2 and status in ('Pending', 'Failed')
+               and (?3 is null or json_extract(cast(job as text), '$.organization_id') = ?3)",
         )
         .await
     }
 
-    /// Runs the PostgreSQL or the SQLite form of an update of one job: whether it matched.
-    async fn update(&self, id: &str, postgres: &'static str, sqlite: &'static str) -> Result<bool> {
+    /// Runs the PostgreSQL or the SQLite form of an update of one job (of `org` when given):
+    /// whether it matched.
+    async fn update(
+        &self,
+        id: &str,
+        org: Option<uuid::Uuid>,
+        postgres: &'static str,
+        sqlite: &'static str,
+    ) -> Result<bool> {
+        let org = org.map(|o| o.to_string());
         let n = per_backend!(self, postgres, sqlite, |sql, pool, queue| sqlx::query(sql)
             .bind(id)
             .bind(queue)
+            .bind(org)
             .execute(pool)
             .await
             .map_err(storage_error)?
