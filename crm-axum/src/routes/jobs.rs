@@ -15,9 +15,8 @@ use crate::openapi::tags;
 use crate::state::ApiState;
 
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_jobs))
-        .routes(routes!(steer_job))
+    let list = routes!(list_jobs);
+    OpenApiRouter::new().routes(list).routes(routes!(steer_job))
 }
 
 /// `?status=` and `?limit=` of the job list.

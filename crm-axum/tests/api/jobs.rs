@@ -46,12 +46,13 @@ async fn admins_see_and_steer_their_organizations_jobs(crm: Crm) {
     );
     let dead = app.get("/api/v1/jobs?status=dead", t).await.expect(200);
     assert_eq!(dead.body["data"], json!([]));
-    app.get("/api/v1/jobs?status=asleep", t)
-        .await
-        .problem(400, "bad-request");
-    app.get("/api/v1/jobs?limit=0", t)
-        .await
-        .problem(422, "validation");
+    for (query, status, kind) in [
+        ("status=asleep", 400, "bad-request"),
+        ("limit=0", 422, "validation"),
+    ] {
+        let answer = app.get(&format!("/api/v1/jobs?{query}"), t).await;
+        answer.problem(status, kind);
+    }
 
     // Cancel, then retry; each answers 404 when the job is not in a state for it.
     let job = format!("/api/v1/jobs/{id}");
