@@ -188,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn postgres_gets_one_statement_of_one_array_per_column() {
+    fn one_unnest_statement_of_one_array_per_column() {
         let q = three_rows()
             .statements(Backend::Postgres, " returning *")
             .unwrap();
@@ -211,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_gets_values_lists() {
+    fn values_lists_where_there_are_no_arrays() {
         let q = three_rows().statements(Backend::Sqlite, "").unwrap();
         assert_eq!(q.len(), 1);
         assert_eq!(
@@ -222,7 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_statements_stay_under_its_parameter_limit() {
+    fn values_statements_stay_under_the_parameter_limit() {
         let mut rows = Rows::new("t", vec!["a", "b", "c"], 25_000);
         for i in 0..25_000_i64 {
             rows.push(i).push(i).push(i);
