@@ -1,5 +1,6 @@
 //! A full server assembled from the crates: the REST API with probes, tracing, request ids,
-//! CORS, compression, timeouts and graceful shutdown.
+//! CORS, compression, timeouts and graceful shutdown, and a background job worker beside it
+//! (as `crm serve` runs one).
 //!
 //! ```sh
 //! cargo run --example server            # SQLite file ./crm.db, port 8080
@@ -25,7 +26,9 @@ use std::time::Duration;
 
 use abetworks_crm::http::AuthConfig;
 use abetworks_crm::http::server::{self, MetricsEndpoint, ServerOptions};
-use abetworks_crm::{Crm, Error, NewOrganization, NewUser, PoolSettings, Role, TenantContext};
+use abetworks_crm::{
+    Crm, Error, NewOrganization, NewUser, PoolSettings, Role, TenantContext, Worker,
+};
 use anyhow::Context as _;
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
@@ -83,7 +86,15 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding port {port}"))?;
     tracing::info!("listening on http://localhost:{port} (API docs at /docs)");
+    // The daily maintenance (overdue invoices, trash retention, expiry sweeps) and its retries;
+    // stopped after the server, letting a running job finish.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(Worker::new(&crm).run_until(async {
+        let _ = stopped.await;
+    }));
     server::serve_beside(listener, app, metrics_listener, server::shutdown_signal()).await?;
+    let _ = stop.send(());
+    worker.await.context("the job worker panicked")??;
     crm.close().await;
     tracing::info!("stopped");
     Ok(())
