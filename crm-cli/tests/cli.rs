@@ -713,6 +713,23 @@ async fn jobs_are_planned_worked_and_listed(postgres: bool) {
     json(&["org", "create", "--name", "Acme"]);
     assert_eq!(json(&["jobs", "plan"])["planned"], 3);
     assert_eq!(json(&["jobs", "plan"])["planned"], 0, "once a day");
+    if !postgres {
+        // apalis's migrations keep to a table of their own: a host application's
+        // `_sqlx_migrations` in the same file stays its own.
+        use crm_core::sqlx::Connection as _;
+        let mut conn = crm_core::sqlx::SqliteConnection::connect(&url)
+            .await
+            .unwrap();
+        let tables: Vec<(String,)> = crm_core::sqlx::query_as(
+            "select name from sqlite_master where type = 'table' and name like '%migrations'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        let mut names: Vec<_> = tables.into_iter().map(|(n,)| n).collect();
+        names.sort();
+        assert_eq!(names, ["_apalis_migrations", "_crm_migrations"]);
+    }
     let pending = json(&["jobs", "list", "--status", "pending"]);
     assert_eq!(pending.as_array().unwrap().len(), 3, "{pending}");
     let bad = crm(&["jobs", "list", "--status", "asleep"])

@@ -3,9 +3,9 @@
 //!
 //! PostgreSQL: schema `apalis` (its migrations, recorded in `apalis._sqlx_migrations`, need the
 //! `hstore` extension), reached as the URL's role. SQLite: tables `Jobs` and `Workers` in the
-//! same file, its migrations recorded in `_sqlx_migrations` (the library's own are in
-//! `_crm_migrations`). apalis's own SQLite `setup` is not used: it would switch the file's
-//! connections to `synchronous = OFF`.
+//! same file, its migrations recorded in `_apalis_migrations` (the library's own are in
+//! `_crm_migrations`, a host application's may be in `_sqlx_migrations`). apalis's own SQLite
+//! `setup` is not used: it would switch the file's connections to `synchronous = OFF`.
 //!
 //! Operators read and steer jobs through [`JobStore::list`], [`JobStore::retry`] and
 //! [`JobStore::cancel`], which address apalis's tables directly: apalis 1.0 exposes no
@@ -178,10 +178,11 @@ impl JobStore {
             }
             #[cfg(feature = "sqlite")]
             Self::Sqlite { pool, .. } => {
-                apalis_sqlite::SqliteStorage::<()>::migrations()
-                    .run(pool)
-                    .await
-                    .map_err(storage_error)?;
+                // Not sqlx's default `_sqlx_migrations`: a host application's own migrations
+                // may be recorded there, in the same file.
+                let mut migrator = apalis_sqlite::SqliteStorage::<()>::migrations();
+                migrator.dangerous_set_table_name("_apalis_migrations");
+                migrator.run(pool).await.map_err(storage_error)?;
             }
         }
         Ok(())
