@@ -18,9 +18,6 @@ pub(crate) struct WorkerArgs {
     /// Jobs a worker runs at once.
     #[arg(long, env = "CRM_WORKER_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     worker_concurrency: u32,
-    /// Days a trashed record is kept before the daily purge removes it.
-    #[arg(long, env = "CRM_TRASH_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=36_500))]
-    trash_retention_days: u32,
     /// Do not plan the daily jobs from this process (another worker does).
     #[arg(long)]
     no_plan: bool,
@@ -31,9 +28,6 @@ impl WorkerArgs {
     pub(crate) fn worker(&self, crm: &Crm) -> Worker {
         Worker::new(crm)
             .concurrency(self.worker_concurrency as usize)
-            .trash_retention(chrono::TimeDelta::days(i64::from(
-                self.trash_retention_days,
-            )))
             .plan_every((!self.no_plan).then_some(Duration::from_secs(600)))
     }
 }

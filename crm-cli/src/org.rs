@@ -31,6 +31,15 @@ pub(crate) enum OrgCommand {
         /// Slug or id.
         org: String,
     },
+    /// Set how many days the organization keeps trashed records before the daily purge job
+    /// removes them for good (default 30).
+    SetRetention {
+        /// Slug or id.
+        org: String,
+        /// Days, 1 to 36500.
+        #[arg(long)]
+        days: u32,
+    },
     /// Resume a suspended organization.
     Resume {
         /// Slug or id.
@@ -62,6 +71,16 @@ pub(crate) async fn run(crm: &Crm, cmd: OrgCommand, out: Output) -> anyhow::Resu
                 .set_status(id, OrganizationStatus::Suspended)
                 .await?;
             out.show(&org, || format!("suspended {}", line(&org)))?;
+        }
+        OrgCommand::SetRetention { org, days } => {
+            let id = organization(crm, &org).await?.id;
+            let org = crm.organizations().set_trash_retention(id, days).await?;
+            out.show(&org, || {
+                format!(
+                    "{} keeps trashed records {} days",
+                    org.slug, org.trash_retention_days
+                )
+            })?;
         }
         OrgCommand::Resume { org } => {
             let id = organization(crm, &org).await?.id;

@@ -799,6 +799,71 @@ async fn jobs_are_planned_worked_and_listed(postgres: bool) {
     );
 }
 
+/// Each organization keeps trashed records as long as `crm org set-retention` says (30 days by
+/// default): the daily purge job reads it.
+async fn trash_retention_is_per_organization(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = database(dir.path(), postgres).await else {
+        return;
+    };
+    let kept = json(&url, &["org", "create", "--name", "Keeps"]);
+    assert_eq!(kept["trash_retention_days"], 30, "the default");
+    json(&url, &["org", "create", "--name", "Forgets"]);
+    let set = json(&url, &["org", "set-retention", "forgets", "--days", "5"]);
+    assert_eq!(set["trash_retention_days"], 5);
+    for bad in ["0", "36501"] {
+        let out = crm(&url, &["org", "set-retention", "forgets", "--days", bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("between 1 and 36500"));
+    }
+
+    // A contact of each, trashed 10 days ago.
+    let lib = crm_core::Crm::connect(&url).await.unwrap();
+    let mut orgs = Vec::new();
+    for slug in ["keeps", "forgets"] {
+        let org = lib.organizations().get_by_slug(slug).await.unwrap();
+        let t = lib.tenant(&crm_core::TenantContext::system(org.id));
+        let email = format!("gone@{slug}.test");
+        let c = t
+            .contacts()
+            .create(crm_core::NewContact {
+                email: Some(email.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        t.contacts().delete(c.id).await.unwrap();
+        backdate_trash(&url, &email, 10).await;
+        let job = crm_core::Job::PurgeTrash {
+            organization_id: org.id,
+        };
+        job.run(&lib, None).await.unwrap();
+        orgs.push((t, c.id));
+    }
+    let [(keeps, a), (forgets, b)] = <[_; 2]>::try_from(orgs).ok().unwrap();
+    assert!(
+        keeps.contacts().get_including_deleted(a).await.is_ok(),
+        "kept: 30 days"
+    );
+    assert!(
+        forgets.contacts().get_including_deleted(b).await.is_err(),
+        "purged: 5 days"
+    );
+    lib.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_trash_retention_is_per_organization() {
+    trash_retention_is_per_organization(false).await
+}
+
+#[tokio::test]
+async fn postgres_trash_retention_is_per_organization() {
+    trash_retention_is_per_organization(true).await
+}
+
 #[tokio::test]
 async fn sqlite_jobs_are_planned_worked_and_listed() {
     jobs_are_planned_worked_and_listed(false).await

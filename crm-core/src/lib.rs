@@ -151,7 +151,8 @@ pub use money::{Currency, MAX_MINOR, Money};
 #[cfg(feature = "openapi")]
 pub use openapi::{api_key_scopes, document_columns};
 pub use organizations::{
-    NewOrganization, Organization, OrganizationId, OrganizationStatus, Organizations,
+    MAX_RETENTION_DAYS, NewOrganization, Organization, OrganizationId, OrganizationStatus,
+    Organizations,
 };
 pub use password::Password;
 pub use pipelines::{

@@ -3433,6 +3433,12 @@ export interface components {
             /** @description Whether its users may work. */
             status: components["schemas"]["OrganizationStatus"];
             /**
+             * Format: int32
+             * @description Days a trashed record is kept before the daily purge removes it for good (1–36500,
+             *     default 30; [`crate::Organizations::set_trash_retention`]).
+             */
+            trash_retention_days: number;
+            /**
              * Format: date-time
              * @description When it last changed.
              */
@@ -3530,6 +3536,12 @@ export interface components {
                 slug: string;
                 /** @description Whether its users may work. */
                 status: components["schemas"]["OrganizationStatus"];
+                /**
+                 * Format: int32
+                 * @description Days a trashed record is kept before the daily purge removes it for good (1–36500,
+                 *     default 30; [`crate::Organizations::set_trash_retention`]).
+                 */
+                trash_retention_days: number;
                 /**
                  * Format: date-time
                  * @description When it last changed.

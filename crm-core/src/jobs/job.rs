@@ -22,8 +22,9 @@ pub enum Job {
         /// The day the invoices are judged on.
         date: NaiveDate,
     },
-    /// Permanently removes what the organization trashed longer ago than the worker's trash
-    /// retention (30 days by default), referrers first; records still linked stay.
+    /// Permanently removes what the organization trashed longer ago than its trash retention
+    /// ([`crate::Organization::trash_retention_days`], 30 days by default), referrers first;
+    /// records still linked stay.
     PurgeTrash {
         /// The organization.
         organization_id: OrganizationId,
@@ -56,16 +57,17 @@ impl Job {
         }
     }
 
-    /// Runs the job; `trash_retention` is how long trashed records are kept.
+    /// Runs the job. `trash_retention`, when given, replaces the organization's own retention
+    /// (for tests and one-off runs).
     ///
     /// # Errors
     /// What the underlying service answers; [`Error::NotFound`] for an organization that does
     /// not exist (any more).
-    pub async fn run(&self, crm: &Crm, trash_retention: TimeDelta) -> Result<()> {
+    pub async fn run(&self, crm: &Crm, trash_retention: Option<TimeDelta>) -> Result<()> {
         let org = self.organization_id();
         // An organization deleted since the job was planned: nothing to do, and no tenant to
         // bind, so the job fails (and ends dead after its retries) rather than pretending.
-        crm.organizations().get(org).await?;
+        let organization = crm.organizations().get(org).await?;
         let t = crm.tenant(&TenantContext::system(org));
         match self {
             Self::MarkOverdueInvoices { date, .. } => {
@@ -73,8 +75,11 @@ impl Job {
                 tracing::info!(org = %org, invoices = n, "invoices marked overdue");
             }
             Self::PurgeTrash { .. } => {
+                let keep = trash_retention.unwrap_or_else(|| {
+                    TimeDelta::days(i64::from(organization.trash_retention_days))
+                });
                 let cutoff = Utc::now()
-                    .checked_sub_signed(trash_retention)
+                    .checked_sub_signed(keep)
                     .ok_or_else(|| Error::Config("the trash retention is too long".into()))?;
                 let purged = t.purge_trash(cutoff, false).await?;
                 let n: u64 = purged.iter().map(|(_, r)| r.purged).sum();

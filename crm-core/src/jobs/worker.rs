@@ -36,7 +36,7 @@ pub struct Worker {
     name: String,
     concurrency: usize,
     backoff: (Duration, Duration),
-    trash_retention: TimeDelta,
+    trash_retention: Option<TimeDelta>,
     plan_every: Option<Duration>,
     grace: Duration,
 }
@@ -45,20 +45,21 @@ pub struct Worker {
 #[derive(Debug, Clone)]
 struct Context {
     crm: Crm,
-    trash_retention: TimeDelta,
+    trash_retention: Option<TimeDelta>,
 }
 
 impl Worker {
     /// A worker for `crm`'s queue: 2 jobs at once, up to [`DEFAULT_MAX_ATTEMPTS`] runs of a
-    /// job with a backoff from 1 s doubling to 5 min (with jitter) between them, 30 days of trash retention, the daily
-    /// plan checked every 10 minutes, 30 s of grace on stop.
+    /// job with a backoff from 1 s doubling to 5 min (with jitter) between them, each
+    /// organization's own trash retention, the daily plan checked every 10 minutes, 30 s of
+    /// grace on stop.
     pub fn new(crm: &Crm) -> Self {
         Self {
             crm: crm.clone(),
             name: format!("crm-{}", ulid::Ulid::generate()),
             concurrency: 2,
             backoff: (Duration::from_secs(1), Duration::from_secs(300)),
-            trash_retention: TimeDelta::days(30),
+            trash_retention: None,
             plan_every: Some(Duration::from_secs(600)),
             grace: Duration::from_secs(30),
         }
@@ -76,9 +77,11 @@ impl Worker {
         self
     }
 
-    /// How long trashed records are kept before [`Job::PurgeTrash`] removes them.
+    /// How long trashed records are kept before [`Job::PurgeTrash`] removes them, for every
+    /// organization alike; by default each organization's own
+    /// ([`crate::Organization::trash_retention_days`]).
     pub fn trash_retention(mut self, keep: TimeDelta) -> Self {
-        self.trash_retention = keep;
+        self.trash_retention = Some(keep);
         self
     }
 

@@ -4,4 +4,4 @@ mod model;
 mod service;
 
 pub use model::{NewOrganization, Organization, OrganizationId, OrganizationStatus};
-pub use service::Organizations;
+pub use service::{MAX_RETENTION_DAYS, Organizations};

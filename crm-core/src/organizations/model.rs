@@ -20,6 +20,9 @@ pub struct Organization {
     pub slug: String,
     /// Whether its users may work.
     pub status: OrganizationStatus,
+    /// Days a trashed record is kept before the daily purge removes it for good (1–36500,
+    /// default 30; [`crate::Organizations::set_trash_retention`]).
+    pub trash_retention_days: i32,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.

@@ -5,7 +5,7 @@ use crate::context::TenantContext;
 use crate::crm::Crm;
 use crate::error::{Error, Result, ResultExt as _};
 use crate::pipelines;
-use crate::storage::{Sql, Tx};
+use crate::storage::{Arg, Sql, Tx};
 use crate::time::now;
 use crate::users::Role;
 use crate::users::{NewUser, PreparedUser, User};
@@ -27,7 +27,15 @@ pub struct Organizations<'c> {
     crm: &'c Crm,
 }
 
-const SELECT: &str = "select id, name, slug, status, created_at, updated_at from organizations";
+/// The longest trash retention an organization may have, in days (100 years).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// The columns of an [`Organization`].
+const COLUMNS: &str = "id, name, slug, status, trash_retention_days, created_at, updated_at";
+const SELECT: &str = concat!(
+    "select id, name, slug, status, trash_retention_days, created_at, updated_at",
+    " from organizations"
+);
 
 impl<'c> Organizations<'c> {
     pub(crate) fn new(crm: &'c Crm) -> Self {
@@ -82,9 +90,14 @@ impl<'c> Organizations<'c> {
     pub async fn get(&self, id: OrganizationId) -> Result<Organization> {
         let mut q = Sql::new(SELECT);
         q.push(" where id = ").bind(id);
+        self.one(id, &q).await
+    }
+
+    /// The organization `q` reads or writes back, or `NotFound` for `id`.
+    async fn one(&self, id: OrganizationId, q: &Sql) -> Result<Organization> {
         let mut s = self.crm.pool().global().await?;
         s.conn()
-            .fetch_optional(&q)
+            .fetch_optional(q)
             .await?
             .ok_or(Error::not_found("organization", id))
     }
@@ -116,24 +129,45 @@ impl<'c> Organizations<'c> {
         s.conn().fetch_all(&q).await
     }
 
+    /// Sets how many days the organization keeps trashed records before the daily purge job
+    /// removes them (1 to 36,500).
+    ///
+    /// # Errors
+    /// [`Error::Validation`] for a number of days out of range; [`Error::NotFound`].
+    pub async fn set_trash_retention(&self, id: OrganizationId, days: u32) -> Result<Organization> {
+        if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+            return Err(Error::invalid(
+                "trash_retention_days",
+                "out_of_range",
+                format!("must be between 1 and {MAX_RETENTION_DAYS}"),
+            ));
+        }
+        self.update(id, "trash_retention_days", i64::from(days))
+            .await
+    }
+
     /// Sets the organization's status (suspend or resume it).
     pub async fn set_status(
         &self,
         id: OrganizationId,
         status: OrganizationStatus,
     ) -> Result<Organization> {
-        let mut q = Sql::new("update organizations set status = ");
-        q.bind(status.as_str())
-            .push(", updated_at = ")
-            .bind(now())
-            .push(" where id = ")
-            .bind(id)
-            .push(" returning id, name, slug, status, created_at, updated_at");
-        let mut s = self.crm.pool().global().await?;
-        s.conn()
-            .fetch_optional(&q)
-            .await?
-            .ok_or(Error::not_found("organization", id))
+        self.update(id, "status", status.as_str()).await
+    }
+
+    /// Sets one column of the organization, and `updated_at`.
+    async fn update(
+        &self,
+        id: OrganizationId,
+        column: &'static str,
+        value: impl Into<Arg>,
+    ) -> Result<Organization> {
+        let mut q = Sql::new("update organizations set ");
+        q.push(column).push(" = ").bind(value);
+        q.push(", updated_at = ").bind(now());
+        q.push(" where id = ").bind(id);
+        q.push(" returning ").push(COLUMNS);
+        self.one(id, &q).await
     }
 }
 
@@ -169,7 +203,7 @@ async fn insert_in(
         .push(", ")
         .bind(slug.clone());
     q.push(", 'active', ").bind(at).push(", ").bind(at);
-    q.push(") returning id, name, slug, status, created_at, updated_at");
+    q.push(") returning ").push(COLUMNS);
     let org: Organization = tx
         .conn()
         .fetch_one(&q)
