@@ -17,7 +17,7 @@ pub(crate) fn entity_parser() -> impl TypedValueParser<Value = EntityKind> {
         .try_map(|s| EntityKind::from_table(&s).ok_or("not an entity of the registry"))
 }
 
-/// A future of a command's work, boxed so that an [`EntityVisitor`] can return it for any
+/// A future of a command's work, boxed so that an [`EntityVisitor`](crm_core::EntityVisitor) can return it for any
 /// entity type.
 pub(crate) type Work<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + 'a>>;
 

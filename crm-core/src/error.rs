@@ -117,7 +117,7 @@ impl Error {
 impl From<sqlx::Error> for Error {
     /// `RowNotFound` never escapes the storage layer as a driver error: callers get a
     /// [`Error::NotFound`]; the database being away is [`Error::Unavailable`]
-    /// ([`is_transient`]); a failure to set up TLS is [`Error::Config`], with the driver's
+    /// (`is_transient`); a failure to set up TLS is [`Error::Config`], with the driver's
     /// reason; every other driver error is kept opaque in [`Error::Storage`].
     fn from(err: sqlx::Error) -> Self {
         match err {

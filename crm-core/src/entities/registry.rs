@@ -9,7 +9,7 @@
 
 use crate::record::Entity;
 
-/// Generic code to run for one entity type, chosen at run time by an [`EntityKind`].
+/// Generic code to run for one entity type, chosen at run time by an [`EntityKind`](crate::EntityKind).
 ///
 /// ```
 /// use crm_core::{Entity, EntityKind, EntityVisitor};
