@@ -3185,7 +3185,7 @@ export interface components {
             /** @description Job title. */
             title?: string | null;
         };
-        /** @description Input of [`CustomFields::define`]. */
+        /** @description Input of `CustomFields::define`. */
         NewCustomField: {
             /** @description Default for new records. */
             default_value?: unknown;
@@ -3311,14 +3311,14 @@ export interface components {
             primary_contact_id?: components["schemas"]["ContactId"] | null;
             stage_id?: components["schemas"]["StageId"] | null;
         };
-        /** @description Input of [`Organizations::create`]. */
+        /** @description Input of `Organizations::create`. */
         NewOrganization: {
             /** @description Display name (1–200 characters). */
             name: string;
             /** @description Short name; derived from the name when absent. */
             slug?: string | null;
         };
-        /** @description Input of [`Pipelines::create`]. */
+        /** @description Input of `Pipelines::create`. */
         NewPipeline: {
             /** @description Display name. */
             name: string;
@@ -3466,7 +3466,7 @@ export interface components {
                 /** @description Pass it as `after` to read what came after this change; keep the last one you handled. */
                 cursor: string;
             })[];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
@@ -3509,14 +3509,14 @@ export interface components {
                  */
                 version: number;
             }[];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
         Page_FieldChange: {
             /** @description The rows, in order. */
             data: components["schemas"]["FieldChange"][];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
@@ -3548,7 +3548,7 @@ export interface components {
                  */
                 updated_at: string;
             }[];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
@@ -3581,49 +3581,49 @@ export interface components {
                  */
                 version: number;
             }[];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
         Page_Record_Account: {
             /** @description The rows, in order. */
             data: components["schemas"]["Record_Account"][];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
         Page_Record_Activity: {
             /** @description The rows, in order. */
             data: components["schemas"]["Record_Activity"][];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
         Page_Record_Contact: {
             /** @description The rows, in order. */
             data: components["schemas"]["Record_Contact"][];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
         Page_Record_Invoice: {
             /** @description The rows, in order. */
             data: components["schemas"]["Record_Invoice"][];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
         Page_Record_Lead: {
             /** @description The rows, in order. */
             data: components["schemas"]["Record_Lead"][];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
         Page_Record_Opportunity: {
             /** @description The rows, in order. */
             data: components["schemas"]["Record_Opportunity"][];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
@@ -3649,14 +3649,14 @@ export interface components {
                  */
                 title: string;
             }[];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
         Page_TimelineItem: {
             /** @description The rows, in order. */
             data: components["schemas"]["TimelineItem"][];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description One page of a list. */
@@ -3696,7 +3696,7 @@ export interface components {
                  */
                 version: number;
             }[];
-            /** @description Pass it as [`ListQuery::cursor`] for the next page; `None` on the last page. */
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
         /** @description A sales process. */

@@ -79,7 +79,7 @@ pub struct CustomFieldDefinition {
     pub version: i64,
 }
 
-/// Input of [`CustomFields::define`](crate::CustomFields::define).
+/// Input of `CustomFields::define`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -15,7 +15,7 @@ use crate::organizations::OrganizationId;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Job {
     /// Marks the organization's invoices past due on `date` as overdue
-    /// ([`Records::mark_overdue`](crate::Records::mark_overdue) of invoices); planned daily, for the UTC date.
+    /// (`mark_overdue` of invoices); planned daily, for the UTC date.
     MarkOverdueInvoices {
         /// The organization.
         organization_id: OrganizationId,

@@ -39,7 +39,7 @@ crate::text_enum! {
     }
 }
 
-/// Input of [`Organizations::create`](crate::Organizations::create).
+/// Input of `Organizations::create`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -77,7 +77,7 @@ impl Referable for Stage {
     const SOFT_DELETE: bool = false;
 }
 
-/// Input of [`Pipelines::create`](crate::Pipelines::create).
+/// Input of `Pipelines::create`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -8,7 +8,7 @@ use serde::Serialize;
 pub struct Page<T> {
     /// The rows, in order.
     pub data: Vec<T>,
-    /// Pass it as [`ListQuery::cursor`](crate::ListQuery::cursor) for the next page; `None` on the last page.
+    /// Pass it as `ListQuery::cursor` for the next page; `None` on the last page.
     #[cfg_attr(feature = "openapi", schema(required))]
     pub next_cursor: Option<String>,
 }

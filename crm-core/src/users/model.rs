@@ -44,7 +44,7 @@ impl Referable for User {
     const SOFT_DELETE: bool = false;
 }
 
-/// Input of [`Users::create`](crate::Users::create).
+/// Input of `Users::create`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
