@@ -8,8 +8,8 @@
 //!   `crm serve` runs one in process unless `--no-worker`; an embedding app runs its own.
 //!
 //! Guarantees: a job that fails is retried with exponential backoff and jitter (1 s doubling
-//! to 5 min by default, [`Worker::retries`] times), then stays *dead* with its error until an
-//! operator retries or cancels it. A worker that dies mid-job stops beating; after 30 s its
+//! to 5 min by default, up to [`DEFAULT_MAX_ATTEMPTS`] runs), then stays *dead* with its error
+//! until an operator retries it. A worker that dies mid-job stops beating; after 30 s its
 //! jobs are taken back and run again (at least once). Stopping a worker lets running jobs
 //! finish (up to a grace period) and leaves the waiting ones in the store.
 //!

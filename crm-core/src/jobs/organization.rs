@@ -30,8 +30,8 @@ impl OrganizationJobs<'_> {
     /// [`super::MAX_JOBS_PAGE`]).
     ///
     /// # Errors
-    /// [`Error::Forbidden`](crate::Error::Forbidden) for users who are not company admins; [`Error::Validation`](crate::Error::Validation) for a
-    /// `limit` out of range.
+    /// [`Error::Forbidden`](crate::Error::Forbidden) for users who are not company admins;
+    /// [`Error::Validation`](crate::Error::Validation) for a `limit` out of range.
     pub async fn list(&self, status: Option<JobStatus>, limit: u32) -> Result<Vec<JobInfo>> {
         self.may_steer()?;
         let crm = self.tenant.crm();
@@ -42,7 +42,8 @@ impl OrganizationJobs<'_> {
     /// Runs one of the organization's dead or cancelled jobs again.
     ///
     /// # Errors
-    /// [`Error::NotFound`](crate::Error::NotFound) when the organization has no dead or cancelled job with this id.
+    /// [`Error::NotFound`](crate::Error::NotFound) when the organization has no dead or
+    /// cancelled job with this id.
     pub async fn retry(&self, id: &str) -> Result<()> {
         self.may_steer()?;
         let org = self.tenant.context().organization_id();
@@ -52,7 +53,8 @@ impl OrganizationJobs<'_> {
     /// Cancels one of the organization's jobs that has not run yet.
     ///
     /// # Errors
-    /// [`Error::NotFound`](crate::Error::NotFound) when the organization has no pending or retrying job with this id.
+    /// [`Error::NotFound`](crate::Error::NotFound) when the organization has no pending or
+    /// retrying job with this id.
     pub async fn cancel(&self, id: &str) -> Result<()> {
         self.may_steer()?;
         let org = self.tenant.context().organization_id();

@@ -235,7 +235,7 @@ impl<E: Entity> Records<'_, E> {
     async fn insert_prepared(
         &self,
         tx: &mut Tx<'_>,
-        rows: Vec<Prepared>,
+        mut rows: Vec<Prepared>,
         read_back: bool,
     ) -> Result<Vec<Record<E>>> {
         let links: Vec<_> = rows.iter().flat_map(|r| r.links.iter().copied()).collect();
@@ -249,11 +249,12 @@ impl<E: Entity> Records<'_, E> {
         columns.push("custom_fields");
         columns.extend(E::COLUMNS.iter().map(|c| c.name));
         let mut table = Rows::new(E::TABLE, columns, rows.len());
-        for row in &rows {
+        for row in &mut rows {
             table.push(row.id).push(self.org());
             table.push(at).push(at).push(actor).push(actor);
             table.push(1_i64).push(false);
-            table.push(Value::Object(row.custom.clone()));
+            // Moved, not copied: only the row needs the custom fields from here on.
+            table.push(Value::Object(std::mem::take(&mut row.custom)));
             for c in E::COLUMNS {
                 table.push(column_arg(c, &row.values)?);
             }
