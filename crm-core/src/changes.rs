@@ -28,8 +28,9 @@ use uuid::Uuid;
 use crate::context::Actor;
 use crate::error::{Error, Result};
 use crate::events::Event;
+use crate::organizations::OrganizationId;
 use crate::record::Page;
-use crate::storage::Sql;
+use crate::storage::{Backend, Sql};
 use crate::tenant::Tenant;
 
 /// The largest page of changes.
@@ -51,6 +52,22 @@ pub struct Change {
 struct Cursor {
     position: i64,
     id: Uuid,
+}
+
+/// The cursor just after change `id` of commit `position`.
+pub(crate) fn cursor_text(position: i64, id: Uuid) -> String {
+    Cursor { position, id }.encode()
+}
+
+/// The commit position of a cursor this feed returned.
+pub(crate) fn cursor_position(cursor: &str) -> Option<i64> {
+    Cursor::decode(cursor).ok().map(|c| c.position)
+}
+
+/// How two cursors of this feed compare (`None` when either is not one).
+pub(crate) fn cursor_order(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let (a, b) = (Cursor::decode(a).ok()?, Cursor::decode(b).ok()?);
+    Some((a.position, a.id).cmp(&(b.position, b.id)))
 }
 
 impl Cursor {
@@ -204,6 +221,23 @@ impl Changes<'_> {
         .encode())
     }
 
+    /// The cursor just before the first change that entered the feed at or after `at`: reading
+    /// after it returns the changes from then on (the start of the feed when all are later).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] (`admin_only`) for users below company admin.
+    pub async fn cursor_before(&self, at: DateTime<Utc>) -> Result<String> {
+        self.may_read()?;
+        let org = self.tenant.context().organization_id();
+        let mut s = self.tenant.session().await?;
+        let mut conn = s.conn();
+        let backend = conn.backend();
+        let before: Option<(i64, Uuid)> =
+            conn.fetch_optional(&last_before(backend, org, at)).await?;
+        let (position, id) = before.unwrap_or((0, Uuid::nil()));
+        Ok(cursor_text(position, id))
+    }
+
     /// Deletes the organization's oldest commits, whole, up to the last one committed before
     /// `before`, with their events (the audit trail and field history of those changes go too),
     /// and moves the horizon: readers whose cursor is behind it get [`Error::Gone`]. For the
@@ -240,17 +274,9 @@ impl Changes<'_> {
         let out = async {
             let mut conn = tx.conn();
             let backend = conn.backend();
-            let mut last = Sql::new(backend.feed_last_before());
-            last.bind(org)
-                .push(" and ")
-                .push(backend.feed_time())
-                .push(" < ");
-            last.bind(before)
-                .push(" order by ")
-                .push(backend.feed_position());
-            last.push(" desc, e.id desc limit 1");
-            let Some((through, through_id)): Option<(i64, Uuid)> =
-                conn.fetch_optional(&last).await?
+            let Some((through, through_id)): Option<(i64, Uuid)> = conn
+                .fetch_optional(&last_before(backend, org, before))
+                .await?
             else {
                 return Ok(ExpiredChanges::default());
             };
@@ -284,6 +310,20 @@ impl Changes<'_> {
             .context()
             .admin_or_api_key("only company admins and API keys may read the change feed")
     }
+}
+
+/// The position and id of the organization's last change that entered the feed before `at`.
+fn last_before(backend: Backend, org: OrganizationId, at: DateTime<Utc>) -> Sql {
+    let mut last = Sql::new(backend.feed_last_before());
+    last.bind(org)
+        .push(" and ")
+        .push(backend.feed_time())
+        .push(" < ");
+    last.bind(at)
+        .push(" order by ")
+        .push(backend.feed_position());
+    last.push(" desc, e.id desc limit 1");
+    last
 }
 
 #[cfg(test)]

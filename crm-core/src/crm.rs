@@ -44,6 +44,7 @@ struct Inner {
     hasher: Hasher,
     definitions: DefinitionCache,
     pipelines: crate::pipelines::PipelineCache,
+    webhook_policy: crate::WebhookPolicy,
 }
 
 impl fmt::Debug for Crm {
@@ -138,6 +139,11 @@ impl Crm {
             .await
     }
 
+    /// Where webhooks may go ([`CrmBuilder::webhook_policy`]).
+    pub fn webhook_policy(&self) -> crate::WebhookPolicy {
+        self.inner.webhook_policy
+    }
+
     pub(crate) fn hasher(&self) -> &Hasher {
         &self.inner.hasher
     }
@@ -180,6 +186,7 @@ pub struct CrmBuilder {
     postgres_role: Option<String>,
     max_concurrent_hashes: usize,
     job_queue: String,
+    webhook_policy: crate::WebhookPolicy,
 }
 
 impl fmt::Debug for CrmBuilder {
@@ -191,6 +198,7 @@ impl fmt::Debug for CrmBuilder {
             .field("migrate", &self.migrate)
             .field("postgres_role", &self.postgres_role)
             .field("job_queue", &self.job_queue)
+            .field("webhook_policy", &self.webhook_policy)
             .finish()
     }
 }
@@ -204,6 +212,7 @@ impl Default for CrmBuilder {
             postgres_role: Some("crm_app".to_owned()),
             max_concurrent_hashes: 4,
             job_queue: DEFAULT_JOB_QUEUE.to_owned(),
+            webhook_policy: crate::WebhookPolicy::default(),
         }
     }
 }
@@ -256,6 +265,13 @@ impl CrmBuilder {
         self
     }
 
+    /// Where outbound webhooks may go: by default only `https` URLs of public addresses. Allow
+    /// `http` and private networks for development against a local receiver.
+    pub fn webhook_policy(mut self, policy: crate::WebhookPolicy) -> Self {
+        self.webhook_policy = policy;
+        self
+    }
+
     /// Connects (and migrates unless told not to).
     ///
     /// # Errors
@@ -277,6 +293,7 @@ impl CrmBuilder {
                 hasher: Hasher::new(self.max_concurrent_hashes),
                 definitions: custom_fields::new_cache(),
                 pipelines: crate::pipelines::new_cache(),
+                webhook_policy: self.webhook_policy,
             }),
         };
         if self.migrate {

@@ -131,6 +131,7 @@ mod time;
 mod timeline;
 mod users;
 mod validation;
+mod webhooks;
 
 pub use auth::{Auth, Principal};
 pub use changes::{Change, Changes, ExpiredChanges, MAX_CHANGES_PAGE};
@@ -178,6 +179,12 @@ pub use users::{
     MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, NewUser, PasswordKind, Role, User, UserId, Users,
 };
 pub use validation::Validator;
+pub use webhooks::{
+    DEFAULT_ROTATION_OVERLAP, DeliveryStatus, EventTypes, MAX_DELIVERIES_PAGE,
+    MAX_ROTATION_OVERLAP, MAX_SUBSCRIPTIONS, NewWebhookSubscription, ReplayFrom, WebhookDelivery,
+    WebhookDeliveryId, WebhookPolicy, WebhookSettings, WebhookSubscription, WebhookSubscriptionId,
+    WebhookSubscriptionPatch, WebhookSubscriptions,
+};
 
 /// The sqlx crate this library is built on, for hosts that share its types.
 pub use sqlx;

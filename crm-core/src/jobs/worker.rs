@@ -15,9 +15,11 @@ use super::{DEFAULT_MAX_ATTEMPTS, Job};
 use crate::crm::Crm;
 use crate::error::{Error, Result};
 use crate::storage::with_apalis_storage;
+use crate::webhooks::WebhookSettings;
+use crate::webhooks::dispatcher;
 
-/// Runs background jobs: `crm worker`, or in the server's process (`crm serve`), or in an
-/// embedding app.
+/// Runs background jobs and delivers webhooks: `crm worker`, or in the server's process
+/// (`crm serve`), or in an embedding app.
 ///
 /// ```no_run
 /// # async fn run(crm: crm_core::Crm) -> crm_core::Result<()> {
@@ -39,6 +41,7 @@ pub struct Worker {
     trash_retention: Option<TimeDelta>,
     plan_every: Option<Duration>,
     grace: Duration,
+    webhooks: Option<WebhookSettings>,
 }
 
 /// What every run of a job is given.
@@ -62,6 +65,7 @@ impl Worker {
             trash_retention: None,
             plan_every: Some(Duration::from_secs(600)),
             grace: Duration::from_secs(30),
+            webhooks: Some(WebhookSettings::default()),
         }
     }
 
@@ -99,6 +103,12 @@ impl Worker {
         self
     }
 
+    /// How webhooks are delivered (`None`: this worker delivers none; another does).
+    pub fn webhooks(mut self, settings: Option<WebhookSettings>) -> Self {
+        self.webhooks = settings;
+        self
+    }
+
     /// Runs until `stop` completes, then lets running jobs finish (within the grace period).
     /// Jobs that were waiting stay in the store for the next worker.
     ///
@@ -112,6 +122,11 @@ impl Worker {
             let crm = self.crm.clone();
             let stopped = stopped.clone();
             tokio::spawn(plan(crm, every, stopped))
+        });
+        let deliveries = self.webhooks.clone().map(|settings| {
+            let crm = self.crm.clone();
+            let stopped = stopped.clone();
+            tokio::spawn(dispatcher::run(crm, settings, stopped, self.grace))
         });
         let retry = RetryPolicy::retries(DEFAULT_MAX_ATTEMPTS - 1).with_backoff(
             ExponentialBackoffMaker::new(self.backoff.0, self.backoff.1, 0.5, HasherRng::default())
@@ -145,6 +160,9 @@ impl Worker {
             .map_err(|e| Error::Internal(format!("job worker: {e}")));
         if let Some(planner) = planner {
             let _ = planner.await;
+        }
+        if let Some(deliveries) = deliveries {
+            let _ = deliveries.await;
         }
         out
     }

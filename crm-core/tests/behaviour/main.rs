@@ -32,3 +32,4 @@ mod tenancy;
 mod tls;
 mod transactions;
 mod user_management;
+mod webhooks;
