@@ -138,6 +138,7 @@ fn parts() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
         .merge(routes::organizations::routes())
         .merge(routes::api_keys::routes())
         .merge(routes::webhooks::routes())
+        .merge(routes::webhook_subscriptions::routes())
         .merge(routes::pipelines::routes())
         .merge(routes::custom_fields::routes())
         .merge(routes::changes::routes())

@@ -32,6 +32,8 @@ pub(crate) mod tags {
     pub(crate) const API_KEYS: &str = "api-keys";
     /// Inbound webhooks.
     pub(crate) const WEBHOOKS: &str = "webhooks";
+    /// Outbound webhooks: subscriptions and their deliveries.
+    pub(crate) const WEBHOOK_SUBSCRIPTIONS: &str = "webhook-subscriptions";
     /// Pipelines and their stages.
     pub(crate) const PIPELINES: &str = "pipelines";
     /// Custom field definitions (company admins change them).
@@ -60,6 +62,7 @@ pub(crate) mod tags {
         (name = "organizations", description = "Organizations (super-admins)"),
         (name = "api-keys", description = "API keys (company admins)"),
         (name = "webhooks", description = "Inbound webhooks (API key)"),
+        (name = "webhook-subscriptions", description = "Outbound webhooks, signed as Standard Webhooks: subscriptions, delivery log, replays (company admins)"),
         (name = "pipelines", description = "Pipelines and their stages"),
         (name = "custom-fields", description = "Custom field definitions"),
         (name = "changes", description = "The change feed: every change, in commit order"),

@@ -4,12 +4,14 @@ use anyhow::Context as _;
 use crm_core::{Crm, Organization, OrganizationId, Tenant, TenantContext};
 
 /// Connects to `url`; applies pending migrations when `migrate`; keeps the URL's role on
-/// PostgreSQL when `no_rls`; enqueues to and works the job queue `job_queue`.
+/// PostgreSQL when `no_rls`; enqueues to and works the job queue `job_queue`; sends webhooks
+/// where `webhooks` allows.
 pub(crate) async fn connect(
     url: &str,
     migrate: bool,
     no_rls: bool,
     job_queue: &str,
+    webhooks: crm_core::WebhookPolicy,
 ) -> anyhow::Result<Crm> {
     // CRM_STATEMENT_TIMEOUT_MS bounds each PostgreSQL statement (default 30 s).
     let settings = crm_core::PoolSettings::from_env()?;
@@ -17,7 +19,8 @@ pub(crate) async fn connect(
         .database_url(url)
         .pool(settings)
         .migrate(migrate)
-        .job_queue(job_queue);
+        .job_queue(job_queue)
+        .webhook_policy(webhooks);
     let builder = if no_rls {
         builder.postgres_role(None)
     } else {

@@ -21,14 +21,26 @@ pub(crate) struct WorkerArgs {
     /// Do not plan the daily jobs from this process (another worker does).
     #[arg(long)]
     no_plan: bool,
+    /// Do not deliver webhooks from this process (another worker does).
+    #[arg(long)]
+    no_webhooks: bool,
+    /// Seconds a webhook receiver has to answer. A delivery is leased for twice that plus 5 s:
+    /// a worker that dies mid-delivery has it sent again (same `webhook-id`) after the lease.
+    #[arg(long, env = "CRM_WEBHOOK_TIMEOUT", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=300))]
+    webhook_timeout: u64,
 }
 
 impl WorkerArgs {
     /// The worker these options describe.
     pub(crate) fn worker(&self, crm: &Crm) -> Worker {
+        let webhooks = crm_core::WebhookSettings {
+            timeout: Duration::from_secs(self.webhook_timeout),
+            ..crm_core::WebhookSettings::default()
+        };
         Worker::new(crm)
             .concurrency(self.worker_concurrency as usize)
             .plan_every((!self.no_plan).then_some(Duration::from_secs(600)))
+            .webhooks((!self.no_webhooks).then_some(webhooks))
     }
 }
 
@@ -64,6 +76,7 @@ pub(crate) async fn worker(crm: Crm, args: WorkerArgs) -> anyhow::Result<ExitCod
     tracing::info!(
         concurrency = args.worker_concurrency,
         plans = !args.no_plan,
+        webhooks = !args.no_webhooks,
         "job worker started"
     );
     args.worker(&crm)

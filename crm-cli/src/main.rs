@@ -51,6 +51,13 @@ struct Cli {
     /// name share their jobs.
     #[arg(long, env = "CRM_JOB_QUEUE", default_value = crm_core::DEFAULT_JOB_QUEUE, global = true)]
     job_queue: String,
+    /// Let outbound webhooks use plain `http://` URLs (development against a local receiver).
+    #[arg(long, env = "CRM_WEBHOOK_ALLOW_HTTP", global = true, value_parser = clap::builder::FalseyValueParser::new())]
+    webhook_allow_http: bool,
+    /// Let outbound webhooks reach loopback, private, link-local and other non-public
+    /// addresses (development only: it opens the operator's network to subscribers).
+    #[arg(long, env = "CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS", global = true, value_parser = clap::builder::FalseyValueParser::new())]
+    webhook_allow_private_networks: bool,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -155,13 +162,30 @@ async fn main() -> ExitCode {
     }
 }
 
+impl Cli {
+    /// Where outbound webhooks may go.
+    fn webhook_policy(&self) -> crm_core::WebhookPolicy {
+        crm_core::WebhookPolicy {
+            allow_http: self.webhook_allow_http,
+            allow_private_networks: self.webhook_allow_private_networks,
+        }
+    }
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = Output { json: cli.json };
     if let Command::Openapi { format } = cli.command {
         return http::openapi(format);
     }
     if let Command::Migrate { status } = cli.command {
-        let crm = connect::connect(&cli.database_url, false, cli.no_rls, &cli.job_queue).await?;
+        let crm = connect::connect(
+            &cli.database_url,
+            false,
+            cli.no_rls,
+            &cli.job_queue,
+            cli.webhook_policy(),
+        )
+        .await?;
         if !status {
             crm.migrate().await?;
         }
@@ -187,6 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         !cli.no_migrate,
         cli.no_rls,
         &cli.job_queue,
+        cli.webhook_policy(),
     )
     .await?;
     let code = match cli.command {

@@ -854,6 +854,156 @@ async fn trash_retention_is_per_organization(postgres: bool) {
     lib.close().await;
 }
 
+/// One request read off `stream`: its `webhook-id` and body.
+fn read_request(stream: &mut std::net::TcpStream) -> (String, String) {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head_end, length) = loop {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the connection closed before a request came");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            break (end + 4, length);
+        }
+    };
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0, "the connection closed inside the body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let id = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("webhook-id:")
+                .map(|v| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (id, String::from_utf8_lossy(&buf[head_end..]).into_owned())
+}
+
+/// Item 5 of the webhooks issue: `crm worker` killed (SIGKILL) while a receiver holds its
+/// delivery unanswered; a new worker sends the same change again, with the same `webhook-id`,
+/// once the dead worker's lease runs out.
+async fn webhook_deliveries_survive_a_killed_worker(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = database(dir.path(), postgres).await else {
+        return;
+    };
+    let org = json(&url, &["org", "create", "--name", "Acme"]);
+    let org = crm_core::OrganizationId::from_uuid(org["id"].as_str().unwrap().parse().unwrap());
+    let lib = harness::connect(&url).await.unwrap();
+    let t = lib.tenant(&crm_core::TenantContext::system(org));
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (got, requests) = std::sync::mpsc::channel::<(String, String)>();
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        // The first request is held, unanswered, until its sender dies; the next is taken.
+        let (mut first, _) = listener.accept().unwrap();
+        got.send(read_request(&mut first)).unwrap();
+        let (mut second, _) = listener.accept().unwrap();
+        got.send(read_request(&mut second)).unwrap();
+        second
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        drop(first);
+    });
+    let (sub, _) = t
+        .webhooks()
+        .create(crm_core::NewWebhookSubscription {
+            url: format!("http://127.0.0.1:{port}/in"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    t.contacts()
+        .create(NewContact {
+            last_name: Some("Lovelace".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let worker = || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"))
+            .args(["worker", "--no-plan"])
+            .env("DATABASE_URL", &url)
+            .env(
+                "CRM_JOB_QUEUE",
+                format!("cli-{}", uuid::Uuid::now_v7().simple()),
+            )
+            .env("CRM_WEBHOOK_ALLOW_HTTP", "1")
+            .env("CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "1")
+            .env("CRM_WEBHOOK_TIMEOUT", "3")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let wait = std::time::Duration::from_secs(60);
+    let mut first = worker();
+    let (id, body) = requests.recv_timeout(wait).expect("the first attempt");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut second = worker();
+    let (again, body_again) = requests
+        .recv_timeout(wait)
+        .expect("the attempt after the kill");
+    assert!(!id.is_empty());
+    assert_eq!(again, id, "the same webhook-id");
+    assert_eq!(body_again, body);
+    let change: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(change["type"], "contact.created");
+    assert_eq!(change["data"]["id"], id.as_str());
+
+    let deadline = std::time::Instant::now() + wait;
+    let delivery = loop {
+        let log = t
+            .webhooks()
+            .deliveries(sub.id, None, None, 10)
+            .await
+            .unwrap();
+        if log.data[0].status == crm_core::DeliveryStatus::Delivered {
+            break log.data[0].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not recorded: {log:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (delivery.attempts, delivery.response_status),
+        (2, Some(200))
+    );
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(second.wait().unwrap().success());
+}
+
+#[tokio::test]
+async fn sqlite_webhook_deliveries_survive_a_killed_worker() {
+    webhook_deliveries_survive_a_killed_worker(false).await
+}
+
+#[tokio::test]
+async fn postgres_webhook_deliveries_survive_a_killed_worker() {
+    webhook_deliveries_survive_a_killed_worker(true).await
+}
+
 #[tokio::test]
 async fn sqlite_trash_retention_is_per_organization() {
     trash_retention_is_per_organization(false).await

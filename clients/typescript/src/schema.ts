@@ -1391,6 +1391,141 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhook-subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lists the organization's webhook subscriptions (never their secrets). Company admins, and
+         *     API keys with the `all` scope.
+         */
+        get: operations["list_subscriptions"];
+        put?: never;
+        /**
+         * Subscribes a URL to the organization's changes from now on, and returns its signing secret
+         *     (shown this once).
+         * @description Each change is posted as JSON `{"type": "contact.updated", "timestamp": …, "data": <the
+         *     change as GET /changes lists it>}` with the Standard Webhooks headers `webhook-id` (the
+         *     change's id: the same on every attempt, de-duplicate on it), `webhook-timestamp` and
+         *     `webhook-signature`. Delivery is at least once; a record's changes arrive in order; a
+         *     failing endpoint is retried with backoff for 24 hours; `410 Gone` or 24 hours without a
+         *     success disables the subscription, with the reason, and its changes wait for it. URLs must
+         *     be `https` to a public address unless the operator allows otherwise.
+         */
+        post: operations["create_subscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhook-subscriptions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One subscription: whether it is active, and why the worker disabled it if it did. */
+        get: operations["get_subscription"];
+        put?: never;
+        post?: never;
+        /** Deletes a subscription and its delivery log. */
+        delete: operations["delete_subscription"];
+        options?: never;
+        head?: never;
+        /**
+         * Changes a subscription's URL, description or event types, or pauses (`active: false`) and
+         *     resumes it (`active: true`, which also re-enables one the worker disabled: the changes that
+         *     waited are sent).
+         */
+        patch: operations["update_subscription"];
+        trace?: never;
+    };
+    "/api/v1/webhook-subscriptions/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The subscription's delivery log, newest first: each change sent, its status, attempts, the
+         *     last HTTP status and error.
+         */
+        get: operations["list_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhook-subscriptions/{id}/deliveries/{delivery_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends one delivery again, whatever its status, with the same `webhook-id` and a new retry
+         *     window.
+         */
+        post: operations["redeliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhook-subscriptions/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends again every change since a point that the subscription's event types select, with
+         *     their original `webhook-id`s (changes from before the subscription existed too). The worker
+         *     sends them in the background, each record's in order.
+         */
+        post: operations["replay"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhook-subscriptions/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replaces the signing secret and returns the new one (shown this once). During the overlap
+         *     each delivery carries both signatures, so receivers switch secrets without refusing any.
+         */
+        post: operations["rotate_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/webhooks/forms": {
         parameters: {
             query?: never;
@@ -2644,6 +2779,11 @@ export interface components {
          */
         Deleted: "exclude" | "include" | "only";
         /**
+         * @description Where a delivery stands.
+         * @enum {string}
+         */
+        DeliveryStatus: "pending" | "delivered" | "failed";
+        /**
          * @description Sort direction.
          * @enum {string}
          */
@@ -3337,6 +3477,18 @@ export interface components {
              */
             probability: number;
         };
+        /** @description Input of `WebhookSubscriptions::create`: a new subscription. */
+        NewWebhookSubscription: {
+            /** @description What it is for (up to 500 characters). */
+            description?: string | null;
+            /** @description The event types to send (`contact.created`, `contact.*`, `*`); none: every event. */
+            event_types?: string[];
+            /**
+             * @description Where to post: `https://…` (an operator may allow `http` and private addresses for
+             *     development).
+             */
+            url: string;
+        };
         /**
          * @description A comparison operator.
          * @enum {string}
@@ -3695,6 +3847,64 @@ export interface components {
                  * @description Optimistic-concurrency version.
                  */
                 version: number;
+            }[];
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description One page of a list. */
+        Page_WebhookDelivery: {
+            /** @description The rows, in order. */
+            data: {
+                /**
+                 * Format: int32
+                 * @description Attempts so far (replays included).
+                 */
+                attempts: number;
+                /**
+                 * Format: date-time
+                 * @description When the event became this delivery.
+                 */
+                created_at: string;
+                /**
+                 * Format: date-time
+                 * @description When the receiver accepted it.
+                 */
+                delivered_at?: string | null;
+                /**
+                 * @description The event: also the `webhook-id` header, the same on every attempt and replay, which
+                 *     receivers de-duplicate on.
+                 */
+                event_id: components["schemas"]["EventId"];
+                /** @description `entity.action`, as in the body's `type`. */
+                event_type: string;
+                /** @description Its id. */
+                id: components["schemas"]["WebhookDeliveryId"];
+                /**
+                 * Format: date-time
+                 * @description When it was last attempted.
+                 */
+                last_attempt_at?: string | null;
+                /** @description Why the last attempt failed, when it did. */
+                last_error?: string | null;
+                /**
+                 * Format: date-time
+                 * @description When the next attempt is due, while pending.
+                 */
+                next_attempt_at: string;
+                /**
+                 * Format: uuid
+                 * @description The record the event is about; its deliveries go in the order of its changes.
+                 */
+                record_id: string;
+                /**
+                 * Format: int32
+                 * @description The HTTP status of the last answer, when there was one.
+                 */
+                response_status?: number | null;
+                /** @description Where it stands. */
+                status: components["schemas"]["DeliveryStatus"];
+                /** @description The subscription. */
+                subscription_id: components["schemas"]["WebhookSubscriptionId"];
             }[];
             /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
@@ -4210,11 +4420,34 @@ export interface components {
             relation: string;
             where?: components["schemas"]["Condition"] | null;
         };
+        /** @description Where a replay starts: exactly one of `since` and `after`. */
+        ReplayRequest: {
+            /** @description Every change after this change-feed cursor (a delivered change's `data.cursor`). */
+            after?: string | null;
+            /**
+             * Format: date-time
+             * @description Every change committed at or after this time.
+             */
+            since?: string | null;
+        };
+        /** @description Where the subscription reads the feed from now. */
+        ReplayStarted: {
+            /** @description The feed cursor after which changes are sent again. */
+            cursor: string;
+        };
         /**
          * @description A user's role. Ordered: `User < CompanyAdmin < SuperAdmin`.
          * @enum {string}
          */
         Role: "user" | "company_admin" | "super_admin";
+        /** @description Options of a secret rotation (`{}` for the defaults). */
+        RotateSecretRequest: {
+            /**
+             * Format: int64
+             * @description How long the old secret keeps signing too, in seconds (0 to 604800; default 86400).
+             */
+            overlap_seconds?: number | null;
+        };
         /** @description One record a search found. */
         SearchHit: {
             /**
@@ -4330,6 +4563,21 @@ export interface components {
             /** @description The stage. */
             stage: components["schemas"]["Stage"];
         };
+        /** @description The organization's subscriptions. */
+        SubscriptionList: {
+            /** @description Oldest first. */
+            data: components["schemas"]["WebhookSubscription"][];
+        };
+        /** @description A subscription with its signing secret: the only time the secret is shown. */
+        SubscriptionWithSecret: {
+            /**
+             * @description `whsec_…`: verify each delivery's `webhook-signature` with it (any Standard Webhooks
+             *     library does). Store it now: it is never shown again.
+             */
+            secret: string;
+            /** @description The subscription. */
+            subscription: components["schemas"]["WebhookSubscription"];
+        };
         /**
          * @description Create a new record, or link an existing one (whose empty fields the lead then fills; nothing
          *     is overwritten).
@@ -4444,6 +4692,133 @@ export interface components {
          * @description User id (a UUID)
          */
         UserId: string;
+        /** @description One event sent (or to be sent) to one subscription. */
+        WebhookDelivery: {
+            /**
+             * Format: int32
+             * @description Attempts so far (replays included).
+             */
+            attempts: number;
+            /**
+             * Format: date-time
+             * @description When the event became this delivery.
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When the receiver accepted it.
+             */
+            delivered_at?: string | null;
+            /**
+             * @description The event: also the `webhook-id` header, the same on every attempt and replay, which
+             *     receivers de-duplicate on.
+             */
+            event_id: components["schemas"]["EventId"];
+            /** @description `entity.action`, as in the body's `type`. */
+            event_type: string;
+            /** @description Its id. */
+            id: components["schemas"]["WebhookDeliveryId"];
+            /**
+             * Format: date-time
+             * @description When it was last attempted.
+             */
+            last_attempt_at?: string | null;
+            /** @description Why the last attempt failed, when it did. */
+            last_error?: string | null;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due, while pending.
+             */
+            next_attempt_at: string;
+            /**
+             * Format: uuid
+             * @description The record the event is about; its deliveries go in the order of its changes.
+             */
+            record_id: string;
+            /**
+             * Format: int32
+             * @description The HTTP status of the last answer, when there was one.
+             */
+            response_status?: number | null;
+            /** @description Where it stands. */
+            status: components["schemas"]["DeliveryStatus"];
+            /** @description The subscription. */
+            subscription_id: components["schemas"]["WebhookSubscriptionId"];
+        };
+        /**
+         * Format: uuid
+         * @description WebhookDelivery id (a UUID)
+         */
+        WebhookDeliveryId: string;
+        /** @description A subscription as listed: never its secret. */
+        WebhookSubscription: {
+            /**
+             * @description Whether deliveries are sent. A subscription the worker disabled says why in
+             *     `disabled_reason`; while inactive, changes wait and are sent once it is active again.
+             */
+            active: boolean;
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description The user who created it.
+             */
+            created_by?: string | null;
+            /** @description What it is for. */
+            description: string;
+            /**
+             * Format: date-time
+             * @description When it was disabled by the worker.
+             */
+            disabled_at?: string | null;
+            /** @description Why the worker disabled it (`410 Gone`, sustained failure), when it did. */
+            disabled_reason?: string | null;
+            /** @description The event types sent (`contact.created`, `contact.*`, `*`); empty: every event. */
+            event_types: string[];
+            /**
+             * Format: date-time
+             * @description Since when deliveries have failed without a success in between.
+             */
+            failing_since?: string | null;
+            /** @description Its id. */
+            id: components["schemas"]["WebhookSubscriptionId"];
+            /** @description Its organization. */
+            organization_id: components["schemas"]["OrganizationId"];
+            /**
+             * Format: date-time
+             * @description Until when the secret before the last rotation still signs too.
+             */
+            rotation_ends_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was last changed.
+             */
+            updated_at: string;
+            /** @description Where deliveries are posted. */
+            url: string;
+        };
+        /**
+         * Format: uuid
+         * @description WebhookSubscription id (a UUID)
+         */
+        WebhookSubscriptionId: string;
+        /** @description Changes of `WebhookSubscriptions::update`; absent fields stay. */
+        WebhookSubscriptionPatch: {
+            /**
+             * @description Pause (`false`) or resume (`true`) deliveries. Resuming a subscription the worker
+             *     disabled clears its reason; the changes that waited are sent.
+             */
+            active?: boolean | null;
+            /** @description A new description. */
+            description?: string | null;
+            /** @description New event types (replacing the old ones). */
+            event_types?: string[] | null;
+            /** @description A new URL. */
+            url?: string | null;
+        };
     };
     responses: {
         /** @description Malformed request: JSON, path, query string, or an `If-Match` that is no ETag of this API */
@@ -8711,6 +9086,407 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableEntity"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    list_subscriptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscriptions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    create_subscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewWebhookSubscription"];
+            };
+        };
+        responses: {
+            /** @description Created, with its secret */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `too_many_subscriptions` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description A URL the policy refuses (not https, a private address…) or an unknown event type */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    get_subscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookSubscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such subscription in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    delete_subscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such subscription in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    update_subscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookSubscriptionPatch"];
+            };
+        };
+        responses: {
+            /** @description Changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookSubscription"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such subscription in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description A URL the policy refuses or an unknown event type */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    list_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Only deliveries in this state. */
+                status?: components["schemas"]["DeliveryStatus"];
+                /** @description A page's `next_cursor`. */
+                after?: string;
+                /** @description Deliveries per page, 1–1000 (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Subscription id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deliveries, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such subscription in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: components["responses"]["UnprocessableEntity"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    redeliver: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id */
+                id: string;
+                /** @description Delivery id */
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued to be sent again */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such delivery of this subscription in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    replay: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReplayRequest"];
+            };
+        };
+        responses: {
+            /** @description The replay is under way */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayStarted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such subscription in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `cursor_expired`: the feed no longer holds changes that old */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Neither or both of `since` and `after`, or a cursor the feed did not return */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    rotate_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Subscription id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RotateSecretRequest"];
+            };
+        };
+        responses: {
+            /** @description The new secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubscriptionWithSecret"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such subscription in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description An overlap out of range */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             500: components["responses"]["InternalError"];
         };
     };

@@ -11,4 +11,5 @@ pub(crate) mod records;
 pub(crate) mod search;
 pub(crate) mod users;
 pub(crate) mod verbs;
+pub(crate) mod webhook_subscriptions;
 pub(crate) mod webhooks;

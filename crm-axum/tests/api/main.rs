@@ -38,4 +38,5 @@ mod server;
 mod settings;
 mod tenancy;
 mod tokens;
+mod webhook_subscriptions;
 mod wire;

@@ -129,7 +129,7 @@ impl TryFrom<String> for EventTypes {
     }
 }
 
-/// Input of [`WebhookSubscriptions::create`].
+/// Input of `WebhookSubscriptions::create`: a new subscription.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -145,7 +145,7 @@ pub struct NewWebhookSubscription {
     pub event_types: Vec<String>,
 }
 
-/// Changes of [`WebhookSubscriptions::update`]; absent fields stay.
+/// Changes of `WebhookSubscriptions::update`; absent fields stay.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
