@@ -24,10 +24,11 @@
 
 use std::time::Duration;
 
-use abetworks_crm::http::AuthConfig;
 use abetworks_crm::http::server::{self, MetricsEndpoint, ServerOptions};
+use abetworks_crm::http::{AuthConfig, WebhookSender};
 use abetworks_crm::{
-    Crm, Error, NewOrganization, NewUser, PoolSettings, Role, TenantContext, Worker,
+    Crm, Error, NewOrganization, NewUser, PoolSettings, Role, TenantContext, WebhookSettings,
+    Worker,
 };
 use anyhow::Context as _;
 use rand::Rng as _;
@@ -86,10 +87,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding port {port}"))?;
     tracing::info!("listening on http://localhost:{port} (API docs at /docs)");
-    // The daily maintenance (overdue invoices, trash retention, expiry sweeps) and its retries;
-    // stopped after the server, letting a running job finish.
+    // The daily maintenance (overdue invoices, trash retention, expiry sweeps) with its retries,
+    // and the outbound webhooks; stopped after the server, letting running work finish.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(Worker::new(&crm).run_until(async {
+    let worker = Worker::new(&crm).webhooks(WebhookSender, WebhookSettings::default());
+    let worker = tokio::spawn(worker.run_until(async {
         let _ = stopped.await;
     }));
     server::serve_beside(listener, app, metrics_listener, server::shutdown_signal()).await?;

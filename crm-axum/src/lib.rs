@@ -97,6 +97,8 @@ mod routes;
 pub mod server;
 mod state;
 mod views;
+#[cfg(feature = "webhooks")]
+mod webhook_sender;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -118,6 +120,8 @@ pub use error::{ApiError, ApiResult, InternalError, PROBLEM_JSON, Problem, Probl
 pub use extract::{Json, JsonBody, Path, Query};
 pub use idempotency::{IDEMPOTENCY_KEY, REPLAYED};
 pub use routes::records::{MAX_BATCH, Resource};
+#[cfg(feature = "webhooks")]
+pub use webhook_sender::WebhookSender;
 
 use routes::records;
 use state::ApiState;

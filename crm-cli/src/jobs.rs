@@ -37,10 +37,14 @@ impl WorkerArgs {
             timeout: Duration::from_secs(self.webhook_timeout),
             ..crm_core::WebhookSettings::default()
         };
-        Worker::new(crm)
+        let worker = Worker::new(crm)
             .concurrency(self.worker_concurrency as usize)
-            .plan_every((!self.no_plan).then_some(Duration::from_secs(600)))
-            .webhooks((!self.no_webhooks).then_some(webhooks))
+            .plan_every((!self.no_plan).then_some(Duration::from_secs(600)));
+        if self.no_webhooks {
+            worker
+        } else {
+            worker.webhooks(crm_axum::WebhookSender, webhooks)
+        }
     }
 }
 

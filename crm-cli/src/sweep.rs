@@ -59,13 +59,14 @@ pub(crate) async fn run(crm: &Crm, args: SweepArgs, out: Output) -> anyhow::Resu
     out.show(&lines, || {
         let keys: u64 = lines.iter().map(|l| l.report.idempotency_keys).sum();
         let tokens: u64 = lines.iter().map(|l| l.report.refresh_tokens).sum();
+        let deliveries: u64 = lines.iter().map(|l| l.report.webhook_deliveries).sum();
         let changes: u64 = lines.iter().filter_map(|l| l.changes_expired).sum();
         let feed = match args.keep_changes_days {
             Some(days) => format!(", and {changes} change-feed events older than {days} days"),
             None => String::new(),
         };
         format!(
-            "deleted {keys} expired idempotency keys and {tokens} expired refresh tokens{feed} in {} organizations",
+            "deleted {keys} expired idempotency keys, {tokens} expired refresh tokens, {deliveries} webhook deliveries older than 30 days{feed} in {} organizations",
             lines.len()
         )
     })?;

@@ -933,7 +933,7 @@ async fn webhook_deliveries_survive_a_killed_worker(postgres: bool) {
         .await
         .unwrap();
 
-    let worker = || {
+    let worker = |allow: &str| {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("crm"))
             .args(["worker", "--no-plan"])
             .env("DATABASE_URL", &url)
@@ -942,7 +942,7 @@ async fn webhook_deliveries_survive_a_killed_worker(postgres: bool) {
                 format!("cli-{}", uuid::Uuid::now_v7().simple()),
             )
             .env("CRM_WEBHOOK_ALLOW_HTTP", "1")
-            .env("CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "1")
+            .env("CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS", allow)
             .env("CRM_WEBHOOK_TIMEOUT", "3")
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::null())
@@ -951,11 +951,38 @@ async fn webhook_deliveries_survive_a_killed_worker(postgres: bool) {
             .unwrap()
     };
     let wait = std::time::Duration::from_secs(60);
-    let mut first = worker();
+    let log = async || {
+        t.webhooks()
+            .deliveries(sub.id, None, None, 10)
+            .await
+            .unwrap()
+    };
+
+    // A worker whose operator does not allow private networks checks the address at delivery
+    // time, though the subscription was saved under a policy that allowed it: nothing is sent.
+    let mut strict = worker("0");
+    let deadline = std::time::Instant::now() + wait;
+    let refused = loop {
+        let page = log().await;
+        if let Some(error) = page.data.first().and_then(|d| d.last_error.clone()) {
+            break error;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not attempted: {page:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(refused.contains("non-public address"), "{refused}");
+    strict.kill().unwrap();
+    strict.wait().unwrap();
+    assert!(requests.try_recv().is_err(), "nothing reached the receiver");
+
+    let mut first = worker("1");
     let (id, body) = requests.recv_timeout(wait).expect("the first attempt");
     first.kill().unwrap();
     first.wait().unwrap();
-    let mut second = worker();
+    let mut second = worker("1");
     let (again, body_again) = requests
         .recv_timeout(wait)
         .expect("the attempt after the kill");
@@ -968,23 +995,20 @@ async fn webhook_deliveries_survive_a_killed_worker(postgres: bool) {
 
     let deadline = std::time::Instant::now() + wait;
     let delivery = loop {
-        let log = t
-            .webhooks()
-            .deliveries(sub.id, None, None, 10)
-            .await
-            .unwrap();
-        if log.data[0].status == crm_core::DeliveryStatus::Delivered {
-            break log.data[0].clone();
+        let page = log().await;
+        if page.data[0].status == crm_core::DeliveryStatus::Delivered {
+            break page.data[0].clone();
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "not recorded: {log:?}"
+            "not recorded: {page:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
+    // Refused, killed, delivered.
     assert_eq!(
         (delivery.attempts, delivery.response_status),
-        (2, Some(200))
+        (3, Some(200))
     );
     let stopped = std::process::Command::new("kill")
         .args(["-TERM", &second.id().to_string()])
@@ -992,6 +1016,16 @@ async fn webhook_deliveries_survive_a_killed_worker(postgres: bool) {
         .unwrap();
     assert!(stopped.success());
     assert!(second.wait().unwrap().success());
+
+    // The daily sweep keeps the delivery log for 30 days.
+    execute(
+        &url,
+        "update webhook_deliveries set created_at = '2000-01-01T00:00:00Z'",
+    )
+    .await;
+    let swept = json(&url, &["sweep"]);
+    assert_eq!(swept[0]["webhook_deliveries"], 1, "{swept}");
+    assert!(log().await.data.is_empty());
 }
 
 #[tokio::test]

@@ -180,10 +180,11 @@ pub use users::{
 };
 pub use validation::Validator;
 pub use webhooks::{
-    DEFAULT_ROTATION_OVERLAP, DeliveryStatus, EventTypes, MAX_DELIVERIES_PAGE,
-    MAX_ROTATION_OVERLAP, MAX_SUBSCRIPTIONS, NewWebhookSubscription, ReplayFrom, WebhookDelivery,
-    WebhookDeliveryId, WebhookPolicy, WebhookSettings, WebhookSubscription, WebhookSubscriptionId,
-    WebhookSubscriptionPatch, WebhookSubscriptions,
+    Answer, DEFAULT_ROTATION_OVERLAP, DELIVERY_LOG_RETENTION, DeliveryStatus, EventTypes,
+    MAX_DELIVERIES_PAGE, MAX_ROTATION_OVERLAP, MAX_SUBSCRIPTIONS, NewWebhookSubscription, Outgoing,
+    ReplayFrom, WebhookDelivery, WebhookDeliveryId, WebhookPolicy, WebhookSettings,
+    WebhookSubscription, WebhookSubscriptionId, WebhookSubscriptionPatch, WebhookSubscriptions,
+    WebhookTransport,
 };
 
 /// The sqlx crate this library is built on, for hosts that share its types.

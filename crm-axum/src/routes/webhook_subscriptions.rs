@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::auth::Tenant;
 use crate::error::{ApiResult, Problem};
@@ -50,6 +49,15 @@ pub(crate) struct SubscriptionWithSecret {
     secret: String,
 }
 
+impl From<(WebhookSubscription, String)> for SubscriptionWithSecret {
+    fn from((subscription, secret): (WebhookSubscription, String)) -> Self {
+        Self {
+            subscription,
+            secret,
+        }
+    }
+}
+
 /// Lists the organization's webhook subscriptions (never their secrets). Company admins, and
 /// API keys with the `all` scope.
 #[utoipa::path(get, path = "/webhook-subscriptions", tag = tags::WEBHOOK_SUBSCRIPTIONS,
@@ -85,14 +93,8 @@ async fn create_subscription(
     tenant: Tenant,
     Json(new): Json<NewWebhookSubscription>,
 ) -> ApiResult<(StatusCode, Json<SubscriptionWithSecret>)> {
-    let (subscription, secret) = tenant.webhooks().create(new).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(SubscriptionWithSecret {
-            subscription,
-            secret,
-        }),
-    ))
+    let made = tenant.webhooks().create(new).await?;
+    Ok((StatusCode::CREATED, Json(made.into())))
 }
 
 /// One subscription: whether it is active, and why the worker disabled it if it did.
@@ -105,13 +107,9 @@ async fn create_subscription(
     ))]
 async fn get_subscription(
     tenant: Tenant,
-    Path(id): Path<Uuid>,
+    Path(id): Path<WebhookSubscriptionId>,
 ) -> ApiResult<Json<WebhookSubscription>> {
-    let sub = tenant
-        .webhooks()
-        .get(WebhookSubscriptionId::from_uuid(id))
-        .await?;
-    Ok(Json(sub))
+    Ok(Json(tenant.webhooks().get(id).await?))
 }
 
 /// Changes a subscription's URL, description or event types, or pauses (`active: false`) and
@@ -127,14 +125,10 @@ async fn get_subscription(
     ))]
 async fn update_subscription(
     tenant: Tenant,
-    Path(id): Path<Uuid>,
+    Path(id): Path<WebhookSubscriptionId>,
     Json(patch): Json<WebhookSubscriptionPatch>,
 ) -> ApiResult<Json<WebhookSubscription>> {
-    let sub = tenant
-        .webhooks()
-        .update(WebhookSubscriptionId::from_uuid(id), patch)
-        .await?;
-    Ok(Json(sub))
+    Ok(Json(tenant.webhooks().update(id, patch).await?))
 }
 
 /// Deletes a subscription and its delivery log.
@@ -145,11 +139,11 @@ async fn update_subscription(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such subscription in your organization", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn delete_subscription(tenant: Tenant, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
-    tenant
-        .webhooks()
-        .delete(WebhookSubscriptionId::from_uuid(id))
-        .await?;
+async fn delete_subscription(
+    tenant: Tenant,
+    Path(id): Path<WebhookSubscriptionId>,
+) -> ApiResult<StatusCode> {
+    tenant.webhooks().delete(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -174,20 +168,14 @@ pub(crate) struct RotateSecretRequest {
     ))]
 async fn rotate_secret(
     tenant: Tenant,
-    Path(id): Path<Uuid>,
+    Path(id): Path<WebhookSubscriptionId>,
     Json(req): Json<RotateSecretRequest>,
 ) -> ApiResult<Json<SubscriptionWithSecret>> {
     let overlap = req
         .overlap_seconds
         .map(|s| TimeDelta::try_seconds(s).unwrap_or(TimeDelta::MAX));
-    let (subscription, secret) = tenant
-        .webhooks()
-        .rotate_secret(WebhookSubscriptionId::from_uuid(id), overlap)
-        .await?;
-    Ok(Json(SubscriptionWithSecret {
-        subscription,
-        secret,
-    }))
+    let rotated = tenant.webhooks().rotate_secret(id, overlap).await?;
+    Ok(Json(rotated.into()))
 }
 
 /// `?status=`, `?after=` and `?limit=` of the delivery log.
@@ -217,19 +205,12 @@ pub(crate) struct DeliveriesParams {
     ))]
 async fn list_deliveries(
     tenant: Tenant,
-    Path(id): Path<Uuid>,
+    Path(id): Path<WebhookSubscriptionId>,
     Query(p): Query<DeliveriesParams>,
 ) -> ApiResult<Json<Page<WebhookDelivery>>> {
-    let page = tenant
-        .webhooks()
-        .deliveries(
-            WebhookSubscriptionId::from_uuid(id),
-            p.status,
-            p.after.as_deref(),
-            p.limit.unwrap_or(100),
-        )
-        .await?;
-    Ok(Json(page))
+    let (after, limit) = (p.after.as_deref(), p.limit.unwrap_or(100));
+    let webhooks = tenant.webhooks();
+    Ok(Json(webhooks.deliveries(id, p.status, after, limit).await?))
 }
 
 /// Sends one delivery again, whatever its status, with the same `webhook-id` and a new retry
@@ -243,15 +224,9 @@ async fn list_deliveries(
     ))]
 async fn redeliver(
     tenant: Tenant,
-    Path((id, delivery)): Path<(Uuid, Uuid)>,
+    Path((id, delivery)): Path<(WebhookSubscriptionId, WebhookDeliveryId)>,
 ) -> ApiResult<(StatusCode, Json<WebhookDelivery>)> {
-    let d = tenant
-        .webhooks()
-        .redeliver(
-            WebhookSubscriptionId::from_uuid(id),
-            WebhookDeliveryId::from_uuid(delivery),
-        )
-        .await?;
+    let d = tenant.webhooks().redeliver(id, delivery).await?;
     Ok((StatusCode::ACCEPTED, Json(d)))
 }
 
@@ -288,7 +263,7 @@ pub(crate) struct ReplayStarted {
     ))]
 async fn replay(
     tenant: Tenant,
-    Path(id): Path<Uuid>,
+    Path(id): Path<WebhookSubscriptionId>,
     Json(req): Json<ReplayRequest>,
 ) -> ApiResult<(StatusCode, Json<ReplayStarted>)> {
     let from = match (req.since, req.after) {
@@ -303,9 +278,6 @@ async fn replay(
             .into());
         }
     };
-    let cursor = tenant
-        .webhooks()
-        .replay(WebhookSubscriptionId::from_uuid(id), from)
-        .await?;
+    let cursor = tenant.webhooks().replay(id, from).await?;
     Ok((StatusCode::ACCEPTED, Json(ReplayStarted { cursor })))
 }

@@ -38,5 +38,6 @@ mod server;
 mod settings;
 mod tenancy;
 mod tokens;
+mod webhook_delivery;
 mod webhook_subscriptions;
 mod wire;

@@ -1,6 +1,7 @@
-//! Deleting what has expired: `Idempotency-Key` records past their TTL and refresh tokens past
-//! their expiry. Nothing else deletes them; run it daily (`crm sweep`, or from a host's
-//! scheduler).
+//! Deleting what has expired: `Idempotency-Key` records past their TTL, refresh tokens past
+//! their expiry, and finished webhook deliveries older than
+//! [`DELIVERY_LOG_RETENTION`](crate::DELIVERY_LOG_RETENTION). The daily `sweep_expired` job runs
+//! it (and `crm sweep`).
 
 use serde::Serialize;
 
@@ -16,10 +17,14 @@ pub struct SweepReport {
     pub idempotency_keys: u64,
     /// Expired refresh tokens (used, revoked or not: past expiry none is of any use).
     pub refresh_tokens: u64,
+    /// Delivered or failed webhook deliveries older than the delivery log keeps.
+    pub webhook_deliveries: u64,
 }
 
 impl Tenant {
-    /// Deletes the organization's expired `Idempotency-Key` records and refresh tokens.
+    /// Deletes the organization's expired `Idempotency-Key` records and refresh tokens, and the
+    /// finished webhook deliveries older than [`crate::DELIVERY_LOG_RETENTION`] (pending ones
+    /// stay, however old).
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -49,6 +54,11 @@ impl Tenant {
                     .bind(at);
                 *count = tx.conn().execute(&q).await?;
             }
+            let mut q = Sql::new("delete from webhook_deliveries where organization_id = ");
+            q.bind(self.context().organization_id())
+                .push(" and status <> 'pending' and created_at <= ")
+                .bind(at - crate::DELIVERY_LOG_RETENTION);
+            report.webhook_deliveries = tx.conn().execute(&q).await?;
             Ok(report)
         }
         .await;

@@ -29,7 +29,8 @@ pub enum Job {
         /// The organization.
         organization_id: OrganizationId,
     },
-    /// Deletes the organization's expired `Idempotency-Key` records and refresh tokens.
+    /// Deletes the organization's expired `Idempotency-Key` records and refresh tokens, and
+    /// its webhook delivery log older than 30 days.
     SweepExpired {
         /// The organization.
         organization_id: OrganizationId,
@@ -91,6 +92,7 @@ impl Job {
                     org = %org,
                     idempotency_keys = report.idempotency_keys,
                     refresh_tokens = report.refresh_tokens,
+                    webhook_deliveries = report.webhook_deliveries,
                     "expired credentials swept"
                 );
             }

@@ -1,6 +1,7 @@
 //! The worker: runs jobs until told to stop, and plans the daily ones.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::layers::retry::HasherRng;
@@ -15,8 +16,8 @@ use super::{DEFAULT_MAX_ATTEMPTS, Job};
 use crate::crm::Crm;
 use crate::error::{Error, Result};
 use crate::storage::with_apalis_storage;
-use crate::webhooks::WebhookSettings;
 use crate::webhooks::dispatcher;
+use crate::webhooks::{WebhookSettings, WebhookTransport};
 
 /// Runs background jobs and delivers webhooks: `crm worker`, or in the server's process
 /// (`crm serve`), or in an embedding app.
@@ -41,7 +42,7 @@ pub struct Worker {
     trash_retention: Option<TimeDelta>,
     plan_every: Option<Duration>,
     grace: Duration,
-    webhooks: Option<WebhookSettings>,
+    webhooks: Option<(Arc<dyn WebhookTransport>, WebhookSettings)>,
 }
 
 /// What every run of a job is given.
@@ -65,7 +66,7 @@ impl Worker {
             trash_retention: None,
             plan_every: Some(Duration::from_secs(600)),
             grace: Duration::from_secs(30),
-            webhooks: Some(WebhookSettings::default()),
+            webhooks: None,
         }
     }
 
@@ -103,9 +104,11 @@ impl Worker {
         self
     }
 
-    /// How webhooks are delivered (`None`: this worker delivers none; another does).
-    pub fn webhooks(mut self, settings: Option<WebhookSettings>) -> Self {
-        self.webhooks = settings;
+    /// Delivers webhooks too, through `transport` (crm-core speaks no HTTP:
+    /// `crm_axum::WebhookSender` is the ready one), as `settings` say. Without it, this worker
+    /// delivers none (another may).
+    pub fn webhooks(mut self, transport: impl WebhookTransport, settings: WebhookSettings) -> Self {
+        self.webhooks = Some((Arc::new(transport), settings));
         self
     }
 
@@ -123,10 +126,12 @@ impl Worker {
             let stopped = stopped.clone();
             tokio::spawn(plan(crm, every, stopped))
         });
-        let deliveries = self.webhooks.clone().map(|settings| {
+        let deliveries = self.webhooks.clone().map(|(transport, settings)| {
             let crm = self.crm.clone();
             let stopped = stopped.clone();
-            tokio::spawn(dispatcher::run(crm, settings, stopped, self.grace))
+            tokio::spawn(dispatcher::run(
+                crm, transport, settings, stopped, self.grace,
+            ))
         });
         let retry = RetryPolicy::retries(DEFAULT_MAX_ATTEMPTS - 1).with_backoff(
             ExponentialBackoffMaker::new(self.backoff.0, self.backoff.1, 0.5, HasherRng::default())

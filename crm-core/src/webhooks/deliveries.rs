@@ -1,6 +1,6 @@
 //! The delivery log of a subscription, and replays.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -14,6 +14,10 @@ use crate::time::now;
 
 /// The id of a delivery.
 pub type WebhookDeliveryId = Id<WebhookDelivery>;
+
+/// How long the delivery log keeps a delivered or failed delivery: the daily sweep deletes
+/// older ones (`Tenant::sweep_expired`).
+pub const DELIVERY_LOG_RETENTION: TimeDelta = TimeDelta::days(30);
 
 /// The largest page of the delivery log.
 pub const MAX_DELIVERIES_PAGE: u32 = 1_000;
@@ -139,11 +143,7 @@ impl WebhookSubscriptions<'_> {
             .bind(delivery)
             .push(" returning ")
             .push(DELIVERY_COLUMNS);
-        let mut s = self.tenant.session().await?;
-        s.conn()
-            .fetch_optional(&q)
-            .await?
-            .ok_or(Error::not_found("webhook delivery", delivery))
+        self.found(&q, "webhook delivery", delivery).await
     }
 
     /// Sends again every change since `from` that the subscription's event types select:
@@ -170,12 +170,7 @@ impl WebhookSubscriptions<'_> {
         let mut q =
             Sql::new("select feed_cursor from webhook_subscriptions where organization_id = ");
         q.bind(org).push(" and id = ").bind(id);
-        let mut s = self.tenant.session().await?;
-        let (current,): (String,) = s
-            .conn()
-            .fetch_optional(&q)
-            .await?
-            .ok_or(Error::not_found("webhook subscription", id))?;
+        let (current,): (String,) = self.found(&q, "webhook subscription", id).await?;
         if crate::changes::cursor_order(&cursor, &current) != Some(std::cmp::Ordering::Less) {
             return Ok(current);
         }
@@ -185,7 +180,7 @@ impl WebhookSubscriptions<'_> {
             .bind(org)
             .push(" and id = ")
             .bind(id);
-        s.conn().execute(&u).await?;
+        self.tenant.session().await?.conn().execute(&u).await?;
         Ok(cursor)
     }
 }

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use hyper::Uri;
+use url::{Host, Url};
 
 /// The operator's settings for outbound webhooks.
 ///
@@ -48,48 +48,52 @@ impl Destination {
         if url.len() > MAX_URL_LEN {
             return Err(format!("is longer than {MAX_URL_LEN} characters"));
         }
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| "is not an absolute http(s) URL".to_owned())?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") if policy.allow_http => false,
-            Some("http") => {
+        let parsed = Url::parse(url).map_err(|_| "is not an absolute http(s) URL".to_owned())?;
+        let https = match parsed.scheme() {
+            "https" => true,
+            "http" if policy.allow_http => false,
+            "http" => {
                 return Err("must be https (the operator allows http only for development)".into());
             }
             _ => return Err("is not an absolute http(s) URL".into()),
         };
-        let authority = uri.authority().ok_or_else(|| "has no host".to_owned())?;
-        if authority.as_str().contains('@') {
+        if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err("must not hold credentials (user:password@)".into());
         }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if host.is_empty() {
-            return Err("has no host".into());
-        }
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let lower = host.to_ascii_lowercase();
+        let (host, ip) = match parsed.host() {
+            Some(Host::Domain(d)) => (d.to_owned(), None),
+            Some(Host::Ipv4(ip)) => (ip.to_string(), Some(IpAddr::V4(ip))),
+            Some(Host::Ipv6(ip)) => (ip.to_string(), Some(IpAddr::V6(ip))),
+            None => return Err("has no host".into()),
+        };
         if !policy.allow_private_networks {
-            if lower == "localhost" || lower.ends_with(".localhost") {
+            if host == "localhost" || host.ends_with(".localhost") {
                 return Err("points to this machine (localhost)".into());
             }
-            if let Ok(ip) = lower.parse::<IpAddr>()
+            if let Some(ip) = ip
                 && !is_public(ip)
             {
                 return Err(format!("points to a non-public address ({ip})"));
             }
         }
-        let target = uri
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        let port = parsed
+            .port_or_known_default()
+            .unwrap_or(if https { 443 } else { 80 });
+        let authority = match (parsed.host_str(), parsed.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => return Err("has no host".into()),
+        };
+        let mut target = parsed.path().to_owned();
+        if let Some(q) = parsed.query() {
+            target.push('?');
+            target.push_str(q);
+        }
         Ok(Self {
             https,
-            host: lower,
+            host,
             port,
-            authority: authority.as_str().to_owned(),
+            authority,
             target,
         })
     }

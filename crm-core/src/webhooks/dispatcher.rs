@@ -10,7 +10,7 @@
 //!    first, except one whose record has an earlier delivery still pending: a record's changes
 //!    arrive in order. A worker killed mid-delivery lets the lease run out, and the next one
 //!    sends the same delivery, with the same `webhook-id` (at least once).
-//! 3. **Send** each claimed delivery in its own task, up to [`WebhookSettings::concurrency`]
+//! 3. **Send** each claimed delivery through the [`WebhookTransport`] in its own task, up to [`WebhookSettings::concurrency`]
 //!    at once, and record the outcome.
 
 use std::collections::HashMap;
@@ -18,16 +18,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use hyper::body::Bytes;
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::destination::Destination;
-use super::sender;
 use super::signature;
 use super::subscriptions::EventTypes;
+use super::transport::{Answer, Outgoing, WebhookTransport};
 use crate::changes::{Change, cursor_position, cursor_text};
 use crate::context::TenantContext;
 use crate::crm::Crm;
@@ -138,26 +137,41 @@ struct Claimed {
     retry_from: Option<DateTime<Utc>>,
 }
 
+/// What every pass and every attempt of one worker shares.
+#[derive(Debug, Clone)]
+struct Dispatcher {
+    crm: Crm,
+    transport: Arc<dyn WebhookTransport>,
+    settings: Arc<WebhookSettings>,
+    /// One per delivery in flight, up to [`WebhookSettings::concurrency`].
+    permits: Arc<Semaphore>,
+}
+
 /// Fans out, claims and sends until `stopped`, then lets the deliveries in flight finish
 /// within `grace`.
 pub(crate) async fn run(
     crm: Crm,
+    transport: Arc<dyn WebhookTransport>,
     settings: WebhookSettings,
     mut stopped: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let settings = Arc::new(settings);
-    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-    let mut inflight = JoinSet::new();
     let mut tick = tokio::time::interval(settings.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let d = Dispatcher {
+        crm,
+        transport,
+        permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+        settings: Arc::new(settings),
+    };
+    let mut inflight = JoinSet::new();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stopped.wait_for(|s| *s) => break,
         }
         while inflight.try_join_next().is_some() {}
-        if let Err(e) = pass(&crm, &settings, &permits, &mut inflight).await {
+        if let Err(e) = d.pass(&mut inflight).await {
             tracing::warn!(error = %e, "webhook delivery pass failed; trying again");
         }
     }
@@ -169,72 +183,67 @@ pub(crate) async fn run(
     }
 }
 
-async fn pass(
-    crm: &Crm,
-    settings: &Arc<WebhookSettings>,
-    permits: &Arc<Semaphore>,
-    inflight: &mut JoinSet<()>,
-) -> Result<()> {
-    let q = Sql::new("select id from organizations where webhook_subscriptions > 0 order by id");
-    let orgs: Vec<(Uuid,)> = crm.pool().global().await?.conn().fetch_all(&q).await?;
-    for (org,) in orgs {
-        let org = OrganizationId::from_uuid(org);
-        let t = crm.tenant(&TenantContext::system(org));
-        if let Err(e) = organization_pass(&t, settings, permits, inflight).await {
-            tracing::warn!(org = %org, error = %e, "webhook delivery failed for an organization");
-        }
-    }
-    Ok(())
-}
-
-async fn organization_pass(
-    t: &Tenant,
-    settings: &Arc<WebhookSettings>,
-    permits: &Arc<Semaphore>,
-    inflight: &mut JoinSet<()>,
-) -> Result<()> {
-    let org = t.context().organization_id();
-    let mut q = Sql::new(
-        "select s.id, s.url, s.event_types, s.secret, s.previous_secret, s.previous_secret_until, s.feed_cursor, h.position as head from webhook_subscriptions s left join feed_heads h on h.organization_id = s.organization_id where s.organization_id = ",
-    );
-    q.bind(org).push(" and s.active");
-    let subs: Vec<Subscription> = t.session().await?.conn().fetch_all(&q).await?;
-    if subs.is_empty() {
-        return Ok(());
-    }
-    for sub in &subs {
-        let behind = match (cursor_position(&sub.feed_cursor), sub.head) {
-            (Some(at), Some(head)) => at < head,
-            (_, head) => head.is_some(),
-        };
-        if behind && let Err(e) = fan_out(t, sub).await {
-            tracing::warn!(org = %org, subscription = %sub.id, error = %e, "reading the change feed for a webhook failed");
-        }
-    }
-    let free = permits.available_permits();
-    if free == 0 {
-        return Ok(());
-    }
-    let claimed = claim(t, settings, free).await?;
-    let subs: HashMap<Uuid, Arc<Subscription>> =
-        subs.into_iter().map(|s| (s.id, Arc::new(s))).collect();
-    for c in claimed {
-        let Some(sub) = subs.get(&c.subscription_id).cloned() else {
-            continue;
-        };
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            break;
-        };
-        let t = t.clone();
-        let settings = settings.clone();
-        inflight.spawn(async move {
-            if let Err(e) = deliver(&t, &settings, &sub, &c).await {
-                tracing::warn!(delivery = %c.id, error = %e, "recording a webhook delivery failed; its lease will run out and it is sent again");
+impl Dispatcher {
+    /// One pass over every organization with subscriptions.
+    async fn pass(&self, inflight: &mut JoinSet<()>) -> Result<()> {
+        let q =
+            Sql::new("select id from organizations where webhook_subscriptions > 0 order by id");
+        let orgs: Vec<(Uuid,)> = self.crm.pool().global().await?.conn().fetch_all(&q).await?;
+        for (org,) in orgs {
+            let org = OrganizationId::from_uuid(org);
+            let t = self.crm.tenant(&TenantContext::system(org));
+            if let Err(e) = self.organization_pass(&t, inflight).await {
+                tracing::warn!(org = %org, error = %e, "webhook delivery failed for an organization");
             }
-            drop(permit);
-        });
+        }
+        Ok(())
     }
-    Ok(())
+
+    async fn organization_pass(&self, t: &Tenant, inflight: &mut JoinSet<()>) -> Result<()> {
+        let org = t.context().organization_id();
+        let mut q = Sql::new(
+            "select s.id, s.url, s.event_types, s.secret, s.previous_secret, s.previous_secret_until, s.feed_cursor, h.position as head from webhook_subscriptions s left join feed_heads h on h.organization_id = s.organization_id where s.organization_id = ",
+        );
+        q.bind(org).push(" and s.active");
+        let subs: Vec<Subscription> = t.session().await?.conn().fetch_all(&q).await?;
+        for sub in &subs {
+            let behind = match (cursor_position(&sub.feed_cursor), sub.head) {
+                (Some(at), Some(head)) => at < head,
+                (_, head) => head.is_some(),
+            };
+            if behind && let Err(e) = fan_out(t, sub).await {
+                tracing::warn!(org = %org, subscription = %sub.id, error = %e, "reading the change feed for a webhook failed");
+            }
+        }
+        let free = self.permits.available_permits();
+        if subs.is_empty() || free == 0 {
+            return Ok(());
+        }
+        let claimed = claim(t, &self.settings, free).await?;
+        let subs: HashMap<Uuid, Arc<Subscription>> =
+            subs.into_iter().map(|s| (s.id, Arc::new(s))).collect();
+        for c in claimed {
+            let Some(sub) = subs.get(&c.subscription_id).cloned() else {
+                continue;
+            };
+            let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                break;
+            };
+            let attempt = Attempt {
+                t: t.clone(),
+                d: self.clone(),
+                sub,
+                c,
+            };
+            inflight.spawn(async move {
+                if let Err(e) = attempt.run().await {
+                    tracing::warn!(delivery = %attempt.c.id, error = %e, "recording a webhook delivery failed; its lease will run out and it is sent again");
+                }
+                drop(permit);
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Turns the changes after the subscription's cursor into deliveries, a page per transaction.
@@ -332,154 +341,162 @@ async fn claim(t: &Tenant, settings: &WebhookSettings, n: usize) -> Result<Vec<C
     Ok(claimed)
 }
 
-/// Sends one claimed delivery and records what came of it.
-async fn deliver(
-    t: &Tenant,
-    settings: &WebhookSettings,
-    sub: &Subscription,
-    c: &Claimed,
-) -> Result<()> {
-    let org = t.context().organization_id();
-    let mut q = Sql::new("select * from events where organization_id = ");
-    q.bind(org).push(" and id = ").bind(c.event_id);
-    let event: Option<Event> = t.session().await?.conn().fetch_optional(&q).await?;
-    let Some(event) = event else {
-        let why = "the event is no longer in the change feed (retention)";
-        return record(t, settings, sub, c, Err(why.to_owned())).await;
-    };
-    let change = Change {
-        cursor: cursor_text(c.feed_position, event.id.uuid()),
-        event,
-    };
-    let body = serde_json::to_vec(&Body {
-        r#type: &c.event_type,
-        timestamp: change.event.occurred_at,
-        data: &change,
-    })
-    .map_err(|e| Error::Internal(format!("webhook body: {e}")))?;
-    let answer = send(t, settings, sub, c, Bytes::from(body)).await;
-    record(t, settings, sub, c, answer).await
+/// One claimed delivery, sent by a task of its own.
+struct Attempt {
+    t: Tenant,
+    d: Dispatcher,
+    sub: Arc<Subscription>,
+    c: Claimed,
 }
 
-async fn send(
-    t: &Tenant,
-    settings: &WebhookSettings,
-    sub: &Subscription,
-    c: &Claimed,
-    body: Bytes,
-) -> sender::Answer {
-    let policy = t.crm().webhook_policy();
-    // Checked again now: the operator's policy or the name's addresses may have changed.
-    let dest = Destination::parse(&sub.url, &policy).map_err(|why| format!("the URL {why}"))?;
-    let addrs = dest.addresses(&policy).await?;
-    let id = c.event_id.to_string();
-    let timestamp = Utc::now().timestamp();
-    let mut secrets = vec![sub.secret.as_str()];
-    if let (Some(old), Some(until)) = (&sub.previous_secret, sub.previous_secret_until)
-        && until > Utc::now()
-    {
-        secrets.push(old.as_str());
+impl Attempt {
+    /// Sends the delivery and records what came of it.
+    async fn run(&self) -> Result<()> {
+        let (t, c) = (&self.t, &self.c);
+        let org = t.context().organization_id();
+        let mut q = Sql::new("select * from events where organization_id = ");
+        q.bind(org).push(" and id = ").bind(c.event_id);
+        let event: Option<Event> = t.session().await?.conn().fetch_optional(&q).await?;
+        let Some(event) = event else {
+            let why = "the event is no longer in the change feed (retention)";
+            return self.record(Err(why.to_owned())).await;
+        };
+        let change = Change {
+            cursor: cursor_text(c.feed_position, event.id.uuid()),
+            event,
+        };
+        let body = serde_json::to_vec(&Body {
+            r#type: &c.event_type,
+            timestamp: change.event.occurred_at,
+            data: &change,
+        })
+        .map_err(|e| Error::Internal(format!("webhook body: {e}")))?;
+        let answer = self.send(body).await;
+        self.record(answer).await
     }
-    let signature = signature::sign(&secrets, &id, timestamp, &body);
-    let headers = [
-        ("webhook-id", id),
-        ("webhook-timestamp", timestamp.to_string()),
-        ("webhook-signature", signature),
-    ];
-    sender::post(&dest, &addrs, &headers, body, settings.timeout).await
-}
 
-/// Records the outcome of an attempt: delivered; or retried after a backoff, failed past the
-/// give-up window, and the subscription disabled on `410 Gone` or sustained failure.
-async fn record(
-    t: &Tenant,
-    settings: &WebhookSettings,
-    sub: &Subscription,
-    c: &Claimed,
-    answer: sender::Answer,
-) -> Result<()> {
-    let org = t.context().organization_id();
-    let at = now();
-    let mut s = t.session().await?;
-    let mut conn = s.conn();
-    let (status, error) = match answer {
-        Ok(code) if code.is_success() => {
-            let mut q =
-                Sql::new("update webhook_deliveries set status = 'delivered', delivered_at = ");
-            q.bind(at)
-                .push(", response_status = ")
-                .bind(i64::from(code.as_u16()));
-            q.push(", last_error = null, leased_until = null where organization_id = ")
-                .bind(org);
-            q.push(" and id = ").bind(c.id);
-            conn.execute(&q).await?;
-            let mut ok = Sql::new(
-                "update webhook_subscriptions set failing_since = null where organization_id = ",
-            );
-            ok.bind(org)
-                .push(" and id = ")
-                .bind(sub.id)
-                .push(" and failing_since is not null");
-            conn.execute(&ok).await?;
+    async fn send(&self, body: Vec<u8>) -> Answer {
+        let (sub, c) = (&*self.sub, &self.c);
+        let policy = self.t.crm().webhook_policy();
+        // Checked again now: the operator's policy or the name's addresses may have changed.
+        let dest = Destination::parse(&sub.url, &policy).map_err(|why| format!("the URL {why}"))?;
+        let addresses = dest.addresses(&policy).await?;
+        let id = c.event_id.to_string();
+        let timestamp = Utc::now().timestamp();
+        let mut secrets = vec![sub.secret.as_str()];
+        if let (Some(old), Some(until)) = (&sub.previous_secret, sub.previous_secret_until)
+            && until > Utc::now()
+        {
+            secrets.push(old.as_str());
+        }
+        let signature = signature::sign(&secrets, &id, timestamp, &body);
+        self.d
+            .transport
+            .post(Outgoing {
+                tls: dest.https,
+                host: dest.host,
+                authority: dest.authority,
+                target: dest.target,
+                addresses,
+                headers: vec![
+                    ("webhook-id", id),
+                    ("webhook-timestamp", timestamp.to_string()),
+                    ("webhook-signature", signature),
+                ],
+                body,
+                timeout: self.d.settings.timeout,
+            })
+            .await
+    }
+
+    /// Records the outcome of an attempt: delivered; or retried after a backoff, failed past the
+    /// give-up window, and the subscription disabled on `410 Gone` or sustained failure.
+    async fn record(&self, answer: Answer) -> Result<()> {
+        let (t, sub, c, settings) = (&self.t, &*self.sub, &self.c, &*self.d.settings);
+        let org = t.context().organization_id();
+        let at = now();
+        let mut s = t.session().await?;
+        let mut conn = s.conn();
+        let (status, error) = match answer {
+            Ok(code) if (200..300).contains(&code) => {
+                let mut q =
+                    Sql::new("update webhook_deliveries set status = 'delivered', delivered_at = ");
+                q.bind(at)
+                    .push(", response_status = ")
+                    .bind(i64::from(code));
+                q.push(", last_error = null, leased_until = null where organization_id = ")
+                    .bind(org);
+                q.push(" and id = ").bind(c.id);
+                conn.execute(&q).await?;
+                let mut ok = Sql::new(
+                    "update webhook_subscriptions set failing_since = null where organization_id = ",
+                );
+                ok.bind(org)
+                    .push(" and id = ")
+                    .bind(sub.id)
+                    .push(" and failing_since is not null");
+                conn.execute(&ok).await?;
+                return Ok(());
+            }
+            Ok(code) => (
+                Some(i64::from(code)),
+                format!("the endpoint answered HTTP {code}"),
+            ),
+            Err(why) => (None, why),
+        };
+        let gone = status == Some(410);
+        if gone {
+            // Off first, so that no pass claims the delivery again in between.
+            disable(&mut conn, org, sub.id, "the endpoint answered 410 Gone").await?;
+        }
+        let retry_from = c.retry_from.unwrap_or(at);
+        let give_up = !gone && at - retry_from >= settings.give_up_after;
+        let mut q =
+            Sql::new("update webhook_deliveries set leased_until = null, response_status = ");
+        q.bind(status).push(", last_error = ").bind(error.as_str());
+        if give_up {
+            q.push(", status = 'failed'");
+        } else {
+            let delay = if gone {
+                Duration::ZERO
+            } else {
+                settings.backoff(c.attempts)
+            };
+            let next = at + TimeDelta::from_std(delay).unwrap_or(TimeDelta::hours(1));
+            q.push(", next_attempt_at = ").bind(next);
+        }
+        q.push(" where organization_id = ")
+            .bind(org)
+            .push(" and id = ")
+            .bind(c.id);
+        conn.execute(&q).await?;
+        tracing::info!(org = %org, subscription = %sub.id, delivery = %c.id, attempt = c.attempts, error = %error, failed = give_up, "webhook delivery failed");
+        if gone {
             return Ok(());
         }
-        Ok(code) => (
-            Some(i64::from(code.as_u16())),
-            format!("the endpoint answered {code}"),
-        ),
-        Err(why) => (None, why),
-    };
-    let gone = status == Some(410);
-    if gone {
-        // Off first, so that no pass claims the delivery again in between.
-        disable(&mut conn, org, sub.id, "the endpoint answered 410 Gone").await?;
+        // Failing since this delivery's window began at the latest: a delivery given up on is
+        // sustained failure, unless another delivery succeeded meanwhile.
+        let mut f =
+            Sql::new("update webhook_subscriptions set failing_since = coalesce(failing_since, ");
+        f.bind(retry_from)
+            .push(") where organization_id = ")
+            .bind(org)
+            .push(" and id = ")
+            .bind(sub.id);
+        f.push(" returning failing_since");
+        let since: Option<(Option<DateTime<Utc>>,)> = conn.fetch_optional(&f).await?;
+        if let Some((Some(since),)) = since
+            && at - since >= settings.give_up_after
+        {
+            let why = format!(
+                "no delivery succeeded since {} (the give-up window is {} s); the last error: {error}",
+                since.format("%Y-%m-%d %H:%M:%S UTC"),
+                settings.give_up_after.num_seconds()
+            );
+            disable(&mut conn, org, sub.id, &why).await?;
+        }
+        Ok(())
     }
-    let retry_from = c.retry_from.unwrap_or(at);
-    let give_up = !gone && at - retry_from >= settings.give_up_after;
-    let mut q = Sql::new("update webhook_deliveries set leased_until = null, response_status = ");
-    q.bind(status).push(", last_error = ").bind(error.as_str());
-    if give_up {
-        q.push(", status = 'failed'");
-    } else {
-        let delay = if gone {
-            Duration::ZERO
-        } else {
-            settings.backoff(c.attempts)
-        };
-        let next = at + TimeDelta::from_std(delay).unwrap_or(TimeDelta::hours(1));
-        q.push(", next_attempt_at = ").bind(next);
-    }
-    q.push(" where organization_id = ")
-        .bind(org)
-        .push(" and id = ")
-        .bind(c.id);
-    conn.execute(&q).await?;
-    tracing::info!(org = %org, subscription = %sub.id, delivery = %c.id, attempt = c.attempts, error = %error, failed = give_up, "webhook delivery failed");
-    if gone {
-        return Ok(());
-    }
-    // Failing since this delivery's window began at the latest: a delivery given up on is
-    // sustained failure, unless another delivery succeeded meanwhile.
-    let mut f =
-        Sql::new("update webhook_subscriptions set failing_since = coalesce(failing_since, ");
-    f.bind(retry_from)
-        .push(") where organization_id = ")
-        .bind(org)
-        .push(" and id = ")
-        .bind(sub.id);
-    f.push(" returning failing_since");
-    let since: Option<(Option<DateTime<Utc>>,)> = conn.fetch_optional(&f).await?;
-    if let Some((Some(since),)) = since
-        && at - since >= settings.give_up_after
-    {
-        let why = format!(
-            "no delivery succeeded since {} (the give-up window is {} s); the last error: {error}",
-            since.format("%Y-%m-%d %H:%M:%S UTC"),
-            settings.give_up_after.num_seconds()
-        );
-        disable(&mut conn, org, sub.id, &why).await?;
-    }
-    Ok(())
 }
 
 /// Turns a subscription off, saying why; its changes wait until it is active again.

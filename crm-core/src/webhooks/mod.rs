@@ -2,7 +2,8 @@
 //!
 //! Company admins (and API keys) manage subscriptions through [`Tenant::webhooks`]: a URL,
 //! the event types to send, a secret shown once and rotated with an overlap. The
-//! [`crate::Worker`] delivers: it reads the change feed after each subscription's cursor (the
+//! [`crate::Worker`] delivers through a [`WebhookTransport`] (crm-core speaks no HTTP;
+//! `crm_axum::WebhookSender` is the ready transport): it reads the change feed after each subscription's cursor (the
 //! feed is the outbox, so nothing committed is lost), and posts each change as Standard
 //! Webhooks do it (`webhook-id`, `webhook-timestamp`, `webhook-signature`), so receivers verify
 //! with that specification's libraries.
@@ -24,12 +25,13 @@
 mod deliveries;
 mod destination;
 pub(crate) mod dispatcher;
-mod sender;
 mod signature;
 mod subscriptions;
+mod transport;
 
 pub use deliveries::{
-    DeliveryStatus, MAX_DELIVERIES_PAGE, ReplayFrom, WebhookDelivery, WebhookDeliveryId,
+    DELIVERY_LOG_RETENTION, DeliveryStatus, MAX_DELIVERIES_PAGE, ReplayFrom, WebhookDelivery,
+    WebhookDeliveryId,
 };
 pub use destination::WebhookPolicy;
 pub use dispatcher::WebhookSettings;
@@ -38,3 +40,4 @@ pub use subscriptions::{
     NewWebhookSubscription, WebhookSubscription, WebhookSubscriptionId, WebhookSubscriptionPatch,
     WebhookSubscriptions,
 };
+pub use transport::{Answer, Outgoing, WebhookTransport};

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::events::Action;
 use crate::id::Id;
 use crate::organizations::OrganizationId;
-use crate::storage::Sql;
+use crate::storage::{FromDbRow, Sql};
 use crate::tenant::Tenant;
 use crate::time::now;
 use crate::validation::Validator;
@@ -203,6 +203,20 @@ impl WebhookSubscriptions<'_> {
         Ok(ctx.organization_id())
     }
 
+    /// The row `q` answers, or [`Error::NotFound`] of `entity` `id`.
+    pub(super) async fn found<T: FromDbRow>(
+        &self,
+        q: &Sql,
+        entity: &'static str,
+        id: impl Into<Uuid>,
+    ) -> Result<T> {
+        let mut s = self.tenant.session().await?;
+        s.conn()
+            .fetch_optional(q)
+            .await?
+            .ok_or(Error::not_found(entity, id))
+    }
+
     fn check_url(&self, url: &str, v: &mut Validator) {
         let policy = self.tenant.crm().webhook_policy();
         if let Err(why) = Destination::parse(url.trim(), &policy) {
@@ -283,11 +297,7 @@ impl WebhookSubscriptions<'_> {
         q.push(COLUMNS)
             .push(" from webhook_subscriptions where organization_id = ");
         q.bind(org).push(" and id = ").bind(id);
-        let mut s = self.tenant.session().await?;
-        s.conn()
-            .fetch_optional(&q)
-            .await?
-            .ok_or(Error::not_found("webhook subscription", id))
+        self.found(&q, "webhook subscription", id).await
     }
 
     /// Changes a subscription: its URL, description, event types, or whether it is active.
@@ -333,11 +343,7 @@ impl WebhookSubscriptions<'_> {
             .push(" and id = ")
             .bind(id);
         q.push(" returning ").push(COLUMNS);
-        let mut s = self.tenant.session().await?;
-        s.conn()
-            .fetch_optional(&q)
-            .await?
-            .ok_or(Error::not_found("webhook subscription", id))
+        self.found(&q, "webhook subscription", id).await
     }
 
     /// Deletes a subscription and its delivery log; what was not delivered is not.
@@ -401,13 +407,7 @@ impl WebhookSubscriptions<'_> {
             .push(" and id = ")
             .bind(id);
         q.push(" returning ").push(COLUMNS);
-        let mut s = self.tenant.session().await?;
-        let sub = s
-            .conn()
-            .fetch_optional(&q)
-            .await?
-            .ok_or(Error::not_found("webhook subscription", id))?;
-        Ok((sub, secret))
+        Ok((self.found(&q, "webhook subscription", id).await?, secret))
     }
 }
 
