@@ -93,6 +93,20 @@ pub struct Event {
     pub request_id: Option<Uuid>,
 }
 
+/// The entity of the events of users (what their services append).
+pub(crate) const USER: &str = "user";
+/// The entity of the events of custom field definitions.
+pub(crate) const CUSTOM_FIELD: &str = "custom_field";
+/// The entity of the events of pipelines.
+pub(crate) const PIPELINE: &str = "pipeline";
+
+/// Whether events are logged under `entity`: an entity of the registry, or one of the other
+/// things whose changes are logged (users, custom field definitions, pipelines).
+pub(crate) fn is_logged_entity(entity: &str) -> bool {
+    crate::EntityKind::ALL.iter().any(|k| k.name() == entity)
+        || [USER, CUSTOM_FIELD, PIPELINE].contains(&entity)
+}
+
 /// One event to append.
 pub(crate) struct Entry {
     pub(crate) record_id: Uuid,

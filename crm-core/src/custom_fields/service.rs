@@ -267,7 +267,7 @@ impl<'t> CustomFields<'t> {
             events::append(
                 &mut tx.conn(),
                 self.tenant.context(),
-                "custom_field",
+                events::CUSTOM_FIELD,
                 def.id.uuid(),
                 action,
                 changes,

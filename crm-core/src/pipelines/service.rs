@@ -81,7 +81,7 @@ impl<'t> Pipelines<'t> {
             events::append(
                 &mut tx.conn(),
                 self.tenant.context(),
-                "pipeline",
+                events::PIPELINE,
                 p.id.uuid(),
                 Action::Created,
                 changes,

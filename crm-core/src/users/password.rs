@@ -158,7 +158,7 @@ impl Users<'_> {
         events::append(
             &mut tx.conn(),
             ctx,
-            "user",
+            events::USER,
             id.uuid(),
             Action::PasswordChanged,
             changes,

@@ -84,7 +84,7 @@ impl Users<'_> {
             events::append(
                 &mut tx.conn(),
                 &ctx,
-                "user",
+                events::USER,
                 id.uuid(),
                 Action::Updated,
                 changes,

@@ -234,7 +234,15 @@ impl<'t> Users<'t> {
                     json!({ "before": active_before, "after": active_after }),
                 );
             }
-            events::append(&mut tx.conn(), ctx, "user", id.uuid(), action, changes).await?;
+            events::append(
+                &mut tx.conn(),
+                ctx,
+                events::USER,
+                id.uuid(),
+                action,
+                changes,
+            )
+            .await?;
             Ok(updated)
         }
         .await;
@@ -345,7 +353,7 @@ impl PreparedUser {
         events::append(
             &mut tx.conn(),
             ctx,
-            "user",
+            events::USER,
             user.id.uuid(),
             Action::Created,
             changes,

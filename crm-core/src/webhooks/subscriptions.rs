@@ -103,16 +103,14 @@ impl EventTypes {
             let t = t.trim().to_owned();
             let ok = t == "*"
                 || t.split_once('.').is_some_and(|(e, a)| {
-                    !e.is_empty()
-                        && e.len() <= 63
-                        && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    crate::events::is_logged_entity(e)
                         && (a == "*" || Action::ALL.iter().any(|x| x.as_str() == a))
                 });
             if !ok {
                 v.push(
                     "event_types",
                     "invalid_event_type",
-                    format!("`{t}` is not `entity.action`, `entity.*` or `*` (actions: created, updated, deleted, …)"),
+                    format!("`{t}` is not `entity.action`, `entity.*` or `*`, with an entity in the singular (`contact`, `user`…) and an action the feed logs (`created`, `updated`, `deleted`…)"),
                 );
             } else if !out.contains(&t) {
                 out.push(t);
@@ -439,6 +437,7 @@ mod tests {
         for bad in [
             "contact",
             "contact.exploded",
+            "contacts.created",
             "Contact.created",
             ".created",
             "a.b.c",
