@@ -93,8 +93,10 @@ async fn timeline(
     }
 
     let page = i64::from(limit) + 1;
-    let mut q = Sql::new("select * from activities where organization_id = ");
-    q.bind(org)
+    let mut q = Sql::new("select ");
+    q.push(<Activity as crate::record::Fields>::SELECT)
+        .push(" from activities where organization_id = ")
+        .bind(org)
         .push(" and related_entity = ")
         .bind(entity.as_str());
     q.push(" and related_id = ")

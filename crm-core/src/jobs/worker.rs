@@ -23,14 +23,12 @@ use crate::webhooks::{WebhookSettings, WebhookTransport};
 /// (`crm serve`), or in an embedding app.
 ///
 /// ```no_run
-/// # async fn run(crm: crm_core::Crm) -> crm_core::Result<()> {
+/// # async fn run(crm: crm_core::Crm, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> crm_core::Result<()> {
 /// use crm_core::Worker;
 ///
-/// // Until Ctrl-C; running jobs finish first (up to the grace period).
-/// Worker::new(&crm)
-///     .concurrency(4)
-///     .run_until(async { tokio::signal::ctrl_c().await.ok(); })
-///     .await?;
+/// // Until `shutdown` completes (Ctrl-C, say); running jobs finish first (up to the grace
+/// // period). Webhooks need a transport too: `.webhooks(crm_axum::WebhookSender, …)`.
+/// Worker::new(&crm).concurrency(4).run_until(shutdown).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]

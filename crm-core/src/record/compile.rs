@@ -227,8 +227,10 @@ pub(crate) fn plan<E: Entity>(
         },
     };
 
-    let mut sql = Sql::new("select * from ");
-    sql.push(E::TABLE)
+    let mut sql = Sql::new("select ");
+    sql.push(E::SELECT)
+        .push(" from ")
+        .push(E::TABLE)
         .push(" where organization_id = ")
         .bind(org);
     match q.deleted {

@@ -261,7 +261,12 @@ impl<E: Entity> Records<'_, E> {
         }
         let mut records = Vec::with_capacity(if read_back { rows.len() } else { 0 });
         let backend = tx.conn().backend();
-        for q in table.statements(backend, if read_back { " returning *" } else { "" })? {
+        let table = if read_back {
+            table.returning(E::SELECT)
+        } else {
+            table
+        };
+        for q in table.statements(backend, "")? {
             if read_back {
                 records.extend(tx.conn().fetch_all::<Record<E>>(&q).await?);
             } else {

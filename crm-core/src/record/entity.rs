@@ -12,7 +12,8 @@ use crate::context::TenantContext;
 use crate::entities::EntityKind;
 use crate::error::Result;
 use crate::events::Action;
-use crate::storage::{Conn, FromDbRow, Tx};
+use crate::record::DecodeFields;
+use crate::storage::{Conn, Tx};
 use crate::tenant::Tenant;
 use crate::users::UserId;
 use crate::validation::Validator;
@@ -23,7 +24,17 @@ use crate::validation::Validator;
 /// which also implements [`Fields`]); the common columns (id, organization, audit, version,
 /// soft delete, custom fields) live in [`super::Record`].
 pub trait Entity:
-    Fields + FromDbRow + Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static
+    Fields
+    + DecodeFields
+    + Send
+    + Unpin
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + fmt::Debug
+    + Send
+    + Sync
+    + 'static
 {
     /// Its entry in the entity registry ([`EntityKind`]): an entity cannot exist without one.
     const KIND: EntityKind;

@@ -343,6 +343,11 @@ impl<T> Described for T {}
 pub trait Fields: Described {
     /// The entity's own columns, in declaration order.
     const COLUMNS: &'static [Column];
+    /// The column list a [`Record`](crate::Record) of this entity is read with, in the order
+    /// it decodes them by position: [`COMMON_FIELDS`](crate::record::COMMON_FIELDS),
+    /// `custom_fields`, then [`Fields::COLUMNS`]. Statements name it instead of `*`, so that
+    /// rows decode by index, not by looking each column's name up.
+    const SELECT: &'static str;
     /// The input of `create`: the same fields plus `custom_fields`.
     type New: serde::Serialize + serde::de::DeserializeOwned + Described + Clone + Send + Sync;
     /// The input of `update`: every field optional; `Some(None)` clears a nullable field.
@@ -458,7 +463,7 @@ macro_rules! record_type {
         )?
     ) => {
         $(#[doc = $doc])*
-        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub struct $name {
             $(
@@ -518,6 +523,12 @@ macro_rules! record_type {
                     $crate::record::Column::of::<$rty>(stringify!($rfield)).readonly() $($(.$rflag($($($rarg),*)?))*)?,
                 )*)?
             ];
+            const SELECT: &'static str = concat!(
+                "id, organization_id, created_at, updated_at, created_by, updated_by, version, ",
+                "is_deleted, deleted_at, deleted_by, custom_fields"
+                $(, ", ", stringify!($field))*
+                $($(, ", ", stringify!($rfield))*)?
+            );
             type New = $new;
             type Patch = $patch;
 
@@ -536,6 +547,29 @@ macro_rules! record_type {
                         f(c, $crate::record::FieldType::value(&self.$rfield));
                     }
                 )*)?
+            }
+        }
+
+        impl<'r, R: sqlx::Row> $crate::record::DecodeAt<'r, R> for $name
+        where
+            usize: sqlx::ColumnIndex<R>,
+            $($ty: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,)*
+            $($($rty: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,)*)?
+        {
+            #[allow(unused_assignments, reason = "the last column's index is not read")]
+            fn decode_at(row: &'r R, mut at: usize) -> Result<Self, sqlx::Error> {
+                Ok(Self {
+                    $($field: {
+                        let v = row.try_get(at)?;
+                        at += 1;
+                        v
+                    },)*
+                    $($($rfield: {
+                        let v = row.try_get(at)?;
+                        at += 1;
+                        v
+                    },)*)?
+                })
             }
         }
     };

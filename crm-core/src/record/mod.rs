@@ -48,6 +48,6 @@ pub use query::{
     Condition, DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_DEPTH, MAX_FILTERS,
     MAX_HOPS, MAX_IN_VALUES, MAX_LIMIT, Op, Related, Sort,
 };
-pub use row::{COMMON_FIELDS, Record};
+pub use row::{COMMON_FIELDS, DecodeAt, DecodeFields, Record};
 pub use service::Records;
 pub use trash::PurgeReport;

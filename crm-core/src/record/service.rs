@@ -183,7 +183,7 @@ impl<'t, E: Entity> Records<'t, E> {
     }
 }
 
-/// `select * from T where organization_id = $1 and id = $2 …`, locked for update on PostgreSQL
+/// `select <its columns> from T where organization_id = $1 and id = $2 …`, locked for update on PostgreSQL
 /// when `lock` (SQLite's `BEGIN IMMEDIATE` already holds the write lock).
 fn select_one<E: Entity>(
     org: OrganizationId,
@@ -192,8 +192,9 @@ fn select_one<E: Entity>(
     lock: bool,
     backend: Backend,
 ) -> Sql {
-    let mut q = Sql::new("select * from ");
-    q.push(E::TABLE).push(" where organization_id = ").bind(org);
+    let mut q = Sql::new("select ");
+    q.push(E::SELECT).push(" from ").push(E::TABLE);
+    q.push(" where organization_id = ").bind(org);
     q.push(" and id = ").bind(id);
     match deleted {
         Deleted::Exclude => q.push(" and not is_deleted"),

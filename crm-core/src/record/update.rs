@@ -150,7 +150,7 @@ impl<E: Entity> Records<'_, E> {
         q.push(" where organization_id = ").bind(self.org());
         q.push(" and id = ").bind(current.id);
         q.push(" and version = ").bind(current.version);
-        q.push(" returning *");
+        q.push(" returning ").push(E::SELECT);
         let updated: Record<E> =
             tx.conn()
                 .fetch_optional(&q)

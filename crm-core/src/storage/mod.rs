@@ -33,7 +33,7 @@ use crate::organizations::OrganizationId;
 
 /// Rows that decode on every compiled-in backend.
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
-pub trait FromDbRow:
+pub(crate) trait FromDbRow:
     for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
     + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
     + Send
@@ -51,13 +51,19 @@ impl<T> FromDbRow for T where
 
 /// Rows that decode on every compiled-in backend.
 #[cfg(all(feature = "postgres", not(feature = "sqlite")))]
-pub trait FromDbRow: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin {}
+pub(crate) trait FromDbRow:
+    for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin
+{
+}
 #[cfg(all(feature = "postgres", not(feature = "sqlite")))]
 impl<T> FromDbRow for T where T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin {}
 
 /// Rows that decode on every compiled-in backend.
 #[cfg(all(feature = "sqlite", not(feature = "postgres")))]
-pub trait FromDbRow: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin {}
+pub(crate) trait FromDbRow:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin
+{
+}
 #[cfg(all(feature = "sqlite", not(feature = "postgres")))]
 impl<T> FromDbRow for T where T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin {}
 

@@ -71,6 +71,8 @@ pub(crate) struct Rows {
     columns: Vec<&'static str>,
     /// Row after row.
     cells: Vec<Arg>,
+    /// The columns to return, when the rows are read back.
+    returning: Option<&'static str>,
 }
 
 impl Rows {
@@ -82,7 +84,14 @@ impl Rows {
             table,
             columns,
             cells,
+            returning: None,
         }
+    }
+
+    /// Reads the inserted rows back: `columns` (a column list) after the statements' tail.
+    pub(crate) fn returning(mut self, columns: &'static str) -> Self {
+        self.returning = Some(columns);
+        self
     }
 
     /// Appends a cell of the current row; a row is complete after one cell per column.
@@ -148,6 +157,9 @@ impl Rows {
                 .bind(Arg::Array(array));
         }
         q.push(")").push(tail);
+        if let Some(columns) = self.returning {
+            q.push(" returning ").push(columns);
+        }
         Ok(q)
     }
 
@@ -156,6 +168,7 @@ impl Rows {
         let width = self.columns.len();
         let per_statement = (30_000 / width).max(1);
         let head = self.head();
+        let returning = self.returning;
         let mut statements = Vec::new();
         let mut cells = self.cells.into_iter().peekable();
         while cells.peek().is_some() {
@@ -169,6 +182,9 @@ impl Rows {
                 q.bind_list(cells.by_ref().take(width)).push(")");
             }
             q.push(tail);
+            if let Some(columns) = returning {
+                q.push(" returning ").push(columns);
+            }
             statements.push(q);
         }
         statements
@@ -190,12 +206,13 @@ mod tests {
     #[test]
     fn one_unnest_statement_of_one_array_per_column() {
         let q = three_rows()
-            .statements(Backend::Postgres, " returning *")
+            .returning("a, b")
+            .statements(Backend::Postgres, "")
             .unwrap();
         assert_eq!(q.len(), 1);
         assert_eq!(
             q[0].text(),
-            "insert into t (a, b) select * from unnest($1, $2) returning *"
+            "insert into t (a, b) select * from unnest($1, $2) returning a, b"
         );
         assert_eq!(
             q[0].args(),
