@@ -39,11 +39,11 @@ impl WebhookTransport for WebhookSender {
     }
 }
 
-async fn post(out: Outgoing) -> Answer {
+async fn post(mut out: Outgoing) -> Answer {
     let timeout = out.timeout;
     let exchange = async {
         let stream = connect(&out.addresses).await?;
-        let request = request(&out)?;
+        let request = request(&mut out)?;
         if out.tls {
             let tls = tls(&out.host, stream).await?;
             send(tls, request).await
@@ -71,7 +71,8 @@ async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
     Err(last)
 }
 
-fn request(out: &Outgoing) -> Result<Request<Full<Bytes>>, String> {
+/// The request; the body is moved out of `out`, not copied.
+fn request(out: &mut Outgoing) -> Result<Request<Full<Bytes>>, String> {
     let mut b = Request::post(out.target.as_str())
         .header(hyper::header::HOST, out.authority.as_str())
         .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -82,7 +83,7 @@ fn request(out: &Outgoing) -> Result<Request<Full<Bytes>>, String> {
     for (name, value) in &out.headers {
         b = b.header(*name, value.as_str());
     }
-    b.body(Full::new(Bytes::from(out.body.clone())))
+    b.body(Full::new(Bytes::from(std::mem::take(&mut out.body))))
         .map_err(|e| format!("cannot build the request: {e}"))
 }
 

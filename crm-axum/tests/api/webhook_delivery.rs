@@ -571,7 +571,38 @@ async fn the_feed_is_the_outbox_and_subscriptions_stay_in_their_organization(crm
     subscribe(&t, receiver.url(), &[]).await;
 }
 
+/// An `https` URL gets TLS or nothing: a receiver that speaks plain HTTP gets no request in the
+/// clear, and the log says why.
+async fn https_deliveries_speak_tls_or_nothing(crm: Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.admin(&crm);
+    let plain = Receiver::start(|_, _| 200).await;
+    let url = format!("https://{}/hooks", plain.addr);
+    let (sub, _) = subscribe(&t, url, &[]).await;
+    t.contact("Ada").await;
+    let (stop, worker) = start(&crm, quick());
+    let mut error = None;
+    for _ in 0..600 {
+        let log = t
+            .webhooks()
+            .deliveries(sub.id, None, None, 1)
+            .await
+            .unwrap();
+        error = log.data.first().and_then(|d| d.last_error.clone());
+        if error.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    let error = error.expect("an attempt");
+    assert!(error.contains("TLS handshake failed"), "{error}");
+    assert!(plain.hits().is_empty(), "nothing was sent in the clear");
+}
+
 crate::on_both_backends!(
+    https_deliveries_speak_tls_or_nothing,
     deliveries_are_signed_retried_in_record_order_and_replayed,
     endpoints_that_are_gone_or_keep_failing_are_disabled,
     the_feed_is_the_outbox_and_subscriptions_stay_in_their_organization
