@@ -32,10 +32,12 @@ pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 /// The columns of an [`Organization`].
 const COLUMNS: &str = "id, name, slug, status, trash_retention_days, created_at, updated_at";
-const SELECT: &str = concat!(
-    "select id, name, slug, status, trash_retention_days, created_at, updated_at",
-    " from organizations"
-);
+/// `select <COLUMNS> from organizations`, for the caller to go on.
+fn select() -> Sql {
+    let mut q = Sql::new("select ");
+    q.push(COLUMNS).push(" from organizations");
+    q
+}
 
 impl<'c> Organizations<'c> {
     pub(crate) fn new(crm: &'c Crm) -> Self {
@@ -88,7 +90,7 @@ impl<'c> Organizations<'c> {
 
     /// The organization with `id`.
     pub async fn get(&self, id: OrganizationId) -> Result<Organization> {
-        let mut q = Sql::new(SELECT);
+        let mut q = select();
         q.push(" where id = ").bind(id);
         self.one(id, &q).await
     }
@@ -104,7 +106,7 @@ impl<'c> Organizations<'c> {
 
     /// The organization with `slug`.
     pub async fn get_by_slug(&self, slug: &str) -> Result<Organization> {
-        let mut q = Sql::new(SELECT);
+        let mut q = select();
         q.push(" where slug = ").bind(slug);
         let mut s = self.crm.pool().global().await?;
         s.conn().fetch_optional(&q).await?.ok_or(Error::NotFound {
@@ -119,7 +121,7 @@ impl<'c> Organizations<'c> {
         after: Option<OrganizationId>,
         limit: u32,
     ) -> Result<Vec<Organization>> {
-        let mut q = Sql::new(SELECT);
+        let mut q = select();
         if let Some(after) = after {
             q.push(" where id > ").bind(after);
         }

@@ -156,7 +156,11 @@ impl WebhookSubscriptions<'_> {
     /// [`Error::Gone`] when the feed no longer holds changes that old.
     pub async fn replay(&self, id: WebhookSubscriptionId, from: ReplayFrom) -> Result<String> {
         let org = self.org()?;
-        self.get(id).await?;
+        // The subscription's place now (404 for an unknown one), before the point is read.
+        let mut q =
+            Sql::new("select feed_cursor from webhook_subscriptions where organization_id = ");
+        q.bind(org).push(" and id = ").bind(id);
+        let (current,): (String,) = self.found(&q, "webhook subscription", id).await?;
         let changes = self.tenant.changes();
         let cursor = match from {
             ReplayFrom::Cursor(c) => {
@@ -167,10 +171,6 @@ impl WebhookSubscriptions<'_> {
             ReplayFrom::Time(t) => changes.cursor_before(t).await?,
         };
         // Only backwards: a replay never skips what is not yet delivered.
-        let mut q =
-            Sql::new("select feed_cursor from webhook_subscriptions where organization_id = ");
-        q.bind(org).push(" and id = ").bind(id);
-        let (current,): (String,) = self.found(&q, "webhook subscription", id).await?;
         if crate::changes::cursor_order(&cursor, &current) != Some(std::cmp::Ordering::Less) {
             return Ok(current);
         }
