@@ -113,11 +113,16 @@ impl bb8::ManageConnection for Manager {
     async fn connect(&self) -> Result<TenantConn, sqlx::Error> {
         let mut conn = PgConnection::connect_with(&self.options).await?;
         // One round trip: the role (unless the URL's own is kept: `none` resets one a previous
-        // client of a pooled server connection set), the statement timeout and no tenant, all
-        // for the session. The backend's pid tells whether the session is really ours.
+        // client of a pooled server connection set), the statement timeout, no JIT and no
+        // tenant, all for the session. The backend's pid tells whether the session is really
+        // ours. JIT compiles a plan whose estimated cost passes `jit_above_cost`, which a
+        // sort across a link of 10,000 rows does: 30 ms of compiling for a 40 ms query
+        // (docs/benchmarks.md, "At a million contacts"). The CRM's queries are short, so it
+        // never pays.
         let (pid,): (i32,) = sqlx::query_as(
             "select pg_backend_pid() from (select set_config('statement_timeout', $1, false), \
              set_config('role', coalesce($2, 'none'), false), \
+             set_config('jit', 'off', false), \
              set_config($3, '', false)) s",
         )
         .bind(&self.statement_timeout)
