@@ -78,8 +78,9 @@ impl Backend {
 
     /// Appends the `select kind, id, title, rank` of the records of `table` in organization
     /// `org` that match `matching` ([`Backend::search_match`]), trash left out, the title
-    /// joining the `titles` columns: on PostgreSQL through the `crm_search_<table>` function its
-    /// GIN index is built on, on SQLite through the FTS5 table `fts` (migration `0009_search`).
+    /// joining the `titles` columns: on PostgreSQL through `crm_search_hits_<table>`, which reads
+    /// the GIN index of `crm_search_<table>` (migrations `0009_search`, `0016_search_under_rls`),
+    /// on SQLite through the FTS5 table `fts` (migration `0009_search`).
     pub(crate) fn push_search_select(
         self,
         sql: &mut Sql,
@@ -99,18 +100,19 @@ impl Backend {
         }
         sql.push(") as title, ");
         match self {
+            // The hits come from `crm_search_hits_<table>` (migration `0016_search_under_rls`:
+            // under row-level security `@@` could not use the GIN index), joined back to the
+            // table under the policy.
             Backend::Postgres => {
-                sql.push("cast(ts_rank(crm_search_")
+                sql.push("cast(h.rank as float8) as rank from crm_search_hits_")
                     .push(table)
-                    .push("(r), q) as float8) as rank from ")
-                    .push(table)
-                    .push(" r, to_tsquery('simple', ")
+                    .push("(to_tsquery('simple', ")
                     .bind(matching)
-                    .push(") q where r.organization_id = ")
-                    .bind(org)
-                    .push(" and not r.is_deleted and crm_search_")
+                    .push(")) h join ")
                     .push(table)
-                    .push("(r) @@ q");
+                    .push(" r on r.organization_id = ")
+                    .bind(org)
+                    .push(" and r.id = h.id and not r.is_deleted");
             }
             Backend::Sqlite => {
                 sql.push("-bm25(")
