@@ -462,16 +462,12 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
         "Location".into(),
         RefOr::T(header("The path of the new record")),
     );
-    created.headers.insert(
-        "Crm-Duplicates".into(),
-        RefOr::T(header(
-            "With `?duplicates=warn`: the likely duplicates of the new record, `rule:id` comma-separated (rules: email, domain, name)",
-        )),
-    );
+    // `Crm-Duplicates` is sent only when there are likely duplicates: described on the
+    // parameter, not as a header every 201 carries.
     let duplicates_param = || {
         query(
             "duplicates",
-            "What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, list them in `Crm-Duplicates`), `reject` (409 listing them in `matches`) or `ignore`",
+            "What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore`",
             Type::String,
         )
     };
