@@ -49,6 +49,15 @@ pub enum ApiError {
     /// mistake in the app's assembly. HTTP 500, with a detail that names the layer.
     #[error("the Tenant extractor is used on a route without crm_axum::AuthLayer")]
     MissingAuthLayer,
+    /// The record was merged into another one: HTTP 308 with `Location` (the same path with the
+    /// survivor's id).
+    #[error("moved to {location}")]
+    Moved {
+        /// The survivor's URL path (and the request's query).
+        location: String,
+        /// The core error (what moved where).
+        source: crm_core::Error,
+    },
     /// The request took longer than the server's time limit
     /// ([`crate::server::ServerOptions::request_timeout`]). HTTP 503.
     #[error("request timed out")]
@@ -77,6 +86,10 @@ pub struct Problem {
     /// One entry per offending field (validation problems only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemField>,
+    /// The likely duplicates that refused a create or import (code `duplicates`): by the index
+    /// of the new record in its request, the existing record's id and the rule that matched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<crm_core::Duplicate>,
 }
 
 /// One problem with one input field.
@@ -134,6 +147,25 @@ impl ApiError {
                         };
                         (status, kind, title, Some(refusal.message.clone()), vec![])
                     }
+                    E::Duplicates { entity, matches } => (
+                        StatusCode::CONFLICT,
+                        "conflict",
+                        "Conflict",
+                        Some(format!(
+                            "{} likely duplicate(s) of existing {entity} records",
+                            matches.len()
+                        )),
+                        vec![],
+                    ),
+                    // A merged record named where no redirect applies (a verb, an `absorb`
+                    // list): a conflict. The record routes answer 308 (`ApiError::Moved`).
+                    E::Moved { entity, id, to } => (
+                        StatusCode::CONFLICT,
+                        "conflict",
+                        "Conflict",
+                        Some(format!("{entity} {id} was merged into {to}")),
+                        vec![],
+                    ),
                     E::VersionMismatch { .. } => (
                         StatusCode::PRECONDITION_FAILED,
                         "version-mismatch",
@@ -171,6 +203,13 @@ impl ApiError {
                         vec![],
                     ),
                 },
+                ApiError::Moved { source, .. } => (
+                    StatusCode::PERMANENT_REDIRECT,
+                    "moved",
+                    "Permanent redirect",
+                    Some(source.to_string()),
+                    vec![],
+                ),
                 ApiError::BadRequest(msg) => (
                     StatusCode::BAD_REQUEST,
                     "bad-request",
@@ -252,7 +291,13 @@ impl ApiError {
             ApiError::Core(E::Conflict(r) | E::Forbidden(r) | E::Gone(r)) => {
                 Some(r.code.to_owned())
             }
+            ApiError::Core(E::Duplicates { .. }) => Some("duplicates".to_owned()),
+            ApiError::Core(E::Moved { .. }) | ApiError::Moved { .. } => Some("merged".to_owned()),
             _ => None,
+        };
+        let matches = match self {
+            ApiError::Core(E::Duplicates { matches, .. }) => matches.clone(),
+            _ => Vec::new(),
         };
         (
             status,
@@ -263,6 +308,7 @@ impl ApiError {
                 detail,
                 code,
                 errors: errors.into_iter().map(ProblemField::from).collect(),
+                matches,
             },
         )
     }
@@ -289,6 +335,13 @@ impl IntoResponse for ApiError {
                     headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
                 }
             }
+            StatusCode::PERMANENT_REDIRECT => {
+                if let ApiError::Moved { location, .. } = &self
+                    && let Ok(v) = HeaderValue::from_str(location)
+                {
+                    headers.insert(header::LOCATION, v);
+                }
+            }
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(
                     header::RETRY_AFTER,
@@ -302,6 +355,38 @@ impl IntoResponse for ApiError {
                 .insert(InternalError(format!("{:#}", DisplayChain(&self))));
         }
         res
+    }
+}
+
+/// Turns a merged record's [`crm_core::Error::Moved`] into a redirect to the survivor at the
+/// same path as the request (`uri`), wherever the host mounted the router; other errors pass.
+pub(crate) fn relocate(uri: &axum::http::Uri) -> impl Fn(ApiError) -> ApiError + '_ {
+    move |e| match e {
+        ApiError::Core(crm_core::Error::Moved { entity, id, to })
+            if uri
+                .path()
+                .split('/')
+                .any(|s| uuid::Uuid::try_parse(s).is_ok_and(|s| s == id)) =>
+        {
+            let mut location = uri
+                .path()
+                .split('/')
+                .map(|segment| match uuid::Uuid::try_parse(segment) {
+                    Ok(s) if s == id => to.to_string(),
+                    _ => segment.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            if let Some(q) = uri.query() {
+                location.push('?');
+                location.push_str(q);
+            }
+            ApiError::Moved {
+                location,
+                source: crm_core::Error::Moved { entity, id, to },
+            }
+        }
+        other => other,
     }
 }
 

@@ -51,7 +51,7 @@ pub(crate) mod tags {
     info(title = "abetworks CRM API", description = "The REST API of abetworks CRM. Errors are RFC 9457 problem+json.", license(name = "MIT OR Apache-2.0")),
     servers((url = "/", description = "The host that mounts the API; every path includes `/api/v1`")),
     components(schemas(
-        crate::error::Problem, crate::error::ProblemField,
+        crate::error::Problem, crate::error::ProblemField, crm_core::Duplicate, crm_core::Merge,
         crate::routes::records::SearchRequest,
         // `Condition` does not recurse into its parts: the one it reaches through `exists`.
         crm_core::Related,
@@ -462,16 +462,26 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
         "Location".into(),
         RefOr::T(header("The path of the new record")),
     );
+    // `Crm-Duplicates` is sent only when there are likely duplicates: described on the
+    // parameter, not as a header every 201 carries.
+    let duplicates_param = || {
+        query(
+            "duplicates",
+            "What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore`",
+            Type::String,
+        )
+    };
     let create_op = op("create", format!("Create a {}", E::NAME))
         .parameter(header_param(
             "Idempotency-Key",
             "Makes the create safe to retry: a repeat replays the first response",
         ))
+        .parameter(duplicates_param())
         .request_body(body(&new_name))
         .response("201", created)
         .response(
             "409",
-            problem("The same Idempotency-Key is still being processed"),
+            problem("The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`)"),
         )
         .response(
             "422",
@@ -490,6 +500,7 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
     .description(Some(
         "Each item succeeds or fails on its own (not one transaction).",
     ))
+    .parameter(duplicates_param())
     .request_body(body(&batch_request))
     .response("200", ok("One result per item", &batch_response));
     let get_op = op("get", format!("Read a {}", E::NAME))
@@ -543,7 +554,31 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
     let restore_op = op("restore", format!("Restore a {} from the trash", E::NAME))
         .parameter(id_param())
         .response("200", one())
-        .response("404", no_record());
+        .response("404", no_record())
+        .response(
+            "409",
+            problem("Not in the trash, or merged into another record (`merged`)"),
+        );
+    let merge_op = op("merge", format!("Merge other {plural} into this one"))
+        .description(Some(
+            "One transaction: the survivor takes the chosen field values, every record, activity and link pointing at an absorbed record is re-pointed at the survivor (each logged as `updated`), the absorbed records go to the trash with a `merged` event, their ids answer 308 to the survivor from then on, and the survivor's history includes theirs. Accounts, contacts and leads are mergeable; other entities answer 422 `not_mergeable`.",
+        ))
+        .parameter(id_param())
+        .parameter(if_match())
+        .request_body(body("Merge"))
+        .response("200", one())
+        .response("404", no_record())
+        .response("422", problem("Not mergeable, or a bad `absorb` list or field choice"));
+    let moved = || {
+        ResponseBuilder::new()
+            .description("Merged into another record: `Location` is the survivor's path")
+            .header("Location", header("The survivor's path"))
+            .content(PROBLEM_JSON, json("Problem"))
+            .build()
+    };
+    let get_op = get_op.response("308", moved());
+    let patch_op = patch_op.response("308", moved());
+    let delete_op = delete_op.response("308", moved());
 
     let paths = &mut doc.paths.paths;
     let mut collection = PathItem::new(HttpMethod::Get, list_op);
@@ -564,6 +599,10 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
     paths.insert(
         format!("/{plural}/{{id}}/restore"),
         PathItem::new(HttpMethod::Post, restore_op),
+    );
+    paths.insert(
+        format!("/{plural}/{{id}}/merge"),
+        PathItem::new(HttpMethod::Post, merge_op),
     );
     // A record's paged sub-lists, newest first: `limit` and `cursor`, one page, 404.
     let sub_list = |doc: &mut OpenApi, path: &str, op: OperationBuilder, page: String| {

@@ -17,7 +17,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use crm_core::record::Fields;
-use crm_core::{CustomFieldDefinition, Entity, EntityKind, EntityVisitor, Error, Tenant};
+use crm_core::{
+    CustomFieldDefinition, DuplicatePolicy, Entity, EntityKind, EntityVisitor, Error, Tenant,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -50,6 +52,10 @@ pub(crate) struct ImportArgs {
     /// Write the valid rows and report the rejected ones (default: all or nothing).
     #[arg(long)]
     skip_invalid: bool,
+    /// Likely duplicates (same email, domain or normalized name as a live record, or as an
+    /// earlier row): `warn` (import them and list them), `reject` (import nothing) or `ignore`.
+    #[arg(long, default_value = "warn", value_parser = ["warn", "reject", "ignore"])]
+    duplicates: String,
     /// Rows per batch (and per transaction).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=5000))]
     batch: u16,
@@ -62,13 +68,54 @@ struct Rejected {
     reasons: Vec<String>,
 }
 
+/// A row that looks like a record already there (or like an earlier row).
+#[derive(Debug, Serialize)]
+struct Likely {
+    line: u64,
+    rule: crm_core::MatchRule,
+    id: uuid::Uuid,
+}
+
 /// What an import did.
 #[derive(Debug, Serialize)]
 struct Report {
     rows: u64,
     imported: u64,
     rejected: Vec<Rejected>,
+    duplicates: Vec<Likely>,
     dry_run: bool,
+}
+
+impl ImportArgs {
+    fn policy(&self) -> DuplicatePolicy {
+        match self.duplicates.as_str() {
+            "reject" => DuplicatePolicy::Reject,
+            "ignore" => DuplicatePolicy::Ignore,
+            _ => DuplicatePolicy::Warn,
+        }
+    }
+}
+
+/// The likely duplicates of a batch whose rows are on `lines`.
+fn likely(lines: &[u64], duplicates: &[crm_core::Duplicate]) -> impl Iterator<Item = Likely> {
+    duplicates.iter().map(|d| Likely {
+        line: lines.get(d.index).copied().unwrap_or(0),
+        rule: d.rule,
+        id: d.id,
+    })
+}
+
+/// One line per likely duplicate of a refused import.
+fn refused(lines: &[u64], e: &Error) -> Option<String> {
+    match e {
+        Error::Duplicates { matches, .. } => Some(
+            likely(lines, matches)
+                .map(|l| format!("line {}: same {} as {}", l.line, l.rule, l.id))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        _ => None,
+    }
 }
 
 /// What a CSV column feeds.
@@ -255,8 +302,10 @@ async fn import<E: Entity>(t: &Tenant, args: &ImportArgs, out: Output) -> anyhow
         rows: 0,
         imported: 0,
         rejected: Vec::new(),
+        duplicates: Vec::new(),
         dry_run: args.dry_run,
     };
+    let policy = args.policy();
 
     // Pass 1 checks (and, with --skip-invalid, writes the valid rows of each batch).
     let write_now = args.skip_invalid && !args.dry_run;
@@ -285,29 +334,50 @@ async fn import<E: Entity>(t: &Tenant, args: &ImportArgs, out: Output) -> anyhow
         // With --skip-invalid, a clean batch is written at once; only a batch that fails is
         // checked row by row to set its bad rows aside.
         if write_now && !news.is_empty() {
-            match t.records::<E>().import(news.clone()).await {
+            match t.records::<E>().import_with(news.clone(), policy).await {
                 Ok(created) => {
-                    report.imported += created.len() as u64;
+                    report.imported += created.ids.len() as u64;
+                    report
+                        .duplicates
+                        .extend(likely(&lines, &created.duplicates));
                     bar.set_position(records.reader().position().byte());
                     continue;
                 }
                 Err(Error::Validation(_) | Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => match refused(&lines, &e) {
+                    Some(text) => bail!("likely duplicates; this batch was not imported:\n{text}"),
+                    None => return Err(e.into()),
+                },
             }
         }
         let problems = t.records::<E>().validate_many(news.clone()).await?;
         let mut valid = Vec::new();
+        let mut valid_lines = Vec::new();
         for (i, new) in news.into_iter().enumerate() {
             match problems.iter().find(|(p, _)| *p == i) {
                 Some((_, e)) => report.rejected.push(Rejected {
                     line: lines[i],
                     reasons: reasons(e),
                 }),
-                None => valid.push(new),
+                None => {
+                    valid.push(new);
+                    valid_lines.push(lines[i]);
+                }
             }
         }
         if write_now && !valid.is_empty() {
-            report.imported += t.records::<E>().import(valid).await?.len() as u64;
+            match t.records::<E>().import_with(valid, policy).await {
+                Ok(created) => {
+                    report.imported += created.ids.len() as u64;
+                    report
+                        .duplicates
+                        .extend(likely(&valid_lines, &created.duplicates));
+                }
+                Err(e) => match refused(&valid_lines, &e) {
+                    Some(text) => bail!("likely duplicates; this batch was not imported:\n{text}"),
+                    None => return Err(e.into()),
+                },
+            }
         }
         bar.set_position(records.reader().position().byte());
     }
@@ -321,6 +391,10 @@ async fn import<E: Entity>(t: &Tenant, args: &ImportArgs, out: Output) -> anyhow
         // Why a row that passed pass 1 no longer does: the file changed in between.
         let mut changed: Option<String> = None;
         let changed_ref = &mut changed;
+        let mut found = Vec::new();
+        let found_ref = &mut found;
+        let mut refusal: Option<String> = None;
+        let refusal_ref = &mut refusal;
         let (targets, bar_ref) = (&targets, &bar);
         let written = t
             .transaction(|t| async move {
@@ -328,10 +402,12 @@ async fn import<E: Entity>(t: &Tenant, args: &ImportArgs, out: Output) -> anyhow
                 let mut records = reader.records();
                 loop {
                     let mut news = Vec::with_capacity(batch);
+                    let mut lines = Vec::with_capacity(batch);
                     for record in records.by_ref().take(batch) {
-                        let new = record
-                            .map_err(|e| vec![e.to_string()])
-                            .and_then(|record| row::<E>(targets, &record));
+                        let new = record.map_err(|e| vec![e.to_string()]).and_then(|record| {
+                            lines.push(record.position().map(|p| p.line()).unwrap_or(0));
+                            row::<E>(targets, &record)
+                        });
                         match new {
                             Ok(new) => news.push(new),
                             Err(reasons) => {
@@ -343,12 +419,24 @@ async fn import<E: Entity>(t: &Tenant, args: &ImportArgs, out: Output) -> anyhow
                     if news.is_empty() {
                         return Ok(imported);
                     }
-                    imported += t.records::<E>().import(news).await?.len() as u64;
+                    let created = match t.records::<E>().import_with(news, policy).await {
+                        Ok(created) => created,
+                        Err(e) => {
+                            *refusal_ref = refused(&lines, &e);
+                            return Err(e);
+                        }
+                    };
+                    imported += created.ids.len() as u64;
+                    found_ref.extend(likely(&lines, &created.duplicates));
                     bar_ref.set_position(records.reader().position().byte());
                 }
             })
             .await;
         bar.finish_and_clear();
+        report.duplicates.extend(found);
+        if let Some(text) = refusal {
+            bail!("likely duplicates; nothing was imported:\n{text}");
+        }
         report.imported = match (written, changed) {
             (Ok(n), _) => n,
             (Err(_), Some(reason)) => {
@@ -367,6 +455,9 @@ async fn import<E: Entity>(t: &Tenant, args: &ImportArgs, out: Output) -> anyhow
             .iter()
             .map(|r| format!("line {}: {}", r.line, r.reasons.join("; ")))
             .collect();
+        text.extend(report.duplicates.iter().map(|d| {
+            format!("line {}: warning: same {} as {} {}", d.line, d.rule, args.entity, d.id)
+        }));
         let verdict = match (args.dry_run, failed) {
             (true, _) => format!("dry run: {} rows, {} would be rejected; nothing written", report.rows, report.rejected.len()),
             (false, true) => format!("{} rows, {} rejected; nothing imported (use --skip-invalid to import the valid rows)", report.rows, report.rejected.len()),

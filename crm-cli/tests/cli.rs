@@ -355,11 +355,23 @@ async fn seed_import_export_round_trip_and_purge(postgres: bool) {
     let import = [
         "import", "contacts", csv, "--org", "seed-3-1", "--batch", "50",
     ];
+    // Every row is a likely duplicate of the record it was exported from: `reject` imports
+    // nothing, the default (`warn`) imports them and lists them by line.
+    let mut rejecting = import.to_vec();
+    rejecting.extend(["--duplicates", "reject"]);
+    let refused = crm(&url, &rejecting).output().unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("likely duplicates"), "{stderr}");
+    assert!(stderr.contains("line 2: same "), "{stderr}");
     let report = json(&url, &import);
     assert_eq!(
         (report["rows"].as_u64(), report["imported"].as_u64()),
         (Some(121), Some(121))
     );
+    let warned = report["duplicates"].as_array().unwrap();
+    assert!(warned.len() >= 121, "{report}");
+    assert!(warned.iter().any(|d| d["line"] == 2), "{report}");
     let after = people("seed-3-1");
     let changed: Vec<_> = before
         .iter()

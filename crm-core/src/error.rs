@@ -32,6 +32,27 @@ pub enum Error {
     /// HTTP 409, with the refusal's `code`.
     #[error("conflict: {0}")]
     Conflict(Refusal),
+    /// The new records look like existing ones (or like each other) and the caller asked to
+    /// refuse duplicates ([`DuplicatePolicy::Reject`](crate::record::DuplicatePolicy)). HTTP 409,
+    /// code `duplicates`, with the matches.
+    #[error("{entity}: {} likely duplicate(s)", .matches.len())]
+    Duplicates {
+        /// Entity name, e.g. `"contact"`.
+        entity: &'static str,
+        /// What matched what.
+        matches: Vec<crate::record::Duplicate>,
+    },
+    /// The record was merged into another one, which answers for it now. HTTP 308 to the
+    /// survivor.
+    #[error("{entity} {id} was merged into {to}")]
+    Moved {
+        /// Entity name, e.g. `"account"`.
+        entity: &'static str,
+        /// The merged record's id.
+        id: Uuid,
+        /// The record it was merged into.
+        to: Uuid,
+    },
     /// The caller's expected version is not the stored one: someone else wrote first. HTTP 412
     /// when the version came from `If-Match`, 409 otherwise.
     #[error("version mismatch: expected {expected}, found {actual}")]
@@ -148,7 +169,7 @@ impl From<sqlx::Error> for Error {
 /// machine-readable `code` to match on, and a message for people (which may change).
 ///
 /// Codes of the library: `admin_only`, `role_above_own`, `not_owner` (refusals);
-/// `duplicate`, `still_linked`, `still_required`, `last_admin`, `not_deleted`, `not_draft`,
+/// `duplicate`, `merged`, `still_linked`, `still_required`, `last_admin`, `not_deleted`, `not_draft`,
 /// `wrong_state`, `not_a_task`, `already_converted`, `unqualified`, `converted_read_only`,
 /// `unit_ended` (conflicts). HTTP layers add their own (crm-axum: `users_only`,
 /// `super_admin_only`, `role_required`, `registration_off`, `api_key_only`, `out_of_scope`).

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::organizations::OrganizationId;
 use crate::record::{Page, Referable};
-use crate::storage::{Conn, Rows, Sql};
+use crate::storage::{Arg, Conn, Rows, Sql};
 use crate::tenant::Tenant;
 use crate::time::now;
 
@@ -63,6 +63,9 @@ crate::text_enum! {
         PasswordChanged = "password_changed",
         /// A person's record was erased for good (GDPR); only this tombstone remains.
         Erased = "erased",
+        /// Records were merged: on the survivor, the absorbed ids; on each absorbed record (which
+        /// goes to the trash), the survivor.
+        Merged = "merged",
     }
 }
 
@@ -233,7 +236,7 @@ impl<'t> Events<'t> {
         cursor: Option<&str>,
     ) -> Result<Page<Event>> {
         let start = Start::after_cursor(cursor)?;
-        self.list(Some((T::NAME, id.uuid())), limit, start).await
+        self.list(Some((T::NAME, &[id.uuid()])), limit, start).await
     }
 
     /// The events of one record, newest first, from `start` (for the library's own walks of
@@ -244,7 +247,18 @@ impl<'t> Events<'t> {
         limit: u32,
         start: Start,
     ) -> Result<Page<Event>> {
-        self.list(Some((T::NAME, id.uuid())), limit, start).await
+        self.list(Some((T::NAME, &[id.uuid()])), limit, start).await
+    }
+
+    /// The events of several records of one entity (a survivor and what was merged into it),
+    /// newest first, from `start`.
+    pub(crate) async fn of_records<T: Referable>(
+        &self,
+        ids: &[Uuid],
+        limit: u32,
+        start: Start,
+    ) -> Result<Page<Event>> {
+        self.list(Some((T::NAME, ids)), limit, start).await
     }
 
     /// All events of the organization, newest first.
@@ -254,7 +268,7 @@ impl<'t> Events<'t> {
 
     async fn list(
         &self,
-        record: Option<(&str, Uuid)>,
+        record: Option<(&str, &[Uuid])>,
         limit: u32,
         start: Start,
     ) -> Result<Page<Event>> {
@@ -262,11 +276,18 @@ impl<'t> Events<'t> {
         let ctx = self.tenant.context();
         let mut q = Sql::new("select * from events where organization_id = ");
         q.bind(ctx.organization_id());
-        if let Some((entity, id)) = record {
-            q.push(" and entity = ")
-                .bind(entity)
-                .push(" and record_id = ")
-                .bind(id);
+        if let Some((entity, ids)) = record {
+            q.push(" and entity = ").bind(entity);
+            match ids {
+                [id] => {
+                    q.push(" and record_id = ").bind(*id);
+                }
+                _ => {
+                    q.push(" and record_id in (")
+                        .bind_list(ids.iter().map(|id| Arg::Uuid(Some(*id))))
+                        .push(")");
+                }
+            }
         }
         match start {
             Start::Newest => {}

@@ -161,8 +161,9 @@ pub use pipelines::{
     StageId, StageKind, StageSummary, default_pipeline,
 };
 pub use record::{
-    Condition, Deleted, Direction, Entity, Erasure, FieldChange, Filter, ListQuery,
-    MAX_HISTORY_PAGE, Op, Page, PurgeReport, Record, Records, Related, Sort,
+    Condition, Created, Deleted, Direction, Duplicate, DuplicatePolicy, Entity, Erasure,
+    FieldChange, Filter, Imported, ListQuery, MAX_HISTORY_PAGE, MAX_MERGE, MatchOn, MatchRule,
+    Merge, Op, Page, PurgeReport, Record, Records, Related, Sort,
 };
 pub use search::{
     DEFAULT_SEARCH_PAGE, MAX_SEARCH_PAGE, MAX_SEARCH_QUERY, MAX_SEARCH_TERMS, SearchHit,

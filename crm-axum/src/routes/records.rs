@@ -21,7 +21,7 @@ use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
 use crate::auth::{KeyScopes, Tenant, may_read};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, relocate};
 use crate::extract::{self, Json, JsonBody, Path};
 use crate::idempotency;
 use crate::state::ApiState;
@@ -56,6 +56,7 @@ pub(crate) fn routes<E: Resource>() -> OpenApiRouter<ApiState> {
             get(read::<E>).patch(update::<E>).delete(delete::<E>),
         )
         .route(&format!("/{plural}/{{id}}/restore"), post(restore::<E>))
+        .route(&format!("/{plural}/{{id}}/merge"), post(merge::<E>))
         .route(&format!("/{plural}/{{id}}/history"), get(history::<E>));
     // Activities have no timeline of their own: they are what timelines show.
     if E::KIND.has_timeline() {
@@ -295,12 +296,41 @@ async fn search<E: Resource>(
     listed::<E>(&tenant, scopes, &q).await
 }
 
-/// Creates a record; honours `Idempotency-Key`.
+/// The header that lists a new record's likely duplicates, `rule:id` comma-separated.
+pub(crate) const DUPLICATES_HEADER: &str = "crm-duplicates";
+
+/// `?duplicates=warn|reject|ignore` on a create or batch (default `warn`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateParams {
+    #[serde(default = "warn")]
+    duplicates: crm_core::DuplicatePolicy,
+}
+
+fn warn() -> crm_core::DuplicatePolicy {
+    crm_core::DuplicatePolicy::Warn
+}
+
+/// The `Crm-Duplicates` value of `duplicates`: `rule:id, rule:id`.
+fn duplicates_header(duplicates: &[crm_core::Duplicate]) -> Option<HeaderValue> {
+    if duplicates.is_empty() {
+        return None;
+    }
+    let text: Vec<String> = duplicates
+        .iter()
+        .map(|d| format!("{}:{}", d.rule, d.id))
+        .collect();
+    HeaderValue::from_str(&text.join(", ")).ok()
+}
+
+/// Creates a record; honours `Idempotency-Key`; looks for likely duplicates as `?duplicates=`
+/// asks (warnings in the `Crm-Duplicates` header, or a 409 listing them).
 async fn create<E: Resource>(
     State(state): State<ApiState>,
     tenant: Tenant,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
+    extract::Query(p): extract::Query<CreateParams>,
     JsonBody(body): JsonBody,
 ) -> Response {
     // The path as the client sent it (wherever the host mounted us): the fingerprint's scope
@@ -308,10 +338,14 @@ async fn create<E: Resource>(
     let path = uri.path().trim_end_matches('/').to_owned();
     idempotency::run(&state, &tenant, &headers, &path, &body, async |t| {
         let new: E::New = input::<E, _>(extract::parse(&body)?)?;
-        let record = t.records::<E>().create(new).await?;
+        let created = t.records::<E>().create_with(new, p.duplicates).await?;
+        let record = created.record;
         let mut res = record_response(StatusCode::CREATED, &record)?;
         if let Ok(v) = HeaderValue::from_str(&format!("{path}/{}", record.id)) {
             res.headers_mut().insert(LOCATION, v);
+        }
+        if let Some(v) = duplicates_header(&created.duplicates) {
+            res.headers_mut().insert(DUPLICATES_HEADER, v);
         }
         Ok(res)
     })
@@ -369,6 +403,9 @@ pub(crate) struct BatchItemResult<R> {
     /// The problem, on failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<crate::error::Problem>,
+    /// A created record's likely duplicates (`?duplicates=warn`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    duplicates: Vec<crm_core::Duplicate>,
 }
 
 /// The body answered by `POST …/batch`: one result per item, creates first.
@@ -382,6 +419,7 @@ pub(crate) struct BatchResponse<R> {
 /// Creates and updates up to [`MAX_BATCH`] records; each item succeeds or fails on its own.
 async fn batch<E: Resource>(
     tenant: Tenant,
+    extract::Query(p): extract::Query<CreateParams>,
     Json(req): Json<BatchRequest<E::New, E::Patch>>,
 ) -> ApiResult<Json<BatchResponse<Record<E>>>> {
     if req.create.len() + req.update.len() > MAX_BATCH {
@@ -397,10 +435,16 @@ async fn batch<E: Resource>(
     for item in req.create {
         let out = async {
             let new: E::New = input::<E, _>(item)?;
-            Ok::<_, ApiError>(records.create(new).await?)
+            Ok::<_, ApiError>(records.create_with(new, p.duplicates).await?)
         }
         .await;
-        results.push(batch_result(out));
+        let (out, duplicates) = match out {
+            Ok(c) => (Ok(c.record), c.duplicates),
+            Err(e) => (Err(e), Vec::new()),
+        };
+        let mut result = batch_result(out);
+        result.duplicates = duplicates;
+        results.push(result);
     }
     for item in req.update {
         let out = async {
@@ -423,6 +467,7 @@ fn batch_result<E: Entity>(out: ApiResult<Record<E>>) -> BatchItemResult<Record<
             status: 200,
             data: Some(r),
             error: None,
+            duplicates: Vec::new(),
         },
         Err(e) => {
             let (status, problem) = e.problem();
@@ -430,6 +475,7 @@ fn batch_result<E: Entity>(out: ApiResult<Record<E>>) -> BatchItemResult<Record<
                 status: status.as_u16(),
                 data: None,
                 error: Some(problem),
+                duplicates: Vec::new(),
             }
         }
     }
@@ -451,8 +497,20 @@ pub(crate) struct RecordParams {
 async fn read<E: Resource>(
     tenant: Tenant,
     Path(id): Path<Uuid>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     extract::Query(p): extract::Query<RecordParams>,
+) -> ApiResult<Response> {
+    read_one::<E>(tenant, id, headers, p)
+        .await
+        .map_err(relocate(&uri))
+}
+
+async fn read_one<E: Resource>(
+    tenant: Tenant,
+    id: Uuid,
+    headers: HeaderMap,
+    p: RecordParams,
 ) -> ApiResult<Response> {
     let records = tenant.records::<E>();
     let id = Id::<E>::from_uuid(id);
@@ -486,6 +544,7 @@ async fn read<E: Resource>(
 async fn update<E: Resource>(
     tenant: Tenant,
     Path(id): Path<Uuid>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
@@ -494,18 +553,59 @@ async fn update<E: Resource>(
     let records = tenant.records::<E>();
     let id = Id::<E>::from_uuid(id);
     let record = match version {
-        Some(v) => records.update_if_version(id, v, patch).await?,
-        None => records.update(id, patch).await?,
+        Some(v) => records.update_if_version(id, v, patch).await,
+        None => records.update(id, patch).await,
     };
-    record_response(StatusCode::OK, &record)
+    record_response(
+        StatusCode::OK,
+        &record.map_err(|e| relocate(&uri)(e.into()))?,
+    )
+}
+
+/// The body of `POST …/{id}/merge`: the records to absorb and which record's value each field
+/// keeps.
+pub(crate) type MergeRequest = crm_core::Merge;
+
+/// Merges records into this one (the survivor); `If-Match` makes it conditional on the
+/// survivor's version.
+async fn merge<E: Resource>(
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    Json(req): Json<MergeRequest>,
+) -> ApiResult<Response> {
+    let version = if_match(&headers)?;
+    let records = tenant.records::<E>();
+    let id = Id::<E>::from_uuid(id);
+    let record = match version {
+        Some(v) => records.merge_if_version(id, v, req).await,
+        None => records.merge(id, req).await,
+    };
+    record_response(
+        StatusCode::OK,
+        &record.map_err(|e| relocate(&uri)(e.into()))?,
+    )
 }
 
 /// Moves a record to the trash, or with `?permanent=true` removes it for good (admins).
 async fn delete<E: Resource>(
     tenant: Tenant,
     Path(id): Path<Uuid>,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     extract::Query(p): extract::Query<RecordParams>,
+) -> ApiResult<StatusCode> {
+    delete_one::<E>(tenant, id, headers, p)
+        .await
+        .map_err(relocate(&uri))
+}
+
+async fn delete_one<E: Resource>(
+    tenant: Tenant,
+    id: Uuid,
+    headers: HeaderMap,
+    p: RecordParams,
 ) -> ApiResult<StatusCode> {
     let version = if_match(&headers)?;
     let records = tenant.records::<E>();

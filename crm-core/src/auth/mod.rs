@@ -23,4 +23,5 @@ pub use api_keys::{ApiKey, ApiKeyAccess, ApiKeyId, ApiKeys, NewApiKey};
 pub use idempotency::{ABANDONED_AFTER, Begin, Idempotency, StoredResponse};
 pub use refresh_tokens::{Auth, IssuedRefreshToken, Principal};
 pub use scopes::{ApiKeyScope, ApiKeyScopes};
+pub(crate) use secret::hash as sha256_hex;
 pub use sweep::SweepReport;

@@ -71,6 +71,11 @@ pub struct CustomFieldDefinition {
     pub default_value: Option<Value>,
     /// Archived fields keep their values but take no new ones.
     pub archived: bool,
+    /// Whether no two records of the entity may hold the same value (absent values never
+    /// collide; emails compare case-insensitively, numbers by value).
+    #[sqlx(rename = "is_unique")]
+    #[serde(default)]
+    pub unique: bool,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -99,6 +104,10 @@ pub struct NewCustomField {
     /// Default for new records.
     #[serde(default)]
     pub default_value: Option<Value>,
+    /// Whether values must be unique among the entity's records (text, number, date, datetime,
+    /// select, email and url fields).
+    #[serde(default)]
+    pub unique: bool,
 }
 
 impl NewCustomField {
@@ -111,6 +120,7 @@ impl NewCustomField {
             required: false,
             options: Vec::new(),
             default_value: None,
+            unique: false,
         }
     }
 }
@@ -135,4 +145,7 @@ pub struct CustomFieldPatch {
     /// Archive or unarchive.
     #[serde(default)]
     pub archived: Option<bool>,
+    /// Make values unique (existing values must not collide) or not.
+    #[serde(default)]
+    pub unique: Option<bool>,
 }

@@ -128,13 +128,14 @@ impl<'t> CustomFields<'t> {
             options: new.options,
             default_value: new.default_value,
             archived: false,
+            unique: new.unique,
             created_at: at,
             updated_at: at,
             version: 1,
         };
         let def = check_definition(def)?;
         let mut q = Sql::new(
-            "insert into custom_field_definitions (organization_id, id, entity, key, label, field_type, required, options, default_value, archived, created_at, updated_at, version) values (",
+            "insert into custom_field_definitions (organization_id, id, entity, key, label, field_type, required, options, default_value, archived, is_unique, created_at, updated_at, version) values (",
         );
         q.bind(def.organization_id)
             .push(", ")
@@ -154,12 +155,15 @@ impl<'t> CustomFields<'t> {
             .push(", ")
             .bind(def.default_value.clone());
         q.push(", false, ")
+            .bind(def.unique)
+            .push(", ")
             .bind(at)
             .push(", ")
             .bind(at)
             .push(", 1)");
         let conflict = format!("custom field `{}` already exists on {entity}", def.key);
-        self.write(entity, Action::Created, &def, &q, conflict, 1)
+        let unique = def.unique.then_some(true);
+        self.write(entity, Action::Created, &def, &q, conflict, 1, unique)
             .await?;
         Ok(def)
     }
@@ -190,6 +194,9 @@ impl<'t> CustomFields<'t> {
         if let Some(archived) = patch.archived {
             def.archived = archived;
         }
+        if let Some(unique) = patch.unique {
+            def.unique = unique;
+        }
         def.updated_at = now();
         def.version += 1;
         let def = check_definition(def)?;
@@ -202,6 +209,8 @@ impl<'t> CustomFields<'t> {
         q.push(", default_value = ").bind(def.default_value.clone());
         q.push(", archived = ")
             .bind(def.archived)
+            .push(", is_unique = ")
+            .bind(def.unique)
             .push(", updated_at = ")
             .bind(def.updated_at);
         q.push(", version = version + 1 where organization_id = ")
@@ -217,6 +226,7 @@ impl<'t> CustomFields<'t> {
             &q,
             String::new(),
             current.version,
+            (def.unique != current.unique).then_some(def.unique),
         )
         .await?;
         Ok(def)
@@ -237,7 +247,10 @@ impl<'t> CustomFields<'t> {
     }
 
     /// Runs `statement` (which must touch one row; none means someone else wrote at
-    /// `version` first) and logs an event in one transaction, then refreshes the cache.
+    /// `version` first) and logs an event in one transaction, then refreshes the cache. With
+    /// `unique` set, the field's unique values are recorded from the existing records (`true`:
+    /// a collision refuses the change) or dropped (`false`), in the same transaction.
+    #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
         entity: &'static str,
@@ -246,6 +259,7 @@ impl<'t> CustomFields<'t> {
         statement: &Sql,
         conflict: String,
         version: i64,
+        unique: Option<bool>,
     ) -> Result<()> {
         let mut changes = Map::new();
         changes.insert(
@@ -263,6 +277,15 @@ impl<'t> CustomFields<'t> {
                         actual: version + 1,
                     });
                 }
+            }
+            match unique {
+                Some(true) => {
+                    crate::record::backfill_unique(&mut tx.conn(), def).await?;
+                }
+                Some(false) => {
+                    crate::record::drop_unique(&mut tx.conn(), def).await?;
+                }
+                None => {}
             }
             events::append(
                 &mut tx.conn(),
@@ -324,6 +347,12 @@ fn check_definition(def: CustomFieldDefinition) -> Result<CustomFieldDefinition>
             "only select and multi_select fields have options",
         );
     }
+    v.check(
+        !def.unique || crate::record::may_be_unique(def.field_type),
+        "unique",
+        "not_allowed",
+        "boolean, multi_select and currency fields cannot be unique",
+    );
     if let Some(default) = &def.default_value
         && let Err(message) = normalize(&def, default)
     {

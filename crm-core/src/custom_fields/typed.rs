@@ -31,6 +31,11 @@ pub(crate) fn new_cache() -> DefinitionCache {
 }
 
 impl Definitions {
+    /// The definitions whose values are unique.
+    pub(crate) fn unique(&self) -> impl Iterator<Item = &CustomFieldDefinition> {
+        self.defs.iter().filter(|d| d.unique)
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&CustomFieldDefinition> {
         self.defs.iter().find(|d| d.key == key)
     }

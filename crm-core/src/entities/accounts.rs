@@ -3,7 +3,7 @@
 use crate::entities::EntityKind;
 use crate::id::Id;
 use crate::money::{MAX_MINOR, Money};
-use crate::record::Entity;
+use crate::record::{Entity, MatchOn, MatchRule};
 use crate::users::UserId;
 use crate::validation::Validator;
 
@@ -56,6 +56,11 @@ impl Account {
 
 impl Entity for Account {
     const KIND: EntityKind = EntityKind::Account;
+    const MATCH_ON: &'static [MatchOn] = &[
+        MatchOn::new(MatchRule::Domain, &["domain"]),
+        MatchOn::company_name(&["name"]),
+    ];
+    const MERGEABLE: bool = true;
 
     fn validate(&self, v: &mut Validator) {
         v.check(

@@ -60,6 +60,7 @@ crate::record_type! {
 
 impl Entity for Activity {
     const KIND: EntityKind = EntityKind::Activity;
+    const ANY_LINK: Option<(&'static str, &'static str)> = Some(("related_entity", "related_id"));
 
     fn validate(&self, v: &mut Validator) {
         let task = self.kind == ActivityKind::Task;

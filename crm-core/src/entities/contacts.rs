@@ -3,7 +3,7 @@
 use crate::entities::AccountId;
 use crate::entities::EntityKind;
 use crate::id::Id;
-use crate::record::Entity;
+use crate::record::{Entity, MatchOn, MatchRule};
 use crate::users::UserId;
 use crate::validation::Validator;
 
@@ -35,6 +35,11 @@ crate::record_type! {
 
 impl Entity for Contact {
     const KIND: EntityKind = EntityKind::Contact;
+    const MATCH_ON: &'static [MatchOn] = &[
+        MatchOn::new(MatchRule::Email, &["email"]),
+        MatchOn::new(MatchRule::Name, &["first_name", "last_name"]),
+    ];
+    const MERGEABLE: bool = true;
 
     fn validate(&self, v: &mut Validator) {
         let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());

@@ -8,7 +8,7 @@ use crate::entities::{AccountId, ContactId, OpportunityId};
 use crate::error::{Error, Result};
 use crate::events::Action;
 use crate::id::Id;
-use crate::record::{Entity, Operation, WriteContext};
+use crate::record::{Entity, MatchOn, MatchRule, Operation, WriteContext};
 use crate::users::UserId;
 use crate::validation::Validator;
 
@@ -118,6 +118,11 @@ impl Lead {
 
 impl Entity for Lead {
     const KIND: EntityKind = EntityKind::Lead;
+    const MATCH_ON: &'static [MatchOn] = &[
+        MatchOn::new(MatchRule::Email, &["email"]),
+        MatchOn::new(MatchRule::Name, &["first_name", "last_name"]),
+    ];
+    const MERGEABLE: bool = true;
 
     fn validate(&self, v: &mut Validator) {
         let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());

@@ -18,6 +18,8 @@ use crate::id::Id;
 use crate::storage::{Rows, Tx};
 use crate::time::now;
 
+use super::keys::{self, Duplicate, DuplicatePolicy, Keys, MatchRule};
+
 /// A new record, checked and ready to insert.
 struct Prepared {
     id: Uuid,
@@ -27,6 +29,27 @@ struct Prepared {
     custom: Map<String, Value>,
     changes: Map<String, Value>,
     action: Action,
+    /// Its unique values and match keys.
+    keys: Keys,
+}
+
+/// What [`Records::create_with`] answers: the new record and the records it may duplicate.
+#[derive(Debug, Clone)]
+pub struct Created<E> {
+    /// The record as stored.
+    pub record: Record<E>,
+    /// The live records it looks like (empty with [`DuplicatePolicy::Ignore`]).
+    pub duplicates: Vec<Duplicate>,
+}
+
+/// What [`Records::import_with`] answers: the new ids, in the order of the items, and the
+/// records each item may duplicate (by its `index`; an earlier item of the batch counts too).
+#[derive(Debug, Clone)]
+pub struct Imported<E> {
+    /// The new ids.
+    pub ids: Vec<Id<E>>,
+    /// The likely duplicates (empty with [`DuplicatePolicy::Ignore`]).
+    pub duplicates: Vec<Duplicate>,
 }
 
 impl<E: Entity> Records<'_, E> {
@@ -49,6 +72,120 @@ impl<E: Entity> Records<'_, E> {
         let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
         let row = self.prepare_new(tx, &defs, new).await?;
         self.insert_one(tx, row).await
+    }
+
+    /// Creates a record after looking for live records it may duplicate, by the entity's match
+    /// rules ([`Entity::MATCH_ON`]: email, domain, normalized name): with
+    /// [`DuplicatePolicy::Warn`] it is created and the matches are answered, with
+    /// [`DuplicatePolicy::Reject`] a match refuses it. The lookup is one indexed query.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use crm_core::{Crm, DuplicatePolicy, MatchRule, NewContact, NewOrganization, TenantContext};
+    /// # let crm = Crm::connect("sqlite::memory:").await?;
+    /// # let org = crm.organizations().create(NewOrganization { name: "Acme".into(), ..Default::default() }).await?;
+    /// let t = crm.tenant(&TenantContext::system(org.id));
+    /// let ada = || NewContact { email: Some("Ada@Example.com".into()), ..Default::default() };
+    /// let first = t.contacts().create(ada()).await?;
+    /// let second = t.contacts().create_with(ada(), DuplicatePolicy::Warn).await?;
+    /// assert_eq!(second.duplicates[0].id, first.id.uuid());
+    /// assert_eq!(second.duplicates[0].rule, MatchRule::Email);
+    /// assert!(t.contacts().create_with(ada(), DuplicatePolicy::Reject).await.is_err());
+    /// # Ok::<_, crm_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Records::create`]; [`Error::Duplicates`] with [`DuplicatePolicy::Reject`].
+    #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org()))]
+    pub async fn create_with(&self, new: E::New, policy: DuplicatePolicy) -> Result<Created<E>> {
+        let mut s = self.tenant.session().await?;
+        let mut tx = s.begin().await?;
+        let out = async {
+            let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+            let row = self.prepare_new(&mut tx, &defs, new).await?;
+            let duplicates = self
+                .duplicates(&mut tx, std::slice::from_ref(&row), policy)
+                .await?;
+            let record = self.insert_one(&mut tx, row).await?;
+            Ok(Created { record, duplicates })
+        }
+        .await;
+        tx.settle(out).await
+    }
+
+    /// [`Records::import`] that looks for duplicates as [`Records::create_with`] does, among the
+    /// live records and within the batch (an item like an earlier one).
+    ///
+    /// # Errors
+    /// As [`Records::import`]; [`Error::Duplicates`] (every match) with
+    /// [`DuplicatePolicy::Reject`].
+    #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org(), n = items.len()))]
+    pub async fn import_with(
+        &self,
+        items: Vec<E::New>,
+        policy: DuplicatePolicy,
+    ) -> Result<Imported<E>> {
+        let (ids, _, duplicates) = self.insert_many(items, false, policy).await?;
+        Ok(Imported {
+            ids: ids.into_iter().map(Id::from_uuid).collect(),
+            duplicates,
+        })
+    }
+
+    /// The live records (and earlier items of `rows`) that `rows` may duplicate; refuses them
+    /// all when the policy says so.
+    async fn duplicates(
+        &self,
+        tx: &mut Tx<'_>,
+        rows: &[Prepared],
+        policy: DuplicatePolicy,
+    ) -> Result<Vec<Duplicate>> {
+        if policy == DuplicatePolicy::Ignore || E::MATCH_ON.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut wanted: Vec<(MatchRule, String)> = rows
+            .iter()
+            .flat_map(|r| r.keys.matches.iter().cloned())
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut existing: std::collections::HashMap<(MatchRule, String), Vec<Uuid>> =
+            std::collections::HashMap::new();
+        for (rule, value, id) in keys::lookup::<E>(&mut tx.conn(), self.org(), &wanted).await? {
+            existing.entry((rule, value)).or_default().push(id);
+        }
+        let mut earlier: std::collections::HashMap<(MatchRule, &str), Uuid> =
+            std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for (index, row) in rows.iter().enumerate() {
+            for (rule, value) in &row.keys.matches {
+                for id in existing.get(&(*rule, value.clone())).into_iter().flatten() {
+                    out.push(Duplicate {
+                        index,
+                        id: *id,
+                        rule: *rule,
+                    });
+                }
+                match earlier.get(&(*rule, value.as_str())) {
+                    Some(id) => out.push(Duplicate {
+                        index,
+                        id: *id,
+                        rule: *rule,
+                    }),
+                    None => {
+                        earlier.insert((*rule, value.as_str()), row.id);
+                    }
+                }
+            }
+        }
+        if policy == DuplicatePolicy::Reject && !out.is_empty() {
+            return Err(Error::Duplicates {
+                entity: E::NAME,
+                matches: out,
+            });
+        }
+        Ok(out)
     }
 
     /// Splits a create input into the entity and its custom fields, and prepares it.
@@ -74,7 +211,10 @@ impl<E: Entity> Records<'_, E> {
     /// record's index (`[3].name`); [`Error::NotFound`] for a dangling link.
     #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org(), n = items.len()))]
     pub async fn create_many(&self, items: Vec<E::New>) -> Result<Vec<Record<E>>> {
-        Ok(self.insert_many(items, true).await?.1)
+        Ok(self
+            .insert_many(items, true, DuplicatePolicy::Ignore)
+            .await?
+            .1)
     }
 
     /// [`Records::create_many`] that answers only the new ids, in the order of `items`: the
@@ -99,7 +239,9 @@ impl<E: Entity> Records<'_, E> {
     /// As [`Records::create_many`].
     #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org(), n = items.len()))]
     pub async fn import(&self, items: Vec<E::New>) -> Result<Vec<Id<E>>> {
-        let (ids, _) = self.insert_many(items, false).await?;
+        let (ids, _, _) = self
+            .insert_many(items, false, DuplicatePolicy::Ignore)
+            .await?;
         Ok(ids.into_iter().map(Id::from_uuid).collect())
     }
 
@@ -109,7 +251,8 @@ impl<E: Entity> Records<'_, E> {
         &self,
         items: Vec<E::New>,
         read_back: bool,
-    ) -> Result<(Vec<Uuid>, Vec<Record<E>>)> {
+        policy: DuplicatePolicy,
+    ) -> Result<(Vec<Uuid>, Vec<Record<E>>, Vec<Duplicate>)> {
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
         let out = async {
@@ -130,9 +273,10 @@ impl<E: Entity> Records<'_, E> {
             if !errors.is_empty() {
                 return Err(Error::Validation(errors));
             }
+            let duplicates = self.duplicates(&mut tx, &rows, policy).await?;
             let ids = rows.iter().map(|r| r.id).collect();
             let records = self.insert_prepared(&mut tx, rows, read_back).await?;
-            Ok((ids, records))
+            Ok((ids, records, duplicates))
         }
         .await;
         tx.settle(out).await
@@ -220,7 +364,9 @@ impl<E: Entity> Records<'_, E> {
             .filter_map(|c| link_of(c, field(&values, c)))
             .chain(entity.links())
             .collect();
+        let keys = keys::keys_of::<E>(defs, &values, &custom);
         Ok(Prepared {
+            keys,
             id: Uuid::now_v7(),
             values,
             links,
@@ -279,6 +425,9 @@ impl<E: Entity> Records<'_, E> {
                 rows.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
             records.sort_by_key(|r| order.get(&r.id.uuid()).copied().unwrap_or(usize::MAX));
         }
+
+        let keyed: Vec<(Uuid, &Keys)> = rows.iter().map(|r| (r.id, &r.keys)).collect();
+        keys::insert(&mut tx.conn(), self.org(), E::NAME, &keyed).await?;
 
         let entries = rows
             .into_iter()

@@ -43,6 +43,18 @@ pub trait Entity:
     /// The singular name used in errors and the event log (`"account"`).
     const NAME: &'static str = Self::KIND.name();
 
+    /// The rules by which duplicate detection matches its records (email, domain, name): none
+    /// by default. See [`Records::create_with`](super::Records::create_with).
+    const MATCH_ON: &'static [super::MatchOn] = &[];
+
+    /// Whether its records may be merged ([`Records::merge`](super::Records::merge)); not by
+    /// default.
+    const MERGEABLE: bool = false;
+
+    /// The `(kind column, id column)` of a link to a record of any kind that no `Ref` column
+    /// declares (an activity's `related_entity` / `related_id`): a merge re-points it too.
+    const ANY_LINK: Option<(&'static str, &'static str)> = None;
+
     /// Checks a complete record before it is written (on create, and after a patch is merged).
     fn validate(&self, v: &mut Validator) {
         let _ = v;

@@ -66,15 +66,15 @@ pub struct ErasedRecord {
 }
 
 /// A link column of an entity that may point at the erased record.
-struct Referrer {
-    kind: EntityKind,
-    column: &'static str,
+pub(super) struct Referrer {
+    pub(super) kind: EntityKind,
+    pub(super) column: &'static str,
     nullable: bool,
     same_person: bool,
 }
 
 /// Every link column of every registered entity that points at `target`'s table.
-fn referrers(target: &'static str) -> impl Iterator<Item = Referrer> {
+pub(super) fn referrers(target: &'static str) -> impl Iterator<Item = Referrer> {
     EntityKind::ALL.iter().flat_map(move |&kind| {
         kind.columns().iter().filter_map(move |c| match c.kind {
             Kind::Ref { table, .. } if table == target => Some(Referrer {
@@ -380,6 +380,11 @@ async fn erase_record(
     q.push(" and related_id = ").bind(id).push(" returning id");
     let activities: Vec<(Uuid,)> = tx.conn().fetch_all(&q).await?;
     erasure.activities_removed += activities.len() as u64;
+    let activity_ids: Vec<Uuid> = activities.iter().map(|(a,)| *a).collect();
+    let activity = EntityKind::Activity.name();
+    super::keys::forget(&mut tx.conn(), org, activity, &activity_ids).await?;
+    super::keys::forget(&mut tx.conn(), org, kind.name(), &[id]).await?;
+    super::redirect::forget_all(&mut tx.conn(), org, kind.name(), id).await?;
 
     let mut q = Sql::new("delete from ");
     q.push(kind.table())

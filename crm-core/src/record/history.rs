@@ -119,11 +119,24 @@ impl<E: Entity> Records<'_, E> {
         }
         let after = cursor.map(Cursor::decode).transpose()?;
         self.get_including_deleted(id).await?;
+        // A survivor's history holds the history of the records merged into it.
+        let mut ids = vec![id.uuid()];
+        {
+            let mut s = self.tenant().session().await?;
+            let org = self.tenant().context().organization_id();
+            ids.extend(
+                super::redirect::absorbed_into(&mut s.conn(), org, E::NAME, id.uuid()).await?,
+            );
+        }
         let mut out = Vec::new();
         // Events newer than the cursor's were on earlier pages: the walk starts at its event.
         let mut start = after.as_ref().map_or(Start::Newest, |c| Start::At(c.event));
         'walk: loop {
-            let page = self.tenant().events().of_record(id, WALK, start).await?;
+            let page = self
+                .tenant()
+                .events()
+                .of_records::<E>(&ids, WALK, start)
+                .await?;
             for event in &page.data {
                 for (name, before, after_value) in changes_of(event) {
                     let seen = after

@@ -16,7 +16,8 @@
 //! `row` ([`Record`]: the common columns), `values` (a record as column values), `query` (the
 //! list vocabulary), `compile` (a list as SQL), `cursor` (keyset cursors), `page` ([`Page`]),
 //! `service` ([`Records`] and its reads), `create`, `update` (patches, verbs' changes and the one
-//! write path), `trash` (soft delete, restore, purge), `ownership` (what owning a record permits), `erasure`.
+//! write path), `trash` (soft delete, restore, purge), `ownership` (what owning a record permits), `erasure`, `keys` (unique custom field values
+//! and duplicate match keys), `merge` (merging duplicates), `redirect` (merged ids).
 
 mod checks;
 mod compile;
@@ -26,23 +27,30 @@ mod entity;
 mod erasure;
 mod fields;
 mod history;
+mod keys;
 mod link;
+mod merge;
 mod ownership;
 mod page;
 mod query;
+mod redirect;
 mod row;
 mod service;
 mod trash;
 mod update;
 mod values;
 
+pub use create::{Created, Imported};
 pub use entity::{Entity, Operation, WriteContext};
 pub use erasure::{ErasedRecord, Erasure};
 pub use fields::{
     Column, Described, FieldType, FieldValue, Fields, Format, Kind, present, snake_case,
 };
 pub use history::{FieldChange, MAX_HISTORY_PAGE};
+pub use keys::{Duplicate, DuplicatePolicy, MatchOn, MatchRule};
+pub(crate) use keys::{backfill_unique, drop_unique, may_be_unique};
 pub use link::Referable;
+pub use merge::{MAX_MERGE, Merge};
 pub use page::Page;
 pub use query::{
     Condition, DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_DEPTH, MAX_FILTERS,

@@ -9,6 +9,7 @@ use super::compile;
 use super::entity::Entity;
 use super::page::Page;
 use super::query::{Deleted, ListQuery};
+use super::redirect;
 use super::row::Record;
 use super::values::to_object;
 use crate::context::TenantContext;
@@ -102,10 +103,13 @@ impl<'t, E: Entity> Records<'t, E> {
     async fn find(&self, id: Id<E>, deleted: Deleted) -> Result<Record<E>> {
         let mut s = self.tenant.session().await?;
         let q = select_one::<E>(self.org(), id, deleted, false, s.conn().backend());
-        s.conn()
-            .fetch_optional(&q)
-            .await?
-            .ok_or(Error::not_found(E::NAME, id))
+        match s.conn().fetch_optional(&q).await? {
+            Some(record) => Ok(record),
+            None if deleted == Deleted::Exclude => {
+                Err(redirect::missing(&mut s.conn(), self.org(), E::NAME, id.uuid()).await)
+            }
+            None => Err(Error::not_found(E::NAME, id)),
+        }
     }
 
     /// One page of records matching `query`.
@@ -168,11 +172,19 @@ impl<'t, E: Entity> Records<'t, E> {
         expected: Option<i64>,
     ) -> Result<Record<E>> {
         let backend = tx.conn().backend();
-        let current: Record<E> = tx
+        let found = tx
             .conn()
             .fetch_optional(&select_one::<E>(self.org(), id, scope, true, backend))
-            .await?
-            .ok_or(Error::not_found(E::NAME, id))?;
+            .await?;
+        let current: Record<E> = match found {
+            Some(record) => record,
+            None if scope == Deleted::Exclude => {
+                return Err(
+                    redirect::missing(&mut tx.conn(), self.org(), E::NAME, id.uuid()).await,
+                );
+            }
+            None => return Err(Error::not_found(E::NAME, id)),
+        };
         match expected {
             Some(expected) if expected != current.version => Err(Error::VersionMismatch {
                 expected,
@@ -227,7 +239,7 @@ impl<'t> crate::entities::EntityVisitor for LinkedValue<'t> {
                 Ok(record) => Ok(to_object(&record)?
                     .remove(self.column)
                     .unwrap_or(Value::Null)),
-                Err(Error::NotFound { .. }) => Ok(Value::Null),
+                Err(Error::NotFound { .. } | Error::Moved { .. }) => Ok(Value::Null),
                 Err(e) => Err(e),
             }
         })

@@ -8,8 +8,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, json};
 
 use super::entity::Entity;
+use super::keys;
 use super::ownership::may_trash;
 use super::query::Deleted;
+use super::redirect;
 use super::row::Record;
 use super::service::Records;
 use super::update::Change;
@@ -70,6 +72,18 @@ impl<E: Entity> Records<'_, E> {
                 return Err(Error::conflict(
                     "not_deleted",
                     format!("{} {id} is not deleted", E::NAME),
+                ));
+            }
+            if !delete
+                && let Some(to) =
+                    redirect::survivor(&mut tx.conn(), self.org(), E::NAME, id.uuid()).await?
+            {
+                return Err(Error::conflict(
+                    "merged",
+                    format!(
+                        "{} {id} was merged into {to} and cannot be restored",
+                        E::NAME
+                    ),
                 ));
             }
             may_trash(self.ctx(), &current)?;
@@ -144,6 +158,8 @@ impl<E: Entity> Records<'_, E> {
                     E::NAME
                 )
             })?;
+            keys::forget(&mut tx.conn(), self.org(), E::NAME, &[id.uuid()]).await?;
+            redirect::forget(&mut tx.conn(), self.org(), E::NAME, id.uuid()).await?;
             events::append(
                 &mut tx.conn(),
                 self.ctx(),

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::checks::{checked, validate};
 use super::entity::{Entity, Operation, WriteContext};
 use super::fields::Kind;
+use super::keys;
 use super::link::{check_links, link_of};
 use super::ownership::may_change_owner;
 use super::query::Deleted;
@@ -139,6 +140,10 @@ impl<E: Entity> Records<'_, E> {
         change: Change,
     ) -> Result<Record<E>> {
         check_links(&mut tx.conn(), self.org(), &change.links).await?;
+        // Unique values and match keys follow the columns and custom fields they come from.
+        let rekey = change.sets.iter().any(|(column, _)| {
+            *column == "custom_fields" || E::MATCH_ON.iter().any(|m| m.columns.contains(column))
+        });
         let mut q = Sql::new("update ");
         q.push(E::TABLE)
             .push(" set version = version + 1, updated_at = ")
@@ -159,6 +164,19 @@ impl<E: Entity> Records<'_, E> {
                     expected: current.version,
                     actual: current.version + 1,
                 })?;
+        if rekey {
+            let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+            let key = |r: &Record<E>| -> Result<_> {
+                Ok(keys::keys_of::<E>(
+                    &defs,
+                    &to_object(&r.fields)?,
+                    &r.custom_fields,
+                ))
+            };
+            let (before, after) = (key(current)?, key(&updated)?);
+            let id = current.id.uuid();
+            keys::replace(&mut tx.conn(), self.org(), E::NAME, id, &before, &after).await?;
+        }
         let entry = events::Entry {
             record_id: current.id.uuid(),
             action: change.action,

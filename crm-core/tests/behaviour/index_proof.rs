@@ -32,6 +32,7 @@ const TENANT_TABLES: &[&str] = &[
     "invoices",
     "activities",
     "events",
+    "record_match_keys",
 ];
 
 /// The seed, one statement per table. `$1` is the rows per organization. Every nullable
@@ -84,6 +85,12 @@ const SEED: &[&str] = &[
     "insert into events (organization_id, id, entity, record_id, action, actor_kind, changes, occurred_at)
      select c.organization_id, gen_random_uuid(), 'contact', c.id, (array['created', 'updated'])[n], 'system', '{}', c.created_at + n * interval '1 second'
      from contacts c cross join generate_series(1, 2) n where $1 > 0",
+    // The duplicate match keys of the contacts, as the write path keeps them.
+    "insert into record_match_keys (organization_id, entity, rule, value, record_id)
+     select organization_id, 'contact', 'email', lower(email), id from contacts where email is not null and $1 > 0
+     union all
+     select organization_id, 'contact', 'name', lower(trim(coalesce(first_name, '') || ' ' || coalesce(last_name, ''))), id
+     from contacts where coalesce(first_name, last_name) is not null",
 ];
 
 #[tokio::test]
@@ -327,7 +334,20 @@ async fn record_paths(t: &Tenant) -> usize {
         ..query
     };
     t.search(&next).await.unwrap();
-    16
+    // The duplicate lookup of a create (by email and name).
+    let new = crm_core::NewContact {
+        first_name: Some("First7".into()),
+        last_name: Some("Last7".into()),
+        email: Some("C7@example.com".into()),
+        ..Default::default()
+    };
+    let created = t
+        .contacts()
+        .create_with(new, crm_core::DuplicatePolicy::Warn)
+        .await
+        .unwrap();
+    assert!(!created.duplicates.is_empty());
+    17
 }
 
 #[test]
