@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::computed::Computed;
 use crate::error::Result;
 use crate::id::Id;
 use crate::organizations::OrganizationId;
@@ -71,6 +72,9 @@ pub struct CustomFieldDefinition {
     pub default_value: Option<Value>,
     /// Archived fields keep their values but take no new ones.
     pub archived: bool,
+    /// How the value is computed (a formula or a roll-up); none for a stored field.
+    #[sqlx(json(nullable))]
+    pub computed: Option<Computed>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -99,6 +103,9 @@ pub struct NewCustomField {
     /// Default for new records.
     #[serde(default)]
     pub default_value: Option<Value>,
+    /// Makes it a computed field: a formula or a roll-up (its values are never written).
+    #[serde(default)]
+    pub computed: Option<Computed>,
 }
 
 impl NewCustomField {
@@ -111,6 +118,7 @@ impl NewCustomField {
             required: false,
             options: Vec::new(),
             default_value: None,
+            computed: None,
         }
     }
 }
@@ -135,4 +143,7 @@ pub struct CustomFieldPatch {
     /// Archive or unarchive.
     #[serde(default)]
     pub archived: Option<bool>,
+    /// A new formula or roll-up for a computed field (a stored field stays stored).
+    #[serde(default)]
+    pub computed: Option<Computed>,
 }

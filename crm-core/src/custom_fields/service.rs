@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::computed::Computed;
 use super::definition::{
     CustomFieldDefinition, CustomFieldId, CustomFieldPatch, CustomFieldType, NewCustomField,
 };
@@ -31,9 +32,7 @@ pub(crate) async fn load(
         .push(" and entity = ")
         .bind(entity)
         .push(" order by key");
-    let defs = Arc::new(Definitions {
-        defs: conn.fetch_all(&q).await?,
-    });
+    let defs = Arc::new(Definitions::of(conn.fetch_all(&q).await?));
     tenant.crm().definition_cache().insert(key, defs.clone());
     Ok(defs)
 }
@@ -115,6 +114,7 @@ impl<'t> CustomFields<'t> {
         new: NewCustomField,
     ) -> Result<CustomFieldDefinition> {
         self.require_admin()?;
+        let kind = entity;
         let entity = entity.name();
         let at = now();
         let def = CustomFieldDefinition {
@@ -128,13 +128,15 @@ impl<'t> CustomFields<'t> {
             options: new.options,
             default_value: new.default_value,
             archived: false,
+            computed: new.computed,
             created_at: at,
             updated_at: at,
             version: 1,
         };
         let def = check_definition(def)?;
+        let all = self.check_computed(kind, &def).await?;
         let mut q = Sql::new(
-            "insert into custom_field_definitions (organization_id, id, entity, key, label, field_type, required, options, default_value, archived, created_at, updated_at, version) values (",
+            "insert into custom_field_definitions (organization_id, id, entity, key, label, field_type, required, options, default_value, archived, created_at, updated_at, version, computed) values (",
         );
         q.bind(def.organization_id)
             .push(", ")
@@ -157,9 +159,12 @@ impl<'t> CustomFields<'t> {
             .bind(at)
             .push(", ")
             .bind(at)
-            .push(", 1)");
+            .push(", 1, ")
+            .bind(computed_json(&def))
+            .push(")");
         let conflict = format!("custom field `{}` already exists on {entity}", def.key);
-        self.write(entity, Action::Created, &def, &q, conflict, 1)
+        let backfill = all.map(|all| (kind, all));
+        self.write(entity, Action::Created, &def, &q, conflict, 1, backfill)
             .await?;
         Ok(def)
     }
@@ -173,6 +178,7 @@ impl<'t> CustomFields<'t> {
     ) -> Result<CustomFieldDefinition> {
         self.require_admin()?;
         let current = self.get(entity, key).await?;
+        let kind = entity;
         let entity = entity.name();
         let mut def = current.clone();
         if let Some(label) = patch.label {
@@ -190,9 +196,23 @@ impl<'t> CustomFields<'t> {
         if let Some(archived) = patch.archived {
             def.archived = archived;
         }
+        if let Some(computed) = patch.computed {
+            if current.computed.is_none() {
+                return Err(Error::invalid(
+                    "computed",
+                    "not_allowed",
+                    "a stored field cannot become computed; define a new field",
+                ));
+            }
+            def.computed = Some(computed);
+        }
         def.updated_at = now();
         def.version += 1;
         let def = check_definition(def)?;
+        // Recomputed when the computation changes or the field comes back from the archive.
+        let recompute = !def.archived && (def.computed != current.computed || current.archived);
+        let all = self.check_computed(kind, &def).await?;
+        let backfill = all.filter(|_| recompute).map(|all| (kind, all));
         let mut q = Sql::new("update custom_field_definitions set label = ");
         q.bind(def.label.as_str())
             .push(", required = ")
@@ -200,6 +220,7 @@ impl<'t> CustomFields<'t> {
         q.push(", options = ")
             .bind(Value::from(def.options.clone()));
         q.push(", default_value = ").bind(def.default_value.clone());
+        q.push(", computed = ").bind(computed_json(&def));
         q.push(", archived = ")
             .bind(def.archived)
             .push(", updated_at = ")
@@ -217,6 +238,7 @@ impl<'t> CustomFields<'t> {
             &q,
             String::new(),
             current.version,
+            backfill,
         )
         .await?;
         Ok(def)
@@ -236,8 +258,52 @@ impl<'t> CustomFields<'t> {
         .await
     }
 
+    /// The checks of a computed definition (none for a stored one) that need the entity's
+    /// other definitions and, for a roll-up, the related entity's: the entity's definitions with
+    /// `def` as it will be, for its backfill.
+    async fn check_computed(
+        &self,
+        kind: EntityKind,
+        def: &CustomFieldDefinition,
+    ) -> Result<Option<Vec<CustomFieldDefinition>>> {
+        let Some(computed) = &def.computed else {
+            return Ok(None);
+        };
+        let mut s = self.tenant.session().await?;
+        let mut conn = s.conn();
+        let siblings = load(self.tenant, kind.name(), &mut conn)
+            .await?
+            .defs
+            .clone();
+        let mut errors = super::computed::check(def, kind, &siblings);
+        if let Computed::Rollup(spec) = computed {
+            match spec.child(kind) {
+                Err(e) => errors.push(e),
+                Ok(child) => {
+                    let child_defs = load(self.tenant, child.name(), &mut conn).await?;
+                    let backend = conn.backend();
+                    errors.extend(super::rollup::check(
+                        kind,
+                        def,
+                        spec,
+                        &child_defs.defs,
+                        backend,
+                    ));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Validation(errors));
+        }
+        let mut all: Vec<_> = siblings.into_iter().filter(|d| d.key != def.key).collect();
+        all.push(def.clone());
+        Ok(Some(all))
+    }
+
     /// Runs `statement` (which must touch one row; none means someone else wrote at
-    /// `version` first) and logs an event in one transaction, then refreshes the cache.
+    /// `version` first), logs an event and backfills a computed field (`backfill`: its entity
+    /// and definitions) in one transaction, then refreshes the cache.
+    #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
         entity: &'static str,
@@ -246,6 +312,7 @@ impl<'t> CustomFields<'t> {
         statement: &Sql,
         conflict: String,
         version: i64,
+        backfill: Option<(EntityKind, Vec<CustomFieldDefinition>)>,
     ) -> Result<()> {
         let mut changes = Map::new();
         changes.insert(
@@ -272,7 +339,11 @@ impl<'t> CustomFields<'t> {
                 action,
                 changes,
             )
-            .await
+            .await?;
+            if let Some((kind, all)) = backfill {
+                super::backfill::backfill(&mut tx, self.tenant, kind, def, all).await?;
+            }
+            Ok(())
         }
         .await;
         tx.settle(out).await?;
@@ -282,6 +353,13 @@ impl<'t> CustomFields<'t> {
             .invalidate(&(self.tenant.context().organization_id(), entity));
         Ok(())
     }
+}
+
+/// The stored form of a definition's `computed` part.
+fn computed_json(def: &CustomFieldDefinition) -> Option<Value> {
+    def.computed
+        .as_ref()
+        .and_then(|c| serde_json::to_value(c).ok())
 }
 
 /// Checks a definition as a whole.

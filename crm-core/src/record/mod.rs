@@ -36,6 +36,7 @@ mod trash;
 mod update;
 mod values;
 
+pub(crate) use compile::push_condition;
 pub use entity::{Entity, Operation, WriteContext};
 pub use erasure::{ErasedRecord, Erasure};
 pub use fields::{

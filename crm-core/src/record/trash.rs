@@ -144,6 +144,10 @@ impl<E: Entity> Records<'_, E> {
                     E::NAME
                 )
             })?;
+            crate::custom_fields::refresh_for(&mut tx, self.tenant, E::KIND, || {
+                Ok(vec![super::values::to_object(&current.fields)?])
+            })
+            .await?;
             events::append(
                 &mut tx.conn(),
                 self.ctx(),
