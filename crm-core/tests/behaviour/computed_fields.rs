@@ -657,7 +657,50 @@ async fn rollups_stay_in_their_organization(crm: crm_core::Crm) {
     );
 }
 
+async fn erasure_refreshes_rollups(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    let mut people = NewCustomField::new("people", "People", T::Number);
+    people.computed = Some(Computed::Rollup(RollupSpec {
+        entity: "contact".into(),
+        link: "account_id".into(),
+        function: RollupFunction::Count,
+        field: None,
+        filter: None,
+    }));
+    admin
+        .custom_fields()
+        .define(EntityKind::Account, people)
+        .await
+        .unwrap();
+    let a = admin.account("Globex").await;
+    let mut contacts = Vec::new();
+    for name in ["Ada", "Bob"] {
+        let c: Record<crm_core::Contact> = admin
+            .create_json(json!({"last_name": name, "account_id": a.id}))
+            .await
+            .unwrap();
+        contacts.push(c.id);
+    }
+    assert_eq!(
+        cf(
+            &admin.accounts().get(a.id).await.unwrap().custom_fields,
+            "people"
+        ),
+        json!(2)
+    );
+    admin.contacts().erase(contacts[0]).await.unwrap();
+    assert_eq!(
+        cf(
+            &admin.accounts().get(a.id).await.unwrap().custom_fields,
+            "people"
+        ),
+        json!(1)
+    );
+}
+
 crate::on_both_backends!(
+    erasure_refreshes_rollups,
     formulas_follow_the_record,
     rollups_follow_every_write,
     lists_sort_on_computed_fields,
