@@ -115,8 +115,9 @@ pub(crate) async fn refresh_for(
     Ok(())
 }
 
-/// The parent ids that the records `ids` of `child` link to through any roll-up's link, read
-/// before they are removed (erasure), or empty when no roll-up counts `child`.
+/// The links of record `id` of `child` that roll-ups count through (as `{link: parent id}`
+/// maps for [`refresh_for`]), read before the record is removed (erasure); empty when no
+/// roll-up counts `child`.
 pub(crate) async fn linked_before_removal(
     tx: &mut Tx<'_>,
     tenant: &Tenant,
