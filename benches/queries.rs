@@ -24,8 +24,9 @@ use criterion::{
 };
 use crm_core::sqlx::{self, Connection as _, Executor as _};
 use crm_core::{
-    ContactId, ContactPatch, Crm, CustomFieldType, EntityKind, ListQuery, NewContact,
-    NewCustomField, NewOrganization, Op, OrganizationId, Tenant, TenantContext,
+    AccountId, Computed, Condition, ContactId, ContactPatch, Crm, CustomFieldType, EntityKind,
+    FormulaSpec, ListQuery, NewAccount, NewContact, NewCustomField, NewOpportunity,
+    NewOrganization, Op, OrganizationId, RollupFunction, RollupSpec, Tenant, TenantContext,
 };
 use serde_json::{Map, Value, json};
 use sqlx::pool::PoolConnection;
@@ -1064,6 +1065,140 @@ fn paired_ratios(b: &Bench) {
     });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Computed fields
+
+/// Accounts each computed-fields organization spreads its new opportunities over.
+const COMPUTED_ACCOUNTS: usize = 50;
+
+/// A fresh organization whose accounts have `rollups` roll-ups over opportunities (open count,
+/// open amount, largest amount, earliest close date: the filtered ones first) and whose
+/// opportunities have `formulas` formulas; with its accounts.
+async fn computed_org(crm: &Crm, rollups: usize, formulas: usize) -> (Tenant, Vec<AccountId>) {
+    let org = crm
+        .organizations()
+        .create(NewOrganization {
+            name: format!("computed {}", Uuid::now_v7().simple()),
+            slug: None,
+        })
+        .await
+        .unwrap();
+    let t = crm.tenant(&TenantContext::system(org.id));
+    let open = || Some(Condition::filter("status", Op::Eq, "open"));
+    let specs = [
+        (
+            "open_count",
+            CustomFieldType::Number,
+            RollupFunction::Count,
+            None,
+            open(),
+        ),
+        (
+            "open_amount",
+            CustomFieldType::Number,
+            RollupFunction::Sum,
+            Some("amount_minor"),
+            open(),
+        ),
+        (
+            "biggest",
+            CustomFieldType::Number,
+            RollupFunction::Max,
+            Some("amount_minor"),
+            None,
+        ),
+        (
+            "first_close",
+            CustomFieldType::Date,
+            RollupFunction::Min,
+            Some("expected_close_date"),
+            None,
+        ),
+    ];
+    for (key, ty, function, field, filter) in specs.into_iter().take(rollups) {
+        let mut def = NewCustomField::new(key, key, ty);
+        def.computed = Some(Computed::Rollup(RollupSpec {
+            entity: "opportunity".into(),
+            link: "account_id".into(),
+            function,
+            field: field.map(Into::into),
+            filter,
+        }));
+        t.custom_fields()
+            .define(EntityKind::Account, def)
+            .await
+            .unwrap();
+    }
+    let expressions = [
+        (
+            "major",
+            CustomFieldType::Number,
+            "round(amount_minor / 100, 2)",
+        ),
+        (
+            "label",
+            CustomFieldType::Text,
+            "upper(name) & ' ' & coalesce(currency, '')",
+        ),
+        (
+            "size",
+            CustomFieldType::Text,
+            "if(amount_minor >= 100000, 'big', 'small')",
+        ),
+    ];
+    for (key, ty, expression) in expressions.into_iter().take(formulas) {
+        let mut def = NewCustomField::new(key, key, ty);
+        def.computed = Some(Computed::Formula(FormulaSpec {
+            expression: expression.into(),
+        }));
+        t.custom_fields()
+            .define(EntityKind::Opportunity, def)
+            .await
+            .unwrap();
+    }
+    let mut accounts = Vec::with_capacity(COMPUTED_ACCOUNTS);
+    for i in 0..COMPUTED_ACCOUNTS {
+        let new = NewAccount {
+            name: format!("Account {i}"),
+            ..Default::default()
+        };
+        accounts.push(t.accounts().create(new).await.unwrap().id);
+    }
+    (t, accounts)
+}
+
+/// The cost of computed fields on writes: creating an opportunity linked to an account with
+/// no roll-up, one, or four (each refreshed in the create's transaction), and one with three
+/// formulas (evaluated in the write path), each in an organization of its own. The accounts'
+/// opportunities grow with the run, spread over [`COMPUTED_ACCOUNTS`] accounts.
+fn computed_writes(c: &mut Criterion, b: &Bench) {
+    let mut g = group(c, b, "create_opportunity");
+    for (name, rollups, formulas) in [
+        ("no_computed", 0, 0),
+        ("rollups_1", 1, 0),
+        ("rollups_4", 4, 0),
+        ("formulas_3", 0, 3),
+    ] {
+        let (t, accounts) = b.rt.block_on(computed_org(&b.crm, rollups, formulas));
+        let mut n = 0_usize;
+        g.bench_function(name, |x| {
+            x.to_async(&b.rt).iter(|| {
+                n += 1;
+                let new = NewOpportunity {
+                    name: format!("Deal {n}"),
+                    account_id: Some(accounts[n % accounts.len()]),
+                    amount_minor: Some(1_000 * (n as i64 % 500)),
+                    currency: Some("EUR".into()),
+                    ..Default::default()
+                };
+                let t = &t;
+                async move { t.opportunities().create(new).await.unwrap() }
+            })
+        });
+    }
+    g.finish();
+}
+
 fn backend(c: &mut Criterion, name: &'static str) {
     let Some(b) = Bench::new(name) else {
         eprintln!("{name}: skipped (set CRM_BENCH_DATABASE_URL to measure PostgreSQL)");
@@ -1073,6 +1208,7 @@ fn backend(c: &mut Criterion, name: &'static str) {
     get_by_id(c, &b);
     lists(c, &b);
     writes(c, &b);
+    computed_writes(c, &b);
     // sqlx returns a pooled connection to its pool from a task: drop the held one in the runtime.
     let Bench { rt, held, crm, .. } = b;
     rt.block_on(async move {

@@ -121,7 +121,7 @@ fn refused(lines: &[u64], e: &Error) -> Option<String> {
 /// What a CSV column feeds.
 enum Target {
     Column(&'static crm_core::record::Column),
-    Custom(CustomFieldDefinition),
+    Custom(Box<CustomFieldDefinition>),
     Ignore,
 }
 
@@ -174,7 +174,7 @@ fn plan<E: Entity>(
             Target::Ignore
         } else if let Some(key) = field.strip_prefix("custom_fields.") {
             match defs.iter().find(|d| d.key == key) {
-                Some(d) => Target::Custom(d.clone()),
+                Some(d) => Target::Custom(Box::new(d.clone())),
                 None => {
                     unknown.push(format!("`{h}` (custom field `{key}` is not defined)"));
                     Target::Ignore

@@ -138,8 +138,9 @@ pub use changes::{Change, Changes, ExpiredChanges, MAX_CHANGES_PAGE};
 pub use context::{Actor, TenantContext};
 pub use crm::{Crm, CrmBuilder, DEFAULT_JOB_QUEUE, MigrationStatus};
 pub use custom_fields::{
-    CustomFieldDefinition, CustomFieldId, CustomFieldPatch, CustomFieldType, CustomFields,
-    NewCustomField,
+    Computed, CustomFieldDefinition, CustomFieldId, CustomFieldPatch, CustomFieldType,
+    CustomFields, FormulaSpec, MAX_COMPUTED_FIELDS, MAX_FORMULA_LENGTH, NewCustomField,
+    RollupFunction, RollupSpec,
 };
 pub use entities::*;
 pub use error::{Error, FieldError, Refusal, Result};

@@ -101,6 +101,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/accounts/{id}/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge other accounts into this one
+         * @description One transaction: the survivor takes the chosen field values, every record, activity and link pointing at an absorbed record is re-pointed at the survivor (each logged as `updated`), the absorbed records go to the trash with a `merged` event, their ids answer 308 to the survivor from then on, and the survivor's history includes theirs. Accounts, contacts and leads are mergeable; other entities answer 422 `not_mergeable`.
+         */
+        post: operations["merge_accounts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/accounts/{id}/restore": {
         parameters: {
             query?: never;
@@ -246,6 +266,26 @@ export interface paths {
         get: operations["history_activities"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/activities/{id}/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge other activities into this one
+         * @description One transaction: the survivor takes the chosen field values, every record, activity and link pointing at an absorbed record is re-pointed at the survivor (each logged as `updated`), the absorbed records go to the trash with a `merged` event, their ids answer 308 to the survivor from then on, and the survivor's history includes theirs. Accounts, contacts and leads are mergeable; other entities answer 422 `not_mergeable`.
+         */
+        post: operations["merge_activities"];
         delete?: never;
         options?: never;
         head?: never;
@@ -560,6 +600,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/contacts/{id}/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge other contacts into this one
+         * @description One transaction: the survivor takes the chosen field values, every record, activity and link pointing at an absorbed record is re-pointed at the survivor (each logged as `updated`), the absorbed records go to the trash with a `merged` event, their ids answer 308 to the survivor from then on, and the survivor's history includes theirs. Accounts, contacts and leads are mergeable; other entities answer 422 `not_mergeable`.
+         */
+        post: operations["merge_contacts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/contacts/{id}/restore": {
         parameters: {
             query?: never;
@@ -724,6 +784,26 @@ export interface paths {
         get: operations["history_invoices"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invoices/{id}/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge other invoices into this one
+         * @description One transaction: the survivor takes the chosen field values, every record, activity and link pointing at an absorbed record is re-pointed at the survivor (each logged as `updated`), the absorbed records go to the trash with a `merged` event, their ids answer 308 to the survivor from then on, and the survivor's history includes theirs. Accounts, contacts and leads are mergeable; other entities answer 422 `not_mergeable`.
+         */
+        post: operations["merge_invoices"];
         delete?: never;
         options?: never;
         head?: never;
@@ -990,6 +1070,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/leads/{id}/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge other leads into this one
+         * @description One transaction: the survivor takes the chosen field values, every record, activity and link pointing at an absorbed record is re-pointed at the survivor (each logged as `updated`), the absorbed records go to the trash with a `merged` event, their ids answer 308 to the survivor from then on, and the survivor's history includes theirs. Accounts, contacts and leads are mergeable; other entities answer 422 `not_mergeable`.
+         */
+        post: operations["merge_leads"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/leads/{id}/restore": {
         parameters: {
             query?: never;
@@ -1173,6 +1273,26 @@ export interface paths {
         get: operations["history_opportunities"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/opportunities/{id}/merge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Merge other opportunities into this one
+         * @description One transaction: the survivor takes the chosen field values, every record, activity and link pointing at an absorbed record is re-pointed at the survivor (each logged as `updated`), the absorbed records go to the trash with a `merged` event, their ids answer 308 to the survivor from then on, and the survivor's history includes theirs. Accounts, contacts and leads are mergeable; other entities answer 422 `not_mergeable`.
+         */
+        post: operations["merge_opportunities"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1639,7 +1759,7 @@ export interface components {
          * @description What happened to a record.
          * @enum {string}
          */
-        Action: "created" | "updated" | "deleted" | "restored" | "purged" | "converted" | "stage_changed" | "closed" | "sent" | "paid" | "voided" | "overdue" | "completed" | "reopened" | "role_changed" | "deactivated" | "reactivated" | "password_changed" | "erased";
+        Action: "created" | "updated" | "deleted" | "restored" | "purged" | "converted" | "stage_changed" | "closed" | "sent" | "paid" | "voided" | "overdue" | "completed" | "reopened" | "role_changed" | "deactivated" | "reactivated" | "password_changed" | "erased" | "merged";
         /** @description A note, task, call or meeting about one record. */
         Activity: {
             assignee_id?: components["schemas"]["UserId"] | null;
@@ -2127,6 +2247,8 @@ export interface components {
                     /** @description Website URL. */
                     website: string | null;
                 };
+                /** @description A created record's likely duplicates (`?duplicates=warn`). */
+                duplicates?: components["schemas"]["Duplicate"][];
                 error?: components["schemas"]["Problem"] | null;
                 /**
                  * Format: int32
@@ -2203,6 +2325,8 @@ export interface components {
                      */
                     version: number;
                 };
+                /** @description A created record's likely duplicates (`?duplicates=warn`). */
+                duplicates?: components["schemas"]["Duplicate"][];
                 error?: components["schemas"]["Problem"] | null;
                 /**
                  * Format: int32
@@ -2259,6 +2383,8 @@ export interface components {
                      */
                     version: number;
                 };
+                /** @description A created record's likely duplicates (`?duplicates=warn`). */
+                duplicates?: components["schemas"]["Duplicate"][];
                 error?: components["schemas"]["Problem"] | null;
                 /**
                  * Format: int32
@@ -2387,6 +2513,8 @@ export interface components {
                      */
                     readonly voided_at: string | null;
                 };
+                /** @description A created record's likely duplicates (`?duplicates=warn`). */
+                duplicates?: components["schemas"]["Duplicate"][];
                 error?: components["schemas"]["Problem"] | null;
                 /**
                  * Format: int32
@@ -2454,6 +2582,8 @@ export interface components {
                      */
                     version: number;
                 };
+                /** @description A created record's likely duplicates (`?duplicates=warn`). */
+                duplicates?: components["schemas"]["Duplicate"][];
                 error?: components["schemas"]["Problem"] | null;
                 /**
                  * Format: int32
@@ -2531,6 +2661,8 @@ export interface components {
                      */
                     version: number;
                 };
+                /** @description A created record's likely duplicates (`?duplicates=warn`). */
+                duplicates?: components["schemas"]["Duplicate"][];
                 error?: components["schemas"]["Problem"] | null;
                 /**
                  * Format: int32
@@ -2569,6 +2701,14 @@ export interface components {
             outcome: components["schemas"]["Outcome"];
             /** @description Why it was lost (only with `lost`; up to 1,000 characters). */
             reason?: string | null;
+        };
+        /** @description How a computed custom field gets its value. */
+        Computed: {
+            /** @description An expression over the record's own fields, evaluated whenever the record is written. */
+            formula: components["schemas"]["FormulaSpec"];
+        } | {
+            /** @description An aggregate of the live records of another entity that link to this record. */
+            rollup: components["schemas"]["RollupSpec"];
         };
         /**
          * @description A tree of conditions, for searches beyond "all of these": `{"and": […]}`, `{"or": […]}`,
@@ -2716,6 +2856,7 @@ export interface components {
         CustomFieldDefinition: {
             /** @description Archived fields keep their values but take no new ones. */
             archived: boolean;
+            computed?: components["schemas"]["Computed"] | null;
             /**
              * Format: date-time
              * @description When it was created.
@@ -2740,6 +2881,11 @@ export interface components {
             /** @description Whether every record must have a value. */
             required: boolean;
             /**
+             * @description Whether no two records of the entity may hold the same value (absent values never
+             *     collide; emails compare case-insensitively, numbers by value).
+             */
+            unique?: boolean;
+            /**
              * Format: date-time
              * @description When it last changed.
              */
@@ -2759,6 +2905,7 @@ export interface components {
         CustomFieldPatch: {
             /** @description Archive or unarchive. */
             archived?: boolean | null;
+            computed?: components["schemas"]["Computed"] | null;
             /** @description New default (`Some(None)` removes it). */
             default_value?: unknown;
             /** @description New label. */
@@ -2767,6 +2914,8 @@ export interface components {
             options?: string[] | null;
             /** @description New required flag. */
             required?: boolean | null;
+            /** @description Make values unique (existing values must not collide) or not. */
+            unique?: boolean | null;
         };
         /**
          * @description The type of a custom field, which decides how values are checked and compared.
@@ -2788,6 +2937,18 @@ export interface components {
          * @enum {string}
          */
         Direction: "asc" | "desc";
+        /** @description A record that may be the same as the one being written: its id and the rule that matched. */
+        Duplicate: {
+            /**
+             * Format: uuid
+             * @description The existing record (or, within a batch, the new id of the earlier item).
+             */
+            id: string;
+            /** @description The position of the new record in its batch (0 for a single create). */
+            index: number;
+            /** @description The rule that matched. */
+            rule: components["schemas"]["MatchRule"];
+        };
         /**
          * @description The kinds of record of the CRM: the entity registry. Serialized, stored and
          *     parsed as the singular name (`"account"`).
@@ -2924,6 +3085,15 @@ export interface components {
             data: components["schemas"]["Record_Lead"];
             /** @description Names of the posted fields that map to no lead field, as posted. */
             ignored_fields: string[];
+        };
+        /**
+         * @description A formula: see the crate documentation of custom fields for the language (field references
+         *     by column name or as custom_fields.key, arithmetic, & for text, comparisons, and/or/not,
+         *     if, coalesce, concat, round, days_between, len, lower, upper, date).
+         */
+        FormulaSpec: {
+            /** @description The expression (at most 2000 characters), e.g. `amount_minor / 100 & ' ' & currency`. */
+            expression: string;
         };
         /** @description A bill sent to an account. */
         Invoice: {
@@ -3221,12 +3391,32 @@ export interface components {
              */
             password: string;
         };
+        /**
+         * @description A rule by which duplicate detection matches records.
+         * @enum {string}
+         */
+        MatchRule: "email" | "domain" | "name";
         /** @description The caller. */
         MeResponse: {
             /** @description Their organization. */
             organization: components["schemas"]["Organization"];
             /** @description The signed-in user. */
             user: components["schemas"]["User"];
+        };
+        /** @description What [`Records::merge`] absorbs into the survivor, and which record's value each field keeps. */
+        Merge: {
+            /**
+             * @description The records to absorb (1-10, distinct, not the survivor): they go to the trash and their
+             *     ids answer with the survivor from then on.
+             */
+            absorb: string[];
+            /**
+             * @description Field name (a column, or `custom_fields.<key>`) to the id of the record (the survivor or
+             *     an absorbed one) whose value the survivor keeps. Fields not named keep the survivor's.
+             */
+            fields?: {
+                [key: string]: string;
+            };
         };
         NewAccount: {
             /** @description ISO 4217 currency of `annual_revenue_minor`. */
@@ -3327,6 +3517,7 @@ export interface components {
         };
         /** @description Input of `CustomFields::define`. */
         NewCustomField: {
+            computed?: components["schemas"]["Computed"] | null;
             /** @description Default for new records. */
             default_value?: unknown;
             /** @description Type. */
@@ -3339,6 +3530,11 @@ export interface components {
             options?: string[];
             /** @description Whether a value is required. */
             required?: boolean;
+            /**
+             * @description Whether values must be unique among the entity's records (text, number, date, datetime,
+             *     select, email and url fields).
+             */
+            unique?: boolean;
         };
         NewInvoice: {
             /** @description The billed account (required, same organization; never null once stored). */
@@ -3627,6 +3823,7 @@ export interface components {
             data: {
                 /** @description Archived fields keep their values but take no new ones. */
                 archived: boolean;
+                computed?: components["schemas"]["Computed"] | null;
                 /**
                  * Format: date-time
                  * @description When it was created.
@@ -3650,6 +3847,11 @@ export interface components {
                 organization_id: components["schemas"]["OrganizationId"];
                 /** @description Whether every record must have a value. */
                 required: boolean;
+                /**
+                 * @description Whether no two records of the entity may hold the same value (absent values never
+                 *     collide; emails compare case-insensitively, numbers by value).
+                 */
+                unique?: boolean;
                 /**
                  * Format: date-time
                  * @description When it last changed.
@@ -3961,6 +4163,11 @@ export interface components {
             detail?: string | null;
             /** @description One entry per offending field (validation problems only). */
             errors?: components["schemas"]["ProblemField"][];
+            /**
+             * @description The likely duplicates that refused a create or import (code `duplicates`): by the index
+             *     of the new record in its request, the existing record's id and the rule that matched.
+             */
+            matches?: components["schemas"]["Duplicate"][];
             /**
              * Format: int32
              * @description The HTTP status code.
@@ -4440,6 +4647,26 @@ export interface components {
          * @enum {string}
          */
         Role: "user" | "company_admin" | "super_admin";
+        /**
+         * @description The aggregate of a roll-up.
+         * @enum {string}
+         */
+        RollupFunction: "count" | "sum" | "min" | "max";
+        /**
+         * @description A roll-up: `function` of `field` over the live records of `entity` whose `link` names this
+         *     record and that match `filter`.
+         */
+        RollupSpec: {
+            /** @description The related entity (opportunity, contact…). */
+            entity: string;
+            /** @description The aggregated field: a column (amount_minor) or custom_fields.key; none for count. */
+            field?: string | null;
+            filter?: components["schemas"]["Condition"] | null;
+            /** @description The aggregate. */
+            function: components["schemas"]["RollupFunction"];
+            /** @description Its link column that names this record (account_id). */
+            link: string;
+        };
         /** @description Options of a secret rotation (`{}` for the defaults). */
         RotateSecretRequest: {
             /**
@@ -4966,7 +5193,10 @@ export interface operations {
     };
     create_accounts: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore` */
+                duplicates?: string;
+            };
             header?: {
                 /** @description Makes the create safe to retry: a repeat replays the first response */
                 "Idempotency-Key"?: string;
@@ -4996,7 +5226,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            /** @description The same Idempotency-Key is still being processed */
+            /** @description The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5021,7 +5251,10 @@ export interface operations {
     };
     batch_accounts: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore` */
+                duplicates?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -5120,6 +5353,17 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -5159,6 +5403,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -5213,6 +5468,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Record_Account"];
+                };
+            };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5277,6 +5543,62 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    merge_accounts: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag read; 412 when the record changed since */
+                "If-Match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Merge"];
+            };
+        };
+        responses: {
+            /** @description The record (its version is the `ETag`) */
+            200: {
+                headers: {
+                    /** @description The record's version, for `If-Match` / `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Record_Account"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such record in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Not mergeable, or a bad `absorb` list or field choice */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
     restore_accounts: {
         parameters: {
             query?: never;
@@ -5304,6 +5626,15 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             /** @description No such record in your organization */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not in the trash, or merged into another record (`merged`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5393,7 +5724,10 @@ export interface operations {
     };
     create_activities: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore` */
+                duplicates?: string;
+            };
             header?: {
                 /** @description Makes the create safe to retry: a repeat replays the first response */
                 "Idempotency-Key"?: string;
@@ -5423,7 +5757,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            /** @description The same Idempotency-Key is still being processed */
+            /** @description The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5448,7 +5782,10 @@ export interface operations {
     };
     batch_activities: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore` */
+                duplicates?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -5547,6 +5884,17 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -5586,6 +5934,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -5640,6 +5999,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Record_Activity"];
+                };
+            };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -5743,6 +6113,62 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    merge_activities: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag read; 412 when the record changed since */
+                "If-Match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Merge"];
+            };
+        };
+        responses: {
+            /** @description The record (its version is the `ETag`) */
+            200: {
+                headers: {
+                    /** @description The record's version, for `If-Match` / `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Record_Activity"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such record in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Not mergeable, or a bad `absorb` list or field choice */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
     reopen: {
         parameters: {
             query?: never;
@@ -5809,6 +6235,15 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             /** @description No such record in your organization */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not in the trash, or merged into another record (`merged`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6218,7 +6653,10 @@ export interface operations {
     };
     create_contacts: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore` */
+                duplicates?: string;
+            };
             header?: {
                 /** @description Makes the create safe to retry: a repeat replays the first response */
                 "Idempotency-Key"?: string;
@@ -6248,7 +6686,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            /** @description The same Idempotency-Key is still being processed */
+            /** @description The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6273,7 +6711,10 @@ export interface operations {
     };
     batch_contacts: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore` */
+                duplicates?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -6372,6 +6813,17 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -6411,6 +6863,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -6465,6 +6928,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Record_Contact"];
+                };
+            };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -6566,6 +7040,62 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    merge_contacts: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag read; 412 when the record changed since */
+                "If-Match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Merge"];
+            };
+        };
+        responses: {
+            /** @description The record (its version is the `ETag`) */
+            200: {
+                headers: {
+                    /** @description The record's version, for `If-Match` / `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Record_Contact"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such record in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Not mergeable, or a bad `absorb` list or field choice */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
     restore_contacts: {
         parameters: {
             query?: never;
@@ -6593,6 +7123,15 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             /** @description No such record in your organization */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not in the trash, or merged into another record (`merged`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6877,7 +7416,10 @@ export interface operations {
     };
     create_invoices: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore` */
+                duplicates?: string;
+            };
             header?: {
                 /** @description Makes the create safe to retry: a repeat replays the first response */
                 "Idempotency-Key"?: string;
@@ -6907,7 +7449,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            /** @description The same Idempotency-Key is still being processed */
+            /** @description The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6932,7 +7474,10 @@ export interface operations {
     };
     batch_invoices: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore` */
+                duplicates?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -7031,6 +7576,17 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -7070,6 +7626,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -7124,6 +7691,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Record_Invoice"];
+                };
+            };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -7185,6 +7763,62 @@ export interface operations {
                 };
             };
             422: components["responses"]["UnprocessableEntity"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    merge_invoices: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag read; 412 when the record changed since */
+                "If-Match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Merge"];
+            };
+        };
+        responses: {
+            /** @description The record (its version is the `ETag`) */
+            200: {
+                headers: {
+                    /** @description The record's version, for `If-Match` / `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Record_Invoice"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such record in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Not mergeable, or a bad `absorb` list or field choice */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             500: components["responses"]["InternalError"];
         };
     };
@@ -7254,6 +7888,15 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             /** @description No such record in your organization */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not in the trash, or merged into another record (`merged`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7503,7 +8146,10 @@ export interface operations {
     };
     create_leads: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore` */
+                duplicates?: string;
+            };
             header?: {
                 /** @description Makes the create safe to retry: a repeat replays the first response */
                 "Idempotency-Key"?: string;
@@ -7533,7 +8179,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            /** @description The same Idempotency-Key is still being processed */
+            /** @description The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -7558,7 +8204,10 @@ export interface operations {
     };
     batch_leads: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore` */
+                duplicates?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -7657,6 +8306,17 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -7696,6 +8356,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -7750,6 +8421,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Record_Lead"];
+                };
+            };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -7895,6 +8577,62 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    merge_leads: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag read; 412 when the record changed since */
+                "If-Match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Merge"];
+            };
+        };
+        responses: {
+            /** @description The record (its version is the `ETag`) */
+            200: {
+                headers: {
+                    /** @description The record's version, for `If-Match` / `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Record_Lead"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such record in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Not mergeable, or a bad `absorb` list or field choice */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
     restore_leads: {
         parameters: {
             query?: never;
@@ -7922,6 +8660,15 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             /** @description No such record in your organization */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not in the trash, or merged into another record (`merged`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8088,7 +8835,10 @@ export interface operations {
     };
     create_opportunities: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore` */
+                duplicates?: string;
+            };
             header?: {
                 /** @description Makes the create safe to retry: a repeat replays the first response */
                 "Idempotency-Key"?: string;
@@ -8118,7 +8868,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            /** @description The same Idempotency-Key is still being processed */
+            /** @description The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8143,7 +8893,10 @@ export interface operations {
     };
     batch_opportunities: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description What to do about likely duplicates (same email, domain or normalized name as a live record): `warn` (default: create, and list them in the response header `Crm-Duplicates` as `rule:id` comma-separated, sent only when there are any), `reject` (409 listing them in `matches`) or `ignore` */
+                duplicates?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -8242,6 +8995,17 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -8281,6 +9045,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
@@ -8335,6 +9110,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Record_Opportunity"];
+                };
+            };
+            /** @description Merged into another record: `Location` is the survivor's path */
+            308: {
+                headers: {
+                    /** @description The survivor's path */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -8445,6 +9231,62 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    merge_opportunities: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag read; 412 when the record changed since */
+                "If-Match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Merge"];
+            };
+        };
+        responses: {
+            /** @description The record (its version is the `ETag`) */
+            200: {
+                headers: {
+                    /** @description The record's version, for `If-Match` / `If-None-Match` */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Record_Opportunity"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such record in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description Not mergeable, or a bad `absorb` list or field choice */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
     restore_opportunities: {
         parameters: {
             query?: never;
@@ -8472,6 +9314,15 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             /** @description No such record in your organization */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not in the trash, or merged into another record (`merged`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

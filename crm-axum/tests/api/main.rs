@@ -19,6 +19,7 @@ mod accounts_of_people;
 mod admin;
 mod auth;
 mod changes;
+mod computed_fields;
 mod conditional;
 mod duplicates;
 mod entities;

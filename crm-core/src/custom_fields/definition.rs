@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::computation::Computed;
 use crate::error::Result;
 use crate::id::Id;
 use crate::organizations::OrganizationId;
@@ -76,6 +77,9 @@ pub struct CustomFieldDefinition {
     #[sqlx(rename = "is_unique")]
     #[serde(default)]
     pub unique: bool,
+    /// How the value is computed (a formula or a roll-up); none for a stored field.
+    #[sqlx(json(nullable))]
+    pub computed: Option<Computed>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -108,6 +112,9 @@ pub struct NewCustomField {
     /// select, email and url fields).
     #[serde(default)]
     pub unique: bool,
+    /// Makes it a computed field: a formula or a roll-up (its values are never written).
+    #[serde(default)]
+    pub computed: Option<Computed>,
 }
 
 impl NewCustomField {
@@ -121,6 +128,7 @@ impl NewCustomField {
             options: Vec::new(),
             default_value: None,
             unique: false,
+            computed: None,
         }
     }
 }
@@ -148,4 +156,7 @@ pub struct CustomFieldPatch {
     /// Make values unique (existing values must not collide) or not.
     #[serde(default)]
     pub unique: Option<bool>,
+    /// A new formula or roll-up for a computed field (a stored field stays stored).
+    #[serde(default)]
+    pub computed: Option<Computed>,
 }

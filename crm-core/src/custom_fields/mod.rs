@@ -10,17 +10,26 @@
 //! - `definition` — the definitions themselves (types, inputs);
 //! - `values` — the rules every stored value follows (keys, sizes, merging);
 //! - `typed` — the checks a definition brings to a value, and the cache of definitions;
-//! - `service` — [`CustomFields`], which defines, changes and archives them.
+//! - `service` — [`CustomFields`], which defines, changes and archives them;
+//! - `computation`, `computed`, `formula`, `rollup`, `backfill` — computed fields: formulas evaluated in the write path,
+//!   roll-ups refreshed in the transaction of every write to the records they count.
 
+mod backfill;
+mod computation;
+mod computed;
 mod definition;
+mod formula;
+mod rollup;
 mod service;
 mod typed;
 mod values;
 
+pub use computation::{Computed, FormulaSpec, MAX_COMPUTED_FIELDS, RollupFunction, RollupSpec};
 pub use definition::{
     CustomFieldDefinition, CustomFieldId, CustomFieldPatch, CustomFieldType, NewCustomField,
 };
+pub use formula::MAX_FORMULA_LENGTH;
+pub(crate) use rollup::{linked_before_removal, refresh_for};
 pub use service::CustomFields;
-pub(crate) use service::load;
-pub(crate) use typed::{DefinitionCache, Definitions, new_cache, normalize};
+pub(crate) use typed::{DefinitionCache, Definitions, load, new_cache, normalize};
 pub(crate) use values::CustomValues;

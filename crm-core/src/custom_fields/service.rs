@@ -1,43 +1,19 @@
-//! [`CustomFields`]: the service that reads, defines, changes and archives definitions, and
-//! the cached read every record write goes through.
-
-use std::sync::Arc;
+//! [`CustomFields`]: the service that reads, defines, changes and archives definitions.
 
 use serde_json::{Map, Value};
 
+use super::computation::Computed;
 use super::definition::{
     CustomFieldDefinition, CustomFieldId, CustomFieldPatch, CustomFieldType, NewCustomField,
 };
-use super::typed::{Definitions, normalize};
+use super::typed::{load, normalize};
 use crate::entities::EntityKind;
 use crate::error::{Error, Result, ResultExt as _};
 use crate::events::{self, Action};
-use crate::storage::{Conn, Sql};
+use crate::storage::Sql;
 use crate::tenant::Tenant;
 use crate::time::now;
 use crate::validation::Validator;
-/// The definitions of `entity` for the tenant, from the cache or read on `conn`.
-pub(crate) async fn load(
-    tenant: &Tenant,
-    entity: &'static str,
-    conn: &mut Conn<'_>,
-) -> Result<Arc<Definitions>> {
-    let key = (tenant.context().organization_id(), entity);
-    if let Some(d) = tenant.crm().definition_cache().get(&key) {
-        return Ok(d);
-    }
-    let mut q = Sql::new("select * from custom_field_definitions where organization_id = ");
-    q.bind(key.0)
-        .push(" and entity = ")
-        .bind(entity)
-        .push(" order by key");
-    let defs = Arc::new(Definitions {
-        defs: conn.fetch_all(&q).await?,
-    });
-    tenant.crm().definition_cache().insert(key, defs.clone());
-    Ok(defs)
-}
-
 impl Tenant {
     /// Custom field definitions.
     pub fn custom_fields(&self) -> CustomFields<'_> {
@@ -115,6 +91,7 @@ impl<'t> CustomFields<'t> {
         new: NewCustomField,
     ) -> Result<CustomFieldDefinition> {
         self.require_admin()?;
+        let kind = entity;
         let entity = entity.name();
         let at = now();
         let def = CustomFieldDefinition {
@@ -129,13 +106,15 @@ impl<'t> CustomFields<'t> {
             default_value: new.default_value,
             archived: false,
             unique: new.unique,
+            computed: new.computed,
             created_at: at,
             updated_at: at,
             version: 1,
         };
         let def = check_definition(def)?;
+        let all = self.check_computed(kind, &def).await?;
         let mut q = Sql::new(
-            "insert into custom_field_definitions (organization_id, id, entity, key, label, field_type, required, options, default_value, archived, is_unique, created_at, updated_at, version) values (",
+            "insert into custom_field_definitions (organization_id, id, entity, key, label, field_type, required, options, default_value, archived, is_unique, created_at, updated_at, version, computed) values (",
         );
         q.bind(def.organization_id)
             .push(", ")
@@ -160,11 +139,23 @@ impl<'t> CustomFields<'t> {
             .bind(at)
             .push(", ")
             .bind(at)
-            .push(", 1)");
+            .push(", 1, ")
+            .bind(computed_json(&def))
+            .push(")");
         let conflict = format!("custom field `{}` already exists on {entity}", def.key);
         let unique = def.unique.then_some(true);
-        self.write(entity, Action::Created, &def, &q, conflict, 1, unique)
-            .await?;
+        let backfill = all.map(|all| (kind, all));
+        self.write(
+            entity,
+            Action::Created,
+            &def,
+            &q,
+            conflict,
+            1,
+            unique,
+            backfill,
+        )
+        .await?;
         Ok(def)
     }
 
@@ -177,6 +168,7 @@ impl<'t> CustomFields<'t> {
     ) -> Result<CustomFieldDefinition> {
         self.require_admin()?;
         let current = self.get(entity, key).await?;
+        let kind = entity;
         let entity = entity.name();
         let mut def = current.clone();
         if let Some(label) = patch.label {
@@ -197,9 +189,23 @@ impl<'t> CustomFields<'t> {
         if let Some(unique) = patch.unique {
             def.unique = unique;
         }
+        if let Some(computed) = patch.computed {
+            if current.computed.is_none() {
+                return Err(Error::invalid(
+                    "computed",
+                    "not_allowed",
+                    "a stored field cannot become computed; define a new field",
+                ));
+            }
+            def.computed = Some(computed);
+        }
         def.updated_at = now();
         def.version += 1;
         let def = check_definition(def)?;
+        // Recomputed when the computation changes or the field comes back from the archive.
+        let recompute = !def.archived && (def.computed != current.computed || current.archived);
+        let all = self.check_computed(kind, &def).await?;
+        let backfill = all.filter(|_| recompute).map(|all| (kind, all));
         let mut q = Sql::new("update custom_field_definitions set label = ");
         q.bind(def.label.as_str())
             .push(", required = ")
@@ -207,6 +213,7 @@ impl<'t> CustomFields<'t> {
         q.push(", options = ")
             .bind(Value::from(def.options.clone()));
         q.push(", default_value = ").bind(def.default_value.clone());
+        q.push(", computed = ").bind(computed_json(&def));
         q.push(", archived = ")
             .bind(def.archived)
             .push(", is_unique = ")
@@ -227,6 +234,7 @@ impl<'t> CustomFields<'t> {
             String::new(),
             current.version,
             (def.unique != current.unique).then_some(def.unique),
+            backfill,
         )
         .await?;
         Ok(def)
@@ -246,10 +254,53 @@ impl<'t> CustomFields<'t> {
         .await
     }
 
+    /// The checks of a computed definition (none for a stored one) that need the entity's
+    /// other definitions and, for a roll-up, the related entity's: the entity's definitions with
+    /// `def` as it will be, for its backfill.
+    async fn check_computed(
+        &self,
+        kind: EntityKind,
+        def: &CustomFieldDefinition,
+    ) -> Result<Option<Vec<CustomFieldDefinition>>> {
+        let Some(computed) = &def.computed else {
+            return Ok(None);
+        };
+        let mut s = self.tenant.session().await?;
+        let mut conn = s.conn();
+        let siblings = load(self.tenant, kind.name(), &mut conn)
+            .await?
+            .defs
+            .clone();
+        let mut errors = super::computed::check(def, kind, &siblings);
+        if let Computed::Rollup(spec) = computed {
+            match spec.child(kind) {
+                Err(e) => errors.push(e),
+                Ok(child) => {
+                    let child_defs = load(self.tenant, child.name(), &mut conn).await?;
+                    let backend = conn.backend();
+                    errors.extend(super::rollup::check(
+                        kind,
+                        def,
+                        spec,
+                        &child_defs.defs,
+                        backend,
+                    ));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Validation(errors));
+        }
+        let mut all: Vec<_> = siblings.into_iter().filter(|d| d.key != def.key).collect();
+        all.push(def.clone());
+        Ok(Some(all))
+    }
+
     /// Runs `statement` (which must touch one row; none means someone else wrote at
-    /// `version` first) and logs an event in one transaction, then refreshes the cache. With
-    /// `unique` set, the field's unique values are recorded from the existing records (`true`:
-    /// a collision refuses the change) or dropped (`false`), in the same transaction.
+    /// `version` first), logs an event and backfills a computed field (`backfill`: its entity
+    /// and definitions) in one transaction, then refreshes the cache. With `unique` set, the
+    /// field's unique values are recorded from the existing records (`true`: a collision
+    /// refuses the change) or dropped (`false`), in the same transaction.
     #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
@@ -260,6 +311,7 @@ impl<'t> CustomFields<'t> {
         conflict: String,
         version: i64,
         unique: Option<bool>,
+        backfill: Option<(EntityKind, Vec<CustomFieldDefinition>)>,
     ) -> Result<()> {
         let mut changes = Map::new();
         changes.insert(
@@ -295,7 +347,11 @@ impl<'t> CustomFields<'t> {
                 action,
                 changes,
             )
-            .await
+            .await?;
+            if let Some((kind, all)) = backfill {
+                super::backfill::backfill(&mut tx, self.tenant, kind, def, all).await?;
+            }
+            Ok(())
         }
         .await;
         tx.settle(out).await?;
@@ -305,6 +361,13 @@ impl<'t> CustomFields<'t> {
             .invalidate(&(self.tenant.context().organization_id(), entity));
         Ok(())
     }
+}
+
+/// The stored form of a definition's `computed` part.
+fn computed_json(def: &CustomFieldDefinition) -> Option<Value> {
+    def.computed
+        .as_ref()
+        .and_then(|c| serde_json::to_value(c).ok())
 }
 
 /// Checks a definition as a whole.
@@ -352,6 +415,14 @@ fn check_definition(def: CustomFieldDefinition) -> Result<CustomFieldDefinition>
         "unique",
         "not_allowed",
         "boolean, multi_select and currency fields cannot be unique",
+    );
+    // Unique values are recorded when a record is written; roll-ups change without a write of
+    // their record, so the side table would fall behind.
+    v.check(
+        !(def.unique && def.computed.is_some()),
+        "unique",
+        "not_allowed",
+        "computed fields cannot be unique",
     );
     if let Some(default) = &def.default_value
         && let Err(message) = normalize(&def, default)

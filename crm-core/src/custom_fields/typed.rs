@@ -10,13 +10,19 @@ use crate::time::YEARS;
 use serde_json::{Map, Value};
 
 use super::definition::{CustomFieldDefinition, CustomFieldType};
+use super::formula::Formula;
 use crate::error::{Error, FieldError, Result};
 use crate::organizations::OrganizationId;
+use crate::storage::{Conn, Sql};
+use crate::tenant::Tenant;
 use crate::validation::is_email;
+
 /// The definitions of one entity in one organization.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Definitions {
     pub(super) defs: Vec<CustomFieldDefinition>,
+    /// The live formulas, parsed once per load: `(key, formula)`.
+    pub(super) formulas: Vec<(String, Formula)>,
 }
 
 /// The process-wide cache of definitions.
@@ -30,10 +36,82 @@ pub(crate) fn new_cache() -> DefinitionCache {
         .build()
 }
 
+/// The definitions of `entity` for the tenant, from the cache or read on `conn`.
+pub(crate) async fn load(
+    tenant: &Tenant,
+    entity: &'static str,
+    conn: &mut Conn<'_>,
+) -> Result<Arc<Definitions>> {
+    let key = (tenant.context().organization_id(), entity);
+    if let Some(d) = tenant.crm().definition_cache().get(&key) {
+        return Ok(d);
+    }
+    let mut q = Sql::new("select * from custom_field_definitions where organization_id = ");
+    q.bind(key.0)
+        .push(" and entity = ")
+        .bind(entity)
+        .push(" order by key");
+    let defs = Arc::new(Definitions::of(conn.fetch_all(&q).await?));
+    tenant.crm().definition_cache().insert(key, defs.clone());
+    Ok(defs)
+}
+
 impl Definitions {
     /// The definitions whose values are unique.
     pub(crate) fn unique(&self) -> impl Iterator<Item = &CustomFieldDefinition> {
         self.defs.iter().filter(|d| d.unique)
+    }
+
+    /// `defs` (of one entity), with their live formulas parsed.
+    pub(crate) fn of(defs: Vec<CustomFieldDefinition>) -> Self {
+        let formulas = super::formula::parse_all(&defs);
+        Self { defs, formulas }
+    }
+
+    /// Sets the formula fields of a record about to be written in `custom` (a key removed when
+    /// its value is empty), from its fields (`record`) and its stored custom fields.
+    pub(crate) fn apply_formulas<T: serde::Serialize>(
+        &self,
+        record: &T,
+        custom: &mut Map<String, Value>,
+    ) -> Result<()> {
+        if self.formulas.is_empty() {
+            return Ok(());
+        }
+        let fields = match serde_json::to_value(record) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(Error::Internal("a record is not a JSON object".into())),
+        };
+        let values: Vec<_> = self
+            .formulas
+            .iter()
+            .map(|(key, f)| (key, f.eval(&fields, custom)))
+            .collect();
+        for (key, value) in values {
+            match value {
+                Some(v) => custom.insert(key.clone(), v),
+                None => custom.remove(key),
+            };
+        }
+        Ok(())
+    }
+
+    /// [`Definitions::apply_formulas`] for a new record, whose count and sum roll-ups start at
+    /// 0 (nothing links to it yet; min and max stay empty).
+    pub(crate) fn apply_computed_new<T: serde::Serialize>(
+        &self,
+        record: &T,
+        custom: &mut Map<String, Value>,
+    ) -> Result<()> {
+        use super::computation::{Computed, RollupFunction};
+        for d in self.defs.iter().filter(|d| !d.archived) {
+            if let Some(Computed::Rollup(r)) = &d.computed
+                && matches!(r.function, RollupFunction::Count | RollupFunction::Sum)
+            {
+                custom.insert(d.key.clone(), Value::from(0));
+            }
+        }
+        self.apply_formulas(record, custom)
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&CustomFieldDefinition> {
@@ -65,6 +143,11 @@ impl Definitions {
                     "unknown_field",
                     format!("`{key}` is not a custom field of this entity"),
                 )),
+                Some(d) if d.computed.is_some() && !unchanged => errors.push(FieldError::new(
+                    field,
+                    "computed_field",
+                    format!("`{key}` is computed and cannot be written"),
+                )),
                 Some(d) if d.archived && !unchanged => errors.push(FieldError::new(
                     field,
                     "archived",
@@ -74,6 +157,15 @@ impl Definitions {
                     Ok(v) => *value = v,
                     Err(message) => errors.push(FieldError::new(field, "invalid_value", message)),
                 },
+            }
+        }
+        for (key, _) in before.into_iter().flatten() {
+            if !after.contains_key(key) && self.get(key).is_some_and(|d| d.computed.is_some()) {
+                errors.push(FieldError::new(
+                    format!("custom_fields.{key}"),
+                    "computed_field",
+                    format!("`{key}` is computed and cannot be written"),
+                ));
             }
         }
         for d in self.defs.iter().filter(|d| d.required && !d.archived) {

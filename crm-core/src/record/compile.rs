@@ -52,26 +52,61 @@ pub(crate) struct Plan {
 }
 
 /// What a list sorts on: a column of the listed record, or of the record one of its links
-/// names.
-#[derive(Clone, Copy)]
+/// names, or one of the listed record's custom fields.
+#[derive(Clone)]
 pub(crate) struct SortKey {
     /// The link followed (its column and the linked kind), if any.
     pub(crate) link: Option<(&'static Column, EntityKind)>,
-    /// The column sorted on.
+    /// The column sorted on (the id under a custom sort).
     pub(crate) column: &'static Column,
+    /// A custom field sorted on instead: its key, type and the backend that reads it.
+    custom: Option<(String, CustomFieldType, Backend)>,
 }
 
 impl SortKey {
-    /// The sort as callers name it (`name`, `account.name`), as cursors record it.
+    /// The sort as callers name it (`name`, `account.name`, `custom_fields.tier`), as cursors
+    /// record it.
     fn name(&self) -> String {
+        if let Some((key, _, _)) = &self.custom {
+            return format!("custom_fields.{key}");
+        }
         match self.link {
             None => self.column.name.to_owned(),
             Some((link, _)) => format!("{}.{}", hop_name(link), self.column.name),
         }
     }
 
+    /// The bind value of a cursor's sort value.
+    fn arg(&self, v: &Value) -> Option<crate::storage::Arg> {
+        use crate::storage::Arg;
+        match &self.custom {
+            None => self.column.kind.to_arg(v),
+            Some((_, CustomFieldType::Number | CustomFieldType::Currency, _)) => match v {
+                Value::Number(n) => Some(match n.as_i64() {
+                    Some(i) => Arg::Int(Some(i)),
+                    None => Arg::Float(n.as_f64()),
+                }),
+                _ => None,
+            },
+            Some(_) => v.as_str().map(|s| Arg::Text(Some(s.to_owned()))),
+        }
+    }
+
     /// Appends the sorted value of the listed row `table`.
     fn push(&self, sql: &mut Sql, table: &'static str) {
+        if let Some((key, ty, backend)) = &self.custom {
+            let Some(key) = FieldKey::new(key) else {
+                sql.push("null");
+                return;
+            };
+            match ty {
+                CustomFieldType::Number | CustomFieldType::Currency => {
+                    backend.push_custom_number(sql, table, key, *ty == CustomFieldType::Currency)
+                }
+                _ => backend.push_custom_text(sql, key),
+            }
+            return;
+        }
         match self.link {
             None => {
                 sql.push(self.column.name);
@@ -86,7 +121,7 @@ impl SortKey {
 
     /// Whether rows may have no value to sort on.
     fn nullable(&self) -> bool {
-        self.link.is_some() || self.column.nullable
+        self.custom.is_some() || self.link.is_some() || self.column.nullable
     }
 }
 
@@ -207,17 +242,18 @@ pub(crate) fn plan<E: Entity>(
     let by_id = SortKey {
         link: None,
         column: &COMMON[0],
+        custom: None,
     };
     let (sort, direction) = match &q.sort {
         None => (by_id, Direction::Asc),
-        Some(s) => match sort_key(&top, &s.field) {
+        Some(s) => match sort_key(&top, &s.field, backend) {
             Some(key) => (key, s.direction),
             None => {
                 errors.push(FieldError::new(
                     "sort",
                     "not_sortable",
                     format!(
-                        "cannot sort on `{}`; sortable: {}, or a sortable field of a linked record (`account.name`)",
+                        "cannot sort on `{}`; sortable: {}, a sortable field of a linked record (`account.name`), or a custom field that is not a boolean or multi_select",
                         s.field,
                         sortable_list(top.columns)
                     ),
@@ -282,7 +318,7 @@ pub(crate) fn plan<E: Entity>(
         Direction::Desc => (" desc", " nulls first"),
     };
     sql.push(" order by ");
-    if sort.link.is_some() || sort.column.name != "id" {
+    if sort.custom.is_some() || sort.link.is_some() || sort.column.name != "id" {
         sort.push(&mut sql, E::TABLE);
         sql.push(dir);
         if sort.nullable() {
@@ -303,20 +339,81 @@ pub(crate) fn plan<E: Entity>(
     })
 }
 
-/// The sort key `field` names in `top`: a sortable column, or `{link}.{column}` with a
-/// sortable column of the linked kind.
-fn sort_key(top: &Scope<'_>, field: &str) -> Option<SortKey> {
+/// Appends `condition` on the live records of `kind`, read by their table name without an
+/// alias (a roll-up's filter, in its aggregate's subquery): the vocabulary and limits of a
+/// list's condition.
+///
+/// # Errors
+/// [`Error::Validation`] listing every bad filter, named from `filter`.
+pub(crate) fn push_condition(
+    sql: &mut Sql,
+    kind: EntityKind,
+    defs: &Definitions,
+    condition: &Condition,
+    backend: Backend,
+) -> Result<()> {
+    let scope = Scope {
+        name: kind.name(),
+        table: kind.table(),
+        columns: kind.columns(),
+        alias: kind.table(),
+        hops: 0,
+        defs: Some(defs),
+    };
+    let mut errors = Vec::new();
+    let mut conditions = Conditions {
+        backend,
+        nodes: 0,
+        errors: &mut errors,
+    };
+    conditions.node(sql, &scope, condition, "filter", 0, false);
+    if conditions.nodes > MAX_FILTERS {
+        errors.push(FieldError::new(
+            "filter",
+            "too_many",
+            format!("at most {MAX_FILTERS} filters and groups in all"),
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Validation(errors))
+    }
+}
+
+/// The sort key `field` names in `top`: a sortable column, `{link}.{column}` with a
+/// sortable column of the linked kind, or `custom_fields.{key}` of a custom field that orders
+/// (numbers and money by amount, text, dates and date-times by their normalized text; not
+/// booleans or multi-selects). A custom sort is not served by an index: it reads every row of
+/// the organization that the filters leave.
+fn sort_key(top: &Scope<'_>, field: &str, backend: Backend) -> Option<SortKey> {
     let sortable = |scope: &Scope<'_>, name| scope.column(name).filter(|c| c.sortable);
+    if let Some(key) = field.strip_prefix("custom_fields.") {
+        let d = top.defs?.get(key)?;
+        if matches!(
+            d.field_type,
+            CustomFieldType::Boolean | CustomFieldType::MultiSelect
+        ) {
+            return None;
+        }
+        return Some(SortKey {
+            link: None,
+            column: &COMMON[0],
+            custom: Some((d.key.clone(), d.field_type, backend)),
+        });
+    }
     match field.split_once('.') {
         None => Some(SortKey {
             link: None,
             column: sortable(top, field)?,
+            custom: None,
         }),
         Some((hop, rest)) => {
             let (link, kind) = top.link(hop)?;
             Some(SortKey {
                 link: Some((link, kind)),
                 column: sortable(&Scope::of(kind, ALIASES[0], 1), rest)?,
+                custom: None,
             })
         }
     }
@@ -339,9 +436,17 @@ impl Plan {
         id: Uuid,
         related: Option<Value>,
     ) -> String {
-        let value = match self.sort.link {
-            None => last.get(self.sort.column.name).cloned(),
-            Some(_) => related,
+        let value = match (&self.sort.custom, self.sort.link) {
+            (Some((key, ty, _)), _) => last
+                .get("custom_fields")
+                .and_then(|c| c.get(key))
+                .and_then(|v| match ty {
+                    CustomFieldType::Currency => v.get("amount_minor"),
+                    _ => Some(v),
+                })
+                .cloned(),
+            (None, None) => last.get(self.sort.column.name).cloned(),
+            (None, Some(_)) => related,
         };
         Cursor {
             field: self.sort.name(),
@@ -385,11 +490,14 @@ fn push_keyset(
         Direction::Asc => (true, " > "),
         Direction::Desc => (false, " < "),
     };
-    if sort.link.is_none() && sort.column.name == "id" {
+    if sort.custom.is_none() && sort.link.is_none() && sort.column.name == "id" {
         sql.push(" and id").push(op).bind(cursor.id);
         return Some(());
     }
-    let value = sort.column.kind.to_arg(&cursor.value)?;
+    let value = match &cursor.value {
+        Value::Null => crate::storage::Arg::Text(None),
+        v => sort.arg(v)?,
+    };
     let key = |sql: &mut Sql| sort.push(sql, table);
     match (&cursor.value, sort.nullable()) {
         (Value::Null, false) => return None,

@@ -343,12 +343,13 @@ impl<E: Entity> Records<'_, E> {
         custom: Map<String, Value>,
         operation: Operation,
     ) -> Result<Prepared> {
-        let custom = checked(defs.check(None, custom), validate(&entity))?;
+        let mut custom = checked(defs.check(None, custom), validate(&entity))?;
         let mut w = WriteContext::new(tx, self.tenant, operation, Action::Created);
         entity.before_write(&mut w, None).await?;
         let action = w.action();
         validate(&entity)?;
         let values = to_object(&entity)?;
+        defs.apply_computed_new(&values, &mut custom)?;
         let mut changes = Map::new();
         for c in E::COLUMNS {
             let v = field(&values, c);
@@ -429,6 +430,11 @@ impl<E: Entity> Records<'_, E> {
         let keyed: Vec<(Uuid, &Keys)> = rows.iter().map(|r| (r.id, &r.keys)).collect();
         keys::insert(&mut tx.conn(), self.org(), E::NAME, &keyed).await?;
 
+        // Roll-ups over this kind, on the records the new ones link to.
+        custom_fields::refresh_for(tx, self.tenant, E::KIND, || {
+            Ok(rows.iter().map(|r| r.values.clone()).collect())
+        })
+        .await?;
         let entries = rows
             .into_iter()
             .map(|r| events::Entry {

@@ -24,12 +24,14 @@ use super::entity::Entity;
 use super::fields::Kind;
 use super::service::Records;
 use crate::context::TenantContext;
+use crate::custom_fields;
 use crate::entities::EntityKind;
 use crate::error::{Error, Result};
 use crate::events::{self, Action};
 use crate::id::Id;
 use crate::organizations::OrganizationId;
 use crate::storage::{Sql, Tx, escape_like};
+use crate::tenant::Tenant;
 use crate::time::now;
 
 /// What an erasure removed.
@@ -101,13 +103,14 @@ impl<E: Entity> Records<'_, E> {
         let ctx = *self.tenant().context();
         let mut s = self.tenant().session().await?;
         let mut tx = s.begin().await?;
-        let out = erase_person(&mut tx, &ctx, E::KIND, id.uuid()).await;
+        let out = erase_person(&mut tx, self.tenant(), &ctx, E::KIND, id.uuid()).await;
         tx.settle(out).await
     }
 }
 
 async fn erase_person(
     tx: &mut Tx<'_>,
+    tenant: &Tenant,
     ctx: &TenantContext,
     kind: EntityKind,
     id: Uuid,
@@ -136,7 +139,7 @@ async fn erase_person(
         responses_scrubbed: 0,
     };
     for &(k, rid) in &person {
-        erase_record(tx, ctx, k, rid, at, &mut erasure).await?;
+        erase_record(tx, tenant, ctx, k, rid, at, &mut erasure).await?;
     }
     let searched = values.all();
     erasure.events_scrubbed += scrub_events_holding(tx, org, &searched).await?;
@@ -317,6 +320,7 @@ async fn refuse_copies(
 /// events and its activities' events, and leaves an `erased` event.
 async fn erase_record(
     tx: &mut Tx<'_>,
+    tenant: &Tenant,
     ctx: &TenantContext,
     kind: EntityKind,
     id: Uuid,
@@ -386,6 +390,7 @@ async fn erase_record(
     super::keys::forget(&mut tx.conn(), org, kind.name(), &[id]).await?;
     super::redirect::forget_all(&mut tx.conn(), org, kind.name(), id).await?;
 
+    let linked = custom_fields::linked_before_removal(tx, tenant, kind, id).await?;
     let mut q = Sql::new("delete from ");
     q.push(kind.table())
         .push(" where organization_id = ")
@@ -393,6 +398,7 @@ async fn erase_record(
         .push(" and id = ")
         .bind(id);
     tx.conn().execute(&q).await?;
+    custom_fields::refresh_for(tx, tenant, kind, || Ok(linked)).await?;
 
     let mut q = Sql::new("update events set changes = ");
     q.bind(serde_json::Value::Object(Map::new()))

@@ -40,6 +40,7 @@ mod trash;
 mod update;
 mod values;
 
+pub(crate) use compile::push_condition;
 pub use create::{Created, Imported};
 pub use entity::{Entity, Operation, WriteContext};
 pub use erasure::{ErasedRecord, Erasure};

@@ -266,6 +266,10 @@ impl ListQuery {
             .iter()
             .any(|f| f.field.starts_with("custom_fields."))
             || self.condition.as_ref().is_some_and(tree)
+            || self
+                .sort
+                .as_ref()
+                .is_some_and(|s| s.field.starts_with("custom_fields."))
     }
 
     /// Adds a condition tree (it must hold besides the filters).

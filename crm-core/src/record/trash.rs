@@ -160,6 +160,10 @@ impl<E: Entity> Records<'_, E> {
             })?;
             keys::forget(&mut tx.conn(), self.org(), E::NAME, &[id.uuid()]).await?;
             redirect::forget(&mut tx.conn(), self.org(), E::NAME, id.uuid()).await?;
+            crate::custom_fields::refresh_for(&mut tx, self.tenant, E::KIND, || {
+                Ok(vec![super::values::to_object(&current.fields)?])
+            })
+            .await?;
             events::append(
                 &mut tx.conn(),
                 self.ctx(),

@@ -113,18 +113,19 @@ impl<E: Entity> Records<'_, E> {
     ) -> Result<Record<E>> {
         let current = self.lock_in(tx, id, Deleted::Exclude, expected).await?;
         let (mut after, custom) = compute(&current)?;
+        let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
         let custom = if custom == current.custom_fields {
             Ok(custom)
         } else {
-            let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
             defs.check(Some(&current.custom_fields), custom)
         };
-        let custom = checked(custom, validate(&after))?;
+        let mut custom = checked(custom, validate(&after))?;
         let mut w = WriteContext::new(tx, self.tenant, operation, action);
         after.before_write(&mut w, Some(&current.fields)).await?;
         let action = w.action();
         validate(&after)?;
         may_change_owner(self.ctx(), &current, &after)?;
+        defs.apply_formulas(&after, &mut custom)?;
         match diff(&current, &after, custom, action)? {
             Some(change) => self.write_in(tx, &current, change).await,
             None => Ok(current),
@@ -183,6 +184,14 @@ impl<E: Entity> Records<'_, E> {
             changes: change.changes,
         };
         events::append_many(&mut tx.conn(), self.ctx(), E::NAME, vec![entry], change.at).await?;
+        // Roll-ups over this kind, on the records it linked to before and links to now.
+        custom_fields::refresh_for(tx, self.tenant, E::KIND, || {
+            Ok(vec![
+                to_object(&current.fields)?,
+                to_object(&updated.fields)?,
+            ])
+        })
+        .await?;
         Ok(updated)
     }
 }

@@ -278,4 +278,91 @@ impl Backend {
             }
         }
     }
+
+    /// Appends custom field `key` of `table`'s row as an SQL number, for aggregates (of a
+    /// money field, its amount in minor units).
+    pub(crate) fn push_custom_number(
+        self,
+        sql: &mut Sql,
+        table: &'static str,
+        key: FieldKey<'_>,
+        money: bool,
+    ) {
+        match (self, money) {
+            (Backend::Postgres, false) => sql
+                .push("cast(")
+                .push(table)
+                .push(".custom_fields->>'")
+                .push_key(key)
+                .push("' as numeric)"),
+            (Backend::Postgres, true) => sql
+                .push("cast(")
+                .push(table)
+                .push(".custom_fields->'")
+                .push_key(key)
+                .push("'->>'amount_minor' as numeric)"),
+            (Backend::Sqlite, false) => sql
+                .push(table)
+                .push(".custom_fields->>'")
+                .push_key(key)
+                .push("'"),
+            (Backend::Sqlite, true) => sql
+                .push(table)
+                .push(".custom_fields->>'$.")
+                .push_key(key)
+                .push(".amount_minor'"),
+        };
+    }
+
+    /// Appends timestamp column `table.column` as the text a date-time custom field stores
+    /// (UTC, `…T…Z`), which orders like the time.
+    pub(crate) fn push_time_text(self, sql: &mut Sql, table: &'static str, column: &'static str) {
+        match self {
+            Backend::Postgres => sql
+                .push("to_char(")
+                .push(table)
+                .push(".")
+                .push(column)
+                .push(" at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"),
+            Backend::Sqlite => sql
+                .push("(strftime('%Y-%m-%dT%H:%M:%f', ")
+                .push(table)
+                .push(".")
+                .push(column)
+                .push(") || '000Z')"),
+        };
+    }
+
+    /// Appends the `custom_fields` of the row `alias` being updated with `key` set to the value
+    /// `value` appends, or removed when that value is NULL.
+    pub(crate) fn push_custom_set(
+        self,
+        sql: &mut Sql,
+        alias: &'static str,
+        key: FieldKey<'_>,
+        value: impl FnOnce(&mut Sql),
+    ) {
+        match self {
+            Backend::Postgres => {
+                sql.push("(")
+                    .push(alias)
+                    .push(".custom_fields - '")
+                    .push_key(key);
+                sql.push("') || jsonb_strip_nulls(jsonb_build_object('")
+                    .push_key(key)
+                    .push("', ");
+                value(sql);
+                sql.push("))");
+            }
+            Backend::Sqlite => {
+                // A merge patch removes the keys it sets to null.
+                sql.push("json_patch(")
+                    .push(alias)
+                    .push(".custom_fields, json_object('");
+                sql.push_key(key).push("', ");
+                value(sql);
+                sql.push("))");
+            }
+        }
+    }
 }

@@ -9,6 +9,7 @@ mod activities;
 mod auth;
 mod catalog;
 mod changes;
+mod computed_fields;
 mod constraints;
 mod custom_field_types;
 mod duplicates;

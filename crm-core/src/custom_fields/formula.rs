@@ -1,0 +1,895 @@
+//! The formula language of computed custom fields: a hand-written tokenizer and a
+//! precedence-climbing parser, a type check against the entity's columns and custom fields at
+//! define time, and an evaluator over a record's JSON values at write time.
+//!
+//! The language:
+//! - literals: numbers (`12`, `0.5`), text in single or double quotes (`'a'`, `"b"`), `true`,
+//!   `false`;
+//! - field references: a column of the record by its bare name (`amount_minor`, `name`,
+//!   `expected_close_date`) and a custom field as `custom_fields.<key>` (money fields read as
+//!   their amount in minor units); computed custom fields are not referable (roll-ups change
+//!   without re-running formulas, and formulas of formulas would need an order);
+//! - operators, loosest first: `or`, `and`, `not`, comparisons (`=`, `!=`, `<`, `<=`, `>`,
+//!   `>=`), `&` (text concatenation of any values), `+ -`, `* /`, unary `-`;
+//! - functions: `if(cond, a, b)`, `coalesce(a, b, …)`, `concat(a, b, …)`, `round(x, digits)`,
+//!   `days_between(from, to)` (whole days from `from` to `to`; date-times by their UTC date),
+//!   `len(text)`, `lower(text)`, `upper(text)`, `date('YYYY-MM-DD')` (a date from text; empty
+//!   when it is not one). There is no `today()`: a formula is computed when its record is
+//!   written, so a value depending on the clock would go stale.
+//!
+//! An empty value (`null`) propagates: any operation on one yields one (division by zero too),
+//! except `coalesce`, which takes its first non-empty argument, and `if`, whose branch not
+//! taken is not evaluated (an empty condition yields an empty result).
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde_json::{Map, Number, Value};
+
+use super::definition::{CustomFieldDefinition, CustomFieldType};
+use crate::record::{Column, Kind};
+
+/// Longest expression accepted, in characters.
+pub const MAX_FORMULA_LENGTH: usize = 2000;
+/// Deepest nesting of an expression.
+const MAX_NESTING: usize = 64;
+
+/// The type of a formula's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ty {
+    Number,
+    Text,
+    Bool,
+    Date,
+    Datetime,
+}
+
+impl Ty {
+    fn name(self) -> &'static str {
+        match self {
+            Ty::Number => "number",
+            Ty::Text => "text",
+            Ty::Bool => "boolean",
+            Ty::Date => "date",
+            Ty::Datetime => "datetime",
+        }
+    }
+
+    /// The custom field type a formula of this type declares.
+    pub(crate) fn field_type(self) -> CustomFieldType {
+        match self {
+            Ty::Number => CustomFieldType::Number,
+            Ty::Text => CustomFieldType::Text,
+            Ty::Bool => CustomFieldType::Boolean,
+            Ty::Date => CustomFieldType::Date,
+            Ty::Datetime => CustomFieldType::Datetime,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Num(f64),
+    Str(String),
+    Ident(String),
+    Op(&'static str),
+    LParen,
+    RParen,
+    Comma,
+}
+
+fn tokenize(src: &str) -> Result<Vec<Token>, String> {
+    let chars: Vec<char> = src.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            let text: String = chars[start..i].iter().collect();
+            let n = text
+                .parse::<f64>()
+                .map_err(|_| format!("`{text}` is not a number"))?;
+            out.push(Token::Num(n));
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            let mut text = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => return Err("a text literal is not closed".into()),
+                    Some(&q) if q == c => {
+                        // A doubled quote stands for itself.
+                        if chars.get(i + 1) == Some(&c) {
+                            text.push(c);
+                            i += 2;
+                        } else {
+                            i += 1;
+                            break;
+                        }
+                    }
+                    Some(&ch) => {
+                        text.push(ch);
+                        i += 1;
+                    }
+                }
+            }
+            out.push(Token::Str(text));
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+            {
+                i += 1;
+            }
+            out.push(Token::Ident(chars[start..i].iter().collect()));
+            continue;
+        }
+        let two: String = chars[i..chars.len().min(i + 2)].iter().collect();
+        let op = match two.as_str() {
+            "<=" => Some("<="),
+            ">=" => Some(">="),
+            "!=" => Some("!="),
+            "<>" => Some("!="),
+            "==" => Some("="),
+            _ => None,
+        };
+        if let Some(op) = op {
+            out.push(Token::Op(op));
+            i += 2;
+            continue;
+        }
+        out.push(match c {
+            '(' => Token::LParen,
+            ')' => Token::RParen,
+            ',' => Token::Comma,
+            '+' => Token::Op("+"),
+            '-' => Token::Op("-"),
+            '*' => Token::Op("*"),
+            '/' => Token::Op("/"),
+            '&' => Token::Op("&"),
+            '=' => Token::Op("="),
+            '<' => Token::Op("<"),
+            '>' => Token::Op(">"),
+            other => return Err(format!("unexpected character `{other}`")),
+        });
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// A function of the language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Func {
+    If,
+    Coalesce,
+    Concat,
+    Round,
+    DaysBetween,
+    Len,
+    Lower,
+    Upper,
+    Date,
+}
+
+impl Func {
+    fn of(name: &str) -> Option<Self> {
+        Some(match name {
+            "if" => Func::If,
+            "coalesce" => Func::Coalesce,
+            "concat" => Func::Concat,
+            "round" => Func::Round,
+            "days_between" => Func::DaysBetween,
+            "len" => Func::Len,
+            "lower" => Func::Lower,
+            "upper" => Func::Upper,
+            "date" => Func::Date,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a field reference reads.
+#[derive(Debug, Clone, PartialEq)]
+enum Field {
+    Column(&'static str),
+    Custom { key: String, money: bool },
+}
+
+/// A checked expression.
+#[derive(Debug, Clone, PartialEq)]
+enum Expr {
+    Num(f64),
+    Str(String),
+    Bool(bool),
+    Field(Field, Ty),
+    Neg(Box<Expr>),
+    Not(Box<Expr>),
+    Binary(&'static str, Box<Expr>, Box<Expr>, Ty),
+    Call(Func, Vec<Expr>),
+}
+
+/// What a formula may reference: the entity's columns and its custom field definitions.
+pub(crate) struct Schema<'a> {
+    pub(crate) columns: &'static [Column],
+    pub(crate) defs: &'a [CustomFieldDefinition],
+}
+
+impl Schema<'_> {
+    fn resolve(&self, name: &str) -> Result<(Field, Ty), String> {
+        if let Some(key) = name.strip_prefix("custom_fields.") {
+            let d = self
+                .defs
+                .iter()
+                .find(|d| d.key == key)
+                .ok_or_else(|| format!("`{key}` is not a custom field of this entity"))?;
+            if d.computed.is_some() {
+                return Err(format!(
+                    "`{key}` is computed; formulas read stored fields only"
+                ));
+            }
+            use CustomFieldType as T;
+            let ty = match d.field_type {
+                T::Number | T::Currency => Ty::Number,
+                T::Text | T::Select | T::Email | T::Url => Ty::Text,
+                T::Boolean => Ty::Bool,
+                T::Date => Ty::Date,
+                T::Datetime => Ty::Datetime,
+                T::MultiSelect => return Err(format!("`{key}` is a multi_select, not a value")),
+            };
+            let money = d.field_type == T::Currency;
+            return Ok((
+                Field::Custom {
+                    key: key.into(),
+                    money,
+                },
+                ty,
+            ));
+        }
+        let c = self
+            .columns
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| {
+                format!(
+                    "`{name}` is not a field of this entity (custom fields: `custom_fields.<key>`)"
+                )
+            })?;
+        let ty = match c.kind {
+            Kind::Text | Kind::Uuid | Kind::Ref { .. } => Ty::Text,
+            Kind::Integer => Ty::Number,
+            Kind::Bool => Ty::Bool,
+            Kind::Date => Ty::Date,
+            Kind::Timestamp => Ty::Datetime,
+            Kind::Json => return Err(format!("`{name}` is a document, not a value")),
+        };
+        Ok((Field::Column(c.name), ty))
+    }
+}
+
+/// The live formulas of one entity's definitions, parsed (one that no longer parses, because a
+/// field it read was archived or changed, yields nothing and is left alone).
+pub(crate) fn parse_all(defs: &[CustomFieldDefinition]) -> Vec<(String, Formula)> {
+    let Some(entity) = defs
+        .first()
+        .and_then(|d| d.entity.parse::<crate::entities::EntityKind>().ok())
+    else {
+        return Vec::new();
+    };
+    defs.iter()
+        .filter(|d| !d.archived)
+        .filter_map(|d| match &d.computed {
+            Some(super::computation::Computed::Formula(f)) => {
+                let schema = Schema {
+                    columns: entity.columns(),
+                    defs,
+                };
+                match parse(&f.expression, &schema) {
+                    Ok(parsed) => Some((d.key.clone(), parsed)),
+                    Err(e) => {
+                        tracing::warn!(key = %d.key, error = %e, "a formula no longer parses");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A parsed and type-checked formula.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Formula {
+    expr: Expr,
+    ty: Ty,
+}
+
+/// Parses and checks `src` against `schema`; the message says what is wrong and where.
+pub(crate) fn parse(src: &str, schema: &Schema<'_>) -> Result<Formula, String> {
+    if src.chars().count() > MAX_FORMULA_LENGTH {
+        return Err(format!(
+            "a formula has at most {MAX_FORMULA_LENGTH} characters"
+        ));
+    }
+    let tokens = tokenize(src)?;
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        schema,
+        depth: 0,
+    };
+    let expr = p.expr(0)?;
+    if let Some(t) = p.tokens.get(p.pos) {
+        return Err(format!("unexpected {} after the expression", describe(t)));
+    }
+    let ty = type_of(&expr);
+    Ok(Formula { expr, ty })
+}
+
+impl Formula {
+    /// The type of its value.
+    pub(crate) fn ty(&self) -> Ty {
+        self.ty
+    }
+
+    /// Its value for a record (`fields`: its columns; `custom`: its custom fields), in the
+    /// stored form of its declared type; `None` when empty.
+    pub(crate) fn eval(
+        &self,
+        fields: &Map<String, Value>,
+        custom: &Map<String, Value>,
+    ) -> Option<Value> {
+        let v = eval(&self.expr, fields, custom)?;
+        match v {
+            V::Num(n) => number(n),
+            V::Text(t) if t.chars().count() <= 10_000 => Some(Value::String(t)),
+            V::Text(_) => None,
+            V::Bool(b) => Some(Value::Bool(b)),
+            V::Date(d) => Some(Value::String(d.format("%Y-%m-%d").to_string())),
+            V::Datetime(t) => Some(Value::String(
+                t.to_rfc3339_opts(SecondsFormat::Micros, true),
+            )),
+        }
+    }
+}
+
+/// A JSON number: an integer when the value is one, none for NaN or infinities.
+fn number(n: f64) -> Option<Value> {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        Some(Value::Number(Number::from(n as i64)))
+    } else {
+        Number::from_f64(n).map(Value::Number)
+    }
+}
+
+fn describe(t: &Token) -> String {
+    match t {
+        Token::Num(n) => format!("number {n}"),
+        Token::Str(s) => format!("text '{s}'"),
+        Token::Ident(i) => format!("`{i}`"),
+        Token::Op(o) => format!("`{o}`"),
+        Token::LParen => "`(`".into(),
+        Token::RParen => "`)`".into(),
+        Token::Comma => "`,`".into(),
+    }
+}
+
+struct Parser<'s, 'a> {
+    tokens: Vec<Token>,
+    pos: usize,
+    schema: &'s Schema<'a>,
+    depth: usize,
+}
+
+/// Binding power of a binary operator (higher binds tighter).
+fn power(op: &str) -> Option<u8> {
+    Some(match op {
+        "or" => 1,
+        "and" => 2,
+        "=" | "!=" | "<" | "<=" | ">" | ">=" => 4,
+        "&" => 5,
+        "+" | "-" => 6,
+        "*" | "/" => 7,
+        _ => return None,
+    })
+}
+
+impl Parser<'_, '_> {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let t = self.tokens.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+
+    fn expect(&mut self, want: Token, what: &str) -> Result<(), String> {
+        match self.next() {
+            Some(t) if t == want => Ok(()),
+            Some(t) => Err(format!("expected {what}, found {}", describe(&t))),
+            None => Err(format!("expected {what} at the end")),
+        }
+    }
+
+    fn binary_op(&self) -> Option<&'static str> {
+        match self.peek()? {
+            Token::Op(o) => Some(o),
+            Token::Ident(i) if i == "and" => Some("and"),
+            Token::Ident(i) if i == "or" => Some("or"),
+            _ => None,
+        }
+    }
+
+    fn expr(&mut self, min: u8) -> Result<Expr, String> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(format!("a formula nests at most {MAX_NESTING} deep"));
+        }
+        let mut left = self.unary()?;
+        while let Some(op) = self.binary_op() {
+            let Some(p) = power(op) else { break };
+            if p <= min {
+                break;
+            }
+            self.pos += 1;
+            let right = self.expr(p)?;
+            left = binary(op, left, right)?;
+        }
+        self.depth -= 1;
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Expr, String> {
+        match self.peek() {
+            Some(Token::Op("-")) => {
+                self.pos += 1;
+                let e = self.expr(7)?;
+                want(&e, Ty::Number, "`-`")?;
+                Ok(Expr::Neg(Box::new(e)))
+            }
+            Some(Token::Ident(i)) if i == "not" => {
+                self.pos += 1;
+                let e = self.expr(3)?;
+                want(&e, Ty::Bool, "`not`")?;
+                Ok(Expr::Not(Box::new(e)))
+            }
+            _ => self.primary(),
+        }
+    }
+
+    fn primary(&mut self) -> Result<Expr, String> {
+        match self.next() {
+            None => Err("the formula ends too early".into()),
+            Some(Token::Num(n)) => Ok(Expr::Num(n)),
+            Some(Token::Str(s)) => Ok(Expr::Str(s)),
+            Some(Token::LParen) => {
+                let e = self.expr(0)?;
+                self.expect(Token::RParen, "`)`")?;
+                Ok(e)
+            }
+            Some(Token::Ident(name)) => match name.as_str() {
+                "true" => Ok(Expr::Bool(true)),
+                "false" => Ok(Expr::Bool(false)),
+                _ if self.peek() == Some(&Token::LParen) => {
+                    let f = Func::of(&name).ok_or_else(|| format!("unknown function `{name}`"))?;
+                    self.pos += 1;
+                    let mut args = Vec::new();
+                    if self.peek() != Some(&Token::RParen) {
+                        loop {
+                            args.push(self.expr(0)?);
+                            if self.peek() == Some(&Token::Comma) {
+                                self.pos += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                    }
+                    self.expect(Token::RParen, "`)` after the arguments")?;
+                    call(f, &name, args)
+                }
+                _ => {
+                    let (field, ty) = self.schema.resolve(&name)?;
+                    Ok(Expr::Field(field, ty))
+                }
+            },
+            Some(t) => Err(format!("unexpected {}", describe(&t))),
+        }
+    }
+}
+
+fn type_of(e: &Expr) -> Ty {
+    match e {
+        Expr::Num(_) | Expr::Neg(_) => Ty::Number,
+        Expr::Str(_) => Ty::Text,
+        Expr::Bool(_) | Expr::Not(_) => Ty::Bool,
+        Expr::Field(_, ty) | Expr::Binary(_, _, _, ty) => *ty,
+        Expr::Call(f, args) => match f {
+            Func::If => args.get(1).map_or(Ty::Text, type_of),
+            Func::Coalesce => args.first().map_or(Ty::Text, type_of),
+            Func::Concat | Func::Lower | Func::Upper => Ty::Text,
+            Func::Round | Func::DaysBetween | Func::Len => Ty::Number,
+            Func::Date => Ty::Date,
+        },
+    }
+}
+
+fn want(e: &Expr, ty: Ty, context: &str) -> Result<(), String> {
+    let got = type_of(e);
+    if got == ty {
+        Ok(())
+    } else {
+        Err(format!(
+            "{context} takes a {}, not a {}",
+            ty.name(),
+            got.name()
+        ))
+    }
+}
+
+fn binary(op: &'static str, l: Expr, r: Expr) -> Result<Expr, String> {
+    let (lt, rt) = (type_of(&l), type_of(&r));
+    let ty = match op {
+        "and" | "or" => {
+            want(&l, Ty::Bool, &format!("`{op}`"))?;
+            want(&r, Ty::Bool, &format!("`{op}`"))?;
+            Ty::Bool
+        }
+        "+" | "-" | "*" | "/" => {
+            want(&l, Ty::Number, &format!("`{op}`"))?;
+            want(&r, Ty::Number, &format!("`{op}`"))?;
+            Ty::Number
+        }
+        "&" => Ty::Text,
+        _ => {
+            if lt != rt {
+                return Err(format!(
+                    "`{op}` compares values of one type, not a {} with a {}",
+                    lt.name(),
+                    rt.name()
+                ));
+            }
+            if lt == Ty::Bool && !matches!(op, "=" | "!=") {
+                return Err(format!("booleans compare with = and != only, not `{op}`"));
+            }
+            Ty::Bool
+        }
+    };
+    Ok(Expr::Binary(op, Box::new(l), Box::new(r), ty))
+}
+
+fn call(f: Func, name: &str, args: Vec<Expr>) -> Result<Expr, String> {
+    let arity = |n: usize| {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(format!(
+                "`{name}` takes {n} argument(s), not {}",
+                args.len()
+            ))
+        }
+    };
+    let ctx = format!("`{name}`");
+    match f {
+        Func::If => {
+            arity(3)?;
+            want(&args[0], Ty::Bool, "the condition of `if`")?;
+            let (a, b) = (type_of(&args[1]), type_of(&args[2]));
+            if a != b {
+                return Err(format!(
+                    "the branches of `if` must have one type, not {} and {}",
+                    a.name(),
+                    b.name()
+                ));
+            }
+        }
+        Func::Coalesce => {
+            if args.is_empty() {
+                return Err("`coalesce` takes at least one argument".into());
+            }
+            let first = type_of(&args[0]);
+            if args.iter().any(|a| type_of(a) != first) {
+                return Err("the arguments of `coalesce` must have one type".into());
+            }
+        }
+        Func::Concat => {
+            if args.is_empty() {
+                return Err("`concat` takes at least one argument".into());
+            }
+        }
+        Func::Round => {
+            arity(2)?;
+            want(&args[0], Ty::Number, &ctx)?;
+            want(&args[1], Ty::Number, &ctx)?;
+        }
+        Func::DaysBetween => {
+            arity(2)?;
+            for a in &args {
+                if !matches!(type_of(a), Ty::Date | Ty::Datetime) {
+                    return Err(format!(
+                        "`days_between` takes dates or date-times, not a {}",
+                        type_of(a).name()
+                    ));
+                }
+            }
+        }
+        Func::Len | Func::Lower | Func::Upper | Func::Date => {
+            arity(1)?;
+            want(&args[0], Ty::Text, &ctx)?;
+        }
+    }
+    Ok(Expr::Call(f, args))
+}
+
+/// A value during evaluation.
+#[derive(Debug, Clone, PartialEq)]
+enum V {
+    Num(f64),
+    Text(String),
+    Bool(bool),
+    Date(NaiveDate),
+    Datetime(DateTime<Utc>),
+}
+
+impl V {
+    fn num(&self) -> Option<f64> {
+        match self {
+            V::Num(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            V::Num(n) => match number(*n) {
+                Some(v) => v.to_string(),
+                None => String::new(),
+            },
+            V::Text(t) => t.clone(),
+            V::Bool(b) => b.to_string(),
+            V::Date(d) => d.format("%Y-%m-%d").to_string(),
+            V::Datetime(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+        }
+    }
+
+    fn date(&self) -> Option<NaiveDate> {
+        match self {
+            V::Date(d) => Some(*d),
+            V::Datetime(t) => Some(t.date_naive()),
+            _ => None,
+        }
+    }
+}
+
+fn read(value: Option<&Value>, ty: Ty, money: bool) -> Option<V> {
+    let value = value?;
+    let value = if money {
+        value.get("amount_minor")?
+    } else {
+        value
+    };
+    Some(match ty {
+        Ty::Number => V::Num(value.as_f64()?),
+        Ty::Text => V::Text(value.as_str()?.to_owned()),
+        Ty::Bool => V::Bool(value.as_bool()?),
+        Ty::Date => V::Date(NaiveDate::parse_from_str(value.as_str()?, "%Y-%m-%d").ok()?),
+        Ty::Datetime => V::Datetime(
+            DateTime::parse_from_rfc3339(value.as_str()?)
+                .ok()?
+                .with_timezone(&Utc),
+        ),
+    })
+}
+
+fn eval(e: &Expr, fields: &Map<String, Value>, custom: &Map<String, Value>) -> Option<V> {
+    let ev = |e: &Expr| eval(e, fields, custom);
+    match e {
+        Expr::Num(n) => Some(V::Num(*n)),
+        Expr::Str(s) => Some(V::Text(s.clone())),
+        Expr::Bool(b) => Some(V::Bool(*b)),
+        Expr::Field(Field::Column(name), ty) => read(fields.get(*name), *ty, false),
+        Expr::Field(Field::Custom { key, money }, ty) => read(custom.get(key), *ty, *money),
+        Expr::Neg(e) => Some(V::Num(-ev(e)?.num()?)),
+        Expr::Not(e) => match ev(e)? {
+            V::Bool(b) => Some(V::Bool(!b)),
+            _ => None,
+        },
+        Expr::Binary(op, l, r, _) => {
+            let (l, r) = (ev(l)?, ev(r)?);
+            Some(match *op {
+                "&" => V::Text(l.text() + &r.text()),
+                "and" | "or" => match (l, r) {
+                    (V::Bool(a), V::Bool(b)) => V::Bool(if *op == "and" { a && b } else { a || b }),
+                    _ => return None,
+                },
+                "+" | "-" | "*" | "/" => {
+                    let (a, b) = (l.num()?, r.num()?);
+                    let n = match *op {
+                        "+" => a + b,
+                        "-" => a - b,
+                        "*" => a * b,
+                        _ if b == 0.0 => return None,
+                        _ => a / b,
+                    };
+                    if !n.is_finite() {
+                        return None;
+                    }
+                    V::Num(n)
+                }
+                cmp => {
+                    let ord = match (&l, &r) {
+                        (V::Num(a), V::Num(b)) => a.partial_cmp(b)?,
+                        (V::Text(a), V::Text(b)) => a.cmp(b),
+                        (V::Bool(a), V::Bool(b)) => a.cmp(b),
+                        (V::Date(a), V::Date(b)) => a.cmp(b),
+                        (V::Datetime(a), V::Datetime(b)) => a.cmp(b),
+                        _ => return None,
+                    };
+                    use std::cmp::Ordering::*;
+                    V::Bool(match cmp {
+                        "=" => ord == Equal,
+                        "!=" => ord != Equal,
+                        "<" => ord == Less,
+                        "<=" => ord != Greater,
+                        ">" => ord == Greater,
+                        _ => ord != Less,
+                    })
+                }
+            })
+        }
+        Expr::Call(f, args) => match f {
+            Func::If => match ev(&args[0])? {
+                V::Bool(true) => ev(&args[1]),
+                V::Bool(false) => ev(&args[2]),
+                _ => None,
+            },
+            Func::Coalesce => args.iter().find_map(ev),
+            Func::Concat => {
+                let mut out = String::new();
+                for a in args {
+                    out.push_str(&ev(a)?.text());
+                }
+                Some(V::Text(out))
+            }
+            Func::Round => {
+                let (x, digits) = (ev(&args[0])?.num()?, ev(&args[1])?.num()?);
+                let digits = digits.clamp(-15.0, 15.0).trunc() as i32;
+                let scale = 10f64.powi(digits);
+                let n = (x * scale).round() / scale;
+                n.is_finite().then_some(V::Num(n))
+            }
+            Func::DaysBetween => {
+                let (a, b) = (ev(&args[0])?.date()?, ev(&args[1])?.date()?);
+                Some(V::Num((b - a).num_days() as f64))
+            }
+            Func::Len => match ev(&args[0])? {
+                V::Text(t) => Some(V::Num(t.chars().count() as f64)),
+                _ => None,
+            },
+            Func::Lower => Some(V::Text(ev(&args[0])?.text().to_lowercase())),
+            Func::Upper => Some(V::Text(ev(&args[0])?.text().to_uppercase())),
+            Func::Date => NaiveDate::parse_from_str(&ev(&args[0])?.text(), "%Y-%m-%d")
+                .ok()
+                .map(V::Date),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const COLUMNS: &[Column] = &[
+        Column::of::<String>("name"),
+        Column::of::<Option<i64>>("amount_minor"),
+        Column::of::<Option<NaiveDate>>("expected_close_date"),
+    ];
+
+    fn run(src: &str, fields: Value) -> Result<Option<Value>, String> {
+        let schema = Schema {
+            columns: COLUMNS,
+            defs: &[],
+        };
+        let f = parse(src, &schema)?;
+        let fields = fields.as_object().cloned().unwrap_or_default();
+        Ok(f.eval(&fields, &Map::new()))
+    }
+
+    #[test]
+    fn arithmetic_text_dates_and_conditionals() {
+        let rec =
+            json!({"name": "Acme", "amount_minor": 1000, "expected_close_date": "2026-03-01"});
+        assert_eq!(
+            run("amount_minor * 2 + 1", rec.clone()),
+            Ok(Some(json!(2001)))
+        );
+        assert_eq!(
+            run("amount_minor / 3", rec.clone()),
+            Ok(Some(json!(1000.0 / 3.0)))
+        );
+        assert_eq!(
+            run("round(amount_minor / 3, 1)", rec.clone()),
+            Ok(Some(json!(333.3)))
+        );
+        assert_eq!(
+            run("name & ' #' & 7", rec.clone()),
+            Ok(Some(json!("Acme #7")))
+        );
+        assert_eq!(
+            run("concat(upper(name), len(name))", rec.clone()),
+            Ok(Some(json!("ACME4")))
+        );
+        assert_eq!(
+            run(
+                "days_between(date(\"2026-02-01\"), expected_close_date)",
+                rec.clone()
+            ),
+            Ok(Some(json!(28)))
+        );
+        assert!(
+            run(
+                "days_between('2026-02-01', expected_close_date)",
+                rec.clone()
+            )
+            .unwrap_err()
+            .contains("dates")
+        );
+        assert_eq!(
+            run(
+                "if(amount_minor >= 1000 and not (name = 'x'), 'big', 'small')",
+                rec.clone()
+            ),
+            Ok(Some(json!("big")))
+        );
+        assert_eq!(run("-amount_minor", rec.clone()), Ok(Some(json!(-1000))));
+        assert_eq!(run("1 - 2 - 3", rec.clone()), Ok(Some(json!(-4))));
+        assert_eq!(run("2 * 3 + 4 * 5", rec), Ok(Some(json!(26))));
+    }
+
+    #[test]
+    fn nulls_propagate_and_division_by_zero_is_empty() {
+        let rec = json!({"name": "Acme"});
+        assert_eq!(run("amount_minor + 1", rec.clone()), Ok(None));
+        assert_eq!(
+            run("coalesce(amount_minor, 0) + 1", rec.clone()),
+            Ok(Some(json!(1)))
+        );
+        assert_eq!(run("10 / 0", rec.clone()), Ok(None));
+        assert_eq!(run("name & amount_minor", rec), Ok(None));
+    }
+
+    #[test]
+    fn type_and_syntax_errors() {
+        let rec = json!({});
+        for (src, says) in [
+            ("name + 1", "`+` takes a number, not a text"),
+            ("nope * 2", "`nope` is not a field"),
+            ("if(1, 2, 3)", "condition of `if`"),
+            ("if(true, 2, 'x')", "branches of `if`"),
+            ("frob(1)", "unknown function `frob`"),
+            ("(1 + 2", "expected `)`"),
+            ("1 2", "unexpected number 2"),
+            ("'open", "not closed"),
+            ("name < 3", "compares values of one type"),
+            ("1 $ 2", "unexpected character"),
+        ] {
+            let err = run(src, rec.clone()).unwrap_err();
+            assert!(err.contains(says), "{src}: {err}");
+        }
+        assert!(
+            run(&"1+".repeat(1500), rec)
+                .unwrap_err()
+                .contains("at most")
+        );
+    }
+}
