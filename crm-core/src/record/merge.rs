@@ -271,6 +271,16 @@ impl<E: Entity> Records<'_, E> {
                 })
                 .collect();
             events::append_many(&mut tx.conn(), self.ctx(), kind.name(), entries, at).await?;
+            // Roll-ups over the re-pointed kind: `from` lost these records, `to` gained them.
+            if kind_column.is_none() {
+                crate::custom_fields::refresh_for(tx, self.tenant, kind, || {
+                    Ok([from, to]
+                        .into_iter()
+                        .map(|id| Map::from_iter([(column.to_owned(), json!(id))]))
+                        .collect())
+                })
+                .await?;
+            }
         }
         Ok(())
     }

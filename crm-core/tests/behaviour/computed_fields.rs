@@ -699,7 +699,61 @@ async fn erasure_refreshes_rollups(crm: crm_core::Crm) {
     );
 }
 
+/// A merge re-points the absorbed account's opportunities set-based, outside the write path:
+/// the roll-ups of both accounts still follow, in the merge's transaction.
+async fn merges_refresh_rollups(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    admin
+        .custom_fields()
+        .define(
+            EntityKind::Account,
+            rollup(
+                "open_total",
+                T::Number,
+                RollupFunction::Sum,
+                Some("amount_minor"),
+                Some(open()),
+            ),
+        )
+        .await
+        .unwrap();
+    let keep = admin.account("Globex").await;
+    let dup = admin.account("Globex Inc").await;
+    deal(&admin, "K", Some(json!(keep.id)), 100).await;
+    deal(&admin, "D1", Some(json!(dup.id)), 20).await;
+    deal(&admin, "D2", Some(json!(dup.id)), 3).await;
+    assert_eq!(
+        cf(
+            &admin.accounts().get(dup.id).await.unwrap().custom_fields,
+            "open_total"
+        ),
+        json!(23)
+    );
+
+    let merged = admin
+        .accounts()
+        .merge(
+            keep.id,
+            crm_core::Merge {
+                absorb: vec![dup.id.uuid()],
+                fields: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cf(&merged.custom_fields, "open_total"), json!(123));
+    // The absorbed account, in the trash, keeps nothing.
+    let gone = admin
+        .accounts()
+        .get_including_deleted(dup.id)
+        .await
+        .unwrap();
+    assert_eq!(cf(&gone.custom_fields, "open_total"), json!(0));
+}
+
 crate::on_both_backends!(
+    merges_refresh_rollups,
     erasure_refreshes_rollups,
     formulas_follow_the_record,
     rollups_follow_every_write,
