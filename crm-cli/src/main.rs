@@ -6,7 +6,8 @@
 //! Layout: `main.rs` (commands and dispatch), `connect.rs` (database and organization lookup),
 //! `entity.rs` (which entities the data commands take, and their CSV columns), `org.rs`,
 //! `user.rs`, `api_key.rs`, `http.rs` (serve, token, openapi), `seed.rs`, `import.rs`,
-//! `export.rs`, `purge.rs`, `sweep.rs`, `jobs.rs` (worker and job queue).
+//! `export.rs`, `purge.rs`, `sweep.rs`, `rebuild.rs` (duplicate-match keys), `jobs.rs` (worker
+//! and job queue).
 #![forbid(unsafe_code)]
 
 mod api_key;
@@ -18,6 +19,7 @@ mod import;
 mod jobs;
 mod org;
 mod purge;
+mod rebuild;
 mod seed;
 mod sweep;
 mod user;
@@ -104,6 +106,9 @@ enum Command {
     /// Delete expired Idempotency-Key records and refresh tokens (run it daily), and change-feed
     /// commits past `--keep-changes-days`.
     Sweep(sweep::SweepArgs),
+    /// Compute the duplicate-match keys of records written before the database kept them (run
+    /// once after upgrading to migration 0014).
+    RebuildMatchKeys(rebuild::RebuildArgs),
     /// Run background jobs (the daily maintenance, retries) until SIGINT/SIGTERM; `crm serve`
     /// runs one in process unless --no-worker.
     Worker(jobs::WorkerArgs),
@@ -226,6 +231,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(&crm, args).await?,
         Command::Purge(args) => purge::run(&crm, args, out).await?,
         Command::Sweep(args) => sweep::run(&crm, args, out).await?,
+        Command::RebuildMatchKeys(args) => rebuild::run(&crm, args, out).await?,
         Command::Worker(args) => return jobs::worker(crm, args).await,
         Command::Jobs(cmd) => jobs::run(&crm, cmd, out).await?,
     };

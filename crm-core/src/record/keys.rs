@@ -105,7 +105,10 @@ pub(crate) fn keys_of<E: Entity>(
     values: &Map<String, Value>,
     custom: &Map<String, Value>,
 ) -> Keys {
-    let mut keys = Keys::default();
+    let mut keys = Keys {
+        unique: Vec::new(),
+        matches: matches_of::<E>(values),
+    };
     for def in defs.unique() {
         if let Some(v) = custom
             .get(&def.key)
@@ -114,6 +117,12 @@ pub(crate) fn keys_of<E: Entity>(
             keys.unique.push((def.key.clone(), v));
         }
     }
+    keys
+}
+
+/// The duplicate-match keys of a record of `E` with `values` (its columns as JSON).
+pub(crate) fn matches_of<E: Entity>(values: &Map<String, Value>) -> Vec<(MatchRule, String)> {
+    let mut matches = Vec::new();
     for m in E::MATCH_ON {
         let text: Vec<&str> = m
             .columns
@@ -127,12 +136,12 @@ pub(crate) fn keys_of<E: Entity>(
             MatchRule::Name => normalize_name(&text, m.company),
         };
         if let Some(key) = key
-            && !keys.matches.contains(&(m.rule, key.clone()))
+            && !matches.contains(&(m.rule, key.clone()))
         {
-            keys.matches.push((m.rule, key));
+            matches.push((m.rule, key));
         }
     }
-    keys
+    matches
 }
 
 /// Whether a custom field of `field_type` may be unique.
@@ -324,6 +333,16 @@ pub(crate) async fn replace(
         insert_matches(conn, org, entity, &record).await?;
     }
     Ok(())
+}
+
+/// Forgets the match keys of records `ids` (a rebuild).
+pub(crate) async fn forget_matches(
+    conn: &mut Conn<'_>,
+    org: OrganizationId,
+    entity: &'static str,
+    ids: &[Uuid],
+) -> Result<()> {
+    delete(conn, "record_match_keys", org, entity, ids).await
 }
 
 /// Forgets every key of records `ids` (purge, erasure, merge).

@@ -33,6 +33,7 @@ mod merge;
 mod ownership;
 mod page;
 mod query;
+mod rebuild_keys;
 mod redirect;
 mod row;
 mod service;
