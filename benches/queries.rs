@@ -40,23 +40,68 @@ use uuid::Uuid;
 /// Rows per list page; the deep cursor sits at page `DEEP_PAGE`.
 const PAGE: u32 = 10;
 
+/// The columns the library reads a contact by, in its decoding order (`Fields::SELECT`).
+macro_rules! contact_columns {
+    () => {
+        "id, organization_id, created_at, updated_at, created_by, updated_by, version, is_deleted, deleted_at, deleted_by, custom_fields, first_name, last_name, email, phone, mobile, title, account_id, owner_id"
+    };
+}
+
 // The statements the library sends for contacts (see `crm-core/src/record/{service,list}.rs`),
 // written out by hand for the raw side. The PostgreSQL setup checks that they are byte for byte
 // what the library sent.
-const GET: &str =
-    "select * from contacts where organization_id = $1 and id = $2 and not is_deleted";
-const LIST: &str =
-    "select * from contacts where organization_id = $1 and not is_deleted order by id asc limit $2";
-const LIST_AFTER: &str = "select * from contacts where organization_id = $1 and not is_deleted and id > $2 order by id asc limit $3";
-const BY_LAST_NAME: &str = "select * from contacts where organization_id = $1 and not is_deleted and last_name = $2 order by id asc limit $3";
-const BY_TIER_PG: &str = "select * from contacts where organization_id = $1 and not is_deleted and custom_fields @> $2 order by id asc limit $3";
-const BY_TIER_SQLITE: &str = "select * from contacts where organization_id = $1 and not is_deleted and custom_fields->>'tier' = $2 order by id asc limit $3";
-const SEARCH: &str = "select * from contacts where organization_id = $1 and not is_deleted and lower(last_name) like $2 escape '\\' order by id asc limit $3";
-const INSERT: &str = "insert into contacts (organization_id, id, created_at, updated_at, created_by, updated_by, version, is_deleted, custom_fields, first_name, last_name, email, phone, mobile, title, account_id, owner_id) values ($1, $2, $3, $4, $5, $6, 1, false, $7, $8, $9, $10, $11, $12, $13, $14, $15) returning *";
-const LOCK_PG: &str =
-    "select * from contacts where organization_id = $1 and id = $2 and not is_deleted for update";
-const SET_TITLE: &str = "update contacts set version = version + 1, updated_at = $1, updated_by = $2, title = $3 where organization_id = $4 and id = $5 and version = $6 returning *";
-const SET_DELETED: &str = "update contacts set version = version + 1, updated_at = $1, updated_by = $2, is_deleted = $3, deleted_at = $4, deleted_by = $5 where organization_id = $6 and id = $7 and version = $8 returning *";
+const GET: &str = concat!(
+    "select ",
+    contact_columns!(),
+    " from contacts where organization_id = $1 and id = $2 and not is_deleted"
+);
+const LIST: &str = concat!(
+    "select ",
+    contact_columns!(),
+    " from contacts where organization_id = $1 and not is_deleted order by id asc limit $2"
+);
+const LIST_AFTER: &str = concat!(
+    "select ",
+    contact_columns!(),
+    " from contacts where organization_id = $1 and not is_deleted and id > $2 order by id asc limit $3"
+);
+const BY_LAST_NAME: &str = concat!(
+    "select ",
+    contact_columns!(),
+    " from contacts where organization_id = $1 and not is_deleted and last_name = $2 order by id asc limit $3"
+);
+const BY_TIER_PG: &str = concat!(
+    "select ",
+    contact_columns!(),
+    " from contacts where organization_id = $1 and not is_deleted and custom_fields @> $2 order by id asc limit $3"
+);
+const BY_TIER_SQLITE: &str = concat!(
+    "select ",
+    contact_columns!(),
+    " from contacts where organization_id = $1 and not is_deleted and custom_fields->>'tier' = $2 order by id asc limit $3"
+);
+const SEARCH: &str = concat!(
+    "select ",
+    contact_columns!(),
+    " from contacts where organization_id = $1 and not is_deleted and lower(last_name) like $2 escape '\\' order by id asc limit $3"
+);
+const INSERT: &str = concat!(
+    "insert into contacts (organization_id, id, created_at, updated_at, created_by, updated_by, version, is_deleted, custom_fields, first_name, last_name, email, phone, mobile, title, account_id, owner_id) values ($1, $2, $3, $4, $5, $6, 1, false, $7, $8, $9, $10, $11, $12, $13, $14, $15) returning ",
+    contact_columns!()
+);
+const LOCK_PG: &str = concat!(
+    "select ",
+    contact_columns!(),
+    " from contacts where organization_id = $1 and id = $2 and not is_deleted for update"
+);
+const SET_TITLE: &str = concat!(
+    "update contacts set version = version + 1, updated_at = $1, updated_by = $2, title = $3 where organization_id = $4 and id = $5 and version = $6 returning ",
+    contact_columns!()
+);
+const SET_DELETED: &str = concat!(
+    "update contacts set version = version + 1, updated_at = $1, updated_by = $2, is_deleted = $3, deleted_at = $4, deleted_by = $5 where organization_id = $6 and id = $7 and version = $8 returning ",
+    contact_columns!()
+);
 const EVENT: &str = "insert into events (organization_id, id, entity, record_id, action, actor_kind, actor_id, changes, occurred_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// Every column of `contacts`, decoded as the library's `Record<Contact>` decodes them.
