@@ -142,9 +142,14 @@ impl<E: Entity> Records<'_, E> {
     ) -> Result<Record<E>> {
         check_links(&mut tx.conn(), self.org(), &change.links).await?;
         // Unique values and match keys follow the columns and custom fields they come from.
-        let rekey = change.sets.iter().any(|(column, _)| {
-            *column == "custom_fields" || E::MATCH_ON.iter().any(|m| m.columns.contains(column))
-        });
+        let matched = change
+            .sets
+            .iter()
+            .any(|(column, _)| E::MATCH_ON.iter().any(|m| m.columns.contains(column)));
+        let custom = change
+            .sets
+            .iter()
+            .any(|(column, _)| *column == "custom_fields");
         let mut q = Sql::new("update ");
         q.push(E::TABLE)
             .push(" set version = version + 1, updated_at = ")
@@ -165,8 +170,12 @@ impl<E: Entity> Records<'_, E> {
                     expected: current.version,
                     actual: current.version + 1,
                 })?;
-        if rekey {
-            let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+        let defs = match matched || custom {
+            true => Some(custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?),
+            false => None,
+        };
+        // A custom-field change moves keys only where some field is unique.
+        if let Some(defs) = defs.filter(|d| matched || d.unique().next().is_some()) {
             let key = |r: &Record<E>| -> Result<_> {
                 Ok(keys::keys_of::<E>(
                     &defs,
