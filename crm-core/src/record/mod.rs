@@ -16,8 +16,10 @@
 //! `row` ([`Record`]: the common columns), `values` (a record as column values), `query` (the
 //! list vocabulary), `compile` (a list as SQL), `cursor` (keyset cursors), `page` ([`Page`]),
 //! `service` ([`Records`] and its reads), `create`, `update` (patches, verbs' changes and the one
-//! write path), `trash` (soft delete, restore, purge), `ownership` (what owning a record permits), `erasure`, `keys` (unique custom field values
-//! and duplicate match keys), `merge` (merging duplicates), `redirect` (merged ids).
+//! write path), `trash` (soft delete, restore, purge), `ownership` (what owning a record
+//! permits), `erasure`, `history` (field history and `as_of`), `keys` (unique custom field
+//! values and duplicate match keys), `rebuild_keys` (match keys of records older than them),
+//! `merge` (merging duplicates), `redirect` (merged ids).
 
 mod checks;
 mod compile;
