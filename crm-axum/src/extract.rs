@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use crm_core::FieldError;
+use crm_core::record::WriteJson;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -36,17 +37,36 @@ const ANSWER_CAPACITY: usize = 4096;
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         let mut body = Vec::with_capacity(ANSWER_CAPACITY);
-        match serde_json::to_writer(&mut body, &self.0) {
-            Ok(()) => (
-                [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-                body,
-            )
-                .into_response(),
-            Err(e) => ApiError::Core(crm_core::Error::Internal(format!(
-                "the answer did not serialize: {e}"
-            )))
+        let written = serde_json::to_writer(&mut body, &self.0);
+        json_answer(written, body)
+    }
+}
+
+/// Records, one or a page of them, as a JSON answer: the bytes [`Json`] answers, written by
+/// [`WriteJson`] into a buffer sized for them (docs/benchmarks.md, "Writing records as JSON").
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordsJson<T>(pub T);
+
+impl<T: WriteJson> IntoResponse for RecordsJson<T> {
+    fn into_response(self) -> Response {
+        let mut body = Vec::with_capacity(self.0.json_size_hint().max(ANSWER_CAPACITY));
+        let written = self.0.write_json(&mut body);
+        json_answer(written, body)
+    }
+}
+
+/// `body` answered as JSON once written, or a 500 if it could not be.
+fn json_answer(written: serde_json::Result<()>, body: Vec<u8>) -> Response {
+    match written {
+        Ok(()) => (
+            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body,
+        )
             .into_response(),
-        }
+        Err(e) => ApiError::Core(crm_core::Error::Internal(format!(
+            "the answer did not serialize: {e}"
+        )))
+        .into_response(),
     }
 }
 

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::auth::{KeyScopes, Tenant, may_read};
 use crate::error::{ApiError, ApiResult, relocate};
-use crate::extract::{self, Json, JsonBody, Path};
+use crate::extract::{self, Json, JsonBody, Path, RecordsJson};
 use crate::idempotency;
 use crate::state::ApiState;
 
@@ -72,7 +72,7 @@ pub(crate) fn record_ok<E: Entity>(record: crm_core::Result<Record<E>>) -> ApiRe
 
 /// A record as answered: JSON with its version as `ETag`.
 fn record_response<E: Entity>(status: StatusCode, record: &Record<E>) -> ApiResult<Response> {
-    let mut res = (status, Json(record)).into_response();
+    let mut res = (status, RecordsJson(record)).into_response();
     res.headers_mut().insert(ETAG, etag(record.version));
     Ok(res)
 }
@@ -235,7 +235,7 @@ async fn list<E: Resource>(
     tenant: Tenant,
     scopes: Option<Extension<KeyScopes>>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<crm_core::Page<Record<E>>>> {
+) -> ApiResult<RecordsJson<crm_core::Page<Record<E>>>> {
     let q = list_query::<E>(raw.as_deref())?;
     listed::<E>(&tenant, scopes, &q).await
 }
@@ -245,12 +245,12 @@ async fn listed<E: Resource>(
     tenant: &Tenant,
     scopes: Option<Extension<KeyScopes>>,
     q: &ListQuery,
-) -> ApiResult<Json<crm_core::Page<Record<E>>>> {
+) -> ApiResult<RecordsJson<crm_core::Page<Record<E>>>> {
     // Users read every kind; only a key's scopes depend on where the query leads.
     if let Some(scopes) = scopes.as_deref() {
         may_read(scopes, &q.linked_kinds(E::KIND))?;
     }
-    Ok(Json(tenant.records::<E>().list(q).await?))
+    Ok(RecordsJson(tenant.records::<E>().list(q).await?))
 }
 
 /// The body of `POST …/search`: flat conditions that must all hold and/or a condition tree
@@ -284,7 +284,7 @@ async fn search<E: Resource>(
     tenant: Tenant,
     scopes: Option<Extension<KeyScopes>>,
     Json(req): Json<SearchRequest>,
-) -> ApiResult<Json<crm_core::Page<Record<E>>>> {
+) -> ApiResult<RecordsJson<crm_core::Page<Record<E>>>> {
     let q = ListQuery {
         filters: req.filters,
         condition: req.condition,

@@ -12,7 +12,7 @@ use crate::context::TenantContext;
 use crate::entities::EntityKind;
 use crate::error::Result;
 use crate::events::Action;
-use crate::record::DecodeFields;
+use crate::record::{DecodeFields, WriteFields};
 use crate::storage::{Conn, Tx};
 use crate::tenant::Tenant;
 use crate::users::UserId;
@@ -26,6 +26,7 @@ use crate::validation::Validator;
 pub trait Entity:
     Fields
     + DecodeFields
+    + WriteFields
     + Send
     + Unpin
     + Serialize

@@ -550,6 +550,26 @@ macro_rules! record_type {
             }
         }
 
+        impl $crate::record::WriteFields for $name {
+            fn write_fields(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+                $(
+                    $crate::record::write_entry(
+                        out,
+                        concat!(",\"", stringify!($field), "\":"),
+                        &self.$field,
+                    )?;
+                )*
+                $($(
+                    $crate::record::write_entry(
+                        out,
+                        concat!(",\"", stringify!($rfield), "\":"),
+                        &self.$rfield,
+                    )?;
+                )*)?
+                Ok(())
+            }
+        }
+
         impl<'r, R: sqlx::Row> $crate::record::DecodeAt<'r, R> for $name
         where
             usize: sqlx::ColumnIndex<R>,
@@ -560,12 +580,12 @@ macro_rules! record_type {
             fn decode_at(row: &'r R, mut at: usize) -> Result<Self, sqlx::Error> {
                 Ok(Self {
                     $($field: {
-                        let v = row.try_get(at)?;
+                        let v = $crate::record::decode_column(row, at)?;
                         at += 1;
                         v
                     },)*
                     $($($rfield: {
-                        let v = row.try_get(at)?;
+                        let v = $crate::record::decode_column(row, at)?;
                         at += 1;
                         v
                     },)*)?

@@ -13,7 +13,7 @@
 //! Files: `entity` (the [`Entity`] trait and the write hook's context), `fields` (column
 //! metadata and [`record_type!`](crate::record_type)), `checks` (the declared column constraints,
 //! checked on every write), `link` (links between records, and checking that they resolve),
-//! `row` ([`Record`]: the common columns), `values` (a record as column values), `query` (the
+//! `row` ([`Record`]: the common columns), `json` ([`WriteJson`]: records written as JSON), `values` (a record as column values), `query` (the
 //! list vocabulary), `compile` (a list as SQL), `cursor` (keyset cursors), `page` ([`Page`]),
 //! `service` ([`Records`] and its reads), `create`, `update` (patches, verbs' changes and the one
 //! write path), `trash` (soft delete, restore, purge), `ownership` (what owning a record
@@ -29,6 +29,7 @@ mod entity;
 mod erasure;
 mod fields;
 mod history;
+mod json;
 mod keys;
 mod link;
 mod merge;
@@ -51,6 +52,7 @@ pub use fields::{
     Column, Described, FieldType, FieldValue, Fields, Format, Kind, present, snake_case,
 };
 pub use history::{FieldChange, MAX_HISTORY_PAGE};
+pub use json::{WriteFields, WriteJson, write_entry};
 pub use keys::{Duplicate, DuplicatePolicy, MatchOn, MatchRule};
 pub(crate) use keys::{backfill_unique, drop_unique, may_be_unique};
 pub use link::Referable;
@@ -60,6 +62,6 @@ pub use query::{
     Condition, DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_DEPTH, MAX_FILTERS,
     MAX_HOPS, MAX_IN_VALUES, MAX_LIMIT, Op, Related, Sort,
 };
-pub use row::{COMMON_FIELDS, DecodeAt, DecodeFields, Record};
+pub use row::{COMMON_FIELDS, DecodeAt, DecodeFields, Record, decode_column};
 pub use service::Records;
 pub use trash::PurgeReport;

@@ -72,6 +72,31 @@ pub trait DecodeAt<'r, R>: Sized {
     fn decode_at(row: &'r R, at: usize) -> Result<Self, sqlx::Error>;
 }
 
+/// Column `at` of `row`, decoded as `T`: for [`Record`]'s columns and [`DecodeAt`]'s.
+///
+/// Builds with debug assertions (the tests) check the column's type against `T` first, as
+/// `Row::try_get` does; release builds decode without that check (`try_get_unchecked`). The
+/// columns come from [`Fields::SELECT`](crate::record::Fields::SELECT), in an order a unit test
+/// holds to the decoding order, and every entity's rows are decoded on both backends by the
+/// test suite; the check built a list of candidate types per text column per row, a few percent
+/// of the server's CPU on a list page (docs/benchmarks.md, "Decoding without the type check").
+/// A mismatch still fails in release where the bytes cannot be decoded (a uuid's length, a
+/// timestamp's, UTF-8), only without the type names in the error.
+#[doc(hidden)]
+#[inline]
+pub fn decode_column<'r, R, T>(row: &'r R, at: usize) -> Result<T, sqlx::Error>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    if cfg!(debug_assertions) {
+        row.try_get(at)
+    } else {
+        row.try_get_unchecked(at)
+    }
+}
+
 /// Fields that decode by position from the rows of every compiled-in backend.
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 #[doc(hidden)]
@@ -117,18 +142,18 @@ where
     sqlx::types::Json<Map<String, Value>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
-        let custom: sqlx::types::Json<Map<String, Value>> = row.try_get(10)?;
+        let custom: sqlx::types::Json<Map<String, Value>> = decode_column(row, 10)?;
         Ok(Self {
-            id: row.try_get(0)?,
-            organization_id: row.try_get(1)?,
-            created_at: row.try_get(2)?,
-            updated_at: row.try_get(3)?,
-            created_by: row.try_get(4)?,
-            updated_by: row.try_get(5)?,
-            version: row.try_get(6)?,
-            is_deleted: row.try_get(7)?,
-            deleted_at: row.try_get(8)?,
-            deleted_by: row.try_get(9)?,
+            id: decode_column(row, 0)?,
+            organization_id: decode_column(row, 1)?,
+            created_at: decode_column(row, 2)?,
+            updated_at: decode_column(row, 3)?,
+            created_by: decode_column(row, 4)?,
+            updated_by: decode_column(row, 5)?,
+            version: decode_column(row, 6)?,
+            is_deleted: decode_column(row, 7)?,
+            deleted_at: decode_column(row, 8)?,
+            deleted_by: decode_column(row, 9)?,
             custom_fields: custom.0,
             fields: E::decode_at(row, 11)?,
         })
