@@ -1,11 +1,12 @@
 //! `Idempotency-Key` on creates (IETF httpapi idempotency-key draft).
 //!
 //! The first request with a key runs and its response (2xx or 4xx) is stored; a repeat with the
-//! same method, path and body gets that response again (with `Idempotent-Replayed: true`), a
-//! repeat with a different request 422, a repeat while the first still runs 409, a repeat after
-//! the record it wrote was erased 410. A 5xx is not stored, so the client may retry. Keys belong
-//! to the caller (the user or API key): another caller's same key is another request. They
-//! expire after [`crate::AuthConfig::idempotency_ttl`]; `crm sweep` deletes expired ones.
+//! same method, path, body and `?duplicates=` policy gets that response again, its headers
+//! (`ETag`, `Location`, `Crm-Duplicates`) included, with `Idempotent-Replayed: true`; a repeat
+//! with a different request 422, a repeat while the first still runs 409, a repeat after the
+//! record it wrote was erased 410. A 5xx is not stored, so the client may retry. Keys belong to
+//! the caller (the user or API key): another caller's same key is another request. They expire
+//! after [`crate::AuthConfig::idempotency_ttl`]; `crm sweep` deletes expired ones.
 
 use std::future::Future;
 
@@ -23,8 +24,14 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// Set on replayed responses.
 pub const REPLAYED: &str = "idempotent-replayed";
 
-/// Headers of a response worth replaying.
-const KEPT: [HeaderName; 3] = [header::CONTENT_TYPE, header::ETAG, header::LOCATION];
+/// Headers of a response worth replaying: a replay answers what the first request answered,
+/// its duplicate warnings included.
+const KEPT: [HeaderName; 4] = [
+    header::CONTENT_TYPE,
+    header::ETAG,
+    header::LOCATION,
+    HeaderName::from_static(crate::routes::records::DUPLICATES_HEADER),
+];
 
 /// Runs `work` at most once per `Idempotency-Key` (or simply runs it without one).
 ///
@@ -128,7 +135,8 @@ fn stored(parts: &axum::http::response::Parts, body: &[u8]) -> StoredResponse {
     }
 }
 
-/// SHA-256 of the path and body: what "the same request" means.
+/// SHA-256 of the path (with the parameters that change what the request does) and body: what
+/// "the same request" means.
 fn fingerprint(path: &str, body: &[u8]) -> String {
     crate::sha256_hex(&[path.as_bytes(), b"\n", body])
 }

@@ -336,7 +336,15 @@ async fn create<E: Resource>(
     // The path as the client sent it (wherever the host mounted us): the fingerprint's scope
     // and the base of `Location`.
     let path = uri.path().trim_end_matches('/').to_owned();
-    idempotency::run(&state, &tenant, &headers, &path, &body, async |t| {
+    // A policy other than the default is part of "the same request": a retry that changes it
+    // is another request (422), not a replay of the first answer. The default keeps the bare
+    // path, the fingerprint of keys stored before the policy existed.
+    let scope = match p.duplicates {
+        crm_core::DuplicatePolicy::Warn => path.clone(),
+        crm_core::DuplicatePolicy::Ignore => format!("{path}?duplicates=ignore"),
+        crm_core::DuplicatePolicy::Reject => format!("{path}?duplicates=reject"),
+    };
+    idempotency::run(&state, &tenant, &headers, &scope, &body, async |t| {
         let new: E::New = input::<E, _>(extract::parse(&body)?)?;
         let created = t.records::<E>().create_with(new, p.duplicates).await?;
         let record = created.record;

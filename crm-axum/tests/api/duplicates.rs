@@ -2,6 +2,7 @@
 //! `Crm-Duplicates` header or per item, refusals as a 409 listing the matches), and unique
 //! custom fields answering 409 `duplicate`.
 
+use axum::http::Method;
 use crm_core::Crm;
 use serde_json::json;
 
@@ -9,6 +10,7 @@ use crate::helpers::TestApp;
 
 crate::on_both_backends!(
     creates_warn_reject_or_ignore_duplicates,
+    idempotent_creates_replay_their_duplicates,
     unique_custom_fields_answer_409,
 );
 
@@ -81,6 +83,58 @@ async fn creates_warn_reject_or_ignore_duplicates(crm: Crm) {
     assert_eq!(item["status"], 409, "{}", res.body);
     assert_eq!(item["error"]["code"], "duplicates");
     assert_eq!(item["error"]["matches"][0]["rule"], "domain");
+}
+
+/// A replay answers what the first request answered, its `Crm-Duplicates` warning included;
+/// the same key with another `?duplicates=` is another request.
+async fn idempotent_creates_replay_their_duplicates(crm: Crm) {
+    let (app, admin) = TestApp::signed_up(crm).await;
+    let t = admin.access.as_str();
+    let ada = json!({ "email": "ada@example.com" });
+    let first = app.create(t, "contacts", ada.clone()).await;
+    let create = |query: &'static str, key: &'static str| {
+        let (app, ada) = (&app, ada.clone());
+        async move {
+            app.send(
+                Method::POST,
+                &format!("/api/v1/contacts{query}"),
+                Some(t),
+                Some(ada),
+                &[("idempotency-key", key)],
+            )
+            .await
+        }
+    };
+
+    let warned = create("", "d1").await.expect(201);
+    assert_eq!(warned.headers["crm-duplicates"], format!("email:{first}"));
+    let replayed = create("", "d1").await.expect(201);
+    assert_eq!(replayed.headers["idempotent-replayed"], "true");
+    assert_eq!(replayed.body["id"], warned.body["id"]);
+    assert_eq!(replayed.headers["crm-duplicates"], format!("email:{first}"));
+    // `?duplicates=warn` is the default spelled out: the same request.
+    let spelled = create("?duplicates=warn", "d1").await.expect(201);
+    assert_eq!(spelled.headers["idempotent-replayed"], "true");
+    create("?duplicates=reject", "d1")
+        .await
+        .problem(422, "idempotency-key-reused");
+    create("?duplicates=ignore", "d1")
+        .await
+        .problem(422, "idempotency-key-reused");
+
+    // A refusal is remembered with its policy; the default policy is another request.
+    let refused = create("?duplicates=reject", "d2")
+        .await
+        .problem(409, "conflict")
+        .code("duplicates");
+    let again = create("?duplicates=reject", "d2")
+        .await
+        .problem(409, "conflict");
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, refused.body);
+    create("", "d2")
+        .await
+        .problem(422, "idempotency-key-reused");
 }
 
 async fn unique_custom_fields_answer_409(crm: Crm) {
