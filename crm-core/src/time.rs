@@ -30,7 +30,7 @@ pub(crate) fn serialize_rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Resul
 
 /// `t` as chrono's RFC 3339 text (`AutoSi` fractions, `Z`), in `buf`; `None` outside the years
 /// 0–9999 or on a leap second.
-fn rfc3339<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; 30]) -> Option<&'b str> {
+pub(crate) fn rfc3339<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; 30]) -> Option<&'b str> {
     fn digits(buf: &mut [u8], mut n: u32) {
         for b in buf.iter_mut().rev() {
             *b = b'0' + (n % 10) as u8;

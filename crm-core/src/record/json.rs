@@ -80,10 +80,20 @@ fn write_optional_uuid(out: &mut Vec<u8>, id: Option<&Uuid>) {
     }
 }
 
-/// A timestamp as [`crate::time::serialize_rfc3339`] writes it.
+/// A timestamp as [`crate::time::serialize_rfc3339`] writes it: its RFC 3339 text (digits,
+/// `-`, `:`, `T`, `.`, `Z`: nothing to escape) quoted, or chrono's way where that text is not
+/// ours to write (leap seconds, years past 9999).
 fn write_time(out: &mut Vec<u8>, t: &DateTime<Utc>) -> serde_json::Result<()> {
-    let mut ser = serde_json::Serializer::new(&mut *out);
-    crate::time::serialize_rfc3339(t, &mut ser)
+    let mut buf = [0u8; 30];
+    match crate::time::rfc3339(t, &mut buf) {
+        Some(text) => {
+            out.push(b'"');
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'"');
+            Ok(())
+        }
+        None => serde_json::to_writer(&mut *out, t),
+    }
 }
 
 impl<E: WriteFields> WriteJson for Record<E> {

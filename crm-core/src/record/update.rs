@@ -170,9 +170,10 @@ impl<E: Entity> Records<'_, E> {
                     expected: current.version,
                     actual: current.version + 1,
                 })?;
-        let defs = match matched || custom {
-            true => Some(custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?),
-            false => None,
+        let defs = if matched || custom {
+            Some(custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?)
+        } else {
+            None
         };
         // A custom-field change moves keys only where some field is unique.
         if let Some(defs) = defs.filter(|d| matched || d.unique().next().is_some()) {
