@@ -7,12 +7,19 @@ use uuid::Uuid;
 use super::{Arg, Backend, FieldKey, Sql};
 
 impl Backend {
-    /// What makes a `select` lock the rows it reads until the transaction ends: `for update` on
-    /// PostgreSQL; nothing on SQLite, where a writing transaction (`begin immediate`) already
-    /// holds the database's write lock.
+    /// What makes a `select` lock the rows it reads, to update them, until the transaction ends:
+    /// `for no key update` on PostgreSQL; nothing on SQLite, where a writing transaction (`begin
+    /// immediate`) already holds the database's write lock.
+    ///
+    /// `for no key update`, not `for update`: the library never changes a key (`organization_id`,
+    /// `id`) of a row it updates, and this lock does not conflict with the `for key share` lock
+    /// that a foreign-key check of a concurrent insert or update of a child takes on the parent.
+    /// With `for update`, writers of children of one parent that refresh its roll-ups each held
+    /// the share lock and waited for the others' to upgrade it: a deadlock
+    /// (`tests/behaviour/rollup_concurrency.rs`). A `delete` still takes the full lock itself.
     pub(crate) fn lock_rows(self) -> &'static str {
         match self {
-            Backend::Postgres => " for update",
+            Backend::Postgres => " for no key update",
             Backend::Sqlite => "",
         }
     }
