@@ -181,6 +181,9 @@ impl Invoice {
 }
 
 impl Entity for Invoice {
+    /// Only drafts are editable: a merge leaves a sent invoice's links as they were issued.
+    const REPOINTABLE: Option<&'static str> = Some("status = 'draft'");
+
     const KIND: EntityKind = EntityKind::Invoice;
 
     fn validate(&self, v: &mut Validator) {
@@ -384,7 +387,7 @@ impl Records<'_, Invoice> {
         id: InvoiceId,
         action: Action,
         from: &[InvoiceStatus],
-        apply: impl FnOnce(&mut Invoice) -> Result<()>,
+        apply: impl Fn(&mut Invoice) -> Result<()>,
     ) -> Result<Record<Invoice>> {
         self.change(id, None, Operation::Verb(action), action, |current| {
             if !from.contains(&current.status) {

@@ -56,6 +56,14 @@ pub trait Entity:
     /// declares (an activity's `related_entity` / `related_id`): a merge re-points it too.
     const ANY_LINK: Option<(&'static str, &'static str)> = None;
 
+    /// Which of its records a merge of a record they link to may re-point at the survivor, as
+    /// a condition on its own columns (fixed SQL text, the same on both backends); `None`: every
+    /// record. A record outside it keeps its link to the absorbed record (which answers with the
+    /// survivor from then on), because its own rules forbid the change: an invoice once sent
+    /// keeps the account, contact and opportunity it was issued to, as a `PATCH` of them would
+    /// be refused (`not_draft`).
+    const REPOINTABLE: Option<&'static str> = None;
+
     /// Checks a complete record before it is written (on create, and after a patch is merged).
     fn validate(&self, v: &mut Validator) {
         let _ = v;

@@ -11,6 +11,8 @@
 //! 4. Every reference to an absorbed record is re-pointed at the survivor, set-based, with a
 //!    version bump and an `updated` event per re-pointed record: the `Ref` columns of every
 //!    registered entity, and links that no column declares ([`Entity::ANY_LINK`]: activities).
+//!    Records whose own rules forbid the change ([`Entity::REPOINTABLE`]: an invoice once sent)
+//!    keep their link to the absorbed record, which redirects to the survivor.
 //! 5. Redirects from the absorbed ids (and from what was merged into them before) to the
 //!    survivor, and a `merged` event on the survivor listing the absorbed ids.
 
@@ -103,10 +105,17 @@ impl<E: Entity> Records<'_, E> {
         merge: Merge,
     ) -> Result<Record<E>> {
         check::<E>(survivor.uuid(), &merge)?;
-        let mut s = self.tenant.session().await?;
-        let mut tx = s.begin().await?;
-        let out = self.merge_in(&mut tx, survivor, expected, merge).await;
-        tx.settle(out).await
+        let merge = &merge;
+        self.tenant
+            .retrying(|| async move {
+                let mut s = self.tenant.session().await?;
+                let mut tx = s.begin().await?;
+                let out = self
+                    .merge_in(&mut tx, survivor, expected, merge.clone())
+                    .await;
+                tx.settle(out).await
+            })
+            .await
     }
 
     async fn merge_in(
@@ -235,7 +244,7 @@ impl<E: Entity> Records<'_, E> {
                 .map(|r| (r.kind, r.column, None))
                 .collect();
         for kind in EntityKind::ALL {
-            if let Some((kind_column, id_column)) = kind.visit(AnyLink) {
+            if let Some((kind_column, id_column)) = kind.visit(RepointRules).0 {
                 targets.push((*kind, id_column, Some(kind_column)));
             }
         }
@@ -252,6 +261,9 @@ impl<E: Entity> Records<'_, E> {
             q.push(" and ").push(column).push(" = ").bind(from);
             if let Some(kind_column) = kind_column {
                 q.push(" and ").push(kind_column).push(" = ").bind(E::NAME);
+            }
+            if let Some(repointable) = kind.visit(RepointRules).1 {
+                q.push(" and (").push(repointable).push(")");
             }
             q.push(" returning id");
             let ids: Vec<(Uuid,)> = tx.conn().fetch_all(&q).await?;
@@ -286,14 +298,15 @@ impl<E: Entity> Records<'_, E> {
     }
 }
 
-/// The [`Entity::ANY_LINK`] of the visited kind.
-struct AnyLink;
+/// What a merge re-points in records of the visited kind: its [`Entity::ANY_LINK`] and its
+/// [`Entity::REPOINTABLE`].
+struct RepointRules;
 
-impl EntityVisitor for AnyLink {
-    type Output = Option<(&'static str, &'static str)>;
+impl EntityVisitor for RepointRules {
+    type Output = (Option<(&'static str, &'static str)>, Option<&'static str>);
 
     fn visit<K: Entity>(self) -> Self::Output {
-        K::ANY_LINK
+        (K::ANY_LINK, K::REPOINTABLE)
     }
 }
 

@@ -287,7 +287,46 @@ async fn merges_are_refused_when_they_should_be(crm: Crm) {
         .id;
 }
 
+/// A plain user merges an account they own into another: a sent (then paid) invoice keeps the
+/// account it was issued to, as a `PATCH` of its account would be refused (`not_draft`); a draft
+/// follows the survivor.
+async fn a_merge_leaves_issued_invoices_where_they_were_issued(crm: Crm) {
+    let org = Org::new(&crm, "Merge").await;
+    let admin = org.admin(&crm);
+    let t = org.user(&crm);
+    let keep = t.account("Globex").await.id;
+    let dup = t.account("Globex Inc").await.id;
+    let new_invoice = || NewInvoice {
+        account_id: Some(dup),
+        currency: "EUR".into(),
+        line_items: crm_core::sqlx::types::Json(vec![crm_core::LineItem::new("Work", 1, 100, 0)]),
+        ..Default::default()
+    };
+    let paid = t.invoices().create(new_invoice()).await.unwrap();
+    t.invoices().send(paid.id).await.unwrap();
+    admin.invoices().mark_paid(paid.id).await.unwrap();
+    let draft = t.invoices().create(new_invoice()).await.unwrap();
+
+    t.accounts()
+        .merge(keep, merge(&[dup.uuid()], &[]))
+        .await
+        .unwrap();
+
+    let paid = t.invoices().get(paid.id).await.unwrap();
+    assert_eq!(
+        paid.account_id,
+        Some(dup),
+        "an issued invoice keeps its account"
+    );
+    assert_eq!(paid.status, crm_core::InvoiceStatus::Paid);
+    let draft = t.invoices().get(draft.id).await.unwrap();
+    assert_eq!(draft.account_id, Some(keep), "a draft follows the survivor");
+    // The account it keeps answers with the survivor.
+    assert_moved(t.accounts().get(dup).await.unwrap_err(), keep.uuid());
+}
+
 crate::on_both_backends!(
+    a_merge_leaves_issued_invoices_where_they_were_issued,
     a_merge_moves_references_and_keeps_chosen_fields,
     chains_collapse_and_unique_values_move,
     merges_are_refused_when_they_should_be,
