@@ -188,11 +188,16 @@ impl ApiError {
                         Some("slow down and retry later".into()),
                         vec![],
                     ),
-                    E::Unavailable(_) => (
+                    e @ E::Unavailable(_) => (
                         StatusCode::SERVICE_UNAVAILABLE,
                         "unavailable",
                         "Service unavailable",
-                        Some("the database is unavailable for a moment; retry shortly".into()),
+                        Some(if e.is_contention() {
+                            "concurrent writes to the same records kept colliding; retry shortly"
+                                .into()
+                        } else {
+                            "the database is unavailable for a moment; retry shortly".into()
+                        }),
                         vec![],
                     ),
                     _ => (

@@ -86,8 +86,10 @@ pub enum Error {
     #[error("storage error")]
     Storage(#[source] sqlx::Error),
     /// The database cannot serve the call right now: it is unreachable, shutting down or
-    /// restarting, out of connections, or it cancelled a statement that ran past the
-    /// statement timeout. Nothing is wrong with the call itself; retry shortly. HTTP 503.
+    /// restarting, out of connections, it cancelled a statement that ran past the statement
+    /// timeout, or the call kept losing a race with concurrent writers (a deadlock, a
+    /// serialization failure, SQLite busy) after the library had retried it
+    /// ([`Error::is_contention`]). Nothing is wrong with the call itself; retry shortly. HTTP 503.
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
     /// Applying migrations failed.
@@ -123,6 +125,15 @@ impl Error {
     /// people.
     pub fn gone(code: &'static str, message: impl Into<String>) -> Self {
         Error::Gone(Refusal::new(code, message))
+    }
+
+    /// Whether the call lost a race with concurrent writers and its transaction was undone as
+    /// a whole, so that running it again is safe: PostgreSQL's `deadlock_detected` (`40P01`)
+    /// and `serialization_failure` (`40001`), SQLite's `SQLITE_BUSY` and `SQLITE_LOCKED`. The
+    /// library retries such a call a few times itself (outside a unit of work) before it
+    /// answers this error.
+    pub fn is_contention(&self) -> bool {
+        matches!(self, Error::Unavailable(e) if is_contention(e))
     }
 
     /// A [`Error::Validation`] with a single field error.
@@ -205,21 +216,42 @@ fn tls_failed(reason: &dyn std::fmt::Display) -> Error {
     ))
 }
 
-/// Whether `e` says the database is away for now rather than that the statement is wrong: I/O
-/// errors, an exhausted or closed pool, PostgreSQL's connection exceptions (class `08`),
-/// `admin_shutdown` / `crash_shutdown` / `cannot_connect_now` (`57P01`–`57P03`),
-/// `too_many_connections` (`53300`) and `query_canceled` (`57014`, also the statement timeout).
+/// Whether `e` says the database is away or busy for now rather than that the statement is
+/// wrong: I/O errors, an exhausted or closed pool, PostgreSQL's connection exceptions (class
+/// `08`), `admin_shutdown` / `crash_shutdown` / `cannot_connect_now` (`57P01`–`57P03`),
+/// `too_many_connections` (`53300`), `query_canceled` (`57014`, also the statement timeout), and
+/// lost races ([`is_contention`]).
 pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300" | "57014")
-        }),
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300" | "57014")
+            }) || is_contention(e)
+        }
         _ => false,
     }
+}
+
+/// Whether `e` says the transaction lost a race with another and was undone: PostgreSQL's
+/// `deadlock_detected` (`40P01`) and `serialization_failure` (`40001`); SQLite's `SQLITE_BUSY`
+/// (5) and `SQLITE_LOCKED` (6), with any extended code (sqlx reports the extended code, whose
+/// low byte is the primary one).
+fn is_contention(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    #[cfg(feature = "sqlite")]
+    if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+        return sqlx::error::DatabaseError::code(sqlite)
+            .and_then(|c| c.parse::<u32>().ok())
+            .is_some_and(|n| matches!(n & 0xff, 5 | 6));
+    }
+    db.code().is_some_and(|c| matches!(&*c, "40P01" | "40001"))
 }
 
 /// One problem with one input field.

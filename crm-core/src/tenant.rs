@@ -8,6 +8,18 @@ use std::sync::Arc;
 
 use crate::storage::{SessionRef, Unit};
 
+/// How many more times a call that lost a race with concurrent writers is run
+/// ([`Tenant::retrying`]).
+pub(crate) const CONTENDED_RETRIES: u32 = 5;
+
+/// The pause before the `retry`-th run of a call that lost a race: a random time between 1 ms
+/// and a ceiling of 20 ms that doubles with each retry (full jitter), so that at most 0.62 s is
+/// spent waiting in all.
+fn contended_pause(retry: u32) -> std::time::Duration {
+    let ceiling_ms = 10u64 << retry.min(5);
+    std::time::Duration::from_micros(rand::random_range(1_000..=ceiling_ms * 1_000))
+}
+
 /// The services of one organization, acting as one actor. Made by [`Crm::tenant`]; cheap to
 /// make and to clone. Each service module adds its accessor (`accounts()`, `users()`,
 /// `pipelines()`…) in its own file.
@@ -61,6 +73,36 @@ impl Tenant {
                 self.crm.pool().tenant(self.ctx.organization_id()).await?,
             )),
             Some(unit) => Ok(SessionRef::Unit(unit.lock().await?)),
+        }
+    }
+
+    /// Runs `attempt`, one whole transaction of a call (it takes its connection, begins,
+    /// writes and settles), and runs it again when it lost a race with concurrent writers
+    /// ([`crate::Error::is_contention`]: a deadlock, a serialization failure, SQLite busy), which
+    /// undid it as a whole: up to [`CONTENDED_RETRIES`] more times, after a short pause with
+    /// jitter so that the writers that collided do not collide again. Past that, the error is
+    /// answered ([`crate::Error::Unavailable`], HTTP 503).
+    ///
+    /// Inside a unit of work ([`Tenant::transaction`]) the call runs once: its savepoint is
+    /// undone, and the unit's owner, who knows what else the unit did, decides.
+    pub(crate) async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        if self.unit.is_some() {
+            return attempt().await;
+        }
+        let mut retries = 0;
+        loop {
+            match attempt().await {
+                Err(e) if e.is_contention() && retries < CONTENDED_RETRIES => {
+                    retries += 1;
+                    tracing::debug!(error = %e, retries, "lost a race with another writer; writing again");
+                    tokio::time::sleep(contended_pause(retries)).await;
+                }
+                out => return out,
+            }
         }
     }
 

@@ -98,10 +98,15 @@ impl Records<'_, Lead> {
     /// organization; [`Error::Validation`] for an invalid opportunity.
     pub async fn convert(&self, id: LeadId, request: ConvertLead) -> Result<Conversion> {
         let tenant = self.tenant();
-        let mut s = tenant.session().await?;
-        let mut tx = s.begin().await?;
-        let out = convert_in(tenant, &mut tx, id, request).await;
-        tx.settle(out).await
+        let request = &request;
+        tenant
+            .retrying(|| async move {
+                let mut s = tenant.session().await?;
+                let mut tx = s.begin().await?;
+                let out = convert_in(tenant, &mut tx, id, request.clone()).await;
+                tx.settle(out).await
+            })
+            .await
     }
 }
 

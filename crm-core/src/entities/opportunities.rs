@@ -200,7 +200,7 @@ impl Records<'_, Opportunity> {
                 }
                 let mut o = current.fields.clone();
                 o.status = status;
-                o.lost_reason = reason;
+                o.lost_reason = reason.clone();
                 Ok((o, current.custom_fields.clone()))
             },
         )

@@ -61,10 +61,15 @@ impl<E: Entity> Records<'_, E> {
     /// organization.
     #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn create(&self, new: E::New) -> Result<Record<E>> {
-        let mut s = self.tenant.session().await?;
-        let mut tx = s.begin().await?;
-        let out = self.create_in(&mut tx, new).await;
-        tx.settle(out).await
+        let new = &new;
+        self.tenant
+            .retrying(|| async move {
+                let mut s = self.tenant.session().await?;
+                let mut tx = s.begin().await?;
+                let out = self.create_in(&mut tx, new.clone()).await;
+                tx.settle(out).await
+            })
+            .await
     }
 
     /// [`Records::create`] inside the caller's transaction.
@@ -99,19 +104,24 @@ impl<E: Entity> Records<'_, E> {
     /// As [`Records::create`]; [`Error::Duplicates`] with [`DuplicatePolicy::Reject`].
     #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn create_with(&self, new: E::New, policy: DuplicatePolicy) -> Result<Created<E>> {
-        let mut s = self.tenant.session().await?;
-        let mut tx = s.begin().await?;
-        let out = async {
-            let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
-            let row = self.prepare_new(&mut tx, &defs, new).await?;
-            let duplicates = self
-                .duplicates(&mut tx, std::slice::from_ref(&row), policy)
-                .await?;
-            let record = self.insert_one(&mut tx, row).await?;
-            Ok(Created { record, duplicates })
-        }
-        .await;
-        tx.settle(out).await
+        let new = &new;
+        self.tenant
+            .retrying(|| async move {
+                let mut s = self.tenant.session().await?;
+                let mut tx = s.begin().await?;
+                let out = async {
+                    let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+                    let row = self.prepare_new(&mut tx, &defs, new.clone()).await?;
+                    let duplicates = self
+                        .duplicates(&mut tx, std::slice::from_ref(&row), policy)
+                        .await?;
+                    let record = self.insert_one(&mut tx, row).await?;
+                    Ok(Created { record, duplicates })
+                }
+                .await;
+                tx.settle(out).await
+            })
+            .await
     }
 
     /// [`Records::import`] that looks for duplicates as [`Records::create_with`] does, among the
@@ -253,33 +263,40 @@ impl<E: Entity> Records<'_, E> {
         read_back: bool,
         policy: DuplicatePolicy,
     ) -> Result<(Vec<Uuid>, Vec<Record<E>>, Vec<Duplicate>)> {
-        let mut s = self.tenant.session().await?;
-        let mut tx = s.begin().await?;
-        let out = async {
-            let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
-            let mut rows = Vec::with_capacity(items.len());
-            let mut errors = Vec::new();
-            for (i, new) in items.into_iter().enumerate() {
-                let prepared = self.prepare_new(&mut tx, &defs, new).await;
-                match prepared {
-                    Ok(row) => rows.push(row),
-                    Err(Error::Validation(e)) => errors.extend(e.into_iter().map(|f| FieldError {
-                        field: format!("[{i}].{}", f.field),
-                        ..f
-                    })),
-                    Err(other) => return Err(other),
+        let items = &items;
+        self.tenant
+            .retrying(|| async move {
+                let mut s = self.tenant.session().await?;
+                let mut tx = s.begin().await?;
+                let out = async {
+                    let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
+                    let mut rows = Vec::with_capacity(items.len());
+                    let mut errors = Vec::new();
+                    for (i, new) in items.iter().cloned().enumerate() {
+                        let prepared = self.prepare_new(&mut tx, &defs, new).await;
+                        match prepared {
+                            Ok(row) => rows.push(row),
+                            Err(Error::Validation(e)) => {
+                                errors.extend(e.into_iter().map(|f| FieldError {
+                                    field: format!("[{i}].{}", f.field),
+                                    ..f
+                                }))
+                            }
+                            Err(other) => return Err(other),
+                        }
+                    }
+                    if !errors.is_empty() {
+                        return Err(Error::Validation(errors));
+                    }
+                    let duplicates = self.duplicates(&mut tx, &rows, policy).await?;
+                    let ids = rows.iter().map(|r| r.id).collect();
+                    let records = self.insert_prepared(&mut tx, rows, read_back).await?;
+                    Ok((ids, records, duplicates))
                 }
-            }
-            if !errors.is_empty() {
-                return Err(Error::Validation(errors));
-            }
-            let duplicates = self.duplicates(&mut tx, &rows, policy).await?;
-            let ids = rows.iter().map(|r| r.id).collect();
-            let records = self.insert_prepared(&mut tx, rows, read_back).await?;
-            Ok((ids, records, duplicates))
-        }
-        .await;
-        tx.settle(out).await
+                .await;
+                tx.settle(out).await
+            })
+            .await
     }
 
     /// Checks records as [`Records::create_many`] would, without writing anything: the error of

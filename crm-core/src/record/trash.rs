@@ -59,63 +59,68 @@ impl<E: Entity> Records<'_, E> {
 
     #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org(), delete))]
     async fn trash(&self, id: Id<E>, expected: Option<i64>, delete: bool) -> Result<Record<E>> {
-        let mut s = self.tenant.session().await?;
-        let mut tx = s.begin().await?;
-        let out = async {
-            let scope = if delete {
-                Deleted::Exclude
-            } else {
-                Deleted::Include
-            };
-            let current = self.lock_in(&mut tx, id, scope, expected).await?;
-            if !delete && !current.is_deleted {
-                return Err(Error::conflict(
-                    "not_deleted",
-                    format!("{} {id} is not deleted", E::NAME),
-                ));
-            }
-            if !delete
-                && let Some(to) =
-                    redirect::survivor(&mut tx.conn(), self.org(), E::NAME, id.uuid()).await?
-            {
-                return Err(Error::conflict(
-                    "merged",
-                    format!(
-                        "{} {id} was merged into {to} and cannot be restored",
-                        E::NAME
-                    ),
-                ));
-            }
-            may_trash(self.ctx(), &current)?;
-            if delete {
-                current.fields.may_trash()?;
-            }
-            let at = now();
-            let (action, deleted_at, by) = if delete {
-                (Action::Deleted, Some(at), self.ctx().actor().id())
-            } else {
-                (Action::Restored, None, None)
-            };
-            let mut changes = Map::new();
-            changes.insert(
-                "is_deleted".into(),
-                json!({ "before": !delete, "after": delete }),
-            );
-            let change = Change {
-                action,
-                at,
-                sets: vec![
-                    ("is_deleted", Arg::Bool(Some(delete))),
-                    ("deleted_at", Arg::Time(deleted_at)),
-                    ("deleted_by", Arg::Uuid(by)),
-                ],
-                links: Vec::new(),
-                changes,
-            };
-            self.write_in(&mut tx, &current, change).await
-        }
-        .await;
-        tx.settle(out).await
+        self.tenant
+            .retrying(|| async move {
+                let mut s = self.tenant.session().await?;
+                let mut tx = s.begin().await?;
+                let out = async {
+                    let scope = if delete {
+                        Deleted::Exclude
+                    } else {
+                        Deleted::Include
+                    };
+                    let current = self.lock_in(&mut tx, id, scope, expected).await?;
+                    if !delete && !current.is_deleted {
+                        return Err(Error::conflict(
+                            "not_deleted",
+                            format!("{} {id} is not deleted", E::NAME),
+                        ));
+                    }
+                    if !delete
+                        && let Some(to) =
+                            redirect::survivor(&mut tx.conn(), self.org(), E::NAME, id.uuid())
+                                .await?
+                    {
+                        return Err(Error::conflict(
+                            "merged",
+                            format!(
+                                "{} {id} was merged into {to} and cannot be restored",
+                                E::NAME
+                            ),
+                        ));
+                    }
+                    may_trash(self.ctx(), &current)?;
+                    if delete {
+                        current.fields.may_trash()?;
+                    }
+                    let at = now();
+                    let (action, deleted_at, by) = if delete {
+                        (Action::Deleted, Some(at), self.ctx().actor().id())
+                    } else {
+                        (Action::Restored, None, None)
+                    };
+                    let mut changes = Map::new();
+                    changes.insert(
+                        "is_deleted".into(),
+                        json!({ "before": !delete, "after": delete }),
+                    );
+                    let change = Change {
+                        action,
+                        at,
+                        sets: vec![
+                            ("is_deleted", Arg::Bool(Some(delete))),
+                            ("deleted_at", Arg::Time(deleted_at)),
+                            ("deleted_by", Arg::Uuid(by)),
+                        ],
+                        links: Vec::new(),
+                        changes,
+                    };
+                    self.write_in(&mut tx, &current, change).await
+                }
+                .await;
+                tx.settle(out).await
+            })
+            .await
     }
 
     /// Removes record `id` for good (live or in the trash). Company admins only. The event log
@@ -142,40 +147,44 @@ impl<E: Entity> Records<'_, E> {
                 format!("only company admins may permanently delete a {}", E::NAME),
             ));
         }
-        let mut s = self.tenant.session().await?;
-        let mut tx = s.begin().await?;
-        let out = async {
-            let current = self.lock_in(&mut tx, id, Deleted::Include, version).await?;
-            current.fields.may_trash()?;
-            let mut q = Sql::new("delete from ");
-            q.push(E::TABLE)
-                .push(" where organization_id = ")
-                .bind(self.org());
-            q.push(" and id = ").bind(id);
-            tx.conn().execute(&q).await.on_foreign_key(|| {
-                format!(
-                    "{} {id} is still linked from other records; unlink or purge those first",
-                    E::NAME
-                )
-            })?;
-            keys::forget(&mut tx.conn(), self.org(), E::NAME, &[id.uuid()]).await?;
-            redirect::forget(&mut tx.conn(), self.org(), E::NAME, id.uuid()).await?;
-            crate::custom_fields::refresh_for(&mut tx, self.tenant, E::KIND, || {
-                Ok(vec![super::values::to_object(&current.fields)?])
+        self.tenant
+            .retrying(|| async move {
+                let mut s = self.tenant.session().await?;
+                let mut tx = s.begin().await?;
+                let out = async {
+                    let current = self.lock_in(&mut tx, id, Deleted::Include, version).await?;
+                    current.fields.may_trash()?;
+                    let mut q = Sql::new("delete from ");
+                    q.push(E::TABLE)
+                        .push(" where organization_id = ")
+                        .bind(self.org());
+                    q.push(" and id = ").bind(id);
+                    tx.conn().execute(&q).await.on_foreign_key(|| {
+                        format!(
+                            "{} {id} is still linked from other records; unlink or purge those first",
+                            E::NAME
+                        )
+                    })?;
+                    keys::forget(&mut tx.conn(), self.org(), E::NAME, &[id.uuid()]).await?;
+                    redirect::forget(&mut tx.conn(), self.org(), E::NAME, id.uuid()).await?;
+                    crate::custom_fields::refresh_for(&mut tx, self.tenant, E::KIND, || {
+                        Ok(vec![super::values::to_object(&current.fields)?])
+                    })
+                    .await?;
+                    events::append(
+                        &mut tx.conn(),
+                        self.ctx(),
+                        E::NAME,
+                        id.uuid(),
+                        Action::Purged,
+                        Map::new(),
+                    )
+                    .await
+                }
+                .await;
+                tx.settle(out).await
             })
-            .await?;
-            events::append(
-                &mut tx.conn(),
-                self.ctx(),
-                E::NAME,
-                id.uuid(),
-                Action::Purged,
-                Map::new(),
-            )
             .await
-        }
-        .await;
-        tx.settle(out).await
     }
 
     /// Permanently removes the records trashed before `cutoff` (retention), one transaction and

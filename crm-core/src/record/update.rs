@@ -72,9 +72,9 @@ impl<E: Entity> Records<'_, E> {
             Action::Updated,
             move |current| {
                 let mut merged = to_object(&current.fields)?;
-                merged.extend(patch);
+                merged.extend(patch.clone());
                 let entity: E = from_object(merged)?;
-                let custom = CustomValues::merge(&current.custom_fields, custom_patch)?;
+                let custom = CustomValues::merge(&current.custom_fields, custom_patch.clone())?;
                 Ok((entity, custom))
             },
         )
@@ -88,14 +88,19 @@ impl<E: Entity> Records<'_, E> {
         expected: Option<i64>,
         operation: Operation,
         action: Action,
-        compute: impl FnOnce(&Record<E>) -> Result<(E, Map<String, Value>)>,
+        compute: impl Fn(&Record<E>) -> Result<(E, Map<String, Value>)>,
     ) -> Result<Record<E>> {
-        let mut s = self.tenant.session().await?;
-        let mut tx = s.begin().await?;
-        let out = self
-            .change_in(&mut tx, id, expected, operation, action, compute)
-            .await;
-        tx.settle(out).await
+        let compute = &compute;
+        self.tenant
+            .retrying(|| async move {
+                let mut s = self.tenant.session().await?;
+                let mut tx = s.begin().await?;
+                let out = self
+                    .change_in(&mut tx, id, expected, operation, action, compute)
+                    .await;
+                tx.settle(out).await
+            })
+            .await
     }
 
     /// The shared path of every change to a live record: lock it, check the version, compute

@@ -11,6 +11,7 @@ mod catalog;
 mod changes;
 mod computed_fields;
 mod constraints;
+mod contention;
 mod custom_field_types;
 mod duplicates;
 mod events;
@@ -29,6 +30,7 @@ mod pooler;
 mod records;
 mod relations;
 mod rls;
+mod rollup_concurrency;
 mod search;
 mod tenancy;
 #[cfg(feature = "tls")]
