@@ -20,6 +20,14 @@
 //! An empty value (`null`) propagates: any operation on one yields one (division by zero too),
 //! except `coalesce`, which takes its first non-empty argument, and `if`, whose branch not
 //! taken is not evaluated (an empty condition yields an empty result).
+//!
+//! Limits, so that no formula takes a write or the process down:
+//! - A formula has at most [`MAX_FORMULA_LENGTH`] characters and no NUL character (PostgreSQL
+//!   cannot store one), and nests at most [`MAX_FORMULA_DEPTH`] deep whatever its shape: every
+//!   operator, function call and parenthesis is a level, so a chain `a + b + …` counts one per
+//!   operator. Evaluation recurses as deep as the tree, and a deeper tree would overflow the
+//!   stack of the write that evaluates it. A stored formula past these limits (defined before
+//!   them, or by hand) is refused when the definitions load, with a warning, and not evaluated.
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Number, Value};
@@ -29,8 +37,16 @@ use crate::record::{Column, Kind};
 
 /// Longest expression accepted, in characters.
 pub const MAX_FORMULA_LENGTH: usize = 2000;
-/// Deepest nesting of an expression.
-const MAX_NESTING: usize = 64;
+/// Deepest nesting of an expression, whatever its shape: each operator, function call and
+/// parenthesis is a level (a chain `a + b + …` of n terms is n deep).
+pub const MAX_FORMULA_DEPTH: usize = 64;
+
+/// The message that refuses a formula nested past [`MAX_FORMULA_DEPTH`].
+fn too_deep() -> String {
+    format!(
+        "a formula nests at most {MAX_FORMULA_DEPTH} deep (each operator and function call is a level: a chain `a + b + …` counts one per operator)"
+    )
+}
 
 /// The type of a formula's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +233,28 @@ enum Expr {
     Call(Func, Vec<Expr>),
 }
 
+impl Expr {
+    /// How deep the tree goes (a leaf is 1 deep). Measured without recursion, so that measuring
+    /// a tree too deep to evaluate cannot overflow the stack either.
+    fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut pending = vec![(self, 1)];
+        while let Some((e, depth)) = pending.pop() {
+            deepest = deepest.max(depth);
+            match e {
+                Expr::Num(_) | Expr::Str(_) | Expr::Bool(_) | Expr::Field(..) => {}
+                Expr::Neg(e) | Expr::Not(e) => pending.push((e, depth + 1)),
+                Expr::Binary(_, l, r, _) => {
+                    pending.push((l, depth + 1));
+                    pending.push((r, depth + 1));
+                }
+                Expr::Call(_, args) => pending.extend(args.iter().map(|a| (a, depth + 1))),
+            }
+        }
+        deepest
+    }
+}
+
 /// What a formula may reference: the entity's columns and its custom field definitions.
 pub(crate) struct Schema<'a> {
     pub(crate) columns: &'static [Column],
@@ -276,7 +314,8 @@ impl Schema<'_> {
 }
 
 /// The live formulas of one entity's definitions, parsed (one that no longer parses, because a
-/// field it read was archived or changed, yields nothing and is left alone).
+/// field it read was archived or changed, or because it was stored past a limit of the
+/// language, yields nothing and is left alone, with a warning).
 pub(crate) fn parse_all(defs: &[CustomFieldDefinition]) -> Vec<(String, Formula)> {
     let Some(entity) = defs
         .first()
@@ -319,6 +358,9 @@ pub(crate) fn parse(src: &str, schema: &Schema<'_>) -> Result<Formula, String> {
             "a formula has at most {MAX_FORMULA_LENGTH} characters"
         ));
     }
+    if src.contains('\0') {
+        return Err("a formula must not contain NUL characters".into());
+    }
     let tokens = tokenize(src)?;
     let mut p = Parser {
         tokens,
@@ -329,6 +371,10 @@ pub(crate) fn parse(src: &str, schema: &Schema<'_>) -> Result<Formula, String> {
     let expr = p.expr(0)?;
     if let Some(t) = p.tokens.get(p.pos) {
         return Err(format!("unexpected {} after the expression", describe(t)));
+    }
+    // The parser bounds its own recursion, but a chain grows the tree in a loop.
+    if expr.depth() > MAX_FORMULA_DEPTH {
+        return Err(too_deep());
     }
     let ty = type_of(&expr);
     Ok(Formula { expr, ty })
@@ -432,8 +478,8 @@ impl Parser<'_, '_> {
 
     fn expr(&mut self, min: u8) -> Result<Expr, String> {
         self.depth += 1;
-        if self.depth > MAX_NESTING {
-            return Err(format!("a formula nests at most {MAX_NESTING} deep"));
+        if self.depth > MAX_FORMULA_DEPTH {
+            return Err(too_deep());
         }
         let mut left = self.unary()?;
         while let Some(op) = self.binary_op() {
@@ -891,5 +937,31 @@ mod tests {
                 .unwrap_err()
                 .contains("at most")
         );
+    }
+
+    #[test]
+    fn depth_is_bounded_whatever_the_shape() {
+        let rec = json!({});
+        let chain = |terms: usize| vec!["1"; terms].join("+");
+        assert_eq!(
+            run(&chain(MAX_FORMULA_DEPTH), rec.clone()),
+            Ok(Some(json!(MAX_FORMULA_DEPTH)))
+        );
+        // A chain grows the tree in the parser's loop, not in its recursion.
+        let nested = format!(
+            "{}1{}",
+            "(1+".repeat(MAX_FORMULA_DEPTH),
+            ")".repeat(MAX_FORMULA_DEPTH)
+        );
+        for deep in [chain(MAX_FORMULA_DEPTH + 1), chain(600), nested] {
+            let err = run(&deep, rec.clone()).unwrap_err();
+            assert!(err.contains("nests at most"), "{err}");
+        }
+    }
+
+    #[test]
+    fn nul_characters_are_refused() {
+        let err = run("name & 'a\u{0}'", json!({})).unwrap_err();
+        assert!(err.contains("NUL"), "{err}");
     }
 }
