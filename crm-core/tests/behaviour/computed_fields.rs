@@ -1,11 +1,13 @@
 //! Computed custom fields: formulas over a record's own fields and roll-ups of related records,
 //! materialized in the write's transaction, readable and filterable like stored fields.
 
+use std::time::{Duration, Instant};
+
 use crm_core::sqlx::{self, Connection as _, Executor as _};
 use crm_core::{
-    Computed, Condition, CustomFieldPatch, CustomFieldType as T, Direction, EntityKind, Error,
-    FormulaSpec, ListQuery, MAX_FORMULA_DEPTH, MAX_FORMULA_LENGTH, NewCustomField, NewOpportunity,
-    Op, Opportunity, Record, RollupFunction, RollupSpec, Tenant,
+    Activity, Computed, Condition, CustomFieldPatch, CustomFieldType as T, Direction, EntityKind,
+    Error, FormulaSpec, ListQuery, MAX_FORMULA_DEPTH, MAX_FORMULA_LENGTH, NewCustomField,
+    NewOpportunity, Op, Opportunity, Record, RollupFunction, RollupSpec, Tenant,
 };
 use serde_json::{Value, json};
 
@@ -857,8 +859,64 @@ async fn postgres_a_stored_deep_formula_cannot_crash_a_write() {
     .await;
 }
 
+/// Text a formula builds is capped at the longest text a field holds: past it the value is
+/// empty, so a write costs milliseconds, not seconds, whatever the formula makes of a long
+/// body (before the cap, each `&` copied all it had built: 100,000-character bodies joined in
+/// chains took seconds per write, and a write of another organization waited for the CPU).
+async fn formula_text_is_bounded(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    let fields = admin.custom_fields();
+    let joined = chain("body", " & ", MAX_FORMULA_DEPTH - 1);
+    let heavy = format!("concat({joined}, {joined}, {joined}, {joined})");
+    assert!(heavy.len() <= MAX_FORMULA_LENGTH);
+    let mut defs = vec![
+        formula("doubled", T::Number, "len(body & body)"),
+        formula("shouted", T::Text, "upper(body)"),
+        formula("chars", T::Number, "len(body)"),
+        formula("fallback", T::Text, "coalesce(body & body, 'too long')"),
+    ];
+    defs.extend((0..4).map(|i| formula(&format!("heavy_{i}"), T::Text, &heavy)));
+    for def in defs {
+        fields.define(EntityKind::Activity, def).await.unwrap();
+    }
+    let t = org.user(&crm);
+    let a = t.account("Globex").await;
+    let started = Instant::now();
+    let note: Record<Activity> = t
+        .create_json(json!({
+            "subject": "Call notes", "body": "é".repeat(100_000),
+            "related_entity": "account", "related_id": a.id
+        }))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "a write took {took:?}");
+    let c = &note.custom_fields;
+    // Reading a long field is fine; building a text past the cap is empty.
+    assert_eq!(cf(c, "chars"), json!(100_000));
+    assert_eq!(cf(c, "fallback"), json!("too long"));
+    for key in ["doubled", "shouted", "heavy_0", "heavy_3"] {
+        assert!(!c.contains_key(key), "{key}: {c:?}");
+    }
+    // Under the cap, the same formulas have their values.
+    let note: Record<Activity> = t
+        .update_json(note.id, json!({"body": "é".repeat(10)}))
+        .await
+        .unwrap();
+    let c = &note.custom_fields;
+    assert_eq!(cf(c, "doubled"), json!(20));
+    assert_eq!(cf(c, "shouted"), json!("É".repeat(10)));
+    assert_eq!(cf(c, "fallback"), json!("é".repeat(20)));
+    assert_eq!(
+        cf(c, "heavy_0").as_str().map(|s| s.chars().count()),
+        Some(10 * 4 * (MAX_FORMULA_DEPTH - 1))
+    );
+}
+
 crate::on_both_backends!(
     formula_depth_is_bounded,
+    formula_text_is_bounded,
     merges_refresh_rollups,
     erasure_refreshes_rollups,
     formulas_follow_the_record,
