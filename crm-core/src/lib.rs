@@ -139,8 +139,8 @@ pub use context::{Actor, TenantContext};
 pub use crm::{Crm, CrmBuilder, DEFAULT_JOB_QUEUE, MigrationStatus};
 pub use custom_fields::{
     Computed, CustomFieldDefinition, CustomFieldId, CustomFieldPatch, CustomFieldType,
-    CustomFields, FormulaSpec, MAX_COMPUTED_FIELDS, MAX_FORMULA_LENGTH, NewCustomField,
-    RollupFunction, RollupSpec,
+    CustomFields, FormulaSpec, MAX_COMPUTED_FIELDS, MAX_FORMULA_DEPTH, MAX_FORMULA_LENGTH,
+    NewCustomField, RollupFunction, RollupSpec,
 };
 pub use entities::*;
 pub use error::{Error, FieldError, Refusal, Result};

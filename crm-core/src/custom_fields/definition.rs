@@ -10,6 +10,10 @@ use crate::error::Result;
 use crate::id::Id;
 use crate::organizations::OrganizationId;
 
+/// Longest text a `text` custom field holds, in characters (and the longest text a formula
+/// builds).
+pub(crate) const MAX_TEXT_CHARS: usize = 10_000;
+
 crate::text_enum! {
     /// The type of a custom field, which decides how values are checked and compared.
     pub enum CustomFieldType {

@@ -20,17 +20,44 @@
 //! An empty value (`null`) propagates: any operation on one yields one (division by zero too),
 //! except `coalesce`, which takes its first non-empty argument, and `if`, whose branch not
 //! taken is not evaluated (an empty condition yields an empty result).
+//!
+//! Limits, so that no formula takes a write, other organizations' writes or the process down:
+//! - A formula has at most [`MAX_FORMULA_LENGTH`] characters and no NUL character (PostgreSQL
+//!   cannot store one), and nests at most [`MAX_FORMULA_DEPTH`] deep whatever its shape: every
+//!   operator, function call and parenthesis is a level, so a chain `a + b + …` counts one per
+//!   operator. Evaluation recurses as deep as the tree, and a deeper tree would overflow the
+//!   stack of the write that evaluates it. A stored formula past these limits (defined before
+//!   them, or by hand) is refused when the definitions load, with a warning, and not evaluated.
+//! - No text is built longer than the longest text a field holds ([`MAX_TEXT_CHARS`]
+//!   characters), counted before anything is copied: an operation whose text would pass it
+//!   yields an empty value, like a division by zero (the field is removed; `coalesce` takes its
+//!   next argument). The write is not refused: the record is the user's, the formula the
+//!   admin's, and a long body should not stop a user from saving a note. Fields are read without
+//!   a copy, so `len(body)` of a long body still counts it.
+//! - Evaluation visits each node of the tree at most once (there are no loops), so its steps
+//!   are bounded by the length limit, and the cost of each by the text cap and the size of the
+//!   fields it reads: a write's formulas take milliseconds, whatever they are.
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{Map, Number, Value};
 
-use super::definition::{CustomFieldDefinition, CustomFieldType};
+use super::definition::{CustomFieldDefinition, CustomFieldType, MAX_TEXT_CHARS};
 use crate::record::{Column, Kind};
 
 /// Longest expression accepted, in characters.
 pub const MAX_FORMULA_LENGTH: usize = 2000;
-/// Deepest nesting of an expression.
-const MAX_NESTING: usize = 64;
+/// Deepest nesting of an expression, whatever its shape: each operator, function call and
+/// parenthesis is a level (a chain `a + b + …` of n terms is n deep).
+pub const MAX_FORMULA_DEPTH: usize = 64;
+
+/// The message that refuses a formula nested past [`MAX_FORMULA_DEPTH`].
+fn too_deep() -> String {
+    format!(
+        "a formula nests at most {MAX_FORMULA_DEPTH} deep (each operator and function call is a level: a chain `a + b + …` counts one per operator)"
+    )
+}
 
 /// The type of a formula's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +244,28 @@ enum Expr {
     Call(Func, Vec<Expr>),
 }
 
+impl Expr {
+    /// How deep the tree goes (a leaf is 1 deep). Measured without recursion, so that measuring
+    /// a tree too deep to evaluate cannot overflow the stack either.
+    fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut pending = vec![(self, 1)];
+        while let Some((e, depth)) = pending.pop() {
+            deepest = deepest.max(depth);
+            match e {
+                Expr::Num(_) | Expr::Str(_) | Expr::Bool(_) | Expr::Field(..) => {}
+                Expr::Neg(e) | Expr::Not(e) => pending.push((e, depth + 1)),
+                Expr::Binary(_, l, r, _) => {
+                    pending.push((l, depth + 1));
+                    pending.push((r, depth + 1));
+                }
+                Expr::Call(_, args) => pending.extend(args.iter().map(|a| (a, depth + 1))),
+            }
+        }
+        deepest
+    }
+}
+
 /// What a formula may reference: the entity's columns and its custom field definitions.
 pub(crate) struct Schema<'a> {
     pub(crate) columns: &'static [Column],
@@ -276,7 +325,8 @@ impl Schema<'_> {
 }
 
 /// The live formulas of one entity's definitions, parsed (one that no longer parses, because a
-/// field it read was archived or changed, yields nothing and is left alone).
+/// field it read was archived or changed, or because it was stored past a limit of the
+/// language, yields nothing and is left alone, with a warning).
 pub(crate) fn parse_all(defs: &[CustomFieldDefinition]) -> Vec<(String, Formula)> {
     let Some(entity) = defs
         .first()
@@ -319,6 +369,9 @@ pub(crate) fn parse(src: &str, schema: &Schema<'_>) -> Result<Formula, String> {
             "a formula has at most {MAX_FORMULA_LENGTH} characters"
         ));
     }
+    if src.contains('\0') {
+        return Err("a formula must not contain NUL characters".into());
+    }
     let tokens = tokenize(src)?;
     let mut p = Parser {
         tokens,
@@ -329,6 +382,10 @@ pub(crate) fn parse(src: &str, schema: &Schema<'_>) -> Result<Formula, String> {
     let expr = p.expr(0)?;
     if let Some(t) = p.tokens.get(p.pos) {
         return Err(format!("unexpected {} after the expression", describe(t)));
+    }
+    // The parser bounds its own recursion, but a chain grows the tree in a loop.
+    if expr.depth() > MAX_FORMULA_DEPTH {
+        return Err(too_deep());
     }
     let ty = type_of(&expr);
     Ok(Formula { expr, ty })
@@ -350,7 +407,8 @@ impl Formula {
         let v = eval(&self.expr, fields, custom)?;
         match v {
             V::Num(n) => number(n),
-            V::Text(t) if t.chars().count() <= 10_000 => Some(Value::String(t)),
+            // A field read as it is may be longer than a text field holds.
+            V::Text(t) if fits(&[&t]) => Some(Value::String(t.into_owned())),
             V::Text(_) => None,
             V::Bool(b) => Some(Value::Bool(b)),
             V::Date(d) => Some(Value::String(d.format("%Y-%m-%d").to_string())),
@@ -432,8 +490,8 @@ impl Parser<'_, '_> {
 
     fn expr(&mut self, min: u8) -> Result<Expr, String> {
         self.depth += 1;
-        if self.depth > MAX_NESTING {
-            return Err(format!("a formula nests at most {MAX_NESTING} deep"));
+        if self.depth > MAX_FORMULA_DEPTH {
+            return Err(too_deep());
         }
         let mut left = self.unary()?;
         while let Some(op) = self.binary_op() {
@@ -630,17 +688,18 @@ fn call(f: Func, name: &str, args: Vec<Expr>) -> Result<Expr, String> {
     Ok(Expr::Call(f, args))
 }
 
-/// A value during evaluation.
+/// A value during evaluation; a text borrows from the record or the formula until an operation
+/// builds a new one.
 #[derive(Debug, Clone, PartialEq)]
-enum V {
+enum V<'a> {
     Num(f64),
-    Text(String),
+    Text(Cow<'a, str>),
     Bool(bool),
     Date(NaiveDate),
     Datetime(DateTime<Utc>),
 }
 
-impl V {
+impl V<'_> {
     fn num(&self) -> Option<f64> {
         match self {
             V::Num(n) => Some(*n),
@@ -648,16 +707,16 @@ impl V {
         }
     }
 
-    fn text(&self) -> String {
+    fn text(&self) -> Cow<'_, str> {
         match self {
             V::Num(n) => match number(*n) {
-                Some(v) => v.to_string(),
-                None => String::new(),
+                Some(v) => Cow::Owned(v.to_string()),
+                None => Cow::Borrowed(""),
             },
-            V::Text(t) => t.clone(),
-            V::Bool(b) => b.to_string(),
-            V::Date(d) => d.format("%Y-%m-%d").to_string(),
-            V::Datetime(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+            V::Text(t) => Cow::Borrowed(t),
+            V::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            V::Date(d) => Cow::Owned(d.format("%Y-%m-%d").to_string()),
+            V::Datetime(t) => Cow::Owned(t.to_rfc3339_opts(SecondsFormat::Micros, true)),
         }
     }
 
@@ -670,7 +729,45 @@ impl V {
     }
 }
 
-fn read(value: Option<&Value>, ty: Ty, money: bool) -> Option<V> {
+/// Whether `parts` together hold at most [`MAX_TEXT_CHARS`] characters. A character takes one
+/// to four bytes, so a part is counted only when its length in bytes leaves it open.
+fn fits(parts: &[&str]) -> bool {
+    let mut left = MAX_TEXT_CHARS;
+    parts.iter().all(|p| {
+        if p.len() > 4 * left {
+            return false;
+        }
+        match left.checked_sub(p.chars().count()) {
+            Some(rest) => {
+                left = rest;
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// The text of `parts` joined; empty when it would pass [`MAX_TEXT_CHARS`] characters (found
+/// before anything is copied).
+fn joined<'a>(parts: &[&str]) -> Option<V<'a>> {
+    fits(parts).then(|| V::Text(Cow::Owned(parts.concat())))
+}
+
+/// `text` in lower or upper case; empty past [`MAX_TEXT_CHARS`] characters, before or after
+/// (a case can take more characters than another: `ß` is `SS`).
+fn cased<'a>(text: &str, upper: bool) -> Option<V<'a>> {
+    if !fits(&[text]) {
+        return None;
+    }
+    let out = if upper {
+        text.to_uppercase()
+    } else {
+        text.to_lowercase()
+    };
+    fits(&[&out]).then_some(V::Text(Cow::Owned(out)))
+}
+
+fn read(value: Option<&Value>, ty: Ty, money: bool) -> Option<V<'_>> {
     let value = value?;
     let value = if money {
         value.get("amount_minor")?
@@ -679,7 +776,7 @@ fn read(value: Option<&Value>, ty: Ty, money: bool) -> Option<V> {
     };
     Some(match ty {
         Ty::Number => V::Num(value.as_f64()?),
-        Ty::Text => V::Text(value.as_str()?.to_owned()),
+        Ty::Text => V::Text(Cow::Borrowed(value.as_str()?)),
         Ty::Bool => V::Bool(value.as_bool()?),
         Ty::Date => V::Date(NaiveDate::parse_from_str(value.as_str()?, "%Y-%m-%d").ok()?),
         Ty::Datetime => V::Datetime(
@@ -690,11 +787,15 @@ fn read(value: Option<&Value>, ty: Ty, money: bool) -> Option<V> {
     })
 }
 
-fn eval(e: &Expr, fields: &Map<String, Value>, custom: &Map<String, Value>) -> Option<V> {
-    let ev = |e: &Expr| eval(e, fields, custom);
+fn eval<'a>(
+    e: &'a Expr,
+    fields: &'a Map<String, Value>,
+    custom: &'a Map<String, Value>,
+) -> Option<V<'a>> {
+    let ev = |e: &'a Expr| eval(e, fields, custom);
     match e {
         Expr::Num(n) => Some(V::Num(*n)),
-        Expr::Str(s) => Some(V::Text(s.clone())),
+        Expr::Str(s) => Some(V::Text(Cow::Borrowed(s))),
         Expr::Bool(b) => Some(V::Bool(*b)),
         Expr::Field(Field::Column(name), ty) => read(fields.get(*name), *ty, false),
         Expr::Field(Field::Custom { key, money }, ty) => read(custom.get(key), *ty, *money),
@@ -706,7 +807,7 @@ fn eval(e: &Expr, fields: &Map<String, Value>, custom: &Map<String, Value>) -> O
         Expr::Binary(op, l, r, _) => {
             let (l, r) = (ev(l)?, ev(r)?);
             Some(match *op {
-                "&" => V::Text(l.text() + &r.text()),
+                "&" => return joined(&[&l.text(), &r.text()]),
                 "and" | "or" => match (l, r) {
                     (V::Bool(a), V::Bool(b)) => V::Bool(if *op == "and" { a && b } else { a || b }),
                     _ => return None,
@@ -754,11 +855,10 @@ fn eval(e: &Expr, fields: &Map<String, Value>, custom: &Map<String, Value>) -> O
             },
             Func::Coalesce => args.iter().find_map(ev),
             Func::Concat => {
-                let mut out = String::new();
-                for a in args {
-                    out.push_str(&ev(a)?.text());
-                }
-                Some(V::Text(out))
+                let values = args.iter().map(ev).collect::<Option<Vec<_>>>()?;
+                let texts: Vec<_> = values.iter().map(V::text).collect();
+                let parts: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
+                joined(&parts)
             }
             Func::Round => {
                 let (x, digits) = (ev(&args[0])?.num()?, ev(&args[1])?.num()?);
@@ -775,8 +875,8 @@ fn eval(e: &Expr, fields: &Map<String, Value>, custom: &Map<String, Value>) -> O
                 V::Text(t) => Some(V::Num(t.chars().count() as f64)),
                 _ => None,
             },
-            Func::Lower => Some(V::Text(ev(&args[0])?.text().to_lowercase())),
-            Func::Upper => Some(V::Text(ev(&args[0])?.text().to_uppercase())),
+            Func::Lower => cased(&ev(&args[0])?.text(), false),
+            Func::Upper => cased(&ev(&args[0])?.text(), true),
             Func::Date => NaiveDate::parse_from_str(&ev(&args[0])?.text(), "%Y-%m-%d")
                 .ok()
                 .map(V::Date),
@@ -891,5 +991,62 @@ mod tests {
                 .unwrap_err()
                 .contains("at most")
         );
+    }
+
+    #[test]
+    fn depth_is_bounded_whatever_the_shape() {
+        let rec = json!({});
+        let chain = |terms: usize| vec!["1"; terms].join("+");
+        assert_eq!(
+            run(&chain(MAX_FORMULA_DEPTH), rec.clone()),
+            Ok(Some(json!(MAX_FORMULA_DEPTH)))
+        );
+        // A chain grows the tree in the parser's loop, not in its recursion.
+        let nested = format!(
+            "{}1{}",
+            "(1+".repeat(MAX_FORMULA_DEPTH),
+            ")".repeat(MAX_FORMULA_DEPTH)
+        );
+        for deep in [chain(MAX_FORMULA_DEPTH + 1), chain(600), nested] {
+            let err = run(&deep, rec.clone()).unwrap_err();
+            assert!(err.contains("nests at most"), "{err}");
+        }
+    }
+
+    #[test]
+    fn built_text_is_capped() {
+        let half = MAX_TEXT_CHARS / 2;
+        let rec = json!({ "name": "é".repeat(half) });
+        assert_eq!(
+            run("len(name & name)", rec.clone()),
+            Ok(Some(json!(MAX_TEXT_CHARS)))
+        );
+        assert_eq!(run("name & name & 'x'", rec.clone()), Ok(None));
+        assert_eq!(run("len(concat(name, name, 1))", rec.clone()), Ok(None));
+        assert_eq!(
+            run("coalesce(name & name & 'x', 'long')", rec.clone()),
+            Ok(Some(json!("long")))
+        );
+        // A field is read as it is, however long; only what a formula builds is capped.
+        let rec = json!({ "name": "ß".repeat(MAX_TEXT_CHARS * 3) });
+        assert_eq!(
+            run("len(name)", rec.clone()),
+            Ok(Some(json!(MAX_TEXT_CHARS * 3)))
+        );
+        assert_eq!(run("name", rec.clone()), Ok(None));
+        assert_eq!(run("lower(name)", rec), Ok(None));
+        // Upper case can take more characters than the text had.
+        let rec = json!({ "name": "ß".repeat(half + 1) });
+        assert_eq!(
+            run("len(lower(name))", rec.clone()),
+            Ok(Some(json!(half + 1)))
+        );
+        assert_eq!(run("upper(name)", rec), Ok(None));
+    }
+
+    #[test]
+    fn nul_characters_are_refused() {
+        let err = run("name & 'a\u{0}'", json!({})).unwrap_err();
+        assert!(err.contains("NUL"), "{err}");
     }
 }

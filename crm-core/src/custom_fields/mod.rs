@@ -28,7 +28,7 @@ pub use computation::{Computed, FormulaSpec, MAX_COMPUTED_FIELDS, RollupFunction
 pub use definition::{
     CustomFieldDefinition, CustomFieldId, CustomFieldPatch, CustomFieldType, NewCustomField,
 };
-pub use formula::MAX_FORMULA_LENGTH;
+pub use formula::{MAX_FORMULA_DEPTH, MAX_FORMULA_LENGTH};
 pub(crate) use rollup::{linked_before_removal, refresh_for};
 pub use service::CustomFields;
 pub(crate) use typed::{DefinitionCache, Definitions, load, new_cache, normalize};

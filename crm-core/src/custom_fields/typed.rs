@@ -9,7 +9,7 @@ use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 use crate::time::YEARS;
 use serde_json::{Map, Value};
 
-use super::definition::{CustomFieldDefinition, CustomFieldType};
+use super::definition::{CustomFieldDefinition, CustomFieldType, MAX_TEXT_CHARS};
 use super::formula::Formula;
 use crate::error::{Error, FieldError, Result};
 use crate::organizations::OrganizationId;
@@ -194,8 +194,8 @@ pub(crate) fn normalize(
     let bad = |what: &str| Err(format!("must be {what}"));
     match d.field_type {
         CustomFieldType::Text => match s {
-            Some(t) if t.chars().count() <= 10_000 => Ok(value.clone()),
-            _ => bad("text of at most 10000 characters"),
+            Some(t) if t.chars().count() <= MAX_TEXT_CHARS => Ok(value.clone()),
+            _ => bad(&format!("text of at most {MAX_TEXT_CHARS} characters")),
         },
         CustomFieldType::Number => match value {
             Value::Number(_) => Ok(value.clone()),

@@ -1,10 +1,13 @@
 //! Computed custom fields: formulas over a record's own fields and roll-ups of related records,
 //! materialized in the write's transaction, readable and filterable like stored fields.
 
+use std::time::{Duration, Instant};
+
+use crm_core::sqlx::{self, Connection as _, Executor as _};
 use crm_core::{
-    Computed, Condition, CustomFieldPatch, CustomFieldType as T, Direction, EntityKind, Error,
-    FormulaSpec, ListQuery, NewCustomField, NewOpportunity, Op, Opportunity, Record,
-    RollupFunction, RollupSpec, Tenant,
+    Activity, Computed, Condition, CustomFieldPatch, CustomFieldType as T, Direction, EntityKind,
+    Error, FormulaSpec, ListQuery, MAX_FORMULA_DEPTH, MAX_FORMULA_LENGTH, NewCustomField,
+    NewOpportunity, Op, Opportunity, Record, RollupFunction, RollupSpec, Tenant,
 };
 use serde_json::{Value, json};
 
@@ -399,6 +402,13 @@ async fn bad_definitions_are_refused(crm: crm_core::Crm) {
             "computed.formula.expression",
             "expected `)`",
         ),
+        // PostgreSQL's jsonb cannot hold a NUL, so the definition could not be stored.
+        (
+            EntityKind::Opportunity,
+            formula("f", T::Text, "name & 'a\u{0}b'"),
+            "computed.formula.expression",
+            "NUL",
+        ),
         (
             EntityKind::Account,
             rollup(
@@ -752,7 +762,161 @@ async fn merges_refresh_rollups(crm: crm_core::Crm) {
     assert_eq!(cf(&gone.custom_fields, "open_total"), json!(0));
 }
 
+/// `terms` copies of `term` joined by `op`: a chain as deep as it is long.
+fn chain(term: &str, op: &str, terms: usize) -> String {
+    vec![term; terms].join(op)
+}
+
+/// A formula's evaluation recurses as deep as its tree: a chain `1+1+…` of 600 terms is short
+/// enough (1,199 characters) but deep enough to overflow the stack of the write that evaluates
+/// it, and with it the process. It is refused when defined, whatever the shape of its depth.
+async fn formula_depth_is_bounded(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    let fields = admin.custom_fields();
+    let deep = chain("1", "+", 600);
+    assert!(deep.len() < MAX_FORMULA_LENGTH);
+    let around = |open: &str, inner: &str| {
+        let close = ")".repeat(MAX_FORMULA_DEPTH);
+        format!("{}{inner}{close}", open.repeat(MAX_FORMULA_DEPTH))
+    };
+    for (key, ty, expression) in [
+        ("deep", T::Number, deep),
+        ("past", T::Number, chain("1", "+", MAX_FORMULA_DEPTH + 1)),
+        ("nested", T::Number, around("(", "1")),
+        ("calls", T::Text, around("lower(", "'x'")),
+    ] {
+        let err = fields
+            .define(EntityKind::Account, formula(key, ty, &expression))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Validation(e) if e[0].field == "computed.formula.expression"
+                && e[0].message.contains("nests at most")),
+            "{key}: {err:?}"
+        );
+    }
+    // The deepest accepted chain is evaluated on every write.
+    fields
+        .define(
+            EntityKind::Account,
+            formula("deepest", T::Number, &chain("1", "+", MAX_FORMULA_DEPTH)),
+        )
+        .await
+        .unwrap();
+    let a = org.user(&crm).account("Globex").await;
+    assert_eq!(cf(&a.custom_fields, "deepest"), json!(MAX_FORMULA_DEPTH));
+    assert!(!a.custom_fields.contains_key("deep"));
+}
+
+/// A formula stored before its depth was bounded (or written by hand) is refused when the
+/// definitions load, with a warning: the write goes on without it, and the process lives.
+async fn a_stored_deep_formula_cannot_crash_a_write(
+    crm: crm_core::Crm,
+    raw: impl AsyncFnOnce(String),
+) {
+    let org = Org::new(&crm, "Acme").await;
+    org.admin(&crm)
+        .custom_fields()
+        .define(EntityKind::Account, formula("deep", T::Number, "1"))
+        .await
+        .unwrap();
+    let computed = json!({"formula": {"expression": chain("1", "+", 600)}});
+    raw(format!(
+        "update custom_field_definitions set computed = '{computed}' where key = 'deep'"
+    ))
+    .await;
+    let a = org.user(&crm).account("Globex").await;
+    assert!(
+        !a.custom_fields.contains_key("deep"),
+        "{:?}",
+        a.custom_fields
+    );
+}
+
+#[tokio::test]
+async fn sqlite_a_stored_deep_formula_cannot_crash_a_write() {
+    let path = std::env::temp_dir().join(format!("crm-deep-{}.db", uuid::Uuid::now_v7()));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let crm = crm_core::Crm::connect(&url).await.unwrap();
+    a_stored_deep_formula_cannot_crash_a_write(crm, async |sql| {
+        let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        raw.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+    })
+    .await;
+    std::fs::remove_file(&path).ok();
+}
+
+#[tokio::test]
+async fn postgres_a_stored_deep_formula_cannot_crash_a_write() {
+    let Some((crm, url)) = crate::harness::postgres_with_url().await else {
+        return;
+    };
+    a_stored_deep_formula_cannot_crash_a_write(crm, async |sql| {
+        let mut raw = sqlx::PgConnection::connect(&url).await.unwrap();
+        raw.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+    })
+    .await;
+}
+
+/// Text a formula builds is capped at the longest text a field holds: past it the value is
+/// empty, so a write costs milliseconds, not seconds, whatever the formula makes of a long
+/// body (before the cap, each `&` copied all it had built: 100,000-character bodies joined in
+/// chains took seconds per write, and a write of another organization waited for the CPU).
+async fn formula_text_is_bounded(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    let fields = admin.custom_fields();
+    let joined = chain("body", " & ", MAX_FORMULA_DEPTH - 1);
+    let heavy = format!("concat({joined}, {joined}, {joined}, {joined})");
+    assert!(heavy.len() <= MAX_FORMULA_LENGTH);
+    let mut defs = vec![
+        formula("doubled", T::Number, "len(body & body)"),
+        formula("shouted", T::Text, "upper(body)"),
+        formula("chars", T::Number, "len(body)"),
+        formula("fallback", T::Text, "coalesce(body & body, 'too long')"),
+    ];
+    defs.extend((0..4).map(|i| formula(&format!("heavy_{i}"), T::Text, &heavy)));
+    for def in defs {
+        fields.define(EntityKind::Activity, def).await.unwrap();
+    }
+    let t = org.user(&crm);
+    let a = t.account("Globex").await;
+    let started = Instant::now();
+    let note: Record<Activity> = t
+        .create_json(json!({
+            "subject": "Call notes", "body": "é".repeat(100_000),
+            "related_entity": "account", "related_id": a.id
+        }))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "a write took {took:?}");
+    let c = &note.custom_fields;
+    // Reading a long field is fine; building a text past the cap is empty.
+    assert_eq!(cf(c, "chars"), json!(100_000));
+    assert_eq!(cf(c, "fallback"), json!("too long"));
+    for key in ["doubled", "shouted", "heavy_0", "heavy_3"] {
+        assert!(!c.contains_key(key), "{key}: {c:?}");
+    }
+    // Under the cap, the same formulas have their values.
+    let note: Record<Activity> = t
+        .update_json(note.id, json!({"body": "é".repeat(10)}))
+        .await
+        .unwrap();
+    let c = &note.custom_fields;
+    assert_eq!(cf(c, "doubled"), json!(20));
+    assert_eq!(cf(c, "shouted"), json!("É".repeat(10)));
+    assert_eq!(cf(c, "fallback"), json!("é".repeat(20)));
+    assert_eq!(
+        cf(c, "heavy_0").as_str().map(|s| s.chars().count()),
+        Some(10 * 4 * (MAX_FORMULA_DEPTH - 1))
+    );
+}
+
 crate::on_both_backends!(
+    formula_depth_is_bounded,
+    formula_text_is_bounded,
     merges_refresh_rollups,
     erasure_refreshes_rollups,
     formulas_follow_the_record,
