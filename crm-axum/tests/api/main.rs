@@ -32,6 +32,7 @@ mod metrics;
 mod mount;
 mod openapi;
 mod outage;
+mod races;
 mod records;
 #[cfg(feature = "redis")]
 mod redis;

@@ -9,8 +9,48 @@ use crate::helpers::TestApp;
 
 crate::on_both_backends!(
     merged_ids_redirect_to_the_survivor,
-    merges_are_refused_clearly
+    merges_are_refused_clearly,
+    a_merged_id_redirects_only_in_its_organization,
 );
+
+/// Another organization asking for a merged id is told nothing: 404, as for any id that is not
+/// its own, never a 308 that would name the survivor.
+async fn a_merged_id_redirects_only_in_its_organization(crm: Crm) {
+    let (app, acme) = TestApp::signed_up(crm).await;
+    let t = acme.access.as_str();
+    let keep = app.create(t, "accounts", json!({ "name": "Globex" })).await;
+    let dup = app
+        .create(t, "accounts", json!({ "name": "Globex Inc" }))
+        .await;
+    app.post(
+        &format!("/api/v1/accounts/{keep}/merge"),
+        t,
+        json!({ "absorb": [dup] }),
+    )
+    .await
+    .expect(200);
+    app.get(&format!("/api/v1/accounts/{dup}"), t)
+        .await
+        .expect(308);
+
+    let other = app.register("initech").await;
+    let o = other.access.as_str();
+    let path = format!("/api/v1/accounts/{dup}");
+    for res in [
+        app.get(&path, o).await,
+        app.get(&format!("{path}?include_deleted=true"), o).await,
+        app.patch(&path, o, json!({ "city": "Rome" })).await,
+        app.delete(&path, o).await,
+        app.get(&format!("{path}/history"), o).await,
+    ] {
+        assert!(
+            res.headers.get("location").is_none(),
+            "no redirect: {:?}",
+            res.headers
+        );
+        res.problem(404, "not-found");
+    }
+}
 
 async fn merged_ids_redirect_to_the_survivor(crm: Crm) {
     let (app, admin) = TestApp::signed_up(crm).await;

@@ -15,7 +15,7 @@ use crate::harness;
 /// timeout, fails busy, and is run again: it succeeds once the lock is let go, and answers
 /// `Unavailable` (a contention) when it never is.
 #[tokio::test]
-async fn sqlite_writes_wait_out_a_busy_database() {
+async fn a_write_waits_out_a_busy_sqlite_database() {
     let path = std::env::temp_dir().join(format!("crm-busy-{}.db", uuid::Uuid::now_v7()));
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let busy_timeout = Duration::from_millis(200);
