@@ -48,6 +48,12 @@ impl Destination {
         if url.len() > MAX_URL_LEN {
             return Err(format!("is longer than {MAX_URL_LEN} characters"));
         }
+        // The URL parser drops tabs and line breaks and escapes other controls, so such a URL
+        // would parse, and the text stored would not be the URL checked (PostgreSQL cannot store
+        // a NUL at all).
+        if url.chars().any(char::is_control) {
+            return Err("must not contain control characters (such as NUL or a line break)".into());
+        }
         let parsed = Url::parse(url).map_err(|_| "is not an absolute http(s) URL".to_owned())?;
         let https = match parsed.scheme() {
             "https" => true,
@@ -229,6 +235,12 @@ mod tests {
             "https://[::1]/",
             "https://169.254.169.254/latest/meta-data",
             "https://10.0.0.1/",
+            "https://hooks.example.com/in\0",
+            "https://hooks.example.com/\0in",
+            "https://hooks.exam\tple.com/in",
+            "https://hooks.example.com/in\r\nX-Injected: 1",
+            "https://hooks.example.com/\u{7f}",
+            "https://hooks.example.com/\u{85}",
         ] {
             assert!(Destination::parse(bad, &STRICT).is_err(), "{bad}");
         }
