@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use crm_axum::WebhookSender;
+use crm_core::auth::{ApiKeyScope, NewApiKey};
 use crm_core::{
-    Crm, DeliveryStatus, Error, NewWebhookSubscription, ReplayFrom, Tenant, WebhookSettings,
-    WebhookSubscription, WebhookSubscriptionId, WebhookSubscriptionPatch, Worker,
+    Crm, DeliveryStatus, Error, NewUser, NewWebhookSubscription, ReplayFrom, Role, Tenant,
+    TenantContext, WebhookSettings, WebhookSubscription, WebhookSubscriptionId,
+    WebhookSubscriptionPatch, Worker,
 };
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
@@ -677,9 +679,154 @@ async fn https_deliveries_trust_the_given_roots_and_no_other(crm: Crm) {
     ));
 }
 
+/// A subscription belongs to its organization (as with Stripe's and GitHub's webhooks), not to
+/// whoever made it: deactivating the admin who created one, or revoking the API key that did,
+/// neither stops nor pauses it, and it still says who created it.
+async fn subscriptions_outlive_their_creators(crm: Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    let system = crm.tenant(&TenantContext::system(org.id));
+    let receiver = Receiver::start(|_, _| 200).await;
+    let (by_admin, _) = subscribe(&admin, receiver.url(), &["contact.*"]).await;
+    let (key, _) = admin
+        .api_keys()
+        .create(NewApiKey {
+            name: "integration".into(),
+            scopes: vec![ApiKeyScope::All],
+        })
+        .await
+        .unwrap();
+    let as_key = crm.tenant(&TenantContext::api_key(org.id, key.id.uuid()));
+    let (by_key, _) = subscribe(&as_key, receiver.url(), &["account.*"]).await;
+    assert_eq!(by_admin.created_by, Some(org.admin.uuid()));
+    assert_eq!(by_key.created_by, Some(key.id.uuid()));
+
+    // Another admin takes over: the creators go.
+    system
+        .users()
+        .create(NewUser {
+            email: "successor@example.com".into(),
+            name: "Successor".into(),
+            password: None,
+            role: Role::CompanyAdmin,
+        })
+        .await
+        .unwrap();
+    admin.api_keys().revoke(key.id).await.unwrap();
+    system.users().deactivate(org.admin).await.unwrap();
+
+    system.contact("Ada").await;
+    system.account("Initech").await;
+    let (stop, worker) = start(&crm, quick());
+    let hits = receiver
+        .until("a change to each subscription", |h| delivered(h) == 2)
+        .await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    let mut types: Vec<&str> = hits
+        .iter()
+        .filter_map(|h| h.json["type"].as_str())
+        .collect();
+    types.sort_unstable();
+    assert_eq!(types, ["account.created", "contact.created"]);
+    let listed = system.webhooks().list().await.unwrap();
+    let creators: Vec<(bool, Option<uuid::Uuid>)> =
+        listed.iter().map(|s| (s.active, s.created_by)).collect();
+    assert_eq!(
+        creators,
+        [(true, Some(org.admin.uuid())), (true, Some(key.id.uuid()))]
+    );
+}
+
+/// Three workers, each with a connection pool of its own, deliver from one PostgreSQL database
+/// while eight writers commit changes: each change reaches each subscription exactly once (one
+/// attempt, answered 2xx), and each record's changes arrive in their order.
+#[tokio::test]
+async fn concurrent_workers_deliver_each_change_once_in_record_order() {
+    let Some((crm, url)) = crate::harness::postgres_with_url().await else {
+        return;
+    };
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.admin(&crm);
+    let receivers = [
+        Receiver::start(|_, _| 200).await,
+        Receiver::start(|_, _| 200).await,
+    ];
+    let mut subs = Vec::new();
+    for r in &receivers {
+        subs.push(subscribe(&t, r.url(), &["contact.*"]).await.0);
+    }
+    let mut crms = vec![crm.clone()];
+    for _ in 0..2 {
+        crms.push(crate::harness::connect(&url).await.unwrap());
+    }
+    let workers: Vec<Running> = crms.iter().map(|c| start(c, quick())).collect();
+
+    const WRITERS: usize = 8;
+    const UPDATES: usize = 5;
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let t = t.clone();
+        writers.spawn(async move {
+            let contact = t.contact(&format!("w{w}")).await;
+            for i in 1..=UPDATES {
+                t.update_json(contact.id, json!({ "last_name": format!("w{w}-{i}") }))
+                    .await
+                    .unwrap();
+            }
+            (w, contact.id)
+        });
+    }
+    let contacts = writers.join_all().await;
+    let expected = WRITERS * (UPDATES + 1);
+    for r in &receivers {
+        r.until("every change", |h| delivered(h) == expected).await;
+    }
+    // Longer than a few passes: a change sent twice would show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (stop, worker) in workers {
+        stop.send(()).unwrap();
+        worker.await.unwrap().unwrap();
+    }
+
+    for r in &receivers {
+        let hits = r.hits();
+        assert_eq!(hits.len(), expected, "{:#?}", summary(&hits));
+        for (w, id) in &contacts {
+            let names: Vec<&str> = hits
+                .iter()
+                .filter(|h| h.json["data"]["record_id"] == json!(id))
+                .filter_map(|h| h.json["data"]["changes"]["last_name"]["after"].as_str())
+                .collect();
+            let mut want = vec![format!("w{w}")];
+            want.extend((1..=UPDATES).map(|i| format!("w{w}-{i}")));
+            assert_eq!(names, want, "{:#?}", summary(&hits));
+        }
+    }
+    for sub in &subs {
+        let log = t
+            .webhooks()
+            .deliveries(sub.id, None, None, 1_000)
+            .await
+            .unwrap();
+        assert_eq!(log.data.len(), expected);
+        for d in &log.data {
+            assert_eq!(
+                (d.status, d.attempts),
+                (DeliveryStatus::Delivered, 1),
+                "{d:?}"
+            );
+        }
+    }
+    for c in crms.into_iter().skip(1) {
+        c.close().await;
+    }
+}
+
 crate::on_both_backends!(
     https_deliveries_speak_tls_or_nothing,
     https_deliveries_trust_the_given_roots_and_no_other,
+    subscriptions_outlive_their_creators,
     deliveries_are_signed_retried_in_record_order_and_replayed,
     endpoints_that_are_gone_or_keep_failing_are_disabled,
     the_feed_is_the_outbox_and_subscriptions_stay_in_their_organization
