@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
     // The daily maintenance (overdue invoices, trash retention, expiry sweeps) with its retries,
     // and the outbound webhooks; stopped after the server, letting running work finish.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = Worker::new(&crm).webhooks(WebhookSender, WebhookSettings::default());
+    let worker = Worker::new(&crm).webhooks(WebhookSender::default(), WebhookSettings::default());
     let worker = tokio::spawn(worker.run_until(async {
         let _ = stopped.await;
     }));

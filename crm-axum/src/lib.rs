@@ -121,7 +121,7 @@ pub use extract::{Json, JsonBody, Path, Query};
 pub use idempotency::{IDEMPOTENCY_KEY, REPLAYED};
 pub use routes::records::{MAX_BATCH, Resource};
 #[cfg(feature = "webhooks")]
-pub use webhook_sender::WebhookSender;
+pub use webhook_sender::{WebhookRootError, WebhookSender};
 
 use routes::records;
 use state::ApiState;

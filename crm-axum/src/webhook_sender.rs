@@ -10,6 +10,7 @@ use http_body_util::Full;
 use hyper::Request;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -17,8 +18,8 @@ use crm_core::{Answer, Outgoing, WebhookTransport};
 
 /// Posts webhook deliveries: one HTTP/1.1 connection per delivery, to one of the addresses
 /// crm-core checked (never a name resolved again), TLS by rustls with Mozilla's root
-/// certificates for `https`, redirects not followed, everything within the delivery's time
-/// limit.
+/// certificates for `https` (and the roots added with [`Self::trust_root_certificate`]),
+/// redirects not followed, everything within the delivery's time limit.
 ///
 /// ```no_run
 /// # async fn run(crm: crm_core::Crm) -> crm_core::Result<()> {
@@ -30,22 +31,90 @@ use crm_core::{Answer, Outgoing, WebhookTransport};
 ///     .await
 /// # }
 /// ```
-#[derive(Debug, Default, Clone, Copy)]
-pub struct WebhookSender;
+#[derive(Debug, Default, Clone)]
+pub struct WebhookSender {
+    /// The roots added to Mozilla's, DER.
+    extra_roots: Vec<CertificateDer<'static>>,
+    /// The TLS setup with them; `None` while there are none: the one of the process, with
+    /// Mozilla's roots alone.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
 
-impl WebhookTransport for WebhookSender {
-    fn post(&self, out: Outgoing) -> Pin<Box<dyn Future<Output = Answer> + Send + '_>> {
-        Box::pin(post(out))
+/// A root certificate that [`WebhookSender::trust_root_certificate`] cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot trust this root certificate for webhooks: {0}")]
+pub struct WebhookRootError(String);
+
+impl WebhookSender {
+    /// Also trusts the certificate authority `der` (a certificate, DER-encoded), besides
+    /// Mozilla's roots: for receivers whose certificates a private CA issues (a company's
+    /// internal CA, a test CA). A receiver's certificate must still name the URL's host, and
+    /// the addresses must still pass the [`crm_core::WebhookPolicy`].
+    ///
+    /// ```
+    /// # fn run(ca_der: Vec<u8>) -> Result<(), crm_axum::WebhookRootError> {
+    /// let sender = crm_axum::WebhookSender::default().trust_root_certificate(ca_der)?;
+    /// # let _ = sender;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`WebhookRootError`] when `der` is not a certificate rustls can anchor trust in.
+    pub fn trust_root_certificate(
+        mut self,
+        der: impl Into<Vec<u8>>,
+    ) -> Result<Self, WebhookRootError> {
+        self.extra_roots.push(CertificateDer::from(der.into()));
+        let config =
+            client_config(&self.extra_roots).map_err(|e| WebhookRootError(e.to_string()))?;
+        self.tls = Some(config);
+        Ok(self)
+    }
+
+    /// The TLS setup deliveries use.
+    fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        static MOZILLA_ONLY: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+        match &self.tls {
+            Some(config) => Ok(config.clone()),
+            None => MOZILLA_ONLY
+                .get_or_init(|| client_config(&[]).map_err(|e| format!("TLS setup failed: {e}")))
+                .clone(),
+        }
     }
 }
 
-async fn post(mut out: Outgoing) -> Answer {
+/// A rustls client that trusts Mozilla's roots and `extra_roots`.
+fn client_config(
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for root in extra_roots {
+        roots.add(root.clone())?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+impl WebhookTransport for WebhookSender {
+    fn post(&self, out: Outgoing) -> Pin<Box<dyn Future<Output = Answer> + Send + '_>> {
+        Box::pin(post(self.tls_config(), out))
+    }
+}
+
+async fn post(tls_config: Result<Arc<rustls::ClientConfig>, String>, mut out: Outgoing) -> Answer {
     let timeout = out.timeout;
     let exchange = async {
         let stream = connect(&out.addresses).await?;
         let request = request(&mut out)?;
         if out.tls {
-            let tls = tls(&out.host, stream).await?;
+            let tls = tls(tls_config?, &out.host, stream).await?;
             send(tls, request).await
         } else {
             send(stream, request).await
@@ -110,28 +179,23 @@ where
     answer
 }
 
-/// The TLS session with `host` over `stream`, its certificate verified against Mozilla's roots.
+/// The TLS session with `host` over `stream`, its certificate verified against `config`'s roots.
 async fn tls(
+    config: Arc<rustls::ClientConfig>,
     host: &str,
     stream: TcpStream,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    let config = CONFIG
-        .get_or_init(|| {
-            let roots =
-                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-            .map_err(|e| format!("TLS setup failed: {e}"))
-        })
-        .clone()?;
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
         .map_err(|e| format!("{host} is not a TLS server name: {e}"))?;
     tokio_rustls::TlsConnector::from(config)
         .connect(name, stream)
         .await
-        .map_err(|e| format!("TLS handshake failed: {e}"))
+        .map_err(
+            |e| match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                Some(rustls::Error::InvalidCertificate(why)) => format!(
+                    "TLS handshake failed: the receiver's certificate is not trusted ({why})"
+                ),
+                _ => format!("TLS handshake failed: {e}"),
+            },
+        )
 }

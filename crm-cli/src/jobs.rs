@@ -43,7 +43,7 @@ impl WorkerArgs {
         if self.no_webhooks {
             worker
         } else {
-            worker.webhooks(crm_axum::WebhookSender, webhooks)
+            worker.webhooks(crm_axum::WebhookSender::default(), webhooks)
         }
     }
 }

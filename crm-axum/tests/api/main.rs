@@ -13,6 +13,7 @@ mod harness;
 mod helpers;
 mod limits;
 mod schema_check;
+mod test_ca;
 mod throwaway;
 
 mod accounts_of_people;

@@ -9,9 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
+use crm_axum::WebhookSender;
+use crm_core::auth::{ApiKeyScope, NewApiKey};
 use crm_core::{
-    Crm, DeliveryStatus, Error, NewWebhookSubscription, ReplayFrom, Tenant, WebhookSettings,
-    WebhookSubscription, WebhookSubscriptionId, WebhookSubscriptionPatch, Worker,
+    Crm, DeliveryStatus, Error, NewUser, NewWebhookSubscription, ReplayFrom, Role, Tenant,
+    TenantContext, WebhookSettings, WebhookSubscription, WebhookSubscriptionId,
+    WebhookSubscriptionPatch, Worker,
 };
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
@@ -21,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::harness::{Fixtures as _, Org, assert_not_found};
+use crate::test_ca::TestCa;
 
 /// One request the receiver got, and the status it answered.
 #[derive(Debug, Clone)]
@@ -45,6 +49,21 @@ struct Receiver {
 
 impl Receiver {
     async fn start(answer: impl FnMut(&Value, usize) -> u16 + Send + 'static) -> Self {
+        Self::serve(None, answer).await
+    }
+
+    /// The same over TLS, with the certificate of `tls`.
+    async fn start_tls(
+        tls: Arc<rustls::ServerConfig>,
+        answer: impl FnMut(&Value, usize) -> u16 + Send + 'static,
+    ) -> Self {
+        Self::serve(Some(tokio_rustls::TlsAcceptor::from(tls)), answer).await
+    }
+
+    async fn serve(
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        answer: impl FnMut(&Value, usize) -> u16 + Send + 'static,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let receiver = Receiver {
             addr: listener.local_addr().unwrap(),
@@ -54,12 +73,20 @@ impl Receiver {
         let r = receiver.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let r = r.clone();
+                let (r, tls) = (r.clone(), tls.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| r.clone().handle(req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        None => http.serve_connection(TokioIo::new(stream), service).await,
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => {
+                                http.serve_connection(TokioIo::new(stream), service).await
+                            }
+                            // A client that refused the certificate: no request came.
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
@@ -92,6 +119,10 @@ impl Receiver {
 
     fn url(&self) -> String {
         format!("http://{}/hooks", self.addr)
+    }
+
+    fn https_url(&self) -> String {
+        format!("https://{}/hooks", self.addr)
     }
 
     fn answer(&self, answer: impl FnMut(&Value, usize) -> u16 + Send + 'static) {
@@ -145,19 +176,24 @@ fn quick() -> WebhookSettings {
     }
 }
 
-/// Starts a worker that delivers with `settings` and plans nothing; send (or drop) to stop.
-fn start(
-    crm: &Crm,
-    settings: WebhookSettings,
-) -> (
+/// A running worker: send (or drop) to stop it, then await its end.
+type Running = (
     oneshot::Sender<()>,
     tokio::task::JoinHandle<crm_core::Result<()>>,
-) {
+);
+
+/// Starts a worker that delivers with `settings` and plans nothing.
+fn start(crm: &Crm, settings: WebhookSettings) -> Running {
+    start_with(crm, WebhookSender::default(), settings)
+}
+
+/// [`start`], posting through `sender`.
+fn start_with(crm: &Crm, sender: WebhookSender, settings: WebhookSettings) -> Running {
     let (stop, stopped) = oneshot::channel::<()>();
     let worker = Worker::new(crm)
         .plan_every(None)
         .grace(Duration::from_secs(5))
-        .webhooks(crm_axum::WebhookSender, settings);
+        .webhooks(sender, settings);
     let handle = tokio::spawn(worker.run_until(async {
         let _ = stopped.await;
     }));
@@ -571,38 +607,226 @@ async fn the_feed_is_the_outbox_and_subscriptions_stay_in_their_organization(crm
     subscribe(&t, receiver.url(), &[]).await;
 }
 
+/// The `last_error` of the subscription's newest delivery, once there is one (30 s at most).
+async fn until_error(t: &Tenant, id: WebhookSubscriptionId) -> String {
+    for _ in 0..600 {
+        let log = t.webhooks().deliveries(id, None, None, 1).await.unwrap();
+        if let Some(error) = log.data.first().and_then(|d| d.last_error.clone()) {
+            return error;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no failed attempt of {id} within 30 s");
+}
+
 /// An `https` URL gets TLS or nothing: a receiver that speaks plain HTTP gets no request in the
 /// clear, and the log says why.
 async fn https_deliveries_speak_tls_or_nothing(crm: Crm) {
     let org = Org::new(&crm, "Acme").await;
     let t = org.admin(&crm);
     let plain = Receiver::start(|_, _| 200).await;
-    let url = format!("https://{}/hooks", plain.addr);
-    let (sub, _) = subscribe(&t, url, &[]).await;
+    let (sub, _) = subscribe(&t, plain.https_url(), &[]).await;
     t.contact("Ada").await;
     let (stop, worker) = start(&crm, quick());
-    let mut error = None;
-    for _ in 0..600 {
-        let log = t
-            .webhooks()
-            .deliveries(sub.id, None, None, 1)
-            .await
-            .unwrap();
-        error = log.data.first().and_then(|d| d.last_error.clone());
-        if error.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let error = until_error(&t, sub.id).await;
     stop.send(()).unwrap();
     worker.await.unwrap().unwrap();
-    let error = error.expect("an attempt");
     assert!(error.contains("TLS handshake failed"), "{error}");
     assert!(plain.hits().is_empty(), "nothing was sent in the clear");
 }
 
+/// A delivery over TLS completes when the receiver's certificate comes from a root the sender
+/// trusts (here a test CA added with `trust_root_certificate`, as a private CA would be); a
+/// receiver whose certificate comes from another CA gets nothing, and the log says that its
+/// certificate is not trusted.
+async fn https_deliveries_trust_the_given_roots_and_no_other(crm: Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.admin(&crm);
+    let ours = TestCa::new("ours");
+    let theirs = TestCa::new("theirs");
+    let trusted = Receiver::start_tls(ours.server_config(), |_, _| 200).await;
+    let untrusted = Receiver::start_tls(theirs.server_config(), |_, _| 200).await;
+    let (good, secret) = subscribe(&t, trusted.https_url(), &[]).await;
+    let (bad, _) = subscribe(&t, untrusted.https_url(), &[]).await;
+    t.contact("Ada").await;
+
+    let sender = WebhookSender::default()
+        .trust_root_certificate(ours.root_der())
+        .unwrap();
+    let (stop, worker) = start_with(&crm, sender, quick());
+    let hits = trusted
+        .until("the delivery over TLS", |h| delivered(h) == 1)
+        .await;
+    verify(&secret, &hits[0]);
+    assert_eq!(hits[0].json["type"], "contact.created");
+    let error = until_error(&t, bad.id).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    assert!(
+        error.starts_with("TLS handshake failed: the receiver's certificate is not trusted"),
+        "{error}"
+    );
+    assert!(untrusted.hits().is_empty(), "nothing was sent to it");
+    let log = t
+        .webhooks()
+        .deliveries(good.id, None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(log.data[0].status, DeliveryStatus::Delivered);
+    assert!(matches!(
+        WebhookSender::default().trust_root_certificate(b"not a certificate".to_vec()),
+        Err(crm_axum::WebhookRootError { .. })
+    ));
+}
+
+/// A subscription belongs to its organization (as with Stripe's and GitHub's webhooks), not to
+/// whoever made it: deactivating the admin who created one, or revoking the API key that did,
+/// neither stops nor pauses it, and it still says who created it.
+async fn subscriptions_outlive_their_creators(crm: Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    let system = crm.tenant(&TenantContext::system(org.id));
+    let receiver = Receiver::start(|_, _| 200).await;
+    let (by_admin, _) = subscribe(&admin, receiver.url(), &["contact.*"]).await;
+    let (key, _) = admin
+        .api_keys()
+        .create(NewApiKey {
+            name: "integration".into(),
+            scopes: vec![ApiKeyScope::All],
+        })
+        .await
+        .unwrap();
+    let as_key = crm.tenant(&TenantContext::api_key(org.id, key.id.uuid()));
+    let (by_key, _) = subscribe(&as_key, receiver.url(), &["account.*"]).await;
+    assert_eq!(by_admin.created_by, Some(org.admin.uuid()));
+    assert_eq!(by_key.created_by, Some(key.id.uuid()));
+
+    // Another admin takes over: the creators go.
+    system
+        .users()
+        .create(NewUser {
+            email: "successor@example.com".into(),
+            name: "Successor".into(),
+            password: None,
+            role: Role::CompanyAdmin,
+        })
+        .await
+        .unwrap();
+    admin.api_keys().revoke(key.id).await.unwrap();
+    system.users().deactivate(org.admin).await.unwrap();
+
+    system.contact("Ada").await;
+    system.account("Initech").await;
+    let (stop, worker) = start(&crm, quick());
+    let hits = receiver
+        .until("a change to each subscription", |h| delivered(h) == 2)
+        .await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    let mut types: Vec<&str> = hits
+        .iter()
+        .filter_map(|h| h.json["type"].as_str())
+        .collect();
+    types.sort_unstable();
+    assert_eq!(types, ["account.created", "contact.created"]);
+    let listed = system.webhooks().list().await.unwrap();
+    let creators: Vec<(bool, Option<uuid::Uuid>)> =
+        listed.iter().map(|s| (s.active, s.created_by)).collect();
+    assert_eq!(
+        creators,
+        [(true, Some(org.admin.uuid())), (true, Some(key.id.uuid()))]
+    );
+}
+
+/// Three workers, each with a connection pool of its own, deliver from one PostgreSQL database
+/// while eight writers commit changes: each change reaches each subscription exactly once (one
+/// attempt, answered 2xx), and each record's changes arrive in their order.
+#[tokio::test]
+async fn concurrent_workers_deliver_each_change_once_in_record_order() {
+    let Some((crm, url)) = crate::harness::postgres_with_url().await else {
+        return;
+    };
+    let org = Org::new(&crm, "Acme").await;
+    let t = org.admin(&crm);
+    let receivers = [
+        Receiver::start(|_, _| 200).await,
+        Receiver::start(|_, _| 200).await,
+    ];
+    let mut subs = Vec::new();
+    for r in &receivers {
+        subs.push(subscribe(&t, r.url(), &["contact.*"]).await.0);
+    }
+    let mut crms = vec![crm.clone()];
+    for _ in 0..2 {
+        crms.push(crate::harness::connect(&url).await.unwrap());
+    }
+    let workers: Vec<Running> = crms.iter().map(|c| start(c, quick())).collect();
+
+    const WRITERS: usize = 8;
+    const UPDATES: usize = 5;
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let t = t.clone();
+        writers.spawn(async move {
+            let contact = t.contact(&format!("w{w}")).await;
+            for i in 1..=UPDATES {
+                t.update_json(contact.id, json!({ "last_name": format!("w{w}-{i}") }))
+                    .await
+                    .unwrap();
+            }
+            (w, contact.id)
+        });
+    }
+    let contacts = writers.join_all().await;
+    let expected = WRITERS * (UPDATES + 1);
+    for r in &receivers {
+        r.until("every change", |h| delivered(h) == expected).await;
+    }
+    // Longer than a few passes: a change sent twice would show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (stop, worker) in workers {
+        stop.send(()).unwrap();
+        worker.await.unwrap().unwrap();
+    }
+
+    for r in &receivers {
+        let hits = r.hits();
+        assert_eq!(hits.len(), expected, "{:#?}", summary(&hits));
+        for (w, id) in &contacts {
+            let names: Vec<&str> = hits
+                .iter()
+                .filter(|h| h.json["data"]["record_id"] == json!(id))
+                .filter_map(|h| h.json["data"]["changes"]["last_name"]["after"].as_str())
+                .collect();
+            let mut want = vec![format!("w{w}")];
+            want.extend((1..=UPDATES).map(|i| format!("w{w}-{i}")));
+            assert_eq!(names, want, "{:#?}", summary(&hits));
+        }
+    }
+    for sub in &subs {
+        let log = t
+            .webhooks()
+            .deliveries(sub.id, None, None, 1_000)
+            .await
+            .unwrap();
+        assert_eq!(log.data.len(), expected);
+        for d in &log.data {
+            assert_eq!(
+                (d.status, d.attempts),
+                (DeliveryStatus::Delivered, 1),
+                "{d:?}"
+            );
+        }
+    }
+    for c in crms.into_iter().skip(1) {
+        c.close().await;
+    }
+}
+
 crate::on_both_backends!(
     https_deliveries_speak_tls_or_nothing,
+    https_deliveries_trust_the_given_roots_and_no_other,
+    subscriptions_outlive_their_creators,
     deliveries_are_signed_retried_in_record_order_and_replayed,
     endpoints_that_are_gone_or_keep_failing_are_disabled,
     the_feed_is_the_outbox_and_subscriptions_stay_in_their_organization

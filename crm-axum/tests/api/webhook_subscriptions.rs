@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
-crate::on_both_backends!(admins_manage_webhook_subscriptions_of_their_organization);
+crate::on_both_backends!(
+    admins_manage_webhook_subscriptions_of_their_organization,
+    control_characters_in_a_url_are_refused_on_create_and_patch
+);
 
 async fn admins_manage_webhook_subscriptions_of_their_organization(crm: Crm) {
     let (app, admin) = TestApp::signed_up(crm).await;
@@ -172,4 +175,57 @@ async fn admins_manage_webhook_subscriptions_of_their_organization(crm: Crm) {
         .expect(200)
         .body;
     assert_eq!(gone["data"], json!([]));
+}
+
+/// A NUL (which PostgreSQL cannot store) or another control character in a webhook URL is a
+/// field error of `url`, on create and on patch, never a server error; the URL saved before
+/// stays.
+async fn control_characters_in_a_url_are_refused_on_create_and_patch(crm: Crm) {
+    let (app, admin) = TestApp::signed_up(crm).await;
+    let t = admin.access.as_str();
+    let made = app
+        .post(
+            "/api/v1/webhook-subscriptions",
+            t,
+            json!({ "url": "https://hooks.example.com/crm" }),
+        )
+        .await
+        .expect(201);
+    let path = format!(
+        "/api/v1/webhook-subscriptions/{}",
+        made.body["subscription"]["id"].as_str().unwrap()
+    );
+    for url in [
+        "https://hooks.example.com/crm\u{0}",
+        "https://hooks.example.com/\u{0}crm",
+        "https://hooks.example.com/crm\r\nX-Injected: 1",
+    ] {
+        let created = app
+            .post(
+                "/api/v1/webhook-subscriptions",
+                t,
+                json!({ "url": url, "description": "with a control character" }),
+            )
+            .await;
+        let patched = app.patch(&path, t, json!({ "url": url })).await;
+        for res in [created, patched] {
+            let res = res.problem(422, "validation");
+            assert_eq!(
+                res.field_errors(),
+                [("url".to_owned(), "invalid_url".to_owned())],
+                "{url:?}"
+            );
+        }
+    }
+    let list = app
+        .get("/api/v1/webhook-subscriptions", t)
+        .await
+        .expect(200);
+    let urls: Vec<&Value> = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["url"])
+        .collect();
+    assert_eq!(urls, [&json!("https://hooks.example.com/crm")]);
 }

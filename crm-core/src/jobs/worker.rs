@@ -27,7 +27,7 @@ use crate::webhooks::{WebhookSettings, WebhookTransport};
 /// use crm_core::Worker;
 ///
 /// // Until `shutdown` completes (Ctrl-C, say); running jobs finish first (up to the grace
-/// // period). Webhooks need a transport too: `.webhooks(crm_axum::WebhookSender, …)`.
+/// // period). Webhooks need a transport too: `.webhooks(crm_axum::WebhookSender::default(), …)`.
 /// Worker::new(&crm).concurrency(4).run_until(shutdown).await?;
 /// # Ok(()) }
 /// ```

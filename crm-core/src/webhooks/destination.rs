@@ -48,6 +48,12 @@ impl Destination {
         if url.len() > MAX_URL_LEN {
             return Err(format!("is longer than {MAX_URL_LEN} characters"));
         }
+        // The URL parser drops tabs and line breaks and escapes other controls, so such a URL
+        // would parse, and the text stored would not be the URL checked (PostgreSQL cannot store
+        // a NUL at all).
+        if url.chars().any(char::is_control) {
+            return Err("must not contain control characters (such as NUL or a line break)".into());
+        }
         let parsed = Url::parse(url).map_err(|_| "is not an absolute http(s) URL".to_owned())?;
         let https = match parsed.scheme() {
             "https" => true,
@@ -117,10 +123,13 @@ impl Destination {
         if !policy.allow_private_networks
             && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip()))
         {
+            // The address goes to the operator's log only: the error becomes the delivery's
+            // `last_error`, which the tenant reads, and an internal name's address is not theirs
+            // to learn.
+            tracing::info!(host = %self.host, address = %bad.ip(), "a webhook destination resolves to a non-public address: refused");
             return Err(format!(
-                "{} resolves to a non-public address ({}): refused",
-                self.host,
-                bad.ip()
+                "{} resolves to a non-public address: refused",
+                self.host
             ));
         }
         Ok(addrs)
@@ -128,8 +137,10 @@ impl Destination {
 }
 
 /// Whether `ip` is a public unicast address: not loopback, private, link-local, shared (CGNAT),
-/// multicast, broadcast, unspecified, reserved or documentation; IPv4 inside IPv6 (mapped,
-/// compatible, NAT64) is judged as the IPv4 address it carries.
+/// multicast, broadcast, unspecified, reserved or documentation, nor an address that hands the
+/// packet to a translator or relay (NAT64, 6to4, the 6to4 relay anycast) whose far side may be the
+/// operator's own network, nor discard-only. IPv4 mapped into IPv6 (`::ffff:a.b.c.d`, and the old
+/// compatible `::a.b.c.d`) is judged as the IPv4 address it carries.
 pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -149,6 +160,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a == 0
         || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
         || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 192 && b == 88 && c == 99) // 6to4 relay anycast (RFC 7526)
         || (a == 198 && (b == 18 || b == 19)) // benchmarking
         || a >= 240) // reserved
 }
@@ -159,18 +171,18 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         return !ip.is_loopback() && !ip.is_unspecified() && is_public_v4(v4);
     }
     let s = ip.segments();
-    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] {
-        // NAT64: the IPv4 address in the last 32 bits.
-        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
-        return is_public_v4(v4);
-    }
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
         || ip.is_unique_local()
         || ip.is_unicast_link_local()
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
-        || (s[0] == 0x2001 && s[1] == 0x0db8)) // documentation
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        // NAT64, well-known prefix (64:ff9b::/96, RFC 6052) and local-use (64:ff9b:1::/48,
+        // RFC 8215): a translator turns them into IPv4 addresses, possibly the operator's own.
+        || (s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0; 4] || s[2] == 1))
+        || s[0] == 0x2002 // 6to4 (2002::/16, RFC 3056): relayed to the IPv4 address it carries
+        || (s[0] == 0x100 && s[1..4] == [0; 3])) // discard-only (100::/64, RFC 6666)
 }
 
 #[cfg(test)]
@@ -180,6 +192,11 @@ mod tests {
     const STRICT: WebhookPolicy = WebhookPolicy {
         allow_http: false,
         allow_private_networks: false,
+    };
+
+    const PRIVATE: WebhookPolicy = WebhookPolicy {
+        allow_http: false,
+        allow_private_networks: true,
     };
 
     #[test]
@@ -211,6 +228,68 @@ mod tests {
         }
     }
 
+    /// Prefixes that hand the packet to a translator or relay (whose far side may be the
+    /// operator's network), or drop it: refused whole, whatever address they carry, unless the
+    /// policy allows private networks.
+    #[test]
+    fn translated_relayed_and_discard_only_addresses_are_not_public() {
+        for (range, ips) in [
+            (
+                "NAT64 64:ff9b::/96",
+                &[
+                    "64:ff9b::5db8:d822",
+                    "64:ff9b::101:101",
+                    "64:ff9b::ffff:ffff",
+                ][..],
+            ),
+            (
+                "local-use NAT64 64:ff9b:1::/48",
+                &["64:ff9b:1::5db8:d822", "64:ff9b:1:ffff:ffff:ffff:ffff:ffff"],
+            ),
+            (
+                "6to4 2002::/16",
+                &["2002:5db8:d822::1", "2002:a00:1::1", "2002::"],
+            ),
+            (
+                "discard-only 100::/64",
+                &["100::", "100::1", "100::ffff:ffff:ffff:ffff"],
+            ),
+            (
+                "6to4 relay anycast 192.88.99.0/24",
+                &[
+                    "192.88.99.0",
+                    "192.88.99.1",
+                    "192.88.99.255",
+                    "::ffff:192.88.99.1",
+                ],
+            ),
+        ] {
+            for ip in ips {
+                assert!(!is_public(ip.parse().unwrap()), "{range}: {ip}");
+                let url = if ip.contains(':') {
+                    format!("https://[{ip}]/in")
+                } else {
+                    format!("https://{ip}/in")
+                };
+                let refused = Destination::parse(&url, &STRICT).unwrap_err();
+                assert!(refused.contains("non-public"), "{range}: {refused}");
+                Destination::parse(&url, &PRIVATE).unwrap();
+            }
+        }
+        // Their neighbours stay public.
+        for ip in [
+            "64:ff9b:2::1",
+            "64:ff9a:ffff:ffff:ffff:ffff:ffff:ffff",
+            "2003::1",
+            "2001:ffff::1",
+            "100:0:0:1::1",
+            "192.88.98.1",
+            "192.88.100.1",
+        ] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
     #[test]
     fn urls_are_checked_against_the_policy() {
         let ok = Destination::parse("https://hooks.example.com:8443/in?x=1", &STRICT).unwrap();
@@ -229,6 +308,12 @@ mod tests {
             "https://[::1]/",
             "https://169.254.169.254/latest/meta-data",
             "https://10.0.0.1/",
+            "https://hooks.example.com/in\0",
+            "https://hooks.example.com/\0in",
+            "https://hooks.exam\tple.com/in",
+            "https://hooks.example.com/in\r\nX-Injected: 1",
+            "https://hooks.example.com/\u{7f}",
+            "https://hooks.example.com/\u{85}",
         ] {
             assert!(Destination::parse(bad, &STRICT).is_err(), "{bad}");
         }
@@ -241,22 +326,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn addresses_are_checked_when_resolved() {
-        let d = Destination::parse(
-            "https://localhost:1/",
-            &WebhookPolicy {
-                allow_http: false,
-                allow_private_networks: true,
-            },
-        )
-        .unwrap();
+    async fn addresses_are_checked_when_resolved_and_not_told() {
+        let d = Destination::parse("https://localhost:1/", &PRIVATE).unwrap();
         // Allowed by the text only with the private-network setting; resolved under the strict
         // policy (as at delivery after the operator changed it), it is refused.
-        assert!(
-            d.addresses(&STRICT)
-                .await
-                .unwrap_err()
-                .contains("non-public")
+        let refused = d.addresses(&STRICT).await.unwrap_err();
+        assert_eq!(
+            refused,
+            "localhost resolves to a non-public address: refused"
         );
+        // Which address it resolves to is the operator's to know, not the tenant's: the error
+        // becomes the delivery's `last_error`.
+        let resolved = d.addresses(&PRIVATE).await.unwrap();
+        assert!(!resolved.is_empty());
+        for a in resolved {
+            assert!(!refused.contains(&a.ip().to_string()), "{refused}");
+        }
     }
 }

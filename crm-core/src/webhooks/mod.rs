@@ -19,6 +19,10 @@
 //!   success for 24 hours, is disabled with the reason shown; its changes wait for it.
 //! - **SSRF**: only `https` to public addresses unless the operator's [`WebhookPolicy`] allows
 //!   more, checked on save and on every delivery against the addresses used.
+//! - **Owned by the organization**, not by its creator: a subscription keeps delivering after
+//!   the user who created it is deactivated or the API key that did is revoked (as Stripe's and
+//!   GitHub's webhooks do: an integration must not stop, unseen, when a person leaves). It lists
+//!   who created it ([`WebhookSubscription::created_by`]); an admin pauses or deletes it.
 //!
 //! [`Tenant::webhooks`]: crate::Tenant::webhooks
 

@@ -56,7 +56,8 @@ pub struct WebhookSubscription {
     /// Until when the secret before the last rotation still signs too.
     #[sqlx(rename = "previous_secret_until")]
     pub rotation_ends_at: Option<DateTime<Utc>>,
-    /// The user who created it.
+    /// Who created it: the user's id, or the API key's. The subscription outlives them: it
+    /// keeps delivering after the user is deactivated or the key revoked.
     pub created_by: Option<Uuid>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
