@@ -13,6 +13,7 @@ mod computed_fields;
 mod constraints;
 mod custom_field_types;
 mod duplicates;
+mod erasure;
 mod events;
 mod history;
 mod index_proof;
