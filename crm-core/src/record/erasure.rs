@@ -2,8 +2,9 @@
 //! the library holds about them elsewhere, leaving only tombstones.
 //!
 //! What is erased, in one transaction:
-//! - the record, and every record of the same person linked by a `[same_person]` column, both
-//!   ways (a converted lead and the contact it became);
+//! - the record, every record of the same person linked by a `[same_person]` column, both ways
+//!   (a converted lead and the contact it became), and every record merged into one of them
+//!   (found through the merge redirects: a merge says two records were one person);
 //! - their activities; links to them from other records (nullable links are cleared and logged,
 //!   a required link refuses with `still_required`);
 //! - the `changes` of every event about them, and of every other event of the organization that
@@ -47,7 +48,7 @@ pub struct Erasure {
     /// When.
     pub erased_at: DateTime<Utc>,
     /// Records of the same person erased with it (the lead a contact was converted from, or the
-    /// contact a lead became).
+    /// contact a lead became, and the records merged into any of them).
     pub also_erased: Vec<ErasedRecord>,
     /// Records that linked to it and now link to nothing (each logged as an update).
     pub unlinked: u64,
@@ -153,7 +154,8 @@ async fn erase_person(
 }
 
 /// The record asked for (locked; `NotFound` if it is not there) and every record of the same
-/// person reachable through `[same_person]` links, either way.
+/// person reachable from it: through `[same_person]` links, either way, and the records merged
+/// into it (or into any record found), through the merge redirects.
 async fn same_person(
     tx: &mut Tx<'_>,
     org: OrganizationId,
@@ -194,6 +196,10 @@ async fn same_person(
             if let Some((Some(other),)) = tx.conn().fetch_optional::<(Option<Uuid>,)>(&q).await? {
                 todo.push((target, other));
             }
+        }
+        // Records merged into it: the merge redirects name every one, chains collapsed.
+        for absorbed in super::redirect::absorbed_into(&mut tx.conn(), org, k.name(), rid).await? {
+            todo.push((k, absorbed));
         }
         // Links to it that say the same person.
         for r in referrers(k.table()).filter(|r| r.same_person) {

@@ -3,10 +3,13 @@
 //! case, JSON escaping), in linked records that hold the name, and in the side tables of
 //! duplicate detection and unique custom fields. Both backends agree.
 
+use std::collections::BTreeSet;
+
+use crm_core::record::ErasedRecord;
 use crm_core::sqlx::{self, Connection as _};
 use crm_core::{
-    Account, Contact, Crm, CustomFieldType, EntityKind, Error, Merge, NewCustomField, Opportunity,
-    Tenant,
+    Account, Contact, Crm, CustomFieldType, Deleted, EntityKind, Error, ListQuery, Merge,
+    NewCustomField, Opportunity, Tenant,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -40,6 +43,67 @@ fn merge(absorb: Uuid) -> Merge {
         absorb: vec![absorb],
         fields: Default::default(),
     }
+}
+
+/// Ada twice, merged, and the survivor merged into a third record: erasing the last survivor
+/// erases both records it absorbed (found through the merge redirects), and scrubs what they
+/// held.
+async fn erasing_a_survivor_erases_what_it_absorbed(crm: Crm) {
+    let org = Org::new(&crm, "Merged").await;
+    let t = org.admin(&crm);
+    let x = t
+        .create_json::<Contact>(json!({
+            "first_name": "Ada", "last_name": "Lovelace",
+            "email": "ada@secret.test", "phone": "+44 20 7946 0000",
+        }))
+        .await
+        .unwrap();
+    let y = t
+        .create_json::<Contact>(json!({
+            "first_name": "Ada", "last_name": "Lovelace", "email": "countess@secret.test",
+        }))
+        .await
+        .unwrap();
+    let z = t
+        .create_json::<Contact>(json!({ "last_name": "King", "mobile": "+44 77 0090 0123" }))
+        .await
+        .unwrap();
+    t.contacts().merge(y.id, merge(x.id.uuid())).await.unwrap();
+    t.contacts().merge(z.id, merge(y.id.uuid())).await.unwrap();
+    let text = log_text(&t).await;
+    assert!(text.contains("ada@secret.test"), "{text}");
+
+    let erased = t.contacts().erase(z.id).await.unwrap();
+    let also: BTreeSet<(&str, Uuid)> = erased
+        .also_erased
+        .iter()
+        .map(|ErasedRecord { entity, id }| (*entity, *id))
+        .collect();
+    assert_eq!(
+        also,
+        BTreeSet::from([("contact", x.id.uuid()), ("contact", y.id.uuid())])
+    );
+    for id in [x.id, y.id, z.id] {
+        let err = t.contacts().get_including_deleted(id).await.unwrap_err();
+        harness::assert_not_found(&err, "contact");
+    }
+    let trash = t
+        .contacts()
+        .list(&ListQuery::default().deleted(Deleted::Only))
+        .await
+        .unwrap();
+    assert!(trash.data.is_empty(), "{trash:?}");
+    assert_forgotten(
+        &log_text(&t).await,
+        &[
+            "ada@secret.test",
+            "+44 20 7946 0000",
+            "countess@secret.test",
+            "+44 77 0090 0123",
+            "Ada Lovelace",
+            "Lovelace",
+        ],
+    );
 }
 
 /// The values erasure looks for are found in other records' history and in linked records
@@ -95,7 +159,10 @@ async fn erasure_finds_values_in_any_case_and_escaped(crm: Crm) {
     }
 }
 
-crate::on_both_backends!(erasure_finds_values_in_any_case_and_escaped);
+crate::on_both_backends!(
+    erasing_a_survivor_erases_what_it_absorbed,
+    erasure_finds_values_in_any_case_and_escaped,
+);
 
 /// The values in the duplicate-match keys and unique custom-field values of the organization,
 /// read on a connection of the test's own to `url` (bound to organization `org`, so that
