@@ -10,6 +10,7 @@ use crate::helpers::TestApp;
 crate::on_both_backends!(
     merged_ids_redirect_to_the_survivor,
     merges_are_refused_clearly,
+    erasing_a_survivor_erases_what_it_absorbed,
     a_merged_id_redirects_only_in_its_organization,
 );
 
@@ -50,6 +51,41 @@ async fn a_merged_id_redirects_only_in_its_organization(crm: Crm) {
         );
         res.problem(404, "not-found");
     }
+}
+
+/// The person merged into the survivor is erased with it: named in `also_erased`, and their
+/// merged id answers 404 (no redirect, nothing in the trash).
+async fn erasing_a_survivor_erases_what_it_absorbed(crm: Crm) {
+    let (app, admin) = TestApp::signed_up(crm).await;
+    let t = admin.access.as_str();
+    let keep = app
+        .create(t, "contacts", json!({ "last_name": "Lovelace" }))
+        .await;
+    let dup = app
+        .create(
+            t,
+            "contacts",
+            json!({ "last_name": "Lovelace", "email": "ada@secret.test" }),
+        )
+        .await;
+    app.post(
+        &format!("/api/v1/contacts/{keep}/merge"),
+        t,
+        json!({ "absorb": [dup] }),
+    )
+    .await
+    .expect(200);
+    let res = app
+        .post(&format!("/api/v1/contacts/{keep}/erase"), t, json!({}))
+        .await
+        .expect(200);
+    assert_eq!(
+        res.body["also_erased"],
+        json!([{ "entity": "contact", "id": dup }])
+    );
+    app.get(&format!("/api/v1/contacts/{dup}?include_deleted=true"), t)
+        .await
+        .problem(404, "not-found");
 }
 
 async fn merged_ids_redirect_to_the_survivor(crm: Crm) {

@@ -2,22 +2,25 @@
 //! the library holds about them elsewhere, leaving only tombstones.
 //!
 //! What is erased, in one transaction:
-//! - the record, and every record of the same person linked by a `[same_person]` column, both
-//!   ways (a converted lead and the contact it became);
+//! - the record, every record of the same person linked by a `[same_person]` column, both ways
+//!   (a converted lead and the contact it became), and every record merged into one of them
+//!   (found through the merge redirects: a merge says two records were one person);
 //! - their activities; links to them from other records (nullable links are cleared and logged,
 //!   a required link refuses with `still_required`);
 //! - the `changes` of every event about them, and of every other event of the organization that
 //!   holds one of their identifying values (`[personal]` columns: the full name, email, phone
-//!   numbers) — e.g. the `created` event of an account named after them;
+//!   numbers) — e.g. the `created` event of an account named after them. Values are found
+//!   whatever their letter case, and as JSON text holds them (`"` and `\` escaped);
 //! - the stored responses of `Idempotency-Key` requests that named them (replays answer 410).
 //!
 //! It refuses (`personal_data_elsewhere`) while a record they link to still holds their full name
-//! in a text field (an account a conversion named after them): rename or erase that first.
+//! in a text field, in any letter case (an account a conversion named after them): rename or
+//! erase that first. Letter case is the database's `lower()`: SQLite's folds ASCII letters only.
 //! The event log keeps that something happened, by whom and when; never what it said.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::entity::Entity;
@@ -30,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::events::{self, Action};
 use crate::id::Id;
 use crate::organizations::OrganizationId;
-use crate::storage::{Sql, Tx, escape_like};
+use crate::storage::{Sql, Tx};
 use crate::tenant::Tenant;
 use crate::time::now;
 
@@ -45,7 +48,7 @@ pub struct Erasure {
     /// When.
     pub erased_at: DateTime<Utc>,
     /// Records of the same person erased with it (the lead a contact was converted from, or the
-    /// contact a lead became).
+    /// contact a lead became, and the records merged into any of them).
     pub also_erased: Vec<ErasedRecord>,
     /// Records that linked to it and now link to nothing (each logged as an update).
     pub unlinked: u64,
@@ -151,7 +154,8 @@ async fn erase_person(
 }
 
 /// The record asked for (locked; `NotFound` if it is not there) and every record of the same
-/// person reachable through `[same_person]` links, either way.
+/// person reachable from it: through `[same_person]` links, either way, and the records merged
+/// into it (or into any record found), through the merge redirects.
 async fn same_person(
     tx: &mut Tx<'_>,
     org: OrganizationId,
@@ -192,6 +196,10 @@ async fn same_person(
             if let Some((Some(other),)) = tx.conn().fetch_optional::<(Option<Uuid>,)>(&q).await? {
                 todo.push((target, other));
             }
+        }
+        // Records merged into it: the merge redirects name every one, chains collapsed.
+        for absorbed in super::redirect::absorbed_into(&mut tx.conn(), org, k.name(), rid).await? {
+            todo.push((k, absorbed));
         }
         // Links to it that say the same person.
         for r in referrers(k.table()).filter(|r| r.same_person) {
@@ -266,7 +274,6 @@ async fn refuse_copies(
     person: &[(EntityKind, Uuid)],
     name: &str,
 ) -> Result<()> {
-    let pattern = format!("%{}%", escape_like(name));
     for &(k, id) in person {
         for c in k.columns().iter().filter(|c| !c.same_person && !c.owner) {
             let Kind::Ref { table, .. } = c.kind else {
@@ -295,11 +302,7 @@ async fn refuse_copies(
                 if i > 0 {
                     q.push(" or ");
                 }
-                q.push("t.")
-                    .push(t)
-                    .push(" like ")
-                    .bind(pattern.as_str())
-                    .push(" escape '\\'");
+                q.push_contains(|q| _ = q.push("t.").push(t), name);
             }
             q.push(")");
             if let Some((copy,)) = tx.conn().fetch_optional::<(Uuid,)>(&q).await? {
@@ -447,10 +450,7 @@ async fn scrub_events_holding(
         if i > 0 {
             q.push(" or ");
         }
-        backend.push_json_text(&mut q, "changes");
-        q.push(" like ")
-            .bind(format!("%{}%", escape_like(v)))
-            .push(" escape '\\'");
+        q.push_contains(|q| backend.push_json_text(q, "changes"), &in_json(v));
     }
     q.push(")");
     tx.conn().execute(&q).await
@@ -471,10 +471,29 @@ async fn scrub_responses(tx: &mut Tx<'_>, org: OrganizationId, needles: &[&str])
         if i > 0 {
             q.push(" or ");
         }
-        q.push("response_body like ")
-            .bind(format!("%{}%", escape_like(n)))
-            .push(" escape '\\'");
+        q.push_contains(|q| _ = q.push("response_body"), &in_json(n));
     }
     q.push(")");
     tx.conn().execute(&q).await
+}
+
+/// `value` as JSON text holds it, the content of its JSON string (`"` as `\"`, `\` as `\\`,
+/// control characters escaped): what the event log's `changes` and stored responses hold
+/// (PostgreSQL's `jsonb` renders strings the same way).
+fn in_json(value: &str) -> String {
+    let quoted = Value::String(value.to_owned()).to_string();
+    let content = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"'));
+    content.unwrap_or(value).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_json;
+
+    #[test]
+    fn values_are_searched_as_json_writes_them() {
+        assert_eq!(in_json("ada@secret.test"), "ada@secret.test");
+        assert_eq!(in_json(r#"Jo "JJ" Back\Slash"#), r#"Jo \"JJ\" Back\\Slash"#);
+        assert_eq!(in_json("Zoë\n"), "Zoë\\n");
+    }
 }

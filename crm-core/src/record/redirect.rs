@@ -3,7 +3,8 @@
 //!
 //! A redirect always names a record that was not merged itself: merging a survivor into another
 //! record re-points the redirects to it, so chains collapse. Purging a survivor drops the
-//! redirects to it; erasure drops every redirect from or to the erased record.
+//! redirects to it; erasure erases the records merged into the erased one (the same person) and
+//! drops every redirect from or to them.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

@@ -147,6 +147,22 @@ impl Sql {
         self
     }
 
+    /// Appends "`needle` occurs in the text `haystack` appends, letter case aside":
+    /// `lower(haystack) like lower('%needle%')`, wildcards escaped. The database lower-cases both
+    /// sides, so that a value is found however it was written, by each backend's own notion of
+    /// case (SQLite's covers ASCII letters only).
+    pub(crate) fn push_contains(
+        &mut self,
+        haystack: impl FnOnce(&mut Sql),
+        needle: &str,
+    ) -> &mut Self {
+        self.push("lower(");
+        haystack(self);
+        self.push(") like lower(")
+            .bind(format!("%{}%", escape_like(needle)))
+            .push(") escape '\\'")
+    }
+
     pub(crate) fn text(&self) -> &str {
         &self.text
     }
@@ -179,6 +195,17 @@ mod tests {
         ] {
             assert!(FieldKey::new(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn contains_lower_cases_both_sides_and_escapes_wildcards() {
+        let mut q = Sql::new("select 1 where ");
+        q.push_contains(|q| _ = q.push("t.name"), "50%_\\Off");
+        assert_eq!(
+            q.text(),
+            "select 1 where lower(t.name) like lower($1) escape '\\'"
+        );
+        assert_eq!(q.args(), [Arg::Text(Some("%50\\%\\_\\\\Off%".into()))]);
     }
 
     #[test]

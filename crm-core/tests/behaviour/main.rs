@@ -14,6 +14,7 @@ mod constraints;
 mod contention;
 mod custom_field_types;
 mod duplicates;
+mod erasure;
 mod events;
 mod history;
 mod index_proof;
