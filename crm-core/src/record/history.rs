@@ -17,6 +17,7 @@ use super::{Entity, Page, Record, Records};
 use crate::error::{Error, Result};
 use crate::events::{Action, Event, EventId, Start};
 use crate::id::Id;
+use crate::time::within_years;
 
 /// The largest page of field changes.
 pub const MAX_HISTORY_PAGE: u32 = 100;
@@ -189,8 +190,10 @@ impl<E: Entity> Records<'_, E> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::NotFound`] when the record does not exist now, or did not yet at `at`.
+    /// [`Error::NotFound`] when the record does not exist now, or did not yet at `at`;
+    /// [`Error::Validation`] (`out_of_range`) for an `at` outside the years 1 to 9999.
     pub async fn as_of(&self, id: Id<E>, at: DateTime<Utc>) -> Result<Record<E>> {
+        let at = within_years("as_of", at)?;
         let current = self.get_including_deleted(id).await?;
         let mut state = to_object(&current)?;
         let mut undone = 0_i64;
