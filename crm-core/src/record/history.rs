@@ -170,7 +170,7 @@ impl<E: Entity> Records<'_, E> {
     /// Record `id` as it was at `at`: its present state with every logged change after `at`
     /// undone, newest first. Its version, `updated_at`/`updated_by` and trash columns are those
     /// of its last write up to `at`. A record in the trash now is found as it was; one purged or
-    /// erased is not.
+    /// erased is not; one merged into another answers [`Error::Moved`], as [`Records::get`] does.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -191,10 +191,25 @@ impl<E: Entity> Records<'_, E> {
     ///
     /// # Errors
     /// [`Error::NotFound`] when the record does not exist now, or did not yet at `at`;
-    /// [`Error::Validation`] (`out_of_range`) for an `at` outside the years 1 to 9999.
+    /// [`Error::Moved`] for a merged record; [`Error::Validation`] (`out_of_range`) for an `at`
+    /// outside the years 1 to 9999.
     pub async fn as_of(&self, id: Id<E>, at: DateTime<Utc>) -> Result<Record<E>> {
         let at = within_years("as_of", at)?;
         let current = self.get_including_deleted(id).await?;
+        // A merged record answers for its survivor, as a plain read of it does.
+        if current.is_deleted {
+            let mut s = self.tenant().session().await?;
+            let org = self.tenant().context().organization_id();
+            if let Some(to) =
+                super::redirect::survivor(&mut s.conn(), org, E::NAME, id.uuid()).await?
+            {
+                return Err(Error::Moved {
+                    entity: E::NAME,
+                    id: id.uuid(),
+                    to,
+                });
+            }
+        }
         let mut state = to_object(&current)?;
         let mut undone = 0_i64;
         let mut start = Start::Newest;
