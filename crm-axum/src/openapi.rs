@@ -471,7 +471,13 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
             Type::String,
         )
     };
-    let create_op = op("create", format!("Create a {}", E::NAME))
+    // A link in the body that names no live record of the organization answers 404, as the
+    // record itself would: every entity whose columns (or activity link) name other records.
+    let links = E::ANY_LINK.is_some()
+        || E::COLUMNS
+            .iter()
+            .any(|c| matches!(c.kind, crm_core::record::Kind::Ref { .. }));
+    let mut create_op = op("create", format!("Create a {}", E::NAME))
         .parameter(header_param(
             "Idempotency-Key",
             "Makes the create safe to retry: a repeat replays the first response",
@@ -487,6 +493,12 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
             "422",
             problem("Invalid input (one entry per field in `errors`), or an Idempotency-Key reused with another body"),
         );
+    if links {
+        create_op = create_op.response(
+            "404",
+            problem("A link in the body (such as `account_id`) names no live record of your organization"),
+        );
+    }
     let search_op = op("search", format!("Search {plural}"))
         .description(Some(
             "All filters must hold. Same operators as the list's `filter[…]`.",
@@ -512,7 +524,7 @@ pub(crate) fn describe_entity<E: Resource>(doc: &mut OpenApi) {
         ))
         .parameter(query_format(
             "as_of",
-            "Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet)",
+            "Read it as it was at this time (RFC 3339, years 1 to 9999: 422 `out_of_range` outside them), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet; 308 for a merged record, as without it)",
             Type::String,
             Some(KnownFormat::DateTime),
         ))

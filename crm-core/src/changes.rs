@@ -32,6 +32,7 @@ use crate::organizations::OrganizationId;
 use crate::record::Page;
 use crate::storage::{Backend, Sql};
 use crate::tenant::Tenant;
+use crate::time::within_years;
 
 /// The largest page of changes.
 pub const MAX_CHANGES_PAGE: u32 = 1_000;
@@ -225,9 +226,11 @@ impl Changes<'_> {
     /// after it returns the changes from then on (the start of the feed when all are later).
     ///
     /// # Errors
-    /// [`Error::Forbidden`] (`admin_only`) for users below company admin.
+    /// [`Error::Forbidden`] (`admin_only`) for users below company admin;
+    /// [`Error::Validation`] (`out_of_range`) for a time outside the years 1 to 9999.
     pub async fn cursor_before(&self, at: DateTime<Utc>) -> Result<String> {
         self.may_read()?;
+        let at = within_years("at", at)?;
         let org = self.tenant.context().organization_id();
         let mut s = self.tenant.session().await?;
         let mut conn = s.conn();
@@ -259,7 +262,8 @@ impl Changes<'_> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Forbidden`] (`system_only`) for any context but the system's.
+    /// [`Error::Forbidden`] (`system_only`) for any context but the system's;
+    /// [`Error::Validation`] (`out_of_range`) for a time outside the years 1 to 9999.
     pub async fn expire_before(&self, before: DateTime<Utc>) -> Result<ExpiredChanges> {
         let ctx = self.tenant.context();
         if ctx.actor() != Actor::System {
@@ -268,6 +272,7 @@ impl Changes<'_> {
                 "only the system (an operator's retention policy) expires the change feed",
             ));
         }
+        let before = within_years("before", before)?;
         let org = ctx.organization_id();
         let mut owner = self.tenant.crm().pool().owner(org).await?;
         let mut tx = owner.begin().await?;

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Datelike as _, DurationRound as _, TimeDelta, Timelike as _, Utc};
 use serde::Serializer;
 
+use crate::error::{Error, Result};
+
 /// Now, truncated to microseconds: PostgreSQL stores no finer, so a value the library returns
 /// is exactly the value it reads back later, on either backend.
 pub(crate) fn now() -> DateTime<Utc> {
@@ -14,6 +16,21 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// The years a date or time may fall in: what both backends store, sort and compare faithfully
 /// as four-digit years.
 pub(crate) const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// What a date or time outside [`YEARS`] is told (code `out_of_range`).
+pub(crate) const OUT_OF_YEARS: &str = "must fall in the years 1 to 9999";
+
+/// `t` when it falls in [`YEARS`]; otherwise [`Error::Validation`] (`out_of_range`) on `field`.
+/// Every time a caller passes that reaches a statement (a replay's start, a feed or job cut-off,
+/// a past state's time) goes through it, so that PostgreSQL never sees a time it cannot hold
+/// (`timestamp out of range` before 4713 BC) and SQLite none it would compare wrongly as text.
+pub(crate) fn within_years(field: &'static str, t: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    if YEARS.contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(Error::invalid(field, "out_of_range", OUT_OF_YEARS))
+    }
+}
 
 /// Serializes `t` exactly as chrono does (RFC 3339 with `Z`, and 0, 3, 6 or 9 fractional
 /// digits as needed), written into a buffer on the stack in one piece. chrono's own

@@ -4633,7 +4633,7 @@ export interface components {
             after?: string | null;
             /**
              * Format: date-time
-             * @description Every change committed at or after this time.
+             * @description Every change committed at or after this time (years 1 to 9999).
              */
             since?: string | null;
         };
@@ -5226,6 +5226,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            /** @description A link in the body (such as `account_id`) names no live record of your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`) */
             409: {
                 headers: {
@@ -5319,7 +5328,7 @@ export interface operations {
             query?: {
                 /** @description Also find it in the trash */
                 include_deleted?: boolean;
-                /** @description Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet) */
+                /** @description Read it as it was at this time (RFC 3339, years 1 to 9999: 422 `out_of_range` outside them), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet; 308 for a merged record, as without it) */
                 as_of?: string;
             };
             header?: {
@@ -5757,6 +5766,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            /** @description A link in the body (such as `account_id`) names no live record of your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`) */
             409: {
                 headers: {
@@ -5850,7 +5868,7 @@ export interface operations {
             query?: {
                 /** @description Also find it in the trash */
                 include_deleted?: boolean;
-                /** @description Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet) */
+                /** @description Read it as it was at this time (RFC 3339, years 1 to 9999: 422 `out_of_range` outside them), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet; 308 for a merged record, as without it) */
                 as_of?: string;
             };
             header?: {
@@ -6686,6 +6704,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            /** @description A link in the body (such as `account_id`) names no live record of your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`) */
             409: {
                 headers: {
@@ -6779,7 +6806,7 @@ export interface operations {
             query?: {
                 /** @description Also find it in the trash */
                 include_deleted?: boolean;
-                /** @description Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet) */
+                /** @description Read it as it was at this time (RFC 3339, years 1 to 9999: 422 `out_of_range` outside them), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet; 308 for a merged record, as without it) */
                 as_of?: string;
             };
             header?: {
@@ -7449,6 +7476,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            /** @description A link in the body (such as `account_id`) names no live record of your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`) */
             409: {
                 headers: {
@@ -7542,7 +7578,7 @@ export interface operations {
             query?: {
                 /** @description Also find it in the trash */
                 include_deleted?: boolean;
-                /** @description Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet) */
+                /** @description Read it as it was at this time (RFC 3339, years 1 to 9999: 422 `out_of_range` outside them), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet; 308 for a merged record, as without it) */
                 as_of?: string;
             };
             header?: {
@@ -8179,6 +8215,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            /** @description A link in the body (such as `account_id`) names no live record of your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`) */
             409: {
                 headers: {
@@ -8272,7 +8317,7 @@ export interface operations {
             query?: {
                 /** @description Also find it in the trash */
                 include_deleted?: boolean;
-                /** @description Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet) */
+                /** @description Read it as it was at this time (RFC 3339, years 1 to 9999: 422 `out_of_range` outside them), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet; 308 for a merged record, as without it) */
                 as_of?: string;
             };
             header?: {
@@ -8868,6 +8913,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            /** @description A link in the body (such as `account_id`) names no live record of your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The same Idempotency-Key is still being processed; a unique custom field's value is taken (`duplicate`); or, with `?duplicates=reject`, likely duplicates (`duplicates`, listed in `matches`) */
             409: {
                 headers: {
@@ -8961,7 +9015,7 @@ export interface operations {
             query?: {
                 /** @description Also find it in the trash */
                 include_deleted?: boolean;
-                /** @description Read it as it was at this time (RFC 3339), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet) */
+                /** @description Read it as it was at this time (RFC 3339, years 1 to 9999: 422 `out_of_range` outside them), rebuilt from its history, its ETag the version it had then (404 if it did not exist yet; 308 for a merged record, as without it) */
                 as_of?: string;
             };
             header?: {
@@ -10278,7 +10332,7 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            /** @description Neither or both of `since` and `after`, or a cursor the feed did not return */
+            /** @description Neither or both of `since` and `after`, a `since` outside the years 1 to 9999 (`out_of_range`), or a cursor the feed did not return */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -234,7 +234,7 @@ async fn redeliver(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReplayRequest {
-    /// Every change committed at or after this time.
+    /// Every change committed at or after this time (years 1 to 9999).
     #[serde(default)]
     since: Option<DateTime<Utc>>,
     /// Every change after this change-feed cursor (a delivered change's `data.cursor`).
@@ -259,7 +259,7 @@ pub(crate) struct ReplayStarted {
         (status = 202, description = "The replay is under way", body = ReplayStarted),
         (status = 404, description = "No such subscription in your organization", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`cursor_expired`: the feed no longer holds changes that old", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Neither or both of `since` and `after`, or a cursor the feed did not return", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Neither or both of `since` and `after`, a `since` outside the years 1 to 9999 (`out_of_range`), or a cursor the feed did not return", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn replay(
     tenant: Tenant,

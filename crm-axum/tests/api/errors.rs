@@ -10,6 +10,7 @@ use crate::helpers::{TestApp, config};
 crate::on_both_backends!(
     malformed_requests_are_problems,
     input_the_database_cannot_take_is_a_422,
+    times_outside_the_years_1_to_9999_are_a_422,
 );
 
 async fn malformed_requests_are_problems(crm: Crm) {
@@ -163,4 +164,81 @@ async fn input_the_database_cannot_take_is_a_422(crm: Crm) {
         .await
         .problem(422, "validation");
     assert_eq!(field(&r).as_deref(), Some("filters[0].value"), "{}", r.body);
+}
+
+/// Every time a request passes that reaches a statement is held to the years 1 to 9999 before
+/// it does: PostgreSQL refused `-4714-11-24` as out of range (a 500), SQLite compared it as text.
+async fn times_outside_the_years_1_to_9999_are_a_422(crm: Crm) {
+    let (app, s) = TestApp::signed_up(crm).await;
+    let t = s.access.as_str();
+    let out_of_range = |r: crate::helpers::Res, field: &str| {
+        assert_eq!(r.body["errors"][0]["field"], field, "{}", r.body);
+        assert_eq!(r.body["errors"][0]["code"], "out_of_range", "{}", r.body);
+    };
+    let sub = app
+        .post(
+            "/api/v1/webhook-subscriptions",
+            t,
+            json!({ "url": "https://hooks.example.com/crm", "event_types": ["account.*"] }),
+        )
+        .await
+        .expect(201);
+    let replay = format!(
+        "/api/v1/webhook-subscriptions/{}/replay",
+        sub.body["subscription"]["id"].as_str().unwrap()
+    );
+    let a = app.create(t, "accounts", json!({ "name": "A" })).await;
+    let one = format!("/api/v1/accounts/{a}");
+    app.post(
+        "/api/v1/custom-fields/accounts",
+        t,
+        json!({ "key": "renewal", "label": "Renewal", "field_type": "date" }),
+    )
+    .await
+    .expect(201);
+    for ancient in ["-4714-11-24T00:00:00Z", "0000-12-31T23:59:59Z"] {
+        let r = app.post(&replay, t, json!({ "since": ancient })).await;
+        out_of_range(r.problem(422, "validation"), "since");
+        let encoded = ancient.replace('+', "%2B");
+        let r = app.get(&format!("{one}?as_of={encoded}"), t).await;
+        out_of_range(r.problem(422, "validation"), "as_of");
+        let r = app
+            .get(
+                &format!("/api/v1/accounts?filter[updated_at][gt]={encoded}"),
+                t,
+            )
+            .await;
+        r.problem(422, "validation");
+        let r = app
+            .post(
+                "/api/v1/accounts/search",
+                t,
+                json!({ "filters": [{ "field": "created_at", "op": "lt", "value": ancient }] }),
+            )
+            .await;
+        r.problem(422, "validation");
+    }
+    let r = app
+        .post(
+            "/api/v1/accounts/search",
+            t,
+            json!({ "filters": [{ "field": "custom_fields.renewal", "op": "gt", "value": "-4714-11-24" }] }),
+        )
+        .await;
+    r.problem(422, "validation");
+    // The years at both ends are fine.
+    for edge in ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"] {
+        app.post(&replay, t, json!({ "since": edge }))
+            .await
+            .expect(202);
+        app.get(
+            &format!("/api/v1/accounts?filter[updated_at][gt]={edge}"),
+            t,
+        )
+        .await
+        .expect(200);
+    }
+    app.get(&format!("{one}?as_of=9999-12-31T23:59:59Z"), t)
+        .await
+        .expect(200);
 }

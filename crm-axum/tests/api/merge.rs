@@ -12,6 +12,7 @@ crate::on_both_backends!(
     merges_are_refused_clearly,
     erasing_a_survivor_erases_what_it_absorbed,
     a_merged_id_redirects_only_in_its_organization,
+    a_merged_id_read_as_of_a_time_redirects_too,
 );
 
 /// Another organization asking for a merged id is told nothing: 404, as for any id that is not
@@ -196,6 +197,39 @@ async fn merged_ids_redirect_to_the_survivor(crm: Crm) {
     )
     .await
     .expect(412);
+}
+
+/// `?as_of=` on a merged id answers as the plain read does: 308 to the survivor (with the
+/// query), not the absorbed record's past state.
+async fn a_merged_id_read_as_of_a_time_redirects_too(crm: Crm) {
+    let (app, admin) = TestApp::signed_up(crm).await;
+    let t = admin.access.as_str();
+    let keep = app.create(t, "accounts", json!({ "name": "Globex" })).await;
+    let dup = app
+        .create(t, "accounts", json!({ "name": "Globex Inc" }))
+        .await;
+    let dup_path = format!("/api/v1/accounts/{dup}");
+    let then = app.get(&dup_path, t).await.expect(200).body["updated_at"]
+        .as_str()
+        .unwrap()
+        .replace('+', "%2B");
+    app.post(
+        &format!("/api/v1/accounts/{keep}/merge"),
+        t,
+        json!({ "absorb": [dup] }),
+    )
+    .await
+    .expect(200);
+    let query = format!("?as_of={then}");
+    let res = app.get(&format!("{dup_path}{query}"), t).await.expect(308);
+    assert_eq!(
+        res.headers["location"],
+        format!("/api/v1/accounts/{keep}{query}")
+    );
+    // The survivor's own past state still reads.
+    app.get(&format!("/api/v1/accounts/{keep}{query}"), t)
+        .await
+        .expect(200);
 }
 
 async fn merges_are_refused_clearly(crm: Crm) {

@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use crate::helpers::{PASSWORD, Res, TestApp, expect_uuid};
 use crate::schema_check::Checker;
 
-crate::on_both_backends!(every_route_family_answers_as_described);
+crate::on_both_backends!(
+    every_route_family_answers_as_described,
+    a_create_naming_a_missing_record_answers_as_described
+);
 
 /// Calls routes with one token and checks each answer against the document.
 struct Api<'a> {
@@ -133,6 +136,50 @@ impl Api<'_> {
             status,
         )
         .await
+    }
+}
+
+/// A create whose body links to a record that does not exist answers 404, whatever the entity,
+/// and the document lists that answer for the operation.
+async fn a_create_naming_a_missing_record_answers_as_described(crm: Crm) {
+    let (app, admin) = TestApp::signed_up(crm).await;
+    let checker = Checker::new();
+    let api = Api {
+        app: &app,
+        checker: &checker,
+        token: Some(admin.access.clone()),
+    };
+    let nobody = uuid::Uuid::now_v7();
+    let cases = [
+        ("accounts", json!({ "name": "Globex", "owner_id": nobody })),
+        (
+            "contacts",
+            json!({ "last_name": "Ada", "account_id": nobody }),
+        ),
+        (
+            "leads",
+            json!({ "last_name": "Hopper", "owner_id": nobody }),
+        ),
+        (
+            "opportunities",
+            json!({ "name": "Deal", "account_id": nobody }),
+        ),
+        (
+            "invoices",
+            json!({ "account_id": nobody, "currency": "EUR", "due_date": "2030-01-31", "line_items": [] }),
+        ),
+        (
+            "activities",
+            json!({ "subject": "Call", "kind": "task", "related_entity": "account", "related_id": nobody }),
+        ),
+    ];
+    for kind in crm_core::EntityKind::ALL {
+        let covered = cases.iter().any(|(plural, _)| *plural == kind.table());
+        assert!(covered, "no dangling-link case for {}", kind.table());
+    }
+    for (plural, body) in cases {
+        let path = format!("/{plural}");
+        api.at(Method::POST, &path, Some(body), 404).await;
     }
 }
 

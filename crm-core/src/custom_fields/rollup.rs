@@ -218,49 +218,56 @@ fn statement(
     let table = child.table();
     let mut q = Sql::new("update ");
     q.push(parent.table()).push(" as p set custom_fields = ");
+    // The aggregated value of a child row (none for a count), as an SQL expression.
+    let value = |q: &mut Sql| match &aggregated {
+        None => {}
+        Some(Aggregated::Column(name, Kind::Timestamp)) => {
+            backend.push_time_text(q, table, name);
+        }
+        Some(Aggregated::Column(name, _)) => {
+            q.push(table).push(".").push(name);
+        }
+        Some(Aggregated::Custom(key, t)) => match FieldKey::new(key) {
+            Some(k) if matches!(t, CustomFieldType::Number | CustomFieldType::Currency) => {
+                backend.push_custom_number(q, table, k, *t == CustomFieldType::Currency);
+            }
+            Some(k) => {
+                q.push(table)
+                    .push(".custom_fields->>'")
+                    .push_key(k)
+                    .push("'");
+            }
+            // Refused below.
+            None => {}
+        },
+    };
     let mut errors = Vec::new();
+    if let Some(Aggregated::Custom(key, _)) = &aggregated
+        && FieldKey::new(key).is_none()
+    {
+        errors.push(FieldError::new(
+            "computed.rollup.field",
+            "unknown_field",
+            "not a custom field key",
+        ));
+    }
     backend.push_custom_set(&mut q, "p", key, |q| {
         q.push("(select ");
-        let sum_or_zero = spec.function == RollupFunction::Sum;
-        if sum_or_zero {
-            q.push("coalesce(");
-        }
         match spec.function {
-            RollupFunction::Count => q.push("count(*)"),
-            RollupFunction::Sum => q.push("sum("),
-            RollupFunction::Min => q.push("min("),
-            RollupFunction::Max => q.push("max("),
-        };
-        match &aggregated {
-            None => {}
-            Some(Aggregated::Column(name, Kind::Timestamp)) => {
-                backend.push_time_text(q, table, name);
+            RollupFunction::Count => {
+                q.push("count(*)");
             }
-            Some(Aggregated::Column(name, _)) => {
-                q.push(table).push(".").push(name);
+            // Saturates at the 64-bit range rather than fail every write of a child.
+            RollupFunction::Sum => backend.push_saturating_sum(q, value),
+            RollupFunction::Min | RollupFunction::Max => {
+                q.push(if spec.function == RollupFunction::Min {
+                    "min("
+                } else {
+                    "max("
+                });
+                value(q);
+                q.push(")");
             }
-            Some(Aggregated::Custom(key, t)) => match FieldKey::new(key) {
-                Some(k) if matches!(t, CustomFieldType::Number | CustomFieldType::Currency) => {
-                    backend.push_custom_number(q, table, k, *t == CustomFieldType::Currency);
-                }
-                Some(k) => {
-                    q.push(table)
-                        .push(".custom_fields->>'")
-                        .push_key(k)
-                        .push("'");
-                }
-                None => errors.push(FieldError::new(
-                    "computed.rollup.field",
-                    "unknown_field",
-                    "not a custom field key",
-                )),
-            },
-        }
-        if aggregated.is_some() {
-            q.push(")");
-        }
-        if sum_or_zero {
-            q.push(", 0)");
         }
         q.push(" from ").push(table).push(" where ").push(table);
         q.push(".organization_id = p.organization_id and ")

@@ -41,6 +41,7 @@ use crate::crm::Crm;
 use crate::error::{Error, Result};
 use crate::organizations::{OrganizationId, OrganizationStatus};
 use crate::storage::JobRow;
+use crate::time::within_years;
 
 /// Runs a job gets by default before it is dead: the first and 9 retries.
 pub const DEFAULT_MAX_ATTEMPTS: usize = 10;
@@ -254,7 +255,11 @@ impl Jobs<'_> {
 
     /// Deletes the finished jobs (done, dead, cancelled) that ended before `before`; the
     /// worker does it daily for those older than 30 days. Answers how many.
+    ///
+    /// # Errors
+    /// [`Error::Validation`] (`out_of_range`) for a time outside the years 1 to 9999.
     pub async fn forget_finished(&self, before: DateTime<Utc>) -> Result<u64> {
+        let before = within_years("before", before)?;
         self.crm.job_store().await?.forget_finished(before).await
     }
 }

@@ -6,7 +6,7 @@ use chrono::Datelike;
 use super::entity::Entity;
 use super::fields::{Column, FieldValue, Format};
 use crate::error::{Error, Result};
-use crate::time::YEARS;
+use crate::time::{OUT_OF_YEARS, YEARS};
 use crate::validation::Validator;
 
 /// Checks `entity` against its declared constraints, then its own rules.
@@ -40,7 +40,7 @@ fn check(c: &Column, value: FieldValue<'_>, v: &mut Validator) {
 }
 
 fn out_of_years(c: &Column, v: &mut Validator) {
-    v.push(c.name, "out_of_range", "must fall in the years 1 to 9999");
+    v.push(c.name, "out_of_range", OUT_OF_YEARS);
 }
 
 fn text(c: &Column, s: &str, v: &mut Validator) {

@@ -17,6 +17,7 @@ use super::{Entity, Page, Record, Records};
 use crate::error::{Error, Result};
 use crate::events::{Action, Event, EventId, Start};
 use crate::id::Id;
+use crate::time::within_years;
 
 /// The largest page of field changes.
 pub const MAX_HISTORY_PAGE: u32 = 100;
@@ -169,7 +170,7 @@ impl<E: Entity> Records<'_, E> {
     /// Record `id` as it was at `at`: its present state with every logged change after `at`
     /// undone, newest first. Its version, `updated_at`/`updated_by` and trash columns are those
     /// of its last write up to `at`. A record in the trash now is found as it was; one purged or
-    /// erased is not.
+    /// erased is not; one merged into another answers [`Error::Moved`], as [`Records::get`] does.
     ///
     /// ```
     /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -189,9 +190,26 @@ impl<E: Entity> Records<'_, E> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::NotFound`] when the record does not exist now, or did not yet at `at`.
+    /// [`Error::NotFound`] when the record does not exist now, or did not yet at `at`;
+    /// [`Error::Moved`] for a merged record; [`Error::Validation`] (`out_of_range`) for an `at`
+    /// outside the years 1 to 9999.
     pub async fn as_of(&self, id: Id<E>, at: DateTime<Utc>) -> Result<Record<E>> {
+        let at = within_years("as_of", at)?;
         let current = self.get_including_deleted(id).await?;
+        // A merged record answers for its survivor, as a plain read of it does.
+        if current.is_deleted {
+            let mut s = self.tenant().session().await?;
+            let org = self.tenant().context().organization_id();
+            if let Some(to) =
+                super::redirect::survivor(&mut s.conn(), org, E::NAME, id.uuid()).await?
+            {
+                return Err(Error::Moved {
+                    entity: E::NAME,
+                    id: id.uuid(),
+                    to,
+                });
+            }
+        }
         let mut state = to_object(&current)?;
         let mut undone = 0_i64;
         let mut start = Start::Newest;

@@ -340,6 +340,54 @@ impl Backend {
         };
     }
 
+    /// Appends the sum of the values `value` appends (0 over no rows), saturating at the 64-bit
+    /// integer range instead of failing, as the pipeline summary does: SQLite's `sum` raises
+    /// `integer overflow` past it, and PostgreSQL's sums (numeric) would store a number no
+    /// 64-bit reader takes back. Same result on both backends: whole numbers sum exactly; with a
+    /// fraction among them the sum is a float on SQLite (`total`), exact on PostgreSQL.
+    ///
+    /// SQLite sums whole numbers as high and low 32-bit halves (neither sum can overflow),
+    /// joined again only when the total fits.
+    pub(crate) fn push_saturating_sum(self, sql: &mut Sql, value: impl Fn(&mut Sql)) {
+        const MAX: &str = "9223372036854775807";
+        // An integer: `-9223372036854775808` would read as a float negated.
+        const MIN: &str = "(-9223372036854775807 - 1)";
+        match self {
+            Backend::Postgres => {
+                sql.push("least(greatest(coalesce(sum(");
+                value(sql);
+                sql.push("), 0), ")
+                    .push(MIN)
+                    .push("), ")
+                    .push(MAX)
+                    .push(")");
+            }
+            Backend::Sqlite => {
+                let high = |sql: &mut Sql| {
+                    sql.push("(coalesce(sum((");
+                    value(sql);
+                    sql.push(") >> 32), 0) + coalesce(sum((");
+                    value(sql);
+                    sql.push(") & 4294967295), 0) / 4294967296)");
+                };
+                sql.push("(case when max(typeof(");
+                value(sql);
+                sql.push(") = 'real') then max(min(total(");
+                value(sql);
+                sql.push("), ").push(MAX).push("), ").push(MIN);
+                sql.push(") when ");
+                high(sql);
+                sql.push(" > 2147483647 then ").push(MAX).push(" when ");
+                high(sql);
+                sql.push(" < -2147483648 then ").push(MIN).push(" else ");
+                high(sql);
+                sql.push(" * 4294967296 + coalesce(sum((");
+                value(sql);
+                sql.push(") & 4294967295), 0) % 4294967296 end)");
+            }
+        }
+    }
+
     /// Appends the `custom_fields` of the row `alias` being updated with `key` set to the value
     /// `value` appends, or removed when that value is NULL.
     pub(crate) fn push_custom_set(

@@ -18,6 +18,8 @@ pub(crate) mod sqlite;
 #[cfg(test)]
 #[cfg(feature = "sqlite")]
 mod sqlite_pool_tests;
+#[cfg(feature = "sqlite")]
+mod statement_deadline;
 mod stats;
 mod unit;
 
@@ -254,6 +256,7 @@ pub(crate) enum Tx<'c> {
     Sqlite(
         sqlx::Transaction<'c, sqlx::Sqlite>,
         &'c std::sync::atomic::AtomicBool,
+        &'c statement_deadline::StatementDeadline,
     ),
     /// A savepoint of a unit of work's transaction.
     Savepoint(Conn<'c>),
@@ -265,7 +268,7 @@ impl Tx<'_> {
             #[cfg(feature = "postgres")]
             Tx::Postgres(tx, broken) => Conn::Postgres(&mut *tx, broken),
             #[cfg(feature = "sqlite")]
-            Tx::Sqlite(tx, broken) => Conn::Sqlite(&mut *tx, broken),
+            Tx::Sqlite(tx, broken, deadline) => Conn::Sqlite(&mut *tx, broken, deadline),
             Tx::Savepoint(c) => c.reborrow(),
         }
     }
@@ -295,7 +298,7 @@ impl Tx<'_> {
             #[cfg(feature = "postgres")]
             Tx::Postgres(tx, broken) => tx.rollback().await.map_err(|e| pooled::track(e, broken)),
             #[cfg(feature = "sqlite")]
-            Tx::Sqlite(tx, broken) => tx.rollback().await.map_err(|e| pooled::track(e, broken)),
+            Tx::Sqlite(tx, broken, _) => tx.rollback().await.map_err(|e| pooled::track(e, broken)),
             Tx::Savepoint(mut c) => unit::rollback_to(&mut c).await,
         }
     }
@@ -305,7 +308,7 @@ impl Tx<'_> {
             #[cfg(feature = "postgres")]
             Tx::Postgres(tx, broken) => tx.commit().await.map_err(|e| pooled::track(e, broken)),
             #[cfg(feature = "sqlite")]
-            Tx::Sqlite(tx, broken) => tx.commit().await.map_err(|e| pooled::track(e, broken)),
+            Tx::Sqlite(tx, broken, _) => tx.commit().await.map_err(|e| pooled::track(e, broken)),
             Tx::Savepoint(mut c) => unit::release(&mut c).await,
         }
     }
@@ -349,11 +352,13 @@ pub(crate) enum Conn<'c> {
     /// another one.
     #[cfg(feature = "postgres")]
     PostgresSession(&'c mut postgres::PgSession),
-    /// Inside a transaction or not: SQLite has no server to drop the connection.
+    /// Inside a transaction or not: SQLite has no server to drop the connection. Each
+    /// statement runs with its deadline ([`statement_deadline`]).
     #[cfg(feature = "sqlite")]
     Sqlite(
         &'c mut sqlx::SqliteConnection,
         &'c std::sync::atomic::AtomicBool,
+        &'c statement_deadline::StatementDeadline,
     ),
 }
 
@@ -387,11 +392,13 @@ macro_rules! dispatch {
                 }
             }
             #[cfg(feature = "sqlite")]
-            Conn::Sqlite(c, broken) => {
+            Conn::Sqlite(c, broken, deadline) => {
                 let $args = sqlite::args($sql.args())?;
                 let $conn = &mut **c;
+                let armed = deadline.arm();
                 let result: std::result::Result<_, sqlx::Error> = $body;
-                result.map_err(|e| pooled::track(e, broken))
+                drop(armed);
+                result.map_err(|e| sqlite::failed(e, broken))
             }
         }
     };
@@ -406,7 +413,7 @@ impl Conn<'_> {
             #[cfg(feature = "postgres")]
             Conn::PostgresSession(s) => Conn::PostgresSession(s),
             #[cfg(feature = "sqlite")]
-            Conn::Sqlite(c, broken) => Conn::Sqlite(c, broken),
+            Conn::Sqlite(c, broken, deadline) => Conn::Sqlite(c, broken, deadline),
         }
     }
 

@@ -26,11 +26,13 @@ pub struct PoolSettings {
     pub idle_timeout: Option<Duration>,
     /// Connections are replaced after this long (default 30 min).
     pub max_lifetime: Option<Duration>,
-    /// PostgreSQL: the longest one statement may run before the server cancels it (its
-    /// `statement_timeout`, default 30 s, as the ready-made server's request timeout), so that a
-    /// request the server gave up on does not keep its query running and its connection busy.
-    /// A cancelled statement is [`Error::Unavailable`]. `None` lets statements run without a
-    /// bound. Migrations are not subject to it. SQLite ignores it.
+    /// The longest one statement may run before it is cancelled (default 30 s, as the ready-made
+    /// server's request timeout), so that a request the server gave up on does not keep its
+    /// query running and its connection busy: PostgreSQL's `statement_timeout`; on SQLite the
+    /// library interrupts the statement itself (a progress handler; not for an in-memory
+    /// database, whose one connection an interrupted statement would take with it). A cancelled
+    /// statement is [`Error::Unavailable`]. `None` lets statements run without a bound.
+    /// Migrations are not subject to it.
     pub statement_timeout: Option<Duration>,
 }
 

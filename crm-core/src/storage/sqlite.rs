@@ -15,6 +15,7 @@ use sqlx::types::Json;
 use sqlx::{Arguments as _, Connection as _, SqliteConnection};
 
 use super::pooled::{self, track};
+use super::statement_deadline::{self, StatementDeadline};
 use super::{Arg, Tx};
 use crate::error::{Error, Result};
 use crate::storage::PoolSettings;
@@ -49,19 +50,21 @@ pub(crate) struct SqliteConn {
     /// Set when the connection's worker thread is gone (or [`SqliteConn::discard`] asked): bb8
     /// then drops the connection instead of taking it back.
     broken: AtomicBool,
+    /// The running statement's deadline, from [`PoolSettings::statement_timeout`].
+    deadline: StatementDeadline,
 }
 
 impl SqliteConn {
     /// Runs statements on the connection, outside a transaction of its own.
     pub(crate) fn conn(&mut self) -> super::Conn<'_> {
-        super::Conn::Sqlite(&mut self.conn, &self.broken)
+        super::Conn::Sqlite(&mut self.conn, &self.broken, &self.deadline)
     }
 
     /// Starts a `BEGIN IMMEDIATE` transaction: two writers queue on the busy timeout instead of
     /// failing when a read lock would have to be upgraded.
     pub(crate) async fn begin(&mut self) -> Result<Tx<'_>> {
         match self.conn.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => Ok(Tx::Sqlite(tx, &self.broken)),
+            Ok(tx) => Ok(Tx::Sqlite(tx, &self.broken, &self.deadline)),
             Err(e) => Err(track(e, &self.broken)),
         }
     }
@@ -73,10 +76,12 @@ impl SqliteConn {
     }
 }
 
-/// Opens connections for [`bb8`], each with the pragmas of [`connect`].
+/// Opens connections for [`bb8`], each with the pragmas of [`connect`] and the statement
+/// timeout.
 #[derive(Debug)]
 pub(crate) struct Manager {
     options: SqliteConnectOptions,
+    statement_timeout: Option<Duration>,
     closed: Arc<AtomicBool>,
 }
 
@@ -88,9 +93,12 @@ impl bb8::ManageConnection for Manager {
         if self.closed.load(Ordering::Relaxed) {
             return Err(sqlx::Error::PoolClosed);
         }
+        let mut conn = SqliteConnection::connect_with(&self.options).await?;
+        let deadline = StatementDeadline::install(&mut conn, self.statement_timeout).await?;
         Ok(SqliteConn {
-            conn: SqliteConnection::connect_with(&self.options).await?,
+            conn,
             broken: AtomicBool::new(false),
+            deadline,
         })
     }
 
@@ -104,10 +112,12 @@ impl bb8::ManageConnection for Manager {
 }
 
 /// Opens the pool for `url` (`sqlite://path`, `sqlite:path`, `sqlite::memory:`): foreign keys
-/// on, `settings.acquire_timeout` as the busy timeout, the file created when missing and put in
-/// WAL mode.
+/// on, `settings.acquire_timeout` as the busy timeout, `settings.statement_timeout` as the
+/// statement timeout, the file created when missing and put in WAL mode.
 ///
-/// An in-memory database lives in one connection, so its pool holds exactly one, kept forever.
+/// An in-memory database lives in one connection, so its pool holds exactly one, kept forever,
+/// and no statement timeout: an interrupted statement leaves its connection to be dropped, and
+/// with it the database.
 pub(crate) async fn connect(url: &str, settings: &PoolSettings) -> Result<SqlitePool> {
     let memory = url.contains(":memory:") || url.contains("mode=memory");
     let options = SqliteConnectOptions::from_str(url)
@@ -123,6 +133,7 @@ pub(crate) async fn connect(url: &str, settings: &PoolSettings) -> Result<Sqlite
     let closed = Arc::new(AtomicBool::new(false));
     let manager = Manager {
         options,
+        statement_timeout: settings.statement_timeout.filter(|_| !memory),
         closed: closed.clone(),
     };
     if memory {
@@ -211,6 +222,17 @@ impl SqlitePool {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+}
+
+/// Converts the error of a statement run on a pooled connection: one interrupted past the
+/// statement timeout is [`Error::Unavailable`], as PostgreSQL's cancelled statement is, and
+/// leaves the connection to be dropped (SQLite may have rolled back its transaction).
+pub(crate) fn failed(e: sqlx::Error, broken: &AtomicBool) -> Error {
+    if statement_deadline::interrupted(&e) {
+        broken.store(true, Ordering::Relaxed);
+        return Error::Unavailable(e);
+    }
+    track(e, broken)
 }
 
 /// The migrations in `crm-core/migrations/sqlite`, recorded in `_crm_migrations`.

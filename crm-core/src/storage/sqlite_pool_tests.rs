@@ -185,3 +185,64 @@ async fn close_waits_for_connections_in_use_and_refuses_new_ones() {
         .unwrap();
     assert_eq!(pool.stats().connections, 0);
 }
+
+/// A statement that counts far (seconds of work on any machine).
+fn slow() -> Sql {
+    Sql::new(
+        "with recursive n(x) as (select 1 union all select x + 1 from n where x < 10000000000) \
+         select count(*) from n",
+    )
+}
+
+#[tokio::test]
+async fn a_statement_past_the_statement_timeout_is_interrupted_as_unavailable() {
+    let db = TempDb::new();
+    let settings = PoolSettings {
+        statement_timeout: Some(Duration::from_millis(50)),
+        ..one_connection(2_000)
+    };
+    let pool = connect(&db.url(), &settings).await.unwrap();
+    let mut c = pool.acquire().await.unwrap();
+    create_t(&mut c).await;
+
+    // Inside a transaction that wrote: interrupted, and the write is undone.
+    let started = Instant::now();
+    let mut tx = c.begin().await.unwrap();
+    tx.conn()
+        .execute(&Sql::new("insert into t values (1)"))
+        .await
+        .unwrap();
+    let slow_one = tokio::time::timeout(
+        Duration::from_secs(10),
+        tx.conn().fetch_one::<(i64,)>(&slow()),
+    )
+    .await
+    .expect("the statement timeout interrupts it");
+    assert!(
+        matches!(slow_one, Err(Error::Unavailable(_))),
+        "{slow_one:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let _ = tx.rollback().await;
+    drop(c);
+    assert_eq!(
+        pool.stats().connections,
+        0,
+        "the interrupted connection is dropped"
+    );
+
+    // The connection it left is not reused; the next statements run as ever, each with its
+    // own deadline (together they take longer than one timeout).
+    let mut c = pool.acquire().await.unwrap();
+    assert_eq!(count(&mut c).await, 0);
+    let mut tx = c.begin().await.unwrap();
+    for _ in 0..20 {
+        tx.conn()
+            .execute(&Sql::new("insert into t values (2)"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tx.settle(Ok(())).await.unwrap();
+    assert_eq!(count(&mut c).await, 20);
+}

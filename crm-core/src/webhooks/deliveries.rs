@@ -10,7 +10,7 @@ use crate::events::EventId;
 use crate::id::Id;
 use crate::record::Page;
 use crate::storage::Sql;
-use crate::time::now;
+use crate::time::{now, within_years};
 
 /// The id of a delivery.
 pub type WebhookDeliveryId = Id<WebhookDelivery>;
@@ -152,8 +152,8 @@ impl WebhookSubscriptions<'_> {
     /// in the change feed back. Returns the feed cursor it now reads after.
     ///
     /// # Errors
-    /// [`Error::NotFound`]; [`Error::Validation`] for a cursor the feed did not return;
-    /// [`Error::Gone`] when the feed no longer holds changes that old.
+    /// [`Error::NotFound`]; [`Error::Validation`] for a cursor the feed did not return or a
+    /// time outside the years 1 to 9999; [`Error::Gone`] when the feed no longer holds changes that old.
     pub async fn replay(&self, id: WebhookSubscriptionId, from: ReplayFrom) -> Result<String> {
         let org = self.org()?;
         // The subscription's place now (404 for an unknown one), before the point is read.
@@ -168,7 +168,7 @@ impl WebhookSubscriptions<'_> {
                 changes.after(Some(&c), 1).await?;
                 c
             }
-            ReplayFrom::Time(t) => changes.cursor_before(t).await?,
+            ReplayFrom::Time(t) => changes.cursor_before(within_years("since", t)?).await?,
         };
         // Only backwards: a replay never skips what is not yet delivered.
         if crate::changes::cursor_order(&cursor, &current) != Some(std::cmp::Ordering::Less) {

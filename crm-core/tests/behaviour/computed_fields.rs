@@ -925,4 +925,72 @@ crate::on_both_backends!(
     bad_definitions_are_refused,
     definitions_backfill_and_archiving_stops_maintenance,
     rollups_stay_in_their_organization,
+    rollup_sums_saturate_at_the_64_bit_range,
 );
+
+/// A sum past the 64-bit range saturates (as the pipeline summary's does) instead of failing
+/// every write of the parent's children (SQLite: `integer overflow`), and agrees on both
+/// backends; the true sum is exact again once it fits.
+async fn rollup_sums_saturate_at_the_64_bit_range(crm: crm_core::Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    let weight = NewCustomField::new("weight", "Weight", T::Number);
+    let weights = rollup(
+        "weights",
+        T::Number,
+        RollupFunction::Sum,
+        Some("custom_fields.weight"),
+        None,
+    );
+    for (kind, f) in [
+        (EntityKind::Opportunity, weight),
+        (EntityKind::Account, weights),
+    ] {
+        admin.custom_fields().define(kind, f).await.unwrap();
+    }
+    let t = org.user(&crm);
+    let weigh = |account: &Record<crm_core::Account>, weight: Value| {
+        let (t, account) = (&t, json!(account.id));
+        async move {
+            t.create_json::<Opportunity>(json!({
+                "name": "Deal", "account_id": account, "custom_fields": { "weight": weight }
+            }))
+            .await
+            .map(|_| ())
+        }
+    };
+    let sum = |account: &Record<crm_core::Account>| {
+        let (t, id) = (&t, account.id);
+        async move {
+            cf(
+                &t.accounts().get(id).await.unwrap().custom_fields,
+                "weights",
+            )
+        }
+    };
+    let big = 9_000_000_000_000_000_000_i64;
+
+    let up = t.account("Up").await;
+    for (weight, expected) in [
+        (big, json!(big)),
+        (big, json!(i64::MAX)),
+        (big, json!(i64::MAX)),
+        (-big, json!(i64::MAX)),
+        (-big, json!(big)),
+    ] {
+        weigh(&up, json!(weight)).await.unwrap();
+        assert_eq!(sum(&up).await, expected, "after {weight}");
+    }
+    let down = t.account("Down").await;
+    for _ in 0..2 {
+        weigh(&down, json!(-big)).await.unwrap();
+    }
+    assert_eq!(sum(&down).await, json!(i64::MIN));
+    // A fraction among them: a float past the range saturates too.
+    let mixed = t.account("Mixed").await;
+    weigh(&mixed, json!(1.5)).await.unwrap();
+    weigh(&mixed, json!(2)).await.unwrap();
+    assert_eq!(sum(&mixed).await.as_f64(), Some(3.5));
+    weigh(&mixed, json!(1e30)).await.unwrap();
+    assert_eq!(sum(&mixed).await, json!(i64::MAX));
+}
