@@ -195,6 +195,13 @@ impl ApiError {
                         Some("the database is unavailable for a moment; retry shortly".into()),
                         vec![],
                     ),
+                    E::Overloaded(_) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "overloaded",
+                        "Service unavailable",
+                        Some("the server is too busy for this right now; retry shortly".into()),
+                        vec![],
+                    ),
                     _ => (
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "internal",

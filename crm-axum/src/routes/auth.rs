@@ -169,6 +169,7 @@ async fn tokens(state: &ApiState, principal: &Principal) -> ApiResult<TokenRespo
         (status = 403, description = "Registration is switched off", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The slug is taken", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many sign-ups or sign-ins from this address", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks queued; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn register(
     State(state): State<ApiState>,
@@ -219,6 +220,7 @@ async fn register(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 401, description = "Wrong credentials, deactivated user or suspended organization", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks queued; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn login(
     State(state): State<ApiState>,

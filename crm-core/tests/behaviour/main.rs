@@ -30,6 +30,7 @@ mod records;
 mod relations;
 mod rls;
 mod search;
+mod sign_in_floods;
 mod tenancy;
 #[cfg(feature = "tls")]
 mod tls;
