@@ -71,6 +71,8 @@ async fn main() -> anyhow::Result<()> {
         .context("CRM_JWT_SECRET")?
         .trusted_proxies_from_env()
         .context("CRM_TRUSTED_PROXIES")?
+        .ipv6_limit_prefix_from_env()
+        .context("CRM_IPV6_LIMIT_PREFIX")?
         .registration_from_env()?
         .redis_url_from_env()
         .context("REDIS_URL")?;

@@ -200,6 +200,13 @@ impl ApiError {
                         }),
                         vec![],
                     ),
+                    E::Overloaded(_) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "overloaded",
+                        "Service unavailable",
+                        Some("the server is too busy for this right now; retry shortly".into()),
+                        vec![],
+                    ),
                     _ => (
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "internal",

@@ -114,7 +114,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use auth::REDIS_URL_ENV;
 pub use auth::{
     ACT_IN_ORGANIZATION, API_KEY_HEADER, AuthConfig, AuthLayer, Authenticate, Claims, ConfigError,
-    REGISTRATION_ENV, TRUSTED_PROXIES_ENV, Tenant,
+    IPV6_LIMIT_PREFIX_ENV, REGISTRATION_ENV, TRUSTED_PROXIES_ENV, Tenant,
 };
 pub use error::{ApiError, ApiResult, InternalError, PROBLEM_JSON, Problem, ProblemField};
 pub use extract::{Json, JsonBody, Path, Query};

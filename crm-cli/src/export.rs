@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::connect::system;
 use crate::entity::{COMMON, Work, cell_of, entity_parser};
+use crate::spreadsheet;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -44,6 +45,12 @@ pub(crate) struct ExportArgs {
     /// Write to this file instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// CSV: write text exactly as stored, also text a spreadsheet would run as a formula. By
+    /// default a text cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
+    /// leading `'` (spreadsheets then show it as text; `crm import` takes it off again). Numbers
+    /// are written as numbers either way.
+    #[arg(long)]
+    raw: bool,
 }
 
 pub(crate) async fn run(crm: &crm_core::Crm, args: ExportArgs) -> anyhow::Result<ExitCode> {
@@ -132,12 +139,18 @@ async fn export<E: Entity>(
         Format::Csv => {
             let mut w = csv::Writer::from_writer(out);
             w.write_record(&columns)?;
+            // Text is what a web form or an import brought in: anyone's. Numbers, booleans and
+            // JSON (lists, money) cannot start a formula.
+            let cell = |value: Option<&Value>| match value {
+                Some(Value::String(text)) if !args.raw => spreadsheet::neutralize(text),
+                other => cell_of(other),
+            };
             each_record::<E>(t, query, |value| {
                 let cells = columns
                     .iter()
                     .map(|c| match c.strip_prefix("custom_fields.") {
-                        Some(k) => cell_of(value["custom_fields"].get(k)),
-                        None => cell_of(value.get(c)),
+                        Some(k) => cell(value["custom_fields"].get(k)),
+                        None => cell(value.get(c)),
                     });
                 Ok(w.write_record(cells)?)
             })

@@ -116,6 +116,8 @@ pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode>
         .context("CRM_JWT_SECRET")?
         .trusted_proxies_from_env()
         .context(crm_axum::TRUSTED_PROXIES_ENV)?
+        .ipv6_limit_prefix_from_env()
+        .context(crm_axum::IPV6_LIMIT_PREFIX_ENV)?
         .registration_from_env()?;
     let auth = match args.registration.as_deref() {
         Some(switch) => auth.registration(switch == "on"),

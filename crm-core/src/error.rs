@@ -92,6 +92,11 @@ pub enum Error {
     /// ([`Error::is_contention`]). Nothing is wrong with the call itself; retry shortly. HTTP 503.
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// The server has more of some costly work queued than it takes on now (password checks
+    /// during a flood of sign-ins); the text says which. Nothing is wrong with the call; retry
+    /// shortly. HTTP 503 with `Retry-After`.
+    #[error("overloaded: {0}")]
+    Overloaded(&'static str),
     /// Applying migrations failed.
     #[error("migration error")]
     Migration(#[from] sqlx::migrate::MigrateError),

@@ -1,11 +1,25 @@
 //! The client's address: the peer of the connection, or — only when that peer is a trusted
-//! proxy — the address the proxies recorded in `Forwarded` (RFC 7239) or `X-Forwarded-For`.
+//! proxy — the address the proxies recorded in `Forwarded` (RFC 7239) or `X-Forwarded-For`;
+//! and the network the per-address limits count it by.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
 use axum::http::header::FORWARDED;
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+/// The network the limits kept per client address count `client` by: an IPv4 address alone
+/// (also written IPv4-mapped, `::ffff:192.0.2.1`, as a dual-stack listener sees it), an IPv6
+/// address with every address of its `/ipv6_prefix`, which one subscriber may rotate through at
+/// will ([`crate::AuthConfig::ipv6_limit_prefix`]).
+pub(crate) fn limit_network(client: IpAddr, ipv6_prefix: u8) -> IpNet {
+    match client.to_canonical() {
+        IpAddr::V4(v4) => IpNet::V4(Ipv4Net::from(v4)),
+        IpAddr::V6(v6) => {
+            IpNet::V6(Ipv6Net::new(v6, ipv6_prefix).map_or(Ipv6Net::from(v6), |net| net.trunc()))
+        }
+    }
+}
 
 /// The client address of a request whose connection comes from `peer`.
 ///
@@ -13,15 +27,18 @@ use ipnet::IpNet;
 /// this server) and the first address that is not a trusted proxy is the client; a chain of
 /// trusted proxies only gives its leftmost address. An entry that is no address (`unknown`, an
 /// obfuscated name, garbage) ends the walk: the last trusted hop is then the client, since
-/// nothing left of it can be trusted. Headers from an untrusted peer are ignored.
+/// nothing left of it can be trusted. Headers from an untrusted peer are ignored. IPv4-mapped
+/// IPv6 addresses are taken as the IPv4 addresses they are, so that a trusted `10.0.0.0/8` is
+/// recognized behind a dual-stack listener too.
 pub(crate) fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer = peer.to_canonical();
     if !is_trusted(&peer) {
         return peer;
     }
     let mut client = peer;
     for hop in forwarded_chain(headers).into_iter().rev() {
-        let Some(ip) = hop else {
+        let Some(ip) = hop.map(|ip| ip.to_canonical()) else {
             return client;
         };
         client = ip;
@@ -123,6 +140,34 @@ mod tests {
         assert_eq!(
             client_addr(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
             ip("10.0.0.1")
+        );
+        // A dual-stack listener sees IPv4 peers as IPv4-mapped IPv6 addresses.
+        let mapped = headers(&[("x-forwarded-for", "::ffff:198.51.100.7")]);
+        assert_eq!(
+            client_addr(ip("::ffff:10.0.0.1"), &mapped, &trusted),
+            ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_prefix_and_mapped_ipv4_by_its_address() {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        assert_eq!(
+            limit_network(ip("2001:db8:1:2:aaaa::1"), 64),
+            net("2001:db8:1:2::/64")
+        );
+        assert_eq!(
+            limit_network(ip("2001:db8:1:2:aaaa::1"), 48),
+            net("2001:db8:1::/48")
+        );
+        assert_eq!(
+            limit_network(ip("2001:db8:1:2:aaaa::1"), 128),
+            net("2001:db8:1:2:aaaa::1/128")
+        );
+        assert_eq!(limit_network(ip("192.0.2.1"), 64), net("192.0.2.1/32"));
+        assert_eq!(
+            limit_network(ip("::ffff:192.0.2.1"), 64),
+            net("192.0.2.1/32")
         );
     }
 }

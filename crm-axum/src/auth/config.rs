@@ -22,6 +22,9 @@ pub enum ConfigError {
     /// A switch that is neither `on` nor `off`.
     #[error("{0} is `on` or `off`, not `{1}`")]
     InvalidSwitch(&'static str, String),
+    /// An IPv6 prefix length that is not a number from 1 to 128.
+    #[error("the IPv6 prefix length is a number from 1 to 128, not `{0}`")]
+    InvalidPrefixLength(String),
 }
 
 /// The environment variable [`AuthConfig::registration_from_env`] reads: `on` (the default) or
@@ -32,6 +35,10 @@ pub const REGISTRATION_ENV: &str = "CRM_REGISTRATION";
 /// addresses or networks of the reverse proxies whose `Forwarded` / `X-Forwarded-For` headers
 /// name the client.
 pub const TRUSTED_PROXIES_ENV: &str = "CRM_TRUSTED_PROXIES";
+
+/// The environment variable [`AuthConfig::ipv6_limit_prefix_from_env`] reads: the prefix length
+/// (1–128) by which IPv6 clients are counted in the per-address limits.
+pub const IPV6_LIMIT_PREFIX_ENV: &str = "CRM_IPV6_LIMIT_PREFIX";
 
 /// The environment variable [`AuthConfig::redis_url_from_env`] reads: the Redis server the
 /// instances of one deployment share their rate limits through.
@@ -70,6 +77,7 @@ pub struct AuthConfig {
     pub(crate) login_window: Duration,
     pub(crate) signups_per_address: u32,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) ipv6_limit_prefix: u8,
     pub(crate) webhook_posts_per_minute: u32,
     #[cfg(feature = "redis")]
     pub(crate) redis_url: Option<String>,
@@ -88,6 +96,7 @@ impl fmt::Debug for AuthConfig {
             .field("refresh_family_lifetime", &self.refresh_family_lifetime)
             .field("registration", &self.registration)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("ipv6_limit_prefix", &self.ipv6_limit_prefix)
             .field("shared_limits", &self.shares_limits())
             .finish_non_exhaustive()
     }
@@ -152,6 +161,7 @@ impl AuthConfig {
             login_window: Duration::from_secs(15 * 60),
             signups_per_address: 10,
             trusted_proxies: Vec::new(),
+            ipv6_limit_prefix: 64,
             webhook_posts_per_minute: 60,
             #[cfg(feature = "redis")]
             redis_url: None,
@@ -295,6 +305,28 @@ impl AuthConfig {
         Ok(self.trusted_proxies(proxies))
     }
 
+    /// The prefix length by which IPv6 clients are counted in every limit kept per client
+    /// address (default 64, at most 128). One subscriber, or one server, is given a whole /64 (or
+    /// more) and may take any address in it: counted one by one, its addresses would each get a
+    /// budget of their own. IPv4 clients are counted by their address, also when they reach an
+    /// IPv6 listener as IPv4-mapped addresses (`::ffff:192.0.2.1`).
+    pub fn ipv6_limit_prefix(mut self, len: u8) -> Self {
+        self.ipv6_limit_prefix = len.clamp(1, 128);
+        self
+    }
+
+    /// [`AuthConfig::ipv6_limit_prefix`] from [`IPV6_LIMIT_PREFIX_ENV`]
+    /// (`CRM_IPV6_LIMIT_PREFIX`, e.g. `56`), unchanged when it is unset or empty.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidPrefixLength`] for anything but a number from 1 to 128.
+    pub fn ipv6_limit_prefix_from_env(self) -> Result<Self, ConfigError> {
+        match std::env::var(IPV6_LIMIT_PREFIX_ENV).as_deref() {
+            Err(_) | Ok("") => Ok(self),
+            Ok(value) => Ok(self.ipv6_limit_prefix(prefix_length(value)?)),
+        }
+    }
+
     /// [`AuthConfig::registration`] from [`REGISTRATION_ENV`] (`CRM_REGISTRATION=off` switches
     /// sign-up off), unchanged when it is unset.
     ///
@@ -357,5 +389,29 @@ impl AuthConfig {
         #[cfg(not(feature = "redis"))]
         let shared = false;
         shared
+    }
+}
+
+/// A prefix length of an IPv6 network, 1 to 128.
+fn prefix_length(value: &str) -> Result<u8, ConfigError> {
+    value
+        .trim()
+        .parse::<u8>()
+        .ok()
+        .filter(|len| (1..=128).contains(len))
+        .ok_or_else(|| ConfigError::InvalidPrefixLength(value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_lengths_are_1_to_128() {
+        assert_eq!(prefix_length("64").ok(), Some(64));
+        assert_eq!(prefix_length(" 128 ").ok(), Some(128));
+        for bad in ["0", "129", "/64", "sixty-four", "-1"] {
+            assert!(prefix_length(bad).is_err(), "{bad}");
+        }
     }
 }

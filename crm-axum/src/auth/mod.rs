@@ -39,10 +39,12 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub(crate) use client_addr::client_addr;
+pub(crate) use client_addr::{client_addr, limit_network};
 #[cfg(feature = "redis")]
 pub use config::REDIS_URL_ENV;
-pub use config::{AuthConfig, ConfigError, REGISTRATION_ENV, TRUSTED_PROXIES_ENV};
+pub use config::{
+    AuthConfig, ConfigError, IPV6_LIMIT_PREFIX_ENV, REGISTRATION_ENV, TRUSTED_PROXIES_ENV,
+};
 pub use layer::{AuthLayer, Authenticate};
 use limits::{LIMITER_CAPACITY, RateLimiter, TtlCache};
 

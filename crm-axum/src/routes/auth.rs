@@ -1,6 +1,6 @@
 //! `auth/register`, `auth/login`, `auth/refresh`, `auth/logout` and `me`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 use axum::extract::connect_info::ConnectInfo;
@@ -10,13 +10,14 @@ use axum::http::request::Parts;
 use crm_core::{
     NewOrganization, NewUser, OrganizationId, Password, Principal, Role, TenantContext, Validator,
 };
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::limits::{LimitKey, RateLimiter, limit_key};
-use crate::auth::{Tenant, client_addr, forbidden};
+use crate::auth::{Tenant, client_addr, forbidden, limit_network};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::Json;
 use crate::openapi::tags;
@@ -104,10 +105,11 @@ pub(crate) struct MeResponse {
 const MAX_SLUG: usize = 63;
 const MAX_EMAIL: usize = 254;
 
-/// The client's address, when the server recorded it (`into_make_service_with_connect_info`):
-/// the connection's peer, or the address a trusted proxy forwarded
-/// ([`crate::AuthConfig::trusted_proxies`]).
-pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
+/// The client's address as the per-address limits count it, when the server recorded it
+/// (`into_make_service_with_connect_info`): the connection's peer, or the address a trusted
+/// proxy forwarded ([`crate::AuthConfig::trusted_proxies`]); for IPv6, its whole network
+/// ([`crate::AuthConfig::ipv6_limit_prefix`]).
+pub(crate) struct ClientAddr(pub(crate) Option<IpNet>);
 
 impl FromRequestParts<ApiState> for ClientAddr {
     type Rejection = std::convert::Infallible;
@@ -125,18 +127,18 @@ impl FromRequestParts<ApiState> for ClientAddr {
             }
             return Ok(ClientAddr(None));
         };
-        let trusted = &state.auth.config.trusted_proxies;
-        Ok(ClientAddr(Some(client_addr(
-            peer.ip(),
-            &parts.headers,
-            trusted,
+        let config = &state.auth.config;
+        let client = client_addr(peer.ip(), &parts.headers, &config.trusted_proxies);
+        Ok(ClientAddr(Some(limit_network(
+            client,
+            config.ipv6_limit_prefix,
         ))))
     }
 }
 
 /// Counts one attempt from `addr` against `limiter`; refused when its budget is spent. Without
 /// an address there is nothing to count by (all clients would share one budget).
-async fn spend(limiter: &RateLimiter, scope: &[u8], addr: Option<IpAddr>) -> ApiResult<()> {
+async fn spend(limiter: &RateLimiter, scope: &[u8], addr: Option<IpNet>) -> ApiResult<()> {
     let Some(addr) = addr else {
         return Ok(());
     };
@@ -167,6 +169,7 @@ async fn tokens(state: &ApiState, principal: &Principal) -> ApiResult<TokenRespo
         (status = 403, description = "Registration is switched off", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The slug is taken", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many sign-ups or sign-ins from this address", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks queued; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn register(
     State(state): State<ApiState>,
@@ -217,6 +220,7 @@ async fn register(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 401, description = "Wrong credentials, deactivated user or suspended organization", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password checks queued; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn login(
     State(state): State<ApiState>,
@@ -265,7 +269,7 @@ async fn account_key(
     state: &ApiState,
     org: Option<OrganizationId>,
     req: &LoginRequest,
-    addr: Option<IpAddr>,
+    addr: Option<IpNet>,
 ) -> ApiResult<LimitKey> {
     let addr = addr.map(|a| a.to_string()).unwrap_or_default();
     let user = match org {

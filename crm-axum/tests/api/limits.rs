@@ -1,7 +1,7 @@
 //! The limits of the auth routes: bounded input, budgets per address and per (account,
 //! address), the real wait in `Retry-After`, forwarded addresses from trusted proxies only.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -19,23 +19,47 @@ crate::on_both_backends!(
     sign_ups_have_a_budget_of_their_own,
     forwarded_addresses_count_only_from_trusted_proxies,
     spellings_the_database_folds_together_share_one_counter,
+    ipv6_clients_are_counted_by_their_network,
+    ipv4_mapped_clients_are_counted_by_their_ipv4_address,
 );
 
-/// A request from `peer`, with `headers`.
-fn from(peer: [u8; 4], path: &str, body: Value, headers: &[(&str, &str)]) -> Request<Body> {
+/// A request from `peer` (`[192, 0, 2, 1]`, `[0x2001, 0xdb8, 0, 0, 0, 0, 0, 1]`), with `headers`.
+fn from(
+    peer: impl Into<IpAddr>,
+    path: &str,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> Request<Body> {
     let mut req = Request::post(path).header(header::CONTENT_TYPE, "application/json");
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let mut req = req.body(Body::from(body.to_string())).unwrap();
     req.extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from((peer, 40000))));
+        .insert(ConnectInfo(SocketAddr::from((peer.into(), 40000))));
     req
 }
 
-async fn login(app: &TestApp, peer: [u8; 4], slug: &str, email: &str, password: &str) -> Res {
+async fn login(
+    app: &TestApp,
+    peer: impl Into<IpAddr>,
+    slug: &str,
+    email: &str,
+    password: &str,
+) -> Res {
     let body = json!({ "organization": slug, "email": email, "password": password });
     app.raw(from(peer, "/api/v1/auth/login", body, &[])).await
+}
+
+/// The body of the `n`th sign-up of a test whose first organization is `slug`.
+fn signup(n: u32, slug: &str) -> Value {
+    json!({
+        "organization_name": format!("Org {n}"),
+        "organization_slug": format!("org-{n}-{slug}"),
+        "name": "Admin",
+        "email": "admin@example.com",
+        "password": PASSWORD,
+    })
 }
 
 fn retry_after(res: &Res) -> u64 {
@@ -115,15 +139,7 @@ async fn sign_ups_have_a_budget_of_their_own(crm: Crm) {
     let app = TestApp::with_config(crm, config().signup_limit(2));
     let admin = app.register("acme").await;
     let peer = [192, 0, 2, 44];
-    let signup = |n: u32| {
-        json!({
-            "organization_name": format!("Org {n}"),
-            "organization_slug": format!("org-{n}-{}", &admin.slug),
-            "name": "Admin",
-            "email": "admin@example.com",
-            "password": PASSWORD,
-        })
-    };
+    let signup = |n: u32| signup(n, &admin.slug);
     for n in 0..2 {
         app.raw(from(peer, "/api/v1/auth/register", signup(n), &[]))
             .await
@@ -207,4 +223,92 @@ async fn spellings_the_database_folds_together_share_one_counter(crm: Crm) {
         // The database tells the spellings apart (SQLite's ASCII lower()): two failures only.
         res.expect(200);
     }
+}
+
+/// An address of the IPv6 network `2001:db8:<net>::/64`.
+fn v6(net: u16, host: u16) -> [u16; 8] {
+    [0x2001, 0xdb8, net, 0, 0, 0, 0, host]
+}
+
+async fn ipv6_clients_are_counted_by_their_network(crm: Crm) {
+    let app = TestApp::with_config(crm.clone(), config().signup_limit(2));
+    let admin = app.register("acme").await;
+    let wrong = |peer| {
+        login(
+            &app,
+            peer,
+            &admin.slug,
+            "admin@example.com",
+            "wrong password",
+        )
+    };
+    // Five failures at one account, each from another address of one /64: the /64 backs off,
+    // whichever of its addresses it tries from next.
+    for host in 1..=5 {
+        wrong(v6(1, host)).await.problem(401, "unauthenticated");
+    }
+    wrong(v6(1, 6)).await.problem(429, "rate-limited");
+    login(&app, v6(1, 7), &admin.slug, "admin@example.com", PASSWORD)
+        .await
+        .problem(429, "rate-limited");
+    // Another /64 is another client.
+    login(&app, v6(2, 1), &admin.slug, "admin@example.com", PASSWORD)
+        .await
+        .expect(200);
+
+    // Sign-ups: one budget for the /64.
+    let signup = |n: u32| signup(n, &admin.slug);
+    for n in 0..2 {
+        let peer = v6(3, 0x100 + n as u16);
+        app.raw(from(peer, "/api/v1/auth/register", signup(n), &[]))
+            .await
+            .expect(201);
+    }
+    app.raw(from(v6(3, 0x200), "/api/v1/auth/register", signup(2), &[]))
+        .await
+        .problem(429, "rate-limited");
+    app.raw(from(v6(4, 1), "/api/v1/auth/register", signup(3), &[]))
+        .await
+        .expect(201);
+
+    // The prefix length is the operator's: /128 counts every address apart.
+    let app = TestApp::with_config(crm, config().ipv6_limit_prefix(128));
+    let admin = app.register("globex").await;
+    for host in 1..=6 {
+        login(
+            &app,
+            v6(5, host),
+            &admin.slug,
+            "admin@example.com",
+            "wrong password",
+        )
+        .await
+        .problem(401, "unauthenticated");
+    }
+}
+
+async fn ipv4_mapped_clients_are_counted_by_their_ipv4_address(crm: Crm) {
+    let (app, admin) = TestApp::signed_up(crm).await;
+    // What a dual-stack listener sees of 203.0.113.9: ::ffff:203.0.113.9.
+    let mapped = IpAddr::from(std::net::Ipv4Addr::new(203, 0, 113, 9).to_ipv6_mapped());
+    for _ in 0..5 {
+        login(
+            &app,
+            mapped,
+            &admin.slug,
+            "admin@example.com",
+            "wrong password",
+        )
+        .await
+        .problem(401, "unauthenticated");
+    }
+    login(
+        &app,
+        [203, 0, 113, 9],
+        &admin.slug,
+        "admin@example.com",
+        PASSWORD,
+    )
+    .await
+    .problem(429, "rate-limited");
 }

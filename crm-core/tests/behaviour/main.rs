@@ -33,6 +33,7 @@ mod relations;
 mod rls;
 mod rollup_concurrency;
 mod search;
+mod sign_in_floods;
 mod tenancy;
 #[cfg(feature = "tls")]
 mod tls;
