@@ -2974,7 +2974,7 @@ export interface components {
             activities_removed: number;
             /**
              * @description Records of the same person erased with it (the lead a contact was converted from, or the
-             *     contact a lead became).
+             *     contact a lead became, and the records merged into any of them).
              */
             also_erased: components["schemas"]["ErasedRecord"][];
             /** @description The entity (`"contact"`, `"lead"`). */
@@ -4991,7 +4991,8 @@ export interface components {
             created_at: string;
             /**
              * Format: uuid
-             * @description The user who created it.
+             * @description Who created it: the user's id, or the API key's. The subscription outlives them: it
+             *     keeps delivering after the user is deactivated or the key revoked.
              */
             created_by?: string | null;
             /** @description What it is for. */
@@ -6429,6 +6430,15 @@ export interface operations {
                 };
             };
             500: components["responses"]["InternalError"];
+            /** @description Too many password checks queued; retry after `Retry-After` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     logout: {
@@ -6550,6 +6560,15 @@ export interface operations {
                 };
             };
             500: components["responses"]["InternalError"];
+            /** @description Too many password checks queued; retry after `Retry-After` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     list_changes: {
