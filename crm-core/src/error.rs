@@ -224,7 +224,8 @@ fn tls_failed(reason: &dyn std::fmt::Display) -> Error {
 /// Whether `e` says the database is away or busy for now rather than that the statement is
 /// wrong: I/O errors, an exhausted or closed pool, PostgreSQL's connection exceptions (class
 /// `08`), `admin_shutdown` / `crash_shutdown` / `cannot_connect_now` (`57P01`–`57P03`),
-/// `too_many_connections` (`53300`), `query_canceled` (`57014`, also the statement timeout), and
+/// insufficient resources (class `53`: a full disk, no memory, too many connections),
+/// `query_canceled` (`57014`, also the statement timeout), SQLite's `SQLITE_FULL` (13), and
 /// lost races ([`is_contention`]).
 pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
     match e {
@@ -233,9 +234,14 @@ pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
+            #[cfg(feature = "sqlite")]
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                return db.code().as_deref() == Some("13") || is_contention(e);
+            }
             db.code().is_some_and(|c| {
                 c.starts_with("08")
-                    || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300" | "57014")
+                    || c.starts_with("53")
+                    || matches!(&*c, "57P01" | "57P02" | "57P03" | "57014")
             }) || is_contention(e)
         }
         _ => false,
