@@ -21,7 +21,8 @@ fn formula(key: &str, ty: T, expression: &str) -> NewCustomField {
     f
 }
 
-fn rollup(
+/// A roll-up over opportunities through `account_id` (shared with `rollup_concurrency`).
+pub(crate) fn rollup(
     key: &str,
     ty: T,
     function: RollupFunction,

@@ -8,27 +8,16 @@
 use std::sync::Arc;
 
 use crm_core::{
-    Computed, CustomFieldType as T, EntityKind, ListQuery, Merge, NewCustomField, NewOpportunity,
-    Opportunity, Record, RollupFunction, RollupSpec, Tenant,
+    CustomFieldType as T, EntityKind, ListQuery, Merge, NewOpportunity, Opportunity, Record,
+    RollupFunction, Tenant,
 };
 use serde_json::{Value, json};
 
+use crate::computed_fields::rollup;
 use crate::harness::{Fixtures as _, Org};
 
 /// Concurrent writers: at least eight, as the project's rule for anything that writes.
 const WRITERS: usize = 8;
-
-fn rollup(key: &str, function: RollupFunction, field: Option<&str>) -> NewCustomField {
-    let mut f = NewCustomField::new(key, key, T::Number);
-    f.computed = Some(Computed::Rollup(RollupSpec {
-        entity: "opportunity".into(),
-        link: "account_id".into(),
-        function,
-        field: field.map(Into::into),
-        filter: None,
-    }));
-    f
-}
 
 async fn deal(
     t: &Tenant,
@@ -83,7 +72,7 @@ async fn concurrent_creates_under_one_parent(crm: crm_core::Crm) {
         .custom_fields()
         .define(
             EntityKind::Account,
-            rollup("n", RollupFunction::Count, None),
+            rollup("n", T::Number, RollupFunction::Count, None, None),
         )
         .await
         .unwrap();
@@ -113,9 +102,21 @@ async fn mixed_writes_under_one_parent(crm: crm_core::Crm) {
     let org = Org::new(&crm, "Acme").await;
     let admin = org.admin(&crm);
     for f in [
-        rollup("n", RollupFunction::Count, None),
-        rollup("total", RollupFunction::Sum, Some("amount_minor")),
-        rollup("biggest", RollupFunction::Max, Some("amount_minor")),
+        rollup("n", T::Number, RollupFunction::Count, None, None),
+        rollup(
+            "total",
+            T::Number,
+            RollupFunction::Sum,
+            Some("amount_minor"),
+            None,
+        ),
+        rollup(
+            "biggest",
+            T::Number,
+            RollupFunction::Max,
+            Some("amount_minor"),
+            None,
+        ),
     ] {
         admin
             .custom_fields()
