@@ -43,6 +43,7 @@ struct Inner {
     acquire_timeout: std::time::Duration,
     hasher: Hasher,
     definitions: DefinitionCache,
+    grants: crate::access::grants::GrantsCache,
     pipelines: crate::pipelines::PipelineCache,
     webhook_policy: crate::WebhookPolicy,
 }
@@ -148,12 +149,18 @@ impl Crm {
         &self.inner.hasher
     }
 
-    /// Drops every cached custom-field definition, so that the next use reads them from the
-    /// database. For hosts that run several instances: call it when another instance changed a
-    /// definition (crm-axum does, through its shared cache epoch in Redis). A change made
-    /// through this handle drops its own entries already.
+    /// Drops every cached custom-field definition and every cached caller's grants
+    /// ([`crate::access`]), so that the next use reads them from the database. For hosts that
+    /// run several instances: call it when another instance changed a definition or access
+    /// (crm-axum does, through its shared cache epoch in Redis). A change made through this
+    /// handle drops its own entries already.
     pub fn forget_cached_definitions(&self) {
         self.inner.definitions.invalidate_all();
+        self.inner.grants.invalidate_all();
+    }
+
+    pub(crate) fn grants_cache(&self) -> &crate::access::grants::GrantsCache {
+        &self.inner.grants
     }
 
     pub(crate) fn definition_cache(&self) -> &DefinitionCache {
@@ -297,6 +304,7 @@ impl CrmBuilder {
                     None => Hasher::per_core()?,
                 },
                 definitions: custom_fields::new_cache(),
+                grants: crate::access::grants::new_cache(),
                 pipelines: crate::pipelines::new_cache(),
                 webhook_policy: self.webhook_policy,
             }),

@@ -102,12 +102,14 @@ pub(crate) const USER: &str = "user";
 pub(crate) const CUSTOM_FIELD: &str = "custom_field";
 /// The entity of the events of pipelines.
 pub(crate) const PIPELINE: &str = "pipeline";
+/// The entity of the events of permission sets (and their assignment to API keys).
+pub(crate) const PERMISSION_SET: &str = "permission_set";
 
 /// Whether events are logged under `entity`: an entity of the registry, or one of the other
 /// things whose changes are logged (users, custom field definitions, pipelines).
 pub(crate) fn is_logged_entity(entity: &str) -> bool {
     crate::EntityKind::ALL.iter().any(|k| k.name() == entity)
-        || [USER, CUSTOM_FIELD, PIPELINE].contains(&entity)
+        || [USER, CUSTOM_FIELD, PIPELINE, PERMISSION_SET].contains(&entity)
 }
 
 /// One event to append.

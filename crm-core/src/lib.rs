@@ -107,6 +107,7 @@
 // Lets `record_type!` name this crate as `::crm_core` from inside it too.
 extern crate self as crm_core;
 
+pub mod access;
 pub mod auth;
 mod changes;
 mod context;

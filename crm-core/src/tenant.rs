@@ -1,5 +1,6 @@
 //! [`Tenant`]: the services of one organization, bound to one [`TenantContext`].
 
+use crate::access::grants::Grants;
 use crate::context::TenantContext;
 use crate::crm::Crm;
 use crate::error::Result;
@@ -71,6 +72,21 @@ impl Tenant {
         match &self.unit {
             None => Ok(SessionRef::Own(
                 self.crm.pool().tenant(self.ctx.organization_id()).await?,
+            )),
+            Some(unit) => Ok(SessionRef::Unit(unit.lock().await?)),
+        }
+    }
+
+    /// The connection a read runs on for a caller with `grants`: as [`Tenant::session`], and on
+    /// PostgreSQL bound to a restricted caller's reach, so that row-level security lets through
+    /// only what the library's own conditions select.
+    pub(crate) async fn reading(&self, grants: &Grants) -> Result<SessionRef> {
+        match &self.unit {
+            None => Ok(SessionRef::Own(
+                self.crm
+                    .pool()
+                    .tenant_reading(self.ctx.organization_id(), grants.read_binding())
+                    .await?,
             )),
             Some(unit) => Ok(SessionRef::Unit(unit.lock().await?)),
         }

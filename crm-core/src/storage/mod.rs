@@ -22,6 +22,7 @@ mod sqlite_pool_tests;
 mod statement_deadline;
 mod stats;
 mod unit;
+mod visibility;
 
 pub(crate) use jobs::{JobRow, JobStore, with_apalis_storage};
 pub(crate) use rows::Rows;
@@ -29,6 +30,7 @@ pub use settings::{MAX_CONNECTIONS_ENV, PoolSettings, STATEMENT_TIMEOUT_ENV};
 pub(crate) use sql::{Arg, FieldKey, Sql, escape_like};
 pub use stats::PoolStats;
 pub(crate) use unit::{Unit, UnitSession};
+pub(crate) use visibility::ReadBinding;
 
 use crate::error::Result;
 use crate::organizations::OrganizationId;
@@ -113,6 +115,16 @@ impl Pool {
                 Ok(Session::Sqlite(p.acquire().await?))
             }
         }
+    }
+
+    /// A connection bound to `org` for a reader restricted by `binding` (PLACEHOLDER: acc-rls).
+    pub(crate) async fn tenant_reading(
+        &self,
+        org: OrganizationId,
+        binding: Option<&std::sync::Arc<ReadBinding>>,
+    ) -> Result<Session> {
+        let _ = binding;
+        self.tenant(org).await
     }
 
     /// A connection bound to no tenant: it reaches only the global tables (organizations).

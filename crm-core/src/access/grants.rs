@@ -1,0 +1,425 @@
+//! [`Grants`]: what one caller may do, resolved once from their role, permission set, teams and
+//! (for an API key) scopes, and consulted by the record machinery on every read and write.
+//!
+//! Grants name entities by table and fields by name, so this file sits below the record
+//! machinery and the registry: the permission-set service checks the names when a set is
+//! written.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::rules::{EntityAccess, FieldRule, FieldRules, Need, Reach};
+use crate::error::{Error, Result};
+use crate::storage::{ReadBinding, Sql};
+
+/// What one caller may do in their organization: the reach into each entity's records
+/// ([`EntityAccess`]), the field rules, who "own" and "team" refer to, and what else an API key's
+/// scopes allow.
+///
+/// Made by the library when a [`crate::Tenant`] first needs it (and cached for a short while:
+/// see [`crate::access`]); a host reads it through [`crate::Tenant::grants`].
+///
+/// ```
+/// use crm_core::access::{Grants, Need, Reach};
+/// let g = Grants::unrestricted();
+/// assert_eq!(g.reach("accounts", Need::Delete), Reach::All);
+/// assert!(g.may_manage());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Grants {
+    /// Access to the tables named here; every other table gets `default`.
+    entities: HashMap<String, EntityAccess>,
+    default: EntityAccess,
+    /// Field rules by table.
+    fields: HashMap<String, FieldRules>,
+    /// Whose records are "own": the user acting (or the user an API key acts for).
+    user: Option<Uuid>,
+    /// Every member of the caller's teams, the caller included (sorted).
+    teammates: Arc<[Uuid]>,
+    /// The caller's user id and team ids: whom shares the caller benefits from name.
+    grantees: Arc<[Uuid]>,
+    /// The settings routes: users, API keys, pipelines, custom fields, webhooks, teams and
+    /// permission sets (company admins; API keys with the `all` scope).
+    manage: bool,
+    /// Posting web forms (API keys with `forms` or `all`).
+    forms: bool,
+    /// Reading the whole change feed and the organization's jobs (company admins; API keys
+    /// with `changes` or `all`).
+    changes: bool,
+    /// Tables an API key's scopes leave out: refused outright (403 `out_of_scope`), shares
+    /// or not.
+    out_of_scope: Vec<String>,
+    /// The row-level-security binding of a restricted reader (PostgreSQL); `None` when every
+    /// entity is readable in full.
+    binding: Option<Arc<ReadBinding>>,
+}
+
+impl Grants {
+    /// Everything: company admins, super-admins and the system.
+    pub fn unrestricted() -> Self {
+        Self::built_in(EntityAccess::ALL, None, true)
+    }
+
+    /// The access of a user or API key without a permission set, before scopes: read and write
+    /// every record, trash and restore what `user` created or owns.
+    pub(crate) fn built_in(default: EntityAccess, user: Option<Uuid>, manage: bool) -> Self {
+        Self {
+            entities: HashMap::new(),
+            default,
+            fields: HashMap::new(),
+            user,
+            teammates: Arc::from(Vec::new()),
+            grantees: Arc::from(Vec::new()),
+            manage,
+            forms: manage,
+            changes: manage,
+            out_of_scope: Vec::new(),
+            binding: None,
+        }
+    }
+
+    /// Grants from their parts; `finish` computes what is derived (the read binding).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        entities: HashMap<String, EntityAccess>,
+        default: EntityAccess,
+        fields: HashMap<String, FieldRules>,
+        user: Option<Uuid>,
+        mut teammates: Vec<Uuid>,
+        grantees: Vec<Uuid>,
+        (manage, forms, changes): (bool, bool, bool),
+    ) -> Self {
+        teammates.sort_unstable();
+        teammates.dedup();
+        Self {
+            entities,
+            default,
+            fields,
+            user,
+            teammates: Arc::from(teammates),
+            grantees: Arc::from(grantees),
+            manage,
+            forms,
+            changes,
+            out_of_scope: Vec::new(),
+            binding: None,
+        }
+    }
+
+    /// These grants, with the records of `tables` out of an API key's scopes.
+    pub(crate) fn out_of_scope(mut self, tables: Vec<String>) -> Self {
+        for t in &tables {
+            self.entities.insert(t.clone(), EntityAccess::NONE);
+        }
+        self.out_of_scope = tables;
+        self
+    }
+
+    /// Computes the read binding for the entity `tables` (every table of the registry).
+    pub(crate) fn finish(mut self, tables: &[&'static str]) -> Self {
+        let restricted = tables.iter().any(|t| self.access(t).read != Reach::All);
+        self.binding = restricted.then(|| {
+            Arc::new(ReadBinding::new(
+                self.user,
+                self.teammates.to_vec(),
+                self.grantees.to_vec(),
+                tables
+                    .iter()
+                    .map(|t| (*t, self.access(t).read.as_str()))
+                    .collect(),
+            ))
+        });
+        self
+    }
+
+    /// The access to the records of `table`.
+    pub fn access(&self, table: &str) -> EntityAccess {
+        self.entities.get(table).copied().unwrap_or(self.default)
+    }
+
+    /// The reach into the records of `table` for `need`.
+    pub fn reach(&self, table: &str, need: Need) -> Reach {
+        self.access(table).reach(need)
+    }
+
+    /// The rule of `field` of `table`, if any.
+    pub fn field_rule(&self, table: &str, field: &str) -> Option<FieldRule> {
+        self.fields.get(table).and_then(|f| f.get(field)).copied()
+    }
+
+    /// The field rules of `table` (empty for most callers).
+    pub fn field_rules(&self, table: &str) -> impl Iterator<Item = (&str, FieldRule)> {
+        self.fields
+            .get(table)
+            .into_iter()
+            .flat_map(|f| f.iter().map(|(k, v)| (k.as_str(), *v)))
+    }
+
+    /// Whether `table` has hidden fields for this caller.
+    pub fn hides_fields_of(&self, table: &str) -> bool {
+        self.field_rules(table).any(|(_, r)| r == FieldRule::Hidden)
+    }
+
+    /// Whose records are "own".
+    pub fn user(&self) -> Option<Uuid> {
+        self.user
+    }
+
+    /// Every member of the caller's teams, the caller included.
+    pub fn teammates(&self) -> &[Uuid] {
+        &self.teammates
+    }
+
+    /// The caller's user id and team ids.
+    pub fn grantees(&self) -> &[Uuid] {
+        &self.grantees
+    }
+
+    /// Whether the caller may manage the organization's settings.
+    pub fn may_manage(&self) -> bool {
+        self.manage
+    }
+
+    /// Whether the caller may post web forms.
+    pub fn may_post_forms(&self) -> bool {
+        self.forms
+    }
+
+    /// Whether the caller may read the organization's whole change feed and its jobs.
+    pub fn may_read_changes(&self) -> bool {
+        self.changes
+    }
+
+    /// The binding row-level security reads for this caller's reads, when restricted.
+    pub(crate) fn read_binding(&self) -> Option<&Arc<ReadBinding>> {
+        self.binding.as_ref()
+    }
+
+    /// `Ok` when the caller may manage settings, else 403 `admin_only` saying `message`.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`].
+    pub fn require_manage(&self, message: &'static str) -> Result<()> {
+        if self.manage {
+            Ok(())
+        } else {
+            Err(Error::forbidden("admin_only", message))
+        }
+    }
+
+    /// `Ok` when the caller reaches some records of `table` for `need`, else 403
+    /// `no_access`: an entity the caller may not read at all is refused, not answered empty.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`].
+    pub fn require_some(&self, table: &str, need: Need) -> Result<()> {
+        if self.out_of_scope.iter().any(|t| t == table) {
+            return Err(Error::forbidden(
+                "out_of_scope",
+                format!("this API key's scopes do not include {table}"),
+            ));
+        }
+        // Shares may still give records of an entity out of reach.
+        if self.reach(table, need) != Reach::None || !self.grantees.is_empty() {
+            return Ok(());
+        }
+        let verb = match need {
+            Need::Read => "read",
+            Need::Write => "write",
+            Need::Delete => "delete",
+        };
+        Err(Error::forbidden(
+            "no_access",
+            format!("this caller may not {verb} {table}"),
+        ))
+    }
+
+    /// Whether a record of `table` with `owner` and `creator` is within the caller's reach for
+    /// `need`, shares aside (they are looked up separately: [`Grants::push_shared`]).
+    pub fn reaches(
+        &self,
+        table: &str,
+        need: Need,
+        owner: Option<Uuid>,
+        creator: Option<Uuid>,
+    ) -> bool {
+        match self.reach(table, need) {
+            Reach::All => true,
+            Reach::None => false,
+            Reach::Own => self.user.is_some() && (owner == self.user || creator == self.user),
+            Reach::Team => [owner, creator]
+                .into_iter()
+                .flatten()
+                .any(|u| self.teammates.binary_search(&u).is_ok() || Some(u) == self.user),
+        }
+    }
+
+    /// Appends ` and (<the records of `alias` within reach for `need`>)`, or nothing when the
+    /// caller reaches them all. `alias` is the table's name or alias in the statement, `table`
+    /// the entity's table, `kind` its singular name (as shares store it), `owner` its `[owner]`
+    /// column. The statement the library runs reads exactly what row-level security lets
+    /// through on PostgreSQL (migration `0018_record_visibility`).
+    pub(crate) fn push_reach(&self, sql: &mut Sql, scope: ReachScope, need: Need) {
+        let reach = self.reach(scope.table, need);
+        if reach == Reach::All {
+            return;
+        }
+        sql.push(" and (");
+        match reach {
+            Reach::All => {}
+            Reach::None => {
+                sql.push("1 = 0");
+            }
+            Reach::Own => self.push_people(sql, scope, self.user.as_slice()),
+            Reach::Team => {
+                let mut people = self.teammates.to_vec();
+                if let Some(u) = self.user
+                    && people.binary_search(&u).is_err()
+                {
+                    people.push(u);
+                }
+                self.push_people(sql, scope, &people);
+            }
+        }
+        if !self.grantees.is_empty() && !self.out_of_scope.iter().any(|t| t == scope.table) {
+            sql.push(" or ");
+            self.push_shared(sql, scope, need);
+        }
+        sql.push(")");
+    }
+
+    /// `owner in (people) or created_by in (people)`; `1 = 0` for nobody.
+    fn push_people(&self, sql: &mut Sql, scope: ReachScope, people: &[Uuid]) {
+        if people.is_empty() {
+            sql.push("1 = 0");
+            return;
+        }
+        let list = || people.iter().map(|u| (*u).into());
+        sql.push("(");
+        if let Some(owner) = scope.owner {
+            sql.push(scope.alias).push(".").push(owner).push(" in (");
+            sql.bind_list(list()).push(") or ");
+        }
+        sql.push(scope.alias).push(".created_by in (");
+        sql.bind_list(list()).push("))");
+    }
+
+    /// `exists (a share of the record with the caller or one of their teams)`, for writing when
+    /// `need` is not reading.
+    pub(crate) fn push_shared(&self, sql: &mut Sql, scope: ReachScope, need: Need) {
+        if self.grantees.is_empty() {
+            sql.push("1 = 0");
+            return;
+        }
+        sql.push("exists (select 1 from record_shares s where s.organization_id = ");
+        sql.push(scope.alias)
+            .push(".organization_id and s.entity = ");
+        sql.bind(scope.kind).push(" and s.record_id = ");
+        sql.push(scope.alias).push(".id and s.grantee_id in (");
+        sql.bind_list(self.grantees.iter().map(|u| (*u).into()));
+        sql.push(")");
+        if need != Need::Read {
+            sql.push(" and s.access = 'write'");
+        }
+        sql.push(")");
+    }
+}
+
+/// The process-wide cache of resolved grants, by organization and actor: 30 seconds, like
+/// the definitions cache; every change to access made through this process empties the
+/// organization's entries.
+pub(crate) type GrantsCache =
+    moka::sync::Cache<(crate::organizations::OrganizationId, crate::context::Actor), Arc<Grants>>;
+
+pub(crate) fn new_cache() -> GrantsCache {
+    moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .time_to_live(std::time::Duration::from_secs(30))
+        .support_invalidation_closures()
+        .build()
+}
+
+/// The entity table a reach condition is written for: see [`Grants::push_reach`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReachScope {
+    /// The table's name or alias in the statement.
+    pub(crate) alias: &'static str,
+    /// The entity's table.
+    pub(crate) table: &'static str,
+    /// The entity's singular name.
+    pub(crate) kind: &'static str,
+    /// Its `[owner]` column.
+    pub(crate) owner: Option<&'static str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rep() -> Grants {
+        let mut entities = HashMap::new();
+        entities.insert(
+            "accounts".to_owned(),
+            EntityAccess {
+                read: Reach::Team,
+                write: Reach::Own,
+                delete: Reach::None,
+            },
+        );
+        let (me, mate, team) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        Grants::new(
+            entities,
+            EntityAccess::NONE,
+            HashMap::new(),
+            Some(me),
+            vec![me, mate],
+            vec![me, team],
+            (false, false, false),
+        )
+        .finish(&["accounts", "contacts"])
+    }
+
+    #[test]
+    fn reach_follows_owner_creator_and_teams() {
+        let g = rep();
+        let me = g.user();
+        let mate = g.teammates().iter().copied().find(|u| Some(*u) != me);
+        let stranger = Some(Uuid::now_v7());
+        assert!(g.reaches("accounts", Need::Read, mate, None));
+        assert!(g.reaches("accounts", Need::Read, None, me));
+        assert!(!g.reaches("accounts", Need::Read, stranger, stranger));
+        assert!(g.reaches("accounts", Need::Write, me, None));
+        assert!(!g.reaches("accounts", Need::Write, mate, None));
+        assert!(!g.reaches("accounts", Need::Delete, me, me));
+        assert!(!g.reaches("contacts", Need::Read, me, me));
+        assert!(g.read_binding().is_some());
+        assert!(
+            Grants::unrestricted()
+                .finish(&["accounts"])
+                .read_binding()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_reach_condition_names_owner_creator_and_shares() {
+        let g = rep();
+        let mut sql = Sql::new("select 1 from accounts where organization_id = 1");
+        let scope = ReachScope {
+            alias: "accounts",
+            table: "accounts",
+            kind: "account",
+            owner: Some("owner_id"),
+        };
+        g.push_reach(&mut sql, scope, Need::Write);
+        let text = sql.text();
+        assert!(text.contains("accounts.owner_id in ($1)"), "{text}");
+        assert!(text.contains("accounts.created_by in ($2)"), "{text}");
+        assert!(text.contains("s.access = 'write'"), "{text}");
+        let mut all = Sql::new("select 1");
+        Grants::unrestricted().push_reach(&mut all, scope, Need::Read);
+        assert_eq!(all.text(), "select 1");
+    }
+}

@@ -1,0 +1,230 @@
+//! Resolving a caller's [`Grants`]: [`Tenant::grants`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use uuid::Uuid;
+
+use super::grants::Grants;
+use super::permission_sets::StoredRules;
+use super::rules::{EntityAccess, Reach};
+use crate::context::Actor;
+use crate::entities::EntityKind;
+use crate::error::{Error, Result};
+use crate::storage::{Conn, Sql};
+use crate::tenant::Tenant;
+use crate::users::Role;
+
+/// The grants of company admins, super-admins and the system.
+static UNRESTRICTED: LazyLock<Arc<Grants>> = LazyLock::new(|| Arc::new(Grants::unrestricted()));
+
+/// Every entity table of the registry.
+fn tables() -> Vec<&'static str> {
+    EntityKind::ALL.iter().map(|k| k.table()).collect()
+}
+
+impl Tenant {
+    /// What the caller may do: their reach into each entity, field rules, teams and (for an API
+    /// key) scopes. Company admins and the system have every grant at no cost; anyone else's
+    /// are read once and cached for up to 30 seconds (a change of access made through this
+    /// [`crate::Crm`] is seen at once; see [`crate::Crm::forget_cached_definitions`] for several
+    /// instances).
+    ///
+    /// Call it before taking a connection for a call: it may read with one of its own.
+    ///
+    /// # Errors
+    /// [`Error::Unauthenticated`] for a user or API key that no longer exists (or a revoked
+    /// key); storage errors.
+    pub async fn grants(&self) -> Result<Arc<Grants>> {
+        let ctx = self.context();
+        if ctx.role().is_admin() {
+            return Ok(UNRESTRICTED.clone());
+        }
+        let key = (ctx.organization_id(), ctx.actor());
+        if let Some(found) = self.crm().grants_cache().get(&key) {
+            return Ok(found);
+        }
+        let mut s = self.crm().pool().tenant(ctx.organization_id()).await?;
+        let resolved = Arc::new(resolve(&mut s.conn(), self).await?);
+        self.crm().grants_cache().insert(key, resolved.clone());
+        Ok(resolved)
+    }
+
+    /// Forgets the cached grants of this organization's callers, after a change of access.
+    pub(crate) fn forget_grants(&self) {
+        let org = self.context().organization_id();
+        // Built with invalidation closures; an error would mean otherwise.
+        let _ = self
+            .crm()
+            .grants_cache()
+            .invalidate_entries_if(move |(o, _), _| *o == org);
+    }
+}
+
+async fn resolve(conn: &mut Conn<'_>, tenant: &Tenant) -> Result<Grants> {
+    let ctx = tenant.context();
+    let org = ctx.organization_id();
+    match ctx.actor() {
+        Actor::System => Ok(Grants::unrestricted()),
+        Actor::User(user) => user_grants(conn, org, user.uuid(), ctx.role()).await,
+        Actor::ApiKey(key) => {
+            let mut q = Sql::new(
+                "select scopes, permission_set_id, user_id from api_keys where organization_id = ",
+            );
+            q.bind(org)
+                .push(" and id = ")
+                .bind(key)
+                .push(" and revoked_at is null");
+            let (scopes, set, user): (String, Option<Uuid>, Option<Uuid>) = conn
+                .fetch_optional(&q)
+                .await?
+                .ok_or(Error::Unauthenticated)?;
+            let base = match (user, set) {
+                (Some(user), _) => {
+                    let mut q =
+                        Sql::new("select role from users where is_active and organization_id = ");
+                    q.bind(org).push(" and id = ").bind(user);
+                    let (role,): (Role,) = conn
+                        .fetch_optional(&q)
+                        .await?
+                        .ok_or(Error::Unauthenticated)?;
+                    user_grants(conn, org, user, role).await?
+                }
+                (None, Some(set)) => {
+                    let rules = StoredRules::read(conn, org, set).await?;
+                    Grants::new(
+                        rules.entities,
+                        EntityAccess::NONE,
+                        rules.fields,
+                        None,
+                        Vec::new(),
+                        Vec::new(),
+                        (true, true, true),
+                    )
+                    .finish(&tables())
+                }
+                // A key acts on its own with the built-in access of the `user` role; its own
+                // records are those it created.
+                (None, None) => Grants::built_in(EntityAccess::USER, Some(key), true).finish(&tables()),
+            };
+            Ok(narrowed(base, &scopes, user.is_some()))
+        }
+    }
+}
+
+/// The grants of `user` acting with `role`: everything for admins; otherwise their permission
+/// set (or the built-in access of the role), their teams and teammates.
+async fn user_grants(
+    conn: &mut Conn<'_>,
+    org: crate::organizations::OrganizationId,
+    user: Uuid,
+    role: Role,
+) -> Result<Grants> {
+    if role.is_admin() {
+        return Ok(Grants::unrestricted());
+    }
+    let mut q = Sql::new("select permission_set_id from users where organization_id = ");
+    q.bind(org).push(" and id = ").bind(user);
+    let (set,): (Option<Uuid>,) = conn
+        .fetch_optional(&q)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    let mut q = Sql::new("select team_id from team_members where organization_id = ");
+    q.bind(org).push(" and user_id = ").bind(user);
+    q.push(" union select id from teams where organization_id = ")
+        .bind(org)
+        .push(" and manager_id = ")
+        .bind(user);
+    let teams: Vec<(Uuid,)> = conn.fetch_all(&q).await?;
+    let teams: Vec<Uuid> = teams.into_iter().map(|(t,)| t).collect();
+    let mut teammates = vec![user];
+    if !teams.is_empty() {
+        let ids = || teams.iter().map(|t| (*t).into());
+        let mut q = Sql::new("select user_id from team_members where organization_id = ");
+        q.bind(org).push(" and team_id in (").bind_list(ids());
+        q.push(") union select manager_id from teams where organization_id = ")
+            .bind(org);
+        q.push(" and manager_id is not null and id in (")
+            .bind_list(ids())
+            .push(")");
+        let mates: Vec<(Uuid,)> = conn.fetch_all(&q).await?;
+        teammates.extend(mates.into_iter().map(|(u,)| u));
+    }
+    let mut grantees = vec![user];
+    grantees.extend(&teams);
+    let (entities, default, fields) = match set {
+        Some(set) => {
+            let rules = StoredRules::read(conn, org, set).await?;
+            (rules.entities, EntityAccess::NONE, rules.fields)
+        }
+        None => (HashMap::new(), EntityAccess::USER, HashMap::new()),
+    };
+    Ok(Grants::new(
+        entities,
+        default,
+        fields,
+        Some(user),
+        teammates,
+        grantees,
+        (false, false, false),
+    )
+    .finish(&tables()))
+}
+
+/// `base` narrowed by an API key's stored `scopes` (`all`, `forms`, `changes`,
+/// `<table>:read`, `<table>:write`); `for_user` when the key acts for a user, whose settings
+/// rights it does not widen.
+fn narrowed(base: Grants, scopes: &str, for_user: bool) -> Grants {
+    let scopes: Vec<&str> = scopes.split_whitespace().collect();
+    let all = scopes.contains(&"all");
+    let mut entities = HashMap::new();
+    let mut out_of_scope = Vec::new();
+    for table in tables() {
+        let access = base.access(table);
+        let write = scopes
+            .iter()
+            .any(|s| s.strip_suffix(":write") == Some(table));
+        let read = write
+            || scopes
+                .iter()
+                .any(|s| s.strip_suffix(":read") == Some(table));
+        if all || write {
+            entities.insert(table.to_owned(), access);
+        } else if read {
+            entities.insert(
+                table.to_owned(),
+                EntityAccess {
+                    read: access.read,
+                    write: Reach::None,
+                    delete: Reach::None,
+                },
+            );
+        } else {
+            out_of_scope.push(table.to_owned());
+        }
+    }
+    let manage = all && (!for_user || base.may_manage());
+    let forms = all || scopes.contains(&"forms");
+    let changes = all || scopes.contains(&"changes");
+    let fields = tables()
+        .into_iter()
+        .map(|t| {
+            let rules = base
+                .field_rules(t)
+                .map(|(f, r)| (f.to_owned(), r))
+                .collect();
+            (t.to_owned(), rules)
+        })
+        .collect();
+    Grants::new(
+        entities,
+        EntityAccess::NONE,
+        fields,
+        base.user(),
+        base.teammates().to_vec(),
+        base.grantees().to_vec(),
+        (manage, forms, changes),
+    )
+    .out_of_scope(out_of_scope)
+    .finish(&tables())
+}
