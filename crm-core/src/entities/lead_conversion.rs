@@ -117,7 +117,9 @@ async fn convert_in(
     request: ConvertLead,
 ) -> Result<Conversion> {
     let leads = t.records::<Lead>();
-    let lead = leads.lock_in(tx, id, crate::Deleted::Exclude, None).await?;
+    let lead = leads
+        .lock_in(tx, id, crate::Deleted::Exclude, None, crate::access::Need::Write)
+        .await?;
     match lead.status {
         LeadStatus::Converted => {
             let mut produced = vec![

@@ -28,7 +28,24 @@ use crate::custom_fields::{self, CustomFieldDefinition, CustomFieldType, Definit
 use crate::entities::EntityKind;
 use crate::error::{Error, FieldError, Result};
 use crate::organizations::OrganizationId;
+use crate::access::grants::{Grants, ReachScope};
+use crate::access::rules::{FieldRule, Need, Reach};
 use crate::storage::{Backend, FieldKey, Sql, escape_like};
+
+/// The reach scope of a table of kind `name` with `columns`, read as `alias`.
+pub(crate) fn reach_scope(
+    alias: &'static str,
+    table: &'static str,
+    name: &'static str,
+    columns: &'static [Column],
+) -> ReachScope {
+    ReachScope {
+        alias,
+        table,
+        kind: name,
+        owner: columns.iter().find(|c| c.owner).map(|c| c.name),
+    }
+}
 
 /// The columns every record has, that lists may filter (and some sort) on.
 const COMMON: &[Column] = &[
@@ -119,6 +136,15 @@ impl SortKey {
         }
     }
 
+    /// The field of the sorted record's kind it names (a custom field's key).
+    fn field_name(&self) -> &str {
+        match (&self.custom, self.link) {
+            (Some((key, _, _)), _) => key,
+            (None, Some((link, _))) => link.name,
+            (None, None) => self.column.name,
+        }
+    }
+
     /// Whether rows may have no value to sort on.
     fn nullable(&self) -> bool {
         self.custom.is_some() || self.link.is_some() || self.column.nullable
@@ -137,6 +163,10 @@ struct Scope<'d> {
     hops: usize,
     /// Custom-field definitions: only the listed kind's are loaded.
     defs: Option<&'d Definitions>,
+    /// The caller's grants: which records of each kind a condition may look at, and which
+    /// fields it may not name. `None` for the library's own conditions (roll-up filters), which
+    /// see every record.
+    grants: Option<&'d Grants>,
 }
 
 /// The aliases of linked tables by depth (`ALIASES[0]` is the first link's).
@@ -151,6 +181,26 @@ impl<'d> Scope<'d> {
             alias,
             hops,
             defs: None,
+            grants: None,
+        }
+    }
+
+    /// Appends the caller's reach into this scope's records, when not all.
+    fn push_reach(&self, sql: &mut Sql) {
+        if let Some(g) = self.grants {
+            g.push_reach(sql, reach_scope(self.alias, self.table, self.name, self.columns), Need::Read);
+        }
+    }
+
+    /// An error when the caller may not see field `name` of this scope.
+    fn check_visible(&self, name: &str, path: &str) -> std::result::Result<(), FieldError> {
+        match self.grants.and_then(|g| g.field_rule(self.table, name)) {
+            Some(FieldRule::Hidden) => Err(FieldError::new(
+                "field",
+                "hidden_field",
+                format!("`{path}` is hidden from this caller"),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -172,7 +222,10 @@ impl<'d> Scope<'d> {
     /// The scope one link further, or why not.
     fn next(&self, kind: EntityKind, path: &str) -> std::result::Result<Scope<'d>, FieldError> {
         match ALIASES.get(self.hops) {
-            Some(alias) => Ok(Scope::of(kind, alias, self.hops + 1)),
+            Some(alias) => Ok(Scope {
+                grants: self.grants,
+                ..Scope::of(kind, alias, self.hops + 1)
+            }),
             None => Err(FieldError::new(
                 "field",
                 "too_deep",
@@ -213,6 +266,7 @@ pub(crate) fn plan<E: Entity>(
     org: OrganizationId,
     backend: Backend,
     defs: &Definitions,
+    grants: &Grants,
 ) -> Result<Plan> {
     let mut errors = Vec::new();
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
@@ -238,6 +292,7 @@ pub(crate) fn plan<E: Entity>(
         alias: E::TABLE,
         hops: 0,
         defs: Some(defs),
+        grants: Some(grants),
     };
     let by_id = SortKey {
         link: None,
@@ -246,7 +301,14 @@ pub(crate) fn plan<E: Entity>(
     };
     let (sort, direction) = match &q.sort {
         None => (by_id, Direction::Asc),
-        Some(s) => match sort_key(&top, &s.field, backend) {
+        Some(s) => match sort_key(&top, &s.field, backend).filter(|key| {
+            top.check_visible(key.field_name(), &s.field).is_ok()
+                && key.link.is_none_or(|(_, kind)| {
+                    grants.reach(kind.table(), Need::Read) == Reach::All
+                        && grants.field_rule(kind.table(), key.column.name)
+                            != Some(FieldRule::Hidden)
+                })
+        }) {
             Some(key) => (key, s.direction),
             None => {
                 errors.push(FieldError::new(
@@ -274,6 +336,7 @@ pub(crate) fn plan<E: Entity>(
         Deleted::Include => &mut sql,
         Deleted::Only => sql.push(" and is_deleted"),
     };
+    top.push_reach(&mut sql);
 
     let mut conditions = Conditions {
         backend,
@@ -359,6 +422,7 @@ pub(crate) fn push_condition(
         alias: kind.table(),
         hops: 0,
         defs: Some(defs),
+        grants: None,
     };
     let mut errors = Vec::new();
     let mut conditions = Conditions {
@@ -657,6 +721,7 @@ impl Conditions<'_> {
             .push(scope.alias)
             .push(".id and not ");
         sql.push(alias).push(".is_deleted");
+        inner.push_reach(sql);
         if let Some(c) = &r.condition {
             sql.push(" and ");
             let here = format!("{path}.where");
@@ -825,6 +890,7 @@ fn push_filter(
         let inner = scope.next(kind, &f.field)?;
         sql.push("exists (select 1");
         push_link_join(sql, kind, inner.alias, scope.alias, link.name);
+        inner.push_reach(sql);
         sql.push(" and ");
         let rest = Filter {
             field: rest.to_owned(),
@@ -863,6 +929,8 @@ fn push_filter(
         (Op::Between, _) => return Err(value_error("an array of two values [low, high]")),
         _ => {}
     }
+    let named = f.field.strip_prefix("custom_fields.").unwrap_or(&f.field);
+    scope.check_visible(named, &f.field)?;
     let target = if let Some(key) = f.field.strip_prefix("custom_fields.") {
         match scope.defs.map(|defs| defs.get(key)) {
             Some(Some(d)) => Target::Custom(d),

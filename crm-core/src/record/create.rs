@@ -12,6 +12,8 @@ use super::service::Records;
 use super::values::{column_arg, field, from_object, to_object};
 use crate::custom_fields::CustomValues;
 use crate::custom_fields::{self, Definitions};
+use super::projection::check_writable;
+use crate::access::rules::Need;
 use crate::error::{Error, FieldError, Result};
 use crate::events::{self, Action};
 use crate::id::Id;
@@ -360,6 +362,17 @@ impl<E: Entity> Records<'_, E> {
         custom: Map<String, Value>,
         operation: Operation,
     ) -> Result<Prepared> {
+        let grants = self.tenant.grants().await?;
+        grants.require_some(E::TABLE, Need::Write)?;
+        if grants.field_rules(E::TABLE).next().is_some() {
+            let values = to_object(&entity)?;
+            let written = E::COLUMNS
+                .iter()
+                .filter(|c| !field(&values, c).is_null())
+                .map(|c| (c.name, false))
+                .chain(custom.keys().map(|k| (k.as_str(), true)));
+            check_writable(&grants, E::TABLE, written)?;
+        }
         let mut custom = checked(defs.check(None, custom), validate(&entity))?;
         let mut w = WriteContext::new(tx, self.tenant, operation, Action::Created);
         entity.before_write(&mut w, None).await?;

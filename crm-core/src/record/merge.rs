@@ -25,7 +25,6 @@ use uuid::Uuid;
 use super::entity::{Entity, Operation};
 use super::erasure::referrers;
 use super::keys;
-use super::ownership::may_trash;
 use super::query::Deleted;
 use super::redirect;
 use super::row::Record;
@@ -33,6 +32,7 @@ use super::service::Records;
 use super::update::Change;
 use super::values::{from_object, to_object};
 use crate::entities::{EntityKind, EntityVisitor};
+use crate::access::rules::Need;
 use crate::error::{Error, Result};
 use crate::events::{self, Action};
 use crate::id::Id;
@@ -127,7 +127,7 @@ impl<E: Entity> Records<'_, E> {
     ) -> Result<Record<E>> {
         let org = self.org();
         let kept = self
-            .lock_in(tx, survivor, Deleted::Exclude, expected)
+            .lock_in(tx, survivor, Deleted::Exclude, expected, Need::Write)
             .await?;
         // Locked in id order, so that two merges of the same records cannot deadlock.
         let mut ids = merge.absorb.clone();
@@ -135,9 +135,8 @@ impl<E: Entity> Records<'_, E> {
         let mut absorbed = Vec::with_capacity(ids.len());
         for id in &ids {
             let record = self
-                .lock_in(tx, Id::from_uuid(*id), Deleted::Exclude, None)
+                .lock_in(tx, Id::from_uuid(*id), Deleted::Exclude, None, Need::Delete)
                 .await?;
-            may_trash(self.ctx(), &record)?;
             record.fields.may_trash()?;
             absorbed.push(record);
         }
@@ -216,7 +215,7 @@ impl<E: Entity> Records<'_, E> {
         redirect::add(&mut tx.conn(), org, E::NAME, &ids, survivor.uuid(), at).await?;
 
         // The survivor's own `merged` write, on its state after the choices and re-pointing.
-        let current = self.lock_in(tx, survivor, Deleted::Exclude, None).await?;
+        let current = self.lock_in(tx, survivor, Deleted::Exclude, None, Need::Write).await?;
         let mut changes = Map::new();
         changes.insert("absorbed".into(), json!({ "before": null, "after": ids }));
         let change = Change {

@@ -35,6 +35,7 @@ mod link;
 mod merge;
 mod ownership;
 mod page;
+mod projection;
 mod query;
 mod rebuild_keys;
 mod redirect;

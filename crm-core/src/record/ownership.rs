@@ -1,11 +1,10 @@
-//! Who owns a record, and what owning it permits: trashing and restoring it, and handing it to
-//! someone else.
+//! Who owns a record, and what owning it permits: handing it to someone else. (Which records a
+//! caller may read, change, trash and restore is their reach: [`crate::access`].)
 //!
 //! The owner is the column an entity declares `[owner]` in its
 //! [`record_type!`](crate::record_type) ([`Entity::owner`]). The rules are written here once for
 //! every entity:
 //!
-//! - **Trash and restore**: company admins any record; users the records they created or own.
 //! - **Changing the owner** (on any write: patches, batches, verbs): company admins, or the
 //!   record's current owner. A record without an owner gets one from an admin. Otherwise a user
 //!   could make themself the owner of someone else's record and then delete it.
@@ -18,27 +17,6 @@ use super::row::Record;
 use crate::context::TenantContext;
 use crate::error::{Error, Result};
 use crate::id::Id;
-
-/// Whether the caller may move `current` to the trash or take it out.
-///
-/// # Errors
-/// [`Error::Forbidden`] (`not_owner`) for a user who neither created nor owns it.
-pub(super) fn may_trash<E: Entity>(ctx: &TenantContext, current: &Record<E>) -> Result<()> {
-    let actor = ctx.actor().id();
-    let own = actor.is_some()
-        && (current.created_by == actor || current.fields.owner().map(Id::uuid) == actor);
-    if ctx.role().is_admin() || own {
-        Ok(())
-    } else {
-        Err(Error::forbidden(
-            "not_owner",
-            format!(
-                "users may only delete or restore {} records they created or own",
-                E::NAME
-            ),
-        ))
-    }
-}
 
 /// Whether the caller may write `after` over `current` as far as ownership goes: a change of
 /// the owner column needs a company admin or the current owner.

@@ -12,6 +12,9 @@ use super::query::{Deleted, ListQuery};
 use super::redirect;
 use super::row::Record;
 use super::values::to_object;
+use super::projection::redact;
+use crate::access::grants::Grants;
+use crate::access::rules::Need;
 use crate::context::TenantContext;
 use crate::custom_fields::{self};
 use crate::error::{Error, Result};
@@ -101,10 +104,16 @@ impl<'t, E: Entity> Records<'t, E> {
     }
 
     async fn find(&self, id: Id<E>, deleted: Deleted) -> Result<Record<E>> {
-        let mut s = self.tenant.session().await?;
-        let q = select_one::<E>(self.org(), id, deleted, false, s.conn().backend());
+        let grants = self.tenant.grants().await?;
+        grants.require_some(E::TABLE, Need::Read)?;
+        let mut s = self.tenant.reading(&grants).await?;
+        let mut q = select_one::<E>(self.org(), id, deleted, false, s.conn().backend());
+        grants.push_reach(&mut q, reach_scope::<E>(), Need::Read);
         match s.conn().fetch_optional(&q).await? {
-            Some(record) => Ok(record),
+            Some(mut record) => {
+                redact(&grants, &mut record)?;
+                Ok(record)
+            }
             None if deleted == Deleted::Exclude => {
                 Err(redirect::missing(&mut s.conn(), self.org(), E::NAME, id.uuid()).await)
             }
@@ -119,7 +128,9 @@ impl<'t, E: Entity> Records<'t, E> {
     /// of range, or a cursor from another list.
     #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org()))]
     pub async fn list(&self, query: &ListQuery) -> Result<Page<Record<E>>> {
-        let mut s = self.tenant.session().await?;
+        let grants = self.tenant.grants().await?;
+        grants.require_some(E::TABLE, Need::Read)?;
+        let mut s = self.tenant.reading(&grants).await?;
         let mut conn = s.conn();
         // Definitions are needed (and, on a cache miss, read) only to filter on custom fields.
         let defs = if query.mentions_custom_fields() {
@@ -127,8 +138,11 @@ impl<'t, E: Entity> Records<'t, E> {
         } else {
             Default::default()
         };
-        let plan = compile::plan::<E>(query, self.org(), conn.backend(), &defs)?;
+        let plan = compile::plan::<E>(query, self.org(), conn.backend(), &defs, &grants)?;
         let mut data: Vec<Record<E>> = conn.fetch_all(&plan.sql).await?;
+        for record in &mut data {
+            redact(&grants, record)?;
+        }
         // The connection goes back before a related sort's value is read (with another).
         drop(s);
         let next_cursor = if data.len() > plan.limit {
@@ -170,7 +184,10 @@ impl<'t, E: Entity> Records<'t, E> {
         id: Id<E>,
         scope: Deleted,
         expected: Option<i64>,
+        need: Need,
     ) -> Result<Record<E>> {
+        let grants = self.tenant.grants().await?;
+        grants.require_some(E::TABLE, need)?;
         let backend = tx.conn().backend();
         let found = tx
             .conn()
@@ -185,6 +202,7 @@ impl<'t, E: Entity> Records<'t, E> {
             }
             None => return Err(Error::not_found(E::NAME, id)),
         };
+        self.may(&grants, tx, &current, need).await?;
         match expected {
             Some(expected) if expected != current.version => Err(Error::VersionMismatch {
                 expected,
@@ -193,6 +211,60 @@ impl<'t, E: Entity> Records<'t, E> {
             _ => Ok(current),
         }
     }
+}
+
+impl<E: Entity> Records<'_, E> {
+    /// `Ok` when the caller reaches `current` for `need` (by owner, creator, team or a share);
+    /// otherwise 403 `not_permitted` if they may read it, and 404 if they may not even know of
+    /// it.
+    pub(crate) async fn may(
+        &self,
+        grants: &Grants,
+        tx: &mut Tx<'_>,
+        current: &Record<E>,
+        need: Need,
+    ) -> Result<()> {
+        let owner = current.fields.owner().map(Id::uuid);
+        if grants.reaches(E::TABLE, need, owner, current.created_by) {
+            return Ok(());
+        }
+        let shared = |need| {
+            let mut q = Sql::new("select count(*) from ");
+            q.push(E::TABLE)
+                .push(" where organization_id = ")
+                .bind(self.org())
+                .push(" and id = ")
+                .bind(current.id)
+                .push(" and ");
+            grants.push_shared(&mut q, reach_scope::<E>(), need);
+            q
+        };
+        let (n,): (i64,) = tx.conn().fetch_one(&shared(need)).await?;
+        if n > 0 {
+            return Ok(());
+        }
+        let readable = grants.reaches(E::TABLE, Need::Read, owner, current.created_by) || {
+            let (n,): (i64,) = tx.conn().fetch_one(&shared(Need::Read)).await?;
+            n > 0
+        };
+        if !readable {
+            return Err(Error::not_found(E::NAME, current.id));
+        }
+        let verb = match need {
+            Need::Read => "read",
+            Need::Write => "change",
+            Need::Delete => "delete or restore",
+        };
+        Err(Error::forbidden(
+            "not_permitted",
+            format!("this caller may not {verb} {} {}", E::NAME, current.id),
+        ))
+    }
+}
+
+/// The reach scope of `E`'s table, read by its own name.
+pub(crate) fn reach_scope<E: Entity>() -> crate::access::grants::ReachScope {
+    compile::reach_scope(E::TABLE, E::TABLE, E::NAME, E::COLUMNS)
 }
 
 /// `select <its columns> from T where organization_id = $1 and id = $2 …`, locked for update on PostgreSQL

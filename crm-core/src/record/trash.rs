@@ -9,13 +9,13 @@ use serde_json::{Map, json};
 
 use super::entity::Entity;
 use super::keys;
-use super::ownership::may_trash;
 use super::query::Deleted;
 use super::redirect;
 use super::row::Record;
 use super::service::Records;
 use super::update::Change;
 use crate::entities::{EntityKind, EntityVisitor};
+use crate::access::rules::Need;
 use crate::error::{Error, Result, ResultExt as _};
 use crate::events::{self, Action};
 use crate::id::Id;
@@ -69,7 +69,7 @@ impl<E: Entity> Records<'_, E> {
                     } else {
                         Deleted::Include
                     };
-                    let current = self.lock_in(&mut tx, id, scope, expected).await?;
+                    let current = self.lock_in(&mut tx, id, scope, expected, Need::Delete).await?;
                     if !delete && !current.is_deleted {
                         return Err(Error::conflict(
                             "not_deleted",
@@ -89,7 +89,6 @@ impl<E: Entity> Records<'_, E> {
                             ),
                         ));
                     }
-                    may_trash(self.ctx(), &current)?;
                     if delete {
                         current.fields.may_trash()?;
                     }
@@ -152,7 +151,7 @@ impl<E: Entity> Records<'_, E> {
                 let mut s = self.tenant.session().await?;
                 let mut tx = s.begin().await?;
                 let out = async {
-                    let current = self.lock_in(&mut tx, id, Deleted::Include, version).await?;
+                    let current = self.lock_in(&mut tx, id, Deleted::Include, version, Need::Delete).await?;
                     current.fields.may_trash()?;
                     let mut q = Sql::new("delete from ");
                     q.push(E::TABLE)

@@ -17,6 +17,8 @@ use super::service::Records;
 use super::values::{column_arg, field, from_object, to_object};
 use crate::custom_fields::CustomValues;
 use crate::custom_fields::{self};
+use crate::access::rules::Need;
+use super::projection::check_writable;
 use crate::error::{Error, Result};
 use crate::events::{self, Action};
 use crate::id::Id;
@@ -116,8 +118,30 @@ impl<E: Entity> Records<'_, E> {
         action: Action,
         compute: impl FnOnce(&Record<E>) -> Result<(E, Map<String, Value>)>,
     ) -> Result<Record<E>> {
-        let current = self.lock_in(tx, id, Deleted::Exclude, expected).await?;
+        let current = self.lock_in(tx, id, Deleted::Exclude, expected, Need::Write).await?;
         let (mut after, custom) = compute(&current)?;
+        let grants = self.tenant.grants().await?;
+        if grants.field_rules(E::TABLE).next().is_some() {
+            let (before, now) = (to_object(&current.fields)?, to_object(&after)?);
+            let written = E::COLUMNS
+                .iter()
+                .filter(|c| before.get(c.name) != now.get(c.name))
+                .map(|c| (c.name, false))
+                .chain(
+                    custom
+                        .iter()
+                        .filter(|(k, v)| current.custom_fields.get(*k) != Some(*v))
+                        .map(|(k, _)| (k.as_str(), true)),
+                )
+                .chain(
+                    current
+                        .custom_fields
+                        .keys()
+                        .filter(|k| !custom.contains_key(*k))
+                        .map(|k| (k.as_str(), true)),
+                );
+            check_writable(&grants, E::TABLE, written)?;
+        }
         let defs = custom_fields::load(self.tenant, E::NAME, &mut tx.conn()).await?;
         let custom = if custom == current.custom_fields {
             Ok(custom)
