@@ -236,6 +236,23 @@ impl Grants {
         ))
     }
 
+    /// `Ok` when the caller may create records of `table`: shares give records, not the right
+    /// to make new ones.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`]: `out_of_scope` for an API key whose scopes leave `table` out,
+    /// `no_access` for a caller whose write reach into `table` is `none`.
+    pub fn require_create(&self, table: &str) -> Result<()> {
+        self.require_some(table, Need::Write)?;
+        if self.reach(table, Need::Write) == Reach::None {
+            return Err(Error::forbidden(
+                "no_access",
+                format!("this caller may not create {table}"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether a record of `table` with `owner` and `creator` is within the caller's reach for
     /// `need`, shares aside (they are looked up separately: [`Grants::push_shared`]).
     pub fn reaches(

@@ -36,17 +36,39 @@ impl Tenant {
     /// [`Error::Unauthenticated`] for a user or API key that no longer exists (or a revoked
     /// key); storage errors.
     pub async fn grants(&self) -> Result<Arc<Grants>> {
+        if let Some(known) = self.known_grants() {
+            return Ok(known);
+        }
+        let mut s = self.session().await?;
+        self.resolve_grants(&mut s.conn()).await
+    }
+
+    /// [`Tenant::grants`] read on `conn`: for the write path, which already holds the call's
+    /// connection (on SQLite the only writer).
+    pub(crate) async fn grants_in(&self, conn: &mut Conn<'_>) -> Result<Arc<Grants>> {
+        match self.known_grants() {
+            Some(known) => Ok(known),
+            None => self.resolve_grants(conn).await,
+        }
+    }
+
+    /// The grants known without reading: every grant of admins and the system, or cached.
+    fn known_grants(&self) -> Option<Arc<Grants>> {
         let ctx = self.context();
         if ctx.role().is_admin() {
-            return Ok(UNRESTRICTED.clone());
+            return Some(UNRESTRICTED.clone());
         }
-        let key = (ctx.organization_id(), ctx.actor());
-        if let Some(found) = self.crm().grants_cache().get(&key) {
-            return Ok(found);
-        }
-        let mut s = self.crm().pool().tenant(ctx.organization_id()).await?;
-        let resolved = Arc::new(resolve(&mut s.conn(), self).await?);
-        self.crm().grants_cache().insert(key, resolved.clone());
+        self.crm()
+            .grants_cache()
+            .get(&(ctx.organization_id(), ctx.actor()))
+    }
+
+    async fn resolve_grants(&self, conn: &mut Conn<'_>) -> Result<Arc<Grants>> {
+        let ctx = self.context();
+        let resolved = Arc::new(resolve(conn, self).await?);
+        self.crm()
+            .grants_cache()
+            .insert((ctx.organization_id(), ctx.actor()), resolved.clone());
         Ok(resolved)
     }
 
@@ -105,7 +127,9 @@ async fn resolve(conn: &mut Conn<'_>, tenant: &Tenant) -> Result<Grants> {
                 }
                 // A key acts on its own with the built-in access of the `user` role; its own
                 // records are those it created.
-                (None, None) => Grants::built_in(EntityAccess::USER, Some(key), true).finish(&tables()),
+                (None, None) => {
+                    Grants::built_in(EntityAccess::USER, Some(key), true).finish(&tables())
+                }
             };
             Ok(narrowed(base, &scopes, user.is_some()))
         }

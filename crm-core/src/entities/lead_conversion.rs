@@ -118,7 +118,13 @@ async fn convert_in(
 ) -> Result<Conversion> {
     let leads = t.records::<Lead>();
     let lead = leads
-        .lock_in(tx, id, crate::Deleted::Exclude, None, crate::access::Need::Write)
+        .lock_in(
+            tx,
+            id,
+            crate::Deleted::Exclude,
+            None,
+            crate::access::Need::Write,
+        )
         .await?;
     match lead.status {
         LeadStatus::Converted => {

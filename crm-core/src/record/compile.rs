@@ -24,12 +24,12 @@ use super::query::{
     Condition, DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_DEPTH, MAX_FILTERS,
     MAX_HOPS, MAX_IN_VALUES, MAX_LIMIT, Op, Related,
 };
+use crate::access::grants::{Grants, ReachScope};
+use crate::access::rules::{FieldRule, Need, Reach};
 use crate::custom_fields::{self, CustomFieldDefinition, CustomFieldType, Definitions};
 use crate::entities::EntityKind;
 use crate::error::{Error, FieldError, Result};
 use crate::organizations::OrganizationId;
-use crate::access::grants::{Grants, ReachScope};
-use crate::access::rules::{FieldRule, Need, Reach};
 use crate::storage::{Backend, FieldKey, Sql, escape_like};
 
 /// The reach scope of a table of kind `name` with `columns`, read as `alias`.
@@ -188,7 +188,11 @@ impl<'d> Scope<'d> {
     /// Appends the caller's reach into this scope's records, when not all.
     fn push_reach(&self, sql: &mut Sql) {
         if let Some(g) = self.grants {
-            g.push_reach(sql, reach_scope(self.alias, self.table, self.name, self.columns), Need::Read);
+            g.push_reach(
+                sql,
+                reach_scope(self.alias, self.table, self.name, self.columns),
+                Need::Read,
+            );
         }
     }
 

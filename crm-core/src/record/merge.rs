@@ -31,8 +31,8 @@ use super::row::Record;
 use super::service::Records;
 use super::update::Change;
 use super::values::{from_object, to_object};
-use crate::entities::{EntityKind, EntityVisitor};
 use crate::access::rules::Need;
+use crate::entities::{EntityKind, EntityVisitor};
 use crate::error::{Error, Result};
 use crate::events::{self, Action};
 use crate::id::Id;
@@ -215,7 +215,9 @@ impl<E: Entity> Records<'_, E> {
         redirect::add(&mut tx.conn(), org, E::NAME, &ids, survivor.uuid(), at).await?;
 
         // The survivor's own `merged` write, on its state after the choices and re-pointing.
-        let current = self.lock_in(tx, survivor, Deleted::Exclude, None, Need::Write).await?;
+        let current = self
+            .lock_in(tx, survivor, Deleted::Exclude, None, Need::Write)
+            .await?;
         let mut changes = Map::new();
         changes.insert("absorbed".into(), json!({ "before": null, "after": ids }));
         let change = Change {

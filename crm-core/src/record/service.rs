@@ -8,13 +8,13 @@ use uuid::Uuid;
 use super::compile;
 use super::entity::Entity;
 use super::page::Page;
+use super::projection::redact;
 use super::query::{Deleted, ListQuery};
 use super::redirect;
 use super::row::Record;
 use super::values::to_object;
-use super::projection::redact;
 use crate::access::grants::Grants;
-use crate::access::rules::Need;
+use crate::access::rules::{Need, Reach};
 use crate::context::TenantContext;
 use crate::custom_fields::{self};
 use crate::error::{Error, Result};
@@ -186,7 +186,7 @@ impl<'t, E: Entity> Records<'t, E> {
         expected: Option<i64>,
         need: Need,
     ) -> Result<Record<E>> {
-        let grants = self.tenant.grants().await?;
+        let grants = self.tenant.grants_in(&mut tx.conn()).await?;
         grants.require_some(E::TABLE, need)?;
         let backend = tx.conn().backend();
         let found = tx
@@ -255,8 +255,15 @@ impl<E: Entity> Records<'_, E> {
             Need::Write => "change",
             Need::Delete => "delete or restore",
         };
+        // A caller who reaches only their own records is told so, with the code callers
+        // have always got for it.
+        let code = if grants.reach(E::TABLE, need) == Reach::Own {
+            "not_owner"
+        } else {
+            "not_permitted"
+        };
         Err(Error::forbidden(
-            "not_permitted",
+            code,
             format!("this caller may not {verb} {} {}", E::NAME, current.id),
         ))
     }

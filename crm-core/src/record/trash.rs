@@ -14,8 +14,8 @@ use super::redirect;
 use super::row::Record;
 use super::service::Records;
 use super::update::Change;
-use crate::entities::{EntityKind, EntityVisitor};
 use crate::access::rules::Need;
+use crate::entities::{EntityKind, EntityVisitor};
 use crate::error::{Error, Result, ResultExt as _};
 use crate::events::{self, Action};
 use crate::id::Id;
@@ -69,7 +69,9 @@ impl<E: Entity> Records<'_, E> {
                     } else {
                         Deleted::Include
                     };
-                    let current = self.lock_in(&mut tx, id, scope, expected, Need::Delete).await?;
+                    let current = self
+                        .lock_in(&mut tx, id, scope, expected, Need::Delete)
+                        .await?;
                     if !delete && !current.is_deleted {
                         return Err(Error::conflict(
                             "not_deleted",

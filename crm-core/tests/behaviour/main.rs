@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod access;
 mod activities;
 mod auth;
 mod catalog;
