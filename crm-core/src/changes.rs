@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::access::grants::Grants;
 use crate::context::Actor;
 use crate::error::{Error, Result};
 use crate::events::Event;
@@ -150,7 +151,7 @@ impl Changes<'_> {
     /// [`Error::Forbidden`] (`admin_only`) for users below company admin;
     /// [`Error::Validation`] for a `limit` out of range or a cursor this feed did not return.
     pub async fn after(&self, after: Option<&str>, limit: u32) -> Result<Page<Change>> {
-        self.may_read()?;
+        let grants = self.may_read().await?;
         crate::validation::page_limit(limit, MAX_CHANGES_PAGE)?;
         let after = after.map(Cursor::decode).transpose()?;
         let org = self.tenant.context().organization_id();
@@ -170,7 +171,16 @@ impl Changes<'_> {
             .push(position)
             .push(", e.id limit ")
             .bind(i64::from(limit) + 1);
-        let rows: Vec<Row> = conn.fetch_all(&q).await?;
+        let mut rows: Vec<Row> = conn.fetch_all(&q).await?;
+        // A reader restricted by a permission set gets tombstones for records out of reach,
+        // and no hidden fields.
+        crate::record::screen_events(
+            &mut conn,
+            org,
+            &grants,
+            rows.iter_mut().map(|r| &mut r.event),
+        )
+        .await?;
         // After the read: a retention sweep that committed before it also moved the horizon
         // this sees, so no page that lacks deleted changes goes out as complete.
         if let Some(c) = after {
@@ -208,7 +218,7 @@ impl Changes<'_> {
     /// # Errors
     /// [`Error::Forbidden`] (`admin_only`) for users below company admin.
     pub async fn head(&self) -> Result<String> {
-        self.may_read()?;
+        self.may_read().await?;
         let org = self.tenant.context().organization_id();
         let mut q = Sql::new("select position from feed_heads where organization_id = ");
         q.bind(org);
@@ -229,7 +239,7 @@ impl Changes<'_> {
     /// [`Error::Forbidden`] (`admin_only`) for users below company admin;
     /// [`Error::Validation`] (`out_of_range`) for a time outside the years 1 to 9999.
     pub async fn cursor_before(&self, at: DateTime<Utc>) -> Result<String> {
-        self.may_read()?;
+        self.may_read().await?;
         let at = within_years("at", at)?;
         let org = self.tenant.context().organization_id();
         let mut s = self.tenant.session().await?;
@@ -310,10 +320,23 @@ impl Changes<'_> {
         tx.settle(out).await
     }
 
-    fn may_read(&self) -> Result<()> {
-        self.tenant
-            .context()
-            .admin_or_api_key("only company admins and API keys may read the change feed")
+    /// The reader's grants, if they may read the feed at all (company admins, the system, API
+    /// keys with the `changes` scope).
+    async fn may_read(&self) -> Result<std::sync::Arc<Grants>> {
+        let grants = self.tenant.grants().await?;
+        if grants.may_read_changes() {
+            Ok(grants)
+        } else if matches!(self.tenant.context().actor(), Actor::ApiKey(_)) {
+            Err(Error::forbidden(
+                "out_of_scope",
+                "this API key's scopes do not include the change feed",
+            ))
+        } else {
+            Err(Error::forbidden(
+                "admin_only",
+                "only company admins and API keys may read the change feed",
+            ))
+        }
     }
 }
 

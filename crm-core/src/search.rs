@@ -16,9 +16,12 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::access::grants::Grants;
+use crate::access::rules::{FieldRule, Need};
 use crate::entities::EntityKind;
 use crate::error::{Error, Result};
 use crate::record::Page;
+use crate::record::reach_scope;
 use crate::storage::Sql;
 use crate::tenant::Tenant;
 
@@ -187,24 +190,29 @@ impl Tenant {
             ));
         }
         let after = query.cursor.as_deref().map(Cursor::decode).transpose()?;
-        let kinds = EntityKind::ALL
-            .iter()
-            .copied()
-            .filter(|k| k.searchable() && (query.kinds.is_empty() || query.kinds.contains(k)));
+        let grants = self.grants().await?;
+        let kinds = searched_kinds(&grants, &query.kinds)?;
+        if kinds.is_empty() {
+            return Ok(Page::of(Vec::new(), limit as usize, |_: &SearchHit| {
+                String::new()
+            }));
+        }
 
         let org = self.context().organization_id();
-        let mut s = self.session().await?;
+        let mut s = self.reading(&grants).await?;
         let mut conn = s.conn();
         let backend = conn.backend();
         let matching = backend.search_match(&words);
         let mut q = Sql::new("select kind, id, title, rank from (");
-        for (i, kind) in kinds.enumerate() {
+        for (i, kind) in kinds.into_iter().enumerate() {
             if i > 0 {
                 q.push(" union all ");
             }
             let titles = kind.columns().iter().filter(|c| c.title).map(|c| c.name);
             let tables = (kind.table(), kind.search_table());
             backend.push_search_select(&mut q, tables, titles, org.uuid(), &matching);
+            let scope = reach_scope("r", kind.table(), kind.name(), kind.columns());
+            grants.push_reach(&mut q, scope, Need::Read);
         }
         q.push(") h");
         if let Some(c) = after {
@@ -237,6 +245,39 @@ impl Tenant {
             .encode()
         }))
     }
+}
+
+/// The kinds a search of `requested` (every searchable kind when empty) reads for a caller
+/// with `grants`: a kind the caller may not read at all, or whose searched text holds a field
+/// hidden from them (a hit would reveal it), is left out; named explicitly, it is refused.
+fn searched_kinds(grants: &Grants, requested: &[EntityKind]) -> Result<Vec<EntityKind>> {
+    let mut kinds = Vec::new();
+    for kind in EntityKind::ALL.iter().copied() {
+        if !kind.searchable() || !(requested.is_empty() || requested.contains(&kind)) {
+            continue;
+        }
+        let table = kind.table();
+        let hidden = kind
+            .columns()
+            .iter()
+            .find(|c| c.searchable && grants.field_rule(table, c.name) == Some(FieldRule::Hidden));
+        match (grants.require_some(table, Need::Read), hidden) {
+            (Ok(()), None) => kinds.push(kind),
+            _ if requested.is_empty() => {}
+            (Err(e), _) => return Err(e),
+            (Ok(()), Some(column)) => {
+                return Err(Error::invalid(
+                    "kinds",
+                    "hidden_field",
+                    format!(
+                        "{table} are searched by {}, which is hidden from this caller",
+                        column.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(kinds)
 }
 
 #[cfg(test)]

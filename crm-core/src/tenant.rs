@@ -43,6 +43,9 @@ pub struct Tenant {
     ctx: TenantContext,
     /// The unit of work this handle belongs to ([`Tenant::transaction`]), if any.
     unit: Option<Arc<Unit>>,
+    /// Grants given by the library for one task (a web form's lead), instead of the caller's
+    /// own ([`Tenant::grants`]).
+    grants: Option<Arc<Grants>>,
 }
 
 impl Crm {
@@ -53,6 +56,7 @@ impl Crm {
             crm: self.clone(),
             ctx: *ctx,
             unit: None,
+            grants: None,
         }
     }
 }
@@ -65,6 +69,20 @@ impl Tenant {
 
     pub(crate) fn crm(&self) -> &Crm {
         &self.crm
+    }
+
+    /// This handle acting with `grants` instead of the caller's own, for a task the library
+    /// allows whatever the caller's reach (a web form creating its lead).
+    pub(crate) fn acting_with(&self, grants: Arc<Grants>) -> Tenant {
+        Tenant {
+            grants: Some(grants),
+            ..self.clone()
+        }
+    }
+
+    /// The grants [`Tenant::acting_with`] gave, if any.
+    pub(crate) fn given_grants(&self) -> Option<&Arc<Grants>> {
+        self.grants.as_ref()
     }
 
     /// The connection a call runs on: a pooled one bound to this tenant, or the unit of work's.
@@ -171,6 +189,7 @@ impl Tenant {
             crm: self.crm.clone(),
             ctx: self.ctx,
             unit: Some(unit.clone()),
+            grants: self.grants.clone(),
         };
         let out = work(handle).await;
         match out {

@@ -3,10 +3,11 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::access::rules::Need;
 use crate::entities::{Activity, EntityKind};
 use crate::error::{Error, Result};
 use crate::events::Event;
-use crate::record::{Page, Record};
+use crate::record::{Page, Record, activity_scope, readable, redact, screen_events};
 use crate::storage::Sql;
 use crate::tenant::Tenant;
 
@@ -75,17 +76,16 @@ async fn timeline(
         })?),
         None => None,
     };
+    let grants = t.grants().await?;
+    grants.require_some(entity.table(), Need::Read)?;
     let org = t.context().organization_id();
-    let mut s = t.session().await?;
+    let mut s = t.reading(&grants).await?;
 
-    let mut q = Sql::new("select id from ");
-    q.push(entity.table())
-        .push(" where organization_id = ")
-        .bind(org)
-        .push(" and id = ")
-        .bind(id);
-    let found: Option<(Uuid,)> = s.conn().fetch_optional(&q).await?;
-    if found.is_none() {
+    // A record the caller may not read has no timeline for them.
+    if readable(&mut s.conn(), org, &grants, entity, &[id])
+        .await?
+        .is_empty()
+    {
         return Err(Error::NotFound {
             entity: entity.as_str(),
             id: Some(id),
@@ -102,11 +102,15 @@ async fn timeline(
     q.push(" and related_id = ")
         .bind(id)
         .push(" and not is_deleted");
+    grants.push_reach(&mut q, activity_scope(), Need::Read);
     if let Some(b) = before {
         q.push(" and id < ").bind(b);
     }
     q.push(" order by id desc limit ").bind(page);
-    let activities: Vec<Record<Activity>> = s.conn().fetch_all(&q).await?;
+    let mut activities: Vec<Record<Activity>> = s.conn().fetch_all(&q).await?;
+    for a in &mut activities {
+        redact(&grants, a)?;
+    }
 
     let mut q = Sql::new("select * from events where organization_id = ");
     q.bind(org)
@@ -118,7 +122,8 @@ async fn timeline(
         q.push(" and id < ").bind(b);
     }
     q.push(" order by id desc limit ").bind(page);
-    let events: Vec<Event> = s.conn().fetch_all(&q).await?;
+    let mut events: Vec<Event> = s.conn().fetch_all(&q).await?;
+    screen_events(&mut s.conn(), org, &grants, &mut events).await?;
 
     let mut data: Vec<TimelineItem> = activities
         .into_iter()

@@ -4,7 +4,7 @@
 use axum::extract::{FromRequest, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use crm_core::{Actor, Lead, LeadSource, NewLead, Record};
+use crm_core::{Actor, Lead, NewLead, Record};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
@@ -171,9 +171,8 @@ async fn form(
     Ok(
         idempotency::run(&state, &tenant, &headers, path, &canonical, async |t| {
             let (input, ignored) = map_fields(&fields);
-            let mut new: NewLead = extract::from_value(Value::Object(input))?;
-            new.source = LeadSource::WebForm;
-            let lead = t.leads().create(new).await?;
+            let new: NewLead = extract::from_value(Value::Object(input))?;
+            let lead = t.leads().create_from_web_form(new).await?;
             let body = FormLead {
                 data: lead,
                 ignored_fields: ignored,

@@ -253,6 +253,32 @@ impl Grants {
         Ok(())
     }
 
+    /// The grants a web form's post creates its lead with: the caller's, and writing leads
+    /// whatever their reach.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] (`out_of_scope`) unless the caller may post web forms (an API key
+    /// with the `forms` or `all` scope).
+    pub(crate) fn for_web_form(&self) -> Result<Self> {
+        if !self.forms {
+            return Err(Error::forbidden(
+                "out_of_scope",
+                "this API key's scopes do not include web forms",
+            ));
+        }
+        let mut grants = self.clone();
+        grants.out_of_scope.retain(|t| t != "leads");
+        grants.entities.insert(
+            "leads".to_owned(),
+            EntityAccess {
+                read: Reach::All,
+                write: Reach::All,
+                delete: Reach::None,
+            },
+        );
+        Ok(grants)
+    }
+
     /// Whether a record of `table` with `owner` and `creator` is within the caller's reach for
     /// `need`, shares aside (they are looked up separately: [`Grants::push_shared`]).
     pub fn reaches(

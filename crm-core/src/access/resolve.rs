@@ -54,6 +54,9 @@ impl Tenant {
 
     /// The grants known without reading: every grant of admins and the system, or cached.
     fn known_grants(&self) -> Option<Arc<Grants>> {
+        if let Some(given) = self.given_grants() {
+            return Some(given.clone());
+        }
         let ctx = self.context();
         if ctx.role().is_admin() {
             return Some(UNRESTRICTED.clone());

@@ -163,6 +163,22 @@ impl Entity for Lead {
 }
 
 impl crate::record::Records<'_, Lead> {
+    /// Creates the lead a web form posted (its `source` set to [`LeadSource::WebForm`]):
+    /// allowed to API keys with the `forms` scope, whatever their reach into leads.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] (`out_of_scope`) for a caller without the `forms` grant; as
+    /// [`crate::record::Records::create`].
+    pub async fn create_from_web_form(
+        &self,
+        mut new: NewLead,
+    ) -> crate::Result<crate::record::Record<Lead>> {
+        let grants = self.tenant().grants().await?.for_web_form()?;
+        new.source = LeadSource::WebForm;
+        let t = self.tenant().acting_with(std::sync::Arc::new(grants));
+        t.leads().create(new).await
+    }
+
     /// Erases a lead for good (GDPR): removes its activities, blanks what the event log
     /// recorded about it, and leaves an `erased` tombstone event. Company admins only.
     pub async fn erase(&self, id: LeadId) -> crate::Result<crate::record::Erasure> {

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::values::to_object;
 use super::{Entity, Page, Record, Records};
+use crate::access::rules::FieldRule;
 use crate::error::{Error, Result};
 use crate::events::{Action, Event, EventId, Start};
 use crate::id::Id;
@@ -120,6 +121,19 @@ impl<E: Entity> Records<'_, E> {
         }
         let after = cursor.map(Cursor::decode).transpose()?;
         self.get_including_deleted(id).await?;
+        // Cached by the read above.
+        let grants = self.tenant().grants().await?;
+        let hidden = |name: &str| {
+            let key = name.strip_prefix("custom_fields.").unwrap_or(name);
+            grants.field_rule(E::TABLE, key) == Some(FieldRule::Hidden)
+        };
+        if let Some(field) = field.filter(|f| hidden(f)) {
+            return Err(Error::invalid(
+                "field",
+                "hidden_field",
+                format!("`{field}` is hidden from this caller"),
+            ));
+        }
         // A survivor's history holds the history of the records merged into it.
         let mut ids = vec![id.uuid()];
         {
@@ -143,7 +157,7 @@ impl<E: Entity> Records<'_, E> {
                     let seen = after
                         .as_ref()
                         .is_some_and(|c| c.event == event.id && *name <= c.field);
-                    if seen || field.is_some_and(|f| f != name) {
+                    if seen || field.is_some_and(|f| f != name) || hidden(name) {
                         continue;
                     }
                     let mut write = event.clone();
@@ -251,8 +265,11 @@ impl<E: Entity> Records<'_, E> {
         };
         set(&mut state, "deleted_at", deleted_at);
         set(&mut state, "deleted_by", deleted_by);
-        serde_json::from_value(Value::Object(state))
-            .map_err(|e| Error::Internal(format!("a past state did not rebuild: {e}")))
+        let mut past: Record<E> = serde_json::from_value(Value::Object(state))
+            .map_err(|e| Error::Internal(format!("a past state did not rebuild: {e}")))?;
+        // What was undone may have brought back a field hidden from the caller.
+        super::projection::redact(&*self.tenant().grants().await?, &mut past)?;
+        Ok(past)
     }
 }
 

@@ -44,8 +44,9 @@ mod service;
 mod trash;
 mod update;
 mod values;
+mod visible;
 
-pub(crate) use compile::push_condition;
+pub(crate) use compile::{push_condition, reach_scope};
 pub use create::{Created, Imported};
 pub use entity::{Entity, Operation, WriteContext};
 pub use erasure::{ErasedRecord, Erasure};
@@ -59,6 +60,7 @@ pub(crate) use keys::{backfill_unique, drop_unique, may_be_unique};
 pub use link::Referable;
 pub use merge::{MAX_MERGE, Merge};
 pub use page::Page;
+pub(crate) use projection::redact;
 pub use query::{
     Condition, DEFAULT_LIMIT, Deleted, Direction, Filter, ListQuery, MAX_DEPTH, MAX_FILTERS,
     MAX_HOPS, MAX_IN_VALUES, MAX_LIMIT, Op, Related, Sort,
@@ -66,3 +68,4 @@ pub use query::{
 pub use row::{COMMON_FIELDS, DecodeAt, DecodeFields, Record, decode_column};
 pub use service::Records;
 pub use trash::PurgeReport;
+pub(crate) use visible::{activity_scope, readable, screen_events};

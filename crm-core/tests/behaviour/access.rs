@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crm_core::access::{EntityAccess, FieldRule, NewPermissionSet, Reach};
 use crm_core::auth::{ApiKeyScope, NewApiKey};
 use crm_core::{
-    Account, AccountPatch, Crm, EntityKind, Error, ListQuery, NewAccount, NewContact,
-    NewOpportunity, NewUser, Op, Role, TenantContext, UserId,
+    Account, AccountPatch, Action, Crm, EntityKind, Error, ListQuery, NewAccount, NewContact,
+    NewOpportunity, NewUser, Op, Role, SearchQuery, TenantContext, TimelineItem, UserId,
 };
 
 use crate::harness::{Org, assert_not_found};
@@ -346,9 +346,181 @@ async fn permission_sets_are_checked_against_the_registry(crm: Crm) {
     admin.permission_sets().delete(set.id).await.unwrap();
 }
 
+/// Every exit that is not a list or a get honours the set too: timelines, history and `as_of`,
+/// search hits, and the change feed read by an API key that carries the set.
+async fn every_exit_honours_the_set(crm: Crm) {
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    let (ada, bob) = (
+        user(&crm, &org, "ada@example.com").await,
+        user(&crm, &org, "bob@example.com").await,
+    );
+    let set = admin.permission_sets().create(rep_set()).await.unwrap();
+    admin
+        .permission_sets()
+        .assign_to_user(ada, Some(set.id))
+        .await
+        .unwrap();
+    let start = admin.changes().head().await.unwrap();
+    let mine = admin
+        .accounts()
+        .create(account("Zephyr Ada", Some(ada), 100))
+        .await
+        .unwrap();
+    let then = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    admin
+        .accounts()
+        .update(
+            mine.id,
+            AccountPatch {
+                annual_revenue_minor: Some(Some(900)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let bobs = admin
+        .accounts()
+        .create(account("Zephyr Bob", Some(bob), 200))
+        .await
+        .unwrap();
+    let t = crm.tenant(&TenantContext::user(org.id, ada, Role::User));
+
+    // Timelines: of her account without the hidden field, of Bob's not at all.
+    let timeline = t
+        .timeline(EntityKind::Account, mine.id, 100, None)
+        .await
+        .unwrap();
+    assert_eq!(timeline.data.len(), 2, "created and updated");
+    for item in &timeline.data {
+        let TimelineItem::Event(e) = item else {
+            panic!("no activities here")
+        };
+        assert!(!e.changes.contains_key("annual_revenue_minor"), "{e:?}");
+    }
+    assert_not_found(
+        &t.timeline(EntityKind::Account, bobs.id, 100, None)
+            .await
+            .unwrap_err(),
+        "account",
+    );
+    // History: no change of the hidden field, and asking for it is refused; as_of does not
+    // bring it back.
+    let history = t
+        .accounts()
+        .history(mine.id, None, 100, None)
+        .await
+        .unwrap();
+    assert!(!history.data.is_empty());
+    assert!(
+        history
+            .data
+            .iter()
+            .all(|c| c.field != "annual_revenue_minor")
+    );
+    assert!(matches!(
+        t.accounts().history(mine.id, Some("annual_revenue_minor"), 10, None).await,
+        Err(Error::Validation(e)) if e[0].code == "hidden_field"
+    ));
+    assert_not_found(
+        &t.accounts()
+            .history(bobs.id, None, 10, None)
+            .await
+            .unwrap_err(),
+        "account",
+    );
+    let past = t.accounts().as_of(mine.id, then).await.unwrap();
+    assert_eq!(past.annual_revenue_minor, None, "hidden in the past too");
+    assert_eq!(
+        admin
+            .accounts()
+            .as_of(mine.id, then)
+            .await
+            .unwrap()
+            .annual_revenue_minor,
+        Some(100)
+    );
+    // Search: her account is a hit, Bob's is not.
+    let hits = t
+        .search(&SearchQuery {
+            q: "zephyr".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<_> = hits.data.iter().map(|h| h.id).collect();
+    assert_eq!(ids, [mine.id.uuid()]);
+    assert_eq!(
+        admin
+            .search(&SearchQuery {
+                q: "zephyr".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .data
+            .len(),
+        2
+    );
+
+    // The change feed, read by a key with a set of its own (all accounts, their revenue
+    // hidden; no contacts): a contact is a tombstone, accounts come without the hidden field.
+    let contact = admin
+        .contacts()
+        .create(NewContact {
+            last_name: Some("Hidden".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut feed_set = rep_set();
+    feed_set.name = "Feed".into();
+    feed_set.entities = BTreeMap::from([("accounts".to_owned(), EntityAccess::ALL)]);
+    let feed_set = admin.permission_sets().create(feed_set).await.unwrap();
+    let (key, _) = admin
+        .api_keys()
+        .create(NewApiKey {
+            name: "feed".into(),
+            scopes: vec![ApiKeyScope::All],
+        })
+        .await
+        .unwrap();
+    admin
+        .permission_sets()
+        .assign_to_api_key(key.id.uuid(), Some(feed_set.id))
+        .await
+        .unwrap();
+    let k = crm.tenant(&TenantContext::api_key(org.id, key.id.uuid()));
+    let feed = k.changes().after(Some(&start), 100).await.unwrap();
+    let of = |id: uuid::Uuid| {
+        feed.data
+            .iter()
+            .filter(move |c| c.event.record_id == id)
+            .map(|c| &c.event)
+    };
+    assert_eq!(of(mine.id.uuid()).count(), 2);
+    assert_eq!(of(bobs.id.uuid()).count(), 1);
+    for e in of(mine.id.uuid()).chain(of(bobs.id.uuid())) {
+        assert!(!e.changes.contains_key("annual_revenue_minor"), "{e:?}");
+        if e.action == Action::Created {
+            assert!(e.changes.contains_key("name"), "{e:?}");
+        }
+    }
+    let tombstones: Vec<_> = of(contact.id.uuid()).collect();
+    assert_eq!(tombstones.len(), 1);
+    assert!(tombstones[0].changes.is_empty() && tombstones[0].actor_id.is_none());
+    // Plain users still may not read the feed.
+    assert!(matches!(
+        t.changes().after(None, 10).await,
+        Err(Error::Forbidden(r)) if r.code == "admin_only"
+    ));
+}
+
 crate::on_both_backends!(
     a_permission_set_narrows_records_and_fields,
     callers_without_a_set_keep_their_access,
     api_key_scopes_are_enforced_by_the_library,
-    permission_sets_are_checked_against_the_registry
+    permission_sets_are_checked_against_the_registry,
+    every_exit_honours_the_set
 );

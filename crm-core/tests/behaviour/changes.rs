@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crm_core::auth::{ApiKeyScope, NewApiKey};
 use crm_core::{Action, Change, Crm, Error, Tenant, TenantContext};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -127,7 +128,16 @@ async fn only_admins_and_keys_read_the_feed_of_their_organization(crm: Crm) {
         matches!(err, Error::Forbidden(ref r) if r.code == "admin_only"),
         "{err:?}"
     );
-    let key = crm.tenant(&TenantContext::api_key(acme.id, Uuid::now_v7()));
+    let (key, _) = acme
+        .admin(&crm)
+        .api_keys()
+        .create(NewApiKey {
+            name: "feed".into(),
+            scopes: vec![ApiKeyScope::Changes],
+        })
+        .await
+        .unwrap();
+    let key = crm.tenant(&TenantContext::api_key(acme.id, key.id.uuid()));
     let (by_key, _) = drain(&key, None, 100).await;
     assert!(by_key.iter().all(|c| c.event.organization_id == acme.id));
     assert!(by_key.iter().any(|c| c.event.entity == "account"));
