@@ -117,14 +117,22 @@ impl Pool {
         }
     }
 
-    /// A connection bound to `org` for a reader restricted by `binding` (PLACEHOLDER: acc-rls).
+    /// A connection bound to `org` for a reader restricted by `reader` (on PostgreSQL the
+    /// row-level-security policies then let through only what the reader may see; see
+    /// [`ReadBinding`]); as [`Pool::tenant`] when `reader` is `None`.
     pub(crate) async fn tenant_reading(
         &self,
         org: OrganizationId,
-        binding: Option<&std::sync::Arc<ReadBinding>>,
+        reader: Option<&std::sync::Arc<ReadBinding>>,
     ) -> Result<Session> {
-        let _ = binding;
-        self.tenant(org).await
+        match self {
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(p) => Ok(Session::Postgres(
+                p.session_reading(Some(org.uuid()), reader.cloned()).await?,
+            )),
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_) => self.tenant(org).await,
+        }
     }
 
     /// A connection bound to no tenant: it reaches only the global tables (organizations).

@@ -27,6 +27,7 @@
 //! (outside a transaction) and a tenant rebind that met a dropped connection are retried on
 //! another one; a write never is (the caller gets [`Error::Unavailable`] and decides).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sqlx::postgres::{PgArguments, PgConnectOptions};
@@ -36,6 +37,7 @@ use uuid::Uuid;
 
 use super::pooled::{self, is_dropped, track};
 use super::rows::Array;
+use super::visibility::{RESTRICTED, ReadBinding};
 use super::{Arg, Tx};
 use crate::error::{Error, Result};
 use crate::storage::PoolSettings;
@@ -71,11 +73,11 @@ impl std::fmt::Debug for PgPool {
     }
 }
 
-/// What a connection's tenant setting holds, as far as this process knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a connection's tenant settings hold, as far as this process knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Binding {
-    /// Bound to this tenant, or to none.
-    Known(Option<Uuid>),
+    /// Bound to this tenant (or to none), and to a restricted reader or not.
+    Known(Option<Uuid>, Option<Arc<ReadBinding>>),
     /// A rebind was sent but did not report back (it failed, or the call was cancelled while
     /// it ran): the server may hold the old tenant or the new one. The next checkout rebinds.
     Unknown,
@@ -123,11 +125,12 @@ impl bb8::ManageConnection for Manager {
             "select pg_backend_pid() from (select set_config('statement_timeout', $1, false), \
              set_config('role', coalesce($2, 'none'), false), \
              set_config('jit', 'off', false), \
-             set_config($3, '', false)) s",
+             set_config($3, '', false), set_config($4, '', false)) s",
         )
         .bind(&self.statement_timeout)
         .bind(self.role.as_deref())
         .bind(TENANT_SETTING)
+        .bind(RESTRICTED)
         .fetch_one(&mut conn)
         .await?;
         // A transaction-mode pooler runs the next statement wherever it likes: the tenant
@@ -143,7 +146,7 @@ impl bb8::ManageConnection for Manager {
         tracing::trace!(statement_timeout = %timeout, "connection opened");
         Ok(TenantConn {
             conn,
-            binding: Binding::Known(None),
+            binding: Binding::Known(None, None),
             broken: AtomicBool::new(false),
             checked: self.dropped.load(Ordering::Relaxed),
         })
@@ -190,16 +193,31 @@ impl PgPool {
 
     /// A session: a connection bound to `tenant` (or to none), rebinding only on change.
     pub(crate) async fn session(&self, tenant: Option<Uuid>) -> Result<PgSession> {
+        self.session_reading(tenant, None).await
+    }
+
+    /// A session bound to `tenant` and, for a restricted reader, to what they may read (the
+    /// policies of migration `0018_record_visibility`), rebinding only on change.
+    pub(crate) async fn session_reading(
+        &self,
+        tenant: Option<Uuid>,
+        reader: Option<Arc<ReadBinding>>,
+    ) -> Result<PgSession> {
         Ok(PgSession {
-            conn: self.tenant(tenant).await?,
+            conn: self.tenant(tenant, reader.clone()).await?,
             pool: self.clone(),
             tenant,
+            reader,
         })
     }
 
-    /// Takes a connection and binds it to `tenant` (or to none), rebinding only on change. A
-    /// connection the server has dropped is discarded and another one taken.
-    pub(crate) async fn tenant(&self, tenant: Option<Uuid>) -> Result<PooledConn> {
+    /// Takes a connection and binds it to `tenant` (or to none) and `reader`, rebinding only
+    /// on change. A connection the server has dropped is discarded and another one taken.
+    pub(crate) async fn tenant(
+        &self,
+        tenant: Option<Uuid>,
+        reader: Option<Arc<ReadBinding>>,
+    ) -> Result<PooledConn> {
         let mut attempts = self.redials();
         loop {
             let mut c = pooled::checkout(&self.pool).await?;
@@ -211,7 +229,7 @@ impl PgPool {
                 Ok(())
             };
             let outcome = match alive {
-                Ok(()) => bind(&mut c, tenant).await,
+                Ok(()) => bind(&mut c, tenant, &reader).await,
                 Err(e) => Err(e),
             };
             match outcome {
@@ -346,21 +364,57 @@ async fn refuse_shared_sessions(options: &PgConnectOptions) -> Result<()> {
     Ok(())
 }
 
-/// Binds `c` to `tenant` unless it is known to be bound to it already.
-async fn bind(c: &mut PooledConn, tenant: Option<Uuid>) -> std::result::Result<(), sqlx::Error> {
-    if c.binding == Binding::Known(tenant) {
-        return Ok(());
-    }
+/// Binds `c` to `tenant` and `reader` unless it is known to be bound to them already: one
+/// round trip whatever changes.
+async fn bind(
+    c: &mut PooledConn,
+    tenant: Option<Uuid>,
+    reader: &Option<Arc<ReadBinding>>,
+) -> std::result::Result<(), sqlx::Error> {
+    let was_restricted = match &c.binding {
+        Binding::Known(t, r) if *t == tenant && r == reader => return Ok(()),
+        Binding::Known(_, r) => r.is_some(),
+        Binding::Unknown => true,
+    };
     // Until the server confirms, the binding is unknown: if this call is cancelled or fails
     // midway, the next checkout rebinds instead of trusting a stale belief.
     c.binding = Binding::Unknown;
     let value = tenant.map(|t| t.to_string()).unwrap_or_default();
-    sqlx::query("select set_config($1, $2, false)")
-        .bind(TENANT_SETTING)
-        .bind(value)
-        .execute(&mut c.conn)
-        .await?;
-    c.binding = Binding::Known(tenant);
+    match reader {
+        // The common case, a reader who sees every row of their tenant on a connection that
+        // was not restricted: the tenant alone.
+        None if !was_restricted => {
+            sqlx::query("select set_config($1, $2, false)")
+                .bind(TENANT_SETTING)
+                .bind(value)
+                .execute(&mut c.conn)
+                .await?;
+        }
+        _ => {
+            let mut names = vec![TENANT_SETTING.to_owned()];
+            let mut values = vec![value];
+            match reader {
+                Some(r) => {
+                    for (name, value) in r.settings() {
+                        names.push(name);
+                        values.push(value);
+                    }
+                }
+                None => {
+                    names.push(RESTRICTED.to_owned());
+                    values.push(String::new());
+                }
+            }
+            sqlx::query(
+                "select count(set_config(n, v, false)) from unnest($1::text[], $2::text[]) s (n, v)",
+            )
+            .bind(names)
+            .bind(values)
+            .execute(&mut c.conn)
+            .await?;
+        }
+    }
+    c.binding = Binding::Known(tenant, reader.clone());
     Ok(())
 }
 
@@ -370,6 +424,7 @@ pub(crate) struct PgSession {
     conn: PooledConn,
     pool: PgPool,
     tenant: Option<Uuid>,
+    reader: Option<Arc<ReadBinding>>,
 }
 
 impl PgSession {
@@ -409,7 +464,7 @@ impl PgSession {
     pub(crate) async fn redial(&mut self) -> Result<()> {
         self.conn.broken.store(true, Ordering::Relaxed);
         self.pool.dropped.fetch_add(1, Ordering::Relaxed);
-        self.conn = self.pool.tenant(self.tenant).await?;
+        self.conn = self.pool.tenant(self.tenant, self.reader.clone()).await?;
         Ok(())
     }
 
@@ -645,5 +700,163 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 0, "a session bound to no tenant sees no tenant rows");
+    }
+
+    /// The policies of migration `0018_record_visibility` hold on their own: a connection the
+    /// library binds for a restricted reader returns only what they reach (own, team, shared)
+    /// to statements without any condition of the library's, and the next reader of the same
+    /// connection, unrestricted, sees every row again.
+    #[tokio::test]
+    async fn restricted_readers_see_only_their_reach_without_the_library_filter() {
+        use crate::access::{EntityAccess, NewPermissionSet, Reach};
+        use crate::{NewContact, NewUser, Role};
+        use std::collections::BTreeMap;
+
+        let settings = PoolSettings {
+            max_connections: 1,
+            ..PoolSettings::default()
+        };
+        let Some(crm) = fresh(settings).await else {
+            return;
+        };
+        let org = crm
+            .organizations()
+            .create(NewOrganization {
+                name: "Acme".into(),
+                slug: None,
+            })
+            .await
+            .unwrap();
+        let admin = crm.tenant(&TenantContext::system(org.id));
+        let mut users = Vec::new();
+        for name in ["ada", "bob", "carol"] {
+            let u = admin
+                .users()
+                .create(NewUser {
+                    email: format!("{name}@example.com"),
+                    name: name.into(),
+                    password: None,
+                    role: Role::User,
+                })
+                .await
+                .unwrap();
+            users.push(u.id);
+        }
+        let (ada, bob, carol) = (users[0], users[1], users[2]);
+        let reach = |read| EntityAccess {
+            read,
+            write: read,
+            delete: Reach::None,
+        };
+        let set = admin
+            .permission_sets()
+            .create(NewPermissionSet {
+                name: "Rep".into(),
+                description: String::new(),
+                entities: BTreeMap::from([
+                    ("accounts".to_owned(), reach(Reach::Own)),
+                    ("contacts".to_owned(), reach(Reach::Team)),
+                ]),
+                fields: BTreeMap::new(),
+            })
+            .await
+            .unwrap();
+        admin
+            .permission_sets()
+            .assign_to_user(ada, Some(set.id))
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for (name, owner) in [("Ada's", ada), ("Bob's", bob), ("Shared", carol)] {
+            let a = admin
+                .accounts()
+                .create(NewAccount {
+                    name: name.into(),
+                    owner_id: Some(owner),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            ids.push(a.id.uuid());
+        }
+        for (name, owner) in [("Bob", bob), ("Carol", carol)] {
+            admin
+                .contacts()
+                .create(NewContact {
+                    last_name: Some(name.into()),
+                    owner_id: Some(owner),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+        }
+        // Ada and Bob are a team; Carol's account is shared with Ada.
+        let pool = pg(&crm);
+        let mut c = pool.session(Some(org.id.uuid())).await.unwrap();
+        let team = Uuid::now_v7();
+        let mut q = Sql::new(
+            "insert into teams (organization_id, id, name, created_at, updated_at) values (",
+        );
+        q.bind(org.id).push(", ").bind(team);
+        q.push(", 'Sales', now(), now())");
+        Conn::PostgresSession(&mut c).execute(&q).await.unwrap();
+        for user in [ada, bob] {
+            let mut q = Sql::new(
+                "insert into team_members (organization_id, team_id, user_id, added_at) values (",
+            );
+            q.bind(org.id).push(", ").bind(team).push(", ").bind(user);
+            q.push(", now())");
+            Conn::PostgresSession(&mut c).execute(&q).await.unwrap();
+        }
+        let mut q = Sql::new(
+            "insert into record_shares (organization_id, entity, record_id, grantee_kind, \
+             grantee_id, access, created_at) values (",
+        );
+        q.bind(org.id).push(", 'account', ").bind(ids[2]);
+        q.push(", 'user', ").bind(ada).push(", 'read', now())");
+        Conn::PostgresSession(&mut c).execute(&q).await.unwrap();
+        drop(c);
+
+        let accounts =
+            || Sql::new("select coalesce(string_agg(name, ',' order by name), '') from accounts");
+        let contacts = || {
+            Sql::new(
+                "select coalesce(string_agg(last_name, ',' order by last_name), '') from contacts",
+            )
+        };
+        let grants = crm
+            .tenant(&TenantContext::user(org.id, ada, Role::User))
+            .grants()
+            .await
+            .unwrap();
+        let reader = grants.read_binding().cloned();
+        assert!(reader.is_some(), "Ada is a restricted reader");
+        let mut c = pool
+            .session_reading(Some(org.id.uuid()), reader)
+            .await
+            .unwrap();
+        let (seen,): (String,) = Conn::PostgresSession(&mut c)
+            .fetch_one(&accounts())
+            .await
+            .unwrap();
+        assert_eq!(seen, "Ada's,Shared", "her own and the one shared with her");
+        let (seen,): (String,) = Conn::PostgresSession(&mut c)
+            .fetch_one(&contacts())
+            .await
+            .unwrap();
+        assert_eq!(seen, "Bob", "her team's, not Carol's");
+        let (n,): (i64,) = Conn::PostgresSession(&mut c)
+            .fetch_one(&Sql::new("select count(*) from leads"))
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        drop(c);
+        // The same (only) connection, for an unrestricted reader: everything again.
+        let mut c = pool.session(Some(org.id.uuid())).await.unwrap();
+        let (seen,): (String,) = Conn::PostgresSession(&mut c)
+            .fetch_one(&accounts())
+            .await
+            .unwrap();
+        assert_eq!(seen, "Ada's,Bob's,Shared");
     }
 }
