@@ -36,17 +36,45 @@ impl Tenant {
     /// [`Error::Unauthenticated`] for a user or API key that no longer exists (or a revoked
     /// key); storage errors.
     pub async fn grants(&self) -> Result<Arc<Grants>> {
-        let ctx = self.context();
-        if ctx.role().is_admin() {
-            return Ok(UNRESTRICTED.clone());
-        }
-        let key = (ctx.organization_id(), ctx.actor());
-        if let Some(found) = self.crm().grants_cache().get(&key) {
+        if let Some(found) = self.cached_grants() {
             return Ok(found);
         }
-        let mut s = self.crm().pool().tenant(ctx.organization_id()).await?;
-        let resolved = Arc::new(resolve(&mut s.conn(), self).await?);
-        self.crm().grants_cache().insert(key, resolved.clone());
+        let mut s = self
+            .crm()
+            .pool()
+            .tenant(self.context().organization_id())
+            .await?;
+        self.resolve_grants(&mut s.conn()).await
+    }
+
+    /// [`Tenant::grants`], resolved on `conn` (the caller's open transaction) when they are not
+    /// cached: a write that holds a connection never waits for a second one (an in-memory
+    /// SQLite database has one; a busy pool may have none left).
+    pub(crate) async fn grants_in(&self, conn: &mut Conn<'_>) -> Result<Arc<Grants>> {
+        match self.cached_grants() {
+            Some(found) => Ok(found),
+            None => self.resolve_grants(conn).await,
+        }
+    }
+
+    /// The grants of admins and the system, or the caller's cached ones.
+    fn cached_grants(&self) -> Option<Arc<Grants>> {
+        let ctx = self.context();
+        if ctx.role().is_admin() {
+            return Some(UNRESTRICTED.clone());
+        }
+        self.crm()
+            .grants_cache()
+            .get(&(ctx.organization_id(), ctx.actor()))
+    }
+
+    /// Resolves the caller's grants on `conn` and caches them.
+    async fn resolve_grants(&self, conn: &mut Conn<'_>) -> Result<Arc<Grants>> {
+        let ctx = self.context();
+        let resolved = Arc::new(resolve(conn, self).await?);
+        self.crm()
+            .grants_cache()
+            .insert((ctx.organization_id(), ctx.actor()), resolved.clone());
         Ok(resolved)
     }
 
@@ -105,7 +133,9 @@ async fn resolve(conn: &mut Conn<'_>, tenant: &Tenant) -> Result<Grants> {
                 }
                 // A key acts on its own with the built-in access of the `user` role; its own
                 // records are those it created.
-                (None, None) => Grants::built_in(EntityAccess::USER, Some(key), true).finish(&tables()),
+                (None, None) => {
+                    Grants::built_in(EntityAccess::USER, Some(key), true).finish(&tables())
+                }
             };
             Ok(narrowed(base, &scopes, user.is_some()))
         }

@@ -7,13 +7,13 @@ use super::checks::{checked, validate};
 use super::entity::{Entity, Operation, WriteContext};
 use super::fields::Kind;
 use super::link::{check_links, link_of, missing_links};
+use super::projection::check_writable;
 use super::row::{COMMON_FIELDS, Record};
 use super::service::Records;
 use super::values::{column_arg, field, from_object, to_object};
+use crate::access::rules::Need;
 use crate::custom_fields::CustomValues;
 use crate::custom_fields::{self, Definitions};
-use super::projection::check_writable;
-use crate::access::rules::Need;
 use crate::error::{Error, FieldError, Result};
 use crate::events::{self, Action};
 use crate::id::Id;
@@ -362,7 +362,7 @@ impl<E: Entity> Records<'_, E> {
         custom: Map<String, Value>,
         operation: Operation,
     ) -> Result<Prepared> {
-        let grants = self.tenant.grants().await?;
+        let grants = self.tenant.grants_in(&mut tx.conn()).await?;
         grants.require_some(E::TABLE, Need::Write)?;
         if grants.field_rules(E::TABLE).next().is_some() {
             let values = to_object(&entity)?;

@@ -43,6 +43,10 @@ pub(crate) fn redact<E: Entity>(grants: &Grants, record: &mut Record<E>) -> Resu
 
 /// `object` (a record's JSON, or a change set keyed by field with custom fields under
 /// `custom_fields`) without the fields of `table` hidden from the caller.
+#[allow(
+    dead_code,
+    reason = "for the feed, history and webhook projections of issue 27, not yet written"
+)]
 pub(crate) fn redact_object(grants: &Grants, table: &str, object: &mut Map<String, Value>) {
     for (field, rule) in grants.field_rules(table) {
         if rule != FieldRule::Hidden {

@@ -8,11 +8,11 @@ use uuid::Uuid;
 use super::compile;
 use super::entity::Entity;
 use super::page::Page;
+use super::projection::redact;
 use super::query::{Deleted, ListQuery};
 use super::redirect;
 use super::row::Record;
 use super::values::to_object;
-use super::projection::redact;
 use crate::access::grants::Grants;
 use crate::access::rules::Need;
 use crate::context::TenantContext;
@@ -186,7 +186,7 @@ impl<'t, E: Entity> Records<'t, E> {
         expected: Option<i64>,
         need: Need,
     ) -> Result<Record<E>> {
-        let grants = self.tenant.grants().await?;
+        let grants = self.tenant.grants_in(&mut tx.conn()).await?;
         grants.require_some(E::TABLE, need)?;
         let backend = tx.conn().backend();
         let found = tx

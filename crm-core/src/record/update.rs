@@ -11,14 +11,14 @@ use super::fields::Kind;
 use super::keys;
 use super::link::{check_links, link_of};
 use super::ownership::may_change_owner;
+use super::projection::check_writable;
 use super::query::Deleted;
 use super::row::Record;
 use super::service::Records;
 use super::values::{column_arg, field, from_object, to_object};
+use crate::access::rules::Need;
 use crate::custom_fields::CustomValues;
 use crate::custom_fields::{self};
-use crate::access::rules::Need;
-use super::projection::check_writable;
 use crate::error::{Error, Result};
 use crate::events::{self, Action};
 use crate::id::Id;
@@ -118,9 +118,11 @@ impl<E: Entity> Records<'_, E> {
         action: Action,
         compute: impl FnOnce(&Record<E>) -> Result<(E, Map<String, Value>)>,
     ) -> Result<Record<E>> {
-        let current = self.lock_in(tx, id, Deleted::Exclude, expected, Need::Write).await?;
+        let current = self
+            .lock_in(tx, id, Deleted::Exclude, expected, Need::Write)
+            .await?;
         let (mut after, custom) = compute(&current)?;
-        let grants = self.tenant.grants().await?;
+        let grants = self.tenant.grants_in(&mut tx.conn()).await?;
         if grants.field_rules(E::TABLE).next().is_some() {
             let (before, now) = (to_object(&current.fields)?, to_object(&after)?);
             let written = E::COLUMNS
