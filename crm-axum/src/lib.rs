@@ -139,6 +139,7 @@ fn parts() -> (OpenApiRouter<ApiState>, OpenApiRouter<ApiState>) {
     let public = routes::auth::public();
     let protected = routes::auth::protected()
         .merge(routes::users::routes())
+        .merge(routes::access::routes())
         .merge(routes::organizations::routes())
         .merge(routes::api_keys::routes())
         .merge(routes::webhooks::routes())

@@ -43,6 +43,12 @@ pub(crate) mod tags {
     pub(crate) const SEARCH: &str = "search";
     /// Background jobs of the organization.
     pub(crate) const JOBS: &str = "jobs";
+    /// Permission sets and their assignment (company admins).
+    pub(crate) const PERMISSION_SETS: &str = "permission-sets";
+    /// Teams and their members (company admins change them).
+    pub(crate) const TEAMS: &str = "teams";
+    /// Records shared with users and teams.
+    pub(crate) const SHARES: &str = "shares";
 }
 
 /// The document's fixed parts: info, the server, the problem schema, the record requests.
@@ -68,6 +74,9 @@ pub(crate) mod tags {
         (name = "changes", description = "The change feed: every change, in commit order"),
         (name = "search", description = "Full-text search across accounts, contacts, leads and opportunities"),
         (name = "jobs", description = "The organization's background jobs (company admins)"),
+        (name = "permission-sets", description = "Permission sets: the reach into each entity's records and the rules of fields; assigned to users and API keys (company admins)"),
+        (name = "teams", description = "Teams and their members: `team` reach and shares with a team (company admins change them)"),
+        (name = "shares", description = "One record shared with a user or a team, for reading or writing"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -5,11 +5,12 @@
 //!
 //! Layout: `main.rs` (commands and dispatch), `connect.rs` (database and organization lookup),
 //! `entity.rs` (which entities the data commands take, and their CSV columns), `org.rs`,
-//! `user.rs`, `api_key.rs`, `http.rs` (serve, token, openapi), `seed.rs`, `import.rs`,
+//! `user.rs`, `api_key.rs`, `access.rs` (teams, permission sets), `http.rs` (serve, token, openapi), `seed.rs`, `import.rs`,
 //! `export.rs`, `purge.rs`, `sweep.rs`, `rebuild.rs` (duplicate-match keys), `jobs.rs` (worker
 //! and job queue).
 #![forbid(unsafe_code)]
 
+mod access;
 mod api_key;
 mod connect;
 mod entity;
@@ -85,6 +86,12 @@ enum Command {
     /// Manage the API keys of an organization.
     #[command(subcommand)]
     ApiKey(api_key::ApiKeyCommand),
+    /// Manage the teams of an organization and their members.
+    #[command(subcommand)]
+    Team(access::TeamCommand),
+    /// Manage the permission sets of an organization and who holds them.
+    #[command(subcommand)]
+    Access(access::AccessCommand),
     /// Serve the REST API (the same server as examples/server.rs).
     Serve(http::ServeArgs),
     /// Access tokens for scripts and tests.
@@ -223,6 +230,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let code = match cli.command {
         Command::Migrate { .. } | Command::Openapi { .. } => ExitCode::SUCCESS,
         Command::ApiKey(cmd) => api_key::run(&crm, cmd, out).await?,
+        Command::Team(cmd) => access::team(&crm, cmd, out).await?,
+        Command::Access(cmd) => access::access(&crm, cmd, out).await?,
         Command::Serve(args) => return http::serve(crm, args).await,
         Command::Token(cmd) => http::token(&crm, cmd, out).await?,
         Command::Org(cmd) => org::run(&crm, cmd, out).await?,

@@ -1731,3 +1731,107 @@ fn registration_can_be_switched_off() {
         assert!(answer.contains("registration_off"), "{answer}");
     }
 }
+
+async fn teams_and_permission_sets(postgres: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = database(dir.path(), postgres).await else {
+        return;
+    };
+    json(&url, &["org", "create", "--name", "Acme"]);
+    let org = ["--org", "acme"];
+    let user = json(
+        &url,
+        &[
+            &["user", "create"][..],
+            &org,
+            &[
+                "--email",
+                "rep@example.com",
+                "--name",
+                "Rep",
+                "--no-password",
+            ],
+        ]
+        .concat(),
+    );
+    let user_id = user["id"].as_str().unwrap();
+
+    let team = json(
+        &url,
+        &[
+            &["team", "create"][..],
+            &org,
+            &["--name", "West", "--manager", user_id],
+        ]
+        .concat(),
+    );
+    let team_id = team["id"].as_str().unwrap();
+    assert_eq!(team["manager_id"], user_id);
+    let member = json(
+        &url,
+        &[
+            &["team", "add-member"][..],
+            &org,
+            &["--team", team_id, "--user", user_id],
+        ]
+        .concat(),
+    );
+    assert_eq!(member["user_id"], user_id);
+    assert!(text(&url, &[&["team", "list"][..], &org].concat()).contains("West"));
+    json(
+        &url,
+        &[
+            &["team", "remove-member"][..],
+            &org,
+            &["--team", team_id, "--user", user_id],
+        ]
+        .concat(),
+    );
+    json(&url, &[&["team", "delete"][..], &org, &[team_id]].concat());
+    assert_eq!(
+        json(&url, &[&["team", "list"][..], &org].concat()),
+        serde_json::json!([])
+    );
+
+    let rules = dir.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        r#"{"name": "Reps", "entities": {"contacts": {"read": "team", "write": "own", "delete": "none"}}}"#,
+    )
+    .unwrap();
+    let file = rules.to_str().unwrap();
+    let set = json(
+        &url,
+        &[&["access", "set-create"][..], &org, &["--file", file]].concat(),
+    );
+    let set_id = set["id"].as_str().unwrap();
+    assert_eq!(set["entities"]["contacts"]["read"], "team");
+    let listed = text(&url, &[&["access", "set-list"][..], &org].concat());
+    assert!(listed.contains("contacts:team/own/none"), "{listed}");
+    json(
+        &url,
+        &[
+            &["access", "assign"][..],
+            &org,
+            &["--user", user_id, "--set", set_id],
+        ]
+        .concat(),
+    );
+    let out = crm(
+        &url,
+        &[&["access", "set-create"][..], &org, &["--file", file]].concat(),
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success(), "a taken name is refused");
+}
+
+#[tokio::test]
+async fn sqlite_teams_and_permission_sets() {
+    teams_and_permission_sets(false).await;
+}
+
+#[tokio::test]
+async fn postgres_teams_and_permission_sets() {
+    teams_and_permission_sets(true).await;
+}

@@ -104,12 +104,17 @@ pub(crate) const CUSTOM_FIELD: &str = "custom_field";
 pub(crate) const PIPELINE: &str = "pipeline";
 /// The entity of the events of permission sets (and their assignment to API keys).
 pub(crate) const PERMISSION_SET: &str = "permission_set";
+/// The entity of the events of teams (and their members).
+pub(crate) const TEAM: &str = "team";
+/// The entity of the events of record shares; the event's record id is the shared record's.
+pub(crate) const SHARE: &str = "record_share";
 
 /// Whether events are logged under `entity`: an entity of the registry, or one of the other
-/// things whose changes are logged (users, custom field definitions, pipelines).
+/// things whose changes are logged (users, custom field definitions, pipelines, permission sets,
+/// teams, record shares).
 pub(crate) fn is_logged_entity(entity: &str) -> bool {
     crate::EntityKind::ALL.iter().any(|k| k.name() == entity)
-        || [USER, CUSTOM_FIELD, PIPELINE, PERMISSION_SET].contains(&entity)
+        || [USER, CUSTOM_FIELD, PIPELINE, PERMISSION_SET, TEAM, SHARE].contains(&entity)
 }
 
 /// One event to append.

@@ -366,6 +366,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/api-keys/{id}/permission-set": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Gives an API key a permission set (`null`: the built-in access of the `user` role); its
+         *     scopes still narrow it.
+         */
+        put: operations["assign_to_api_key"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -1374,6 +1394,46 @@ export interface paths {
         patch: operations["update_organization"];
         trace?: never;
     };
+    "/api/v1/permission-sets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists the organization's permission sets (company admins, and API keys with `all`). */
+        get: operations["list_sets"];
+        put?: never;
+        /** Creates a permission set: the reach into each entity's records and the rules of fields. */
+        post: operations["create_set"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/permission-sets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One permission set. */
+        get: operations["get_set"];
+        put?: never;
+        post?: never;
+        /** Deletes a permission set no user or API key holds. */
+        delete: operations["delete_set"];
+        options?: never;
+        head?: never;
+        /**
+         * Changes a permission set (at the version in `If-Match`, when given); its holders act with
+         *     the new rules at once.
+         */
+        patch: operations["update_set"];
+        trace?: never;
+    };
     "/api/v1/pipelines": {
         parameters: {
             query?: never;
@@ -1449,6 +1509,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/teams": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists the organization's teams (every user reads them). */
+        get: operations["list_teams"];
+        put?: never;
+        /** Creates a team (company admins). */
+        post: operations["create_team"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/teams/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One team. */
+        get: operations["get_team"];
+        put?: never;
+        post?: never;
+        /** Deletes a team, its memberships and the shares granted to it (company admins). */
+        delete: operations["delete_team"];
+        options?: never;
+        head?: never;
+        /**
+         * Changes a team's name, description or manager (company admins; at the version in
+         *     `If-Match`, when given).
+         */
+        patch: operations["update_team"];
+        trace?: never;
+    };
+    "/api/v1/teams/{id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The members of a team, in the order they were added. */
+        get: operations["list_members"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/teams/{id}/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One member of a team. */
+        get: operations["get_member"];
+        /** Adds a user to a team (company admins); adding a member again changes nothing. */
+        put: operations["add_member"];
+        post?: never;
+        /** Takes a user out of a team (company admins). */
+        delete: operations["remove_member"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users": {
         parameters: {
             query?: never;
@@ -1504,6 +1640,26 @@ export interface paths {
          *     `password_change_required` elsewhere); an admin setting their own keeps it.
          */
         put: operations["set_password"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/permission-set": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Gives a user a permission set (`null`: their role's built-in access). A company admin's set
+         *     takes effect only if they become a `user` again.
+         */
+        put: operations["assign_to_user"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1666,6 +1822,45 @@ export interface paths {
          */
         post: operations["form"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/{entity}/{id}/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The shares of one record (whoever may read it). */
+        get: operations["list_shares"];
+        put?: never;
+        /**
+         * Shares a record with a user or a team, for reading or writing (whoever may change it);
+         *     sharing again with the same grantee changes the access. Shares stay when the record's owner
+         *     changes.
+         */
+        post: operations["share"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/{entity}/{id}/shares/{grantee_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revokes the share of a record with a user or a team (whoever may change the record). */
+        delete: operations["revoke_share"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1869,6 +2064,17 @@ export interface components {
              */
             revoked_at?: string | null;
             scopes: ("all" | "forms" | "changes" | "accounts:read" | "accounts:write" | "contacts:read" | "contacts:write" | "leads:read" | "leads:write" | "opportunities:read" | "opportunities:write" | "invoices:read" | "invoices:write" | "activities:read" | "activities:write")[];
+        };
+        /** @description The permission set a user or an API key is given. */
+        AssignPermissionSet: {
+            /**
+             * Format: uuid
+             * @description The set; `null`: back to the built-in access of the holder's role.
+             */
+            permission_set_id?: string | null;
+        };
+        BTreeMap: {
+            [key: string]: "hidden" | "read_only";
         };
         /** @description The body of `POST …/batch`: creates and updates, at most 100 in all. */
         BatchRequest_Account: {
@@ -2950,6 +3156,23 @@ export interface components {
             rule: components["schemas"]["MatchRule"];
         };
         /**
+         * @description What a caller may do with the records of one entity.
+         *
+         *     ```
+         *     use crm_core::access::{EntityAccess, Reach};
+         *     let rep = EntityAccess { read: Reach::Team, write: Reach::Own, delete: Reach::None };
+         *     assert!(rep.read > rep.write);
+         *     ```
+         */
+        EntityAccess: {
+            /** @description Which records it may move to the trash, restore and purge. */
+            delete: components["schemas"]["Reach"];
+            /** @description Which records it may read (get, list, search, timelines, history, the change feed). */
+            read: components["schemas"]["Reach"];
+            /** @description Which records it may create and change (a create needs more than `none`). */
+            write: components["schemas"]["Reach"];
+        };
+        /**
          * @description The kinds of record of the CRM: the entity registry. Serialized, stored and
          *     parsed as the singular name (`"account"`).
          * @enum {string}
@@ -3095,6 +3318,11 @@ export interface components {
             /** @description The expression (at most 2000 characters), e.g. `amount_minor / 100 & ' ' & currency`. */
             expression: string;
         };
+        /**
+         * @description Who a record is shared with.
+         * @enum {string}
+         */
+        GranteeKind: "user" | "team";
         /** @description A bill sent to an account. */
         Invoice: {
             /** @description The billed account (required, same organization; never null once stored). */
@@ -3654,12 +3882,39 @@ export interface components {
             /** @description Short name; derived from the name when absent. */
             slug?: string | null;
         };
+        /** @description Input of [`PermissionSets::create`]. */
+        NewPermissionSet: {
+            /** @description What it is for (up to 1,000 characters). */
+            description?: string;
+            /** @description The access to each entity, by table. */
+            entities?: {
+                [key: string]: components["schemas"]["EntityAccess"];
+            };
+            /** @description Field rules, by table then field. */
+            fields?: {
+                [key: string]: components["schemas"]["BTreeMap"];
+            };
+            /** @description Its name (1–100 characters). */
+            name: string;
+        };
         /** @description Input of `Pipelines::create`. */
         NewPipeline: {
             /** @description Display name. */
             name: string;
             /** @description Stages in order: at least one open, one won and one lost. */
             stages: components["schemas"]["NewStage"][];
+        };
+        /** @description Input of a share over HTTP: the grantee and the access. */
+        NewShare: {
+            /** @description `read` or `write`. */
+            access: components["schemas"]["ShareAccess"];
+            /**
+             * Format: uuid
+             * @description The user's or the team's id.
+             */
+            grantee_id: string;
+            /** @description A user or a team. */
+            grantee_kind: components["schemas"]["GranteeKind"];
         };
         /** @description A stage of a [`NewPipeline`]. */
         NewStage: {
@@ -3672,6 +3927,14 @@ export interface components {
              * @description Win probability, 0–100.
              */
             probability: number;
+        };
+        /** @description Input of [`Teams::create`]. */
+        NewTeam: {
+            /** @description What it is for (up to 1,000 characters). */
+            description?: string;
+            manager_id?: components["schemas"]["UserId"] | null;
+            /** @description Its name (1–100 characters). */
+            name: string;
         };
         /** @description Input of `WebhookSubscriptions::create`: a new subscription. */
         NewWebhookSubscription: {
@@ -3906,6 +4169,48 @@ export interface components {
             next_cursor: string | null;
         };
         /** @description One page of a list. */
+        Page_PermissionSet: {
+            /** @description The rows, in order. */
+            data: {
+                /**
+                 * Format: date-time
+                 * @description When it was created.
+                 */
+                created_at: string;
+                /** @description What it is for. */
+                description: string;
+                /**
+                 * @description The access to each entity, by table (`accounts`); an entity not named is not reached
+                 *     at all.
+                 */
+                entities: {
+                    [key: string]: components["schemas"]["EntityAccess"];
+                };
+                /** @description Field rules, by table then field (a column or a custom field's key). */
+                fields: {
+                    [key: string]: components["schemas"]["BTreeMap"];
+                };
+                /** @description Its id. */
+                id: components["schemas"]["PermissionSetId"];
+                /** @description Its name, unique in the organization ignoring case. */
+                name: string;
+                /** @description Its organization. */
+                organization_id: components["schemas"]["OrganizationId"];
+                /**
+                 * Format: date-time
+                 * @description When it last changed.
+                 */
+                updated_at: string;
+                /**
+                 * Format: int64
+                 * @description Optimistic-concurrency version.
+                 */
+                version: number;
+            }[];
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description One page of a list. */
         Page_Pipeline: {
             /** @description The rows, in order. */
             data: {
@@ -4002,6 +4307,89 @@ export interface components {
                  *     and email).
                  */
                 title: string;
+            }[];
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description One page of a list. */
+        Page_Share: {
+            /** @description The rows, in order. */
+            data: {
+                /** @description `read` or `write`. */
+                access: components["schemas"]["ShareAccess"];
+                /**
+                 * Format: date-time
+                 * @description When it was shared (or its access last changed).
+                 */
+                created_at: string;
+                /**
+                 * Format: uuid
+                 * @description Who shared it last.
+                 */
+                created_by?: string | null;
+                /** @description The record's entity, in the singular (`contact`). */
+                entity: string;
+                /**
+                 * Format: uuid
+                 * @description The user's or the team's id.
+                 */
+                grantee_id: string;
+                /** @description A user or a team. */
+                grantee_kind: components["schemas"]["GranteeKind"];
+                /**
+                 * Format: uuid
+                 * @description The record's id.
+                 */
+                record_id: string;
+            }[];
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description One page of a list. */
+        Page_Team: {
+            /** @description The rows, in order. */
+            data: {
+                /**
+                 * Format: date-time
+                 * @description When it was created.
+                 */
+                created_at: string;
+                /** @description What it is for. */
+                description: string;
+                /** @description Its id. */
+                id: components["schemas"]["TeamId"];
+                manager_id?: components["schemas"]["UserId"] | null;
+                /** @description Its name, unique in the organization ignoring case. */
+                name: string;
+                /** @description Its organization. */
+                organization_id: components["schemas"]["OrganizationId"];
+                /**
+                 * Format: date-time
+                 * @description When it last changed.
+                 */
+                updated_at: string;
+                /**
+                 * Format: int64
+                 * @description Optimistic-concurrency version.
+                 */
+                version: number;
+            }[];
+            /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
+            next_cursor: string | null;
+        };
+        /** @description One page of a list. */
+        Page_TeamMember: {
+            /** @description The rows, in order. */
+            data: {
+                /**
+                 * Format: date-time
+                 * @description When they were added.
+                 */
+                added_at: string;
+                /** @description The team. */
+                team_id: components["schemas"]["TeamId"];
+                /** @description The user. */
+                user_id: components["schemas"]["UserId"];
             }[];
             /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
@@ -4111,6 +4499,68 @@ export interface components {
             /** @description Pass it as `ListQuery::cursor` for the next page; `None` on the last page. */
             next_cursor: string | null;
         };
+        /**
+         * @description What its holders may do: their reach into each entity's records and the rules of fields.
+         *     Assigned to users (of the `user` role: company admins have every access) and to API keys; a
+         *     user or key without one has the built-in access of the `user` role
+         *     ([`EntityAccess::USER`]).
+         */
+        PermissionSet: {
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /** @description What it is for. */
+            description: string;
+            /**
+             * @description The access to each entity, by table (`accounts`); an entity not named is not reached
+             *     at all.
+             */
+            entities: {
+                [key: string]: components["schemas"]["EntityAccess"];
+            };
+            /** @description Field rules, by table then field (a column or a custom field's key). */
+            fields: {
+                [key: string]: components["schemas"]["BTreeMap"];
+            };
+            /** @description Its id. */
+            id: components["schemas"]["PermissionSetId"];
+            /** @description Its name, unique in the organization ignoring case. */
+            name: string;
+            /** @description Its organization. */
+            organization_id: components["schemas"]["OrganizationId"];
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+            /**
+             * Format: int64
+             * @description Optimistic-concurrency version.
+             */
+            version: number;
+        };
+        /**
+         * Format: uuid
+         * @description PermissionSet id (a UUID)
+         */
+        PermissionSetId: string;
+        /** @description Input of [`PermissionSets::update`]: what is given replaces what was. */
+        PermissionSetPatch: {
+            /** @description A new description. */
+            description?: string | null;
+            /** @description The access to each entity (all of it: entities left out are no longer reached). */
+            entities?: {
+                [key: string]: components["schemas"]["EntityAccess"];
+            } | null;
+            /** @description The field rules (all of them). */
+            fields?: {
+                [key: string]: components["schemas"]["BTreeMap"];
+            } | null;
+            /** @description A new name. */
+            name?: string | null;
+        };
         /** @description A sales process. */
         Pipeline: {
             /**
@@ -4190,6 +4640,21 @@ export interface components {
             /** @description A human-readable message. */
             message: string;
         };
+        /**
+         * @description Which records of an entity a caller reaches, from none to all. Ordered: `None < Own <
+         *     Team < All`.
+         *
+         *     - `own`: the records the caller owns (the entity's `[owner]` column: `owner_id`, an
+         *       activity's `assignee_id`) or created;
+         *     - `team`: those owned or created by anyone in a team the caller is in (the caller
+         *       included);
+         *     - `all`: every record of the organization.
+         *
+         *     A record shared with the caller, or with one of the caller's teams, is reached whatever
+         *     the reach (for reading; for writing too when shared for writing).
+         * @enum {string}
+         */
+        Reach: "none" | "own" | "team" | "all";
         /** @description A stored Account: the common columns, its own fields and its custom fields */
         Record_Account: {
             /** @description ISO 4217 currency of `annual_revenue_minor`. */
@@ -4723,6 +5188,40 @@ export interface components {
              */
             password: string;
         };
+        /** @description One record shared with one grantee. */
+        Share: {
+            /** @description `read` or `write`. */
+            access: components["schemas"]["ShareAccess"];
+            /**
+             * Format: date-time
+             * @description When it was shared (or its access last changed).
+             */
+            created_at: string;
+            /**
+             * Format: uuid
+             * @description Who shared it last.
+             */
+            created_by?: string | null;
+            /** @description The record's entity, in the singular (`contact`). */
+            entity: string;
+            /**
+             * Format: uuid
+             * @description The user's or the team's id.
+             */
+            grantee_id: string;
+            /** @description A user or a team. */
+            grantee_kind: components["schemas"]["GranteeKind"];
+            /**
+             * Format: uuid
+             * @description The record's id.
+             */
+            record_id: string;
+        };
+        /**
+         * @description What a share gives.
+         * @enum {string}
+         */
+        ShareAccess: "read" | "write";
         /** @description Sort order: one sortable field, then the id in the same direction. */
         Sort: {
             /** @description Its direction. */
@@ -4826,6 +5325,62 @@ export interface components {
              * @description Contact id (a UUID)
              */
             existing: string;
+        };
+        /** @description A group of users of one organization. */
+        Team: {
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            created_at: string;
+            /** @description What it is for. */
+            description: string;
+            /** @description Its id. */
+            id: components["schemas"]["TeamId"];
+            manager_id?: components["schemas"]["UserId"] | null;
+            /** @description Its name, unique in the organization ignoring case. */
+            name: string;
+            /** @description Its organization. */
+            organization_id: components["schemas"]["OrganizationId"];
+            /**
+             * Format: date-time
+             * @description When it last changed.
+             */
+            updated_at: string;
+            /**
+             * Format: int64
+             * @description Optimistic-concurrency version.
+             */
+            version: number;
+        };
+        /**
+         * Format: uuid
+         * @description Team id (a UUID)
+         */
+        TeamId: string;
+        /** @description One member of a team. */
+        TeamMember: {
+            /**
+             * Format: date-time
+             * @description When they were added.
+             */
+            added_at: string;
+            /** @description The team. */
+            team_id: components["schemas"]["TeamId"];
+            /** @description The user. */
+            user_id: components["schemas"]["UserId"];
+        };
+        /** @description Input of [`Teams::update`]: what is given replaces what was. */
+        TeamPatch: {
+            /** @description A new description. */
+            description?: string | null;
+            /**
+             * Format: uuid
+             * @description A new manager (`Some(None)`, JSON `null`: none).
+             */
+            manager_id?: string | null;
+            /** @description A new name. */
+            name?: string | null;
         };
         /** @description One entry of a timeline. */
         TimelineItem: (components["schemas"]["Record_Activity"] & {
@@ -6382,6 +6937,55 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    assign_to_api_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description API key id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignPermissionSet"];
+            };
+        };
+        responses: {
+            /** @description Assigned */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such live key or set in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
         };
     };
@@ -9584,6 +10188,228 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    list_sets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every set, by name (not paged) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_PermissionSet"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    create_set: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewPermissionSet"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PermissionSet"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The name is taken (`duplicate`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description A bad name, an unknown entity or field */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    get_set: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Permission set id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The set */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PermissionSet"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such set in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    delete_set: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Permission set id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such set in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Held by users or API keys (`in_use`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    update_set: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The set's version (`"3"`); 412 when it changed since */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Permission set id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PermissionSetPatch"];
+            };
+        };
+        responses: {
+            /** @description Changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PermissionSet"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such set in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The name is taken (`duplicate`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     list_pipelines: {
         parameters: {
             query?: never;
@@ -9764,6 +10590,400 @@ export interface operations {
             };
             /** @description A query without words or too long, an unknown or unsearchable kind, a limit out of range, a foreign cursor */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    list_teams: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every team, by name (not paged) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Team"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    create_team: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewTeam"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Team"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The name is taken (`duplicate`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description A bad name, or a manager who is no active user of the organization */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    get_team: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Team id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The team */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Team"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such team in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    delete_team: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Team id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such team in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    update_team: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The team's version (`"3"`); 412 when it changed since */
+                "If-Match"?: string | null;
+            };
+            path: {
+                /** @description Team id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TeamPatch"];
+            };
+        };
+        responses: {
+            /** @description Changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Team"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such team in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The name is taken (`duplicate`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    list_members: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Team id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every member (not paged) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_TeamMember"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such team in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    get_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Team id */
+                id: string;
+                /** @description User id */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The membership */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamMember"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such team, or the user is not in it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    add_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Team id */
+                id: string;
+                /** @description User id */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The membership */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TeamMember"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such team in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The user is no active user of the organization */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    remove_member: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Team id */
+                id: string;
+                /** @description User id */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such team, or the user is not in it */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9999,6 +11219,57 @@ export interface operations {
                 };
             };
             /** @description No such user in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    assign_to_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignPermissionSet"];
+            };
+        };
+        responses: {
+            /** @description The user, with the set */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such user or set in your organization */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -10472,6 +11743,151 @@ export interface operations {
             };
             /** @description Too many posts with this key */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    list_shares: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The entity, by its URL segment (`contacts`) */
+                entity: "accounts" | "contacts" | "leads" | "opportunities" | "invoices" | "activities";
+                /** @description Record id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every share (not paged) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Share"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No such entity, or no such live record within reach */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The entity, by its URL segment (`contacts`) */
+                entity: "accounts" | "contacts" | "leads" | "opportunities" | "invoices" | "activities";
+                /** @description Record id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewShare"];
+            };
+        };
+        responses: {
+            /** @description The share */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Share"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description The caller may read the record but not change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such entity, or no such live record within reach */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            /** @description No such active user or team in the organization */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    revoke_share: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The entity, by its URL segment (`contacts`) */
+                entity: "accounts" | "contacts" | "leads" | "opportunities" | "invoices" | "activities";
+                /** @description Record id */
+                id: string;
+                /** @description The user's or the team's id */
+                grantee_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description The caller may read the record but not change it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such record within reach, or no such share */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -20,7 +20,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
 }
 
 /// The entity of a path segment; an unknown entity is an unknown route (404).
-fn entity(plural: &str) -> ApiResult<EntityKind> {
+pub(crate) fn entity(plural: &str) -> ApiResult<EntityKind> {
     EntityKind::from_table(plural).ok_or(ApiError::NoRoute)
 }
 

@@ -1,5 +1,6 @@
 //! The route handlers, one module per resource.
 
+pub(crate) mod access;
 pub(crate) mod api_keys;
 pub(crate) mod auth;
 pub(crate) mod changes;

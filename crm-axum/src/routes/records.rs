@@ -86,7 +86,7 @@ fn etag(version: i64) -> HeaderValue {
 /// A well-formed entity tag that is no version of this API (`"nope"`) matches no
 /// representation: the write is refused with 412, as RFC 9110 §13.1.1 asks, through the same
 /// version check as a stale tag. Only a value that is no entity tag at all is a 400.
-fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+pub(crate) fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     /// A version no record ever has (versions start at 1).
     const MATCHES_NOTHING: i64 = -1;
     let Some(v) = headers.get(IF_MATCH) else {

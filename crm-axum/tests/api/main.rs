@@ -16,6 +16,7 @@ mod schema_check;
 mod test_ca;
 mod throwaway;
 
+mod access;
 mod accounts_of_people;
 mod admin;
 mod auth;

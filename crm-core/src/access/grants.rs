@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::rules::{EntityAccess, FieldRule, FieldRules, Need, Reach};
 use crate::error::{Error, Result};
-use crate::storage::{ReadBinding, Sql};
+use crate::storage::{Conn, ReadBinding, Sql};
 
 /// What one caller may do in their organization: the reach into each entity's records
 /// ([`EntityAccess`]), the field rules, who "own" and "team" refer to, and what else an API key's
@@ -368,6 +368,26 @@ impl Grants {
         }
         sql.push(")");
     }
+}
+
+/// Deletes the shares of the records `ids` of entity `entity` (singular name), inside the
+/// caller's transaction: a purged or erased record keeps no share.
+pub(crate) async fn forget_shares(
+    conn: &mut Conn<'_>,
+    org: crate::organizations::OrganizationId,
+    entity: &str,
+    ids: &[Uuid],
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut q = Sql::new("delete from record_shares where organization_id = ");
+    q.bind(org).push(" and entity = ").bind(entity);
+    q.push(" and record_id in (")
+        .bind_list(ids.iter().map(|id| (*id).into()))
+        .push(")");
+    conn.execute(&q).await?;
+    Ok(())
 }
 
 /// The process-wide cache of resolved grants, by organization and actor: 30 seconds, like

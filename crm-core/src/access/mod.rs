@@ -22,6 +22,9 @@
 //!   reach, and the row-level-security policies of migration `0018_record_visibility` let
 //!   through only the rows the library's own conditions select.
 //!
+//! - **Teams** ([`Teams`]) group users for `team` reach; **shares** ([`Shares`]) give one
+//!   record to a user or a team beyond their reach (kept when the record's owner changes).
+//!
 //! Grants are cached per caller for up to 30 seconds; a change of access made through a
 //! [`crate::Crm`] is seen by it at once.
 
@@ -29,6 +32,8 @@ pub(crate) mod grants;
 mod permission_sets;
 mod resolve;
 pub(crate) mod rules;
+mod shares;
+mod teams;
 
 pub use grants::Grants;
 pub use permission_sets::{
@@ -36,3 +41,5 @@ pub use permission_sets::{
     PermissionSets,
 };
 pub use rules::{EntityAccess, FieldRule, FieldRules, Need, Reach};
+pub use shares::{Grantee, GranteeKind, NewShare, Share, ShareAccess, Shares};
+pub use teams::{NewTeam, Team, TeamId, TeamMember, TeamPatch, Teams};

@@ -174,7 +174,7 @@ fn check_rules(
     for table in entities.keys() {
         if EntityKind::from_table(table).is_none() {
             v.push(
-                &format!("entities.{table}"),
+                format!("entities.{table}"),
                 "unknown_entity",
                 format!("unknown entity `{table}`; entities are {}", known()),
             );
@@ -184,7 +184,7 @@ fn check_rules(
     for (table, rules) in fields {
         let Some(kind) = EntityKind::from_table(table) else {
             v.push(
-                &format!("fields.{table}"),
+                format!("fields.{table}"),
                 "unknown_entity",
                 format!("unknown entity `{table}`; entities are {}", known()),
             );
@@ -604,7 +604,8 @@ async fn read(
 /// What a unique-name violation means.
 const TAKEN: &str = "a permission set of this name exists";
 
-fn object(v: Value) -> Map<String, Value> {
+/// The map of a JSON object (`{}` for anything else): an event's changes.
+pub(super) fn object(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
         _ => Map::new(),

@@ -66,6 +66,7 @@ impl Tenant {
             .get(&(ctx.organization_id(), ctx.actor()))
     }
 
+    /// Resolves the caller's grants on `conn` and caches them.
     async fn resolve_grants(&self, conn: &mut Conn<'_>) -> Result<Arc<Grants>> {
         let ctx = self.context();
         let resolved = Arc::new(resolve(conn, self).await?);

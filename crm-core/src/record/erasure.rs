@@ -26,6 +26,7 @@ use uuid::Uuid;
 use super::entity::Entity;
 use super::fields::Kind;
 use super::service::Records;
+use crate::access::grants::forget_shares;
 use crate::context::TenantContext;
 use crate::custom_fields;
 use crate::entities::EntityKind;
@@ -391,6 +392,8 @@ async fn erase_record(
     let activity = EntityKind::Activity.name();
     super::keys::forget(&mut tx.conn(), org, activity, &activity_ids).await?;
     super::keys::forget(&mut tx.conn(), org, kind.name(), &[id]).await?;
+    forget_shares(&mut tx.conn(), org, activity, &activity_ids).await?;
+    forget_shares(&mut tx.conn(), org, kind.name(), &[id]).await?;
     super::redirect::forget_all(&mut tx.conn(), org, kind.name(), id).await?;
 
     let linked = custom_fields::linked_before_removal(tx, tenant, kind, id).await?;

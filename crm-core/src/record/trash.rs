@@ -14,6 +14,7 @@ use super::redirect;
 use super::row::Record;
 use super::service::Records;
 use super::update::Change;
+use crate::access::grants::forget_shares;
 use crate::access::rules::Need;
 use crate::entities::{EntityKind, EntityVisitor};
 use crate::error::{Error, Result, ResultExt as _};
@@ -168,6 +169,7 @@ impl<E: Entity> Records<'_, E> {
                     })?;
                     keys::forget(&mut tx.conn(), self.org(), E::NAME, &[id.uuid()]).await?;
                     redirect::forget(&mut tx.conn(), self.org(), E::NAME, id.uuid()).await?;
+                    forget_shares(&mut tx.conn(), self.org(), E::NAME, &[id.uuid()]).await?;
                     crate::custom_fields::refresh_for(&mut tx, self.tenant, E::KIND, || {
                         Ok(vec![super::values::to_object(&current.fields)?])
                     })

@@ -35,6 +35,7 @@ mod rls;
 mod rollup_concurrency;
 mod search;
 mod sign_in_floods;
+mod teams_and_shares;
 mod tenancy;
 #[cfg(feature = "tls")]
 mod tls;
