@@ -11,13 +11,35 @@
 --   crm.teammates          '{uuid,…}': the members of the reader's teams, the reader included
 --   crm.grantees           '{uuid,…}': the reader and their teams, whom shares name
 --
--- Each setting is read once per statement (an InitPlan: `(select current_setting(…))`), so an
--- unrestricted reader pays one comparison per row. Restrictive: they narrow what the
--- `tenant_isolation` policy already allows, never widen it. For SELECT only: writes run on
--- connections bound without restriction, behind the library's own checks.
+-- The policies apply to the role `crm_reader` alone, which a restricted reader's connection
+-- switches to (in the round trip that binds it): it is a member of `crm_app`, so it has the
+-- same privileges and the same `tenant_isolation` policies, and readers who see everything
+-- (as `crm_app`) pay nothing for record visibility. Each setting is read once per statement
+-- (an InitPlan: `(select current_setting(…))`). Restrictive: they narrow what
+-- `tenant_isolation` already allows, never widen it. For SELECT only: writes run as `crm_app`,
+-- behind the library's own checks.
 --
 -- A test (`record_visibility_covers_every_entity`) checks every table of the entity registry
 -- has its policy.
+
+do $$
+begin
+    if not exists (select 1 from pg_roles where rolname = 'crm_reader') then
+        begin
+            create role crm_reader nologin;
+        exception when duplicate_object or unique_violation then
+            null; -- another database of this cluster created it at the same moment
+        end;
+    end if;
+    if not pg_has_role('crm_reader', 'crm_app', 'member') then
+        grant crm_app to crm_reader;
+    end if;
+    -- The library's connections log in as the URL's role and switch roles from there.
+    if not pg_has_role(current_user, 'crm_reader', 'member') then
+        execute format('grant crm_reader to %I', current_user);
+    end if;
+end
+$$;
 
 do $$
 declare
@@ -38,7 +60,7 @@ begin
         -- coalesce: `= any (<subquery>)` would compare with the subquery's rows, not the array.
         mates := 'coalesce((select nullif(current_setting(''crm.teammates'', true), '''')::uuid[]), ''{}'')';
         execute format(
-            'create policy record_visibility on %1$I as restrictive for select using (
+            'create policy record_visibility on %1$I as restrictive for select to crm_reader using (
                  (select coalesce(current_setting(''crm.restricted'', true), '''') <> ''on'')
                  or (select current_setting(''crm.reach.%1$s'', true)) = ''all''
                  or ((select current_setting(''crm.reach.%1$s'', true)) = ''own''

@@ -62,7 +62,15 @@ pub(crate) struct PgPool {
     dropped: std::sync::Arc<AtomicU64>,
     /// For migrations, which run with the URL's own role on a connection of their own.
     options: std::sync::Arc<PgConnectOptions>,
+    /// The application role and the role a restricted reader's connection switches to (see
+    /// [`READER_ROLE`]); `None` when the connections keep the URL's role.
+    roles: Option<Arc<(String, String)>>,
 }
+
+/// The role a restricted reader's connection acts as: the application role's privileges, and
+/// the `record_visibility` policies of migration `0018_record_visibility`, which apply to it
+/// alone (so that readers who see everything pay nothing for them).
+const READER_ROLE: &str = "crm_reader";
 
 impl std::fmt::Debug for PgPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -175,6 +183,11 @@ impl PgPool {
     ) -> Result<Self> {
         refuse_shared_sessions(&options).await?;
         let dropped = std::sync::Arc::new(AtomicU64::new(0));
+        // Migration 0018 makes the reader role a member of the application role it creates.
+        let roles = role
+            .as_deref()
+            .filter(|r| *r == "crm_app")
+            .map(|r| Arc::new((r.to_owned(), READER_ROLE.to_owned())));
         let manager = Manager {
             options: options.clone(),
             role,
@@ -188,6 +201,7 @@ impl PgPool {
             pool,
             dropped,
             options: std::sync::Arc::new(options),
+            roles,
         })
     }
 
@@ -229,7 +243,7 @@ impl PgPool {
                 Ok(())
             };
             let outcome = match alive {
-                Ok(()) => bind(&mut c, tenant, &reader).await,
+                Ok(()) => bind(&mut c, tenant, &reader, self.roles.as_deref()).await,
                 Err(e) => Err(e),
             };
             match outcome {
@@ -366,10 +380,14 @@ async fn refuse_shared_sessions(options: &PgConnectOptions) -> Result<()> {
 
 /// Binds `c` to `tenant` and `reader` unless it is known to be bound to them already: one
 /// round trip whatever changes.
+///
+/// A restricted reader's connection also switches to the reader role (`roles`: the
+/// application role and the reader's), to which alone the visibility policies apply.
 async fn bind(
     c: &mut PooledConn,
     tenant: Option<Uuid>,
     reader: &Option<Arc<ReadBinding>>,
+    roles: Option<&(String, String)>,
 ) -> std::result::Result<(), sqlx::Error> {
     let was_restricted = match &c.binding {
         Binding::Known(t, r) if *t == tenant && r == reader => return Ok(()),
@@ -404,6 +422,10 @@ async fn bind(
                     names.push(RESTRICTED.to_owned());
                     values.push(String::new());
                 }
+            }
+            if let Some((app, restricted)) = roles {
+                names.push("role".to_owned());
+                values.push(if reader.is_some() { restricted } else { app }.clone());
             }
             sqlx::query(
                 "select count(set_config(n, v, false)) from unnest($1::text[], $2::text[]) s (n, v)",
@@ -835,6 +857,11 @@ mod tests {
             .session_reading(Some(org.id.uuid()), reader)
             .await
             .unwrap();
+        assert_eq!(
+            text(&mut c, "select current_user::text").await,
+            READER_ROLE,
+            "the policies apply to the reader role alone"
+        );
         let (seen,): (String,) = Conn::PostgresSession(&mut c)
             .fetch_one(&accounts())
             .await
@@ -853,6 +880,7 @@ mod tests {
         drop(c);
         // The same (only) connection, for an unrestricted reader: everything again.
         let mut c = pool.session(Some(org.id.uuid())).await.unwrap();
+        assert_eq!(text(&mut c, "select current_user::text").await, "crm_app");
         let (seen,): (String,) = Conn::PostgresSession(&mut c)
             .fetch_one(&accounts())
             .await

@@ -117,15 +117,16 @@ async fn every_tenant_table_has_forced_rls() {
 }
 
 /// Every table of the entity registry has the restrictive `record_visibility` policy of
-/// migration `0018_record_visibility`, for reading, and nothing else has it.
+/// migration `0018_record_visibility`, for reading and for the reader role alone, and nothing
+/// else has it.
 #[tokio::test]
 async fn record_visibility_covers_every_entity() {
     let Some((_crm, url)) = harness::postgres_with_url().await else {
         return;
     };
     let mut conn = PgConnection::connect(&url).await.unwrap();
-    let rows: Vec<(String, String, bool)> = sqlx::query_as(
-        "select tablename::text, cmd::text, permissive = 'RESTRICTIVE' from pg_policies
+    let rows: Vec<(String, String, bool, String)> = sqlx::query_as(
+        "select tablename::text, cmd::text, permissive = 'RESTRICTIVE', roles::text from pg_policies
           where schemaname = current_schema() and policyname = 'record_visibility'
           order by 1",
     )
@@ -137,12 +138,12 @@ async fn record_visibility_covers_every_entity() {
         .map(|k| k.table())
         .collect();
     tables.sort_unstable();
-    let covered: Vec<&str> = rows.iter().map(|(t, _, _)| t.as_str()).collect();
+    let covered: Vec<&str> = rows.iter().map(|(t, _, _, _)| t.as_str()).collect();
     assert_eq!(covered, tables);
-    for (table, cmd, restrictive) in &rows {
+    for (table, cmd, restrictive, roles) in &rows {
         assert!(
-            cmd == "SELECT" && *restrictive,
-            "{table}: {cmd}, {restrictive}"
+            cmd == "SELECT" && *restrictive && roles == "{crm_reader}",
+            "{table}: {cmd}, {restrictive}, {roles}"
         );
     }
 }

@@ -330,8 +330,9 @@ async fn shares_widen_own_reach_until_revoked(crm: Crm) {
         .update_json::<Contact>(c.id, json!({ "first_name": "Ann" }))
         .await
         .unwrap_err();
+    // Her write reach is `own`: refused with the code own-only callers have always had.
     assert!(
-        matches!(err, Error::Forbidden(ref r) if r.code == "not_permitted"),
+        matches!(err, Error::Forbidden(ref r) if r.code == "not_owner"),
         "{err:?}"
     );
     // A reader may not share further.
