@@ -40,5 +40,6 @@ mod tenancy;
 #[cfg(feature = "tls")]
 mod tls;
 mod transactions;
+mod upgrade;
 mod user_management;
 mod webhooks;
