@@ -106,16 +106,6 @@ impl TenantContext {
     pub fn request_id(&self) -> Option<Uuid> {
         self.request_id
     }
-
-    /// `Ok` for company admins (and the system) and API keys, else 403 `admin_only` saying
-    /// `message`.
-    pub(crate) fn admin_or_api_key(&self, message: &'static str) -> crate::error::Result<()> {
-        if self.role.is_admin() || matches!(self.actor, Actor::ApiKey(_)) {
-            Ok(())
-        } else {
-            Err(crate::error::Error::forbidden("admin_only", message))
-        }
-    }
 }
 
 #[cfg(test)]

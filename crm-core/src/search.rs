@@ -249,7 +249,8 @@ impl Tenant {
 
 /// The kinds a search of `requested` (every searchable kind when empty) reads for a caller
 /// with `grants`: a kind the caller may not read at all, or whose searched text holds a field
-/// hidden from them (a hit would reveal it), is left out; named explicitly, it is refused.
+/// hidden from them (a hit would reveal it), is left out; named explicitly, it is refused. A
+/// kind out of an API key's scopes is refused either way (403 `out_of_scope`).
 fn searched_kinds(grants: &Grants, requested: &[EntityKind]) -> Result<Vec<EntityKind>> {
     let mut kinds = Vec::new();
     for kind in EntityKind::ALL.iter().copied() {
@@ -261,6 +262,8 @@ fn searched_kinds(grants: &Grants, requested: &[EntityKind]) -> Result<Vec<Entit
             .columns()
             .iter()
             .find(|c| c.searchable && grants.field_rule(table, c.name) == Some(FieldRule::Hidden));
+        // An API key searches the kinds of its scopes, named or not, as it always has.
+        grants.require_in_scope(table)?;
         match (grants.require_some(table, Need::Read), hidden) {
             (Ok(()), None) => kinds.push(kind),
             _ if requested.is_empty() => {}

@@ -78,6 +78,8 @@ async fn timeline(
     };
     let grants = t.grants().await?;
     grants.require_some(entity.table(), Need::Read)?;
+    // A timeline shows activities: an API key needs their scope too.
+    grants.require_in_scope(EntityKind::Activity.table())?;
     let org = t.context().organization_id();
     let mut s = t.reading(&grants).await?;
 

@@ -95,11 +95,7 @@ where
         Box::pin(async move {
             let authorized = authorize(&layer, req.method(), req.uri(), req.headers()).await;
             match authorized {
-                Ok(resolved) => {
-                    let ctx = resolved.context;
-                    if let Some(scopes) = resolved.scopes {
-                        req.extensions_mut().insert(super::KeyScopes(scopes));
-                    }
+                Ok(ctx) => {
                     // The request's log lines name the organization (never the caller).
                     tracing::Span::current()
                         .record("org", tracing::field::display(ctx.organization_id()));

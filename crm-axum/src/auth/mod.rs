@@ -4,9 +4,11 @@
 //! — a JWT, or an API key (`crm_key_…`; the web-form post also takes it as `X-API-Key`) —
 //! checks that its user is still active in an active organization (cached for
 //! [`AuthConfig::principal_cache_ttl`], and with Redis only while the shared cache epoch holds,
-//! see `AuthState::epoch`), refuses an API key outside its scopes (403
-//! `out_of_scope`, see `scope.rs`), and puts the resulting [`Tenant`] into the request's
-//! extensions. Handlers take [`Tenant`] as an extractor. Every
+//! see `AuthState::epoch`), and puts the resulting [`Tenant`] into the request's
+//! extensions. Handlers take [`Tenant`] as an extractor. It only authenticates: what the caller
+//! may do (an API key's scopes, a user's permission set and teams) is decided by crm-core's
+//! access seam (`crm_core::access`) in the calls a route makes, so a host's own routes get the
+//! same answers (403 `out_of_scope` for a key outside its scopes). Every
 //! failure answers the same 401 with `WWW-Authenticate: Bearer`; the precise reason is logged at
 //! `debug`.
 //!
@@ -23,7 +25,6 @@ mod client_addr;
 mod config;
 mod layer;
 pub(crate) mod limits;
-mod scope;
 #[cfg(feature = "redis")]
 mod shared;
 
@@ -33,7 +34,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
-use crm_core::auth::{ApiKeyAccess, ApiKeyScope, ApiKeyScopes};
+use crm_core::auth::ApiKeyAccess;
 use crm_core::{Actor, Crm, OrganizationId, Principal, Role, TenantContext, UserId};
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -395,64 +396,19 @@ pub(crate) fn forbidden(code: &'static str, msg: &str) -> ApiError {
     ApiError::Core(crm_core::Error::forbidden(code, msg))
 }
 
-/// Who a request's credentials are: a user (or super-admin acting elsewhere), or an API key
-/// with its scopes.
-struct Resolved {
-    context: TenantContext,
-    /// `Some` for an API key.
-    scopes: Option<ApiKeyScopes>,
-}
-
 /// The header the web-form post also accepts its API key in (`Authorization: Bearer` comes
 /// first when both are sent).
 pub const API_KEY_HEADER: &str = "x-api-key";
 
-/// The credentials of a request, checked: an API key also against the scopes the request
-/// needs (403 `out_of_scope`).
+/// The credentials of a request, checked. What the caller may then do (an API key's scopes,
+/// a user's permission set) is crm-core's to decide, in the calls the route makes.
 async fn authorize(
     state: &AuthLayer,
     method: &Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
-) -> Result<Resolved, ApiError> {
-    let path = uri.path();
-    let resolved = resolve(state, method, path, headers).await?;
-    if let Some(scopes) = &resolved.scopes {
-        let granted = match scope::needed(method, path, uri.query(), state.api) {
-            Some(needed) => needed.iter().all(|n| scopes.grant(*n)),
-            None => scopes.is_all(),
-        };
-        if !granted {
-            return Err(forbidden(
-                "out_of_scope",
-                "this API key's scopes do not include this request",
-            ));
-        }
-    }
-    Ok(resolved)
-}
-
-/// The scopes of the API key a request came with (a request extension the auth layer sets
-/// for keys only), for routes whose reach depends on what is asked: a list that filters or
-/// sorts through links reads the linked kinds too.
-#[derive(Debug, Clone)]
-pub(crate) struct KeyScopes(pub(crate) ApiKeyScopes);
-
-/// 403 `out_of_scope` unless `scopes` may read every kind of `kinds`.
-pub(crate) fn may_read(
-    KeyScopes(scopes): &KeyScopes,
-    kinds: &[crm_core::EntityKind],
-) -> Result<(), ApiError> {
-    match kinds.iter().find(|k| !scopes.grant(ApiKeyScope::Read(**k))) {
-        None => Ok(()),
-        Some(kind) => Err(forbidden(
-            "out_of_scope",
-            &format!(
-                "this API key may not read {}, which the query reaches through links",
-                kind.table()
-            ),
-        )),
-    }
+) -> Result<TenantContext, ApiError> {
+    resolve(state, method, uri.path(), headers).await
 }
 
 /// The tenant context of a request's credentials.
@@ -461,9 +417,9 @@ async fn resolve(
     method: &Method,
     path: &str,
     headers: &HeaderMap,
-) -> Result<Resolved, ApiError> {
+) -> Result<TenantContext, ApiError> {
     let unauthenticated = || ApiError::Core(crm_core::Error::Unauthenticated);
-    let form_key = (state.api && scope::is_forms(method, path))
+    let form_key = (state.api && is_forms(method, path))
         .then(|| headers.get(API_KEY_HEADER))
         .flatten();
     let token = match (headers.get(AUTHORIZATION), form_key) {
@@ -501,10 +457,7 @@ async fn resolve(
                 "API keys act only in their own organization",
             ));
         }
-        return Ok(Resolved {
-            context: access.context,
-            scopes: Some(access.scopes),
-        });
+        return Ok(access.context);
     }
     let claims = state.auth.verify(token).map_err(|e| {
         tracing::debug!(error = %e, "access token refused");
@@ -523,10 +476,11 @@ async fn resolve(
     let role = principal.role;
     let user = UserId::from_uuid(claims.sub);
     let Some(target) = headers.get(ACT_IN_ORGANIZATION) else {
-        return Ok(Resolved {
-            context: TenantContext::user(OrganizationId::from_uuid(claims.org), user, role),
-            scopes: None,
-        });
+        return Ok(TenantContext::user(
+            OrganizationId::from_uuid(claims.org),
+            user,
+            role,
+        ));
     };
     // A super-admin acting in another organization: explicit (this header), checked, logged,
     // and attributed to them in that organization's event log.
@@ -549,10 +503,14 @@ async fn resolve(
         .get(OrganizationId::from_uuid(target))
         .await?;
     tracing::info!(super_admin = %user, home = %claims.org, organization = %org.id, "super-admin acting in another organization");
-    Ok(Resolved {
-        context: TenantContext::user(org.id, user, role),
-        scopes: None,
-    })
+    Ok(TenantContext::user(org.id, user, role))
+}
+
+/// Whether the request is the web-form post, which may also carry its API key as
+/// [`API_KEY_HEADER`] (an HTML form cannot set `Authorization`).
+fn is_forms(method: &Method, path: &str) -> bool {
+    let path = path.strip_prefix(crate::API_PREFIX).unwrap_or(path);
+    *method == Method::POST && path.trim_end_matches('/') == "/webhooks/forms"
 }
 
 /// Whether a user who must change their password may make this request: the change itself

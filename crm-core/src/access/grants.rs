@@ -51,6 +51,11 @@ pub struct Grants {
     /// Tables an API key's scopes leave out: refused outright (403 `out_of_scope`), shares
     /// or not.
     out_of_scope: Vec<String>,
+    /// Tables an API key's scopes let it read but not write (`<table>:read`).
+    read_scope: Vec<String>,
+    /// An API key whose scopes leave out the organization's settings (users, teams,
+    /// pipelines, custom fields, webhooks, jobs): every key without `all`.
+    settings_out_of_scope: bool,
     /// The row-level-security binding of a restricted reader (PostgreSQL); `None` when every
     /// entity is readable in full.
     binding: Option<Arc<ReadBinding>>,
@@ -76,6 +81,8 @@ impl Grants {
             forms: manage,
             changes: manage,
             out_of_scope: Vec::new(),
+            read_scope: Vec::new(),
+            settings_out_of_scope: false,
             binding: None,
         }
     }
@@ -104,16 +111,26 @@ impl Grants {
             forms,
             changes,
             out_of_scope: Vec::new(),
+            read_scope: Vec::new(),
+            settings_out_of_scope: false,
             binding: None,
         }
     }
 
-    /// These grants, with the records of `tables` out of an API key's scopes.
-    pub(crate) fn out_of_scope(mut self, tables: Vec<String>) -> Self {
-        for t in &tables {
+    /// These grants, narrowed by an API key's scopes: the records of `out` out of them, those
+    /// of `read_only` readable only, and the settings out of them unless `settings`.
+    pub(crate) fn scoped(
+        mut self,
+        out: Vec<String>,
+        read_only: Vec<String>,
+        settings: bool,
+    ) -> Self {
+        for t in &out {
             self.entities.insert(t.clone(), EntityAccess::NONE);
         }
-        self.out_of_scope = tables;
+        self.out_of_scope = out;
+        self.read_scope = read_only;
+        self.settings_out_of_scope = !settings;
         self
     }
 
@@ -202,10 +219,43 @@ impl Grants {
     /// # Errors
     /// [`Error::Forbidden`].
     pub fn require_manage(&self, message: &'static str) -> Result<()> {
+        self.require_settings()?;
         if self.manage {
             Ok(())
         } else {
             Err(Error::forbidden("admin_only", message))
+        }
+    }
+
+    /// `Ok` unless the caller is an API key whose scopes leave out the organization's settings
+    /// (users, teams, pipelines, custom fields, webhooks, jobs): every key without `all`.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] (`out_of_scope`).
+    pub fn require_settings(&self) -> Result<()> {
+        if self.settings_out_of_scope {
+            Err(Error::forbidden(
+                "out_of_scope",
+                "this API key's scopes do not include the organization's settings (only `all` does)",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `Ok` unless `table` is out of an API key's scopes altogether (a query that reaches it
+    /// through links, a timeline that shows activities).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] (`out_of_scope`).
+    pub fn require_in_scope(&self, table: &str) -> Result<()> {
+        if self.out_of_scope.iter().any(|t| t == table) {
+            Err(Error::forbidden(
+                "out_of_scope",
+                format!("this API key's scopes do not include {table}"),
+            ))
+        } else {
+            Ok(())
         }
     }
 
@@ -215,10 +265,11 @@ impl Grants {
     /// # Errors
     /// [`Error::Forbidden`].
     pub fn require_some(&self, table: &str, need: Need) -> Result<()> {
-        if self.out_of_scope.iter().any(|t| t == table) {
+        self.require_in_scope(table)?;
+        if need != Need::Read && self.read_scope.iter().any(|t| t == table) {
             return Err(Error::forbidden(
                 "out_of_scope",
-                format!("this API key's scopes do not include {table}"),
+                format!("this API key's scopes let it read {table}, not change them"),
             ));
         }
         // Shares may still give records of an entity out of reach.
@@ -280,7 +331,7 @@ impl Grants {
     }
 
     /// Whether a record of `table` with `owner` and `creator` is within the caller's reach for
-    /// `need`, shares aside (they are looked up separately: [`Grants::push_shared`]).
+    /// `need`, shares aside (they are looked up separately, in the statement that reads the record).
     pub fn reaches(
         &self,
         table: &str,

@@ -76,6 +76,21 @@ impl Tenant {
         Ok(resolved)
     }
 
+    /// `Ok` unless the caller is an API key whose scopes leave out the organization's settings
+    /// (see [`Grants::require_settings`]); users and the system read them at no cost.
+    pub(crate) async fn require_settings(&self) -> Result<()> {
+        match self.context().actor() {
+            Actor::ApiKey(_) => self.grants().await?.require_settings(),
+            _ => Ok(()),
+        }
+    }
+
+    /// `Ok` when the caller may manage the organization's settings (company admins, API keys
+    /// with the `all` scope), else 403 saying `message` (`out_of_scope` for other keys).
+    pub(crate) async fn require_manage(&self, message: &'static str) -> Result<()> {
+        self.grants().await?.require_manage(message)
+    }
+
     /// Forgets the cached grants of this organization's callers, after a change of access.
     pub(crate) fn forget_grants(&self) {
         let org = self.context().organization_id();
@@ -207,6 +222,7 @@ fn narrowed(base: Grants, scopes: &str, for_user: bool) -> Grants {
     let all = scopes.contains(&"all");
     let mut entities = HashMap::new();
     let mut out_of_scope = Vec::new();
+    let mut read_only = Vec::new();
     for table in tables() {
         let access = base.access(table);
         let write = scopes
@@ -219,6 +235,7 @@ fn narrowed(base: Grants, scopes: &str, for_user: bool) -> Grants {
         if all || write {
             entities.insert(table.to_owned(), access);
         } else if read {
+            read_only.push(table.to_owned());
             entities.insert(
                 table.to_owned(),
                 EntityAccess {
@@ -253,6 +270,6 @@ fn narrowed(base: Grants, scopes: &str, for_user: bool) -> Grants {
         base.grantees().to_vec(),
         (manage, forms, changes),
     )
-    .out_of_scope(out_of_scope)
+    .scoped(out_of_scope, read_only, all)
     .finish(&tables())
 }

@@ -143,6 +143,7 @@ impl Teams<'_> {
 
     /// Every team, by name.
     pub async fn list(&self) -> Result<Vec<Team>> {
+        self.tenant.require_settings().await?;
         let mut s = self.tenant.session().await?;
         let mut q = Sql::new("select ");
         q.push(COLUMNS)
@@ -158,6 +159,7 @@ impl Teams<'_> {
     /// # Errors
     /// [`Error::NotFound`].
     pub async fn get(&self, id: TeamId) -> Result<Team> {
+        self.tenant.require_settings().await?;
         let mut s = self.tenant.session().await?;
         read(&mut s.conn(), self.org(), id, false).await
     }
@@ -167,6 +169,7 @@ impl Teams<'_> {
     /// # Errors
     /// [`Error::NotFound`] for an unknown team.
     pub async fn members(&self, id: TeamId) -> Result<Vec<TeamMember>> {
+        self.tenant.require_settings().await?;
         let mut s = self.tenant.session().await?;
         read(&mut s.conn(), self.org(), id, false).await?;
         let mut q = Sql::new(

@@ -63,6 +63,7 @@ impl<'t> CustomFields<'t> {
 
     /// The definitions of `entity`, archived ones included, by key.
     pub async fn list(&self, entity: EntityKind) -> Result<Vec<CustomFieldDefinition>> {
+        self.tenant.require_settings().await?;
         let entity = entity.name();
         let mut s = self.tenant.session().await?;
         Ok(load(self.tenant, entity, &mut s.conn()).await?.defs.clone())

@@ -20,10 +20,10 @@ impl Tenant {
 }
 
 impl OrganizationJobs<'_> {
-    fn may_steer(&self) -> Result<()> {
+    async fn may_steer(&self) -> Result<()> {
         self.tenant
-            .context()
-            .admin_or_api_key("only company admins and API keys may see the organization's jobs")
+            .require_manage("only company admins and API keys may see the organization's jobs")
+            .await
     }
 
     /// The organization's jobs, newest first, with `status` if given, at most `limit` (1 to
@@ -33,7 +33,7 @@ impl OrganizationJobs<'_> {
     /// [`Error::Forbidden`](crate::Error::Forbidden) for users who are not company admins;
     /// [`Error::Validation`](crate::Error::Validation) for a `limit` out of range.
     pub async fn list(&self, status: Option<JobStatus>, limit: u32) -> Result<Vec<JobInfo>> {
-        self.may_steer()?;
+        self.may_steer().await?;
         let crm = self.tenant.crm();
         let org = self.tenant.context().organization_id();
         crm.jobs().list(status, Some(org), limit).await
@@ -45,7 +45,7 @@ impl OrganizationJobs<'_> {
     /// [`Error::NotFound`](crate::Error::NotFound) when the organization has no dead or
     /// cancelled job with this id.
     pub async fn retry(&self, id: &str) -> Result<()> {
-        self.may_steer()?;
+        self.may_steer().await?;
         let org = self.tenant.context().organization_id();
         self.tenant.crm().jobs().retry_in(id, Some(org)).await
     }
@@ -56,7 +56,7 @@ impl OrganizationJobs<'_> {
     /// [`Error::NotFound`](crate::Error::NotFound) when the organization has no pending or
     /// retrying job with this id.
     pub async fn cancel(&self, id: &str) -> Result<()> {
-        self.may_steer()?;
+        self.may_steer().await?;
         let org = self.tenant.context().organization_id();
         self.tenant.crm().jobs().cancel_in(id, Some(org)).await
     }

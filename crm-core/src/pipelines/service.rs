@@ -7,10 +7,13 @@ use super::model::{
     NewPipeline, Pipeline, PipelineId, PipelineSummary, Stage, StageAmount, StageId, StageKind,
     StageSummary,
 };
+use crate::access::rules::{FieldRule, Need};
+use crate::entities::EntityKind;
 use crate::error::{Error, Result};
 use crate::events::{self, Action};
 use crate::id::Id;
 use crate::organizations::OrganizationId;
+use crate::record::reach_scope;
 use crate::storage::{Conn, Sql};
 use crate::tenant::Tenant;
 use crate::time::now;
@@ -40,6 +43,7 @@ impl<'t> Pipelines<'t> {
 
     /// Every pipeline with its stages, the default first.
     pub async fn list(&self) -> Result<Vec<Pipeline>> {
+        self.tenant.require_settings().await?;
         let mut s = self.tenant.session().await?;
         let mut q = Sql::new("select * from pipelines where organization_id = ");
         q.bind(self.org())
@@ -60,6 +64,7 @@ impl<'t> Pipelines<'t> {
 
     /// One pipeline with its stages.
     pub async fn get(&self, id: PipelineId) -> Result<Pipeline> {
+        self.tenant.require_settings().await?;
         let mut s = self.tenant.session().await?;
         load(&mut s.conn(), self.org(), Some(id)).await
     }
@@ -95,7 +100,13 @@ impl<'t> Pipelines<'t> {
 
     /// Count and amount of live opportunities per stage of pipeline `id`.
     pub async fn summary(&self, id: PipelineId) -> Result<PipelineSummary> {
-        let mut s = self.tenant.session().await?;
+        self.tenant.require_settings().await?;
+        // The opportunities the caller reaches, and their amounts unless hidden from them.
+        let grants = self.tenant.grants().await?;
+        let table = EntityKind::Opportunity.table();
+        grants.require_some(table, Need::Read)?;
+        let amounts_hidden = grants.field_rule(table, "amount_minor") == Some(FieldRule::Hidden);
+        let mut s = self.tenant.reading(&grants).await?;
         let pipeline = load(&mut s.conn(), self.org(), Some(id)).await?;
         // Summed in two halves so that no sum overflows 64 bits in the database (amounts are
         // capped at `MAX_MINOR`, but a stage may hold any number of them): the high and low 32
@@ -107,7 +118,11 @@ impl<'t> Pipelines<'t> {
              from opportunities where organization_id = ",
         );
         q.bind(self.org()).push(" and pipeline_id = ").bind(id);
-        q.push(" and not is_deleted group by stage_id, currency order by currency");
+        q.push(" and not is_deleted");
+        let kind = EntityKind::Opportunity;
+        let scope = reach_scope(table, table, kind.name(), kind.columns());
+        grants.push_reach(&mut q, scope, Need::Read);
+        q.push(" group by stage_id, currency order by currency");
         let rows: Vec<(Uuid, Option<String>, i64, i64, i64)> = s.conn().fetch_all(&q).await?;
         let stages = pipeline
             .stages
@@ -118,6 +133,7 @@ impl<'t> Pipelines<'t> {
                     stage: stage.clone(),
                     count: mine.clone().map(|r| r.2).sum(),
                     amounts: mine
+                        .filter(|_| !amounts_hidden)
                         .map(|r| StageAmount {
                             currency: r.1.clone(),
                             amount_minor: joined_sum(r.3, r.4),

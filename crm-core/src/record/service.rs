@@ -130,6 +130,10 @@ impl<'t, E: Entity> Records<'t, E> {
     pub async fn list(&self, query: &ListQuery) -> Result<Page<Record<E>>> {
         let grants = self.tenant.grants().await?;
         grants.require_some(E::TABLE, Need::Read)?;
+        // A query that reaches a kind through links reads it: an API key needs its scope.
+        for kind in query.linked_kinds(E::KIND) {
+            grants.require_in_scope(kind.table())?;
+        }
         let mut s = self.tenant.reading(&grants).await?;
         let mut conn = s.conn();
         // Definitions are needed (and, on a cache miss, read) only to filter on custom fields.

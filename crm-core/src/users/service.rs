@@ -55,6 +55,7 @@ impl<'t> Users<'t> {
 
     /// The user with `id`.
     pub async fn get(&self, id: UserId) -> Result<User> {
+        self.tenant.require_settings().await?;
         let mut q = Sql::new("select ");
         q.push(COLUMNS).push(" from users where organization_id = ");
         q.bind(self.tenant.context().organization_id())
@@ -69,6 +70,7 @@ impl<'t> Users<'t> {
 
     /// The user with `email` (ignoring case).
     pub async fn get_by_email(&self, email: &str) -> Result<User> {
+        self.tenant.require_settings().await?;
         let mut q = Sql::new("select ");
         q.push(COLUMNS).push(" from users where organization_id = ");
         q.bind(self.tenant.context().organization_id());
@@ -84,6 +86,7 @@ impl<'t> Users<'t> {
 
     /// Up to `limit` (≤ 100) users in creation order, after `after` when given.
     pub async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>> {
+        self.tenant.require_settings().await?;
         let mut q = Sql::new("select ");
         q.push(COLUMNS).push(" from users where organization_id = ");
         q.bind(self.tenant.context().organization_id());

@@ -105,7 +105,7 @@ impl WebhookSubscriptions<'_> {
             })
             .transpose()?;
         self.get(id).await?;
-        let org = self.org()?;
+        let org = self.org().await?;
         let mut q = Sql::new("select ");
         q.push(DELIVERY_COLUMNS)
             .push(" from webhook_deliveries where organization_id = ");
@@ -133,7 +133,7 @@ impl WebhookSubscriptions<'_> {
         id: WebhookSubscriptionId,
         delivery: WebhookDeliveryId,
     ) -> Result<WebhookDelivery> {
-        let org = self.org()?;
+        let org = self.org().await?;
         let mut q =
             Sql::new("update webhook_deliveries set status = 'pending', next_attempt_at = ");
         q.bind(now());
@@ -155,7 +155,7 @@ impl WebhookSubscriptions<'_> {
     /// [`Error::NotFound`]; [`Error::Validation`] for a cursor the feed did not return or a
     /// time outside the years 1 to 9999; [`Error::Gone`] when the feed no longer holds changes that old.
     pub async fn replay(&self, id: WebhookSubscriptionId, from: ReplayFrom) -> Result<String> {
-        let org = self.org()?;
+        let org = self.org().await?;
         // The subscription's place now (404 for an unknown one), before the point is read.
         let mut q =
             Sql::new("select feed_cursor from webhook_subscriptions where organization_id = ");

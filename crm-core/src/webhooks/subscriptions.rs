@@ -196,10 +196,11 @@ pub struct WebhookSubscriptions<'t> {
 }
 
 impl WebhookSubscriptions<'_> {
-    pub(super) fn org(&self) -> Result<OrganizationId> {
-        let ctx = self.tenant.context();
-        ctx.admin_or_api_key("only company admins and API keys may manage webhooks")?;
-        Ok(ctx.organization_id())
+    pub(super) async fn org(&self) -> Result<OrganizationId> {
+        self.tenant
+            .require_manage("only company admins and API keys may manage webhooks")
+            .await?;
+        Ok(self.tenant.context().organization_id())
     }
 
     /// The row `q` answers, or [`Error::NotFound`] of `entity` `id`.
@@ -234,7 +235,7 @@ impl WebhookSubscriptions<'_> {
         &self,
         new: NewWebhookSubscription,
     ) -> Result<(WebhookSubscription, String)> {
-        let org = self.org()?;
+        let org = self.org().await?;
         let mut v = Validator::new();
         self.check_url(&new.url, &mut v);
         v.opt_text("description", new.description.as_deref(), 500);
@@ -277,7 +278,7 @@ impl WebhookSubscriptions<'_> {
 
     /// The organization's subscriptions, oldest first.
     pub async fn list(&self) -> Result<Vec<WebhookSubscription>> {
-        let org = self.org()?;
+        let org = self.org().await?;
         let mut q = Sql::new("select ");
         q.push(COLUMNS)
             .push(" from webhook_subscriptions where organization_id = ");
@@ -291,7 +292,7 @@ impl WebhookSubscriptions<'_> {
     /// # Errors
     /// [`Error::NotFound`] for a subscription of no (or another) organization.
     pub async fn get(&self, id: WebhookSubscriptionId) -> Result<WebhookSubscription> {
-        let org = self.org()?;
+        let org = self.org().await?;
         let mut q = Sql::new("select ");
         q.push(COLUMNS)
             .push(" from webhook_subscriptions where organization_id = ");
@@ -308,7 +309,7 @@ impl WebhookSubscriptions<'_> {
         id: WebhookSubscriptionId,
         patch: WebhookSubscriptionPatch,
     ) -> Result<WebhookSubscription> {
-        let org = self.org()?;
+        let org = self.org().await?;
         let mut v = Validator::new();
         if let Some(url) = &patch.url {
             self.check_url(url, &mut v);
@@ -350,7 +351,7 @@ impl WebhookSubscriptions<'_> {
     /// # Errors
     /// [`Error::NotFound`].
     pub async fn delete(&self, id: WebhookSubscriptionId) -> Result<()> {
-        let org = self.org()?;
+        let org = self.org().await?;
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
         let out = async {
@@ -382,7 +383,7 @@ impl WebhookSubscriptions<'_> {
         id: WebhookSubscriptionId,
         overlap: Option<TimeDelta>,
     ) -> Result<(WebhookSubscription, String)> {
-        let org = self.org()?;
+        let org = self.org().await?;
         let overlap = overlap.unwrap_or(DEFAULT_ROTATION_OVERLAP);
         let mut v = Validator::new();
         v.check(
