@@ -1761,6 +1761,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhook-subscriptions/{id}/permission-set": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Makes a webhook subscription deliver with a permission set (`null`: every record and
+         *     field): records out of the set's reach arrive as tombstones, fields it hides are removed.
+         */
+        put: operations["assign_to_webhook_subscription"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/webhook-subscriptions/{id}/replay": {
         parameters: {
             query?: never;
@@ -5570,6 +5590,13 @@ export interface components {
             id: components["schemas"]["WebhookSubscriptionId"];
             /** @description Its organization. */
             organization_id: components["schemas"]["OrganizationId"];
+            /**
+             * Format: uuid
+             * @description The permission set its deliveries are seen with (records out of its reach arrive as
+             *     tombstones, hidden fields are removed); `None`: everything, as an admin sees it. Set
+             *     with [`crate::access::PermissionSets::assign_to_webhook_subscription`].
+             */
+            permission_set_id?: string | null;
             /**
              * Format: date-time
              * @description Until when the secret before the last rotation still signs too.
@@ -11571,6 +11598,55 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            500: components["responses"]["InternalError"];
+        };
+    };
+    assign_to_webhook_subscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Webhook subscription id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignPermissionSet"];
+            };
+        };
+        responses: {
+            /** @description Assigned */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description Not a company admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such subscription or set in your organization */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
             500: components["responses"]["InternalError"];
         };
     };

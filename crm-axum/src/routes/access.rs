@@ -28,6 +28,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(get_set, update_set, delete_set))
         .routes(routes!(assign_to_user))
         .routes(routes!(assign_to_api_key))
+        .routes(routes!(assign_to_webhook_subscription))
         .routes(routes!(list_teams, create_team))
         .routes(routes!(get_team, update_team, delete_team))
         .routes(routes!(list_members))
@@ -172,6 +173,29 @@ async fn assign_to_api_key(
 ) -> ApiResult<StatusCode> {
     let set = req.permission_set_id.map(PermissionSetId::from_uuid);
     tenant.permission_sets().assign_to_api_key(id, set).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Makes a webhook subscription deliver with a permission set (`null`: every record and
+/// field): records out of the set's reach arrive as tombstones, fields it hides are removed.
+#[utoipa::path(put, path = "/webhook-subscriptions/{id}/permission-set", tag = tags::PERMISSION_SETS,
+    params(("id" = Uuid, Path, description = "Webhook subscription id")),
+    request_body = AssignPermissionSet, security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 204, description = "Assigned"),
+        (status = 403, description = "Not a company admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such subscription or set in your organization", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn assign_to_webhook_subscription(
+    tenant: Tenant,
+    Path(id): Path<Uuid>,
+    Json(req): Json<AssignPermissionSet>,
+) -> ApiResult<StatusCode> {
+    let set = req.permission_set_id.map(PermissionSetId::from_uuid);
+    tenant
+        .permission_sets()
+        .assign_to_webhook_subscription(id, set)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

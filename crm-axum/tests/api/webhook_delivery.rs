@@ -823,7 +823,87 @@ async fn concurrent_workers_deliver_each_change_once_in_record_order() {
     }
 }
 
+/// A subscription that names a permission set delivers what a holder of the set may see: an
+/// account with the field the set hides removed, a contact (out of its reach) as a tombstone.
+async fn a_subscription_with_a_permission_set_delivers_what_the_set_sees(crm: Crm) {
+    use crm_core::access::{EntityAccess, FieldRule, NewPermissionSet};
+    use std::collections::BTreeMap;
+
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    let receiver = Receiver::start(|_, _| 200).await;
+    let (sub, _) = subscribe(&admin, receiver.url(), &["account.*", "contact.*"]).await;
+    assert_eq!(sub.permission_set_id, None);
+    let set = admin
+        .permission_sets()
+        .create(NewPermissionSet {
+            name: "Partner".into(),
+            description: "accounts without revenue".into(),
+            entities: BTreeMap::from([("accounts".to_owned(), EntityAccess::ALL)]),
+            fields: BTreeMap::from([(
+                "accounts".to_owned(),
+                BTreeMap::from([("annual_revenue_minor".to_owned(), FieldRule::Hidden)]),
+            )]),
+        })
+        .await
+        .unwrap();
+    admin
+        .permission_sets()
+        .assign_to_webhook_subscription(sub.id.uuid(), Some(set.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        admin
+            .webhooks()
+            .get(sub.id)
+            .await
+            .unwrap()
+            .permission_set_id,
+        Some(set.id.uuid())
+    );
+    // The set is in use: it may not go.
+    assert!(matches!(
+        admin.permission_sets().delete(set.id).await,
+        Err(Error::Conflict(_))
+    ));
+
+    admin
+        .accounts()
+        .create(crm_core::NewAccount {
+            name: "Initech".into(),
+            annual_revenue_minor: Some(500),
+            annual_revenue_currency: Some("EUR".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    admin.contact("Ada").await;
+    let (stop, worker) = start(&crm, quick());
+    let hits = receiver
+        .until("the account and the contact", |h| delivered(h) == 2)
+        .await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    let of = |t: &str| {
+        hits.iter()
+            .find(|h| h.json["type"] == t)
+            .unwrap_or_else(|| panic!("no {t}: {:?}", summary(&hits)))
+            .json["data"]
+            .clone()
+    };
+    let account = of("account.created");
+    assert_eq!(account["changes"]["name"]["after"], "Initech");
+    assert!(
+        account["changes"].get("annual_revenue_minor").is_none(),
+        "{account}"
+    );
+    let contact = of("contact.created");
+    assert_eq!(contact["changes"], json!({}), "a tombstone: {contact}");
+    assert_eq!(contact["actor_id"], Value::Null);
+}
+
 crate::on_both_backends!(
+    a_subscription_with_a_permission_set_delivers_what_the_set_sees,
     https_deliveries_speak_tls_or_nothing,
     https_deliveries_trust_the_given_roots_and_no_other,
     subscriptions_outlive_their_creators,

@@ -30,7 +30,7 @@
 
 pub(crate) mod grants;
 mod permission_sets;
-mod resolve;
+pub(crate) mod resolve;
 pub(crate) mod rules;
 mod shares;
 mod teams;

@@ -468,13 +468,17 @@ impl PermissionSets<'_> {
                     .bind(org)
                     .push(" and revoked_at is null and permission_set_id = ")
                     .bind(id)
+                    .push(") + (select count(*) from webhook_subscriptions where organization_id = ")
+                    .bind(org)
+                    .push(" and permission_set_id = ")
+                    .bind(id)
                     .push(")");
                 let (holders,): (i64,) = tx.conn().fetch_one(&q).await?;
                 if holders > 0 {
                     return Err(Error::conflict(
                         "in_use",
                         format!(
-                            "permission set `{}` is held by {holders} users or API keys; assign them another first",
+                            "permission set `{}` is held by {holders} users, API keys or webhook subscriptions; assign them another first",
                             current.name
                         ),
                     ));
@@ -520,6 +524,26 @@ impl PermissionSets<'_> {
     /// [`Error::NotFound`] for an unknown or revoked key, or an unknown set.
     pub async fn assign_to_api_key(&self, key: Uuid, set: Option<PermissionSetId>) -> Result<()> {
         self.assign("api_keys", "api_key", key, set).await
+    }
+
+    /// Makes webhook subscription `subscription` deliver with the permission set `set`: records
+    /// out of the set's reach arrive as tombstones, fields it hides are removed (`None`: every
+    /// record and field, as before).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown subscription or set.
+    pub async fn assign_to_webhook_subscription(
+        &self,
+        subscription: Uuid,
+        set: Option<PermissionSetId>,
+    ) -> Result<()> {
+        self.assign(
+            "webhook_subscriptions",
+            "webhook subscription",
+            subscription,
+            set,
+        )
+        .await
     }
 
     async fn assign(

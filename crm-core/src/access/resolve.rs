@@ -131,19 +131,7 @@ async fn resolve(conn: &mut Conn<'_>, tenant: &Tenant) -> Result<Grants> {
                         .ok_or(Error::Unauthenticated)?;
                     user_grants(conn, org, user, role).await?
                 }
-                (None, Some(set)) => {
-                    let rules = StoredRules::read(conn, org, set).await?;
-                    Grants::new(
-                        rules.entities,
-                        EntityAccess::NONE,
-                        rules.fields,
-                        None,
-                        Vec::new(),
-                        Vec::new(),
-                        (true, true, true),
-                    )
-                    .finish(&tables())
-                }
+                (None, Some(set)) => of_permission_set(conn, org, set).await?,
                 // A key acts on its own with the built-in access of the `user` role; its own
                 // records are those it created.
                 (None, None) => {
@@ -153,6 +141,29 @@ async fn resolve(conn: &mut Conn<'_>, tenant: &Tenant) -> Result<Grants> {
             Ok(narrowed(base, &scopes, user.is_some()))
         }
     }
+}
+
+/// The grants of a holder of permission set `set` that is no user (an API key of its own, a
+/// webhook subscription): the set's reach and field rules, no teams, no records of its own.
+///
+/// # Errors
+/// [`Error::NotFound`] for an unknown set; storage errors.
+pub(crate) async fn of_permission_set(
+    conn: &mut Conn<'_>,
+    org: crate::organizations::OrganizationId,
+    set: Uuid,
+) -> Result<Grants> {
+    let rules = StoredRules::read(conn, org, set).await?;
+    Ok(Grants::new(
+        rules.entities,
+        EntityAccess::NONE,
+        rules.fields,
+        None,
+        Vec::new(),
+        Vec::new(),
+        (true, true, true),
+    )
+    .finish(&tables()))
 }
 
 /// The grants of `user` acting with `role`: everything for admins; otherwise their permission

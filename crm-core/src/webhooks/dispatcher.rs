@@ -27,12 +27,14 @@ use super::destination::Destination;
 use super::signature;
 use super::subscriptions::EventTypes;
 use super::transport::{Answer, Outgoing, WebhookTransport};
+use crate::access::resolve::of_permission_set;
 use crate::changes::{Change, cursor_position, cursor_text};
 use crate::context::TenantContext;
 use crate::crm::Crm;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::organizations::OrganizationId;
+use crate::record::screen_events;
 use crate::storage::{Backend, Conn, Rows, Sql};
 use crate::tenant::Tenant;
 use crate::time::now;
@@ -123,6 +125,8 @@ struct Subscription {
     previous_secret_until: Option<DateTime<Utc>>,
     feed_cursor: String,
     head: Option<i64>,
+    /// The permission set its deliveries are seen with, if any.
+    permission_set_id: Option<Uuid>,
 }
 
 /// A delivery taken by this worker.
@@ -202,7 +206,7 @@ impl Dispatcher {
     async fn organization_pass(&self, t: &Tenant, inflight: &mut JoinSet<()>) -> Result<()> {
         let org = t.context().organization_id();
         let mut q = Sql::new(
-            "select s.id, s.url, s.event_types, s.secret, s.previous_secret, s.previous_secret_until, s.feed_cursor, h.position as head from webhook_subscriptions s left join feed_heads h on h.organization_id = s.organization_id where s.organization_id = ",
+            "select s.id, s.url, s.event_types, s.secret, s.previous_secret, s.previous_secret_until, s.feed_cursor, h.position as head, s.permission_set_id from webhook_subscriptions s left join feed_heads h on h.organization_id = s.organization_id where s.organization_id = ",
         );
         q.bind(org).push(" and s.active");
         let subs: Vec<Subscription> = t.session().await?.conn().fetch_all(&q).await?;
@@ -356,11 +360,18 @@ impl Attempt {
         let org = t.context().organization_id();
         let mut q = Sql::new("select * from events where organization_id = ");
         q.bind(org).push(" and id = ").bind(c.event_id);
-        let event: Option<Event> = t.session().await?.conn().fetch_optional(&q).await?;
-        let Some(event) = event else {
+        let mut s = t.session().await?;
+        let event: Option<Event> = s.conn().fetch_optional(&q).await?;
+        let Some(mut event) = event else {
             let why = "the event is no longer in the change feed (retention)";
             return self.record(Err(why.to_owned())).await;
         };
+        // A subscription that names a permission set delivers what its holder may see.
+        if let Some(set) = self.sub.permission_set_id {
+            let grants = of_permission_set(&mut s.conn(), org, set).await?;
+            screen_events(&mut s.conn(), org, &grants, [&mut event]).await?;
+        }
+        drop(s);
         let change = Change {
             cursor: cursor_text(c.feed_position, event.id.uuid()),
             event,

@@ -59,13 +59,17 @@ pub struct WebhookSubscription {
     /// Who created it: the user's id, or the API key's. The subscription outlives them: it
     /// keeps delivering after the user is deactivated or the key revoked.
     pub created_by: Option<Uuid>,
+    /// The permission set its deliveries are seen with (records out of its reach arrive as
+    /// tombstones, hidden fields are removed); `None`: everything, as an admin sees it. Set
+    /// with [`crate::access::PermissionSets::assign_to_webhook_subscription`].
+    pub permission_set_id: Option<Uuid>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it was last changed.
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, organization_id, url, description, event_types, active, disabled_reason, disabled_at, failing_since, previous_secret_until, created_by, created_at, updated_at";
+const COLUMNS: &str = "id, organization_id, url, description, event_types, active, disabled_reason, disabled_at, failing_since, previous_secret_until, created_by, permission_set_id, created_at, updated_at";
 
 /// The event types a subscription receives: `{entity}.{action}` (`contact.created`),
 /// `{entity}.*`, or `*`; none means every event.
