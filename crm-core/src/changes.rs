@@ -155,7 +155,9 @@ impl Changes<'_> {
         crate::validation::page_limit(limit, MAX_CHANGES_PAGE)?;
         let after = after.map(Cursor::decode).transpose()?;
         let org = self.tenant.context().organization_id();
-        let mut s = self.tenant.session().await?;
+        // Bound to a restricted reader's reach, so that row-level security backs the
+        // screening below.
+        let mut s = self.tenant.reading(&grants).await?;
         let mut conn = s.conn();
         let backend = conn.backend();
         let position = backend.feed_position();

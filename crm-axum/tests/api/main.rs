@@ -10,6 +10,13 @@
 #[allow(dead_code, unused_imports)]
 mod harness;
 
+// The random organizations and the model of the access property test, shared with crm-core.
+#[path = "../../../crm-core/tests/behaviour/access_world.rs"]
+#[allow(
+    dead_code,
+    reason = "callers are reached by token here, not by tenant context"
+)]
+mod access_world;
 mod helpers;
 mod limits;
 mod schema_check;
@@ -17,6 +24,7 @@ mod test_ca;
 mod throwaway;
 
 mod access;
+mod access_model;
 mod accounts_of_people;
 mod admin;
 mod auth;

@@ -59,6 +59,9 @@ pub struct Grants {
     /// The row-level-security binding of a restricted reader (PostgreSQL); `None` when every
     /// entity is readable in full.
     binding: Option<Arc<ReadBinding>>,
+    /// Reads add no reach condition: row-level security alone screens them (tests of the
+    /// policies; see [`crate::CrmBuilder::row_level_security_alone`]).
+    rls_alone: bool,
 }
 
 impl Grants {
@@ -84,6 +87,7 @@ impl Grants {
             read_scope: Vec::new(),
             settings_out_of_scope: false,
             binding: None,
+            rls_alone: false,
         }
     }
 
@@ -114,6 +118,7 @@ impl Grants {
             read_scope: Vec::new(),
             settings_out_of_scope: false,
             binding: None,
+            rls_alone: false,
         }
     }
 
@@ -149,6 +154,12 @@ impl Grants {
             ))
         });
         self
+    }
+
+    /// Leaves the screening of reads to row-level security alone: see
+    /// [`crate::CrmBuilder::row_level_security_alone`].
+    pub(crate) fn leave_reads_to_row_level_security(&mut self) {
+        self.rls_alone = true;
     }
 
     /// The access to the records of `table`.
@@ -368,7 +379,7 @@ impl Grants {
     /// through on PostgreSQL (migration `0018_record_visibility`).
     pub(crate) fn push_reach(&self, sql: &mut Sql, scope: ReachScope, need: Need) {
         let reach = self.reach(scope.table, need);
-        if reach == Reach::All {
+        if reach == Reach::All || (need == Need::Read && self.rls_alone && self.binding.is_some()) {
             return;
         }
         sql.push(" and (");

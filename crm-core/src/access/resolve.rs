@@ -69,7 +69,11 @@ impl Tenant {
     /// Resolves the caller's grants on `conn` and caches them.
     async fn resolve_grants(&self, conn: &mut Conn<'_>) -> Result<Arc<Grants>> {
         let ctx = self.context();
-        let resolved = Arc::new(resolve(conn, self).await?);
+        let mut resolved = resolve(conn, self).await?;
+        if self.crm().rls_alone() {
+            resolved.leave_reads_to_row_level_security();
+        }
+        let resolved = Arc::new(resolved);
         self.crm()
             .grants_cache()
             .insert((ctx.organization_id(), ctx.actor()), resolved.clone());

@@ -369,9 +369,13 @@ impl Attempt {
         // A subscription that names a permission set delivers what its holder may see.
         if let Some(set) = self.sub.permission_set_id {
             let grants = of_permission_set(&mut s.conn(), org, set).await?;
-            screen_events(&mut s.conn(), org, &grants, [&mut event]).await?;
+            drop(s);
+            // Read as the holder of the set, so that row-level security backs the screening.
+            let mut r = t.reading(&grants).await?;
+            screen_events(&mut r.conn(), org, &grants, [&mut event]).await?;
+        } else {
+            drop(s);
         }
-        drop(s);
         let change = Change {
             cursor: cursor_text(c.feed_position, event.id.uuid()),
             event,

@@ -6,6 +6,8 @@
 mod harness;
 
 mod access;
+mod access_model;
+mod access_world;
 mod activities;
 mod auth;
 mod catalog;
