@@ -1,7 +1,7 @@
 //! Connecting to the database and finding organizations.
 
 use anyhow::Context as _;
-use crm_core::{Crm, Organization, OrganizationId, Tenant, TenantContext};
+use crm_core::{Crm, Organization, OrganizationId, Tenant, TenantContext, User, UserId};
 
 /// Connects to `url`; applies pending migrations when `migrate`; keeps the URL's role on
 /// PostgreSQL when `no_rls`; enqueues to and works the job queue `job_queue`; sends webhooks
@@ -79,6 +79,28 @@ pub(crate) async fn organizations(
 pub(crate) async fn system(crm: &Crm, key: &str) -> anyhow::Result<Tenant> {
     let org = organization(crm, key).await?;
     Ok(crm.tenant(&TenantContext::system(org.id)))
+}
+
+/// The user named by `key` (an email or an id) in the organization of `t`.
+pub(crate) async fn user(t: &Tenant, key: &str) -> anyhow::Result<User> {
+    let found = match key.parse::<UserId>() {
+        Ok(id) => t.users().get(id).await,
+        Err(_) => t.users().get_by_email(key).await,
+    };
+    found.with_context(|| format!("unknown user `{key}` (give an email or id)"))
+}
+
+/// The tenant a records command acts as in organization `org`: the system, which reaches
+/// everything, or with `as_user` (an email or id) that active user, with their role, permission
+/// set, teams and shares, exactly as the API would serve them.
+pub(crate) async fn acting(crm: &Crm, org: &str, as_user: Option<&str>) -> anyhow::Result<Tenant> {
+    let t = system(crm, org).await?;
+    let Some(key) = as_user else {
+        return Ok(t);
+    };
+    let u = user(&t, key).await?;
+    anyhow::ensure!(u.is_active, "user `{key}` is deactivated");
+    Ok(crm.tenant(&TenantContext::user(u.organization_id, u.id, u.role)))
 }
 
 #[cfg(test)]

@@ -7,10 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
+use crm_core::access::FieldRule;
 use crm_core::{Deleted, Entity, EntityKind, EntityVisitor, Filter, ListQuery, Op, Tenant};
 use serde_json::Value;
 
-use crate::connect::system;
+use crate::connect::acting;
 use crate::entity::{COMMON, Work, cell_of, entity_parser};
 use crate::spreadsheet;
 
@@ -32,6 +33,10 @@ pub(crate) struct ExportArgs {
     /// Organization slug or id.
     #[arg(long)]
     org: String,
+    /// Export as this user (email or id): only the records they reach, without the fields
+    /// hidden from them. By default the export acts as the system and holds everything.
+    #[arg(long = "as", value_name = "USER")]
+    as_user: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "csv")]
     format: Format,
@@ -54,7 +59,7 @@ pub(crate) struct ExportArgs {
 }
 
 pub(crate) async fn run(crm: &crm_core::Crm, args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let t = system(crm, &args.org).await?;
+    let t = acting(crm, &args.org, args.as_user.as_deref()).await?;
     let sink: Box<dyn Write> = match &args.output {
         Some(path) => {
             Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?)
@@ -122,17 +127,26 @@ async fn export<E: Entity>(
         },
         ..Default::default()
     };
+    // A field hidden from the caller has no column: its values are not theirs to see.
+    let grants = t.grants().await?;
+    let shown = |name: &str| grants.field_rule(E::TABLE, name) != Some(FieldRule::Hidden);
     let keys: Vec<String> = t
         .custom_fields()
         .list(E::KIND)
         .await?
         .into_iter()
         .map(|d| d.key)
+        .filter(|k| shown(k))
         .collect();
     let columns: Vec<String> = COMMON
         .iter()
         .map(|c| (*c).to_owned())
-        .chain(E::COLUMNS.iter().map(|c| c.name.to_owned()))
+        .chain(
+            E::COLUMNS
+                .iter()
+                .filter(|c| shown(c.name))
+                .map(|c| c.name.to_owned()),
+        )
         .chain(keys.iter().map(|k| format!("custom_fields.{k}")))
         .collect();
     match args.format {

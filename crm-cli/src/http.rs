@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use crm_axum::AuthConfig;
 use crm_axum::server::{self, MetricsEndpoint, ServerOptions};
-use crm_core::{Crm, UserId};
+use crm_core::Crm;
 use serde::Serialize;
 
 use crate::Output;
@@ -181,11 +181,7 @@ pub(crate) async fn token(crm: &Crm, cmd: TokenCommand, out: Output) -> anyhow::
     let secret = secret(true)?.unwrap_or_default();
     let org = organization(crm, &org).await?;
     let t = crm.tenant(&crm_core::TenantContext::system(org.id));
-    let user = match user.parse::<UserId>() {
-        Ok(id) => t.users().get(id).await,
-        Err(_) => t.users().get_by_email(&user).await,
-    }
-    .with_context(|| format!("unknown user `{user}`"))?;
+    let user = crate::connect::user(&t, &user).await?;
     // The principal check refuses deactivated users and suspended organizations, as the API does.
     let principal = crm
         .auth()

@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::Output;
-use crate::connect::system;
+use crate::connect::acting;
 use crate::entity::{COMMON, Work, cell_for_column, cell_for_custom, editable, entity_parser};
 use crate::spreadsheet;
 
@@ -40,6 +40,11 @@ pub(crate) struct ImportArgs {
     /// Organization slug or id.
     #[arg(long)]
     org: String,
+    /// Import as this user (email or id): rows are written with their access (what they may
+    /// create, the fields they may write) and name them as creator. By default the import acts
+    /// as the system.
+    #[arg(long = "as", value_name = "USER")]
+    as_user: Option<String>,
     /// Map a CSV header to a field, `HEADER=FIELD` (repeatable); `HEADER=` ignores a column.
     /// Custom fields are `custom_fields.<key>`.
     #[arg(long = "map", value_name = "HEADER=FIELD")]
@@ -131,7 +136,7 @@ pub(crate) async fn run(
     args: ImportArgs,
     out: Output,
 ) -> anyhow::Result<ExitCode> {
-    let t = system(crm, &args.org).await?;
+    let t = acting(crm, &args.org, args.as_user.as_deref()).await?;
     args.entity
         .visit(Import {
             t: &t,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use crm_core::{Crm, NewUser, Password, PasswordKind, Role, Tenant, User, UserId};
+use crm_core::{Crm, NewUser, Password, PasswordKind, Role, User};
 
 use crate::Output;
 use crate::connect::system;
@@ -86,14 +86,6 @@ fn line(u: &User) -> String {
     )
 }
 
-async fn find(t: &Tenant, key: &str) -> anyhow::Result<User> {
-    let found = match key.parse::<UserId>() {
-        Ok(id) => t.users().get(id).await,
-        Err(_) => t.users().get_by_email(key).await,
-    };
-    found.with_context(|| format!("unknown user `{key}` (give an email or id)"))
-}
-
 fn read_password(stdin: bool) -> anyhow::Result<Password> {
     let password = if stdin {
         let mut line = String::new();
@@ -160,7 +152,7 @@ pub(crate) async fn run(crm: &Crm, cmd: UserCommand, out: Output) -> anyhow::Res
         }
         UserCommand::SetRole { org, user, role } => {
             let t = system(crm, &org).await?;
-            let id = find(&t, &user).await?.id;
+            let id = crate::connect::user(&t, &user).await?.id;
             let user = t.users().set_role(id, role.parse()?).await?;
             out.show(&user, || format!("updated {}", line(&user)))?;
         }
@@ -171,7 +163,7 @@ pub(crate) async fn run(crm: &Crm, cmd: UserCommand, out: Output) -> anyhow::Res
             permanent,
         } => {
             let t = system(crm, &org).await?;
-            let id = find(&t, &user).await?.id;
+            let id = crate::connect::user(&t, &user).await?.id;
             let kind = if permanent {
                 PasswordKind::Permanent
             } else {
@@ -195,7 +187,7 @@ pub(crate) async fn run(crm: &Crm, cmd: UserCommand, out: Output) -> anyhow::Res
         }
         UserCommand::Deactivate { org, user } => {
             let t = system(crm, &org).await?;
-            let id = find(&t, &user).await?.id;
+            let id = crate::connect::user(&t, &user).await?.id;
             let user = t.users().deactivate(id).await?;
             out.show(&user, || format!("deactivated {}", line(&user)))?;
         }

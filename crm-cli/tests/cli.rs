@@ -1796,7 +1796,8 @@ async fn teams_and_permission_sets(postgres: bool) {
     let rules = dir.path().join("rules.json");
     std::fs::write(
         &rules,
-        r#"{"name": "Reps", "entities": {"contacts": {"read": "team", "write": "own", "delete": "none"}}}"#,
+        r#"{"name": "Reps", "entities": {"contacts": {"read": "team", "write": "own", "delete": "none"}},
+            "fields": {"contacts": {"phone": "hidden", "title": "read_only"}}}"#,
     )
     .unwrap();
     let file = rules.to_str().unwrap();
@@ -1824,6 +1825,88 @@ async fn teams_and_permission_sets(postgres: bool) {
     .output()
     .unwrap();
     assert!(!out.status.success(), "a taken name is refused");
+
+    // Exports and imports `--as` the rep honour the set: their team's records only, no hidden
+    // column, and no write of a read-only field.
+    let other = json(
+        &url,
+        &[
+            &["user", "create"][..],
+            &org,
+            &[
+                "--email",
+                "other@example.com",
+                "--name",
+                "Other",
+                "--no-password",
+            ],
+        ]
+        .concat(),
+    );
+    let people = dir.path().join("people.csv");
+    std::fs::write(
+        &people,
+        format!(
+            "last_name,phone,owner_id\nMine,+1 555 0101,{user_id}\nTheirs,+1 555 0102,{}\n",
+            other["id"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let people = people.to_str().unwrap();
+    json(&url, &[&["import", "contacts", people][..], &org].concat());
+    let as_rep = ["--as", "rep@example.com"];
+    let export = text(&url, &[&["export", "contacts"][..], &org, &as_rep].concat());
+    let mut lines = export.lines();
+    let header = lines.next().unwrap();
+    assert!(!header.split(',').any(|c| c == "phone"), "{header}");
+    assert!(header.split(',').any(|c| c == "title"), "{header}");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 1, "{export}");
+    assert!(
+        rows[0].contains("Mine") && !rows[0].contains("555"),
+        "{export}"
+    );
+    let everything = text(&url, &[&["export", "contacts"][..], &org].concat());
+    assert!(everything.contains("Theirs") && everything.contains("555 0102"));
+
+    let titled = dir.path().join("titled.csv");
+    std::fs::write(&titled, "last_name,title\nNew,Buyer\n").unwrap();
+    let args = [
+        &["import", "contacts", titled.to_str().unwrap()][..],
+        &org,
+        &as_rep,
+    ]
+    .concat();
+    let out = crm(&url, &args).output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a read-only field is refused: {said}"
+    );
+    assert!(said.contains("title"), "{said}");
+    let plain = dir.path().join("plain.csv");
+    std::fs::write(&plain, "last_name\nRep's own\n").unwrap();
+    let args = [
+        &["import", "contacts", plain.to_str().unwrap()][..],
+        &org,
+        &as_rep,
+    ]
+    .concat();
+    json(&url, &args);
+    let export = text(&url, &[&["export", "contacts"][..], &org, &as_rep].concat());
+    assert_eq!(
+        export.lines().count(),
+        3,
+        "what they created is theirs: {export}"
+    );
+    let unknown = [
+        &["export", "contacts"][..],
+        &org,
+        &["--as", "nobody@example.com"],
+    ]
+    .concat();
+    assert!(!crm(&url, &unknown).output().unwrap().status.success());
 }
 
 #[tokio::test]
