@@ -25,7 +25,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::access::grants::Grants;
 use crate::context::Actor;
 use crate::error::{Error, Result};
 use crate::events::Event;
@@ -151,7 +150,7 @@ impl Changes<'_> {
     /// [`Error::Forbidden`] (`admin_only`) for users below company admin;
     /// [`Error::Validation`] for a `limit` out of range or a cursor this feed did not return.
     pub async fn after(&self, after: Option<&str>, limit: u32) -> Result<Page<Change>> {
-        let grants = self.may_read().await?;
+        let grants = self.tenant.require_changes().await?;
         crate::validation::page_limit(limit, MAX_CHANGES_PAGE)?;
         let after = after.map(Cursor::decode).transpose()?;
         let org = self.tenant.context().organization_id();
@@ -220,7 +219,7 @@ impl Changes<'_> {
     /// # Errors
     /// [`Error::Forbidden`] (`admin_only`) for users below company admin.
     pub async fn head(&self) -> Result<String> {
-        self.may_read().await?;
+        self.tenant.require_changes().await?;
         let org = self.tenant.context().organization_id();
         let mut q = Sql::new("select position from feed_heads where organization_id = ");
         q.bind(org);
@@ -241,7 +240,7 @@ impl Changes<'_> {
     /// [`Error::Forbidden`] (`admin_only`) for users below company admin;
     /// [`Error::Validation`] (`out_of_range`) for a time outside the years 1 to 9999.
     pub async fn cursor_before(&self, at: DateTime<Utc>) -> Result<String> {
-        self.may_read().await?;
+        self.tenant.require_changes().await?;
         let at = within_years("at", at)?;
         let org = self.tenant.context().organization_id();
         let mut s = self.tenant.session().await?;
@@ -320,25 +319,6 @@ impl Changes<'_> {
         }
         .await;
         tx.settle(out).await
-    }
-
-    /// The reader's grants, if they may read the feed at all (company admins, the system, API
-    /// keys with the `changes` scope).
-    async fn may_read(&self) -> Result<std::sync::Arc<Grants>> {
-        let grants = self.tenant.grants().await?;
-        if grants.may_read_changes() {
-            Ok(grants)
-        } else if matches!(self.tenant.context().actor(), Actor::ApiKey(_)) {
-            Err(Error::forbidden(
-                "out_of_scope",
-                "this API key's scopes do not include the change feed",
-            ))
-        } else {
-            Err(Error::forbidden(
-                "admin_only",
-                "only company admins and API keys may read the change feed",
-            ))
-        }
     }
 }
 

@@ -31,6 +31,7 @@
 pub(crate) mod grants;
 mod permission_sets;
 pub(crate) mod resolve;
+pub(crate) mod roles;
 pub(crate) mod rules;
 mod shares;
 mod teams;

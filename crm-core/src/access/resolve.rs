@@ -95,6 +95,25 @@ impl Tenant {
         self.grants().await?.require_manage(message)
     }
 
+    /// The caller's grants, if they may read the organization's change feed at all (company
+    /// admins, the system, API keys with the `changes` or `all` scope); else 403.
+    pub(crate) async fn require_changes(&self) -> Result<Arc<Grants>> {
+        let grants = self.grants().await?;
+        if grants.may_read_changes() {
+            Ok(grants)
+        } else if matches!(self.context().actor(), Actor::ApiKey(_)) {
+            Err(Error::forbidden(
+                "out_of_scope",
+                "this API key's scopes do not include the change feed",
+            ))
+        } else {
+            Err(Error::forbidden(
+                "admin_only",
+                "only company admins and API keys may read the change feed",
+            ))
+        }
+    }
+
     /// Forgets the cached grants of this organization's callers, after a change of access.
     pub(crate) fn forget_grants(&self) {
         let org = self.context().organization_id();

@@ -98,12 +98,7 @@ impl<'t> ApiKeys<'t> {
 
     fn admin(&self) -> Result<OrganizationId> {
         let ctx = self.tenant.context();
-        if !ctx.role().is_admin() {
-            return Err(Error::forbidden(
-                "admin_only",
-                "only company admins may manage API keys",
-            ));
-        }
+        crate::access::roles::require_admin(ctx, "manage API keys")?;
         Ok(ctx.organization_id())
     }
 

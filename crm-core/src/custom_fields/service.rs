@@ -51,14 +51,10 @@ impl<'t> CustomFields<'t> {
     }
 
     fn require_admin(&self) -> Result<()> {
-        if self.tenant.context().role().is_admin() {
-            Ok(())
-        } else {
-            Err(Error::forbidden(
-                "admin_only",
-                "only company admins may change custom field definitions",
-            ))
-        }
+        crate::access::roles::require_admin(
+            self.tenant.context(),
+            "change custom field definitions",
+        )
     }
 
     /// The definitions of `entity`, archived ones included, by key.

@@ -372,14 +372,7 @@ impl Records<'_, Invoice> {
 
     /// Settling and cancelling invoices moves money on the books: company admins only.
     fn finance(&self, what: &str) -> Result<()> {
-        if self.tenant().context().role().is_admin() {
-            Ok(())
-        } else {
-            Err(Error::forbidden(
-                "admin_only",
-                format!("only company admins may {what}"),
-            ))
-        }
+        crate::access::roles::require_admin(self.tenant().context(), what)
     }
 
     async fn transition(

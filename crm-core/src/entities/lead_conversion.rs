@@ -154,7 +154,7 @@ async fn convert_in(
     let op = Operation::Verb(Action::Converted);
     // Only company admins give an unowned record an owner (record/ownership.rs): for anyone
     // else, linking keeps the existing record's owner as it is.
-    let may_assign = t.context().role().is_admin();
+    let may_assign = crate::access::roles::is_admin(t.context());
     let name = lead.full_name();
     let company = lead
         .company

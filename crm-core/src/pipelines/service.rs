@@ -71,12 +71,7 @@ impl<'t> Pipelines<'t> {
 
     /// Creates a pipeline (company admins).
     pub async fn create(&self, new: NewPipeline) -> Result<Pipeline> {
-        if !self.tenant.context().role().is_admin() {
-            return Err(Error::forbidden(
-                "admin_only",
-                "only company admins may create pipelines",
-            ));
-        }
+        crate::access::roles::require_admin(self.tenant.context(), "create pipelines")?;
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
         let out = async {

@@ -98,12 +98,10 @@ impl<E: Entity> Records<'_, E> {
     /// Erases record `id` (live or trashed) and the person's data around it (see the module).
     /// Company admins only.
     pub(crate) async fn erase_with(&self, id: Id<E>) -> Result<Erasure> {
-        if !self.tenant().context().role().is_admin() {
-            return Err(Error::forbidden(
-                "admin_only",
-                format!("only company admins may erase a {}", E::NAME),
-            ));
-        }
+        crate::access::roles::require_admin(
+            self.tenant().context(),
+            format_args!("erase a {}", E::NAME),
+        )?;
         let ctx = *self.tenant().context();
         let mut s = self.tenant().session().await?;
         let mut tx = s.begin().await?;

@@ -29,7 +29,7 @@ pub(super) fn may_change_owner<E: Entity>(
     after: &E,
 ) -> Result<()> {
     let owner = current.fields.owner();
-    if owner == after.owner() || ctx.role().is_admin() {
+    if owner == after.owner() || crate::access::roles::is_admin(ctx) {
         return Ok(());
     }
     if owner.is_some() && owner.map(Id::uuid) == ctx.actor().id() {

@@ -12,7 +12,7 @@ use super::row::Record;
 use super::service::Records;
 use super::values::to_object;
 use crate::entities::{EntityKind, EntityVisitor};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::Id;
 use crate::storage::Sql;
 use crate::tenant::Tenant;
@@ -101,12 +101,7 @@ impl Tenant {
     /// # Errors
     /// [`Error::Forbidden`] for anyone but company admins and the system.
     pub async fn rebuild_match_keys(&self) -> Result<u64> {
-        if !self.context().role().is_admin() {
-            return Err(Error::forbidden(
-                "admin_only",
-                "only company admins may rebuild the duplicate-match keys",
-            ));
-        }
+        crate::access::roles::require_admin(self.context(), "rebuild the duplicate-match keys")?;
         let mut n = 0;
         for kind in EntityKind::ALL {
             n += kind.visit(RebuildKind(self)).await?;

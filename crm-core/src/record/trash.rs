@@ -15,6 +15,7 @@ use super::row::Record;
 use super::service::Records;
 use super::update::Change;
 use crate::access::grants::forget_shares;
+use crate::access::roles::require_admin;
 use crate::access::rules::Need;
 use crate::entities::{EntityKind, EntityVisitor};
 use crate::error::{Error, Result, ResultExt as _};
@@ -143,12 +144,7 @@ impl<E: Entity> Records<'_, E> {
 
     #[tracing::instrument(level = "debug", skip_all, fields(entity = E::NAME, org = %self.org()))]
     async fn purge_at(&self, id: Id<E>, version: Option<i64>) -> Result<()> {
-        if !self.ctx().role().is_admin() {
-            return Err(Error::forbidden(
-                "admin_only",
-                format!("only company admins may permanently delete a {}", E::NAME),
-            ));
-        }
+        require_admin(self.ctx(), format_args!("permanently delete a {}", E::NAME))?;
         self.tenant
             .retrying(|| async move {
                 let mut s = self.tenant.session().await?;
@@ -199,12 +195,7 @@ impl<E: Entity> Records<'_, E> {
         cutoff: DateTime<Utc>,
         dry_run: bool,
     ) -> Result<PurgeReport> {
-        if !self.ctx().role().is_admin() {
-            return Err(Error::forbidden(
-                "admin_only",
-                format!("only company admins may purge {} records", E::NAME),
-            ));
-        }
+        require_admin(self.ctx(), format_args!("purge {} records", E::NAME))?;
         let mut report = PurgeReport::default();
         let mut after: Option<Id<E>> = None;
         loop {

@@ -65,12 +65,7 @@ impl Users<'_> {
     /// [`Error::Validation`] for a password outside 8–1024 characters.
     pub async fn set_password(&self, id: UserId, new: &Password, kind: PasswordKind) -> Result<()> {
         let ctx = self.tenant().context();
-        if !ctx.role().is_admin() {
-            return Err(Error::forbidden(
-                "admin_only",
-                "only company admins may set another user's password",
-            ));
-        }
+        crate::access::roles::require_admin(ctx, "set another user's password")?;
         let user = self.get(id).await?;
         if user.role > ctx.role() && ctx.role() < Role::SuperAdmin {
             return Err(Error::forbidden(

@@ -28,11 +28,8 @@ impl Users<'_> {
     ) -> Result<User> {
         let ctx = *self.tenant().context();
         let myself = ctx.actor() == Actor::User(id);
-        if !myself && !ctx.role().is_admin() {
-            return Err(Error::forbidden(
-                "admin_only",
-                "only company admins may change another user's name or email",
-            ));
+        if !myself {
+            crate::access::roles::require_admin(&ctx, "change another user's name or email")?;
         }
         let current = self.get(id).await?;
         if !myself && current.role > ctx.role() {

@@ -149,12 +149,7 @@ impl<'t> Users<'t> {
         compute: impl FnOnce(&User) -> Option<(Role, Role, bool, bool)>,
     ) -> Result<User> {
         let ctx = self.tenant.context();
-        if !ctx.role().is_admin() {
-            return Err(Error::forbidden(
-                "admin_only",
-                "only company admins may manage users",
-            ));
-        }
+        crate::access::roles::require_admin(ctx, "manage users")?;
         let org = ctx.organization_id();
         let mut s = self.tenant.session().await?;
         let mut tx = s.begin().await?;
@@ -289,12 +284,7 @@ pub(crate) struct PreparedUser {
 impl PreparedUser {
     /// Checks `new` for creation by `ctx` and hashes its password.
     pub(crate) async fn new(crm: &crate::Crm, ctx: &TenantContext, new: NewUser) -> Result<Self> {
-        if !ctx.role().is_admin() {
-            return Err(Error::forbidden(
-                "admin_only",
-                "only company admins may create users",
-            ));
-        }
+        crate::access::roles::require_admin(ctx, "create users")?;
         if new.role > ctx.role() {
             return Err(Error::forbidden(
                 "role_above_own",

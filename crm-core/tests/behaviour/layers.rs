@@ -114,3 +114,32 @@ fn crm_core_modules_have_no_cycle() {
     let cycles: Vec<Vec<String>> = g.keys().filter_map(|m| cycle_from(&g, m)).collect();
     assert!(cycles.is_empty(), "module cycles: {cycles:#?}");
 }
+
+/// Authorization has one home: outside `access/`, no source file asks whether the caller is
+/// a company admin (`role().is_admin()`) or refuses with `admin_only` itself; they call
+/// `access::roles` (or the grants) instead.
+#[test]
+fn admin_checks_live_in_the_access_module() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for (module, file) in modules(&root) {
+        if module == "access" || module.starts_with("access::") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in src.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            if code.contains("role().is_admin()") || code.contains("\"admin_only\"") {
+                found.push(format!("{}:{}: {code}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        modules(&root).contains_key("access::roles"),
+        "the sources are read"
+    );
+    assert!(found.is_empty(), "role checks outside access: {found:#?}");
+}
