@@ -25,6 +25,12 @@
 #   PROFILE                   release or debug
 #   CRM_BIN                   a crm binary to run instead of building one
 #   RUNS, MODES, WARMUP       which runs (healthz get list search create), rls / no-rls, warm-up s
+#   READERS                   whose token each run uses (default `all`): `all` the first
+#                             organization's admin; `own` a user whose permission set reads only
+#                             the contacts they own; `team` one whose set reads their team's
+#                             (3 of the organization's 10 reps). The contacts of that organization
+#                             are given to the 10 reps round-robin on first use. GET by id picks
+#                             among the ids the reader may see.
 #   PERF=1                    a perf profile of the server per run, /tmp/crm-perf-RUN.data
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,6 +47,7 @@ CONNS=${CONNS:-32}
 PROFILE=${PROFILE:-release}
 WARMUP=${WARMUP:-2}
 RUNS=${RUNS:-get list search create}
+READERS=${READERS:-all}
 MODES=${MODES:-rls no-rls}
 DB=${CRM_LOAD_DB:-crm_load}
 PORT=${PORT:-18080}
@@ -81,10 +88,66 @@ if ! "$CRM" --json org list | grep -q '"seed-1-1"'; then
 fi
 
 ORG_ID=$(psql -h 127.0.0.1 -U postgres -d "$DB" -Atc "select id from organizations where slug = 'seed-1-1'")
-TOKEN=$("$CRM" token issue --org seed-1-1 --user admin@seed-1-1.test --minutes 120)
-export CRM_LOAD_IDS="$WORK/ids"
+ADMIN_TOKEN=$("$CRM" token issue --org seed-1-1 --user admin@seed-1-1.test --minutes 120)
 psql -h 127.0.0.1 -U postgres -d "$DB" -Atc \
-    "select id from contacts where organization_id = '$ORG_ID' and not is_deleted order by id" >"$CRM_LOAD_IDS"
+    "select id from contacts where organization_id = '$ORG_ID' and not is_deleted order by id" >"$WORK/ids-all"
+
+# Restricted readers (READERS own, team): ten reps own the organization's contacts
+# round-robin; rep0 holds a set that reads its own contacts, rep1 one that reads its team's
+# (rep1, rep2, rep3). Made once per database.
+if [[ " $READERS " == *" own "* || " $READERS " == *" team "* ]]; then
+    org=(--org seed-1-1)
+    if ! "$CRM" --json user list "${org[@]}" | grep -q 'rep0@seed-1-1.test'; then
+        echo "making 10 reps, their contacts, an own and a team permission set"
+        for i in $(seq 0 9); do
+            "$CRM" --json user create "${org[@]}" --email "rep$i@seed-1-1.test" --name "Rep $i" --no-password >/dev/null
+        done
+        psql -h 127.0.0.1 -U postgres -d "$DB" -qc "
+            with u as (select id, row_number() over (order by email) - 1 as n from users
+                        where organization_id = '$ORG_ID' and email like 'rep_@seed-1-1.test'),
+                 c as (select id, (row_number() over (order by id) - 1) % 10 as n from contacts
+                        where organization_id = '$ORG_ID')
+            update contacts set owner_id = u.id from c join u using (n)
+             where contacts.organization_id = '$ORG_ID' and contacts.id = c.id" -c "vacuum analyze contacts"
+        for reach in own team; do
+            echo "{\"name\": \"Contacts: $reach\", \"entities\": {\"contacts\": {\"read\": \"$reach\", \"write\": \"$reach\", \"delete\": \"none\"}}}" >"$WORK/set-$reach.json"
+            "$CRM" --json access set-create "${org[@]}" --file "$WORK/set-$reach.json" >"$WORK/set-$reach.out"
+        done
+        json_id() { python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])'; }
+        set_id() { json_id <"$WORK/set-$1.out"; }
+        user_id() {
+            psql -h 127.0.0.1 -U postgres -d "$DB" -Atc \
+                "select id from users where organization_id = '$ORG_ID' and email = '$1'"
+        }
+        "$CRM" --json access assign "${org[@]}" --user "$(user_id rep0@seed-1-1.test)" --set "$(set_id own)" >/dev/null
+        "$CRM" --json access assign "${org[@]}" --user "$(user_id rep1@seed-1-1.test)" --set "$(set_id team)" >/dev/null
+        team=$("$CRM" --json team create "${org[@]}" --name Reps | json_id)
+        for i in 1 2 3; do
+            "$CRM" --json team add-member "${org[@]}" --team "$team" --user "$(user_id "rep$i@seed-1-1.test")" >/dev/null
+        done
+    fi
+    owned_by() { # file, emails...
+        local file=$1; shift
+        local list
+        list=$(printf "'%s'," "$@")
+        psql -h 127.0.0.1 -U postgres -d "$DB" -Atc \
+            "select c.id from contacts c join users u on u.organization_id = c.organization_id and u.id = c.owner_id
+              where c.organization_id = '$ORG_ID' and not c.is_deleted and u.email in (${list%,}) order by c.id" >"$file"
+    }
+    owned_by "$WORK/ids-own" rep0@seed-1-1.test
+    owned_by "$WORK/ids-team" rep1@seed-1-1.test rep2@seed-1-1.test rep3@seed-1-1.test
+fi
+# The token and the ids of GET by id for a reader.
+reader() {
+    case $1 in
+    all) TOKEN=$ADMIN_TOKEN ;;
+    own) TOKEN=$("$CRM" token issue --org seed-1-1 --user rep0@seed-1-1.test --minutes 120) ;;
+    team) TOKEN=$("$CRM" token issue --org seed-1-1 --user rep1@seed-1-1.test --minutes 120) ;;
+    *) echo "unknown reader $1" >&2; exit 2 ;;
+    esac
+    export CRM_LOAD_IDS="$WORK/ids-$1"
+}
+reader all
 
 # CPU ticks (user + system) of the given processes, summed.
 ticks() {
@@ -164,17 +227,24 @@ echo "| run                    | requests/s |      p50 |      p99 | server µs/r
 echo "| ---------------------- | ---------: | -------: | -------: | ------: | ------: |"
 for mode in $MODES; do
     if [ "$mode" = rls ]; then serve; else serve --no-rls; fi
-    for run in $RUNS; do
-        case $run in
-        # The floor: an HTTP request through the same layers that touches no database.
-        healthz) wrk_run "healthz ($mode)" "${API%/api/v1}/healthz" ;;
-        get) wrk_run "GET by id ($mode)" -s benches/http/get.lua "$API/contacts" ;;
-        list) wrk_run "list page ($mode)" "$API/contacts?limit=50" ;;
-        search) wrk_run "search ($mode)" -s benches/http/search.lua "$API/contacts/search" ;;
-        create) wrk_run "create ($mode)" -s benches/http/create.lua "$API/contacts" ;;
-        *) echo "unknown run $run" >&2; exit 2 ;;
-        esac
+    for who in $READERS; do
+        reader "$who"
+        # The admin's runs keep their names; a restricted reader's say who.
+        tag=$mode
+        [ "$who" = all ] || tag="$mode, $who"
+        for run in $RUNS; do
+            case $run in
+            # The floor: an HTTP request through the same layers that touches no database.
+            healthz) wrk_run "healthz ($tag)" "${API%/api/v1}/healthz" ;;
+            get) wrk_run "GET by id ($tag)" -s benches/http/get.lua "$API/contacts" ;;
+            list) wrk_run "list page ($tag)" "$API/contacts?limit=50" ;;
+            search) wrk_run "search ($tag)" -s benches/http/search.lua "$API/contacts/search" ;;
+            create) wrk_run "create ($tag)" -s benches/http/create.lua "$API/contacts" ;;
+            *) echo "unknown run $run" >&2; exit 2 ;;
+            esac
+        done
     done
+    reader all
     kill -TERM "$SERVER"; wait "$SERVER" || true
     SERVER=
 done
@@ -182,7 +252,7 @@ done
 # The very SELECTs the two read paths send, straight to PostgreSQL (as the URL's role: no RLS).
 # GET by id: 100 scripts of one random id each (pgbench's most is 128), picked at random.
 get_scripts=()
-for id in $(shuf -n 100 --random-source=<(yes) "$CRM_LOAD_IDS"); do
+for id in $(shuf -n 100 --random-source=<(yes) "$WORK/ids-all"); do
     echo "select * from contacts where organization_id = '$ORG_ID' and id = '$id' and not is_deleted;" >"$WORK/get-$id.sql"
     get_scripts+=(-f "$WORK/get-$id.sql")
 done

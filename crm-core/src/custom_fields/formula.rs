@@ -392,6 +392,23 @@ pub(crate) fn parse(src: &str, schema: &Schema<'_>) -> Result<Formula, String> {
 }
 
 impl Formula {
+    /// The fields it reads: column names and custom field keys.
+    pub(crate) fn reads(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut pending = vec![&self.expr];
+        while let Some(e) = pending.pop() {
+            match e {
+                Expr::Num(_) | Expr::Str(_) | Expr::Bool(_) => {}
+                Expr::Field(Field::Column(name), _) => out.push(*name),
+                Expr::Field(Field::Custom { key, .. }, _) => out.push(key.as_str()),
+                Expr::Neg(e) | Expr::Not(e) => pending.push(e),
+                Expr::Binary(_, l, r, _) => pending.extend([&**l, &**r]),
+                Expr::Call(_, args) => pending.extend(args),
+            }
+        }
+        out
+    }
+
     /// The type of its value.
     pub(crate) fn ty(&self) -> Ty {
         self.ty

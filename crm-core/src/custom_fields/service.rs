@@ -356,6 +356,8 @@ impl<'t> CustomFields<'t> {
             .crm()
             .definition_cache()
             .invalidate(&(self.tenant.context().organization_id(), entity));
+        // A formula may now read a field hidden from someone, or no longer: their grants say.
+        self.tenant.forget_grants();
         Ok(())
     }
 }

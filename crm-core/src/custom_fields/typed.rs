@@ -57,6 +57,16 @@ pub(crate) async fn load(
 }
 
 impl Definitions {
+    /// The keys of the live formulas whose value would reveal a field of `hidden` (column
+    /// names and custom field keys): those that read one (formulas read stored fields only).
+    pub(crate) fn formulas_reading(&self, hidden: &[&str]) -> Vec<String> {
+        self.formulas
+            .iter()
+            .filter(|(_, f)| f.reads().iter().any(|r| hidden.contains(r)))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// The definitions whose values are unique.
     pub(crate) fn unique(&self) -> impl Iterator<Item = &CustomFieldDefinition> {
         self.defs.iter().filter(|d| d.unique)

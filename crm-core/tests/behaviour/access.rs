@@ -39,6 +39,18 @@ fn rep_set() -> NewPermissionSet {
     }
 }
 
+/// Creates the sales-rep set and gives it to `users`.
+async fn give_rep_set(admin: &crm_core::Tenant, users: &[UserId]) {
+    let set = admin.permission_sets().create(rep_set()).await.unwrap();
+    for u in users {
+        admin
+            .permission_sets()
+            .assign_to_user(*u, Some(set.id))
+            .await
+            .unwrap();
+    }
+}
+
 async fn user(crm: &Crm, org: &Org, email: &str) -> UserId {
     crm.tenant(&TenantContext::system(org.id))
         .users()
@@ -77,14 +89,7 @@ async fn a_permission_set_narrows_records_and_fields(crm: Crm) {
         user(&crm, &org, "ada@example.com").await,
         user(&crm, &org, "bob@example.com").await,
     );
-    let set = admin.permission_sets().create(rep_set()).await.unwrap();
-    for u in [ada, bob] {
-        admin
-            .permission_sets()
-            .assign_to_user(u, Some(set.id))
-            .await
-            .unwrap();
-    }
+    give_rep_set(&admin, &[ada, bob]).await;
     let mine = admin
         .accounts()
         .create(account("Ada's", Some(ada), 100))
@@ -355,12 +360,7 @@ async fn every_exit_honours_the_set(crm: Crm) {
         user(&crm, &org, "ada@example.com").await,
         user(&crm, &org, "bob@example.com").await,
     );
-    let set = admin.permission_sets().create(rep_set()).await.unwrap();
-    admin
-        .permission_sets()
-        .assign_to_user(ada, Some(set.id))
-        .await
-        .unwrap();
+    give_rep_set(&admin, &[ada]).await;
     let start = admin.changes().head().await.unwrap();
     let mine = admin
         .accounts()
@@ -517,7 +517,70 @@ async fn every_exit_honours_the_set(crm: Crm) {
     ));
 }
 
+/// A formula over a hidden field is hidden too: its value would show what the rule hides. One
+/// that reads only visible fields stays.
+async fn formulas_over_a_hidden_field_are_hidden(crm: Crm) {
+    use crm_core::{Computed, CustomFieldType, FormulaSpec, NewCustomField};
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    let formula = |key: &str, expression: &str| {
+        let mut f = NewCustomField::new(key, key, CustomFieldType::Number);
+        f.computed = Some(Computed::Formula(FormulaSpec {
+            expression: expression.into(),
+        }));
+        f
+    };
+    for f in [
+        formula("revenue_k", "annual_revenue_minor / 100000"),
+        formula("staff", "employee_count * 1"),
+    ] {
+        admin
+            .custom_fields()
+            .define(EntityKind::Account, f)
+            .await
+            .unwrap();
+    }
+    let ada = user(&crm, &org, "ada@example.com").await;
+    give_rep_set(&admin, &[ada]).await;
+    let mut new = account("Ada's", Some(ada), 250_000_000);
+    new.employee_count = Some(40);
+    let mine = admin.accounts().create(new).await.unwrap();
+    assert_eq!(mine.custom_fields["revenue_k"], 2500);
+
+    let t = crm.tenant(&TenantContext::user(org.id, ada, Role::User));
+    let got = t.accounts().get(mine.id).await.unwrap();
+    assert!(
+        got.custom_fields.get("revenue_k").is_none(),
+        "{:?}",
+        got.custom_fields
+    );
+    assert_eq!(got.custom_fields["staff"], 40);
+    // Nor is it an oracle.
+    let by = ListQuery::default().filter("custom_fields.revenue_k", Op::Gt, 1);
+    assert!(matches!(
+        t.accounts().list(&by).await,
+        Err(Error::Validation(e)) if e[0].code == "hidden_field"
+    ));
+    // A formula defined after the set was assigned is hidden at once.
+    admin
+        .custom_fields()
+        .define(
+            EntityKind::Account,
+            formula("revenue_x", "annual_revenue_minor * 2"),
+        )
+        .await
+        .unwrap();
+    admin
+        .accounts()
+        .update(mine.id, AccountPatch::default())
+        .await
+        .unwrap();
+    let listed = t.accounts().list(&ListQuery::default()).await.unwrap();
+    assert!(listed.data[0].custom_fields.get("revenue_x").is_none());
+}
+
 crate::on_both_backends!(
+    formulas_over_a_hidden_field_are_hidden,
     a_permission_set_narrows_records_and_fields,
     callers_without_a_set_keep_their_access,
     api_key_scopes_are_enforced_by_the_library,
