@@ -579,7 +579,59 @@ async fn formulas_over_a_hidden_field_are_hidden(crm: Crm) {
     assert!(listed.data[0].custom_fields.get("revenue_x").is_none());
 }
 
+/// Duplicate checks are no oracle: a restricted caller hears of a match only on a record they
+/// read.
+async fn duplicates_are_told_only_of_what_the_caller_sees(crm: Crm) {
+    use crm_core::DuplicatePolicy::Warn;
+    let org = Org::new(&crm, "Acme").await;
+    let admin = org.admin(&crm);
+    let (ada, bob) = (
+        user(&crm, &org, "ada@example.com").await,
+        user(&crm, &org, "bob@example.com").await,
+    );
+    let own = EntityAccess {
+        read: Reach::Own,
+        write: Reach::Own,
+        delete: Reach::None,
+    };
+    let set = NewPermissionSet {
+        name: "Own contacts".into(),
+        description: String::new(),
+        entities: BTreeMap::from([("contacts".to_owned(), own)]),
+        fields: BTreeMap::new(),
+    };
+    let set = admin.permission_sets().create(set).await.unwrap();
+    admin
+        .permission_sets()
+        .assign_to_user(ada, Some(set.id))
+        .await
+        .unwrap();
+    let person = |owner| NewContact {
+        email: Some("lin@example.com".into()),
+        owner_id: Some(owner),
+        ..Default::default()
+    };
+    let bobs = admin.contacts().create(person(bob)).await.unwrap();
+    // Ada does not read Bob's contact: she is not told it exists.
+    let t = crm.tenant(&TenantContext::user(org.id, ada, Role::User));
+    let first = t.contacts().create_with(person(ada), Warn).await.unwrap();
+    assert!(first.duplicates.is_empty(), "{:?}", first.duplicates);
+    // Her own is a match she may hear of.
+    let second = t.contacts().create_with(person(ada), Warn).await.unwrap();
+    assert_eq!(second.duplicates.len(), 1);
+    assert_eq!(second.duplicates[0].id, first.record.id.uuid());
+    // Company admins hear of every one.
+    let admin_sees = admin
+        .contacts()
+        .create_with(person(bob), Warn)
+        .await
+        .unwrap();
+    assert_eq!(admin_sees.duplicates.len(), 3);
+    assert!(admin_sees.duplicates.iter().any(|d| d.id == bobs.id.uuid()));
+}
+
 crate::on_both_backends!(
+    duplicates_are_told_only_of_what_the_caller_sees,
     formulas_over_a_hidden_field_are_hidden,
     a_permission_set_narrows_records_and_fields,
     callers_without_a_set_keep_their_access,
