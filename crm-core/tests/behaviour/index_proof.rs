@@ -128,12 +128,19 @@ async fn no_tenant_list_or_lookup_path_scans_a_whole_table() {
         t.custom_fields().define(entity, tier).await.unwrap();
     }
 
+    let rep = restricted_reader(&crm, &mut admin, orgs[ORGS / 2]).await;
+
     let (checked, plans) = crm_core::explain_statements(async {
         let mut paths = 0;
         for kind in EntityKind::ALL {
             paths += kind.visit(Paths(&t)).await;
         }
         paths += record_paths(&t).await;
+        // The same lists for a reader whose permission set narrows them (own or team reach,
+        // a share), as the library filters them and as row-level security does.
+        for kind in EntityKind::ALL {
+            paths += kind.visit(Paths(&rep)).await;
+        }
         paths
     })
     .await;
@@ -154,6 +161,102 @@ async fn no_tenant_list_or_lookup_path_scans_a_whole_table() {
         plans.len()
     );
     assert!(checked > 100 && plans.len() >= checked);
+}
+
+/// A user of `org` whose permission set reads every other entity's own records and the
+/// others' team records (a teammate's too), holding a share; a third of each table's rows
+/// of the organization made by them (through `seed`, the superuser's connection).
+async fn restricted_reader(
+    crm: &crm_core::Crm,
+    seed: &mut sqlx::PgConnection,
+    org: crm_core::OrganizationId,
+) -> Tenant {
+    use crm_core::access::{EntityAccess, NewPermissionSet, NewTeam, Reach};
+    let system = crm.tenant(&TenantContext::system(org));
+    let mut users = Vec::new();
+    for name in ["rep", "mate"] {
+        let u = system
+            .users()
+            .create(crm_core::NewUser {
+                email: format!("{name}@example.com"),
+                name: name.into(),
+                password: None,
+                role: crm_core::Role::User,
+            })
+            .await
+            .unwrap();
+        users.push(u.id);
+    }
+    let team = system
+        .teams()
+        .create(NewTeam {
+            name: "Reps".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for u in &users {
+        system.teams().add_member(team.id, *u).await.unwrap();
+    }
+    let entities = EntityKind::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let read = if i % 2 == 0 { Reach::Own } else { Reach::Team };
+            let access = EntityAccess {
+                read,
+                write: read,
+                delete: Reach::None,
+            };
+            (k.table().to_owned(), access)
+        })
+        .collect();
+    let set = system
+        .permission_sets()
+        .create(NewPermissionSet {
+            name: "Narrow".into(),
+            description: String::new(),
+            entities,
+            fields: Default::default(),
+        })
+        .await
+        .unwrap();
+    system
+        .permission_sets()
+        .assign_to_user(users[0], Some(set.id))
+        .await
+        .unwrap();
+    for (i, kind) in EntityKind::ALL.iter().enumerate() {
+        let by = users[i % 2];
+        let sql = format!(
+            "update {} set created_by = $1 where organization_id = $2 and abs(hashtext(id::text)) % 3 = 0",
+            kind.table()
+        );
+        // The table name comes from the registry.
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(by.uuid())
+            .bind(org.uuid())
+            .execute(&mut *seed)
+            .await
+            .unwrap();
+    }
+    seed.execute("analyze").await.unwrap();
+    let contact = system
+        .contacts()
+        .list(&ListQuery::default().limit(1))
+        .await
+        .unwrap();
+    system
+        .shares()
+        .share(
+            EntityKind::Contact,
+            contact.data[0].id.uuid(),
+            crm_core::access::Grantee::User(users[0]),
+            crm_core::access::ShareAccess::Read,
+        )
+        .await
+        .unwrap();
+    crm.tenant(&TenantContext::user(org, users[0], crm_core::Role::User))
 }
 
 /// The relations a plan reads with a sequential scan, among [`TENANT_TABLES`].
