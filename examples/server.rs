@@ -20,6 +20,9 @@
 //! - `REDIS_URL` — Redis shared by the instances of a deployment: the rate limits count there
 //!   and the caches follow its epoch (feature `redis`, on by default); while it does not answer,
 //!   each instance counts on its own and reads from the database;
+//! - `CRM_WEBHOOK_ALLOW_HTTP`, `CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS` — let webhooks go to plain
+//!   `http://` URLs and to this machine's or private networks' addresses (development against a
+//!   local receiver; default: `https` to public addresses only);
 //! - `RUST_LOG` — log filter (default `info,tower_http=debug`: one line per request).
 
 use std::time::Duration;
@@ -27,8 +30,8 @@ use std::time::Duration;
 use abetworks_crm::http::server::{self, MetricsEndpoint, ServerOptions};
 use abetworks_crm::http::{AuthConfig, WebhookSender};
 use abetworks_crm::{
-    Crm, Error, NewOrganization, NewUser, PoolSettings, Role, TenantContext, WebhookSettings,
-    Worker,
+    Crm, Error, NewOrganization, NewUser, PoolSettings, Role, TenantContext, WebhookPolicy,
+    WebhookSettings, Worker,
 };
 use anyhow::Context as _;
 use rand::Rng as _;
@@ -62,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     let crm = Crm::builder()
         .database_url(&url)
         .pool(PoolSettings::from_env()?)
+        .webhook_policy(WebhookPolicy::from_env())
         .build()
         .await
         .context("connecting to DATABASE_URL")?;

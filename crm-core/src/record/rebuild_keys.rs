@@ -99,7 +99,7 @@ impl Tenant {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Forbidden`] for anyone but company admins and the system.
+    /// [`crate::Error::Forbidden`] for anyone but company admins and the system.
     pub async fn rebuild_match_keys(&self) -> Result<u64> {
         crate::access::roles::require_admin(self.context(), "rebuild the duplicate-match keys")?;
         let mut n = 0;

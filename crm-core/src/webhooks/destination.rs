@@ -26,6 +26,30 @@ pub struct WebhookPolicy {
     pub allow_private_networks: bool,
 }
 
+/// The variable of [`WebhookPolicy::allow_http`].
+const ALLOW_HTTP_ENV: &str = "CRM_WEBHOOK_ALLOW_HTTP";
+/// The variable of [`WebhookPolicy::allow_private_networks`].
+const ALLOW_PRIVATE_NETWORKS_ENV: &str = "CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS";
+
+impl WebhookPolicy {
+    /// The policy `CRM_WEBHOOK_ALLOW_HTTP` and `CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS` set: each
+    /// allows its part when set to anything but empty, `0`, `false`, `no`, `n`, `f` or `off`
+    /// (as the `crm` command's flags read them).
+    pub fn from_env() -> Self {
+        let set = |name: &str| std::env::var(name).is_ok_and(|v| is_set(&v));
+        Self {
+            allow_http: set(ALLOW_HTTP_ENV),
+            allow_private_networks: set(ALLOW_PRIVATE_NETWORKS_ENV),
+        }
+    }
+}
+
+/// Whether an environment value switches a flag on (clap's `FalseyValueParser`'s reading).
+fn is_set(value: &str) -> bool {
+    let v = value.trim().to_ascii_lowercase();
+    !matches!(v.as_str(), "" | "0" | "false" | "no" | "n" | "f" | "off")
+}
+
 /// The longest URL a subscription may have.
 pub(crate) const MAX_URL_LEN: usize = 2_000;
 
@@ -188,6 +212,16 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_flags_read_as_the_cli_reads_them() {
+        for on in ["1", "true", "yes", "on", "TRUE", " y "] {
+            assert!(is_set(on), "{on}");
+        }
+        for off in ["", " ", "0", "false", "no", "n", "f", "off", "OFF"] {
+            assert!(!is_set(off), "{off:?}");
+        }
+    }
 
     const STRICT: WebhookPolicy = WebhookPolicy {
         allow_http: false,
