@@ -9,7 +9,6 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::rules::{EntityAccess, FieldRule, FieldRules};
-use crate::custom_fields::{CustomFieldDefinition, Definitions};
 use crate::entities::EntityKind;
 use crate::error::{Error, Result, ResultExt};
 use crate::events::{self, Action};
@@ -102,17 +101,19 @@ pub(crate) struct StoredRules {
 }
 
 impl StoredRules {
-    /// The rules of set `id`.
-    pub(crate) async fn read(conn: &mut Conn<'_>, org: OrganizationId, id: Uuid) -> Result<Self> {
+    /// The rules of set `id` of the tenant's organization.
+    pub(crate) async fn read(conn: &mut Conn<'_>, tenant: &Tenant, id: Uuid) -> Result<Self> {
         let mut q =
             Sql::new("select entities, fields from permission_sets where organization_id = ");
-        q.bind(org).push(" and id = ").bind(id);
+        q.bind(tenant.context().organization_id())
+            .push(" and id = ")
+            .bind(id);
         let (entities, fields): (String, String) = conn
             .fetch_optional(&q)
             .await?
             .ok_or_else(|| Error::not_found(PermissionSet::NAME, id))?;
         let mut fields: HashMap<String, FieldRules> = parse(&fields)?;
-        hide_formulas_over_hidden(conn, org, &mut fields).await?;
+        hide_formulas_over_hidden(conn, tenant, &mut fields).await?;
         Ok(Self {
             entities: parse(&entities)?,
             fields,
@@ -121,42 +122,27 @@ impl StoredRules {
 }
 
 /// Adds to `fields` (rules by table) a hidden rule for every formula that reads a hidden field:
-/// its value would show what the rule hides. One statement, for the tables that hide a field.
+/// its value would show what the rule hides. The formulas are the definitions cache's, parsed.
 async fn hide_formulas_over_hidden(
     conn: &mut Conn<'_>,
-    org: OrganizationId,
+    tenant: &Tenant,
     fields: &mut HashMap<String, FieldRules>,
 ) -> Result<()> {
-    let hiding: Vec<EntityKind> = EntityKind::ALL
-        .iter()
-        .copied()
-        .filter(|k| {
-            fields
-                .get(k.table())
-                .is_some_and(|rules| rules.values().any(|r| *r == FieldRule::Hidden))
-        })
-        .collect();
-    if hiding.is_empty() {
-        return Ok(());
-    }
-    let mut q = Sql::new("select * from custom_field_definitions where organization_id = ");
-    q.bind(org).push(" and entity in (");
-    q.bind_list(hiding.iter().map(|k| k.name().into()));
-    q.push(") and not archived order by entity, key");
-    let defs: Vec<CustomFieldDefinition> = conn.fetch_all(&q).await?;
-    for kind in hiding {
-        let of_kind: Vec<CustomFieldDefinition> = defs
-            .iter()
-            .filter(|d| d.entity == kind.name())
-            .cloned()
-            .collect();
-        let rules = fields.entry(kind.table().to_owned()).or_default();
+    for kind in EntityKind::ALL {
+        let Some(rules) = fields.get_mut(kind.table()) else {
+            continue;
+        };
         let hidden: Vec<&str> = rules
             .iter()
             .filter(|(_, r)| **r == FieldRule::Hidden)
             .map(|(f, _)| f.as_str())
             .collect();
-        let derived = Definitions::of(of_kind).formulas_reading(&hidden);
+        if hidden.is_empty() {
+            continue;
+        }
+        let derived = crate::custom_fields::load(tenant, kind.name(), conn)
+            .await?
+            .formulas_reading(&hidden);
         for key in derived {
             rules.insert(key, FieldRule::Hidden);
         }

@@ -130,7 +130,7 @@ async fn resolve(conn: &mut Conn<'_>, tenant: &Tenant) -> Result<Grants> {
     let org = ctx.organization_id();
     match ctx.actor() {
         Actor::System => Ok(Grants::unrestricted()),
-        Actor::User(user) => user_grants(conn, org, user.uuid(), ctx.role()).await,
+        Actor::User(user) => user_grants(conn, tenant, user.uuid(), ctx.role()).await,
         Actor::ApiKey(key) => {
             let mut q = Sql::new(
                 "select scopes, permission_set_id, user_id from api_keys where organization_id = ",
@@ -152,9 +152,9 @@ async fn resolve(conn: &mut Conn<'_>, tenant: &Tenant) -> Result<Grants> {
                         .fetch_optional(&q)
                         .await?
                         .ok_or(Error::Unauthenticated)?;
-                    user_grants(conn, org, user, role).await?
+                    user_grants(conn, tenant, user, role).await?
                 }
-                (None, Some(set)) => of_permission_set(conn, org, set).await?,
+                (None, Some(set)) => of_permission_set(conn, tenant, set).await?,
                 // A key acts on its own with the built-in access of the `user` role; its own
                 // records are those it created.
                 (None, None) => {
@@ -173,10 +173,10 @@ async fn resolve(conn: &mut Conn<'_>, tenant: &Tenant) -> Result<Grants> {
 /// [`Error::NotFound`] for an unknown set; storage errors.
 pub(crate) async fn of_permission_set(
     conn: &mut Conn<'_>,
-    org: crate::organizations::OrganizationId,
+    tenant: &Tenant,
     set: Uuid,
 ) -> Result<Grants> {
-    let rules = StoredRules::read(conn, org, set).await?;
+    let rules = StoredRules::read(conn, tenant, set).await?;
     Ok(Grants::new(
         rules.entities,
         EntityAccess::NONE,
@@ -193,13 +193,14 @@ pub(crate) async fn of_permission_set(
 /// set (or the built-in access of the role), their teams and teammates.
 async fn user_grants(
     conn: &mut Conn<'_>,
-    org: crate::organizations::OrganizationId,
+    tenant: &Tenant,
     user: Uuid,
     role: Role,
 ) -> Result<Grants> {
     if role.is_admin() {
         return Ok(Grants::unrestricted());
     }
+    let org = tenant.context().organization_id();
     let mut q = Sql::new("select permission_set_id from users where organization_id = ");
     q.bind(org).push(" and id = ").bind(user);
     let (set,): (Option<Uuid>,) = conn
@@ -231,7 +232,7 @@ async fn user_grants(
     grantees.extend(&teams);
     let (entities, default, fields) = match set {
         Some(set) => {
-            let rules = StoredRules::read(conn, org, set).await?;
+            let rules = StoredRules::read(conn, tenant, set).await?;
             (rules.entities, EntityAccess::NONE, rules.fields)
         }
         None => (HashMap::new(), EntityAccess::USER, HashMap::new()),

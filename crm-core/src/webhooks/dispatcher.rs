@@ -368,7 +368,7 @@ impl Attempt {
         };
         // A subscription that names a permission set delivers what its holder may see.
         if let Some(set) = self.sub.permission_set_id {
-            let grants = of_permission_set(&mut s.conn(), org, set).await?;
+            let grants = of_permission_set(&mut s.conn(), t, set).await?;
             drop(s);
             // Read as the holder of the set, so that row-level security backs the screening.
             let mut r = t.reading(&grants).await?;

@@ -200,6 +200,16 @@ impl Built {
     }
 }
 
+/// A permission set's entry for `kind`: `reach` to read and to write, no trashing.
+pub(crate) fn reads_and_writes(kind: EntityKind, reach: Reach) -> (String, EntityAccess) {
+    let access = EntityAccess {
+        read: reach,
+        write: reach,
+        delete: Reach::None,
+    };
+    (kind.table().to_owned(), access)
+}
+
 /// Makes the organization of `spec` in `org`, whose `users` exist (role `user`, no set).
 /// Records are made first, by their creators, while everyone may still write everything;
 /// then the sets, teams and shares narrow what each caller reaches.
@@ -296,20 +306,13 @@ pub(crate) async fn build(
         let entities = KINDS
             .iter()
             .zip(s.read)
-            .map(|(k, read)| {
-                let access = EntityAccess {
-                    read,
-                    write: read,
-                    delete: Reach::None,
-                };
-                (k.table().to_owned(), access)
-            })
+            .map(|(k, read)| reads_and_writes(*k, read))
             .collect();
         let fields = KINDS
             .iter()
-            .zip(s.hidden)
-            .filter_map(|(k, h)| {
-                let field = HIDEABLE[KINDS.iter().position(|x| x == k)?][h?];
+            .enumerate()
+            .filter_map(|(i, k)| {
+                let field = HIDEABLE[i][s.hidden[i]?];
                 Some((
                     k.table().to_owned(),
                     BTreeMap::from([(field.to_owned(), FieldRule::Hidden)]),
@@ -614,7 +617,7 @@ async fn check_records(m: &Model<'_>, exits: &impl Exits) {
             }
         }
     }
-    for (i, r) in built_records(m).iter().enumerate() {
+    for (i, r) in m.built.records.iter().enumerate() {
         let what = format!("{caller:?} reads {} {i}", r.kind.name());
         let expected = if m.refused(r.kind_index) {
             Err(Refusal::Forbidden("no_access".into()))
@@ -656,15 +659,11 @@ async fn check_records(m: &Model<'_>, exits: &impl Exits) {
     }
 }
 
-fn built_records<'a>(m: &Model<'a>) -> &'a [Made] {
-    &m.built.records
-}
-
 /// Filters across the link to accounts, and `exists` from accounts: no record out of reach
 /// may decide what comes back, and a hidden field is no oracle.
 async fn check_links(m: &Model<'_>, exits: &impl Exits) {
     let caller = m.caller;
-    let records = built_records(m);
+    let records = &m.built.records;
     let account_read = |i: Option<usize>| i.is_some_and(|a| m.reads(a));
     for (k, kind) in KINDS.iter().enumerate().skip(1) {
         let what = format!("{caller:?} lists {} by account.industry", kind.table());
@@ -721,7 +720,7 @@ async fn check_search(m: &Model<'_>, exits: &impl Exits) {
     assert_eq!(ids(&hits), expected, "{what}");
     for hit in &hits {
         let id = id_of(hit);
-        let made = built_records(m).iter().find(|r| r.id == id).unwrap();
+        let made = m.built.records.iter().find(|r| r.id == id).unwrap();
         assert_eq!(hit["title"], made.title, "{what}: the title of {id}");
     }
 }
@@ -734,7 +733,7 @@ async fn check_feed(m: &Model<'_>, exits: &impl Exits) {
         .changes(m.caller)
         .await
         .unwrap_or_else(|e| panic!("{what}: {e:?}"));
-    let records = built_records(m);
+    let records = &m.built.records;
     let mut seen = BTreeSet::new();
     for event in &events {
         let Some(index) = records.iter().position(|r| {

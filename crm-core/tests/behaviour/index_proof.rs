@@ -171,7 +171,7 @@ async fn restricted_reader(
     seed: &mut sqlx::PgConnection,
     org: crm_core::OrganizationId,
 ) -> Tenant {
-    use crm_core::access::{EntityAccess, NewPermissionSet, NewTeam, Reach};
+    use crm_core::access::{NewPermissionSet, NewTeam, Reach};
     let system = crm.tenant(&TenantContext::system(org));
     let mut users = Vec::new();
     for name in ["rep", "mate"] {
@@ -202,13 +202,8 @@ async fn restricted_reader(
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            let read = if i % 2 == 0 { Reach::Own } else { Reach::Team };
-            let access = EntityAccess {
-                read,
-                write: read,
-                delete: Reach::None,
-            };
-            (k.table().to_owned(), access)
+            let reach = if i % 2 == 0 { Reach::Own } else { Reach::Team };
+            crate::access_world::reads_and_writes(*k, reach)
         })
         .collect();
     let set = system
