@@ -94,7 +94,8 @@ psql -h 127.0.0.1 -U postgres -d "$DB" -Atc \
 
 # Restricted readers (READERS own, team): ten reps own the organization's contacts
 # round-robin; rep0 holds a set that reads its own contacts, rep1 one that reads its team's
-# (rep1, rep2, rep3). Made once per database.
+# (rep1, rep2, rep3); each has 20 of rep9's contacts shared with them (rep1 through the
+# team). Made once per database.
 if [[ " $READERS " == *" own "* || " $READERS " == *" team "* ]]; then
     org=(--org seed-1-1)
     if ! "$CRM" --json user list "${org[@]}" | grep -q 'rep0@seed-1-1.test'; then
@@ -125,6 +126,15 @@ if [[ " $READERS " == *" own "* || " $READERS " == *" team "* ]]; then
         for i in 1 2 3; do
             "$CRM" --json team add-member "${org[@]}" --team "$team" --user "$(user_id "rep$i@seed-1-1.test")" >/dev/null
         done
+        # A few shares, as a rep has: 20 of rep9's contacts with rep0, 20 with the team.
+        psql -h 127.0.0.1 -U postgres -d "$DB" -qc "
+            insert into record_shares (organization_id, entity, record_id, grantee_kind, grantee_id, access, created_at)
+            select c.organization_id, 'contact', c.id, g.kind, g.id, 'read', now()
+              from (values ('user', '$(user_id rep0@seed-1-1.test)'::uuid, 0), ('team', '$team'::uuid, 1)) g (kind, id, n)
+              cross join lateral (select * from contacts
+                                   where organization_id = '$ORG_ID'
+                                     and owner_id = '$(user_id rep9@seed-1-1.test)'
+                                   order by id offset 20 * g.n limit 20) c"
     fi
     owned_by() { # file, emails...
         local file=$1; shift

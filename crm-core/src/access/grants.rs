@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::rules::{EntityAccess, FieldRule, FieldRules, Need, Reach};
 use crate::error::{Error, Result};
-use crate::storage::{Conn, ReadBinding, Sql};
+use crate::storage::{Conn, ReadBinding, Sql, TableRead};
 
 /// What one caller may do in their organization: the reach into each entity's records
 /// ([`EntityAccess`]), the field rules, who "own" and "team" refer to, and what else an API key's
@@ -40,6 +40,10 @@ pub struct Grants {
     teammates: Arc<[Uuid]>,
     /// The caller's user id and team ids: whom shares the caller benefits from name.
     grantees: Arc<[Uuid]>,
+    /// The records shared with a restricted reader, by table: their ids, or `None` when there
+    /// are more than [`MAX_LISTED_SHARES`] (then looked up record by record). A table absent
+    /// has none.
+    shared: HashMap<&'static str, Option<Arc<[Uuid]>>>,
     /// The settings routes: users, API keys, pipelines, custom fields, webhooks, teams and
     /// permission sets (company admins; API keys with the `all` scope).
     manage: bool,
@@ -80,6 +84,7 @@ impl Grants {
             user,
             teammates: Arc::from(Vec::new()),
             grantees: Arc::from(Vec::new()),
+            shared: HashMap::new(),
             manage,
             forms: manage,
             changes: manage,
@@ -111,6 +116,7 @@ impl Grants {
             user,
             teammates: Arc::from(teammates),
             grantees: Arc::from(grantees),
+            shared: HashMap::new(),
             manage,
             forms,
             changes,
@@ -139,19 +145,52 @@ impl Grants {
         self
     }
 
+    /// These grants with the records shared with the caller, by table (see
+    /// [`shared_with`]).
+    pub(crate) fn with_shared(
+        mut self,
+        shared: HashMap<&'static str, Option<Arc<[Uuid]>>>,
+    ) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// The records shared with the caller, by table, as [`Grants::with_shared`] takes them.
+    pub(crate) fn shares(&self) -> HashMap<&'static str, Option<Arc<[Uuid]>>> {
+        self.shared.clone()
+    }
+
+    /// Whether some entity of `tables` is read narrowly (not `all`): the grants of a
+    /// restricted reader, who needs the records shared with them listed.
+    pub(crate) fn reads_narrowly(&self, tables: &[&'static str]) -> bool {
+        tables.iter().any(|t| self.access(t).read != Reach::All)
+    }
+
     /// Computes the read binding for the entity `tables` (every table of the registry).
     pub(crate) fn finish(mut self, tables: &[&'static str]) -> Self {
-        let restricted = tables.iter().any(|t| self.access(t).read != Reach::All);
-        self.binding = restricted.then(|| {
-            Arc::new(ReadBinding::new(
-                self.user,
-                self.teammates.to_vec(),
-                self.grantees.to_vec(),
-                tables
-                    .iter()
-                    .map(|t| (*t, self.access(t).read.as_str()))
-                    .collect(),
-            ))
+        self.binding = self.reads_narrowly(tables).then(|| {
+            let tables = tables
+                .iter()
+                .map(|t| {
+                    if self.reach(t, Need::Read) == Reach::All {
+                        return (*t, TableRead::All, Vec::new());
+                    }
+                    let mut ids = self.people(t, Need::Read);
+                    let read = match self.shared_reads(t) {
+                        Some(None) => TableRead::IdsAndShares,
+                        Some(Some(shared)) => {
+                            ids.extend_from_slice(shared);
+                            TableRead::Ids
+                        }
+                        None => TableRead::Ids,
+                    };
+                    (*t, read, ids)
+                })
+                .collect();
+            Arc::new(ReadBinding {
+                grantees: self.grantees.to_vec(),
+                tables,
+            })
         });
         self
     }
@@ -160,6 +199,12 @@ impl Grants {
     /// [`crate::CrmBuilder::row_level_security_alone`].
     pub(crate) fn leave_reads_to_row_level_security(&mut self) {
         self.rls_alone = true;
+    }
+
+    /// Whether reads add no reach condition of the library's (row-level security alone
+    /// screens them: [`crate::CrmBuilder::row_level_security_alone`]).
+    pub(crate) fn leaves_reads_to_row_level_security(&self) -> bool {
+        self.rls_alone && self.binding.is_some()
     }
 
     /// The access to the records of `table`.
@@ -214,6 +259,35 @@ impl Grants {
     /// The caller's user id and team ids.
     pub fn grantees(&self) -> &[Uuid] {
         &self.grantees
+    }
+
+    /// The people whose records of `table` the caller reaches for `need` by ownership or
+    /// creation: the caller for `own`, their teammates for `team`, nobody for `none` (and for
+    /// `all`, which needs no list).
+    pub(crate) fn people(&self, table: &str, need: Need) -> Vec<Uuid> {
+        match self.reach(table, need) {
+            Reach::None | Reach::All => Vec::new(),
+            Reach::Own => self.user.into_iter().collect(),
+            Reach::Team => {
+                let mut people = self.teammates.to_vec();
+                if let Some(u) = self.user
+                    && people.binary_search(&u).is_err()
+                {
+                    people.push(u);
+                }
+                people
+            }
+        }
+    }
+
+    /// The records of `table` shared with the caller for reading: `None` when none are,
+    /// `Some(None)` when too many to list (look each up), else their ids. Nothing for a table
+    /// an API key's scopes leave out.
+    pub(crate) fn shared_reads(&self, table: &str) -> Option<Option<&[Uuid]>> {
+        if self.out_of_scope.iter().any(|t| t == table) {
+            return None;
+        }
+        self.shared.get(table).map(|ids| ids.as_deref())
     }
 
     /// Whether the caller may manage the organization's settings.
@@ -376,30 +450,28 @@ impl Grants {
     /// caller reaches them all. `alias` is the table's name or alias in the statement, `table`
     /// the entity's table, `kind` its singular name (as shares store it), `owner` its `[owner]`
     /// column. The statement the library runs reads exactly what row-level security lets
-    /// through on PostgreSQL (migration `0018_record_visibility`).
+    /// through on PostgreSQL (migration `0020_visibility_by_ids`).
     pub(crate) fn push_reach(&self, sql: &mut Sql, scope: ReachScope, need: Need) {
         let reach = self.reach(scope.table, need);
-        if reach == Reach::All || (need == Need::Read && self.rls_alone && self.binding.is_some()) {
+        if reach == Reach::All || (need == Need::Read && self.leaves_reads_to_row_level_security())
+        {
             return;
         }
         sql.push(" and (");
-        match reach {
-            Reach::All => {}
-            Reach::None => {
-                sql.push("1 = 0");
-            }
-            Reach::Own => self.push_people(sql, scope, self.user.as_slice()),
-            Reach::Team => {
-                let mut people = self.teammates.to_vec();
-                if let Some(u) = self.user
-                    && people.binary_search(&u).is_err()
-                {
-                    people.push(u);
+        self.push_people(sql, scope, &self.people(scope.table, need));
+        if need == Need::Read {
+            match self.shared_reads(scope.table) {
+                None => {}
+                Some(Some(ids)) => {
+                    sql.push(" or ").push(scope.alias).push(".id in (");
+                    sql.bind_list(ids.iter().map(|id| (*id).into())).push(")");
                 }
-                self.push_people(sql, scope, &people);
+                Some(None) => {
+                    sql.push(" or ");
+                    self.push_shared(sql, scope, need);
+                }
             }
-        }
-        if !self.grantees.is_empty() && !self.out_of_scope.iter().any(|t| t == scope.table) {
+        } else if !self.grantees.is_empty() && !self.out_of_scope.iter().any(|t| t == scope.table) {
             sql.push(" or ");
             self.push_shared(sql, scope, need);
         }
@@ -407,7 +479,7 @@ impl Grants {
     }
 
     /// `owner in (people) or created_by in (people)`; `1 = 0` for nobody.
-    fn push_people(&self, sql: &mut Sql, scope: ReachScope, people: &[Uuid]) {
+    pub(crate) fn push_people(&self, sql: &mut Sql, scope: ReachScope, people: &[Uuid]) {
         if people.is_empty() {
             sql.push("1 = 0");
             return;
@@ -441,6 +513,50 @@ impl Grants {
         }
         sql.push(")");
     }
+}
+
+/// The most records of one table shared with a reader that the library lists in their grants
+/// (and row-level security in their binding); past it, each record is looked up in
+/// `record_shares`, at the cost of a subquery per row read.
+pub(crate) const MAX_LISTED_SHARES: usize = 1000;
+
+/// The records shared with any of `grantees` (a user and their teams), by table: their ids, or
+/// `None` for a table with more than [`MAX_LISTED_SHARES`]. One statement, served by
+/// `record_shares_grantee_idx`.
+pub(crate) async fn shared_with(
+    conn: &mut Conn<'_>,
+    org: crate::organizations::OrganizationId,
+    grantees: &[Uuid],
+) -> Result<HashMap<&'static str, Option<Arc<[Uuid]>>>> {
+    let mut out = HashMap::new();
+    if grantees.is_empty() {
+        return Ok(out);
+    }
+    let mut q = Sql::new(
+        "select entity, record_id from (select entity, record_id, row_number() over (partition by entity order by record_id) n from (select distinct entity, record_id from record_shares where organization_id = ",
+    );
+    q.bind(org).push(" and grantee_id in (");
+    q.bind_list(grantees.iter().map(|g| (*g).into()));
+    q.push(")) s) x where n <= ")
+        .bind(MAX_LISTED_SHARES as i64 + 1)
+        .push(" order by entity, record_id");
+    let rows: Vec<(String, Uuid)> = conn.fetch_all(&q).await?;
+    let mut by_kind: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for (kind, id) in rows {
+        by_kind.entry(kind).or_default().push(id);
+    }
+    for (kind, ids) in by_kind {
+        // Shares of a kind the registry no longer has give nothing.
+        let Some(kind) = crate::entities::EntityKind::ALL
+            .iter()
+            .find(|k| k.name() == kind)
+        else {
+            continue;
+        };
+        let listed = (ids.len() <= MAX_LISTED_SHARES).then(|| Arc::from(ids));
+        out.insert(kind.table(), listed);
+    }
+    Ok(out)
 }
 
 /// Deletes the shares of the records `ids` of entity `entity` (singular name), inside the

@@ -19,14 +19,15 @@
 //!   `<entity>:write` writes; an entity out of scope answers 403 `out_of_scope`); a key may
 //!   carry a permission set, or act for a user with that user's access.
 //! - **The database agrees** (PostgreSQL): a restricted reader's connection is bound to their
-//!   reach, and the row-level-security policies of migration `0018_record_visibility` let
+//!   reach, and the row-level-security policies of migration `0020_visibility_by_ids` let
 //!   through only the rows the library's own conditions select.
 //!
 //! - **Teams** ([`Teams`]) group users for `team` reach; **shares** ([`Shares`]) give one
 //!   record to a user or a team beyond their reach (kept when the record's owner changes).
 //!
-//! Grants are cached per caller for up to 30 seconds; a change of access made through a
-//! [`crate::Crm`] is seen by it at once.
+//! Grants, the records shared with the caller included, are cached per caller for up to 30
+//! seconds; a change of access made through a [`crate::Crm`] (a share, a team, a set) is seen
+//! by it at once, by other instances within the 30 seconds.
 
 pub(crate) mod grants;
 mod permission_sets;

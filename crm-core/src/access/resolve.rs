@@ -5,7 +5,7 @@ use std::sync::{Arc, LazyLock};
 
 use uuid::Uuid;
 
-use super::grants::Grants;
+use super::grants::{Grants, shared_with};
 use super::permission_sets::StoredRules;
 use super::rules::{EntityAccess, Reach};
 use crate::context::Actor;
@@ -237,7 +237,7 @@ async fn user_grants(
         }
         None => (HashMap::new(), EntityAccess::USER, HashMap::new()),
     };
-    Ok(Grants::new(
+    let grants = Grants::new(
         entities,
         default,
         fields,
@@ -245,8 +245,14 @@ async fn user_grants(
         teammates,
         grantees,
         (false, false, false),
-    )
-    .finish(&tables()))
+    );
+    let tables = tables();
+    let shared = if grants.reads_narrowly(&tables) {
+        shared_with(conn, org, grants.grantees()).await?
+    } else {
+        HashMap::new()
+    };
+    Ok(grants.with_shared(shared).finish(&tables))
 }
 
 /// `base` narrowed by an API key's stored `scopes` (`all`, `forms`, `changes`,
@@ -305,6 +311,7 @@ fn narrowed(base: Grants, scopes: &str, for_user: bool) -> Grants {
         base.grantees().to_vec(),
         (manage, forms, changes),
     )
+    .with_shared(base.shares())
     .scoped(out_of_scope, read_only, all)
     .finish(&tables())
 }

@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use super::pooled::{self, is_dropped, track};
 use super::rows::Array;
-use super::visibility::{RESTRICTED, ReadBinding};
+use super::visibility::ReadBinding;
 use super::{Arg, Tx};
 use crate::error::{Error, Result};
 use crate::storage::PoolSettings;
@@ -68,8 +68,9 @@ pub(crate) struct PgPool {
 }
 
 /// The role a restricted reader's connection acts as: the application role's privileges, and
-/// the `record_visibility` policies of migration `0018_record_visibility`, which apply to it
-/// alone (so that readers who see everything pay nothing for them).
+/// the `record_visibility` policies (migrations `0018_record_visibility`,
+/// `0020_visibility_by_ids`), which apply to it alone (so that readers who see everything pay
+/// nothing for them).
 const READER_ROLE: &str = "crm_reader";
 
 impl std::fmt::Debug for PgPool {
@@ -133,12 +134,11 @@ impl bb8::ManageConnection for Manager {
             "select pg_backend_pid() from (select set_config('statement_timeout', $1, false), \
              set_config('role', coalesce($2, 'none'), false), \
              set_config('jit', 'off', false), \
-             set_config($3, '', false), set_config($4, '', false)) s",
+             set_config($3, '', false)) s",
         )
         .bind(&self.statement_timeout)
         .bind(self.role.as_deref())
         .bind(TENANT_SETTING)
-        .bind(RESTRICTED)
         .fetch_one(&mut conn)
         .await?;
         // A transaction-mode pooler runs the next statement wherever it likes: the tenant
@@ -211,7 +211,7 @@ impl PgPool {
     }
 
     /// A session bound to `tenant` and, for a restricted reader, to what they may read (the
-    /// policies of migration `0018_record_visibility`), rebinding only on change.
+    /// policies of migration `0020_visibility_by_ids`), rebinding only on change.
     pub(crate) async fn session_reading(
         &self,
         tenant: Option<Uuid>,
@@ -419,8 +419,10 @@ async fn bind(
                     }
                 }
                 None => {
-                    names.push(RESTRICTED.to_owned());
-                    values.push(String::new());
+                    for (name, value) in ReadBinding::reset() {
+                        names.push(name);
+                        values.push(value);
+                    }
                 }
             }
             if let Some((app, restricted)) = roles {
@@ -724,7 +726,7 @@ mod tests {
         assert_eq!(n, 0, "a session bound to no tenant sees no tenant rows");
     }
 
-    /// The policies of migration `0018_record_visibility` hold on their own: a connection the
+    /// The policies of migration `0020_visibility_by_ids` hold on their own: a connection the
     /// library binds for a restricted reader returns only what they reach (own, team, shared)
     /// to statements without any condition of the library's, and the next reader of the same
     /// connection, unrestricted, sees every row again.

@@ -2,65 +2,81 @@
 //!
 //! On PostgreSQL a connection that serves a read for a restricted caller (one whose permission
 //! set narrows what they read) is bound to this, as session settings the policies of migration
-//! `0018_record_visibility` read; a connection bound to none lets every row of its tenant
+//! `0020_visibility_by_ids` read; a connection bound to none lets every row of its tenant
 //! through. SQLite has no policies: there the library's own conditions are the only ones.
 
 use uuid::Uuid;
 
-/// The setting that says a reader is restricted (`on`).
-pub(crate) const RESTRICTED: &str = "crm.restricted";
+/// How the policy of one table screens a restricted reader's rows (`crm.read.<table>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum TableRead {
+    /// Every row of the tenant.
+    All,
+    /// The rows whose owner, creator or id is in the table's id list.
+    Ids,
+    /// As `Ids`, and the rows shared with the reader, looked up one by one (a reader with more
+    /// shares on the table than the library lists).
+    IdsAndShares,
+}
+
+impl TableRead {
+    fn as_str(self) -> &'static str {
+        match self {
+            TableRead::All => "all",
+            TableRead::Ids => "ids",
+            TableRead::IdsAndShares => "ids+shares",
+        }
+    }
+}
 
 /// What the row-level-security policies of entity tables let a restricted reader see.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ReadBinding {
-    /// The reader's user: their own records.
-    pub(crate) user: Option<Uuid>,
-    /// The members of the reader's teams, the reader included.
-    pub(crate) teammates: Vec<Uuid>,
     /// The reader and their teams: whom the shares they benefit from name.
     pub(crate) grantees: Vec<Uuid>,
-    /// The reader's read reach by table (`none`, `own`, `team`, `all`), for every entity table.
-    pub(crate) reach: Vec<(&'static str, &'static str)>,
+    /// For every entity table: its mode and its id list (the people whose records the reader
+    /// sees, and the records shared with them).
+    pub(crate) tables: Vec<(&'static str, TableRead, Vec<Uuid>)>,
 }
 
 impl ReadBinding {
-    pub(crate) fn new(
-        user: Option<Uuid>,
-        teammates: Vec<Uuid>,
-        grantees: Vec<Uuid>,
-        reach: Vec<(&'static str, &'static str)>,
-    ) -> Self {
-        Self {
-            user,
-            teammates,
-            grantees,
-            reach,
-        }
-    }
-
     /// The session settings that bind a connection to this reader, by name, the tenant's
-    /// aside.
+    /// aside. Generic plans too: a restricted reader's statements carry their reach as
+    /// parameters, and PostgreSQL would otherwise plan some of them afresh on every execution
+    /// (docs/benchmarks.md).
     pub(crate) fn settings(&self) -> Vec<(String, String)> {
-        let list = |ids: &[Uuid]| {
-            let inner: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-            format!("{{{}}}", inner.join(","))
-        };
         let mut out = vec![
-            (RESTRICTED.to_owned(), "on".to_owned()),
             (
-                "crm.user_id".to_owned(),
-                self.user.map(|u| u.to_string()).unwrap_or_default(),
+                "plan_cache_mode".to_owned(),
+                "force_generic_plan".to_owned(),
             ),
-            ("crm.teammates".to_owned(), list(&self.teammates)),
-            ("crm.grantees".to_owned(), list(&self.grantees)),
+            ("crm.grantees".to_owned(), uuid_array(&self.grantees)),
         ];
-        out.extend(
-            self.reach
-                .iter()
-                .map(|(table, reach)| (format!("crm.reach.{table}"), (*reach).to_owned())),
-        );
+        for (table, read, ids) in &self.tables {
+            out.push((format!("crm.read.{table}"), read.as_str().to_owned()));
+            out.push((format!("crm.ids.{table}"), uuid_array(ids)));
+        }
         out
     }
+
+    /// The settings that undo [`ReadBinding::settings`] where the role alone does not.
+    pub(crate) fn reset() -> Vec<(String, String)> {
+        vec![("plan_cache_mode".to_owned(), "auto".to_owned())]
+    }
+}
+
+/// `{a,b,…}`: PostgreSQL's text form of a `uuid[]`.
+fn uuid_array(ids: &[Uuid]) -> String {
+    let mut out = String::with_capacity(2 + ids.len() * 37);
+    out.push('{');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&id.to_string());
+    }
+    out.push('}');
+    out
 }
 
 #[cfg(test)]
@@ -69,17 +85,23 @@ mod tests {
 
     #[test]
     fn settings_name_every_table_and_list_ids_as_arrays() {
-        let (me, team) = (Uuid::now_v7(), Uuid::now_v7());
-        let b = ReadBinding::new(
-            Some(me),
-            vec![me],
-            vec![me, team],
-            vec![("accounts", "own"), ("contacts", "none")],
-        );
+        let (me, team, shared) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let b = ReadBinding {
+            grantees: vec![me, team],
+            tables: vec![
+                ("accounts", TableRead::Ids, vec![me, shared]),
+                ("contacts", TableRead::All, vec![]),
+            ],
+        };
         let s = b.settings();
-        assert_eq!(s[0], (RESTRICTED.to_owned(), "on".to_owned()));
-        assert_eq!(s[2].1, format!("{{{me}}}"));
-        assert_eq!(s[3].1, format!("{{{me},{team}}}"));
-        assert!(s.contains(&("crm.reach.contacts".to_owned(), "none".to_owned())));
+        assert!(s.contains(&("crm.grantees".to_owned(), format!("{{{me},{team}}}"))));
+        assert!(s.contains(&("crm.read.accounts".to_owned(), "ids".to_owned())));
+        assert!(s.contains(&("crm.ids.accounts".to_owned(), format!("{{{me},{shared}}}"))));
+        assert!(s.contains(&("crm.read.contacts".to_owned(), "all".to_owned())));
+        assert!(s.contains(&("crm.ids.contacts".to_owned(), "{}".to_owned())));
+        assert!(s.contains(&(
+            "plan_cache_mode".to_owned(),
+            "force_generic_plan".to_owned()
+        )));
     }
 }
