@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::rules::{EntityAccess, FieldRule, FieldRules, Need, Reach};
 use crate::error::{Error, Result};
-use crate::storage::{Conn, ReadBinding, Sql, TableRead};
+use crate::storage::{Conn, ReadBinding, Sql, TableBinding, TableRead};
 
 /// What one caller may do in their organization: the reach into each entity's records
 /// ([`EntityAccess`]), the field rules, who "own" and "team" refer to, and what else an API key's
@@ -172,19 +172,23 @@ impl Grants {
             let tables = tables
                 .iter()
                 .map(|t| {
-                    if self.reach(t, Need::Read) == Reach::All {
-                        return (*t, TableRead::All, Vec::new());
-                    }
-                    let mut ids = self.people(t, Need::Read);
-                    let read = match self.shared_reads(t) {
-                        Some(None) => TableRead::IdsAndShares,
-                        Some(Some(shared)) => {
-                            ids.extend_from_slice(shared);
-                            TableRead::Ids
+                    let none: Arc<[Uuid]> = Arc::from(Vec::new());
+                    let (read, shared) = if self.reach(t, Need::Read) == Reach::All {
+                        (TableRead::All, none)
+                    } else {
+                        match self.shared.get(*t) {
+                            _ if self.out_of_scope.iter().any(|o| o == t) => (TableRead::Ids, none),
+                            Some(None) => (TableRead::IdsAndShares, none),
+                            Some(Some(ids)) => (TableRead::Ids, ids.clone()),
+                            None => (TableRead::Ids, none),
                         }
-                        None => TableRead::Ids,
                     };
-                    (*t, read, ids)
+                    TableBinding {
+                        table: t,
+                        read,
+                        people: self.people(t, Need::Read),
+                        shared,
+                    }
                 })
                 .collect();
             Arc::new(ReadBinding {
@@ -452,6 +456,19 @@ impl Grants {
     /// column. The statement the library runs reads exactly what row-level security lets
     /// through on PostgreSQL (migration `0020_visibility_by_ids`).
     pub(crate) fn push_reach(&self, sql: &mut Sql, scope: ReachScope, need: Need) {
+        self.push_reach_among(sql, scope, need, None);
+    }
+
+    /// [`Grants::push_reach`] for a statement that reads only the records `among` (a GET, a
+    /// batch): the records shared with the caller are named only where they are among them,
+    /// so that a reader with many shares does not send them all with every read.
+    pub(crate) fn push_reach_among(
+        &self,
+        sql: &mut Sql,
+        scope: ReachScope,
+        need: Need,
+        among: Option<&[Uuid]>,
+    ) {
         let reach = self.reach(scope.table, need);
         if reach == Reach::All || (need == Need::Read && self.leaves_reads_to_row_level_security())
         {
@@ -462,9 +479,13 @@ impl Grants {
         if need == Need::Read {
             match self.shared_reads(scope.table) {
                 None => {}
-                Some(Some(ids)) => {
-                    sql.push(" or ").push(scope.alias).push(".id in (");
-                    sql.bind_list(ids.iter().map(|id| (*id).into())).push(")");
+                Some(Some(shared)) => {
+                    let listed = |id: &&Uuid| among.is_none_or(|a| a.contains(id));
+                    if shared.iter().any(|id| listed(&id)) {
+                        sql.push(" or ").push(scope.alias).push(".id in (");
+                        let ids = shared.iter().filter(listed).map(|id| (*id).into());
+                        sql.bind_list(ids).push(")");
+                    }
                 }
                 Some(None) => {
                     sql.push(" or ");
@@ -518,7 +539,7 @@ impl Grants {
 /// The most records of one table shared with a reader that the library lists in their grants
 /// (and row-level security in their binding); past it, each record is looked up in
 /// `record_shares`, at the cost of a subquery per row read.
-pub(crate) const MAX_LISTED_SHARES: usize = 1000;
+pub(crate) const MAX_LISTED_SHARES: usize = 200;
 
 /// The records shared with any of `grantees` (a user and their teams), by table: their ids, or
 /// `None` for a table with more than [`MAX_LISTED_SHARES`]. One statement, served by

@@ -108,7 +108,7 @@ impl<'t, E: Entity> Records<'t, E> {
         grants.require_some(E::TABLE, Need::Read)?;
         let mut s = self.tenant.reading(&grants).await?;
         let mut q = select_one::<E>(self.org(), id, deleted, false, s.conn().backend());
-        grants.push_reach(&mut q, reach_scope::<E>(), Need::Read);
+        grants.push_reach_among(&mut q, reach_scope::<E>(), Need::Read, Some(&[id.uuid()]));
         match s.conn().fetch_optional(&q).await? {
             Some(mut record) => {
                 redact(&grants, &mut record)?;

@@ -40,10 +40,11 @@ pub(crate) async fn readable(
         .push(" and id in (")
         .bind_list(ids.iter().map(|id| (*id).into()))
         .push(")");
-    grants.push_reach(
+    grants.push_reach_among(
         &mut q,
         reach_scope(table, table, kind.name(), kind.columns()),
         Need::Read,
+        Some(ids),
     );
     let rows: Vec<(Uuid,)> = conn.fetch_all(&q).await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())

@@ -30,7 +30,7 @@ pub use settings::{MAX_CONNECTIONS_ENV, PoolSettings, STATEMENT_TIMEOUT_ENV};
 pub(crate) use sql::{Arg, FieldKey, Sql, escape_like};
 pub use stats::PoolStats;
 pub(crate) use unit::{Unit, UnitSession};
-pub(crate) use visibility::{ReadBinding, TableRead};
+pub(crate) use visibility::{ReadBinding, TableBinding, TableRead};
 
 use crate::error::Result;
 use crate::organizations::OrganizationId;

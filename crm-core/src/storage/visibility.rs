@@ -12,10 +12,11 @@ use uuid::Uuid;
 pub(crate) enum TableRead {
     /// Every row of the tenant.
     All,
-    /// The rows whose owner, creator or id is in the table's id list.
+    /// The rows whose owner or creator is one of the table's people, and the records listed
+    /// as shared.
     Ids,
-    /// As `Ids`, and the rows shared with the reader, looked up one by one (a reader with more
-    /// shares on the table than the library lists).
+    /// The rows of the table's people, and the rows shared with the reader, looked up one by
+    /// one (a reader with more shares on the table than the library lists).
     IdsAndShares,
 }
 
@@ -34,9 +35,18 @@ impl TableRead {
 pub(crate) struct ReadBinding {
     /// The reader and their teams: whom the shares they benefit from name.
     pub(crate) grantees: Vec<Uuid>,
-    /// For every entity table: its mode and its id list (the people whose records the reader
-    /// sees, and the records shared with them).
-    pub(crate) tables: Vec<(&'static str, TableRead, Vec<Uuid>)>,
+    /// For every entity table: its mode, the people whose records the reader sees there, and
+    /// the records of it shared with the reader.
+    pub(crate) tables: Vec<TableBinding>,
+}
+
+/// The binding of one entity table: see [`ReadBinding::tables`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct TableBinding {
+    pub(crate) table: &'static str,
+    pub(crate) read: TableRead,
+    pub(crate) people: Vec<Uuid>,
+    pub(crate) shared: std::sync::Arc<[Uuid]>,
 }
 
 impl ReadBinding {
@@ -52,9 +62,10 @@ impl ReadBinding {
             ),
             ("crm.grantees".to_owned(), uuid_array(&self.grantees)),
         ];
-        for (table, read, ids) in &self.tables {
-            out.push((format!("crm.read.{table}"), read.as_str().to_owned()));
-            out.push((format!("crm.ids.{table}"), uuid_array(ids)));
+        for t in &self.tables {
+            out.push((format!("crm.read.{}", t.table), t.read.as_str().to_owned()));
+            out.push((format!("crm.ids.{}", t.table), uuid_array(&t.people)));
+            out.push((format!("crm.shared.{}", t.table), uuid_array(&t.shared)));
         }
         out
     }
@@ -89,14 +100,25 @@ mod tests {
         let b = ReadBinding {
             grantees: vec![me, team],
             tables: vec![
-                ("accounts", TableRead::Ids, vec![me, shared]),
-                ("contacts", TableRead::All, vec![]),
+                TableBinding {
+                    table: "accounts",
+                    read: TableRead::Ids,
+                    people: vec![me],
+                    shared: std::sync::Arc::from(vec![shared]),
+                },
+                TableBinding {
+                    table: "contacts",
+                    read: TableRead::All,
+                    people: vec![],
+                    shared: std::sync::Arc::from(Vec::new()),
+                },
             ],
         };
         let s = b.settings();
         assert!(s.contains(&("crm.grantees".to_owned(), format!("{{{me},{team}}}"))));
         assert!(s.contains(&("crm.read.accounts".to_owned(), "ids".to_owned())));
-        assert!(s.contains(&("crm.ids.accounts".to_owned(), format!("{{{me},{shared}}}"))));
+        assert!(s.contains(&("crm.ids.accounts".to_owned(), format!("{{{me}}}"))));
+        assert!(s.contains(&("crm.shared.accounts".to_owned(), format!("{{{shared}}}"))));
         assert!(s.contains(&("crm.read.contacts".to_owned(), "all".to_owned())));
         assert!(s.contains(&("crm.ids.contacts".to_owned(), "{}".to_owned())));
         assert!(s.contains(&(
