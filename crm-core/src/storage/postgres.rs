@@ -889,4 +889,139 @@ mod tests {
             .unwrap();
         assert_eq!(seen, "Ada's,Bob's,Shared");
     }
+
+    /// A reader with more shares on a table than their grants list
+    /// ([`crate::access::grants::MAX_LISTED_SHARES`]) still sees every record shared with them
+    /// and nothing else: the library looks the shares up row by row, and so do the policies
+    /// (mode `ids+shares`) when they screen alone.
+    #[tokio::test]
+    async fn a_reader_with_more_shares_than_listed_sees_each_of_them() {
+        use crate::access::grants::MAX_LISTED_SHARES;
+        use crate::access::{EntityAccess, NewPermissionSet, Reach};
+        use crate::{ListQuery, NewUser, Role};
+        use std::collections::BTreeMap;
+
+        let Some(crm) = fresh(PoolSettings::default()).await else {
+            return;
+        };
+        let org = crm
+            .organizations()
+            .create(NewOrganization {
+                name: "Acme".into(),
+                slug: None,
+            })
+            .await
+            .unwrap();
+        let admin = crm.tenant(&TenantContext::system(org.id));
+        let mut users = Vec::new();
+        for name in ["ada", "carol"] {
+            let u = admin
+                .users()
+                .create(NewUser {
+                    email: format!("{name}@example.com"),
+                    name: name.into(),
+                    password: None,
+                    role: Role::User,
+                })
+                .await
+                .unwrap();
+            users.push(u.id);
+        }
+        let (ada, carol) = (users[0], users[1]);
+        let own = EntityAccess {
+            read: Reach::Own,
+            write: Reach::Own,
+            delete: Reach::None,
+        };
+        let set = admin
+            .permission_sets()
+            .create(NewPermissionSet {
+                name: "Rep".into(),
+                description: String::new(),
+                entities: BTreeMap::from([("contacts".to_owned(), own)]),
+                fields: BTreeMap::new(),
+            })
+            .await
+            .unwrap();
+        admin
+            .permission_sets()
+            .assign_to_user(ada, Some(set.id))
+            .await
+            .unwrap();
+        // Carol owns more contacts than a grant lists, all shared with Ada, and three more
+        // that are not.
+        let shared = MAX_LISTED_SHARES as i64 + 5;
+        let pool = pg(&crm);
+        let mut c = pool.session(Some(org.id.uuid())).await.unwrap();
+        let mut q = Sql::new(
+            "insert into contacts (organization_id, id, created_at, updated_at, last_name, owner_id) \
+             select ",
+        );
+        q.bind(org.id)
+            .push(", gen_random_uuid(), now(), now(), 'shared', ")
+            .bind(carol)
+            .push(" from generate_series(1, ")
+            .bind(shared)
+            .push(")");
+        Conn::PostgresSession(&mut c).execute(&q).await.unwrap();
+        let mut q = Sql::new(
+            "insert into record_shares (organization_id, entity, record_id, grantee_kind, \
+             grantee_id, access, created_at) select organization_id, 'contact', id, 'user', ",
+        );
+        q.bind(ada)
+            .push(", 'read', now() from contacts where organization_id = ")
+            .bind(org.id);
+        Conn::PostgresSession(&mut c).execute(&q).await.unwrap();
+        let mut q = Sql::new(
+            "insert into contacts (organization_id, id, created_at, updated_at, last_name, owner_id) \
+             select ",
+        );
+        q.bind(org.id)
+            .push(", gen_random_uuid(), now(), now(), 'private', ")
+            .bind(carol)
+            .push(" from generate_series(1, 3)");
+        Conn::PostgresSession(&mut c).execute(&q).await.unwrap();
+        drop(c);
+
+        let t = crm.tenant(&TenantContext::user(org.id, ada, Role::User));
+        let grants = t.grants().await.unwrap();
+        assert_eq!(
+            grants.shared_reads("contacts"),
+            Some(None),
+            "too many to list"
+        );
+        // Through the library: every shared contact, page by page, and not the others.
+        let mut seen = 0;
+        let mut cursor = None;
+        loop {
+            let page = t
+                .contacts()
+                .list(&ListQuery::default().limit(100).cursor(cursor))
+                .await
+                .unwrap();
+            assert!(
+                page.data
+                    .iter()
+                    .all(|c| c.fields.last_name.as_deref() == Some("shared"))
+            );
+            seen += page.data.len();
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen as i64, shared);
+        // The policies alone: the same.
+        let mut c = pool
+            .session_reading(Some(org.id.uuid()), grants.read_binding().cloned())
+            .await
+            .unwrap();
+        let (n, private): (i64, i64) = Conn::PostgresSession(&mut c)
+            .fetch_one(&Sql::new(
+                "select count(*), count(*) filter (where last_name = 'private') from contacts",
+            ))
+            .await
+            .unwrap();
+        assert_eq!((n, private), (shared, 0));
+    }
 }
