@@ -20,13 +20,7 @@ use opentelemetry_otlp::{SpanExporter, WithExportConfig as _, WithHttpConfig as 
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
-use crate::server::TracingError;
-
-/// The variables that switch the export on.
-const ENDPOINT_ENV: [&str; 2] = [
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-];
+use crate::server::{OTLP_ENDPOINT_ENV as ENDPOINT_ENV, TracingError};
 
 /// The service name when `OTEL_SERVICE_NAME` does not give one.
 const SERVICE_NAME: &str = "abetworks-crm";

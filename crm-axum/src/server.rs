@@ -204,6 +204,13 @@ impl LogFormat {
     }
 }
 
+/// The variables that switch the OpenTelemetry trace export on (feature `otel`); on a build
+/// without the feature, [`init_tracing`] warns at start that they are set and ignored.
+pub const OTLP_ENDPOINT_ENV: [&str; 2] = [
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+];
+
 /// Why [`init_tracing`] could not install what was asked.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -285,6 +292,15 @@ pub fn init_tracing(format: LogFormat) -> Result<Tracing, TracingError> {
     #[cfg(not(feature = "otel"))]
     {
         subscriber.init();
+        // Said at start, not discovered when no trace ever arrives.
+        if let Some(var) = OTLP_ENDPOINT_ENV
+            .iter()
+            .find(|v| std::env::var_os(v).is_some())
+        {
+            tracing::warn!(
+                "{var} is set, but this build has no OpenTelemetry export (cargo feature `otel`): traces are not exported"
+            );
+        }
         Ok(Tracing {})
     }
 }

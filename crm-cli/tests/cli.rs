@@ -1495,6 +1495,25 @@ fn serve_answers_and_stops() {
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 }
 
+/// An OpenTelemetry endpoint set for a build without the `otel` feature is said at start, not
+/// left for an operator to discover when no trace arrives.
+#[cfg(not(feature = "otel"))]
+#[test]
+fn serve_warns_at_start_of_an_otlp_endpoint_it_cannot_export_to() {
+    let mut served = Served::start(
+        &[],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")],
+    );
+    let log = served.log();
+    served.stop();
+    assert!(
+        log.contains(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set, but this build has no OpenTelemetry export"
+        ),
+        "{log}"
+    );
+}
+
 /// The port of the first `http://host:port` address that follows `after` in `log`.
 fn logged_port(log: &str, after: &str) -> Option<u16> {
     let (_, rest) = log.split_once(after)?;
