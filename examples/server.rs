@@ -80,6 +80,10 @@ async fn main() -> anyhow::Result<()> {
         .registration_from_env()?
         .redis_url_from_env()
         .context("REDIS_URL")?;
+    // Said at start rather than found at the first request; serving goes on either way.
+    if let Err(e) = auth.check_redis().await {
+        tracing::warn!(error = %e, "REDIS_URL does not answer: rate limits count in this process until it does");
+    }
     let metrics_addr = std::env::var(server::METRICS_ADDR_ENV).ok();
     let (metrics, metrics_listener) =
         MetricsEndpoint::serve_at(&crm, metrics_addr.as_deref()).await?;

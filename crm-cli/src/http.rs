@@ -126,8 +126,17 @@ pub(crate) async fn serve(crm: Crm, args: ServeArgs) -> anyhow::Result<ExitCode>
     #[cfg(feature = "redis")]
     let auth = match args.redis_url.as_deref().filter(|url| !url.is_empty()) {
         Some(url) => {
-            tracing::info!("rate limits and the cache epoch are shared through Redis");
-            auth.redis_url(url).context("--redis-url / REDIS_URL")?
+            let auth = auth.redis_url(url).context("--redis-url / REDIS_URL")?;
+            match auth.check_redis().await {
+                Ok(()) => {
+                    tracing::info!("rate limits and the cache epoch are shared through Redis");
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "Redis (--redis-url / REDIS_URL) does not answer: rate limits count in this process until it does"
+                ),
+            }
+            auth
         }
         None => auth,
     };

@@ -1514,6 +1514,20 @@ fn serve_warns_at_start_of_an_otlp_endpoint_it_cannot_export_to() {
     );
 }
 
+/// A Redis that does not answer is said at start; the server serves all the same.
+#[cfg(feature = "redis")]
+#[test]
+fn serve_says_at_start_that_redis_does_not_answer() {
+    let mut served = Served::start(&[], &[("REDIS_URL", "redis://127.0.0.1:1")]);
+    let answer = served.http("GET", "/healthz", "none", None);
+    let log = served.log();
+    served.stop();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let told = log.find("Redis (--redis-url / REDIS_URL) does not answer");
+    let listening = log.find("listening on");
+    assert!(told.is_some() && told < listening, "{log}");
+}
+
 /// The port of the first `http://host:port` address that follows `after` in `log`.
 fn logged_port(log: &str, after: &str) -> Option<u16> {
     let (_, rest) = log.split_once(after)?;

@@ -382,6 +382,37 @@ impl AuthConfig {
         }
     }
 
+    /// Whether the Redis server of [`AuthConfig::redis_url`] answers now (a `PING` within a
+    /// second). Binaries call it at start, so that a wrong address or a Redis that is down is
+    /// said then rather than found at the first request; serving goes on either way (limits
+    /// count in process until Redis answers). `Ok` when no Redis is configured.
+    ///
+    /// # Errors
+    /// What went wrong, in words: the connection failed, or no answer came in time.
+    #[cfg(feature = "redis")]
+    pub async fn check_redis(&self) -> Result<(), String> {
+        use bb8_redis::redis;
+        let Some(url) = self.redis_url.as_deref() else {
+            return Ok(());
+        };
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let call = async {
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(Duration::from_secs(1), call).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("no answer within a second".to_owned()),
+        }
+    }
+
     /// Whether the rate limits and cache epoch are shared through Redis (when it answers).
     pub fn shares_limits(&self) -> bool {
         #[cfg(feature = "redis")]

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::connect_info::ConnectInfo;
 use axum::http::{Request, header};
-use bb8_redis::redis;
 use crm_axum::AuthConfig;
 use crm_core::Crm;
 use serde_json::json;
@@ -25,20 +24,23 @@ use crate::helpers::{PASSWORD, Res, Session, TestApp, config};
 
 /// Whether Redis at `url` answers `PING` now.
 async fn pings(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else {
-        return false;
-    };
-    let call = async {
-        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .ok()
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), call).await,
-        Ok(Some(pong)) if pong == "PONG"
-    )
+    match config().redis_url(url) {
+        Ok(auth) => auth.check_redis().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn a_redis_that_does_not_answer_is_told_at_start() {
+    // Port 1: nothing listens there.
+    let auth = config().redis_url("redis://127.0.0.1:1").unwrap();
+    let told = auth.check_redis().await.unwrap_err();
+    assert!(!told.is_empty());
+    assert_eq!(
+        config().check_redis().await,
+        Ok(()),
+        "no Redis, nothing to check"
+    );
 }
 
 /// Notes in the ledger that the running test reached Redis at `url` (it must answer).

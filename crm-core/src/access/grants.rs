@@ -172,22 +172,17 @@ impl Grants {
             let tables = tables
                 .iter()
                 .map(|t| {
-                    let none: Arc<[Uuid]> = Arc::from(Vec::new());
-                    let (read, shared) = if self.reach(t, Need::Read) == Reach::All {
-                        (TableRead::All, none)
-                    } else {
-                        match self.shared.get(*t) {
-                            _ if self.out_of_scope.iter().any(|o| o == t) => (TableRead::Ids, none),
-                            Some(None) => (TableRead::IdsAndShares, none),
-                            Some(Some(ids)) => (TableRead::Ids, ids.clone()),
-                            None => (TableRead::Ids, none),
-                        }
+                    let (read, shared) = match self.shared_reads(t) {
+                        _ if self.reach(t, Need::Read) == Reach::All => (TableRead::All, &[][..]),
+                        Some(None) => (TableRead::IdsAndShares, &[][..]),
+                        Some(Some(ids)) => (TableRead::Ids, ids),
+                        None => (TableRead::Ids, &[][..]),
                     };
                     TableBinding {
                         table: t,
                         read,
                         people: self.people(t, Need::Read),
-                        shared,
+                        shared: shared.to_vec(),
                     }
                 })
                 .collect();

@@ -46,7 +46,7 @@ pub(crate) struct TableBinding {
     pub(crate) table: &'static str,
     pub(crate) read: TableRead,
     pub(crate) people: Vec<Uuid>,
-    pub(crate) shared: std::sync::Arc<[Uuid]>,
+    pub(crate) shared: Vec<Uuid>,
 }
 
 impl ReadBinding {
@@ -104,13 +104,13 @@ mod tests {
                     table: "accounts",
                     read: TableRead::Ids,
                     people: vec![me],
-                    shared: std::sync::Arc::from(vec![shared]),
+                    shared: vec![shared],
                 },
                 TableBinding {
                     table: "contacts",
                     read: TableRead::All,
                     people: vec![],
-                    shared: std::sync::Arc::from(Vec::new()),
+                    shared: vec![],
                 },
             ],
         };
