@@ -11,7 +11,10 @@
 //! - `CRM_JWT_SECRET` — HS256 secret (≥ 32 bytes); a random one otherwise (tokens then die with
 //!   the process);
 //! - `PORT` — 8080 by default; `CRM_CORS_ORIGINS` — comma-separated origins (or `*`);
-//! - `CRM_DEMO_PASSWORD` — the demo admin's password on first run (random otherwise);
+//! - `CRM_DEMO_PASSWORD` — the demo admin's password on first run (random otherwise, and shown
+//!   only in text logs: with `CRM_LOG_FORMAT=json` the first-run message is a JSON event without
+//!   it, for a log shipper must not store it);
+//! - `CRM_LOG_FORMAT` — `text` (default) or `json`: one JSON object per line, every line;
 //! - `CRM_TRUSTED_PROXIES` — reverse proxies (addresses or networks, comma-separated) whose
 //!   `Forwarded` / `X-Forwarded-For` name the client (default: none, the peer is the client);
 //! - `CRM_STATEMENT_TIMEOUT_MS` — longest a PostgreSQL statement may run (default 30000, `0`: none);
@@ -23,7 +26,7 @@
 //! - `CRM_WEBHOOK_ALLOW_HTTP`, `CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS` — let webhooks go to plain
 //!   `http://` URLs and to this machine's or private networks' addresses (development against a
 //!   local receiver; default: `https` to public addresses only);
-//! - `RUST_LOG` — log filter (default `info,tower_http=debug`: one line per request).
+//! - `RUST_LOG` — log filter (default `info`; `tower_http=debug` adds a line per request).
 
 use std::time::Duration;
 
@@ -42,9 +45,8 @@ const DEMO_EMAIL: &str = "admin@demo.example";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _tracing = crm_axum::server::init_tracing(
-        crm_axum::server::LogFormat::from_env().map_err(anyhow::Error::msg)?,
-    )?;
+    let format = crm_axum::server::LogFormat::from_env().map_err(anyhow::Error::msg)?;
+    let _tracing = crm_axum::server::init_tracing(format)?;
 
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://crm.db".into());
     let port: u16 = match std::env::var("PORT") {
@@ -69,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
         .build()
         .await
         .context("connecting to DATABASE_URL")?;
-    bootstrap(&crm, port).await?;
+    bootstrap(&crm, port, format == crm_axum::server::LogFormat::Json).await?;
 
     let auth = AuthConfig::hs256(secret.as_bytes())
         .context("CRM_JWT_SECRET")?
@@ -112,9 +114,18 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// On first run: a demo organization and its admin, and how to sign in.
-async fn bootstrap(crm: &Crm, port: u16) -> anyhow::Result<()> {
+/// On first run: a demo organization and its admin, and how to sign in. With `json` logs, a log
+/// event instead of the text block, and never the password: a log shipper would store it.
+async fn bootstrap(crm: &Crm, port: u16, json: bool) -> anyhow::Result<()> {
     match crm.organizations().get_by_slug(DEMO_SLUG).await {
+        Ok(_) if json => {
+            tracing::info!(
+                organization = DEMO_SLUG,
+                email = DEMO_EMAIL,
+                "the demo organization exists"
+            );
+            return Ok(());
+        }
         Ok(_) => {
             println!("Demo organization `{DEMO_SLUG}` exists; sign in as {DEMO_EMAIL}.");
             return Ok(());
@@ -122,7 +133,8 @@ async fn bootstrap(crm: &Crm, port: u16) -> anyhow::Result<()> {
         Err(Error::NotFound { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    let password = std::env::var("CRM_DEMO_PASSWORD").unwrap_or_else(|_| random(20));
+    let chosen = std::env::var("CRM_DEMO_PASSWORD").ok();
+    let password = chosen.clone().unwrap_or_else(|| random(20));
     let org = crm
         .organizations()
         .create(NewOrganization {
@@ -139,6 +151,20 @@ async fn bootstrap(crm: &Crm, port: u16) -> anyhow::Result<()> {
             role: Role::CompanyAdmin,
         })
         .await?;
+    if json {
+        tracing::info!(
+            organization = DEMO_SLUG,
+            email = DEMO_EMAIL,
+            login = %format!("http://localhost:{port}/api/v1/auth/login"),
+            password = if chosen.is_some() {
+                "CRM_DEMO_PASSWORD"
+            } else {
+                "generated, not logged: set one with `crm user set-password`"
+            },
+            "created the demo organization and its admin"
+        );
+        return Ok(());
+    }
     println!(
         "Created the demo organization `{DEMO_SLUG}` and its admin. Sign in with:\n\n  \
          curl -s -X POST http://localhost:{port}/api/v1/auth/login \\\n    \

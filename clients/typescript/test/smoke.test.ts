@@ -57,7 +57,9 @@ before(async () => {
       CRM_DEMO_PASSWORD: DEMO_PASSWORD,
       CRM_REGISTRATION: "on",
       PORT: String(port),
-      RUST_LOG: "warn",
+      // JSON lines, at info: the first-run message is one of them (checked below).
+      CRM_LOG_FORMAT: "json",
+      RUST_LOG: "info",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -107,6 +109,16 @@ function countingClient(): { crm: CrmClient; refreshes: () => number } {
   });
   return { crm, refreshes: () => refreshes };
 }
+
+test("with JSON logs every line the server writes is JSON, and none holds the demo password", () => {
+  const lines = serverLog.split("\n").filter((l) => l.trim() !== "");
+  assert.ok(
+    lines.some((l) => l.includes("created the demo organization")),
+    `no first-run event:\n${serverLog}`,
+  );
+  for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), line);
+  assert.ok(!serverLog.includes(DEMO_PASSWORD), "the demo password was logged");
+});
 
 test("the demo admin signs in and reads itself through the generated client", async () => {
   const crm = new CrmClient({ baseUrl });
