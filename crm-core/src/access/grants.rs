@@ -5,6 +5,7 @@
 //! machinery and the registry: the permission-set service checks the names when a set is
 //! written.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -181,7 +182,7 @@ impl Grants {
                     TableBinding {
                         table: t,
                         read,
-                        people: self.people(t, Need::Read),
+                        people: self.people(t, Need::Read).into_owned(),
                         shared: shared.to_vec(),
                     }
                 })
@@ -262,20 +263,20 @@ impl Grants {
 
     /// The people whose records of `table` the caller reaches for `need` by ownership or
     /// creation: the caller for `own`, their teammates for `team`, nobody for `none` (and for
-    /// `all`, which needs no list).
-    pub(crate) fn people(&self, table: &str, need: Need) -> Vec<Uuid> {
+    /// `all`, which needs no list). Borrowed unless a team list lacks the caller (read on every
+    /// request: no allocation in the common case).
+    pub(crate) fn people(&self, table: &str, need: Need) -> Cow<'_, [Uuid]> {
         match self.reach(table, need) {
-            Reach::None | Reach::All => Vec::new(),
-            Reach::Own => self.user.into_iter().collect(),
-            Reach::Team => {
-                let mut people = self.teammates.to_vec();
-                if let Some(u) = self.user
-                    && people.binary_search(&u).is_err()
-                {
+            Reach::None | Reach::All => Cow::Borrowed(&[]),
+            Reach::Own => Cow::Borrowed(self.user.as_slice()),
+            Reach::Team => match self.user {
+                Some(u) if self.teammates.binary_search(&u).is_err() => {
+                    let mut people = self.teammates.to_vec();
                     people.push(u);
+                    Cow::Owned(people)
                 }
-                people
-            }
+                _ => Cow::Borrowed(&self.teammates),
+            },
         }
     }
 

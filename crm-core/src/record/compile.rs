@@ -387,36 +387,34 @@ pub(crate) fn plan<E: Entity>(
     let branches = (by_id && backend == Backend::Postgres && q.deleted == Deleted::Exclude)
         .then(|| ReachBranches::of(grants, scope))
         .flatten();
+    // `select <columns> from <table> where <tenant and trash>`: the one pass, or each branch.
+    let push_head = |sql: &mut Sql| {
+        sql.push("select ")
+            .push(E::SELECT)
+            .push(" from ")
+            .push(E::TABLE)
+            .push(" where organization_id = ")
+            .bind(org);
+        match q.deleted {
+            Deleted::Exclude => sql.push(" and not is_deleted"),
+            Deleted::Include => sql,
+            Deleted::Only => sql.push(" and is_deleted"),
+        };
+    };
     let mut sql;
     match &branches {
         None => {
-            sql = Sql::new("select ");
-            sql.push(E::SELECT)
-                .push(" from ")
-                .push(E::TABLE)
-                .push(" where organization_id = ")
-                .bind(org);
-            match q.deleted {
-                Deleted::Exclude => sql.push(" and not is_deleted"),
-                Deleted::Include => &mut sql,
-                Deleted::Only => sql.push(" and is_deleted"),
-            };
+            sql = Sql::new("");
+            push_head(&mut sql);
             top.push_reach(&mut sql);
             push_rest(&mut sql, &mut errors);
         }
         Some(branches) => {
             sql = Sql::new("select * from (");
             for (i, branch) in branches.branches.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" union all ");
-                }
-                sql.push("(select ")
-                    .push(E::SELECT)
-                    .push(" from ")
-                    .push(E::TABLE)
-                    .push(" where organization_id = ")
-                    .bind(org)
-                    .push(" and not is_deleted and ");
+                sql.push(if i > 0 { " union all (" } else { "(" });
+                push_head(&mut sql);
+                sql.push(" and ");
                 branches.push(&mut sql, scope, branch);
                 // Every branch compiles the same filters: their problems are told once.
                 let mut again = Vec::new();
@@ -472,7 +470,7 @@ const MAX_BRANCH_PEOPLE: usize = 8;
 /// came by (ten times the page for a reader who owns a tenth). Measured in
 /// docs/benchmarks.md ("Record visibility at a million contacts").
 struct ReachBranches<'g> {
-    people: Vec<Uuid>,
+    people: std::borrow::Cow<'g, [Uuid]>,
     shared: Option<&'g [Uuid]>,
     branches: Vec<Branch>,
 }
