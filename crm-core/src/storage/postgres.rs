@@ -726,23 +726,15 @@ mod tests {
         assert_eq!(n, 0, "a session bound to no tenant sees no tenant rows");
     }
 
-    /// The policies of migration `0020_visibility_by_ids` hold on their own: a connection the
-    /// library binds for a restricted reader returns only what they reach (own, team, shared)
-    /// to statements without any condition of the library's, and the next reader of the same
-    /// connection, unrestricted, sees every row again.
-    #[tokio::test]
-    async fn restricted_readers_see_only_their_reach_without_the_library_filter() {
-        use crate::access::{EntityAccess, NewPermissionSet, Reach};
-        use crate::{NewContact, NewUser, Role};
-        use std::collections::BTreeMap;
-
-        let settings = PoolSettings {
-            max_connections: 1,
-            ..PoolSettings::default()
-        };
-        let Some(crm) = fresh(settings).await else {
-            return;
-        };
+    /// An organization "Acme" with users named `names` (role `user`), the first holding a
+    /// permission set "Rep" with `entities`; its system tenant does the writing.
+    async fn org_with_rep(
+        crm: &Crm,
+        names: &[&str],
+        entities: std::collections::BTreeMap<String, crate::access::EntityAccess>,
+    ) -> (crate::Organization, Vec<crate::UserId>) {
+        use crate::access::NewPermissionSet;
+        use crate::{NewUser, Role};
         let org = crm
             .organizations()
             .create(NewOrganization {
@@ -753,12 +745,12 @@ mod tests {
             .unwrap();
         let admin = crm.tenant(&TenantContext::system(org.id));
         let mut users = Vec::new();
-        for name in ["ada", "bob", "carol"] {
+        for name in names {
             let u = admin
                 .users()
                 .create(NewUser {
                     email: format!("{name}@example.com"),
-                    name: name.into(),
+                    name: (*name).into(),
                     password: None,
                     role: Role::User,
                 })
@@ -766,30 +758,57 @@ mod tests {
                 .unwrap();
             users.push(u.id);
         }
-        let (ada, bob, carol) = (users[0], users[1], users[2]);
-        let reach = |read| EntityAccess {
-            read,
-            write: read,
-            delete: Reach::None,
-        };
         let set = admin
             .permission_sets()
             .create(NewPermissionSet {
                 name: "Rep".into(),
                 description: String::new(),
-                entities: BTreeMap::from([
-                    ("accounts".to_owned(), reach(Reach::Own)),
-                    ("contacts".to_owned(), reach(Reach::Team)),
-                ]),
-                fields: BTreeMap::new(),
+                entities,
+                fields: std::collections::BTreeMap::new(),
             })
             .await
             .unwrap();
         admin
             .permission_sets()
-            .assign_to_user(ada, Some(set.id))
+            .assign_to_user(users[0], Some(set.id))
             .await
             .unwrap();
+        (org, users)
+    }
+
+    /// The policies of migration `0020_visibility_by_ids` hold on their own: a connection the
+    /// library binds for a restricted reader returns only what they reach (own, team, shared)
+    /// to statements without any condition of the library's, and the next reader of the same
+    /// connection, unrestricted, sees every row again.
+    #[tokio::test]
+    async fn restricted_readers_see_only_their_reach_without_the_library_filter() {
+        use crate::access::{EntityAccess, Reach};
+        use crate::{NewContact, Role};
+        use std::collections::BTreeMap;
+
+        let settings = PoolSettings {
+            max_connections: 1,
+            ..PoolSettings::default()
+        };
+        let Some(crm) = fresh(settings).await else {
+            return;
+        };
+        let reach = |read| EntityAccess {
+            read,
+            write: read,
+            delete: Reach::None,
+        };
+        let (org, users) = org_with_rep(
+            &crm,
+            &["ada", "bob", "carol"],
+            BTreeMap::from([
+                ("accounts".to_owned(), reach(Reach::Own)),
+                ("contacts".to_owned(), reach(Reach::Team)),
+            ]),
+        )
+        .await;
+        let admin = crm.tenant(&TenantContext::system(org.id));
+        let (ada, bob, carol) = (users[0], users[1], users[2]);
         let mut ids = Vec::new();
         for (name, owner) in [("Ada's", ada), ("Bob's", bob), ("Shared", carol)] {
             let a = admin
@@ -897,73 +916,50 @@ mod tests {
     #[tokio::test]
     async fn a_reader_with_more_shares_than_listed_sees_each_of_them() {
         use crate::access::grants::MAX_LISTED_SHARES;
-        use crate::access::{EntityAccess, NewPermissionSet, Reach};
-        use crate::{ListQuery, NewUser, Role};
+        use crate::access::{EntityAccess, Reach};
+        use crate::{ListQuery, Role};
         use std::collections::BTreeMap;
 
         let Some(crm) = fresh(PoolSettings::default()).await else {
             return;
         };
-        let org = crm
-            .organizations()
-            .create(NewOrganization {
-                name: "Acme".into(),
-                slug: None,
-            })
-            .await
-            .unwrap();
-        let admin = crm.tenant(&TenantContext::system(org.id));
-        let mut users = Vec::new();
-        for name in ["ada", "carol"] {
-            let u = admin
-                .users()
-                .create(NewUser {
-                    email: format!("{name}@example.com"),
-                    name: name.into(),
-                    password: None,
-                    role: Role::User,
-                })
-                .await
-                .unwrap();
-            users.push(u.id);
-        }
-        let (ada, carol) = (users[0], users[1]);
         let own = EntityAccess {
             read: Reach::Own,
             write: Reach::Own,
             delete: Reach::None,
         };
-        let set = admin
-            .permission_sets()
-            .create(NewPermissionSet {
-                name: "Rep".into(),
-                description: String::new(),
-                entities: BTreeMap::from([("contacts".to_owned(), own)]),
-                fields: BTreeMap::new(),
-            })
-            .await
-            .unwrap();
-        admin
-            .permission_sets()
-            .assign_to_user(ada, Some(set.id))
-            .await
-            .unwrap();
+        let (org, users) = org_with_rep(
+            &crm,
+            &["ada", "carol"],
+            BTreeMap::from([("contacts".to_owned(), own)]),
+        )
+        .await;
+        let (ada, carol) = (users[0], users[1]);
         // Carol owns more contacts than a grant lists, all shared with Ada, and three more
         // that are not.
         let shared = MAX_LISTED_SHARES as i64 + 5;
         let pool = pg(&crm);
         let mut c = pool.session(Some(org.id.uuid())).await.unwrap();
-        let mut q = Sql::new(
-            "insert into contacts (organization_id, id, created_at, updated_at, last_name, owner_id) \
-             select ",
-        );
-        q.bind(org.id)
-            .push(", gen_random_uuid(), now(), now(), 'shared', ")
-            .bind(carol)
-            .push(" from generate_series(1, ")
-            .bind(shared)
-            .push(")");
-        Conn::PostgresSession(&mut c).execute(&q).await.unwrap();
+        // `n` contacts of Carol's named `name`.
+        let contacts = |name: &'static str, n: i64| {
+            let mut q = Sql::new(
+                "insert into contacts (organization_id, id, created_at, updated_at, last_name, owner_id) \
+                 select ",
+            );
+            q.bind(org.id)
+                .push(", gen_random_uuid(), now(), now(), ")
+                .bind(name)
+                .push(", ")
+                .bind(carol)
+                .push(" from generate_series(1, ")
+                .bind(n)
+                .push(")");
+            q
+        };
+        Conn::PostgresSession(&mut c)
+            .execute(&contacts("shared", shared))
+            .await
+            .unwrap();
         let mut q = Sql::new(
             "insert into record_shares (organization_id, entity, record_id, grantee_kind, \
              grantee_id, access, created_at) select organization_id, 'contact', id, 'user', ",
@@ -972,15 +968,10 @@ mod tests {
             .push(", 'read', now() from contacts where organization_id = ")
             .bind(org.id);
         Conn::PostgresSession(&mut c).execute(&q).await.unwrap();
-        let mut q = Sql::new(
-            "insert into contacts (organization_id, id, created_at, updated_at, last_name, owner_id) \
-             select ",
-        );
-        q.bind(org.id)
-            .push(", gen_random_uuid(), now(), now(), 'private', ")
-            .bind(carol)
-            .push(" from generate_series(1, 3)");
-        Conn::PostgresSession(&mut c).execute(&q).await.unwrap();
+        Conn::PostgresSession(&mut c)
+            .execute(&contacts("private", 3))
+            .await
+            .unwrap();
         drop(c);
 
         let t = crm.tenant(&TenantContext::user(org.id, ada, Role::User));
