@@ -37,7 +37,8 @@ use tokio::runtime::Runtime;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-/// Rows per list page; the deep cursor sits at page `DEEP_PAGE`.
+/// Rows per list page (the list statements below hold `limit 11`: one more, written into their
+/// text as the library writes it); the deep cursor sits at page `DEEP_PAGE`.
 const PAGE: u32 = 10;
 
 /// The columns the library reads a contact by, in its decoding order (`Fields::SELECT`).
@@ -58,32 +59,32 @@ const GET: &str = concat!(
 const LIST: &str = concat!(
     "select ",
     contact_columns!(),
-    " from contacts where organization_id = $1 and not is_deleted order by id asc limit $2"
+    " from contacts where organization_id = $1 and not is_deleted order by id asc limit 11"
 );
 const LIST_AFTER: &str = concat!(
     "select ",
     contact_columns!(),
-    " from contacts where organization_id = $1 and not is_deleted and id > $2 order by id asc limit $3"
+    " from contacts where organization_id = $1 and not is_deleted and id > $2 order by id asc limit 11"
 );
 const BY_LAST_NAME: &str = concat!(
     "select ",
     contact_columns!(),
-    " from contacts where organization_id = $1 and not is_deleted and last_name = $2 order by id asc limit $3"
+    " from contacts where organization_id = $1 and not is_deleted and last_name = $2 order by id asc limit 11"
 );
 const BY_TIER_PG: &str = concat!(
     "select ",
     contact_columns!(),
-    " from contacts where organization_id = $1 and not is_deleted and custom_fields @> $2 order by id asc limit $3"
+    " from contacts where organization_id = $1 and not is_deleted and custom_fields @> $2 order by id asc limit 11"
 );
 const BY_TIER_SQLITE: &str = concat!(
     "select ",
     contact_columns!(),
-    " from contacts where organization_id = $1 and not is_deleted and custom_fields->>'tier' = $2 order by id asc limit $3"
+    " from contacts where organization_id = $1 and not is_deleted and custom_fields->>'tier' = $2 order by id asc limit 11"
 );
 const SEARCH: &str = concat!(
     "select ",
     contact_columns!(),
-    " from contacts where organization_id = $1 and not is_deleted and lower(last_name) like $2 escape '\\' order by id asc limit $3"
+    " from contacts where organization_id = $1 and not is_deleted and lower(last_name) like $2 escape '\\' order by id asc limit 11"
 );
 const INSERT: &str = concat!(
     "insert into contacts (organization_id, id, created_at, updated_at, created_by, updated_by, version, is_deleted, custom_fields, first_name, last_name, email, phone, mobile, title, account_id, owner_id) values ($1, $2, $3, $4, $5, $6, 1, false, $7, $8, $9, $10, $11, $12, $13, $14, $15) returning ",
@@ -538,8 +539,9 @@ impl Raw {
             .unwrap())
     }
 
-    /// A page of `sql`, whose parameters are the organization, then `arg` (if any), then the
-    /// limit (one more than the page, as the library asks, to learn whether a next page exists).
+    /// A page of `sql`, whose parameters are the organization, then `arg` (if any); its text
+    /// holds the limit, one more than the page (`PAGE + 1`, written out as the library writes
+    /// it, to learn whether a next page exists).
     async fn page<A>(&self, sql: &'static str, org: Uuid, arg: Option<A>) -> Vec<RawContact>
     where
         A: for<'q> sqlx::Encode<'q, sqlx::Postgres>
@@ -549,14 +551,13 @@ impl Raw {
             + Send
             + Clone,
     {
-        let limit = i64::from(PAGE) + 1;
         let mut rows: Vec<RawContact> = on_raw!(self, |p| {
             let q = sqlx::query_as(sql).bind(org);
             let q = match arg.clone() {
                 Some(a) => q.bind(a),
                 None => q,
             };
-            q.bind(limit).fetch_all(p).await.unwrap()
+            q.fetch_all(p).await.unwrap()
         });
         rows.truncate(PAGE as usize);
         rows

@@ -170,8 +170,8 @@ impl Changes<'_> {
         }
         q.push(" order by ")
             .push(position)
-            .push(", e.id limit ")
-            .bind(i64::from(limit) + 1);
+            .push(", e.id")
+            .limit(limit + 1);
         let mut rows: Vec<Row> = conn.fetch_all(&q).await?;
         // A reader restricted by a permission set gets tombstones for records out of reach,
         // and no hidden fields.

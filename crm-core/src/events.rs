@@ -305,8 +305,7 @@ impl<'t> Events<'t> {
                 q.push(" and id <= ").bind(id);
             }
         }
-        q.push(" order by id desc limit ")
-            .bind(i64::from(limit) + 1);
+        q.push(" order by id desc").limit(limit + 1);
         let mut s = self.tenant.session().await?;
         let data: Vec<Event> = s.conn().fetch_all(&q).await?;
         Ok(Page::of(data, limit as usize, |e| e.id.to_string()))

@@ -222,8 +222,7 @@ impl Tenant {
             q.push(" or (kind = ").bind(c.table);
             q.push(" and id > ").bind(c.id).push(")))");
         }
-        q.push(" order by rank desc, kind, id limit ")
-            .bind(i64::from(limit) + 1);
+        q.push(" order by rank desc, kind, id").limit(limit + 1);
         let rows: Vec<Row> = conn.fetch_all(&q).await?;
         let data: Vec<SearchHit> = rows
             .into_iter()

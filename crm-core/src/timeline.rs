@@ -94,7 +94,7 @@ async fn timeline(
         });
     }
 
-    let page = i64::from(limit) + 1;
+    let page = limit + 1;
     let mut q = Sql::new("select ");
     q.push(<Activity as crate::record::Fields>::SELECT)
         .push(" from activities where organization_id = ")
@@ -108,7 +108,7 @@ async fn timeline(
     if let Some(b) = before {
         q.push(" and id < ").bind(b);
     }
-    q.push(" order by id desc limit ").bind(page);
+    q.push(" order by id desc").limit(page);
     let mut activities: Vec<Record<Activity>> = s.conn().fetch_all(&q).await?;
     for a in &mut activities {
         redact(&grants, a)?;
@@ -123,7 +123,7 @@ async fn timeline(
     if let Some(b) = before {
         q.push(" and id < ").bind(b);
     }
-    q.push(" order by id desc limit ").bind(page);
+    q.push(" order by id desc").limit(page);
     let mut events: Vec<Event> = s.conn().fetch_all(&q).await?;
     screen_events(&mut s.conn(), org, &grants, &mut events).await?;
 

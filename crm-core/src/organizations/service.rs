@@ -125,8 +125,7 @@ impl<'c> Organizations<'c> {
         if let Some(after) = after {
             q.push(" where id > ").bind(after);
         }
-        q.push(" order by id limit ")
-            .bind(i64::from(limit.clamp(1, 100)));
+        q.push(" order by id").limit(limit.clamp(1, 100));
         let mut s = self.crm.pool().global().await?;
         s.conn().fetch_all(&q).await
     }

@@ -411,18 +411,10 @@ async fn bind(
         _ => {
             let mut names = vec![TENANT_SETTING.to_owned()];
             let mut values = vec![value];
-            match reader {
-                Some(r) => {
-                    for (name, value) in r.settings() {
-                        names.push(name);
-                        values.push(value);
-                    }
-                }
-                None => {
-                    for (name, value) in ReadBinding::reset() {
-                        names.push(name);
-                        values.push(value);
-                    }
+            if let Some(r) = reader {
+                for (name, value) in r.settings() {
+                    names.push(name);
+                    values.push(value);
                 }
             }
             if let Some((app, restricted)) = roles {

@@ -2,11 +2,11 @@
 //!
 //! Both sqlx drivers accept `$1`-style placeholders (SQLite reads them as `?NNN`), so one text
 //! serves both backends; the values are bound per backend in `postgres.rs` / `sqlite.rs`.
-//! Text reaches a statement only three ways, and the types hold it: [`Sql::new`] and
+//! Text reaches a statement only four ways, and the types hold it: [`Sql::new`] and
 //! [`Sql::push`] take `&'static str` (SQL written in the source, and identifiers from the entity
 //! registry, which are static too), [`Sql::push_key`] takes a [`FieldKey`] (a custom-field key
-//! checked against `[a-z][a-z0-9_]{0,62}`), and every value goes through [`Sql::bind`]. No
-//! `format!`ed text can be pushed.
+//! checked against `[a-z][a-z0-9_]{0,62}`), [`Sql::limit`] takes a number, and every value goes
+//! through [`Sql::bind`]. No `format!`ed text can be pushed.
 
 use std::fmt::Write as _;
 
@@ -128,6 +128,19 @@ impl Sql {
         self
     }
 
+    /// Appends ` limit <rows>`, the count written into the text rather than bound.
+    ///
+    /// PostgreSQL costs a bound `limit $n` of a generic plan as a tenth of the rows, so the
+    /// plan cache never prefers its generic plan to a plan made for the values and plans a
+    /// paged statement afresh on every execution (40 % of the database's time for an admin's
+    /// list page: docs/benchmarks.md, "Page sizes in the text"). Written out, one statement per
+    /// page size keeps a generic plan; page sizes are few and bounded.
+    pub(crate) fn limit(&mut self, rows: u32) -> &mut Self {
+        // Writing to a String cannot fail.
+        let _ = write!(self.text, " limit {rows}");
+        self
+    }
+
     /// Appends a placeholder and records its value.
     pub(crate) fn bind(&mut self, value: impl Into<Arg>) -> &mut Self {
         self.args.push(value.into());
@@ -175,6 +188,17 @@ impl Sql {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_limit_is_text_and_binds_nothing() {
+        let mut sql = Sql::new("select id from contacts where organization_id = ");
+        sql.bind(Uuid::nil()).push(" order by id").limit(51);
+        assert_eq!(
+            sql.text(),
+            "select id from contacts where organization_id = $1 order by id limit 51"
+        );
+        assert_eq!(sql.args().len(), 1);
+    }
 
     #[test]
     fn only_plain_keys_are_field_keys() {

@@ -51,28 +51,17 @@ pub(crate) struct TableBinding {
 
 impl ReadBinding {
     /// The session settings that bind a connection to this reader, by name, the tenant's
-    /// aside. Generic plans too: a restricted reader's statements carry their reach as
-    /// parameters, and PostgreSQL would otherwise plan some of them afresh on every execution
-    /// (docs/benchmarks.md).
+    /// aside. (The plan cache's own choice serves: with page sizes written into the text, it
+    /// keeps a generic plan for a restricted reader's list as for anyone's; docs/benchmarks.md,
+    /// "Page sizes in the text".)
     pub(crate) fn settings(&self) -> Vec<(String, String)> {
-        let mut out = vec![
-            (
-                "plan_cache_mode".to_owned(),
-                "force_generic_plan".to_owned(),
-            ),
-            ("crm.grantees".to_owned(), uuid_array(&self.grantees)),
-        ];
+        let mut out = vec![("crm.grantees".to_owned(), uuid_array(&self.grantees))];
         for t in &self.tables {
             out.push((format!("crm.read.{}", t.table), t.read.as_str().to_owned()));
             out.push((format!("crm.ids.{}", t.table), uuid_array(&t.people)));
             out.push((format!("crm.shared.{}", t.table), uuid_array(&t.shared)));
         }
         out
-    }
-
-    /// The settings that undo [`ReadBinding::settings`] where the role alone does not.
-    pub(crate) fn reset() -> Vec<(String, String)> {
-        vec![("plan_cache_mode".to_owned(), "auto".to_owned())]
     }
 }
 
@@ -121,9 +110,6 @@ mod tests {
         assert!(s.contains(&("crm.shared.accounts".to_owned(), format!("{{{shared}}}"))));
         assert!(s.contains(&("crm.read.contacts".to_owned(), "all".to_owned())));
         assert!(s.contains(&("crm.ids.contacts".to_owned(), "{}".to_owned())));
-        assert!(s.contains(&(
-            "plan_cache_mode".to_owned(),
-            "force_generic_plan".to_owned()
-        )));
+        assert!(!s.iter().any(|(name, _)| name == "plan_cache_mode"));
     }
 }

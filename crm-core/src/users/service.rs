@@ -93,8 +93,7 @@ impl<'t> Users<'t> {
         if let Some(after) = after {
             q.push(" and id > ").bind(after);
         }
-        q.push(" order by id limit ")
-            .bind(i64::from(limit.clamp(1, 100)));
+        q.push(" order by id").limit(limit.clamp(1, 100));
         let mut s = self.tenant.session().await?;
         s.conn().fetch_all(&q).await
     }

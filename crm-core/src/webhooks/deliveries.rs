@@ -116,8 +116,7 @@ impl WebhookSubscriptions<'_> {
         if let Some(a) = after {
             q.push(" and id < ").bind(a);
         }
-        q.push(" order by id desc limit ")
-            .bind(i64::from(limit) + 1);
+        q.push(" order by id desc").limit(limit + 1);
         let mut s = self.tenant.session().await?;
         let rows: Vec<WebhookDelivery> = s.conn().fetch_all(&q).await?;
         Ok(Page::of(rows, limit as usize, |d| d.id.uuid().to_string()))
