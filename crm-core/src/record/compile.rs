@@ -30,7 +30,7 @@ use crate::custom_fields::{self, CustomFieldDefinition, CustomFieldType, Definit
 use crate::entities::EntityKind;
 use crate::error::{Error, FieldError, Result};
 use crate::organizations::OrganizationId;
-use crate::storage::{Backend, FieldKey, Sql, escape_like};
+use crate::storage::{Arg, Array, Backend, FieldKey, Sql, escape_like};
 
 /// The reach scope of a table of kind `name` with `columns`, read as `alias`.
 pub(crate) fn reach_scope(
@@ -413,16 +413,38 @@ pub(crate) fn plan<E: Entity>(
             sql = Sql::new("select * from (");
             for (i, branch) in branches.branches.iter().enumerate() {
                 sql.push(if i > 0 { " union all (" } else { "(" });
+                // The shared records are read in id order from their sorted list, one by one
+                // as the merge asks for them (a page reads the few that fall within it), not
+                // all fetched and sorted first.
+                let shared = matches!(branch, Branch::Shared);
+                if shared {
+                    sql.push("select ")
+                        .push(E::SELECT)
+                        .push(" from (select shared_id from unnest(")
+                        .bind(Arg::Array(Array::Uuid(
+                            branches
+                                .shared
+                                .unwrap_or_default()
+                                .iter()
+                                .map(|id| Some(*id))
+                                .collect(),
+                        )))
+                        .push("::uuid[]) shared_id order by shared_id")
+                        .push(dir)
+                        .push(") shared cross join lateral (");
+                }
                 push_head(&mut sql);
                 sql.push(" and ");
                 branches.push(&mut sql, scope, branch);
                 // Every branch compiles the same filters: their problems are told once.
                 let mut again = Vec::new();
                 push_rest(&mut sql, if i == 0 { &mut errors } else { &mut again });
+                if shared {
+                    sql.push(") ").push(E::TABLE);
+                }
                 sql.push(" order by id")
                     .push(dir)
-                    .push(" limit ")
-                    .bind(i64::from(limit) + 1)
+                    .limit(limit.saturating_add(1))
                     .push(")");
             }
             sql.push(") listed");
@@ -443,10 +465,7 @@ pub(crate) fn plan<E: Entity>(
         }
         sql.push(", ");
     }
-    sql.push("id")
-        .push(dir)
-        .push(" limit ")
-        .bind(i64::from(limit) + 1);
+    sql.push("id").push(dir).limit(limit.saturating_add(1));
 
     Ok(Plan {
         sql,
@@ -542,9 +561,8 @@ impl<'g> ReachBranches<'g> {
                 }
             }
             Branch::Shared => {
-                let ids = self.shared.unwrap_or_default();
-                sql.push(t).push(".id in (");
-                sql.bind_list(ids.iter().map(|id| (*id).into())).push(")");
+                // `shared` is the sorted list the branch's lateral join walks.
+                sql.push(t).push(".id = shared.shared_id");
                 if let Some(owner) = scope.owner {
                     not_listed(sql, owner);
                 }
@@ -1419,6 +1437,20 @@ mod tests {
         assert!(text.contains("contacts.created_by = "), "{text}");
         assert!(
             text.contains("contacts.owner_id is null or contacts.owner_id not in ("),
+            "{text}"
+        );
+        // The shared records: their sorted list, joined one by one as the merge asks.
+        assert!(
+            text.contains("from (select shared_id from unnest($")
+                && text.contains(
+                    "::uuid[]) shared_id order by shared_id asc) shared cross join lateral ("
+                ),
+            "{text}"
+        );
+        assert!(text.contains("contacts.id = shared.shared_id"), "{text}");
+        // Page sizes are text, so that PostgreSQL keeps a generic plan.
+        assert!(
+            text.ends_with(") listed order by id asc limit 51"),
             "{text}"
         );
         assert!(

@@ -25,7 +25,7 @@ mod unit;
 mod visibility;
 
 pub(crate) use jobs::{JobRow, JobStore, with_apalis_storage};
-pub(crate) use rows::Rows;
+pub(crate) use rows::{Array, Rows};
 pub use settings::{MAX_CONNECTIONS_ENV, PoolSettings, STATEMENT_TIMEOUT_ENV};
 pub(crate) use sql::{Arg, FieldKey, Sql, escape_like};
 pub use stats::PoolStats;
