@@ -111,8 +111,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Permanently remove records trashed longer ago than the retention period.
     Purge(purge::PurgeArgs),
-    /// Delete expired Idempotency-Key records and refresh tokens (run it daily), and change-feed
-    /// commits past `--keep-changes-days`.
+    /// Delete expired Idempotency-Key records and refresh tokens (the worker does it daily: this
+    /// runs it by hand), and change-feed commits past `--keep-changes-days`.
     Sweep(sweep::SweepArgs),
     /// Compute the duplicate-match keys of records written before the database kept them (run
     /// once after upgrading to migration 0014).

@@ -1,5 +1,6 @@
-//! `crm sweep`: deletes expired `Idempotency-Key` records and refresh tokens (run it daily), and
-//! with `--keep-changes-days` the change-feed commits older than that (the event log's too).
+//! `crm sweep`: deletes expired `Idempotency-Key` records and refresh tokens (the worker's daily
+//! `sweep_expired` job does the same; this runs it by hand), and with `--keep-changes-days` the
+//! change-feed commits older than that (the event log's too).
 
 use std::process::ExitCode;
 
