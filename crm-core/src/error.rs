@@ -184,11 +184,12 @@ impl From<sqlx::Error> for Error {
 /// Why a call was refused ([`Error::Conflict`], [`Error::Forbidden`]): a stable
 /// machine-readable `code` to match on, and a message for people (which may change).
 ///
-/// Codes of the library: `admin_only`, `role_above_own`, `not_owner` (refusals);
-/// `duplicate`, `merged`, `still_linked`, `still_required`, `last_admin`, `not_deleted`, `not_draft`,
-/// `wrong_state`, `not_a_task`, `already_converted`, `unqualified`, `converted_read_only`,
-/// `unit_ended` (conflicts). HTTP layers add their own (crm-axum: `users_only`,
-/// `super_admin_only`, `role_required`, `registration_off`, `api_key_only`, `out_of_scope`).
+/// Codes of the library: `admin_only`, `super_admin_only`, `role_above_own`, `not_owner`,
+/// `not_permitted`, `out_of_scope`, `users_only` (refusals); `duplicate`, `merged`,
+/// `still_linked`, `still_required`, `last_admin`, `not_deleted`, `not_draft`, `wrong_state`,
+/// `not_a_task`, `already_converted`, `unqualified`, `converted_read_only`, `unit_ended`
+/// (conflicts). HTTP layers add their own (crm-axum: `registration_off`, `api_key_only`, and
+/// `users_only` for routes that are a signed-in user's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Refusal {
     /// A stable machine-readable code (`"not_draft"`).

@@ -377,18 +377,6 @@ impl Tenant {
             )),
         }
     }
-
-    /// 403 unless the caller has at least `role`.
-    pub fn require(&self, role: Role) -> Result<(), ApiError> {
-        if self.context().role() >= role {
-            Ok(())
-        } else {
-            Err(forbidden(
-                "role_required",
-                &format!("requires the {role} role"),
-            ))
-        }
-    }
 }
 
 /// A 403 with a stable `code` (see [`crm_core::Refusal`]).
@@ -482,14 +470,8 @@ async fn resolve(
             role,
         ));
     };
-    // A super-admin acting in another organization: explicit (this header), checked, logged,
-    // and attributed to them in that organization's event log.
-    if role < Role::SuperAdmin {
-        return Err(forbidden(
-            "super_admin_only",
-            "only super-admins may act in another organization",
-        ));
-    }
+    // A super-admin acting in another organization: explicit (this header), checked by
+    // crm-core, logged, and attributed to them in that organization's event log.
     let target = target
         .to_str()
         .ok()
@@ -497,13 +479,13 @@ async fn resolve(
         .ok_or_else(|| {
             ApiError::BadRequest(format!("{ACT_IN_ORGANIZATION} must be an organization id"))
         })?;
-    let org = state
+    let home = TenantContext::user(OrganizationId::from_uuid(claims.org), user, role);
+    let ctx = state
         .crm
-        .organizations()
-        .get(OrganizationId::from_uuid(target))
+        .act_in(&home, OrganizationId::from_uuid(target))
         .await?;
-    tracing::info!(super_admin = %user, home = %claims.org, organization = %org.id, "super-admin acting in another organization");
-    Ok(TenantContext::user(org.id, user, role))
+    tracing::info!(super_admin = %user, home = %claims.org, organization = %ctx.organization_id(), "super-admin acting in another organization");
+    Ok(ctx)
 }
 
 /// Whether the request is the web-form post, which may also carry its API key as

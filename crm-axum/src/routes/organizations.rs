@@ -1,7 +1,7 @@
 //! `organizations`: tenants, for super-admins.
 
 use axum::http::StatusCode;
-use crm_core::{NewOrganization, Organization, OrganizationId, OrganizationStatus, Page, Role};
+use crm_core::{NewOrganization, Organization, OrganizationId, OrganizationStatus, Page};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -29,11 +29,6 @@ pub(crate) struct UpdateOrganizationRequest {
     status: OrganizationStatus,
 }
 
-fn super_admin(tenant: &Tenant) -> ApiResult<()> {
-    tenant.user_id()?;
-    tenant.require(Role::SuperAdmin)
-}
-
 /// Lists organizations (super-admins).
 #[utoipa::path(get, path = "/organizations", tag = tags::ORGANIZATIONS, params(Paging), security(("bearer" = [])),
     responses(
@@ -45,10 +40,9 @@ async fn list_organizations(
     tenant: Tenant,
     Query(p): Query<Paging>,
 ) -> ApiResult<Json<Page<Organization>>> {
-    super_admin(&tenant)?;
     let rows = state
         .crm
-        .organizations()
+        .organizations_for(tenant.context())?
         .list(p.cursor.map(OrganizationId::from_uuid), p.size())
         .await?;
     Ok(Json(p.page(rows, |o| o.id.uuid())))
@@ -66,8 +60,11 @@ async fn create_organization(
     tenant: Tenant,
     Json(new): Json<NewOrganization>,
 ) -> ApiResult<(StatusCode, Json<Organization>)> {
-    super_admin(&tenant)?;
-    let org = state.crm.organizations().create(new).await?;
+    let org = state
+        .crm
+        .organizations_for(tenant.context())?
+        .create(new)
+        .await?;
     Ok((StatusCode::CREATED, Json(org)))
 }
 
@@ -86,11 +83,10 @@ async fn update_organization(
     Path(id): Path<Uuid>,
     Json(req): Json<UpdateOrganizationRequest>,
 ) -> ApiResult<Json<Organization>> {
-    super_admin(&tenant)?;
     let status = req.status;
     let org = state
         .crm
-        .organizations()
+        .organizations_for(tenant.context())?
         .set_status(OrganizationId::from_uuid(id), status)
         .await?;
     // Its users' cached state no longer holds, here or on other instances.

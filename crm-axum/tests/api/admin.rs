@@ -58,6 +58,12 @@ async fn super_admins_manage_organizations(crm: Crm) {
         .expect(201);
     assert_eq!(o.body["status"], "active");
     let id = o.body["id"].as_str().unwrap();
+    // Only a signed-in super-admin: crm-core refuses a company admin (`super_admin_only`).
+    let denied = app
+        .get("/api/v1/organizations", &home.access)
+        .await
+        .problem(403, "forbidden");
+    assert_eq!(denied.body["code"], "super_admin_only", "{}", denied.body);
     app.post(
         "/api/v1/organizations",
         r,
@@ -112,15 +118,17 @@ async fn super_admins_manage_organizations(crm: Crm) {
         .await
         .expect(200);
     assert_eq!(seen.body["data"][0]["first_name"], "Support");
-    app.send(
-        Method::GET,
-        "/api/v1/contacts",
-        Some(&home.access),
-        None,
-        &act,
-    )
-    .await
-    .problem(403, "forbidden");
+    let denied = app
+        .send(
+            Method::GET,
+            "/api/v1/contacts",
+            Some(&home.access),
+            None,
+            &act,
+        )
+        .await
+        .problem(403, "forbidden");
+    assert_eq!(denied.body["code"], "super_admin_only", "{}", denied.body);
     app.send(
         Method::GET,
         "/api/v1/contacts",

@@ -12,16 +12,42 @@ use crate::users::{NewUser, PreparedUser, User};
 use crate::validation::Validator;
 
 impl Crm {
-    /// Installation-level administration of organizations.
+    /// Installation-level administration of organizations, for the host itself (an operator's
+    /// tool, a set-up script): no caller is checked. For a caller, [`Crm::organizations_for`].
     pub fn organizations(&self) -> Organizations<'_> {
         Organizations::new(self)
     }
+
+    /// [`Crm::organizations`] for `caller`, once found to be a super-admin signed in as a
+    /// user (what `crm-axum`'s `/organizations` routes call).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] `super_admin_only` for anyone else.
+    pub fn organizations_for(&self, caller: &TenantContext) -> Result<Organizations<'_>> {
+        crate::access::roles::require_super_admin(caller, "administer organizations")?;
+        Ok(self.organizations())
+    }
+
+    /// `caller`, a super-admin signed in as a user, acting in `organization`: the context
+    /// their calls there run in, attributed to them in that organization's event log.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`] `super_admin_only` for anyone else; [`Error::NotFound`] when
+    /// there is no such organization.
+    pub async fn act_in(
+        &self,
+        caller: &TenantContext,
+        organization: OrganizationId,
+    ) -> Result<TenantContext> {
+        let user =
+            crate::access::roles::require_super_admin(caller, "act in another organization")?;
+        let org = self.organizations().get(organization).await?;
+        Ok(TenantContext::user(org.id, user, caller.role()))
+    }
 }
 
-/// Creates, reads and suspends organizations. Reached through [`Crm::organizations`].
-///
-/// This is installation-level administration: the host (or `crm-axum`, for super-admins)
-/// decides who may call it.
+/// Creates, reads and suspends organizations. Reached through [`Crm::organizations`] (the host
+/// decides who may call it) or [`Crm::organizations_for`] (super-admins only).
 #[derive(Debug, Clone, Copy)]
 pub struct Organizations<'c> {
     crm: &'c Crm,
