@@ -413,35 +413,14 @@ pub(crate) fn plan<E: Entity>(
             sql = Sql::new("select * from (");
             for (i, branch) in branches.branches.iter().enumerate() {
                 sql.push(if i > 0 { " union all (" } else { "(" });
-                // The shared records are read in id order from their sorted list, one by one
-                // as the merge asks for them (a page reads the few that fall within it), not
-                // all fetched and sorted first.
-                let shared = matches!(branch, Branch::Shared);
-                if shared {
-                    sql.push("select ")
-                        .push(E::SELECT)
-                        .push(" from (select shared_id from unnest(")
-                        .bind(Arg::Array(Array::Uuid(
-                            branches
-                                .shared
-                                .unwrap_or_default()
-                                .iter()
-                                .map(|id| Some(*id))
-                                .collect(),
-                        )))
-                        .push("::uuid[]) shared_id order by shared_id")
-                        .push(dir)
-                        .push(") shared cross join lateral (");
-                }
+                branches.push_open(&mut sql, branch, E::SELECT, dir);
                 push_head(&mut sql);
                 sql.push(" and ");
                 branches.push(&mut sql, scope, branch);
                 // Every branch compiles the same filters: their problems are told once.
                 let mut again = Vec::new();
                 push_rest(&mut sql, if i == 0 { &mut errors } else { &mut again });
-                if shared {
-                    sql.push(") ").push(E::TABLE);
-                }
+                branches.push_close(&mut sql, branch, E::TABLE);
                 sql.push(" order by id")
                     .push(dir)
                     .limit(limit.saturating_add(1))
@@ -536,6 +515,33 @@ impl<'g> ReachBranches<'g> {
             shared,
             branches,
         })
+    }
+
+    /// Appends what comes before `branch`'s head (`select … from <table> where …`): for the
+    /// shared records, their sorted list, walked through a lateral join so that each is read
+    /// in id order as the merge asks for it (a page reads the few that fall within it), not
+    /// all fetched and sorted first. `select` is the entity's column list, `dir` the order.
+    fn push_open(&self, sql: &mut Sql, branch: &Branch, select: &'static str, dir: &'static str) {
+        if let Branch::Shared = branch {
+            let ids = self.shared.unwrap_or_default();
+            sql.push("select ")
+                .push(select)
+                .push(" from (select shared_id from unnest(")
+                .bind(Arg::Array(Array::Uuid(
+                    ids.iter().map(|id| Some(*id)).collect(),
+                )))
+                .push("::uuid[]) shared_id order by shared_id")
+                .push(dir)
+                .push(") shared cross join lateral (");
+        }
+    }
+
+    /// Closes what [`ReachBranches::push_open`] opened for `branch`, naming the joined rows as
+    /// `table`, before the branch's own order and limit.
+    fn push_close(&self, sql: &mut Sql, branch: &Branch, table: &'static str) {
+        if let Branch::Shared = branch {
+            sql.push(") ").push(table);
+        }
     }
 
     /// Appends the reach condition of `branch`.
